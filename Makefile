@@ -1,0 +1,44 @@
+# Dockyard — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+
+.PHONY: help run test check lint typecheck unit bench system-deps venv clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+venv: $(UV) ## Create .venv and install Dockyard from the lock file
+	$(UV) sync --frozen --inexact --no-dev --python $(VENV)/bin/python
+
+run: venv ## Install and start Dockyard on http://127.0.0.1:5000 (SQLite + files under ./data)
+	$(VENV)/bin/dockyard serve
+
+system-deps: ## Install the system tools the tests use (apt-get, when root)
+	bash scripts/install-system-deps.sh
+
+dev: $(UV)
+	$(UV) sync --frozen --inexact --python $(VENV)/bin/python
+
+lint: dev ## ruff (lint and format check) and the import-layer contracts
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/lint-imports
+
+typecheck: dev ## mypy --strict on src/
+	$(VENV)/bin/mypy
+
+test: system-deps dev lint typecheck ## Install everything, lint, type-check and run the whole suite
+	bash scripts/run-tests.sh
+
+bench: system-deps dev ## Side-by-side benchmark against the reference registry (docker-registry)
+	$(VENV)/bin/python -m bench.run
+
+clean: ## Remove the venv and caches (not ./data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system tools the test suite and the benchmark drive, from Debian's packages.
+# As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
+set -euo pipefail
+
+PACKAGES=(skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun)
+TOOLS=(skopeo podman buildah umoci busybox docker-registry wrk)
+
+missing=()
+for tool in "${TOOLS[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system tools present: ${TOOLS[*]}"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system tools (run as root to install): ${missing[*]}" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+# The reference registry is a service of its own on Debian; the benchmark starts it by hand.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+pkill -x docker-registry >/dev/null 2>&1 || true
+echo "installed: ${PACKAGES[*]}"

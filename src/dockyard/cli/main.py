@@ -1,0 +1,109 @@
+"""``dockyard serve | db upgrade | --version``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dockyard import __version__
+from dockyard.settings import Settings, SettingsError, load_settings, serialize_for_workers
+
+log = logging.getLogger("dockyard")
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="dockyard")
+def main() -> None:
+    """Dockyard: a self-hosted Docker Hub."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 5000).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Where the embedded DB and blobs live.")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A TOML settings file.",
+)
+@click.option("--open", "open_", is_flag=True, default=None, help="No authentication: anyone may pull, push, delete.")
+@click.option("--workers", type=int, default=None, help="Server processes (default 1).")
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    config: Path | None,
+    open_: bool | None,
+    workers: int | None,
+) -> None:
+    """Run the registry server (migrating the DB first)."""
+    import uvicorn
+
+    from dockyard.db.migrate import upgrade_sync
+
+    settings = _settings(config, host=host, port=port, data_dir=data_dir, open=open_, workers=workers)
+    _configure_logging(settings.log_level)
+    if settings.open:
+        log.warning("--open: authentication is off; anyone who can reach this server may pull, push and delete")
+    upgrade_sync(settings.effective_database_url)
+    url = f"http://{settings.host}:{settings.port}"
+    click.echo(f"Dockyard {__version__} serving on {url}  (data: {settings.data_dir.resolve()})")
+    click.echo(
+        f"Push an image: skopeo copy --dest-tls-verify=false oci-archive:image.tar "
+        f"docker://{settings.host}:{settings.port}/library/hello:latest"
+    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": 30,
+        "server_header": False,
+    }
+    if settings.workers > 1:
+        serialize_for_workers(settings)
+        uvicorn.run("dockyard.app:app_from_environment", factory=True, workers=settings.workers, **common)
+    else:
+        from dockyard.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def upgrade(config: Path | None, data_dir: Path | None) -> None:
+    """Apply all DB migrations."""
+    from dockyard.db.migrate import upgrade_sync
+
+    settings = _settings(config, data_dir=data_dir)
+    upgrade_sync(settings.effective_database_url)
+    click.echo("database is up to date")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure OCI rules with no I/O: digests, names and tags, media types, manifest parsing and validation."""

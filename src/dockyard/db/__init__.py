@@ -1,0 +1,1 @@
+"""SQLAlchemy engine, units of work (read and write sessions) and Alembic migrations."""

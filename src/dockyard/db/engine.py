@@ -1,0 +1,108 @@
+"""The Database: one async engine and the two kinds of unit of work, ``read()`` and ``write()``.
+
+On SQLite a write unit of work starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the
+database lock instead of failing half-way with SQLITE_BUSY; readers never block writers (WAL mode).
+On PostgreSQL both are ordinary READ COMMITTED transactions; conflicting writers lock rows explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+_WRITE_OPTION = "dockyard_write"
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Take over transaction control from pysqlite so that BEGIN IMMEDIATE is possible.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """Owns the engine. ``read()``/``write()`` yield a connection inside one transaction."""
+
+    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            db_path = url.split("///", 1)[-1]
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = pool_size
+        else:
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"statement_timeout": "30000"}},
+            )
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction; commits on normal exit, rolls back on an exception."""
+        async with self._write_engine.connect() as conn, conn.begin():
+            yield conn
+
+    async def check(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def retry_on_busy(attempts: int = 5) -> AsyncIterator[int]:
+    """Yield attempt numbers; callers retry a transaction that lost a serialization race."""
+    for attempt in range(attempts):
+        yield attempt
+        await asyncio.sleep(0.01 * (2**attempt))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for transient lock/serialization failures worth retrying."""
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        return "locked" in message or "busy" in message or "serializ" in message or "deadlock" in message
+    return False

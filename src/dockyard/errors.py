@@ -1,0 +1,70 @@
+"""Domain errors raised by services. They carry no HTTP: each surface (``http/oci``, ``http/api``) maps them.
+
+Every error names its *subject* (what was wrong: a name, a digest, a manifest, …) so that a surface can pick a
+precise code, e.g. ``NotFound("blob")`` → OCI ``BLOB_UNKNOWN`` 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Subject = Literal[
+    "repository",
+    "blob",
+    "manifest",
+    "manifest_blob",
+    "upload",
+    "tag",
+    "name",
+    "digest",
+    "size",
+    "range",
+    "request",
+    "operation",
+]
+
+
+class DomainError(Exception):
+    """Base of all expected errors. ``message`` is safe to show a client; ``detail`` is JSON-able."""
+
+    def __init__(self, subject: Subject, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.subject: Subject = subject
+        self.message = message
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """The named thing does not exist (or is not visible to the caller)."""
+
+
+class Invalid(DomainError):
+    """The input is malformed or inconsistent with the content it describes."""
+
+
+class TooLarge(DomainError):
+    """The input is larger than this server accepts."""
+
+
+class RangeNotSatisfiable(DomainError):
+    """A byte range does not fit the content (out-of-order chunk, range past the end)."""
+
+    def __init__(self, subject: Subject, message: str, detail: Any = None, *, current_end: int = -1) -> None:
+        super().__init__(subject, message, detail)
+        self.current_end = current_end
+
+
+class Conflict(DomainError):
+    """A concurrent change won; the caller may retry."""
+
+
+class Unsupported(DomainError):
+    """The operation or format is not supported."""
+
+
+class Denied(DomainError):
+    """The caller is known but may not do this."""
+
+
+class Unauthorized(DomainError):
+    """The caller must authenticate first."""

@@ -1,0 +1,1 @@
+"""Domain event names and the transactional outbox that records them."""

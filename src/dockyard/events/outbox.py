@@ -1,0 +1,70 @@
+"""Record domain events in the caller's transaction (the outbox that webhooks and audit later deliver).
+
+Names are dotted and past tense. Because the row is written in the same transaction as the change, an event
+exists if and only if its change committed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.models import Event
+from dockyard.models.base import utcnow
+
+BLOB_UPLOADED = "blob.uploaded"
+BLOB_MOUNTED = "blob.mounted"
+BLOB_DELETED = "blob.deleted"
+MANIFEST_PUSHED = "manifest.pushed"
+MANIFEST_DELETED = "manifest.deleted"
+TAG_UPDATED = "tag.updated"
+TAG_DELETED = "tag.deleted"
+REPOSITORY_CREATED = "repository.created"
+
+EVENT_TYPES = frozenset(
+    {
+        BLOB_UPLOADED,
+        BLOB_MOUNTED,
+        BLOB_DELETED,
+        MANIFEST_PUSHED,
+        MANIFEST_DELETED,
+        TAG_UPDATED,
+        TAG_DELETED,
+        REPOSITORY_CREATED,
+    }
+)
+
+
+async def record_event(
+    conn: AsyncConnection,
+    event_type: str,
+    *,
+    repository: str | None = None,
+    digest: str | None = None,
+    tag: str | None = None,
+    media_type: str | None = None,
+    actor: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> str:
+    """Append one event to the outbox inside ``conn``'s transaction and return its id."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    event_id = str(uuid.uuid4())
+    await conn.execute(
+        insert(Event).values(
+            event_id=event_id,
+            type=event_type,
+            occurred_at=utcnow(),
+            actor=actor,
+            repository=repository,
+            tag=tag,
+            digest=digest,
+            media_type=media_type,
+            payload=json.dumps(payload or {}, separators=(",", ":")),
+        )
+    )
+    return event_id

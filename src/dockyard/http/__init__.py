@@ -1,0 +1,1 @@
+"""HTTP surfaces. Only this package imports Starlette."""

@@ -1,0 +1,141 @@
+"""Pure ASGI middleware: request ids, Prometheus metrics and the structured (JSON) access log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("dockyard.access")
+
+
+class Metrics:
+    """The app's Prometheus collectors, on a registry of its own (never the process-global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dockyard_http_requests_total",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dockyard_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.bytes_in = Counter(
+            "dockyard_http_received_bytes_total", "Request body bytes", ["route"], registry=self.registry
+        )
+        self.bytes_out = Counter(
+            "dockyard_http_sent_bytes_total", "Response body bytes", ["route"], registry=self.registry
+        )
+        self.uploads_in_progress = Gauge(
+            "dockyard_uploads_in_progress", "Blob upload requests being received", registry=self.registry
+        )
+
+
+def route_label(path: str) -> str:
+    """A low-cardinality label for a request path."""
+    if not path.startswith("/v2"):
+        return path if path in ("/healthz", "/readyz", "/metrics") else "other"
+    if path in ("/v2", "/v2/"):
+        return "base"
+    if path == "/v2/_catalog":
+        return "catalog"
+    if path.endswith("/tags/list"):
+        return "tags"
+    if "/blobs/uploads" in path:
+        return "uploads"
+    if "/blobs/" in path:
+        return "blobs"
+    if "/manifests/" in path:
+        return "manifests"
+    if "/referrers/" in path:
+        return "referrers"
+    return "other"
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        route = route_label(scope["path"])
+        method = scope["method"]
+        status = 500
+        received = 0
+        sent = 0
+        upload = route == "uploads" and method in ("PATCH", "PUT", "POST")
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        if upload:
+            self.metrics.uploads_in_progress.inc()
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            if upload:
+                self.metrics.uploads_in_progress.dec()
+            elapsed = time.perf_counter() - start
+            m = self.metrics
+            m.requests.labels(route, method, str(status)).inc()
+            m.latency.labels(route, method).observe(elapsed)
+            if received:
+                m.bytes_in.labels(route).inc(received)
+            if sent:
+                m.bytes_out.labels(route).inc(sent)
+            if self.log_requests:
+                client = scope.get("client")
+                access_log.info(
+                    json.dumps(
+                        {
+                            "request_id": request_id,
+                            "method": method,
+                            "path": scope["path"][:512],
+                            "route": route,
+                            "status": status,
+                            "bytes_in": received,
+                            "bytes_out": sent,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "remote": client[0] if client else None,
+                        },
+                        separators=(",", ":"),
+                    )
+                )
+
+
+def _request_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id" and 0 < len(value) <= 64 and value.isascii():
+            return str(value.decode())
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,1 @@
+"""The OCI Distribution / Docker Registry v2 API under ``/v2``."""

@@ -1,0 +1,95 @@
+"""``/v2/<name>/blobs/<digest>``: GET and HEAD (with Range), DELETE."""
+
+from __future__ import annotations
+
+import os
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from dockyard.core.ranges import parse_range
+from dockyard.errors import RangeNotSatisfiable
+from dockyard.http.oci.base import API_VERSION, digest_param, registry, repo_name
+from dockyard.http.oci.errors import OCIError
+
+OCTET = "application/octet-stream"
+
+
+class _WholeFileResponse(FileResponse):
+    """The whole blob, read 1 MiB at a time (64 KiB makes downloads CPU-bound), or by ``pathsend`` if the
+    server offers it. Ranges were handled before: this response ignores the request's Range header."""
+
+    chunk_size = 1024 * 1024
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
+
+async def get_blob(request: Request) -> Response:
+    name = repo_name(request)
+    digest = digest_param(request.path_params["digest"])
+    reg = registry(request)
+    info = await reg.blobs.stat(name, digest)
+    head = request.method == "HEAD"
+    headers = {
+        "Docker-Content-Digest": info.digest,
+        "ETag": f'"{info.digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+        **API_VERSION,
+    }
+    try:
+        byte_range = parse_range(request.headers.get("range"), info.size)
+    except RangeNotSatisfiable as exc:
+        raise OCIError(
+            "RANGE_INVALID",
+            exc.message,
+            exc.detail,
+            status=416,
+            headers={"Content-Range": f"bytes */{info.size}"},
+        ) from exc
+    if info.manifest_content is not None:
+        body = info.manifest_content
+        media_type = info.media_type or OCTET
+        if byte_range is not None:
+            start, end = byte_range
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+            return Response(b"" if head else body[start:end], 206, headers, media_type)
+        if head:
+            headers["Content-Length"] = str(info.size)
+            return Response(b"", 200, headers, media_type)
+        return Response(body, 200, headers, media_type)
+    store = reg.ctx.store
+    if head:
+        if byte_range is not None:
+            start, end = byte_range
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+            headers["Content-Length"] = str(end - start)
+            return Response(b"", 206, headers, OCTET)
+        headers["Content-Length"] = str(info.size)
+        return Response(b"", 200, headers, OCTET)
+    location = await store.locate(info.digest)
+    if location.redirect_url is not None:
+        return Response(b"", 307, {"Location": location.redirect_url, **headers})
+    if byte_range is not None:
+        start, end = byte_range
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
+        headers["Content-Length"] = str(end - start)
+        return StreamingResponse(store.read(info.digest, start, end), 206, headers, OCTET)
+    if location.path is not None:
+        try:
+            stat_result = os.stat(location.path)
+        except FileNotFoundError:
+            raise OCIError("BLOB_UNKNOWN", "blob content is missing from storage", {"digest": info.digest}) from None
+        return _WholeFileResponse(location.path, headers=headers, media_type=OCTET, stat_result=stat_result)
+    headers["Content-Length"] = str(info.size)
+    return StreamingResponse(store.read(info.digest), 200, headers, OCTET)
+
+
+async def delete_blob(request: Request) -> Response:
+    name = repo_name(request)
+    digest = digest_param(request.path_params["digest"])
+    await registry(request).blobs.unlink(name, digest)
+    return Response(b"", 202, {"Content-Length": "0", **API_VERSION})

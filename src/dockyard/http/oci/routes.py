@@ -1,0 +1,99 @@
+"""The /v2 route table (named routes) and the ASGI error boundary that renders every failure as OCI JSON."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.errors import DomainError
+from dockyard.http.oci import blobs, listing, manifests, uploads
+from dockyard.http.oci.errors import OCIError, from_domain, render
+
+log = logging.getLogger("dockyard.http")
+
+N = "/v2/{name:path}"
+
+ROUTES = [
+    Route("/v2/", listing.base, methods=["GET"], name="oci.base"),
+    Route("/v2", listing.base, methods=["GET"], name="oci.base.noslash"),
+    Route("/v2/_catalog", listing.catalog, methods=["GET"], name="oci.catalog"),
+    Route(f"{N}/tags/list", listing.tags_list, methods=["GET"], name="oci.tags"),
+    Route(f"{N}/referrers/{{digest}}", listing.referrers, methods=["GET"], name="oci.referrers"),
+    Route(f"{N}/manifests/{{reference}}", manifests.get_manifest, methods=["GET", "HEAD"], name="oci.manifest"),
+    Route(f"{N}/manifests/{{reference}}", manifests.put_manifest, methods=["PUT"], name="oci.manifest.put"),
+    Route(
+        f"{N}/manifests/{{reference}}",
+        manifests.delete_manifest,
+        methods=["DELETE"],
+        name="oci.manifest.delete",
+    ),
+    Route(f"{N}/blobs/uploads/", uploads.start_upload, methods=["POST"], name="oci.upload.start"),
+    Route(f"{N}/blobs/uploads", uploads.start_upload, methods=["POST"], name="oci.upload.start.noslash"),
+    Route(f"{N}/blobs/uploads/{{upload_id}}", uploads.get_upload, methods=["GET"], name="oci.upload.status"),
+    Route(f"{N}/blobs/uploads/{{upload_id}}", uploads.patch_upload, methods=["PATCH"], name="oci.upload.patch"),
+    Route(f"{N}/blobs/uploads/{{upload_id}}", uploads.put_upload, methods=["PUT"], name="oci.upload.complete"),
+    Route(
+        f"{N}/blobs/uploads/{{upload_id}}",
+        uploads.delete_upload,
+        methods=["DELETE"],
+        name="oci.upload.cancel",
+    ),
+    Route(f"{N}/blobs/{{digest}}", blobs.get_blob, methods=["GET", "HEAD"], name="oci.blob"),
+    Route(f"{N}/blobs/{{digest}}", blobs.delete_blob, methods=["DELETE"], name="oci.blob.delete"),
+]
+
+
+class OCIErrorBoundary:
+    """Renders domain errors, OCIError and routing failures as the spec's JSON; turns anything else into a
+    logged ``UNKNOWN`` 500 without a traceback for the client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception as exc:
+            if started:
+                log.warning(
+                    "request failed after the response started: %s",
+                    exc,
+                    extra={"request_id": scope.get("state", {}).get("request_id")},
+                )
+                return
+            err = self._translate(exc, scope)
+            await render(err, head=scope["method"] == "HEAD")(scope, receive, send)
+
+    @staticmethod
+    def _translate(exc: Exception, scope: Scope) -> OCIError:
+        if isinstance(exc, OCIError):
+            return exc
+        if isinstance(exc, DomainError):
+            return from_domain(exc)
+        if isinstance(exc, HTTPException):
+            if exc.status_code == 405:
+                return OCIError("UNSUPPORTED", "method not allowed on this endpoint", status=405)
+            if exc.status_code == 404:
+                return OCIError("UNSUPPORTED", "no such endpoint", {"path": scope.get("path", "")[:200]}, status=404)
+            return OCIError("UNSUPPORTED", exc.detail, status=exc.status_code)
+        request_id = scope.get("state", {}).get("request_id")
+        log.error("unhandled error (request %s)", request_id, exc_info=exc)
+        return OCIError("UNKNOWN", "internal server error", {"request_id": request_id})
+
+
+def oci_app() -> ASGIApp:
+    return OCIErrorBoundary(Router(routes=ROUTES))

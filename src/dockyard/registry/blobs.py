@@ -1,0 +1,128 @@
+"""Blobs as seen by a repository: existence checks, links (upload, mount), and unlinking on DELETE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.core.digest import Digest
+from dockyard.errors import NotFound
+from dockyard.events.outbox import BLOB_DELETED, BLOB_MOUNTED, BLOB_UPLOADED, record_event
+from dockyard.models import Blob, Manifest, Repository, RepositoryBlob
+from dockyard.models.base import utcnow
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.repositories import ensure_repository, find_repository
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: str
+    size: int
+    # Set when the digest names a manifest of the repository rather than a blob (served from the DB).
+    manifest_content: bytes | None = None
+    media_type: str | None = None
+
+
+async def link_blob(conn: AsyncConnection, repo_id: int, digest: str, size: int) -> bool:
+    """Record the blob (once, globally) and link it to the repository. Returns False if already linked."""
+    if (await conn.execute(select(Blob.size).where(Blob.digest == digest))).first() is None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(insert(Blob).values(digest=digest, size=size, created_at=utcnow()))
+        except IntegrityError:
+            pass
+    linked = await conn.execute(
+        select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest)
+    )
+    if linked.first() is not None:
+        return False
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(RepositoryBlob).values(repository_id=repo_id, digest=digest, created_at=utcnow()))
+    except IntegrityError:
+        return False
+    return True
+
+
+class BlobService:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    async def stat(self, name: str, digest: Digest) -> BlobInfo:
+        """Size of a blob linked to ``name``; a manifest digest of the repository is served too, as in
+        distribution. Raises NotFound("blob")."""
+        key = str(digest)
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(Blob.size)
+                    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+                    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+                    .where(Repository.name == name, Blob.digest == key)
+                )
+            ).first()
+            if row is not None:
+                return BlobInfo(key, row[0])
+            manifest = (
+                await conn.execute(
+                    select(Manifest.content, Manifest.media_type)
+                    .join(Repository, Repository.id == Manifest.repository_id)
+                    .where(Repository.name == name, Manifest.digest == key)
+                )
+            ).first()
+        if manifest is not None:
+            return BlobInfo(key, len(manifest[0]), manifest[0], manifest[1])
+        raise NotFound("blob", "blob unknown to registry", {"digest": key})
+
+    async def record_upload(self, name: str, digest: str, size: int, actor: str | None = None) -> None:
+        """After the bytes are committed to storage: make the blob visible in the repository."""
+        async with self.ctx.db.write() as conn:
+            repo_id = await ensure_repository(conn, name, actor)
+            if await link_blob(conn, repo_id, digest, size):
+                await record_event(
+                    conn, BLOB_UPLOADED, repository=name, digest=digest, actor=actor, payload={"size": size}
+                )
+
+    async def mount(self, name: str, digest: Digest, source: str, actor: str | None = None) -> int | None:
+        """Link a blob of ``source`` into ``name`` without copying. Returns its size, or None if ``source`` has
+        no such blob (the caller then starts an ordinary upload)."""
+        key = str(digest)
+        async with self.ctx.db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(Blob.size)
+                    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+                    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+                    .where(Repository.name == source, Blob.digest == key)
+                )
+            ).first()
+            if row is None:
+                return None
+            repo_id = await ensure_repository(conn, name, actor)
+            if await link_blob(conn, repo_id, key, row[0]):
+                await record_event(
+                    conn,
+                    BLOB_MOUNTED,
+                    repository=name,
+                    digest=key,
+                    actor=actor,
+                    payload={"from": source, "size": row[0]},
+                )
+            return int(row[0])
+
+    async def unlink(self, name: str, digest: Digest, actor: str | None = None) -> None:
+        """DELETE of a blob: the repository stops serving it; storage is reclaimed by garbage collection."""
+        key = str(digest)
+        async with self.ctx.db.write() as conn:
+            repo_id = await find_repository(conn, name)
+            if repo_id is None:
+                raise NotFound("blob", "blob unknown to registry", {"digest": key})
+            result = await conn.execute(
+                delete(RepositoryBlob).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == key)
+            )
+            if result.rowcount == 0:
+                raise NotFound("blob", "blob unknown to registry", {"digest": key})
+            await record_event(conn, BLOB_DELETED, repository=name, digest=key, actor=actor)

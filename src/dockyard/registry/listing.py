@@ -1,0 +1,73 @@
+"""Read-only listings, all DB queries: tags of a repository, the catalog, referrers of a manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from dockyard.models import Manifest, Repository, Tag
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.repositories import require_repository
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[str]
+    more: bool
+
+
+class ListingService:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    async def tags(self, name: str, limit: int, last: str | None) -> Page:
+        """Up to ``limit`` tags after ``last`` in byte order. Raises NotFound("repository")."""
+        async with self.ctx.db.read() as conn:
+            repo_id = await require_repository(conn, name)
+            if limit == 0:
+                return Page([], False)
+            query = select(Tag.name).where(Tag.repository_id == repo_id)
+            if last is not None:
+                query = query.where(Tag.name > last)
+            rows = (await conn.execute(query.order_by(Tag.name).limit(limit + 1))).scalars().all()
+        return Page(list(rows[:limit]), len(rows) > limit)
+
+    async def catalog(self, limit: int, last: str | None) -> Page:
+        async with self.ctx.db.read() as conn:
+            if limit == 0:
+                return Page([], False)
+            query = select(Repository.name)
+            if last is not None:
+                query = query.where(Repository.name > last)
+            rows = (await conn.execute(query.order_by(Repository.name).limit(limit + 1))).scalars().all()
+        return Page(list(rows[:limit]), len(rows) > limit)
+
+    async def referrers(self, name: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:
+        """Descriptors of manifests in ``name`` whose subject is ``digest`` (empty if none or no repository)."""
+        query = (
+            select(
+                Manifest.media_type,
+                Manifest.size,
+                Manifest.digest,
+                Manifest.artifact_type,
+                Manifest.annotations,
+            )
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == name, Manifest.subject_digest == digest)
+        )
+        if artifact_type is not None:
+            query = query.where(Manifest.artifact_type == artifact_type)
+        async with self.ctx.db.read() as conn:
+            rows = (await conn.execute(query.order_by(Manifest.id))).all()
+        result: list[dict[str, Any]] = []
+        for media_type, size, ref_digest, ref_type, raw_annotations in rows:
+            descriptor: dict[str, Any] = {"mediaType": media_type, "size": size, "digest": ref_digest}
+            if ref_type:
+                descriptor["artifactType"] = ref_type
+            if raw_annotations:
+                descriptor["annotations"] = json.loads(raw_annotations)
+            result.append(descriptor)
+        return result

@@ -1,0 +1,252 @@
+"""Manifests and tags: push (validate, store, tag), get by tag or digest, delete (untag or remove)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.core.digest import Digest
+from dockyard.core.manifest import ParsedManifest, parse_manifest
+from dockyard.errors import Invalid, NotFound
+from dockyard.events.outbox import MANIFEST_DELETED, MANIFEST_PUSHED, TAG_DELETED, TAG_UPDATED, record_event
+from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
+from dockyard.models.base import utcnow
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.repositories import ensure_repository, find_repository
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    digest: str
+    subject: str | None
+    tags: tuple[str, ...]
+
+
+def _manifest_unknown(reference: str) -> NotFound:
+    return NotFound("manifest", "manifest unknown to registry", {"reference": reference[:200]})
+
+
+async def _missing(conn: AsyncConnection, repo_id: int, parsed: ParsedManifest) -> list[dict[str, str]]:
+    """Descriptors the manifest needs that the repository lacks (subjects and foreign layers excepted)."""
+    missing: list[dict[str, str]] = []
+    blob_digests = {str(d.digest) for d in parsed.blob_references()}
+    if blob_digests:
+        present = set(
+            (
+                await conn.execute(
+                    select(RepositoryBlob.digest).where(
+                        RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(blob_digests)
+                    )
+                )
+            ).scalars()
+        )
+        missing.extend({"digest": d, "kind": "blob"} for d in sorted(blob_digests - present))
+    child_digests = {str(d.digest) for d in parsed.children}
+    if child_digests:
+        present = set(
+            (
+                await conn.execute(
+                    select(Manifest.digest).where(Manifest.repository_id == repo_id, Manifest.digest.in_(child_digests))
+                )
+            ).scalars()
+        )
+        missing.extend({"digest": d, "kind": "manifest"} for d in sorted(child_digests - present))
+    return missing
+
+
+async def _store(conn: AsyncConnection, repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> int:
+    """Insert the manifest and its references unless present; return its id."""
+    existing = (
+        await conn.execute(select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    result = await conn.execute(
+        insert(Manifest)
+        .values(
+            repository_id=repo_id,
+            digest=digest,
+            media_type=parsed.media_type,
+            artifact_type=parsed.referrer_artifact_type,
+            subject_digest=str(parsed.subject.digest) if parsed.subject else None,
+            annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+            size=len(body),
+            content=body,
+            created_at=utcnow(),
+        )
+        .returning(Manifest.id)
+    )
+    manifest_id: int = result.scalar_one()
+    refs = {("blob", str(d.digest)) for d in parsed.blob_references()}
+    refs |= {("manifest", str(d.digest)) for d in parsed.children}
+    if parsed.subject is not None:
+        refs.add(("subject", str(parsed.subject.digest)))
+    if refs:
+        await conn.execute(
+            insert(ManifestReference),
+            [{"manifest_id": manifest_id, "kind": kind, "digest": d} for kind, d in sorted(refs)],
+        )
+    return manifest_id
+
+
+async def _set_tag(conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int) -> bool:
+    """Point ``tag`` at the manifest. Returns True if the tag changed."""
+    current = (
+        await conn.execute(select(Tag.manifest_id).where(Tag.repository_id == repo_id, Tag.name == tag))
+    ).scalar_one_or_none()
+    if current == manifest_id:
+        return False
+    if current is None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(
+                    insert(Tag).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=utcnow())
+                )
+            return True
+        except IntegrityError:
+            pass
+    await conn.execute(
+        update(Tag)
+        .where(Tag.repository_id == repo_id, Tag.name == tag)
+        .values(manifest_id=manifest_id, updated_at=utcnow())
+    )
+    return True
+
+
+class ManifestService:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    async def put(
+        self,
+        name: str,
+        reference: str,
+        body: bytes,
+        content_type: str,
+        tags: tuple[str, ...] = (),
+        actor: str | None = None,
+    ) -> PushResult:
+        """Validate and store a manifest; tag it with ``reference`` (if a tag) and ``tags``."""
+        parsed = parse_manifest(body, content_type)
+        if ":" in reference:
+            wanted = Digest.parse(reference)
+            digest = str(Digest.of(body, wanted.algorithm))
+            if digest != reference:
+                raise Invalid(
+                    "digest",
+                    "manifest digest does not match the reference",
+                    {"reference": reference, "actual": digest},
+                )
+            all_tags = tags
+        else:
+            digest = str(Digest.of(body))
+            all_tags = (reference, *[t for t in tags if t != reference])
+        async with self.ctx.db.write() as conn:
+            repo_id = await ensure_repository(conn, name, actor)
+            missing = await _missing(conn, repo_id, parsed)
+            if missing:
+                raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
+            manifest_id = await _store(conn, repo_id, digest, body, parsed)
+            subject = str(parsed.subject.digest) if parsed.subject else None
+            await record_event(
+                conn,
+                MANIFEST_PUSHED,
+                repository=name,
+                digest=digest,
+                media_type=parsed.media_type,
+                actor=actor,
+                tag=all_tags[0] if all_tags else None,
+                payload={
+                    "size": len(body),
+                    "tags": list(all_tags),
+                    "subject": subject,
+                    "artifactType": parsed.referrer_artifact_type,
+                },
+            )
+            for tag in all_tags:
+                if await _set_tag(conn, repo_id, tag, manifest_id):
+                    await record_event(
+                        conn,
+                        TAG_UPDATED,
+                        repository=name,
+                        tag=tag,
+                        digest=digest,
+                        media_type=parsed.media_type,
+                        actor=actor,
+                    )
+        return PushResult(digest, subject, all_tags)
+
+    async def get(self, name: str, reference: str) -> StoredManifest:
+        """By tag or digest. Raises NotFound("manifest"), or NotFound("repository") if the repository is
+        unknown."""
+        query = select(Manifest.digest, Manifest.media_type, Manifest.content).join(
+            Repository, Repository.id == Manifest.repository_id
+        )
+        if ":" in reference:
+            query = query.where(Repository.name == name, Manifest.digest == reference)
+        else:
+            query = query.join(Tag, Tag.manifest_id == Manifest.id).where(
+                Repository.name == name, Tag.name == reference
+            )
+        async with self.ctx.db.read() as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                if await find_repository(conn, name) is None:
+                    raise NotFound("repository", "repository name not known to registry", {"name": name})
+                raise _manifest_unknown(reference)
+        return StoredManifest(row[0], row[1], row[2])
+
+    async def delete(self, name: str, reference: str, actor: str | None = None) -> None:
+        """By tag: untag. By digest: remove the manifest and every tag pointing at it."""
+        async with self.ctx.db.write() as conn:
+            repo_id = await find_repository(conn, name)
+            if repo_id is None:
+                raise NotFound("repository", "repository name not known to registry", {"name": name})
+            if ":" not in reference:
+                row = (
+                    await conn.execute(
+                        select(Manifest.digest)
+                        .join(Tag, Tag.manifest_id == Manifest.id)
+                        .where(Tag.repository_id == repo_id, Tag.name == reference)
+                    )
+                ).first()
+                if row is None:
+                    raise _manifest_unknown(reference)
+                await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == reference))
+                await record_event(conn, TAG_DELETED, repository=name, tag=reference, digest=row[0], actor=actor)
+                return
+            manifest = (
+                await conn.execute(
+                    select(Manifest.id, Manifest.media_type).where(
+                        Manifest.repository_id == repo_id, Manifest.digest == reference
+                    )
+                )
+            ).first()
+            if manifest is None:
+                raise _manifest_unknown(reference)
+            tags = (await conn.execute(select(Tag.name).where(Tag.manifest_id == manifest[0]))).scalars().all()
+            await conn.execute(delete(Tag).where(Tag.manifest_id == manifest[0]))
+            await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest[0]))
+            await conn.execute(delete(Manifest).where(Manifest.id == manifest[0]))
+            for tag in tags:
+                await record_event(conn, TAG_DELETED, repository=name, tag=tag, digest=reference, actor=actor)
+            await record_event(
+                conn,
+                MANIFEST_DELETED,
+                repository=name,
+                digest=reference,
+                media_type=manifest[1],
+                actor=actor,
+                payload={"tags": list(tags)},
+            )

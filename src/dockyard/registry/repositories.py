@@ -1,0 +1,41 @@
+"""Repository rows: look-up and create-on-first-push (with its ``repository.created`` event)."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.errors import NotFound
+from dockyard.events.outbox import REPOSITORY_CREATED, record_event
+from dockyard.models import Repository
+from dockyard.models.base import utcnow
+
+
+async def find_repository(conn: AsyncConnection, name: str) -> int | None:
+    return (await conn.execute(select(Repository.id).where(Repository.name == name))).scalar_one_or_none()
+
+
+async def require_repository(conn: AsyncConnection, name: str) -> int:
+    repo_id = await find_repository(conn, name)
+    if repo_id is None:
+        raise NotFound("repository", "repository name not known to registry", {"name": name})
+    return repo_id
+
+
+async def ensure_repository(conn: AsyncConnection, name: str, actor: str | None = None) -> int:
+    """Return the repository's id, creating it (and recording the event) inside ``conn``'s write transaction."""
+    repo_id = await find_repository(conn, name)
+    if repo_id is not None:
+        return repo_id
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(
+                insert(Repository).values(name=name, created_at=utcnow()).returning(Repository.id)
+            )
+            repo_id = result.scalar_one()
+    except IntegrityError:
+        # Another replica created it between our look-up and insert.
+        return await require_repository(conn, name)
+    await record_event(conn, REPOSITORY_CREATED, repository=name, actor=actor)
+    return repo_id

@@ -1,0 +1,316 @@
+"""Blob upload sessions: start, append (chunked or streamed), status, complete with digest check, cancel.
+
+Bytes stream from the request through a hasher and into the storage driver in batches; hashing and writing run
+in worker threads side by side while the next batch is received. The DB records how many bytes are durably
+stored; a request's partial tail is discarded. The running hash lives in this process's memory, keyed by
+(upload, offset); after a restart, or when another replica took the previous chunk, it is recomputed from the
+stored bytes — correct first, fast in the common case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, or_, select, update
+
+from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
+from dockyard.errors import Conflict, Invalid, NotFound, RangeNotSatisfiable
+from dockyard.models import Repository, Upload
+from dockyard.models.base import utcnow
+from dockyard.registry.blobs import BlobService
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.repositories import ensure_repository
+from dockyard.storage.base import UploadMissing, UploadWriter
+
+LEASE = timedelta(seconds=60)
+LEASE_RENEW_SECONDS = 20.0
+_HASHER_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class UploadState:
+    id: str
+    name: str
+    size: int
+    algorithm: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpec:
+    """What the request says about its body: where it starts (Content-Range) and how long it is."""
+
+    start: int | None = None
+    length: int | None = None
+
+
+def _upload_unknown(upload_id: str) -> NotFound:
+    return NotFound("upload", "blob upload unknown to registry", {"upload": upload_id[:64]})
+
+
+def _update_hash(hasher: Hasher, chunks: Sequence[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+
+
+class _HasherCache:
+    """In-process running hashes, valid only for the exact (upload, offset, algorithm) they were left at."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, tuple[int, str, Hasher]] = OrderedDict()
+
+    def take(self, upload_id: str, offset: int, algorithm: str) -> Hasher | None:
+        item = self._items.pop(upload_id, None)
+        if item is not None and item[0] == offset and item[1] == algorithm:
+            return item[2]
+        return None
+
+    def put(self, upload_id: str, offset: int, algorithm: str, hasher: Hasher) -> None:
+        self._items[upload_id] = (offset, algorithm, hasher)
+        while len(self._items) > _HASHER_CACHE_SIZE:
+            self._items.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        self._items.pop(upload_id, None)
+
+
+class UploadService:
+    def __init__(self, ctx: RegistryContext, blobs: BlobService) -> None:
+        self.ctx = ctx
+        self.blobs = blobs
+        self._hashers = _HasherCache()
+
+    # -- sessions -------------------------------------------------------------------------------------------
+
+    async def start(self, name: str, algorithm: str = "sha256", actor: str | None = None) -> UploadState:
+        check_algorithm(algorithm)
+        upload_id = uuid.uuid4().hex
+        await self.ctx.store.create_upload(upload_id)
+        now = utcnow()
+        async with self.ctx.db.write() as conn:
+            repo_id = await ensure_repository(conn, name, actor)
+            await conn.execute(
+                insert(Upload).values(
+                    id=upload_id,
+                    repository_id=repo_id,
+                    algorithm=algorithm,
+                    size=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return UploadState(upload_id, name, 0, algorithm)
+
+    async def status(self, name: str, upload_id: str) -> UploadState:
+        async with self.ctx.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(Upload.size, Upload.algorithm)
+                    .join(Repository, Repository.id == Upload.repository_id)
+                    .where(Upload.id == upload_id, Repository.name == name)
+                )
+            ).first()
+        if row is None:
+            raise _upload_unknown(upload_id)
+        return UploadState(upload_id, name, row[0], row[1])
+
+    async def cancel(self, name: str, upload_id: str) -> None:
+        await self.status(name, upload_id)
+        async with self.ctx.db.write() as conn:
+            await conn.execute(delete(Upload).where(Upload.id == upload_id))
+        self._hashers.drop(upload_id)
+        await self.ctx.store.delete_upload(upload_id)
+
+    # -- leases ---------------------------------------------------------------------------------------------
+
+    async def _claim(self, name: str, upload_id: str) -> tuple[UploadState, str]:
+        token = uuid.uuid4().hex
+        now = utcnow()
+        async with self.ctx.db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(Upload.size, Upload.algorithm, Upload.lease_until)
+                    .join(Repository, Repository.id == Upload.repository_id)
+                    .where(Upload.id == upload_id, Repository.name == name)
+                )
+            ).first()
+            if row is None:
+                raise _upload_unknown(upload_id)
+            result = await conn.execute(
+                update(Upload)
+                .where(Upload.id == upload_id, or_(Upload.lease_until.is_(None), Upload.lease_until < now))
+                .values(lease_token=token, lease_until=now + LEASE)
+            )
+            if result.rowcount == 0:
+                raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
+        return UploadState(upload_id, name, row[0], row[1]), token
+
+    async def _renew(self, upload_id: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            with contextlib.suppress(Exception):
+                async with self.ctx.db.write() as conn:
+                    await conn.execute(
+                        update(Upload)
+                        .where(Upload.id == upload_id, Upload.lease_token == token)
+                        .values(lease_until=utcnow() + LEASE)
+                    )
+
+    async def _release(self, upload_id: str, token: str, size: int | None) -> None:
+        values: dict[str, object] = {"lease_token": None, "lease_until": None}
+        if size is not None:
+            values.update(size=size, updated_at=utcnow())
+        async with self.ctx.db.write() as conn:
+            await conn.execute(update(Upload).where(Upload.id == upload_id, Upload.lease_token == token).values(values))
+
+    # -- streaming ------------------------------------------------------------------------------------------
+
+    async def _hasher_at(self, upload_id: str, offset: int, algorithm: str) -> Hasher:
+        hasher = self._hashers.take(upload_id, offset, algorithm)
+        if hasher is not None:
+            return hasher
+        hasher = new_hasher(algorithm)
+        if offset:
+            async for chunk in self.ctx.store.read_upload(upload_id, 0, offset):
+                await asyncio.to_thread(hasher.update, chunk)
+        return hasher
+
+    async def _stream(
+        self, upload_id: str, offset: int, hasher: Hasher, body: AsyncIterator[bytes], spec: ChunkSpec
+    ) -> int:
+        """Append the request body at ``offset``; return the number of bytes durably written."""
+        if spec.start is not None and spec.start != offset:
+            raise RangeNotSatisfiable(
+                "range", f"chunk starts at {spec.start}, upload is at {offset}", current_end=offset
+            )
+        batch_limit = self.ctx.settings.upload_write_batch_bytes
+        writer: UploadWriter = await self.ctx.store.open_upload(upload_id, offset)
+        pending: asyncio.Future[tuple[None, None]] | None = None
+        received = 0
+        try:
+            batch: list[bytes] = []
+            batch_bytes = 0
+            async for chunk in body:
+                if not chunk:
+                    continue
+                received += len(chunk)
+                if spec.length is not None and received > spec.length:
+                    raise Invalid("size", "body is longer than declared", {"declared": spec.length})
+                batch.append(chunk)
+                batch_bytes += len(chunk)
+                if batch_bytes >= batch_limit:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.gather(writer.write(batch), asyncio.to_thread(_update_hash, hasher, batch))
+                    batch, batch_bytes = [], 0
+            if pending is not None:
+                await pending
+                pending = None
+            if batch:
+                await asyncio.gather(writer.write(batch), asyncio.to_thread(_update_hash, hasher, batch))
+            if spec.length is not None and received != spec.length:
+                raise Invalid(
+                    "size",
+                    f"body has {received} bytes, {spec.length} were declared",
+                    {"declared": spec.length, "received": received},
+                )
+            await writer.close()
+        except BaseException:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await pending
+            await writer.abort()
+            raise
+        return received
+
+    async def append(self, name: str, upload_id: str, body: AsyncIterator[bytes], spec: ChunkSpec) -> UploadState:
+        """PATCH: append a chunk (Content-Range) or a stream. Raises RangeNotSatisfiable for out-of-order."""
+        state, token = await self._claim(name, upload_id)
+        renew = asyncio.create_task(self._renew(upload_id, token))
+        new_size: int | None = None
+        try:
+            hasher = await self._hasher_at(upload_id, state.size, state.algorithm)
+            try:
+                received = await self._stream(upload_id, state.size, hasher, body, spec)
+            except UploadMissing as exc:
+                raise _upload_unknown(upload_id) from exc
+            new_size = state.size + received
+            self._hashers.put(upload_id, new_size, state.algorithm, hasher)
+        finally:
+            renew.cancel()
+            await asyncio.shield(self._release(upload_id, token, new_size))
+        return UploadState(upload_id, name, new_size, state.algorithm)
+
+    async def complete(
+        self,
+        name: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        spec: ChunkSpec,
+        actor: str | None = None,
+    ) -> int:
+        """Closing PUT: append the optional last chunk, verify the digest, commit the blob. Returns its size."""
+        state, token = await self._claim(name, upload_id)
+        renew = asyncio.create_task(self._renew(upload_id, token))
+        size = state.size
+        try:
+            algorithm = state.algorithm
+            hasher = await self._hasher_at(upload_id, state.size, algorithm)
+            try:
+                size += await self._stream(upload_id, state.size, hasher, body, spec)
+            except UploadMissing as exc:
+                raise _upload_unknown(upload_id) from exc
+            if digest.algorithm != algorithm:
+                # The session hashed with another algorithm: recompute from the stored bytes.
+                hasher = await self._hasher_at(upload_id, size, digest.algorithm)
+            actual = hasher.hexdigest()
+            if actual != digest.hex:
+                self._hashers.drop(upload_id)
+                raise Invalid(
+                    "digest",
+                    "provided digest did not match uploaded content",
+                    {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+                )
+            await self.ctx.store.commit_upload(upload_id, str(digest), size)
+            await self.blobs.record_upload(name, str(digest), size, actor)
+            async with self.ctx.db.write() as conn:
+                await conn.execute(delete(Upload).where(Upload.id == upload_id))
+            self._hashers.drop(upload_id)
+            return size
+        except BaseException:
+            renew.cancel()
+            await asyncio.shield(self._release(upload_id, token, size))
+            raise
+        finally:
+            renew.cancel()
+
+    async def monolithic(
+        self, name: str, digest: Digest, body: AsyncIterator[bytes], spec: ChunkSpec, actor: str | None = None
+    ) -> int:
+        """Single-POST upload (``POST …/uploads/?digest=``): no session row, the upload object is private."""
+        upload_id = uuid.uuid4().hex
+        await self.ctx.store.create_upload(upload_id)
+        committed = False
+        try:
+            hasher = new_hasher(digest.algorithm)
+            size = await self._stream(upload_id, 0, hasher, body, spec)
+            actual = hasher.hexdigest()
+            if actual != digest.hex:
+                raise Invalid(
+                    "digest",
+                    "provided digest did not match uploaded content",
+                    {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+                )
+            await self.ctx.store.commit_upload(upload_id, str(digest), size)
+            committed = True
+            await self.blobs.record_upload(name, str(digest), size, actor)
+            return size
+        finally:
+            if not committed:
+                await asyncio.shield(self.ctx.store.delete_upload(upload_id))
