@@ -37,8 +37,12 @@ def canonical(doc: dict[str, Any]) -> bytes:
 
 def push_blob(client: httpx.Client, repo: str, data: bytes, digest: str | None = None) -> str:
     digest = digest or sha256(data)
-    response = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data,
-                           headers={"Content-Type": "application/octet-stream"})
+    response = client.post(
+        f"/v2/{repo}/blobs/uploads/",
+        params={"digest": digest},
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert response.status_code == 201, response.text
     return digest
 
@@ -55,8 +59,15 @@ class PushedImage:
     layers: list[bytes]
 
 
-def push_image(client: httpx.Client, repo: str, tag: str | None = "latest", *, seed: str | None = None,
-               media_type: str = OCI_MANIFEST, extra: dict[str, Any] | None = None) -> PushedImage:
+def push_image(
+    client: httpx.Client,
+    repo: str,
+    tag: str | None = "latest",
+    *,
+    seed: str | None = None,
+    media_type: str = OCI_MANIFEST,
+    extra: dict[str, Any] | None = None,
+) -> PushedImage:
     """Push a config, one layer and a manifest; return what was pushed."""
     seed = seed or uuid.uuid4().hex
     config = canonical({"architecture": "amd64", "os": "linux", "seed": seed})
@@ -73,8 +84,7 @@ def push_image(client: httpx.Client, repo: str, tag: str | None = "latest", *, s
     }
     body = canonical(doc)
     digest = sha256(body)
-    response = client.put(f"/v2/{repo}/manifests/{tag or digest}", content=body,
-                          headers={"Content-Type": media_type})
+    response = client.put(f"/v2/{repo}/manifests/{tag or digest}", content=body, headers={"Content-Type": media_type})
     assert response.status_code == 201, response.text
     return PushedImage(body, digest, config, [layer])
 

@@ -25,8 +25,14 @@ def free_port() -> int:
 class DockyardServer:
     """Start, stop, kill and restart one server process over the same data directory."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None, env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.env = env or {}
@@ -46,7 +52,10 @@ class DockyardServer:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "dockyard.cli.main", "serve", "--port", str(self.port), "--open"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

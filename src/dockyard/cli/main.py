@@ -56,7 +56,7 @@ def serve(
     """Run the registry server (migrating the DB first)."""
     import uvicorn
 
-    from dockyard.db.migrate import upgrade_sync
+    from dockyard.migrations.runner import upgrade_sync
 
     settings = _settings(config, host=host, port=port, data_dir=data_dir, open=open_, workers=workers)
     _configure_logging(settings.log_level)
@@ -98,7 +98,7 @@ def db() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 def upgrade(config: Path | None, data_dir: Path | None) -> None:
     """Apply all DB migrations."""
-    from dockyard.db.migrate import upgrade_sync
+    from dockyard.migrations.runner import upgrade_sync
 
     settings = _settings(config, data_dir=data_dir)
     upgrade_sync(settings.effective_database_url)

@@ -1,1 +1,1 @@
-"""SQLAlchemy engine, units of work (read and write sessions) and Alembic migrations."""
+"""SQLAlchemy engine and units of work (read and write transactions)."""

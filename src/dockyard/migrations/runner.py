@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.db.engine import Database
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent
 
 
 def alembic_config(url: str) -> Config:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the metadata DB, and the runner that applies them."""
