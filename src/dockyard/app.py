@@ -24,7 +24,7 @@ from dockyard.storage.factory import open_blob_store
 log = logging.getLogger("dockyard")
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics()
 
     @asynccontextmanager
@@ -38,30 +38,33 @@ def create_app(settings: Settings) -> Starlette:
             await store.close()
             await db.close()
 
-    app = Starlette(routes=ops.ROUTES, lifespan=lifespan)
-    app.state.metrics = metrics
-    app.state.settings = settings
-    app.add_middleware(PrefixDispatch, prefix="/v2", target=oci_app())
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, log_requests=settings.access_log)
-    return app
+    shell = Starlette(routes=ops.ROUTES, lifespan=lifespan)
+    shell.state.metrics = metrics
+    shell.state.settings = settings
+    return DockyardApp(shell, oci_app(), metrics, log_requests=settings.access_log)
 
 
-class PrefixDispatch:
-    """Sends every request under ``prefix`` to ``target`` (a surface with its own router and error boundary)."""
+class DockyardApp:
+    """The ASGI entry point. ``/v2`` goes straight to the OCI surface (its own router and error boundary,
+    without Starlette's generic middleware on the hot path); everything else, and the lifespan, to the shell
+    application that owns the shared state."""
 
-    def __init__(self, app: ASGIApp, prefix: str, target: ASGIApp) -> None:
-        self.app = app
-        self.prefix = prefix
-        self.target = target
+    def __init__(self, shell: Starlette, oci: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
+        self.shell = shell
+        self.state = shell.state
+        self._oci = ObservabilityMiddleware(oci, metrics, log_requests=log_requests)
+        self._other = ObservabilityMiddleware(shell, metrics, log_requests=log_requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
-            await self.target(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/v2/") or path == "/v2":
+                scope["app"] = self.shell
+                await self._oci(scope, receive, send)
+                return
+        await self._other(scope, receive, send)
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> DockyardApp:
     """Factory for server workers in separate processes: settings come serialized from the parent."""
     return create_app(load_serialized())

@@ -7,7 +7,6 @@ On PostgreSQL both are ordinary READ COMMITTED transactions; conflicting writers
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,11 +15,11 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _WRITE_OPTION = "dockyard_write"
+_SNAPSHOT_OPTION = "dockyard_snapshot"
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -39,9 +38,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_WRITE_OPTION):
+        # Reads run in autocommit mode: each statement sees one consistent WAL snapshot, with no BEGIN/ROLLBACK
+        # round trips. Units of work that read several rows consistently use write() (or read(consistent=True)).
+        options = conn.get_execution_options()
+        if options.get(_WRITE_OPTION):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif options.get(_SNAPSHOT_OPTION):
             conn.exec_driver_sql("BEGIN")
 
 
@@ -58,6 +60,9 @@ class Database:
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
+            # Every write unit of work ends in COMMIT or ROLLBACK and reads are autocommit, so a connection
+            # returns to the pool clean; skipping the reset saves a thread hop per request.
+            kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(
                 pool_size=pool_size,
@@ -69,6 +74,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._snapshot_engine = self.engine.execution_options(**{_SNAPSHOT_OPTION: True})
 
     @property
     def dialect(self) -> str:
@@ -91,18 +97,3 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-
-
-async def retry_on_busy(attempts: int = 5) -> AsyncIterator[int]:
-    """Yield attempt numbers; callers retry a transaction that lost a serialization race."""
-    for attempt in range(attempts):
-        yield attempt
-        await asyncio.sleep(0.01 * (2**attempt))
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True for transient lock/serialization failures worth retrying."""
-    if isinstance(exc, OperationalError):
-        message = str(exc.orig).lower()
-        return "locked" in message or "busy" in message or "serializ" in message or "deadlock" in message
-    return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,19 @@ class BlobInfo:
     # Set when the digest names a manifest of the repository rather than a blob (served from the DB).
     manifest_content: bytes | None = None
     media_type: str | None = None
+
+
+_BLOB_IN_REPOSITORY = (
+    select(Blob.size)
+    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("name"), Blob.digest == bindparam("digest"))
+)
+_MANIFEST_AS_BLOB = (
+    select(Manifest.content, Manifest.media_type)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("name"), Manifest.digest == bindparam("digest"))
+)
 
 
 async def link_blob(conn: AsyncConnection, repo_id: int, digest: str, size: int) -> bool:
@@ -55,24 +68,12 @@ class BlobService:
         """Size of a blob linked to ``name``; a manifest digest of the repository is served too, as in
         distribution. Raises NotFound("blob")."""
         key = str(digest)
+        params = {"name": name, "digest": key}
         async with self.ctx.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(Blob.size)
-                    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-                    .join(Repository, Repository.id == RepositoryBlob.repository_id)
-                    .where(Repository.name == name, Blob.digest == key)
-                )
-            ).first()
+            row = (await conn.execute(_BLOB_IN_REPOSITORY, params)).first()
             if row is not None:
                 return BlobInfo(key, row[0])
-            manifest = (
-                await conn.execute(
-                    select(Manifest.content, Manifest.media_type)
-                    .join(Repository, Repository.id == Manifest.repository_id)
-                    .where(Repository.name == name, Manifest.digest == key)
-                )
-            ).first()
+            manifest = (await conn.execute(_MANIFEST_AS_BLOB, params)).first()
         if manifest is not None:
             return BlobInfo(key, len(manifest[0]), manifest[0], manifest[1])
         raise NotFound("blob", "blob unknown to registry", {"digest": key})
@@ -91,14 +92,7 @@ class BlobService:
         no such blob (the caller then starts an ordinary upload)."""
         key = str(digest)
         async with self.ctx.db.write() as conn:
-            row = (
-                await conn.execute(
-                    select(Blob.size)
-                    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-                    .join(Repository, Repository.id == RepositoryBlob.repository_id)
-                    .where(Repository.name == source, Blob.digest == key)
-                )
-            ).first()
+            row = (await conn.execute(_BLOB_IN_REPOSITORY, {"name": source, "digest": key})).first()
             if row is None:
                 return None
             repo_id = await ensure_repository(conn, name, actor)

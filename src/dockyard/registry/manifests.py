@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,6 +31,21 @@ class PushResult:
     digest: str
     subject: str | None
     tags: tuple[str, ...]
+
+
+# Hot-path statements are built once: bound parameters keep SQLAlchemy's compiled-statement cache warm and
+# skip rebuilding the expression tree on every request.
+_BY_TAG = (
+    select(Manifest.digest, Manifest.media_type, Manifest.content)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .join(Tag, Tag.manifest_id == Manifest.id)
+    .where(Repository.name == bindparam("name"), Tag.name == bindparam("reference"))
+)
+_BY_DIGEST = (
+    select(Manifest.digest, Manifest.media_type, Manifest.content)
+    .join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("name"), Manifest.digest == bindparam("reference"))
+)
 
 
 def _manifest_unknown(reference: str) -> NotFound:
@@ -190,17 +205,9 @@ class ManifestService:
     async def get(self, name: str, reference: str) -> StoredManifest:
         """By tag or digest. Raises NotFound("manifest"), or NotFound("repository") if the repository is
         unknown."""
-        query = select(Manifest.digest, Manifest.media_type, Manifest.content).join(
-            Repository, Repository.id == Manifest.repository_id
-        )
-        if ":" in reference:
-            query = query.where(Repository.name == name, Manifest.digest == reference)
-        else:
-            query = query.join(Tag, Tag.manifest_id == Manifest.id).where(
-                Repository.name == name, Tag.name == reference
-            )
+        query = _BY_DIGEST if ":" in reference else _BY_TAG
         async with self.ctx.db.read() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(query, {"name": name, "reference": reference})).first()
             if row is None:
                 if await find_repository(conn, name) is None:
                     raise NotFound("repository", "repository name not known to registry", {"name": name})

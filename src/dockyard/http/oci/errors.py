@@ -118,9 +118,9 @@ def from_domain(exc: e.DomainError) -> OCIError:
 
 
 def render(err: OCIError, *, head: bool = False) -> Response:
-    entry: dict[str, Any] = {"code": err.code, "message": err.message}
-    if err.detail is not None:
-        entry["detail"] = err.detail
+    # Every entry carries all three fields of the spec's example body; "detail" is {} when there is none.
+    detail = {} if err.detail is None else err.detail
+    entry: dict[str, Any] = {"code": err.code, "message": err.message, "detail": detail}
     body = json.dumps({"errors": [entry]}, separators=(",", ":")).encode()
     headers = dict(err.headers)
     if head:
