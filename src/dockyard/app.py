@@ -18,14 +18,14 @@ from dockyard.http.middleware import Metrics, ObservabilityMiddleware
 from dockyard.http.oci.routes import oci_app
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
-from dockyard.settings import Settings, load_serialized
+from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir
 from dockyard.storage.factory import open_blob_store
 
 log = logging.getLogger("dockyard")
 
 
 def create_app(settings: Settings) -> DockyardApp:
-    metrics = Metrics()
+    metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

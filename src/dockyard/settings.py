@@ -136,6 +136,16 @@ def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 SERIALIZED_ENV = "DOCKYARD__SERVE_SETTINGS"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess_metrics(directory: Path) -> None:
+    """Make prometheus_client in every worker process share counters through files in ``directory``."""
+    os.environ[METRICS_DIR_ENV] = str(directory)
+
+
+def multiprocess_metrics_dir() -> str | None:
+    return os.environ.get(METRICS_DIR_ENV)
 
 
 def serialize_for_workers(settings: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,13 @@ from typing import Any
 import click
 
 from dockyard import __version__
-from dockyard.settings import Settings, SettingsError, load_settings, serialize_for_workers
+from dockyard.settings import (
+    Settings,
+    SettingsError,
+    enable_multiprocess_metrics,
+    load_settings,
+    serialize_for_workers,
+)
 
 log = logging.getLogger("dockyard")
 
@@ -80,6 +87,10 @@ def serve(
         "server_header": False,
     }
     if settings.workers > 1:
+        metrics_dir = settings.data_dir.resolve() / "run" / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        enable_multiprocess_metrics(metrics_dir)
         serialize_for_workers(settings)
         uvicorn.run("dockyard.app:app_from_environment", factory=True, workers=settings.workers, **common)
     else:

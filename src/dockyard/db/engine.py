@@ -92,8 +92,9 @@ class Database:
             yield conn
 
     async def check(self) -> None:
+        """Raise unless the DB answers a query on the migrated schema."""
         async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            await conn.execute(text("SELECT version_num FROM alembic_version"))
 
     async def close(self) -> None:
         await self.engine.dispose()

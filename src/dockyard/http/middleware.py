@@ -8,6 +8,7 @@ import time
 import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("dockyard.access")
@@ -16,8 +17,9 @@ access_log = logging.getLogger("dockyard.access")
 class Metrics:
     """The app's Prometheus collectors, on a registry of its own (never the process-global one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess_dir = multiprocess_dir
         self.requests = Counter(
             "dockyard_http_requests_total",
             "HTTP requests",
@@ -38,8 +40,19 @@ class Metrics:
             "dockyard_http_sent_bytes_total", "Response body bytes", ["route"], registry=self.registry
         )
         self.uploads_in_progress = Gauge(
-            "dockyard_uploads_in_progress", "Blob upload requests being received", registry=self.registry
+            "dockyard_uploads_in_progress",
+            "Blob upload requests being received",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """What /metrics renders: this process's collectors, or all workers' when several share a directory."""
+        if self.multiprocess_dir is None:
+            return self.registry
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # untyped upstream
+        return combined
 
 
 def route_label(path: str) -> str:

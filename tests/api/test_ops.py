@@ -1,0 +1,47 @@
+"""Operational endpoints: liveness, readiness (DB and storage), Prometheus metrics, request ids."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+
+from tests.support.oci import push_image, unique_name
+from tests.support.server import DockyardServer
+
+
+def test_healthz(client: httpx.Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_metrics_count_requests_and_bytes(client: httpx.Client) -> None:
+    repo = unique_name()
+    push_image(client, repo, "v1")
+    assert client.get(f"/v2/{repo}/manifests/v1").status_code == 200
+    text = client.get("/metrics").text
+    assert 'dockyard_http_requests_total{method="GET",route="manifests",status="200"}' in text
+    assert 'dockyard_http_requests_total{method="PUT",route="manifests",status="201"}' in text
+    assert "dockyard_http_request_duration_seconds_bucket" in text
+    assert 'dockyard_http_received_bytes_total{route="uploads"}' in text
+    assert 'dockyard_http_sent_bytes_total{route="manifests"}' in text
+    assert "dockyard_uploads_in_progress 0.0" in text
+
+
+def test_request_id_is_echoed_or_generated(client: httpx.Client) -> None:
+    assert client.get("/v2/", headers={"X-Request-ID": "abc123"}).headers["x-request-id"] == "abc123"
+    generated = client.get("/v2/").headers["x-request-id"]
+    assert len(generated) == 16
+
+
+def test_readyz_fails_when_storage_is_unusable(fresh_server: DockyardServer) -> None:
+    url = fresh_server.url
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    uploads = fresh_server.data_dir / "storage" / "uploads"
+    shutil.rmtree(uploads)
+    response = httpx.get(f"{url}/readyz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == {"storage": "StorageError"}
+    uploads.mkdir()
+    assert httpx.get(f"{url}/readyz").status_code == 200
