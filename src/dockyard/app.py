@@ -5,9 +5,11 @@ Nothing imports this module except the CLI and the tests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,6 +18,7 @@ from dockyard.db.engine import Database
 from dockyard.http import ops
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware
 from dockyard.http.oci.routes import oci_app
+from dockyard.jobs.periodic import run_periodically
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir
@@ -31,10 +34,24 @@ def create_app(settings: Settings) -> DockyardApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
         store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
-        app.state.registry = Registry.build(RegistryContext(db=db, store=store, settings=settings))
+        registry = Registry.build(RegistryContext(db=db, store=store, settings=settings))
+        app.state.registry = registry
+        background: list[asyncio.Task[None]] = []
+        if settings.gc_interval_seconds:
+
+            async def collect() -> None:
+                metrics.record_gc(await registry.gc.run())
+
+            interval = timedelta(seconds=settings.gc_interval_seconds)
+            background.append(
+                asyncio.create_task(run_periodically(db, "gc", interval, collect, ttl=timedelta(hours=1)))
+            )
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await store.close()
             await db.close()
 

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     tags_max_entries: int = Field(default=10000, ge=1)
     db_pool_size: int = Field(default=8, ge=1)
     fsync: bool = True
+    gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    gc_interval_seconds: int = Field(default=3600, ge=0)  # 0: no scheduled collection
+    gc_batch_size: int = Field(default=500, ge=1, le=10000)
+    gc_untagged_manifests: bool = True
 
     @field_validator("log_level")
     @classmethod

@@ -99,6 +99,50 @@ def serve(
         uvicorn.run(create_app(settings), **common)
 
 
+@main.command()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--dry-run", is_flag=True, help="List what would be freed; delete nothing.")
+@click.option("--grace-seconds", type=int, default=None, help="Keep content younger than this (default: setting).")
+@click.option("--verbose", "-v", is_flag=True, help="List every manifest and blob.")
+def gc(config: Path | None, data_dir: Path | None, dry_run: bool, grace_seconds: int | None, verbose: bool) -> None:
+    """Collect unreferenced manifests, blobs and abandoned uploads (safe while the registry serves)."""
+    import asyncio
+    import json
+    from datetime import timedelta
+
+    from dockyard.db.engine import Database
+    from dockyard.migrations.runner import upgrade_sync
+    from dockyard.registry.context import RegistryContext
+    from dockyard.registry.gc import GarbageCollector, GCReport
+    from dockyard.storage.factory import open_blob_store
+
+    settings = _settings(config, data_dir=data_dir)
+    _configure_logging("warning")
+    upgrade_sync(settings.effective_database_url)
+
+    async def run() -> GCReport:
+        database = Database(settings.effective_database_url)
+        store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
+        try:
+            collector = GarbageCollector(RegistryContext(db=database, store=store, settings=settings))
+            grace = None if grace_seconds is None else timedelta(seconds=grace_seconds)
+            return await collector.run(dry_run=dry_run, grace=grace)
+        finally:
+            await store.close()
+            await database.close()
+
+    report = asyncio.run(run())
+    if verbose:
+        for repository, digest in report.manifests:
+            click.echo(f"manifest {repository}@{digest}")
+        for digest, size in report.blobs:
+            click.echo(f"blob {digest} {size}")
+        for upload_id in report.uploads:
+            click.echo(f"upload {upload_id}")
+    click.echo(json.dumps(report.summary()))
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

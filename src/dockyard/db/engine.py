@@ -81,8 +81,10 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
+    async def read(self, *, consistent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read-only unit of work. On SQLite each statement is its own snapshot unless ``consistent``."""
+        engine = self._snapshot_engine if consistent else self.engine
+        async with engine.connect() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager

@@ -11,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.registry.gc import GCReport
+
 access_log = logging.getLogger("dockyard.access")
 
 
@@ -45,6 +47,22 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+
+        self.gc_runs = Counter("dockyard_gc_runs_total", "Garbage collections", registry=self.registry)
+        self.gc_deleted = Counter(
+            "dockyard_gc_deleted_total", "Objects deleted by garbage collection", ["kind"], registry=self.registry
+        )
+        self.gc_freed_bytes = Counter(
+            "dockyard_gc_freed_bytes_total", "Blob bytes freed by garbage collection", registry=self.registry
+        )
+
+    def record_gc(self, report: GCReport) -> None:
+        self.gc_runs.inc()
+        self.gc_deleted.labels("manifest").inc(len(report.manifests))
+        self.gc_deleted.labels("blob_link").inc(report.blob_links)
+        self.gc_deleted.labels("blob").inc(len(report.blobs))
+        self.gc_deleted.labels("upload").inc(len(report.uploads))
+        self.gc_freed_bytes.inc(report.bytes_freed)
 
     def exposition_registry(self) -> CollectorRegistry:
         """What /metrics renders: this process's collectors, or all workers' when several share a directory."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest
-from dockyard.errors import NotFound
+from dockyard.db.statements import insert_ignore
+from dockyard.errors import Conflict, NotFound
 from dockyard.events.outbox import BLOB_DELETED, BLOB_MOUNTED, BLOB_UPLOADED, record_event
-from dockyard.models import Blob, Manifest, Repository, RepositoryBlob
+from dockyard.models import Blob, Manifest, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import ensure_repository, find_repository
@@ -39,25 +39,26 @@ _MANIFEST_AS_BLOB = (
 )
 
 
-async def link_blob(conn: AsyncConnection, repo_id: int, digest: str, size: int) -> bool:
-    """Record the blob (once, globally) and link it to the repository. Returns False if already linked."""
-    if (await conn.execute(select(Blob.size).where(Blob.digest == digest))).first() is None:
-        try:
-            async with conn.begin_nested():
-                await conn.execute(insert(Blob).values(digest=digest, size=size, created_at=utcnow()))
-        except IntegrityError:
-            pass
-    linked = await conn.execute(
-        select(RepositoryBlob.digest).where(RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest == digest)
+async def hold_blob(conn: AsyncConnection, digest: str, size: int) -> None:
+    """Make sure the global blob row exists and share-lock it until ``conn`` commits.
+
+    Garbage collection deletes a blob's row and bytes only under an exclusive lock on that row, so while this
+    transaction holds the share lock the blob cannot disappear underneath it (on SQLite the write transaction
+    already excludes every other writer).
+    """
+    for _ in range(3):
+        await insert_ignore(conn, Blob, {"digest": digest, "size": size, "created_at": utcnow()})
+        locked = await conn.execute(select(Blob.digest).where(Blob.digest == digest).with_for_update(read=True))
+        if locked.first() is not None:
+            return
+    raise Conflict("blob", "blob is being garbage-collected; retry", {"digest": digest})
+
+
+async def link_blob(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
+    """Link a (held) blob to the repository. Returns False if it was linked already."""
+    return await insert_ignore(
+        conn, RepositoryBlob, {"repository_id": repo_id, "digest": digest, "created_at": utcnow()}
     )
-    if linked.first() is not None:
-        return False
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(RepositoryBlob).values(repository_id=repo_id, digest=digest, created_at=utcnow()))
-    except IntegrityError:
-        return False
-    return True
 
 
 class BlobService:
@@ -78,14 +79,22 @@ class BlobService:
             return BlobInfo(key, len(manifest[0]), manifest[0], manifest[1])
         raise NotFound("blob", "blob unknown to registry", {"digest": key})
 
-    async def record_upload(self, name: str, digest: str, size: int, actor: str | None = None) -> None:
-        """After the bytes are committed to storage: make the blob visible in the repository."""
+    async def commit(
+        self, name: str, upload_id: str, digest: str, size: int, actor: str | None = None, *, session: bool
+    ) -> None:
+        """Turn a verified upload into a blob of ``name``: hold the blob row, move the bytes into place, link it,
+        record the event and (``session``) drop the upload session — one transaction, so garbage collection
+        can never delete the bytes between the move and the link."""
         async with self.ctx.db.write() as conn:
             repo_id = await ensure_repository(conn, name, actor)
-            if await link_blob(conn, repo_id, digest, size):
+            await hold_blob(conn, digest, size)
+            await self.ctx.store.commit_upload(upload_id, digest, size)
+            if await link_blob(conn, repo_id, digest):
                 await record_event(
                     conn, BLOB_UPLOADED, repository=name, digest=digest, actor=actor, payload={"size": size}
                 )
+            if session:
+                await conn.execute(delete(Upload).where(Upload.id == upload_id))
 
     async def mount(self, name: str, digest: Digest, source: str, actor: str | None = None) -> int | None:
         """Link a blob of ``source`` into ``name`` without copying. Returns its size, or None if ``source`` has
@@ -96,7 +105,8 @@ class BlobService:
             if row is None:
                 return None
             repo_id = await ensure_repository(conn, name, actor)
-            if await link_blob(conn, repo_id, key, row[0]):
+            await hold_blob(conn, key, row[0])
+            if await link_blob(conn, repo_id, key):
                 await record_event(
                     conn,
                     BLOB_MOUNTED,

@@ -53,29 +53,23 @@ def _manifest_unknown(reference: str) -> NotFound:
 
 
 async def _missing(conn: AsyncConnection, repo_id: int, parsed: ParsedManifest) -> list[dict[str, str]]:
-    """Descriptors the manifest needs that the repository lacks (subjects and foreign layers excepted)."""
+    """Descriptors the manifest needs that the repository lacks (subjects and foreign layers excepted).
+
+    The rows found are share-locked until the transaction ends, so garbage collection (which takes exclusive
+    locks and re-checks references) cannot remove a blob link or child manifest this manifest is about to use.
+    """
     missing: list[dict[str, str]] = []
     blob_digests = {str(d.digest) for d in parsed.blob_references()}
     if blob_digests:
-        present = set(
-            (
-                await conn.execute(
-                    select(RepositoryBlob.digest).where(
-                        RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(blob_digests)
-                    )
-                )
-            ).scalars()
+        query = select(RepositoryBlob.digest).where(
+            RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(blob_digests)
         )
+        present = set((await conn.execute(query.with_for_update(read=True))).scalars())
         missing.extend({"digest": d, "kind": "blob"} for d in sorted(blob_digests - present))
     child_digests = {str(d.digest) for d in parsed.children}
     if child_digests:
-        present = set(
-            (
-                await conn.execute(
-                    select(Manifest.digest).where(Manifest.repository_id == repo_id, Manifest.digest.in_(child_digests))
-                )
-            ).scalars()
-        )
+        query = select(Manifest.digest).where(Manifest.repository_id == repo_id, Manifest.digest.in_(child_digests))
+        present = set((await conn.execute(query.with_for_update(read=True))).scalars())
         missing.extend({"digest": d, "kind": "manifest"} for d in sorted(child_digests - present))
     return missing
 

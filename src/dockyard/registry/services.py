@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.listing import ListingService
 from dockyard.registry.manifests import ManifestService
 from dockyard.registry.uploads import UploadService
@@ -18,8 +19,11 @@ class Registry:
     uploads: UploadService
     manifests: ManifestService
     listing: ListingService
+    gc: GarbageCollector
 
     @classmethod
     def build(cls, ctx: RegistryContext) -> Registry:
         blobs = BlobService(ctx)
-        return cls(ctx, blobs, UploadService(ctx, blobs), ManifestService(ctx), ListingService(ctx))
+        return cls(
+            ctx, blobs, UploadService(ctx, blobs), ManifestService(ctx), ListingService(ctx), GarbageCollector(ctx)
+        )

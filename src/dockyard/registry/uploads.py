@@ -277,10 +277,7 @@ class UploadService:
                     "provided digest did not match uploaded content",
                     {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
-            await self.ctx.store.commit_upload(upload_id, str(digest), size)
-            await self.blobs.record_upload(name, str(digest), size, actor)
-            async with self.ctx.db.write() as conn:
-                await conn.execute(delete(Upload).where(Upload.id == upload_id))
+            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=True)
             self._hashers.drop(upload_id)
             return size
         except BaseException:
@@ -307,9 +304,8 @@ class UploadService:
                     "provided digest did not match uploaded content",
                     {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
-            await self.ctx.store.commit_upload(upload_id, str(digest), size)
+            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=False)
             committed = True
-            await self.blobs.record_upload(name, str(digest), size, actor)
             return size
         finally:
             if not committed:

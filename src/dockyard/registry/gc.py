@@ -1,0 +1,221 @@
+"""Online garbage collection: unreferenced manifests, blob links and blobs, and abandoned upload sessions.
+
+Runs while pushes continue. Every deletion follows the same protocol: find candidates, lock them exclusively
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write transaction excludes all other writers), re-check in a
+new statement that they are still unreferenced, delete. Writers that start using a row again share-lock it first
+(``hold_blob``, the manifest PUT's reference check), so a row is either re-used or collected, never both. Blob
+bytes are deleted inside the transaction that deletes the blob row, after the row is gone, so an upload of the
+same digest (which holds the row first) cannot be half-collected.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, exists, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from dockyard.events.outbox import MANIFEST_DELETED, record_event
+from dockyard.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
+from dockyard.models.base import utcnow
+from dockyard.registry.context import RegistryContext
+
+log = logging.getLogger("dockyard.gc")
+ACTOR = "dockyard-gc"
+_MAX_ROUNDS = 32
+
+
+@dataclass
+class GCReport:
+    dry_run: bool
+    manifests: list[tuple[str, str]] = field(default_factory=list)  # (repository, digest)
+    blob_links: int = 0
+    blobs: list[tuple[str, int]] = field(default_factory=list)  # (digest, size)
+    uploads: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(size for _, size in self.blobs)
+
+    def summary(self) -> dict[str, int | bool]:
+        return {
+            "dry_run": self.dry_run,
+            "manifests": len(self.manifests),
+            "blob_links": self.blob_links,
+            "blobs": len(self.blobs),
+            "bytes_freed": self.bytes_freed,
+            "uploads": len(self.uploads),
+        }
+
+
+def _unreferenced_manifest(cutoff: datetime) -> object:
+    parent = aliased(Manifest)
+    subject = aliased(Manifest)
+    referenced_by_index = exists().where(
+        ManifestReference.kind == "manifest",
+        ManifestReference.digest == Manifest.digest,
+        ManifestReference.manifest_id == parent.id,
+        parent.repository_id == Manifest.repository_id,
+    )
+    subject_present = exists().where(
+        subject.repository_id == Manifest.repository_id, subject.digest == Manifest.subject_digest
+    )
+    return and_(
+        Manifest.created_at < cutoff,
+        not_(exists().where(Tag.manifest_id == Manifest.id)),
+        not_(referenced_by_index),
+        or_(Manifest.subject_digest.is_(None), not_(subject_present)),
+    )
+
+
+def _unreferenced_link(cutoff: datetime) -> object:
+    used = exists().where(
+        ManifestReference.kind == "blob",
+        ManifestReference.digest == RepositoryBlob.digest,
+        ManifestReference.manifest_id == Manifest.id,
+        Manifest.repository_id == RepositoryBlob.repository_id,
+    )
+    return and_(RepositoryBlob.created_at < cutoff, not_(used))
+
+
+def _unlinked_blob(cutoff: datetime) -> object:
+    return and_(Blob.created_at < cutoff, not_(exists().where(RepositoryBlob.digest == Blob.digest)))
+
+
+class GarbageCollector:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    async def run(self, *, dry_run: bool = False, grace: timedelta | None = None) -> GCReport:
+        """One collection. ``grace``: content younger than this is kept (default: the configured grace)."""
+        settings = self.ctx.settings
+        grace = timedelta(seconds=settings.gc_grace_seconds) if grace is None else grace
+        cutoff = utcnow() - grace
+        report = GCReport(dry_run)
+        await self._expire_uploads(report)
+        if settings.gc_untagged_manifests:
+            await self._rounds(self._manifest_batch, cutoff, report)
+        await self._rounds(self._link_batch, cutoff, report)
+        await self._rounds(self._blob_batch, cutoff, report)
+        log.info("garbage collection finished: %s", report.summary())
+        return report
+
+    async def _rounds(self, batch: object, cutoff: datetime, report: GCReport) -> None:
+        for _ in range(_MAX_ROUNDS):
+            found = await batch(cutoff, report)  # type: ignore[operator]
+            if not found or report.dry_run:
+                return
+
+    async def _manifest_batch(self, cutoff: datetime, report: GCReport) -> int:
+        condition = _unreferenced_manifest(cutoff)
+        query = (
+            select(Manifest.id, Manifest.digest, Manifest.media_type, Repository.name)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(condition)  # type: ignore[arg-type]
+            .order_by(Manifest.id)
+            .limit(self.ctx.settings.gc_batch_size)
+        )
+        if report.dry_run:
+            async with self.ctx.db.read(consistent=True) as conn:
+                rows = (await conn.execute(query)).all()
+            report.manifests.extend((name, digest) for _, digest, _, name in rows)
+            return len(rows)
+        async with self.ctx.db.write() as conn:
+            locked = [r[0] for r in (await conn.execute(query.with_for_update(skip_locked=True, of=Manifest))).all()]
+            if not locked:
+                return 0
+            rows = (await conn.execute(query.where(Manifest.id.in_(locked)))).all()  # re-check, fresh snapshot
+            ids = [r[0] for r in rows]
+            if ids:
+                await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id.in_(ids)))
+                await conn.execute(delete(Manifest).where(Manifest.id.in_(ids)))
+            for _, digest, media_type, name in rows:
+                await record_event(
+                    conn,
+                    MANIFEST_DELETED,
+                    repository=name,
+                    digest=digest,
+                    media_type=media_type,
+                    actor=ACTOR,
+                    payload={"reason": "garbage-collected"},
+                )
+        report.manifests.extend((name, digest) for _, digest, _, name in rows)
+        return len(rows)
+
+    async def _link_batch(self, cutoff: datetime, report: GCReport) -> int:
+        query = (
+            select(RepositoryBlob.repository_id, RepositoryBlob.digest)
+            .where(_unreferenced_link(cutoff))  # type: ignore[arg-type]
+            .limit(self.ctx.settings.gc_batch_size)
+        )
+        if report.dry_run:
+            async with self.ctx.db.read(consistent=True) as conn:
+                rows = (await conn.execute(query)).all()
+            report.blob_links += len(rows)
+            return len(rows)
+        async with self.ctx.db.write() as conn:
+            locked = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+            if not locked:
+                return 0
+            deleted = 0
+            for repo_id, digest in locked:
+                result = await conn.execute(
+                    delete(RepositoryBlob).where(
+                        RepositoryBlob.repository_id == repo_id,
+                        RepositoryBlob.digest == digest,
+                        _unreferenced_link(cutoff),  # type: ignore[arg-type]
+                    )
+                )
+                deleted += result.rowcount
+        report.blob_links += deleted
+        return deleted
+
+    async def _blob_batch(self, cutoff: datetime, report: GCReport) -> int:
+        query = (
+            select(Blob.digest, Blob.size)
+            .where(_unlinked_blob(cutoff))  # type: ignore[arg-type]
+            .limit(self.ctx.settings.gc_batch_size)
+        )
+        if report.dry_run:
+            async with self.ctx.db.read(consistent=True) as conn:
+                rows = (await conn.execute(query)).all()
+            report.blobs.extend((d, s) for d, s in rows)
+            return len(rows)
+        freed: list[tuple[str, int]] = []
+        async with self.ctx.db.write() as conn:
+            locked = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+            for digest, size in locked:
+                if await self._delete_blob(conn, digest, cutoff):
+                    freed.append((digest, size))
+        report.blobs.extend(freed)
+        return len(locked)
+
+    async def _delete_blob(self, conn: AsyncConnection, digest: str, cutoff: datetime) -> bool:
+        result = await conn.execute(delete(Blob).where(Blob.digest == digest, _unlinked_blob(cutoff)))  # type: ignore[arg-type]
+        if result.rowcount != 1:
+            return False
+        # The row is gone but still locked by this transaction: no upload of this digest can commit its bytes
+        # until we are done, so deleting the bytes now cannot destroy a concurrent push.
+        await self.ctx.store.delete(digest)
+        return True
+
+    async def _expire_uploads(self, report: GCReport) -> None:
+        now = utcnow()
+        expired_before = now - timedelta(seconds=self.ctx.settings.upload_expiry_seconds)
+        query = select(Upload.id).where(
+            Upload.updated_at < expired_before, or_(Upload.lease_until.is_(None), Upload.lease_until < now)
+        )
+        if report.dry_run:
+            async with self.ctx.db.read() as conn:
+                report.uploads.extend((await conn.execute(query)).scalars())
+            return
+        async with self.ctx.db.write() as conn:
+            ids = list((await conn.execute(query.with_for_update(skip_locked=True))).scalars())
+            if ids:
+                await conn.execute(delete(Upload).where(Upload.id.in_(ids)))
+        for upload_id in ids:
+            await self.ctx.store.delete_upload(upload_id)
+        report.uploads.extend(ids)
