@@ -28,8 +28,8 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import ensure_repository
 from dockyard.storage.base import UploadMissing, UploadWriter
 
-LEASE = timedelta(seconds=60)
-LEASE_RENEW_SECONDS = 20.0
+LEASE = timedelta(seconds=30)
+LEASE_RENEW_SECONDS = 5.0
 _HASHER_CACHE_SIZE = 4096
 
 
