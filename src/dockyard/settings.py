@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_manifest_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
     chunk_min_length: int = Field(default=0, ge=0)
     upload_write_batch_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
+    upload_lease_seconds: int = Field(default=30, ge=3, le=3600)
     upload_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     catalog_max_entries: int = Field(default=1000, ge=1)
     tags_max_entries: int = Field(default=10000, ge=1)

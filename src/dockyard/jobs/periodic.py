@@ -59,7 +59,7 @@ async def run_periodically(
     while True:
         await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
         try:
-            if await try_lease(db, name, ttl, due_after=interval * 0.5):
+            if await try_lease(db, name, ttl, due_after=interval * 0.9):
                 try:
                     await job()
                 finally:

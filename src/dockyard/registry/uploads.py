@@ -28,8 +28,6 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import ensure_repository
 from dockyard.storage.base import UploadMissing, UploadWriter
 
-LEASE = timedelta(seconds=30)
-LEASE_RENEW_SECONDS = 5.0
 _HASHER_CACHE_SIZE = 4096
 
 
@@ -84,6 +82,7 @@ class UploadService:
         self.ctx = ctx
         self.blobs = blobs
         self._hashers = _HasherCache()
+        self._lease = timedelta(seconds=ctx.settings.upload_lease_seconds)
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -144,7 +143,7 @@ class UploadService:
             result = await conn.execute(
                 update(Upload)
                 .where(Upload.id == upload_id, or_(Upload.lease_until.is_(None), Upload.lease_until < now))
-                .values(lease_token=token, lease_until=now + LEASE)
+                .values(lease_token=token, lease_until=now + self._lease)
             )
             if result.rowcount == 0:
                 raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
@@ -152,13 +151,13 @@ class UploadService:
 
     async def _renew(self, upload_id: str, token: str) -> None:
         while True:
-            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            await asyncio.sleep(self._lease.total_seconds() / 6)
             with contextlib.suppress(Exception):
                 async with self.ctx.db.write() as conn:
                     await conn.execute(
                         update(Upload)
                         .where(Upload.id == upload_id, Upload.lease_token == token)
-                        .values(lease_until=utcnow() + LEASE)
+                        .values(lease_until=utcnow() + self._lease)
                     )
 
     async def _release(self, upload_id: str, token: str, size: int | None) -> None:
