@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = True
     max_manifest_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
-    chunk_min_length: int = Field(default=0, ge=0)
+    chunk_min_length: int = Field(default=MiB, ge=0)  # advertised as OCI-Chunk-Min-Length; 0: not advertised
     upload_write_batch_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
     upload_lease_seconds: int = Field(default=30, ge=3, le=3600)
     upload_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)

@@ -14,6 +14,7 @@ def start(client: httpx.Client, repo: str, **params: str) -> httpx.Response:
     response = client.post(f"/v2/{repo}/blobs/uploads/", params=params)
     assert response.status_code == 202, response.text
     assert response.headers["docker-upload-uuid"]
+    assert response.headers["oci-chunk-min-length"] == str(1024 * 1024)
     assert response.headers["location"].startswith(f"/v2/{repo}/blobs/uploads/")
     return response
 
