@@ -26,16 +26,15 @@ class BlobInfo:
     media_type: str | None = None
 
 
+_REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("name")).scalar_subquery()
 _BLOB_IN_REPOSITORY = (
     select(Blob.size)
-    .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-    .join(Repository, Repository.id == RepositoryBlob.repository_id)
-    .where(Repository.name == bindparam("name"), Blob.digest == bindparam("digest"))
+    .select_from(RepositoryBlob)
+    .join(Blob, Blob.digest == RepositoryBlob.digest)
+    .where(RepositoryBlob.repository_id == _REPOSITORY_ID, RepositoryBlob.digest == bindparam("digest"))
 )
-_MANIFEST_AS_BLOB = (
-    select(Manifest.content, Manifest.media_type)
-    .join(Repository, Repository.id == Manifest.repository_id)
-    .where(Repository.name == bindparam("name"), Manifest.digest == bindparam("digest"))
+_MANIFEST_AS_BLOB = select(Manifest.content, Manifest.media_type).where(
+    Manifest.repository_id == _REPOSITORY_ID, Manifest.digest == bindparam("digest")
 )
 
 

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, not_, or_, select
+from sqlalchemy import Select, and_, delete, exists, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -85,6 +85,31 @@ def _unlinked_blob(cutoff: datetime) -> object:
     return and_(Blob.created_at < cutoff, not_(exists().where(RepositoryBlob.digest == Blob.digest)))
 
 
+def manifest_candidates(cutoff: datetime, limit: int) -> Select[int, str, str, str]:
+    """Untagged manifests no index of their repository lists and whose subject (if any) is gone."""
+    return (
+        select(Manifest.id, Manifest.digest, Manifest.media_type, Repository.name)
+        .join(Repository, Repository.id == Manifest.repository_id)
+        .where(_unreferenced_manifest(cutoff))  # type: ignore[arg-type]
+        .order_by(Manifest.id)
+        .limit(limit)
+    )
+
+
+def link_candidates(cutoff: datetime, limit: int) -> Select[int, str]:
+    """Blob links no manifest of their repository references."""
+    return (
+        select(RepositoryBlob.repository_id, RepositoryBlob.digest)
+        .where(_unreferenced_link(cutoff))  # type: ignore[arg-type]
+        .limit(limit)
+    )
+
+
+def blob_candidates(cutoff: datetime, limit: int) -> Select[str, int]:
+    """Blobs no repository links."""
+    return select(Blob.digest, Blob.size).where(_unlinked_blob(cutoff)).limit(limit)  # type: ignore[arg-type]
+
+
 class GarbageCollector:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
@@ -110,14 +135,7 @@ class GarbageCollector:
                 return
 
     async def _manifest_batch(self, cutoff: datetime, report: GCReport) -> int:
-        condition = _unreferenced_manifest(cutoff)
-        query = (
-            select(Manifest.id, Manifest.digest, Manifest.media_type, Repository.name)
-            .join(Repository, Repository.id == Manifest.repository_id)
-            .where(condition)  # type: ignore[arg-type]
-            .order_by(Manifest.id)
-            .limit(self.ctx.settings.gc_batch_size)
-        )
+        query = manifest_candidates(cutoff, self.ctx.settings.gc_batch_size)
         if report.dry_run:
             async with self.ctx.db.read(consistent=True) as conn:
                 rows = (await conn.execute(query)).all()
@@ -146,11 +164,7 @@ class GarbageCollector:
         return len(rows)
 
     async def _link_batch(self, cutoff: datetime, report: GCReport) -> int:
-        query = (
-            select(RepositoryBlob.repository_id, RepositoryBlob.digest)
-            .where(_unreferenced_link(cutoff))  # type: ignore[arg-type]
-            .limit(self.ctx.settings.gc_batch_size)
-        )
+        query = link_candidates(cutoff, self.ctx.settings.gc_batch_size)
         if report.dry_run:
             async with self.ctx.db.read(consistent=True) as conn:
                 rows = (await conn.execute(query)).all()
@@ -174,11 +188,7 @@ class GarbageCollector:
         return deleted
 
     async def _blob_batch(self, cutoff: datetime, report: GCReport) -> int:
-        query = (
-            select(Blob.digest, Blob.size)
-            .where(_unlinked_blob(cutoff))  # type: ignore[arg-type]
-            .limit(self.ctx.settings.gc_batch_size)
-        )
+        query = blob_candidates(cutoff, self.ctx.settings.gc_batch_size)
         if report.dry_run:
             async with self.ctx.db.read(consistent=True) as conn:
                 rows = (await conn.execute(query)).all()

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from dockyard.models import Manifest, Repository, Tag
 from dockyard.registry.context import RegistryContext
@@ -19,6 +19,33 @@ class Page:
     more: bool
 
 
+def tags_query(repo_id: int, limit: int, last: str | None) -> Select[str]:
+    """One page of tags plus one row to tell whether there are more (index-ordered, O(page))."""
+    query = select(Tag.name).where(Tag.repository_id == repo_id)
+    if last is not None:
+        query = query.where(Tag.name > last)
+    return query.order_by(Tag.name).limit(limit + 1)
+
+
+def catalog_query(limit: int, last: str | None) -> Select[str]:
+    query = select(Repository.name)
+    if last is not None:
+        query = query.where(Repository.name > last)
+    return query.order_by(Repository.name).limit(limit + 1)
+
+
+def referrers_query(name: str, digest: str, artifact_type: str | None) -> Select[str, int, str, str | None, str | None]:
+    query = select(
+        Manifest.media_type, Manifest.size, Manifest.digest, Manifest.artifact_type, Manifest.annotations
+    ).where(
+        Manifest.repository_id == select(Repository.id).where(Repository.name == name).scalar_subquery(),
+        Manifest.subject_digest == digest,
+    )
+    if artifact_type is not None:
+        query = query.where(Manifest.artifact_type == artifact_type)
+    return query.order_by(Manifest.id)
+
+
 class ListingService:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
@@ -29,39 +56,20 @@ class ListingService:
             repo_id = await require_repository(conn, name)
             if limit == 0:
                 return Page([], False)
-            query = select(Tag.name).where(Tag.repository_id == repo_id)
-            if last is not None:
-                query = query.where(Tag.name > last)
-            rows = (await conn.execute(query.order_by(Tag.name).limit(limit + 1))).scalars().all()
+            rows = (await conn.execute(tags_query(repo_id, limit, last))).scalars().all()
         return Page(list(rows[:limit]), len(rows) > limit)
 
     async def catalog(self, limit: int, last: str | None) -> Page:
         async with self.ctx.db.read() as conn:
             if limit == 0:
                 return Page([], False)
-            query = select(Repository.name)
-            if last is not None:
-                query = query.where(Repository.name > last)
-            rows = (await conn.execute(query.order_by(Repository.name).limit(limit + 1))).scalars().all()
+            rows = (await conn.execute(catalog_query(limit, last))).scalars().all()
         return Page(list(rows[:limit]), len(rows) > limit)
 
     async def referrers(self, name: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:
         """Descriptors of manifests in ``name`` whose subject is ``digest`` (empty if none or no repository)."""
-        query = (
-            select(
-                Manifest.media_type,
-                Manifest.size,
-                Manifest.digest,
-                Manifest.artifact_type,
-                Manifest.annotations,
-            )
-            .join(Repository, Repository.id == Manifest.repository_id)
-            .where(Repository.name == name, Manifest.subject_digest == digest)
-        )
-        if artifact_type is not None:
-            query = query.where(Manifest.artifact_type == artifact_type)
         async with self.ctx.db.read() as conn:
-            rows = (await conn.execute(query.order_by(Manifest.id))).all()
+            rows = (await conn.execute(referrers_query(name, digest, artifact_type))).all()
         result: list[dict[str, Any]] = []
         for media_type, size, ref_digest, ref_type, raw_annotations in rows:
             descriptor: dict[str, Any] = {"mediaType": media_type, "size": size, "digest": ref_digest}

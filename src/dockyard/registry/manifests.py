@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
-from dockyard.errors import Invalid, NotFound
+from dockyard.db.statements import insert_or_nothing
+from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.outbox import MANIFEST_DELETED, MANIFEST_PUSHED, TAG_DELETED, TAG_UPDATED, record_event
 from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
@@ -35,16 +36,17 @@ class PushResult:
 
 # Hot-path statements are built once: bound parameters keep SQLAlchemy's compiled-statement cache warm and
 # skip rebuilding the expression tree on every request.
+_REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("name")).scalar_subquery()
+# Both resolve the repository first, then use the (repository_id, name) and (repository_id, digest) keys, so the
+# cost stays one index probe each however many manifests and tags a repository has.
 _BY_TAG = (
     select(Manifest.digest, Manifest.media_type, Manifest.content)
-    .join(Repository, Repository.id == Manifest.repository_id)
-    .join(Tag, Tag.manifest_id == Manifest.id)
-    .where(Repository.name == bindparam("name"), Tag.name == bindparam("reference"))
+    .select_from(Tag)
+    .join(Manifest, Manifest.id == Tag.manifest_id)
+    .where(Tag.repository_id == _REPOSITORY_ID, Tag.name == bindparam("reference"))
 )
-_BY_DIGEST = (
-    select(Manifest.digest, Manifest.media_type, Manifest.content)
-    .join(Repository, Repository.id == Manifest.repository_id)
-    .where(Repository.name == bindparam("name"), Manifest.digest == bindparam("reference"))
+_BY_DIGEST = select(Manifest.digest, Manifest.media_type, Manifest.content).where(
+    Manifest.repository_id == _REPOSITORY_ID, Manifest.digest == bindparam("reference")
 )
 
 
@@ -75,28 +77,41 @@ async def _missing(conn: AsyncConnection, repo_id: int, parsed: ParsedManifest) 
 
 
 async def _store(conn: AsyncConnection, repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> int:
-    """Insert the manifest and its references unless present; return its id."""
-    existing = (
-        await conn.execute(select(Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest == digest))
-    ).scalar_one_or_none()
-    if existing is not None:
-        return existing
-    result = await conn.execute(
-        insert(Manifest)
-        .values(
-            repository_id=repo_id,
-            digest=digest,
-            media_type=parsed.media_type,
-            artifact_type=parsed.referrer_artifact_type,
-            subject_digest=str(parsed.subject.digest) if parsed.subject else None,
-            annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
-            size=len(body),
-            content=body,
-            created_at=utcnow(),
-        )
-        .returning(Manifest.id)
+    """Insert the manifest and its references unless present; return its id.
+
+    An existing row is share-locked (garbage collection cannot delete it before this push tags it). A concurrent
+    push of the same manifest is no error: the insert does nothing and the row the other push stored is used.
+    """
+    existing_query = (
+        select(Manifest.id)
+        .where(Manifest.repository_id == repo_id, Manifest.digest == digest)
+        .with_for_update(read=True)
     )
-    manifest_id: int = result.scalar_one()
+    for _ in range(3):
+        existing = (await conn.execute(existing_query)).scalar_one_or_none()
+        if existing is not None:
+            return existing
+        result = await conn.execute(
+            insert_or_nothing(conn, Manifest)
+            .values(
+                repository_id=repo_id,
+                digest=digest,
+                media_type=parsed.media_type,
+                artifact_type=parsed.referrer_artifact_type,
+                subject_digest=str(parsed.subject.digest) if parsed.subject else None,
+                annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+                size=len(body),
+                content=body,
+                created_at=utcnow(),
+            )
+            .returning(Manifest.id)
+        )
+        inserted: int | None = result.scalar_one_or_none()
+        if inserted is not None:
+            break
+    else:
+        raise Conflict("manifest", "manifest is being garbage-collected; retry", {"digest": digest})
+    manifest_id = inserted
     refs = {("blob", str(d.digest)) for d in parsed.blob_references()}
     refs |= {("manifest", str(d.digest)) for d in parsed.children}
     if parsed.subject is not None:
@@ -227,11 +242,13 @@ class ManifestService:
                 await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == reference))
                 await record_event(conn, TAG_DELETED, repository=name, tag=reference, digest=row[0], actor=actor)
                 return
+            # Lock the manifest before its tags, in the order a concurrent PUT of it takes them (manifest, then
+            # tag rows): the other order deadlocks on PostgreSQL.
             manifest = (
                 await conn.execute(
-                    select(Manifest.id, Manifest.media_type).where(
-                        Manifest.repository_id == repo_id, Manifest.digest == reference
-                    )
+                    select(Manifest.id, Manifest.media_type)
+                    .where(Manifest.repository_id == repo_id, Manifest.digest == reference)
+                    .with_for_update()
                 )
             ).first()
             if manifest is None:
