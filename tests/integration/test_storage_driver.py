@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -11,11 +12,25 @@ import pytest
 
 from dockyard.storage.base import BlobStore, StorageError, UploadMissing
 from dockyard.storage.factory import UnknownDriver, open_blob_store
+from tests.support.s3 import shared_moto_server
 
 DriverFactory = Callable[[Path], BlobStore]
 
+
+@functools.cache
+def _suite_bucket() -> str:
+    return shared_moto_server().make_bucket()
+
+
+def _s3_store(root: Path) -> BlobStore:
+    """A store under a key prefix of its own in a bucket of a real S3-protocol server (moto)."""
+    moto = shared_moto_server()
+    return open_blob_store(moto.storage_url(_suite_bucket(), prefix=f"suite/{uuid.uuid4().hex}"))
+
+
 DRIVERS: dict[str, DriverFactory] = {
     "filesystem": lambda root: open_blob_store(f"file://{root}"),
+    "s3": _s3_store,
 }
 
 

@@ -1,0 +1,436 @@
+"""S3 driver specifics against a real S3-protocol server (moto): multi-request uploads around S3's 5 MiB minimum
+part size, truncation of a failed request's bytes, continuing on another replica, presigned redirects, the URL."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import resource
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from dockyard.storage.base import BlobStore, StorageError, UploadMissing
+from dockyard.storage.factory import open_blob_store
+from dockyard.storage.s3 import (
+    MIN_PART,
+    S3BlobStore,
+    _chain,
+    _Piece,
+    _plan_parts,
+    parse_s3_url,
+)
+from tests.support.s3 import MotoServer, moto_server
+
+__all__ = ["moto_server"]  # the session fixture, imported so pytest finds it here
+
+MiB = 1024 * 1024
+KiB = 1024
+
+
+@pytest.fixture(scope="module")
+def bucket(moto_server: MotoServer) -> str:
+    return moto_server.make_bucket()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t/{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def url(moto_server: MotoServer, bucket: str, prefix: str) -> str:
+    return moto_server.storage_url(bucket, prefix)
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[S3BlobStore]:
+    blob_store = open_blob_store(url)
+    assert isinstance(blob_store, S3BlobStore)
+    yield blob_store
+    await blob_store.close()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def collect(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([c async for c in chunks])
+
+
+def batches(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def request(store: BlobStore, upload_id: str, offset: int, data: bytes, batch: int = 4 * MiB) -> int:
+    """One PATCH as the registry makes it: open at the recorded offset, write in batches, close."""
+    writer = await store.open_upload(upload_id, offset)
+    try:
+        for part in batches(data, batch):
+            await writer.write([part])
+        await writer.close()
+    except BaseException:
+        await writer.abort()
+        raise
+    return offset + len(data)
+
+
+def upload_keys(moto: MotoServer, bucket: str, prefix: str, upload_id: str) -> list[str]:
+    return moto.keys(bucket, f"{prefix}/uploads/{upload_id}/")
+
+
+def segment_sizes(moto: MotoServer, bucket: str, prefix: str, upload_id: str) -> list[int]:
+    """Sizes of the upload's segment objects, in offset order."""
+    listing = moto.client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/uploads/{upload_id}/s/")
+    return [obj["Size"] for obj in sorted(listing.get("Contents", []), key=lambda o: o["Key"])]
+
+
+# -- multi-request uploads ------------------------------------------------------------------------------------------
+
+
+async def test_small_chunks_cross_the_part_minimum(
+    store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str
+) -> None:
+    """300 KiB PATCHes (each far below 5 MiB) for 17 MiB: the tail pieces fold into ≥ 5 MiB segments as they go."""
+    data = payload(17 * MiB + 123, seed=1)
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    offset = 0
+    for chunk in batches(data, 300 * KiB):
+        offset = await request(store, upload_id, offset, chunk)
+        sizes = segment_sizes(moto_server, bucket, prefix, upload_id)
+        assert sum(sizes) == offset
+        # Every segment before the trailing pieces is a valid multipart part; the pieces stay under 5 MiB.
+        small = [i for i, size in enumerate(sizes) if size < MIN_PART]
+        assert small == list(range(len(sizes) - len(small), len(sizes)))
+        assert sum(sizes[i] for i in small) < MIN_PART
+    assert len(segment_sizes(moto_server, bucket, prefix, upload_id)) >= 3  # crossed 5 MiB three times
+    assert await collect(store.read_upload(upload_id)) == data
+    assert await collect(store.read_upload(upload_id, 5 * MiB - 10, 5 * MiB + 10)) == data[5 * MiB - 10 : 5 * MiB + 10]
+    digest = digest_of(data)
+    await store.commit_upload(upload_id, digest, len(data))
+    assert await store.stat(digest) == len(data)
+    assert await collect(store.read(digest)) == data
+    assert await collect(store.read(digest, 10 * MiB - 3, 15 * MiB + 3)) == data[10 * MiB - 3 : 15 * MiB + 3]
+    assert upload_keys(moto_server, bucket, prefix, upload_id) == []
+
+
+async def test_sixteen_mib_chunks(store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str) -> None:
+    """A 37 MiB upload in 16 MiB PATCHes: full segments are PUT while the next fills; commit copies server-side."""
+    data = payload(37 * MiB + 7, seed=2)
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    offset = 0
+    for chunk in batches(data, 16 * MiB):
+        offset = await request(store, upload_id, offset, chunk)
+    sizes = segment_sizes(moto_server, bucket, prefix, upload_id)
+    assert sum(sizes) == len(data)
+    assert all(size >= MIN_PART for size in sizes[:-1])
+    digest = digest_of(data)
+    await store.commit_upload(upload_id, digest, len(data))
+    assert await store.stat(digest) == len(data)
+    streamed = hashlib.sha256()
+    async for chunk in store.read(digest):
+        assert len(chunk) <= MiB
+        streamed.update(chunk)
+    assert "sha256:" + streamed.hexdigest() == digest
+    assert await collect(store.read(digest, 16 * MiB - 1, 16 * MiB + 1)) == data[16 * MiB - 1 : 16 * MiB + 1]
+    assert await store.list_uploads() == []
+
+
+async def test_monolithic_single_request(store: S3BlobStore) -> None:
+    """One request of 12 MiB in 1 MiB writes, as a monolithic POST makes it."""
+    data = payload(12 * MiB, seed=3)
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    await request(store, upload_id, 0, data, batch=MiB)
+    digest = digest_of(data)
+    await store.commit_upload(upload_id, digest, len(data))
+    assert await collect(store.read(digest)) == data
+
+
+async def test_continue_on_another_replica(url: str, moto_server: MotoServer, bucket: str, prefix: str) -> None:
+    """Replicas share nothing but the bucket: each PATCH may land on another one, and any may commit."""
+    replicas = [S3BlobStore.from_url(url) for _ in range(3)]
+    try:
+        data = payload(14 * MiB + 5, seed=4)
+        upload_id = new_id()
+        await replicas[0].create_upload(upload_id)
+        offset = 0
+        for n, chunk in enumerate(batches(data, 3 * MiB + 17)):
+            replica = replicas[n % 3]
+            # The replica that takes over recomputes the running hash from the stored bytes first.
+            assert await collect(replica.read_upload(upload_id, 0, offset)) == data[:offset]
+            offset = await request(replica, upload_id, offset, chunk)
+        assert upload_id in await replicas[2].list_uploads()
+        digest = digest_of(data)
+        await replicas[1].commit_upload(upload_id, digest, len(data))
+        assert await collect(replicas[2].read(digest)) == data
+        assert upload_keys(moto_server, bucket, prefix, upload_id) == []
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+# -- failed requests and truncation ---------------------------------------------------------------------------------
+
+
+async def test_abort_keeps_only_closed_bytes(store: S3BlobStore) -> None:
+    data = payload(3 * MiB, seed=5)
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    offset = await request(store, upload_id, 0, data)
+    writer = await store.open_upload(upload_id, offset)
+    await writer.write([b"never closed" * 1000])
+    await writer.abort()
+    assert await collect(store.read_upload(upload_id)) == data
+    with pytest.raises(StorageError):
+        await store.open_upload(upload_id, offset + 1)
+
+
+async def test_truncation_after_failed_request_that_flushed(
+    store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str
+) -> None:
+    """A request that PUT whole segments and then failed left bytes past the recorded offset: they are cut off."""
+    first = payload(3 * MiB, seed=6)
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    offset = await request(store, upload_id, 0, first)
+    # The failed request: its first flush folds the 3 MiB piece into a segment [0, 11 MiB), then more, then abort.
+    writer = await store.open_upload(upload_id, offset)
+    for part in batches(payload(20 * MiB, seed=7), 4 * MiB):
+        await writer.write([part])
+    await writer.abort()
+    stored = await collect(store.read_upload(upload_id))
+    assert len(stored) > offset
+    assert stored[:offset] == first
+    # The next request starts at the recorded offset: the segment cut there is rewritten, the rest dropped.
+    second = payload(MiB + 1, seed=8)
+    offset = await request(store, upload_id, offset, second)
+    assert await collect(store.read_upload(upload_id)) == first + second
+    assert sum(segment_sizes(moto_server, bucket, prefix, upload_id)) == offset
+    # Truncation without writing anything: an empty request keeps what is stored.
+    await request(store, upload_id, offset - 10, b"")
+    data = (first + second)[: offset - 10]
+    digest = digest_of(data)
+    await store.commit_upload(upload_id, digest, len(data))
+    assert await collect(store.read(digest)) == data
+
+
+async def test_commit_truncates_to_size(store: S3BlobStore) -> None:
+    """``commit_upload`` takes the first ``size`` bytes, also when ``size`` cuts a segment or a piece."""
+    data = payload(9 * MiB, seed=9)
+    for size in (9 * MiB - 1, 6 * MiB + 3, 6 * MiB, 8 * MiB, 2 * MiB, 0):
+        upload_id = new_id()
+        await store.create_upload(upload_id)
+        await request(store, upload_id, 0, data[: 6 * MiB])
+        await request(store, upload_id, 6 * MiB, data[6 * MiB :])
+        digest = digest_of(data[:size])
+        await store.commit_upload(upload_id, digest, size)
+        assert await store.stat(digest) == size
+        assert await collect(store.read(digest)) == data[:size]
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    await request(store, upload_id, 0, b"short")
+    with pytest.raises(StorageError):
+        await store.commit_upload(upload_id, digest_of(b"short and more"), 14)
+
+
+# -- serving --------------------------------------------------------------------------------------------------------
+
+
+async def test_presigned_redirect_downloads_the_blob(moto_server: MotoServer, bucket: str, prefix: str) -> None:
+    store = open_blob_store(moto_server.storage_url(bucket, prefix, redirect="true"))
+    try:
+        data = payload(6 * MiB + 11, seed=10)
+        upload_id = new_id()
+        await store.create_upload(upload_id)
+        await request(store, upload_id, 0, data)
+        digest = digest_of(data)
+        await store.commit_upload(upload_id, digest, len(data))
+        location = await store.locate(digest)
+        assert location.path is None
+        assert location.redirect_url is not None
+        assert "X-Amz-Signature=" in location.redirect_url
+        async with httpx.AsyncClient(timeout=30) as http:
+            response = await http.get(location.redirect_url)
+            assert response.status_code == 200
+            assert response.content == data
+            ranged = await http.get(location.redirect_url, headers={"Range": "bytes=100-199"})
+            assert ranged.status_code == 206
+            assert ranged.content == data[100:200]
+            tampered = location.redirect_url.replace(digest.split(":")[1], "0" * 64)
+            assert (await http.get(tampered)).status_code in {403, 404}
+    finally:
+        await store.close()
+
+
+async def test_without_redirect_locate_streams(store: S3BlobStore) -> None:
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    await request(store, upload_id, 0, b"stream me")
+    digest = digest_of(b"stream me")
+    await store.commit_upload(upload_id, digest, 9)
+    location = await store.locate(digest)
+    assert location.path is None
+    assert location.redirect_url is None
+    assert await collect(store.read(digest, 7)) == b"me"
+    assert await collect(store.read(digest, 9)) == b""
+    assert await collect(store.read(digest, 20, 30)) == b""
+    with pytest.raises(UploadMissing):
+        await collect(store.read(digest_of(b"absent")))
+
+
+# -- housekeeping -----------------------------------------------------------------------------------------------------
+
+
+async def test_list_and_delete_uploads(store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str) -> None:
+    ids = sorted(new_id() for _ in range(3))
+    for upload_id in ids:
+        await store.create_upload(upload_id)
+        await request(store, upload_id, 0, payload(6 * MiB, seed=11))
+    await store.check()  # the readiness probe object is not an upload
+    assert sorted(await store.list_uploads()) == ids
+    await store.delete_upload(ids[0])
+    assert upload_keys(moto_server, bucket, prefix, ids[0]) == []
+    assert sorted(await store.list_uploads()) == ids[1:]
+    with pytest.raises(UploadMissing):
+        await store.open_upload(ids[0], 0)
+    with pytest.raises(UploadMissing):
+        await collect(store.read_upload(ids[0]))
+
+
+async def test_check_fails_for_missing_bucket(moto_server: MotoServer) -> None:
+    store = open_blob_store(moto_server.storage_url("no-such-bucket-here"))
+    try:
+        with pytest.raises(StorageError, match="no-such-bucket-here"):
+            await store.check()
+    finally:
+        await store.close()
+
+
+async def test_unreachable_endpoint_is_a_storage_error() -> None:
+    store = S3BlobStore("some-bucket", endpoint="http://127.0.0.1:9", max_attempts=1, connect_timeout=1)
+    try:
+        with pytest.raises(StorageError):
+            await store.check()
+        with pytest.raises(StorageError):
+            await store.stat(digest_of(b"x"))
+    finally:
+        await store.close()
+
+
+@pytest.mark.slow
+async def test_one_gib_monolithic_upload_in_bounded_memory(store: S3BlobStore) -> None:
+    """1 GiB through one writer in 4 MiB batches, then read back: memory stays at a few part sizes."""
+    block = os.urandom(4 * MiB)
+    total = 256
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    expected = hashlib.sha256()
+    writer = await store.open_upload(upload_id, 0)
+    for n in range(total):
+        chunk = n.to_bytes(8, "big") + block[8:]
+        expected.update(chunk)
+        await writer.write([chunk])
+    await writer.close()
+    digest = "sha256:" + expected.hexdigest()
+    await store.commit_upload(upload_id, digest, total * 4 * MiB)
+    assert await store.stat(digest) == total * 4 * MiB
+    actual = hashlib.sha256()
+    async for chunk in store.read(digest):
+        actual.update(chunk)
+    assert actual.hexdigest() == expected.hexdigest()
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert grown < 200 * MiB, f"peak RSS grew by {grown // MiB} MiB"
+
+
+# -- the URL and the part plan ----------------------------------------------------------------------------------------
+
+
+def test_parse_url() -> None:
+    options = parse_s3_url("s3://my-bucket/some/prefix/?endpoint=http://127.0.0.1:9000&region=eu-west-1")
+    assert (options.bucket, options.prefix, options.endpoint, options.region) == (
+        "my-bucket",
+        "some/prefix",
+        "http://127.0.0.1:9000",
+        "eu-west-1",
+    )
+    assert options.redirect is False
+    assert options.addressing is None
+    options = parse_s3_url("s3://my-bucket?addressing=virtual&redirect=true&part_size=16777216")
+    assert (options.prefix, options.endpoint, options.addressing, options.redirect) == ("", None, "virtual", True)
+    assert options.part_size == 16 * MiB
+    for bad in (
+        "s3:///no-bucket",
+        "s3://my-bucket?colour=blue",
+        "s3://my-bucket?redirect=perhaps",
+        "s3://my-bucket?addressing=sideways",
+        "s3://my-bucket?part_size=1024",
+        "s3://my-bucket?endpoint=ftp://x",
+        "s3://key:secret@my-bucket",
+        "s3://my-bucket?region=a&region=b",
+    ):
+        with pytest.raises(ValueError, match=r"."):
+            parse_s3_url(bad)
+
+
+def test_factory_builds_s3_store() -> None:
+    store = open_blob_store("s3://my-bucket/p?endpoint=http://127.0.0.1:9000")
+    assert isinstance(store, S3BlobStore)
+    assert store.scheme == "s3"
+    assert (store.bucket, store.prefix, store.endpoint, store.redirect) == (
+        "my-bucket",
+        "p/",
+        "http://127.0.0.1:9000",
+        False,
+    )
+
+
+def test_part_size_grows_for_huge_uploads() -> None:
+    store = S3BlobStore("my-bucket")
+    assert store.part_size_at(0) == store.part_size
+    assert store.part_size_at(8 * 1024 * MiB) == store.part_size
+    assert store.part_size_at(64 * 1024 * MiB) == 64 * MiB
+    # Segments grow with the offset, so even a 1 TiB blob needs far fewer than 10,000 parts.
+    position, parts = 0, 0
+    while position < 1024 * 1024 * MiB:
+        position += store.part_size_at(position)
+        parts += 1
+    assert parts < 10_000
+
+
+def test_chain_ignores_leftovers() -> None:
+    def piece(start: int, size: int) -> _Piece:
+        return _Piece(f"s/{start}", start, size, size)
+
+    chain, garbage = _chain([piece(0, 10), piece(10, 5), piece(12, 3), piece(20, 1)])
+    assert [p.start for p in chain] == [0, 10]
+    assert sorted(garbage) == ["s/12", "s/20"]
+
+
+def test_plan_copies_big_segments_and_resends_small_pieces() -> None:
+    def piece(start: int, size: int) -> _Piece:
+        return _Piece(f"s/{start}", start, size, size)
+
+    big, small = 8 * MiB, MiB
+    plan = _plan_parts([piece(0, big), piece(big, big), piece(2 * big, small), piece(2 * big + small, small)])
+    assert [type(p).__name__ for p in plan] == ["_CopyPart", "_CopyPart", "_DataPart"]
+    # Small pieces followed by a big segment (never written so, but handled): sent as one part of ≥ 5 MiB.
+    plan = _plan_parts([piece(0, small), piece(small, big), piece(small + big, big)])
+    assert [type(p).__name__ for p in plan] == ["_DataPart", "_CopyPart"]
+    assert all(p.length >= MIN_PART for p in plan[:-1])
