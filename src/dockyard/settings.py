@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     storage_url: str = ""
     open: bool = False
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=0, ge=0, le=64)  # server processes; 0: one per CPU core (at most 8)
     base_url: str = ""
     log_level: str = "info"
     access_log: bool = True
@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # load_settings merges file, environment and flags itself, in that order of precedence.
         return (init_settings,)
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or max(1, min(os.cpu_count() or 1, 8))
 
     @property
     def effective_database_url(self) -> str:

@@ -51,7 +51,7 @@ def main() -> None:
     help="A TOML settings file.",
 )
 @click.option("--open", "open_", is_flag=True, default=None, help="No authentication: anyone may pull, push, delete.")
-@click.option("--workers", type=int, default=None, help="Server processes (default 1).")
+@click.option("--workers", type=int, default=None, help="Server processes (default: one per CPU core).")
 def serve(
     host: str | None,
     port: int | None,
@@ -86,13 +86,13 @@ def serve(
         "timeout_graceful_shutdown": 30,
         "server_header": False,
     }
-    if settings.workers > 1:
+    if settings.effective_workers > 1:
         metrics_dir = settings.data_dir.resolve() / "run" / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         enable_multiprocess_metrics(metrics_dir)
         serialize_for_workers(settings)
-        uvicorn.run("dockyard.app:app_from_environment", factory=True, workers=settings.workers, **common)
+        uvicorn.run("dockyard.app:app_from_environment", factory=True, workers=settings.effective_workers, **common)
     else:
         from dockyard.app import create_app
 
