@@ -39,6 +39,9 @@ EVENT_TYPES = frozenset(
 )
 
 
+_INSERT_EVENT = insert(Event)  # built once; values come as parameters
+
+
 async def record_event(
     conn: AsyncConnection,
     event_type: str,
@@ -55,16 +58,17 @@ async def record_event(
         raise ValueError(f"unknown event type {event_type!r}")
     event_id = str(uuid.uuid4())
     await conn.execute(
-        insert(Event).values(
-            event_id=event_id,
-            type=event_type,
-            occurred_at=utcnow(),
-            actor=actor,
-            repository=repository,
-            tag=tag,
-            digest=digest,
-            media_type=media_type,
-            payload=json.dumps(payload or {}, separators=(",", ":")),
-        )
+        _INSERT_EVENT,
+        {
+            "event_id": event_id,
+            "type": event_type,
+            "occurred_at": utcnow(),
+            "actor": actor,
+            "repository": repository,
+            "tag": tag,
+            "digest": digest,
+            "media_type": media_type,
+            "payload": json.dumps(payload or {}, separators=(",", ":")),
+        },
     )
     return event_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -11,9 +11,11 @@ from dockyard.events.outbox import REPOSITORY_CREATED, record_event
 from dockyard.models import Repository
 from dockyard.models.base import utcnow
 
+_FIND = select(Repository.id).where(Repository.name == bindparam("name"))
+
 
 async def find_repository(conn: AsyncConnection, name: str) -> int | None:
-    return (await conn.execute(select(Repository.id).where(Repository.name == name))).scalar_one_or_none()
+    return (await conn.execute(_FIND, {"name": name})).scalar_one_or_none()
 
 
 async def require_repository(conn: AsyncConnection, name: str) -> int:
