@@ -35,7 +35,8 @@ class UploadWriter(Protocol):
     async def write(self, chunks: Sequence[bytes]) -> None: ...
 
     async def close(self) -> None:
-        """Flush and persist what was written. Must be called on success; ``abort`` otherwise."""
+        """Make what was written visible to the next request on any replica (durability against power loss is
+        promised only by ``commit_upload``). Must be called on success; ``abort`` otherwise."""
 
     async def abort(self) -> None:
         """Forget the request's unflushed state; the upload keeps only what ``close`` persisted earlier."""
