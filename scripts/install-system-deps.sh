@@ -3,15 +3,18 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun)
-TOOLS=(skopeo podman buildah umoci busybox docker-registry wrk)
+PACKAGES=(skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap)
+TOOLS=(skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap)
 
 missing=()
 for tool in "${TOOLS[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# The scale-out test run starts its own PostgreSQL clusters with the server programs (initdb, pg_ctl), which
+# Debian keeps off PATH in /usr/lib/postgresql/<version>/bin.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system tools present: ${TOOLS[*]}"
+  echo "system tools present: ${TOOLS[*]} postgresql"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -24,4 +27,8 @@ apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # The reference registry is a service of its own on Debian; the benchmark starts it by hand.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 pkill -x docker-registry >/dev/null 2>&1 || true
+# Likewise PostgreSQL's default cluster: the tests never use it (tests/support/postgres.py starts their own).
+if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
+fi
 echo "installed: ${PACKAGES[*]}"
