@@ -1,4 +1,8 @@
-"""Shared fixtures: one live server per session (tests use unique repository names) and an HTTP client."""
+"""Shared fixtures: one live server per session (tests use unique repository names) and an HTTP client.
+
+Servers run on the backend named by ``DOCKYARD_TEST_BACKEND`` (``embedded`` or ``scaleout``, see
+``tests/support/backend.py``); ``scripts/run-tests.sh`` runs the suite once on each.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,28 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import backend
 from tests.support.server import DockyardServer
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"dockyard test backend: {backend.describe()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    current = backend.current()
+    for item in items:
+        if current != backend.EMBEDDED and item.get_closest_marker("embedded_only"):
+            item.add_marker(pytest.mark.skip(reason="embedded_only: runs in the embedded pass"))
+        if current != backend.SCALEOUT and item.get_closest_marker("scaleout_only"):
+            item.add_marker(pytest.mark.skip(reason="scaleout_only: runs in the scale-out pass"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _backend_services() -> Iterator[None]:
+    """Shared backend services (the PostgreSQL cluster) start on first use and stop after every server."""
+    yield
+    backend.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +53,7 @@ def client(server: DockyardServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[DockyardServer]:
-    """A server of its own, for tests that kill or restart it."""
+    """A server of its own (own data directory, own database), for tests that kill or restart it."""
     srv = DockyardServer(tmp_path / "data")
     srv.start()
     yield srv

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -97,8 +96,7 @@ def make_client() -> Iterator[Callable[[DockyardServer], httpx.Client]]:
 
 def expire_lease(server: DockyardServer, upload_id: str) -> None:
     """Stand-in for waiting out the 60-second lease the killed request held: expire it in the database."""
-    with sqlite3.connect(server.data_dir / "dockyard.db", timeout=30) as db:
-        db.execute("UPDATE uploads SET lease_until = NULL, lease_token = NULL WHERE id = ?", (upload_id,))
+    server.execute_sql("UPDATE uploads SET lease_until = NULL, lease_token = NULL WHERE id = :id", id=upload_id)
 
 
 def test_kill_during_large_patch_then_resume_or_restart(

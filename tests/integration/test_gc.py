@@ -117,13 +117,9 @@ def _abandoned_uploads_expire(fresh_server: DockyardServer, client: httpx.Client
     fresh_server.env["DOCKYARD_UPLOAD_EXPIRY_SECONDS"] = "60"
     assert gc(fresh_server, "--grace-seconds", "0")[0]["uploads"] == 0  # younger than the expiry
     # Age the session instead of sleeping: pretend it was last touched long ago.
-    import sqlite3
-
-    if "DOCKYARD_DATABASE_URL" not in fresh_server.env:
-        with sqlite3.connect(fresh_server.data_dir / "dockyard.db") as db:
-            db.execute("UPDATE uploads SET updated_at = '2000-01-01 00:00:00.000000'")
-        assert gc(fresh_server, "--grace-seconds", "0")[0]["uploads"] == 1
-        assert client.get(location).status_code == 404
+    assert fresh_server.execute_sql("UPDATE uploads SET updated_at = '2000-01-01 00:00:00.000000'") == 1
+    assert gc(fresh_server, "--grace-seconds", "0")[0]["uploads"] == 1
+    assert client.get(location).status_code == 404
 
 
 def test_pushes_racing_gc_with_zero_grace_lose_nothing(fresh_server: DockyardServer) -> None:

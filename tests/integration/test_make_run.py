@@ -9,9 +9,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.server import REPO_ROOT, free_port
 from tests.support.tools import require_tool
+
+# `make run` is the embedded deployment by definition (no settings: SQLite and files under ./data); the
+# scale-out run would repeat the very same test.
+pytestmark = pytest.mark.embedded_only
 
 
 def test_make_run_serves(tmp_path: Path) -> None:
@@ -19,8 +24,9 @@ def test_make_run_serves(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "DOCKYARD_PORT": str(port), "DOCKYARD_DATA_DIR": str(tmp_path / "data")}
     with (tmp_path / "make.log").open("wb") as log:
-        proc = subprocess.Popen(["make", "run"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["make", "run"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:

@@ -1,7 +1,12 @@
-"""A real ``dockyard serve`` in a subprocess on a free loopback port, for tests that talk HTTP to it."""
+"""A real ``dockyard serve`` in a subprocess on a free loopback port, for tests that talk HTTP to it.
+
+Each server runs on the test backend (``tests/support/backend.py``): embedded, or scale-out with a PostgreSQL
+database of its own.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,8 +14,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from tests.support import backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +31,11 @@ def free_port() -> int:
 
 
 class DockyardServer:
-    """Start, stop, kill and restart one server process over the same data directory."""
+    """Start, stop, kill and restart one server process over the same data directory (and database).
+
+    ``env`` adds or overrides settings on top of the backend's (``backend.server_env``: servers over one data
+    directory share one database); ``embedded=True`` runs this server embedded whatever the backend.
+    """
 
     def __init__(
         self,
@@ -32,10 +44,11 @@ class DockyardServer:
         port: int | None = None,
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        embedded: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
-        self.env = env or {}
+        self.env = {**({} if embedded else backend.server_env(data_dir)), **(env or {})}
         self.log_path = log_path or data_dir.parent / f"dockyard-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -47,6 +60,14 @@ class DockyardServer:
     def url(self) -> str:
         return f"http://{self.host}"
 
+    @property
+    def database_url(self) -> str:
+        return self.env.get("DOCKYARD_DATABASE_URL") or f"sqlite+aiosqlite:///{self.data_dir.resolve()}/dockyard.db"
+
+    def execute_sql(self, statement: str, **params: Any) -> int:
+        """Run one SQL statement on this server's database (either engine); returns the rows changed."""
+        return backend.execute_sql(self.database_url, statement, **params)
+
     def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, "DOCKYARD_DATA_DIR": str(self.data_dir), **self.env}
         with self.log_path.open("ab") as log:
@@ -56,6 +77,7 @@ class DockyardServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT,
+                start_new_session=True,  # its own process group: kill() takes the worker processes too
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -75,16 +97,22 @@ class DockyardServer:
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self._kill_group()
         self.process = None
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handlers run, as in a crash."""
+        """SIGKILL to the server and its worker processes: no shutdown handlers run, as in a crash."""
         if self.process is not None:
-            self.process.kill()
-            self.process.wait()
+            self._kill_group()
         self.process = None
+
+    def _kill_group(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        # Give the kernel a moment to release the listening socket before a restart binds it again.
+        time.sleep(0.1)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -198,7 +198,7 @@ class ManifestService:
                     "artifactType": parsed.referrer_artifact_type,
                 },
             )
-            for tag in all_tags:
+            for tag in sorted(all_tags):  # tag rows are locked in name order by every writer: no deadlocks
                 if await _set_tag(conn, repo_id, tag, manifest_id):
                     await record_event(
                         conn,
@@ -253,7 +253,15 @@ class ManifestService:
             ).first()
             if manifest is None:
                 raise _manifest_unknown(reference)
-            tags = (await conn.execute(select(Tag.name).where(Tag.manifest_id == manifest[0]))).scalars().all()
+            tags = (
+                (
+                    await conn.execute(
+                        select(Tag.name).where(Tag.manifest_id == manifest[0]).order_by(Tag.name).with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
             await conn.execute(delete(Tag).where(Tag.manifest_id == manifest[0]))
             await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest[0]))
             await conn.execute(delete(Manifest).where(Manifest.id == manifest[0]))
