@@ -19,6 +19,7 @@ from dockyard.http import ops
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware
 from dockyard.http.oci.routes import oci_app
 from dockyard.jobs.periodic import run_periodically
+from dockyard.logs import configure_logging
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir
@@ -83,5 +84,8 @@ class DockyardApp:
 
 
 def app_from_environment() -> DockyardApp:
-    """Factory for server workers in separate processes: settings come serialized from the parent."""
-    return create_app(load_serialized())
+    """Factory for server workers in separate processes: settings come serialized from the parent, and logging
+    is set up again because a spawned process starts with none."""
+    settings = load_serialized()
+    configure_logging(settings.log_level)
+    return create_app(settings)

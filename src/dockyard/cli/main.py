@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import shutil
-import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
 from dockyard import __version__
+from dockyard.logs import configure_logging
 from dockyard.settings import (
     Settings,
     SettingsError,
@@ -30,7 +32,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    configure_logging(level)
 
 
 @click.group()
@@ -87,9 +89,9 @@ def serve(
         "server_header": False,
     }
     if settings.effective_workers > 1:
-        metrics_dir = settings.data_dir.resolve() / "run" / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+        # One directory per server (replicas may share a data directory), removed when the server exits.
+        metrics_dir = Path(tempfile.mkdtemp(prefix="dockyard-metrics-"))
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
         enable_multiprocess_metrics(metrics_dir)
         serialize_for_workers(settings)
         uvicorn.run("dockyard.app:app_from_environment", factory=True, workers=settings.effective_workers, **common)
