@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import httpx
 
 from tests.support.oci import push_image, unique_name
 from tests.support.server import DockyardServer
+from tests.support.storage_view import StorageView
 
 
 def test_healthz(client: httpx.Client) -> None:
@@ -38,10 +37,10 @@ def test_request_id_is_echoed_or_generated(client: httpx.Client) -> None:
 def test_readyz_fails_when_storage_is_unusable(fresh_server: DockyardServer) -> None:
     url = fresh_server.url
     assert httpx.get(f"{url}/readyz").status_code == 200
-    uploads = fresh_server.data_dir / "storage" / "uploads"
-    shutil.rmtree(uploads)
+    view = StorageView(fresh_server)
+    view.break_storage()
     response = httpx.get(f"{url}/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == {"storage": "StorageError"}
-    uploads.mkdir()
+    view.repair_storage()
     assert httpx.get(f"{url}/readyz").status_code == 200

@@ -27,6 +27,7 @@ from tests.support.oci import (
     unique_name,
 )
 from tests.support.server import DockyardServer
+from tests.support.storage_view import StorageView
 
 MiB = 1024 * 1024
 T = TypeVar("T")
@@ -100,8 +101,7 @@ def test_same_blob_pushed_twice_at_once(
         assert all(s in (201, 202) for s in statuses), results
     for repo in set(repos):
         assert_blob(client, repo, data)
-    blob_file = server.data_dir / "storage" / "blobs" / "sha256" / sha256(data)[7:9] / sha256(data)[7:]
-    assert blob_file.stat().st_size == len(data)
+    assert StorageView(server).blobs()[sha256(data)] == len(data)
 
 
 # -- the same tag ---------------------------------------------------------------------------------------------

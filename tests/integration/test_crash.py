@@ -11,13 +11,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.oci import OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, push_image, unique_name
 from tests.support.server import DockyardServer
+from tests.support.storage_view import StorageView
 
 pytestmark = pytest.mark.slow
 
@@ -49,22 +49,9 @@ def digest_of(start: int, end: int) -> str:
     return f"sha256:{hasher.hexdigest()}"
 
 
-def storage(server: DockyardServer) -> Path:
-    return server.data_dir / "storage"
-
-
 def assert_blob_tree_clean(server: DockyardServer) -> None:
-    """Every file under blobs/ is a complete blob named by its own digest; no temporary or partial files."""
-    root = storage(server) / "blobs"
-    for path in root.rglob("*"):
-        assert not path.name.endswith((".tmp", ".part", ".partial")), path
-        assert not path.name.startswith("."), path
-        if path.is_file():
-            hasher = hashlib.new(path.parent.parent.name)
-            with path.open("rb") as fh:
-                while data := fh.read(MiB):
-                    hasher.update(data)
-            assert hasher.hexdigest() == path.name, f"{path} does not hold the content its name promises"
+    """Every committed blob is complete and named by its own digest; no temporary or partial objects."""
+    StorageView(server).assert_blobs_intact()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -139,16 +126,16 @@ def test_kill_during_large_patch_then_resume_or_restart(
     thread = threading.Thread(target=push, daemon=True)
     thread.start()
     assert reached.wait(60)
-    partial = storage(fresh_server) / "uploads" / upload_id
+    view = StorageView(fresh_server)
     # Kill while the server is writing this request's bytes: some of them are already on disk.
-    wait_for(lambda: partial.stat().st_size > FIRST_CHUNK + MiB)
+    wait_for(lambda: view.upload_size(upload_id) > FIRST_CHUNK + MiB)
     client.close()
     fresh_server.kill()
     proceed.set()
     thread.join(60)
     assert "response" not in outcome, outcome
     assert "error" in outcome
-    assert FIRST_CHUNK < partial.stat().st_size <= FIRST_CHUNK + sent
+    assert FIRST_CHUNK < view.upload_size(upload_id) <= FIRST_CHUNK + sent
 
     fresh_server.start()
     client = make_client(fresh_server)
@@ -231,8 +218,8 @@ def test_kill_during_monolithic_post_leaves_no_blob(
     thread = threading.Thread(target=push, daemon=True)
     thread.start()
     assert reached.wait(60)
-    uploads = storage(fresh_server) / "uploads"
-    wait_for(lambda: any(p.stat().st_size > 0 for p in uploads.iterdir() if not p.name.startswith(".")))
+    view = StorageView(fresh_server)
+    wait_for(lambda: any(view.upload_size(u) > 0 for u in view.upload_ids()))
     client.close()
     fresh_server.kill()
     proceed.set()

@@ -14,6 +14,9 @@ from dockyard.storage.base import BlobStore, StorageError, UploadMissing
 from dockyard.storage.factory import UnknownDriver, open_blob_store
 from tests.support.s3 import shared_moto_server
 
+# The drivers are exercised directly, without a server or a DB: one pass (the embedded one) covers them.
+pytestmark = pytest.mark.embedded_only
+
 DriverFactory = Callable[[Path], BlobStore]
 
 

@@ -25,6 +25,9 @@ from dockyard.storage.s3 import (
 )
 from tests.support.s3 import MotoServer, moto_server
 
+# The drivers are exercised directly, without a server or a DB: one pass (the embedded one) covers them.
+pytestmark = pytest.mark.embedded_only
+
 __all__ = ["moto_server"]  # the session fixture, imported so pytest finds it here
 
 MiB = 1024 * 1024

@@ -3,8 +3,8 @@
 - ``embedded`` (default): SQLite and the filesystem under the server's data directory, as ``dockyard serve``
   with nothing configured.
 - ``scaleout``: PostgreSQL (a database of its own per data directory, in one throwaway cluster per test session,
-  see ``tests/support/postgres.py``), and blobs on the filesystem or, with ``DOCKYARD_TEST_SCALEOUT_STORAGE=s3``,
-  in a bucket of their own on moto (``scaleout_storage_env``).
+  see ``tests/support/postgres.py``), and blobs in a bucket of their own on moto's S3 server
+  (``scaleout_storage_env``; ``DOCKYARD_TEST_SCALEOUT_STORAGE=filesystem`` keeps them on disk instead).
 
 Every ``DockyardServer`` asks ``server_env()`` for its settings, so fixtures and tests that start servers follow
 the backend without knowing about it. Tests that only make sense on one backend say so with
@@ -41,9 +41,9 @@ STORAGES = ("filesystem", "s3")
 
 
 def scaleout_storage() -> str:
-    """Where scale-out servers keep blobs: ``filesystem`` (under the data directory) until the S3 driver is
-    complete, then ``s3`` (set ``DOCKYARD_TEST_SCALEOUT_STORAGE=s3``, or flip the default here)."""
-    value = os.environ.get(STORAGE_ENV, "filesystem").strip().lower() or "filesystem"
+    """Where scale-out servers keep blobs: ``s3`` (a bucket of their own on moto, the default) or
+    ``filesystem`` (under the data directory, with ``DOCKYARD_TEST_SCALEOUT_STORAGE=filesystem``)."""
+    value = os.environ.get(STORAGE_ENV, "s3").strip().lower() or "s3"
     if value not in STORAGES:
         raise ValueError(f"{STORAGE_ENV}={value!r}: expected one of {', '.join(STORAGES)}")
     return value
