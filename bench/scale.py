@@ -24,7 +24,15 @@ from sqlalchemy.sql import Executable
 from tests.support.postgres import PostgresCluster, require_postgres
 
 from dockyard.migrations.runner import upgrade_sync
-from dockyard.registry.gc import blob_candidates, link_candidates, manifest_candidates
+from dockyard.registry.gc import (
+    BLOB_KEY,
+    LINK_KEY,
+    MANIFEST_KEY,
+    blob_candidates,
+    link_candidates,
+    manifest_candidates,
+    window_upper,
+)
 from dockyard.registry.listing import catalog_query, referrers_query, tags_query
 from dockyard.registry.manifests import _BY_DIGEST, _BY_TAG
 
@@ -147,10 +155,20 @@ async def run(cluster: PostgresCluster, url: str, args: argparse.Namespace) -> N
             "catalog page 1 of 100": sql_of(catalog_query(100, None)),
             f"catalog page after '{mid_repo}' (n=100)": sql_of(catalog_query(100, mid_repo)),
             "referrers of a manifest": sql_of(referrers_query(_repo_of(subject_j, args.repos), subject, None)),
-            "GC mark: untagged manifest batch (500)": sql_of(manifest_candidates(cutoff, 500)),
-            "GC mark: unreferenced blob-link batch (500)": sql_of(link_candidates(cutoff, 500)),
-            "GC mark: unlinked blob batch (500)": sql_of(blob_candidates(cutoff, 500)),
         }
+        # Garbage collection walks each table in windows of 5,000 keys; time one window in the middle.
+        for label, key, candidates in (
+            ("untagged manifests", MANIFEST_KEY, manifest_candidates),
+            ("unreferenced blob links", LINK_KEY, link_candidates),
+            ("unlinked blobs", BLOB_KEY, blob_candidates),
+        ):
+            total = counts["manifests" if key is MANIFEST_KEY else "repository_blobs" if key is LINK_KEY else "blobs"]
+            middle = await conn.fetchrow(sql_of(window_upper(key, None, total // 2)))
+            after = tuple(middle) if middle is not None else None
+            upper_row = await conn.fetchrow(sql_of(window_upper(key, after, 5000)))
+            upper = tuple(upper_row) if upper_row is not None else None
+            queries[f"GC: next window bound ({label})"] = sql_of(window_upper(key, after, 5000))
+            queries[f"GC mark: one window of 5,000 ({label})"] = sql_of(candidates(cutoff, after, upper))
         lines = [
             "| query | median ms | max ms |",
             "|---|---:|---:|",

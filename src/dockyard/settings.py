@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     fsync: bool = True
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
     gc_interval_seconds: int = Field(default=3600, ge=0)  # 0: no scheduled collection
-    gc_batch_size: int = Field(default=500, ge=1, le=10000)
+    gc_scan_window: int = Field(default=5000, ge=10, le=100_000)  # rows examined per GC statement
     gc_untagged_manifests: bool = True
 
     @field_validator("log_level")

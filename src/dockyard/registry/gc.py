@@ -11,10 +11,12 @@ same digest (which holds the row first) cannot be half-collected.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, not_, or_, select
+from sqlalchemy import Select, and_, delete, exists, literal, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -85,29 +87,59 @@ def _unlinked_blob(cutoff: datetime) -> object:
     return and_(Blob.created_at < cutoff, not_(exists().where(RepositoryBlob.digest == Blob.digest)))
 
 
-def manifest_candidates(cutoff: datetime, limit: int) -> Select[int, str, str, str]:
+Key = tuple[Any, ...]
+
+
+def _in_window(columns: tuple[Any, ...], after: Key | None, upper: Key | None) -> list[Any]:
+    """Restrict to keys in ``(after, upper]`` (either end open when None)."""
+    key = tuple_(*columns)
+    conditions = []
+    if after is not None:
+        conditions.append(key > tuple_(*[literal(v) for v in after]))
+    if upper is not None:
+        conditions.append(key <= tuple_(*[literal(v) for v in upper]))
+    return conditions
+
+
+MANIFEST_KEY = (Manifest.id,)
+LINK_KEY = (RepositoryBlob.repository_id, RepositoryBlob.digest)
+BLOB_KEY = (Blob.digest,)
+
+
+def window_upper(columns: tuple[Any, ...], after: Key | None, size: int) -> Select[Any]:
+    """The last key of the next window of ``size`` rows after ``after`` (an index-only range scan)."""
+    return select(*columns).where(*_in_window(columns, after, None)).order_by(*columns).offset(size - 1).limit(1)
+
+
+def manifest_candidates(
+    cutoff: datetime, after: Key | None = None, upper: Key | None = None
+) -> Select[int, str, str, str]:
     """Untagged manifests no index of their repository lists and whose subject (if any) is gone."""
     return (
         select(Manifest.id, Manifest.digest, Manifest.media_type, Repository.name)
         .join(Repository, Repository.id == Manifest.repository_id)
-        .where(_unreferenced_manifest(cutoff))  # type: ignore[arg-type]
+        .where(_unreferenced_manifest(cutoff), *_in_window(MANIFEST_KEY, after, upper))  # type: ignore[arg-type]
         .order_by(Manifest.id)
-        .limit(limit)
     )
 
 
-def link_candidates(cutoff: datetime, limit: int) -> Select[int, str]:
+def link_candidates(cutoff: datetime, after: Key | None = None, upper: Key | None = None) -> Select[int, str]:
     """Blob links no manifest of their repository references."""
-    return (
-        select(RepositoryBlob.repository_id, RepositoryBlob.digest)
-        .where(_unreferenced_link(cutoff))  # type: ignore[arg-type]
-        .limit(limit)
+    return select(RepositoryBlob.repository_id, RepositoryBlob.digest).where(
+        _unreferenced_link(cutoff),  # type: ignore[arg-type]
+        *_in_window(LINK_KEY, after, upper),
     )
 
 
-def blob_candidates(cutoff: datetime, limit: int) -> Select[str, int]:
+def blob_candidates(cutoff: datetime, after: Key | None = None, upper: Key | None = None) -> Select[str, int]:
     """Blobs no repository links."""
-    return select(Blob.digest, Blob.size).where(_unlinked_blob(cutoff)).limit(limit)  # type: ignore[arg-type]
+    return select(Blob.digest, Blob.size).where(
+        _unlinked_blob(cutoff),  # type: ignore[arg-type]
+        *_in_window(BLOB_KEY, after, upper),
+    )
+
+
+Phase = Callable[[datetime, "Key | None", "Key | None", GCReport], Awaitable[int]]
 
 
 class GarbageCollector:
@@ -122,20 +154,31 @@ class GarbageCollector:
         report = GCReport(dry_run)
         await self._expire_uploads(report)
         if settings.gc_untagged_manifests:
-            await self._rounds(self._manifest_batch, cutoff, report)
-        await self._rounds(self._link_batch, cutoff, report)
-        await self._rounds(self._blob_batch, cutoff, report)
+            # Removing an index can orphan its children: sweep again while a sweep finds something.
+            for _ in range(_MAX_ROUNDS):
+                if not await self._sweep(MANIFEST_KEY, self._manifest_batch, cutoff, report) or dry_run:
+                    break
+        await self._sweep(LINK_KEY, self._link_batch, cutoff, report)
+        await self._sweep(BLOB_KEY, self._blob_batch, cutoff, report)
         log.info("garbage collection finished: %s", report.summary())
         return report
 
-    async def _rounds(self, batch: object, cutoff: datetime, report: GCReport) -> None:
-        for _ in range(_MAX_ROUNDS):
-            found = await batch(cutoff, report)  # type: ignore[operator]
-            if not found or report.dry_run:
-                return
+    async def _sweep(self, key: tuple[Any, ...], batch: Phase, cutoff: datetime, report: GCReport) -> int:
+        """Walk a table in key order, one window of ``gc_scan_window`` rows at a time, so that every statement
+        is bounded (an index range) however large the table is; ``batch`` collects within each window."""
+        found = 0
+        after: Key | None = None
+        while True:
+            async with self.ctx.db.read() as conn:
+                row = (await conn.execute(window_upper(key, after, self.ctx.settings.gc_scan_window))).first()
+            upper = tuple(row) if row is not None else None
+            found += await batch(cutoff, after, upper, report)
+            if upper is None:
+                return found
+            after = upper
 
-    async def _manifest_batch(self, cutoff: datetime, report: GCReport) -> int:
-        query = manifest_candidates(cutoff, self.ctx.settings.gc_batch_size)
+    async def _manifest_batch(self, cutoff: datetime, after: Key | None, upper: Key | None, report: GCReport) -> int:
+        query = manifest_candidates(cutoff, after, upper)
         if report.dry_run:
             async with self.ctx.db.read(consistent=True) as conn:
                 rows = (await conn.execute(query)).all()
@@ -163,8 +206,8 @@ class GarbageCollector:
         report.manifests.extend((name, digest) for _, digest, _, name in rows)
         return len(rows)
 
-    async def _link_batch(self, cutoff: datetime, report: GCReport) -> int:
-        query = link_candidates(cutoff, self.ctx.settings.gc_batch_size)
+    async def _link_batch(self, cutoff: datetime, after: Key | None, upper: Key | None, report: GCReport) -> int:
+        query = link_candidates(cutoff, after, upper)
         if report.dry_run:
             async with self.ctx.db.read(consistent=True) as conn:
                 rows = (await conn.execute(query)).all()
@@ -187,8 +230,8 @@ class GarbageCollector:
         report.blob_links += deleted
         return deleted
 
-    async def _blob_batch(self, cutoff: datetime, report: GCReport) -> int:
-        query = blob_candidates(cutoff, self.ctx.settings.gc_batch_size)
+    async def _blob_batch(self, cutoff: datetime, after: Key | None, upper: Key | None, report: GCReport) -> int:
+        query = blob_candidates(cutoff, after, upper)
         if report.dry_run:
             async with self.ctx.db.read(consistent=True) as conn:
                 rows = (await conn.execute(query)).all()
