@@ -96,8 +96,12 @@ def _in_window(columns: tuple[Any, ...], after: Key | None, upper: Key | None) -
     conditions = []
     if after is not None:
         conditions.append(key > tuple_(*[literal(v) for v in after]))
+        if len(columns) > 1:  # the leading column alone: lets the planner see how narrow the range is
+            conditions.append(columns[0] >= after[0])
     if upper is not None:
         conditions.append(key <= tuple_(*[literal(v) for v in upper]))
+        if len(columns) > 1:
+            conditions.append(columns[0] <= upper[0])
     return conditions
 
 
