@@ -68,8 +68,23 @@ class DockyardServer:
         """Run one SQL statement on this server's database (either engine); returns the rows changed."""
         return backend.execute_sql(self.database_url, statement, **params)
 
-    def start(self, timeout: float = 30.0) -> None:
+    @property
+    def workers(self) -> int:
+        configured = int(self.env.get("DOCKYARD_WORKERS", os.environ.get("DOCKYARD_WORKERS", "0")) or 0)
+        return configured or max(1, min(os.cpu_count() or 1, 8))
+
+    def _started_workers(self, log_offset: int) -> int:
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(log_offset)
+                return fh.read().count(b"Application startup complete")
+        except OSError:
+            return 0
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until every worker process has finished its start-up and the server is ready."""
         env = {**os.environ, "DOCKYARD_DATA_DIR": str(self.data_dir), **self.env}
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "dockyard.cli.main", "serve", "--port", str(self.port), "--open"],
@@ -84,10 +99,11 @@ class DockyardServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dockyard exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
+                ready = httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
+                ready = False
+            if ready and self._started_workers(log_offset) >= self.workers:
+                return
             time.sleep(0.1)
         raise RuntimeError(f"dockyard did not become ready: {self.log_tail()}")
 
