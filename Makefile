@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: help run test check lint typecheck unit bench system-deps venv clean
+.PHONY: help run test lint typecheck bench system-deps venv dev clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ run: venv ## Install and start Dockyard on http://127.0.0.1:5000 (SQLite + files
 system-deps: ## Install the system tools the tests use (apt-get, when root)
 	bash scripts/install-system-deps.sh
 
-dev: $(UV)
+dev: $(UV) ## Install Dockyard and the development tools from the lock file
 	$(UV) sync --frozen --inexact --python $(VENV)/bin/python
 
 lint: dev ## ruff (lint and format check) and the import-layer contracts

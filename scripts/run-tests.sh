@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the pytest suite twice, once per deployment (tests/support/backend.py), and fails if either run fails:
 #   embedded  SQLite + blobs on the filesystem (what `dockyard serve` does with nothing configured)
-#   scaleout  PostgreSQL, a database per server in a throwaway cluster (tests/support/postgres.py)
+#   scaleout  PostgreSQL (a database per server in a throwaway cluster, tests/support/postgres.py) and S3
+#             (a bucket per server on a moto S3 server, tests/support/s3.py)
 # DOCKYARD_TEST_BACKEND=embedded (or scaleout) runs only that one. Arguments go to both pytest runs.
 # pytest's exit code 5 ("no tests collected") is a failure here: a suite that ran nothing has proven nothing.
 set -uo pipefail
