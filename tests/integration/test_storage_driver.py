@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from dockyard.storage.base import BlobStore, StorageError, UploadMissing
 from dockyard.storage.factory import UnknownDriver, open_blob_store
+from tests.support.blobstore import collect, digest_of, new_id
 from tests.support.s3 import shared_moto_server
 
 # The drivers are exercised directly, without a server or a DB: one pass (the embedded one) covers them.
@@ -42,18 +42,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     blob_store = DRIVERS[request.param](tmp_path / "storage")
     yield blob_store
     await blob_store.close()
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-async def collect(chunks: AsyncIterator[bytes]) -> bytes:
-    return b"".join([c async for c in chunks])
 
 
 async def write(store: BlobStore, upload_id: str, offset: int, *chunks: bytes) -> None:

@@ -23,6 +23,7 @@ from dockyard.storage.s3 import (
     _plan_parts,
     parse_s3_url,
 )
+from tests.support.blobstore import collect, digest_of, new_id
 from tests.support.s3 import MotoServer, moto_server
 
 # The drivers are exercised directly, without a server or a DB: one pass (the embedded one) covers them.
@@ -57,20 +58,8 @@ async def store(url: str) -> AsyncIterator[S3BlobStore]:
     await blob_store.close()
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-async def collect(chunks: AsyncIterator[bytes]) -> bytes:
-    return b"".join([c async for c in chunks])
 
 
 def batches(data: bytes, size: int) -> Iterator[bytes]:
