@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+T = TypeVar("T")
 _WRITE_OPTION = "dockyard_write"
 _SNAPSHOT_OPTION = "dockyard_snapshot"
 
@@ -48,6 +51,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif options.get(_SNAPSHOT_OPTION):
             conn.exec_driver_sql("BEGIN")
+
+
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if getattr(error, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+            return True
+    return False
 
 
 class _WriterGate:
@@ -130,6 +143,20 @@ class Database:
             return
         async with self._write_engine.connect() as conn, conn.begin():
             yield conn
+
+    async def run_write(self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 4) -> T:
+        """Run ``work`` in a write transaction; start it again from scratch if PostgreSQL aborted it for a
+        deadlock or a serialization failure (SQLSTATE 40P01 / 40001). ``work`` must have no effects outside
+        the transaction before it commits."""
+        for attempt in range(attempts):
+            try:
+                async with self.write() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                if attempt == attempts - 1 or not _is_transient(exc):
+                    raise
+                await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))  # noqa: S311 - jitter only
+        raise AssertionError("unreachable")
 
     async def check(self) -> None:
         """Raise unless the DB answers a query on the migrated schema."""

@@ -176,13 +176,14 @@ class ManifestService:
         else:
             digest = str(Digest.of(body))
             all_tags = (reference, *[t for t in tags if t != reference])
-        async with self.ctx.db.write() as conn:
+        subject = str(parsed.subject.digest) if parsed.subject else None
+
+        async def work(conn: AsyncConnection) -> None:
             repo_id = await ensure_repository(conn, name, actor)
             missing = await _missing(conn, repo_id, parsed)
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
             manifest_id = await _store(conn, repo_id, digest, body, parsed)
-            subject = str(parsed.subject.digest) if parsed.subject else None
             await record_event(
                 conn,
                 MANIFEST_PUSHED,
@@ -209,6 +210,8 @@ class ManifestService:
                         media_type=parsed.media_type,
                         actor=actor,
                     )
+
+        await self.ctx.db.run_write(work)
         return PushResult(digest, subject, all_tags)
 
     async def get(self, name: str, reference: str) -> StoredManifest:
@@ -225,7 +228,8 @@ class ManifestService:
 
     async def delete(self, name: str, reference: str, actor: str | None = None) -> None:
         """By tag: untag. By digest: remove the manifest and every tag pointing at it."""
-        async with self.ctx.db.write() as conn:
+
+        async def work(conn: AsyncConnection) -> None:
             repo_id = await find_repository(conn, name)
             if repo_id is None:
                 raise NotFound("repository", "repository name not known to registry", {"name": name})
@@ -276,3 +280,5 @@ class ManifestService:
                 actor=actor,
                 payload={"tags": list(tags)},
             )
+
+        await self.ctx.db.run_write(work)
