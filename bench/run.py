@@ -1,32 +1,51 @@
-"""``python -m bench.run``: Dockyard and the reference registry, one after the other, same workload, one table.
+"""``python -m bench.run``: Dockyard and the reference registry, one after the other, same workload, side by side.
 
-Each server starts fresh (temp data directory, default settings) on a free loopback port, runs every phase of
-``bench.workload`` and is stopped before the next one starts. The table goes to stdout and, as Markdown with
-the machine facts, to ``bench/results/latest.md``. The exit status is 1 if any measurement failed.
+Two sections, both by default (``--config all``):
+
+- ``embedded``: Dockyard with default settings (SQLite + files) and the reference on its filesystem driver. Each
+  server starts fresh (temp data directory) on a free loopback port, runs every phase of ``bench.workload`` and
+  is stopped before the next one starts. Table in ``bench/results/latest.md``.
+- ``scaleout``: Dockyard on PostgreSQL + S3 with one replica, then with ``--replicas`` behind a round-robin
+  balancer, then the reference with its S3 driver, all on one S3 server (moto); see ``bench.scaleout``. Table in
+  ``bench/results/latest-scaleout.md``.
+
+The tables go to stdout and, as Markdown with the machine facts, to those files. The exit status is 1 if any
+measurement failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.data import BigData, SmallImage, make_big_data, make_small_images
-from bench.report import METHOD_NOTES, RATIO_NOTE, markdown_table, rows, text_table
+from bench.data import make_big_data, make_small_images
+from bench.harness import load_average, machine_facts, run_server, source_revision
+from bench.report import (
+    METHOD_NOTES,
+    RATIO_NOTE,
+    SCALEOUT_METHOD_NOTES,
+    SCALEOUT_RATIO_NOTE,
+    markdown_grid,
+    markdown_table,
+    rows,
+    scaleout_header,
+    scaleout_rows,
+    text_grid,
+    text_table,
+)
 from bench.servers import DockyardServer, ReferenceServer, Server
-from bench.workload import Params, Results, Workload, log
+from bench.workload import Params, Results, log
 
 MiB = 1024 * 1024
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
+DEFAULT_SCALEOUT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scaleout.md"
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
 FULL = {
@@ -59,12 +78,51 @@ QUICK = {
 }
 
 
+# The scale-out section: 256 MiB blobs (moto keeps every request body in memory and is a single Python process,
+# so 1 GiB would mostly measure moto), one pull variant, page 1 of the listings only.
+SCALEOUT_FULL = {
+    "size_mib": 256,
+    "chunk_mib": 16,
+    "rounds": 2,
+    "pulls_per_round": 2,
+    "small_images": 256,
+    "concurrency": 64,
+    "tags": 5000,
+    "repos": 2000,
+    "list_repeats": 5,
+    "workers": 0,
+}
+SCALEOUT_QUICK = {
+    "size_mib": 8,
+    "chunk_mib": 4,
+    "rounds": 1,
+    "pulls_per_round": 1,
+    "small_images": 16,
+    "concurrency": 8,
+    "tags": 40,
+    "repos": 30,
+    "list_repeats": 3,
+    "workers": 1,  # a single process per replica starts in a third of the time
+}
+# The reference's catalog page costs one S3 LIST per repository walked, and moto answers each LIST by scanning
+# the whole bucket: tens of seconds a page. Its repetitions stop after this many seconds.
+LIST_BUDGET_SECONDS = 20.0
+# Flags that set the same knob in both sections when given; the big-blob size and rounds have their own flags.
+SHARED = ("chunk_mib", "small_images", "concurrency", "tags", "repos", "list_repeats")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config",
+        choices=["embedded", "scaleout", "all"],
+        default="all",
+        help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), or both (all)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
-    parser.add_argument("--size-mib", type=int, help="big blob size in MiB (1024)")
+    parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
     parser.add_argument("--chunk-mib", type=int, help="PATCH chunk size for the chunked push in MiB (16)")
-    parser.add_argument("--rounds", type=int, help="rounds of the big-blob pushes and pulls; the median is shown (3)")
+    parser.add_argument("--rounds", type=int, help="rounds of the big-blob pushes and pulls, embedded section (3)")
     parser.add_argument("--small-images", type=int, help="small images to push and pull (512)")
     parser.add_argument("--concurrency", type=int, help="concurrent clients for small images, tags, mounts (64)")
     parser.add_argument("--wrk-seconds", type=int, help="duration of each wrk run (10)")
@@ -74,19 +132,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repos", type=int, help="repositories in the catalog (2000)")
     parser.add_argument("--mounts", type=int, help="cross-repo mounts (1000)")
     parser.add_argument("--list-repeats", type=int, help="timed repetitions of each listing; median shown (10)")
+    parser.add_argument("--replicas", type=int, default=3, help="Dockyard replicas in the scaled-out run (3)")
+    parser.add_argument("--scaleout-size-mib", type=int, help="big blob size in MiB, scale-out section (256)")
+    parser.add_argument("--scaleout-rounds", type=int, help="big-blob rounds, scale-out section (2)")
     parser.add_argument(
         "--servers", choices=["both", "dockyard", "reference"], default="both", help="which servers to run"
     )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown results file")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Markdown results file, embedded")
+    parser.add_argument(
+        "--scaleout-output", type=Path, default=DEFAULT_SCALEOUT_OUTPUT, help="Markdown results file, scale-out"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="parent directory for temp data (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (data and server logs)")
     args = parser.parse_args(argv)
+    scaleout = dict(SCALEOUT_QUICK if args.quick else SCALEOUT_FULL)
+    scaleout.update({key: getattr(args, key) for key in SHARED if getattr(args, key) is not None})
+    if args.scaleout_size_mib is not None:
+        scaleout["size_mib"] = args.scaleout_size_mib
+    if args.scaleout_rounds is not None:
+        scaleout["rounds"] = args.scaleout_rounds
+    args.scaleout = scaleout
     base = QUICK if args.quick else FULL
     for key, value in base.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.size_mib < 1 or args.chunk_mib < 1 or args.rounds < 1:
-        parser.error("--size-mib, --chunk-mib and --rounds must be at least 1")
+    if min(args.size_mib, args.chunk_mib, args.rounds, scaleout["size_mib"], scaleout["rounds"]) < 1:
+        parser.error("sizes and rounds must be at least 1")
+    if args.replicas < 2:
+        parser.error("--replicas must be at least 2 (one replica always runs)")
     return args
 
 
@@ -108,103 +181,49 @@ def params_from(args: argparse.Namespace) -> Params:
     )
 
 
-def _first_line(command: list[str]) -> str:
-    try:
-        out = subprocess.run(command, capture_output=True, text=True, check=False, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unavailable"
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "unknown"
-
-
-def machine_facts() -> list[str]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return [
-        f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, Linux {platform.release()}, "
-        f"Python {platform.python_version()}",
-        f"wrk: {_first_line(['wrk', '--version'])}",
-    ]
-
-
-def source_revision() -> str:
-    """The commit the benchmarked code is at, and whether the work tree differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return f"{head}{' with uncommitted changes under src/' if dirty else ''}"
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds all processes and kernel threads have spent so far (user, nice, system, steal; not the
-    interrupt time, much of which is this benchmark's own loopback traffic), from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    busy = sum(int(fields[i]) for i in (0, 1, 2, 7))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_seconds() -> float:
-    """CPU seconds of this process and its waited-for children (wrk, bench.loadgen)."""
-    times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
-def run_server(server: Server, big: BigData, images: list[SmallImage], params: Params) -> Results:
-    log(f"starting {server.name} on port {server.port}")
-    server.start()
-    busy0, own0, clock0, server0 = _machine_busy_seconds(), _own_seconds(), time.perf_counter(), server.cpu_seconds()
-    try:
-        results = Workload(server, big, images, params, server.workdir).run()
-        # Measured before stop(): once waited for, the server's CPU would count among this process's children.
-        other = _machine_busy_seconds() - busy0 - (_own_seconds() - own0) - (server.cpu_seconds() - server0)
-        wall = time.perf_counter() - clock0
-    finally:
-        server.stop()
-        log(f"stopped {server.name}")
-    cores = os.cpu_count() or 1
-    other = max(other, 0.0)
-    results.notes.append(
-        f"other processes and kernel threads (other work on the machine, disk writeback) used {other:.0f} CPU-s "
-        f"during this server's {wall:.0f} s run ({100 * other / (wall * cores):.0f}% of {cores} cores)"
+def scaleout_params_from(args: argparse.Namespace) -> Params:
+    so = args.scaleout
+    return Params(
+        size=so["size_mib"] * MiB,
+        chunk=so["chunk_mib"] * MiB,
+        rounds=so["rounds"],
+        small_images=so["small_images"],
+        concurrency=so["concurrency"],
+        tags=so["tags"],
+        repos=so["repos"],
+        list_repeats=so["list_repeats"],
+        pulls_per_round=so["pulls_per_round"],
+        pull_discard=False,
+        full_listings=False,
+        list_budget=LIST_BUDGET_SECONDS,
     )
-    return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    params = params_from(args)
-    wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
-    missing = [
-        tool for tool in ("wrk", *(["docker-registry"] if "reference" in wanted else [])) if not shutil.which(tool)
-    ]
-    if missing:
-        print(f"missing tools: {', '.join(missing)} (make system-deps installs them)", file=sys.stderr)
-        return 2
+def _command(argv: list[str] | None) -> str:
+    return shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
 
-    started = dt.datetime.now(dt.UTC)
-    load_start = load_average()
-    clock = time.perf_counter()
+
+def _workdir(args: argparse.Namespace, prefix: str) -> Path:
     parent = args.workdir
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def _finish_workdir(args: argparse.Namespace, workdir: Path) -> None:
+    if args.keep:
+        log(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def embedded_section(args: argparse.Namespace, wanted: list[str], argv: list[str] | None) -> int:
+    """Dockyard with default settings against the reference on its filesystem driver; writes ``args.output``."""
+    params = params_from(args)
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    clock = time.perf_counter()
+    workdir = _workdir(args, "dockyard-bench-")
     results: dict[str, Results] = {}
     try:
         log(f"test data in {workdir}: {params.size // MiB} MiB x {2 * params.rounds} blobs (one file)")
@@ -222,22 +241,18 @@ def main(argv: list[str] | None = None) -> int:
             if not args.keep:
                 shutil.rmtree(server_dir / ("data" if name == "dockyard" else "storage"), ignore_errors=True)
     finally:
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _finish_workdir(args, workdir)
     elapsed = time.perf_counter() - clock
 
     table = rows(params, results.get("dockyard"), results.get("reference"))
     versions = [f"{r.server}: {r.version}" for r in results.values() if r.version]
-    command = shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)])
     facts = [
         f"date: {started:%Y-%m-%d %H:%M} UTC; wall time {elapsed:.0f} s; load average {load_start} at start, "
         f"{load_average()} at end",
         *machine_facts(),
         *versions,
         f"Dockyard source: commit {source_revision()}",
-        f"command: `{command}`",
+        f"command: `{_command(argv)}`",
     ]
     notes = [f"{r.server}: {note}" for r in results.values() for note in r.notes]
     errors = [f"{r.server}: {err}" for r in results.values() for err in r.errors]
@@ -269,6 +284,108 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text("\n".join(markdown))
     log(f"wrote {args.output}")
     return 1 if errors or len(results) < len(wanted) else 0
+
+
+def scaleout_section(args: argparse.Namespace, wanted: list[str], argv: list[str] | None) -> int:
+    """Dockyard on PostgreSQL + S3 (one replica, then ``--replicas``) against the reference's S3 driver, on one
+    S3 server; writes ``args.scaleout_output``."""
+    from bench.scaleout import run_scaleout
+
+    params = scaleout_params_from(args)
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    clock = time.perf_counter()
+    workdir = _workdir(args, "dockyard-bench-scaleout-")
+    try:
+        run = run_scaleout(params, workdir, args.replicas, wanted, workers=args.scaleout["workers"])
+    finally:
+        _finish_workdir(args, workdir)
+    elapsed = time.perf_counter() - clock
+    results = run.results
+    labels = {"one": "dockyard ×1", "many": f"dockyard ×{args.replicas}", "reference": "reference"}
+
+    header = scaleout_header(args.replicas)
+    table = scaleout_rows(params, results.get("one"), results.get("many"), results.get("reference"))
+    versions = list(dict.fromkeys(f"{r.version}" for r in results.values() if r.version))
+    facts = [
+        f"date: {started:%Y-%m-%d %H:%M} UTC; wall time {elapsed:.0f} s; load average {load_start} at start, "
+        f"{load_average()} at end",
+        *machine_facts(),
+        *versions,
+        *run.facts,
+        *(
+            [f"each Dockyard replica ran {args.scaleout['workers']} worker process(es) (--quick), not one per core"]
+            if args.scaleout["workers"]
+            else []
+        ),
+        f"Dockyard source: commit {source_revision()}",
+        f"command: `{_command(argv)}`",
+    ]
+    notes = [f"{labels[role]}: {note}" for role, r in results.items() for note in r.notes]
+    errors = [*run.errors, *(f"{labels[role]}: {err}" for role, r in results.items() for err in r.errors)]
+    expected = (2 if "dockyard" in wanted else 0) + (1 if "reference" in wanted else 0)
+
+    print()
+    print(f"Scale-out: PostgreSQL + S3 (moto), {params.size // MiB} MiB blobs")
+    print(text_grid(header, table))
+    print()
+    print(SCALEOUT_RATIO_NOTE)
+    for line in facts + notes:
+        print(f"- {line}")
+    for err in errors:
+        print(f"ERROR {err}", file=sys.stderr)
+
+    args.scaleout_output.parent.mkdir(parents=True, exist_ok=True)
+    markdown = [
+        "# Dockyard scale-out (PostgreSQL + S3) vs reference registry (S3 driver)",
+        "",
+        markdown_grid(header, table),
+        "",
+        SCALEOUT_RATIO_NOTE,
+        "",
+        *(f"- {line}" for line in [*METHOD_NOTES[:1], *SCALEOUT_METHOD_NOTES]),
+        "",
+        *(f"- {line}" for line in facts),
+        *(f"- {line}" for line in notes),
+        *(f"- ERROR {line}" for line in errors),
+        "",
+    ]
+    args.scaleout_output.write_text("\n".join(markdown))
+    log(f"wrote {args.scaleout_output}")
+    return 1 if errors or len(results) < expected else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
+    sections = ["embedded", "scaleout"] if args.config == "all" else [args.config]
+    tools = [
+        *(["wrk"] if "embedded" in sections else []),
+        *(["docker-registry"] if "reference" in wanted else []),
+    ]
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        print(f"missing tools: {', '.join(missing)} (make system-deps installs them)", file=sys.stderr)
+        return 2
+    unavailable = None
+    if "scaleout" in sections:
+        from bench.scaleout import services_missing
+
+        unavailable = services_missing()
+        if unavailable is not None and sections == ["scaleout"]:
+            print(f"cannot run the scale-out section: {unavailable}", file=sys.stderr)
+            return 2
+
+    status = 0
+    if "embedded" in sections:
+        status |= embedded_section(args, wanted, argv)
+    if "scaleout" in sections:
+        if unavailable is None:
+            status |= scaleout_section(args, wanted, argv)
+        else:
+            print(f"ERROR scale-out section skipped: {unavailable}", file=sys.stderr)
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -61,6 +61,11 @@ class Params:
     mounts: int = 1000
     page: int = 100
     list_repeats: int = 10
+    # The scale-out section trims these: one pull variant, fewer pulls, page 1 of the listings only.
+    pulls_per_round: int = PULLS_PER_ROUND
+    pull_discard: bool = True
+    full_listings: bool = True
+    list_budget: float | None = None  # seconds of timed listing runs after which the repetitions stop
 
 
 @dataclass
@@ -166,6 +171,8 @@ end
 class Workload:
     """Everything the benchmark does against one server, in a fixed order."""
 
+    TAGS_REPO = "bench/tags"
+
     def __init__(self, server: Server, big: BigData, images: list[SmallImage], params: Params, workdir: Path) -> None:
         self.server = server
         self.big = big
@@ -178,8 +185,8 @@ class Workload:
 
     # -- driver -----------------------------------------------------------------------------------------------
 
-    def run(self) -> Results:
-        phases: list[tuple[str, Callable[[], None]]] = [
+    def phases(self) -> list[tuple[str, Callable[[], None]]]:
+        return [
             ("big-blob pushes and pulls", self.big_blobs),
             ("random range reads", self.range_reads),
             ("small images", self.small_images),
@@ -188,7 +195,9 @@ class Workload:
             ("catalog", self.catalog),
             ("cross-repo mounts", self.mounts),
         ]
-        for name, phase in phases:
+
+    def run(self) -> Results:
+        for name, phase in self.phases():
             if not self.server.alive():
                 self.results.errors.append(f"{name}: skipped, the server is not running")
                 continue
@@ -325,12 +334,13 @@ class Workload:
                     self.results.values["rss_after_push"] = self.server.rss_mib()
                     self.results.values["hwm_after_push"] = self.server.hwm_mib()
                 add("push_chunked", self._timed("chunked push", size, partial(self.push_chunked, conn, repo, chunked)))
-                for _ in range(PULLS_PER_ROUND):
+                for _ in range(self.params.pulls_per_round):
                     add("pull_check", self._timed("pull + sha256", size, partial(self.pull, conn, repo, first, True)))
-                    add(
-                        "pull_discard",
-                        self._timed("pull, no check", size, partial(self.pull, conn, repo, first, False)),
-                    )
+                    if self.params.pull_discard:
+                        add(
+                            "pull_discard",
+                            self._timed("pull, no check", size, partial(self.pull, conn, repo, first, False)),
+                        )
         for key, values in samples.items():
             self._record(key, values)
             if not key.startswith("cpu_") and len(values) > 1:
@@ -461,9 +471,12 @@ class Workload:
     async def _time_listings(
         self, path: str, field: str, expected: int, listings: list[tuple[str, str, bool]]
     ) -> dict[str, float]:
-        """For each (result key, query, follow Links?): the median ms over ``list_repeats`` runs. A followed
-        listing must return exactly ``expected`` entries; how many pages it took goes into the notes."""
+        """For each (result key, query, follow Links?): the median ms over ``list_repeats`` runs after one that
+        warms caches up. A followed listing must return exactly ``expected`` entries; how many pages it took goes
+        into the notes. With ``list_budget``, the repetitions stop once they have taken that many seconds, and a
+        warm-up run slower than the budget is the only sample."""
         timings: dict[str, float] = {}
+        budget_ms = None if self.params.list_budget is None else 1000 * self.params.list_budget
         conn = AsyncConnection(self.host, self.port)
         try:
             for key, query, follow in listings:
@@ -477,13 +490,23 @@ class Workload:
                         response = expect(await conn.request("GET", target), 200, what=f"GET {target}")
                         entries, pages = json.loads(response.body)[field] or [], 1
                     samples.append((time.perf_counter() - start) * 1000)
-                timings[key] = statistics.median(samples[1:])  # the first run warms caches up
+                    if budget_ms is not None and (samples[0] > budget_ms or sum(samples[1:]) > budget_ms):
+                        break
+                timed = samples[1:] or samples
+                timings[key] = statistics.median(timed)
                 if follow and len(entries) != expected:
                     raise HTTPError(f"{target}: listed {len(entries)} entries, expected {expected}")
                 wanted = expected if follow else min(expected, self.params.page)
                 note = f"{target}: {len(entries)} entries in {pages} page(s)"
                 if len(entries) != wanted:
                     note += f" (expected {wanted}: the server ignores n)"
+                if len(timed) < self.params.list_repeats:
+                    runs = ", ".join(f"{ms:,.0f}" for ms in samples)
+                    note += (
+                        f"; {len(timed)} timed run(s) instead of {self.params.list_repeats}: the runs took "
+                        f"{runs} ms, over the {self.params.list_budget:g} s budget"
+                        + ("" if samples[1:] else " (the only run is the warm-up)")
+                    )
                 self.results.notes.append(note)
                 log(f"  {target}: {timings[key]:.2f} ms, {len(entries)} entries in {pages} page(s)")
         finally:
@@ -491,10 +514,17 @@ class Workload:
         return timings
 
     def tags_list(self) -> None:
-        source = self.images[0]
-        repo = "bench/tags"
-        manifest = make_manifest(source.config, source.layer)
         count = self.params.tags
+        self.fill_tags(self.TAGS_REPO, count)
+        listings = [("tags_full", "", True)] if self.params.full_listings else []
+        listings.append(("tags_page", f"n={self.params.page}", False))
+        path = f"/v2/{self.TAGS_REPO}/tags/list"
+        self.results.values.update(run_async(self._time_listings(path, "tags", count, listings)))
+
+    def fill_tags(self, repo: str, count: int) -> None:
+        """Tags t00000… on the first small image's manifest, by manifest PUTs (their rate is recorded)."""
+        source = self.images[0]
+        manifest = make_manifest(source.config, source.layer)
 
         async def setup() -> None:
             conn = AsyncConnection(self.host, self.port)
@@ -513,8 +543,6 @@ class Workload:
 
         run_async(setup())
         self._concurrently("tag_put", "manifest PUT by tag", count, put_tag, ("request", "requests"))
-        listings = [("tags_full", "", True), ("tags_page", f"n={self.params.page}", False)]
-        self.results.values.update(run_async(self._time_listings(f"/v2/{repo}/tags/list", "tags", count, listings)))
 
     async def _make_repo(self, conn: AsyncConnection, repo: str) -> None:
         source = self.images[0]
@@ -526,7 +554,9 @@ class Workload:
         )
         expect(response, 201, what="manifest PUT for catalog")
 
-    def catalog(self) -> None:
+    def existing_repos(self) -> int:
+        """How many repositories the catalog lists before the catalog phase adds its own."""
+
         async def count_repos() -> int:
             conn = AsyncConnection(self.host, self.port)
             try:
@@ -534,20 +564,28 @@ class Workload:
             finally:
                 await conn.close()
 
-        existing = run_async(count_repos())
-        missing = max(0, self.params.repos - existing)
+        return run_async(count_repos())
+
+    def fill_catalog(self, count: int) -> None:
+        """Repositories catalog/r00000… (2 mounts and a manifest PUT each)."""
 
         async def make(conn: AsyncConnection, i: int) -> None:
             await self._make_repo(conn, f"catalog/r{i:05d}")
 
         what = "new repository (2 mounts + manifest PUT)"
-        self._concurrently(None, what, missing, make, ("repository", "repositories"))
+        self._concurrently(None, what, count, make, ("repository", "repositories"))
+
+    def catalog(self) -> None:
+        existing = self.existing_repos()
+        missing = max(0, self.params.repos - existing)
+        self.fill_catalog(missing)
         total = max(existing, self.params.repos)
-        listings = [
-            ("catalog_full", "", True),
-            ("catalog_full_n", f"n={min(total, CATALOG_MAX_N)}", True),
-            ("catalog_page", f"n={self.params.page}", False),
-        ]
+        listings = (
+            [("catalog_full", "", True), ("catalog_full_n", f"n={min(total, CATALOG_MAX_N)}", True)]
+            if self.params.full_listings
+            else []
+        )
+        listings.append(("catalog_page", f"n={self.params.page}", False))
         self.results.values.update(run_async(self._time_listings("/v2/_catalog", "repositories", total, listings)))
         self.results.notes.append(f"catalog: {existing} repositories existed before, {missing} were added")
 

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import require_postgres
 from tests.support.server import REPO_ROOT
-from tests.support.tools import require_tool
+from tests.support.tools import missing, require_tool
+
+
+def _table_rows(markdown: str) -> list[str]:
+    """The rows of the first Markdown table, without its header and rule."""
+    return [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line][1:]
+
+
+def _run_bench(tmp_path: Path, *args: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--workdir", str(tmp_path), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, f"bench.run failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
 
 
 # The benchmark always runs Dockyard as `dockyard serve` with default settings (SQLite + filesystem), whatever
@@ -19,19 +38,35 @@ def test_quick_benchmark_runs_against_both_servers(tmp_path: Path) -> None:
     require_tool("docker-registry")
     require_tool("wrk")
     output = tmp_path / "latest.md"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--output", str(output), "--workdir", str(tmp_path)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert run.returncode == 0, f"bench.run failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
+    _run_bench(tmp_path, "--config", "embedded", "--output", str(output))
     table = output.read_text()
     assert "| measure | dockyard | reference | ratio |" in table
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    rows = _table_rows(table)
     assert len(rows) >= 20
     # Every measure has a number for both servers ("—" marks a measurement that failed).
-    missing = [row for row in rows if any(cell.strip() == "—" for cell in row.split("|")[2:4])]
-    assert not missing, "measures without a value:\n" + "\n".join(missing)
+    missing_values = [row for row in rows if any(cell.strip() == "—" for cell in row.split("|")[2:4])]
+    assert not missing_values, "measures without a value:\n" + "\n".join(missing_values)
+
+
+# The scale-out section brings its own PostgreSQL cluster and S3 server, whatever backend the suite is testing:
+# once is enough. Two replicas instead of three keep it short.
+@pytest.mark.embedded_only
+def test_quick_scaleout_benchmark_runs_against_all_configurations(tmp_path: Path) -> None:
+    require_tool("docker-registry")
+    require_postgres()
+    if importlib.util.find_spec("moto") is None:
+        missing("moto is not installed (make dev installs it)")
+    output = tmp_path / "latest-scaleout.md"
+    _run_bench(tmp_path, "--config", "scaleout", "--replicas", "2", "--scaleout-output", str(output))
+    table = output.read_text()
+    assert "| measure | dockyard ×1 | dockyard ×2 | reference | ×1 ratio | ×2 ratio |" in table
+    rows = _table_rows(table)
+    assert len(rows) >= 10
+    missing_values = [row for row in rows if any(cell.strip() == "—" for cell in row.split("|")[2:5])]
+    assert not missing_values, "measures without a value:\n" + "\n".join(missing_values)
+    # Both replicas served connections through the balancer.
+    spread = [line for line in table.splitlines() if "connections per backend port" in line]
+    assert spread, "no balancer report in the notes"
+    counts = [int(part.rsplit(":", 1)[1]) for part in spread[0].split("port:", 1)[1].split(",")]
+    assert len(counts) == 2, spread[0]
+    assert min(counts) > 0, spread[0]
