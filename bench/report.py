@@ -148,24 +148,27 @@ SCALEOUT_METHOD_NOTES = [
 ]
 
 
+_SCALEOUT_KEYS = (
+    "push_mono",
+    "push_chunked",
+    "pull_check",
+    "small_push",
+    "small_pull",
+    "tags_page",
+    "catalog_page",
+    "cpu_push_mono",
+    "cpu_push_chunked",
+    "cpu_pull_check",
+    "cpu_small_push",
+    "cpu_small_pull",
+)
+
+
 def scaleout_measures(p: Params) -> list[Measure]:
-    size = size_label(p.size)
-    chunk = size_label(p.chunk)
-    return [
-        Measure("push_mono", f"{size} monolithic push: POST + one PUT (MB/s ↑)", True, 0),
-        Measure("push_chunked", f"{size} chunked push: {chunk} PATCHes with Content-Range (MB/s ↑)", True, 0),
-        Measure("pull_check", f"{size} pull, client checks the sha256 digest (MB/s ↑)", True, 0),
-        Measure("small_push", f"{p.small_images} small images push, {p.concurrency} clients (images/s ↑)", True, 1),
-        Measure("small_pull", f"{p.small_images} small images pull, {p.concurrency} clients (images/s ↑)", True, 1),
-        Measure("tags_page", f"tags list of {p.tags:,} tags, page 1 with n={p.page} (ms ↓)", False, 2),
-        Measure("catalog_page", f"catalog of {p.repos:,} repos, page 1 with n={p.page} (ms ↓)", False, 2),
-        Measure("cpu_push_mono", "server CPU per GiB, monolithic push (CPU-s ↓)", False, 2),
-        Measure("cpu_push_chunked", "server CPU per GiB, chunked push (CPU-s ↓)", False, 2),
-        Measure("cpu_pull_check", "server CPU per GiB, pull (CPU-s ↓)", False, 2),
-        Measure("cpu_small_push", "server CPU per small image push, 7 requests (ms ↓)", False, 1),
-        Measure("cpu_small_pull", "server CPU per small image pull, 3 requests (ms ↓)", False, 2),
-        Measure("hwm", "server peak RSS, VmHWM over the whole run, all replicas (MiB ↓)", False, 1),
-    ]
+    """The embedded table's measures that the scale-out run takes, plus the peak RSS of all replicas."""
+    by_key = {m.key: m for m in measures(p)}
+    hwm = Measure("hwm", "server peak RSS, VmHWM over the whole run, all replicas (MiB ↓)", False, 1)
+    return [by_key[key] for key in _SCALEOUT_KEYS] + [hwm]
 
 
 def _ratio(d: float | None, r: float | None, higher_is_better: bool) -> str:
