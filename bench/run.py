@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.data import make_big_data, make_small_images
@@ -257,33 +258,57 @@ def embedded_section(args: argparse.Namespace, wanted: list[str], argv: list[str
     notes = [f"{r.server}: {note}" for r in results.values() for note in r.notes]
     errors = [f"{r.server}: {err}" for r in results.values() for err in r.errors]
 
+    _publish(
+        args.output,
+        "Dockyard vs reference registry",
+        text_table(table),
+        markdown_table(table),
+        RATIO_NOTE,
+        METHOD_NOTES,
+        facts,
+        notes,
+        errors,
+    )
+    return 1 if errors or len(results) < len(wanted) else 0
+
+
+def _publish(
+    output: Path,
+    title: str,
+    text: str,
+    markdown: str,
+    ratio_note: str,
+    method_notes: Sequence[str],
+    facts: list[str],
+    notes: list[str],
+    errors: list[str],
+) -> None:
+    """Print a results table with its notes, and write the same as Markdown to ``output``."""
     print()
-    print(text_table(table))
+    print(text)
     print()
-    print(RATIO_NOTE)
+    print(ratio_note)
     for line in facts + notes:
         print(f"- {line}")
     for err in errors:
         print(f"ERROR {err}", file=sys.stderr)
-
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    markdown = [
-        "# Dockyard vs reference registry",
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# {title}",
         "",
-        markdown_table(table),
+        markdown,
         "",
-        RATIO_NOTE,
+        ratio_note,
         "",
-        *(f"- {line}" for line in METHOD_NOTES),
+        *(f"- {line}" for line in method_notes),
         "",
         *(f"- {line}" for line in facts),
         *(f"- {line}" for line in notes),
         *(f"- ERROR {line}" for line in errors),
         "",
     ]
-    args.output.write_text("\n".join(markdown))
-    log(f"wrote {args.output}")
-    return 1 if errors or len(results) < len(wanted) else 0
+    output.write_text("\n".join(lines))
+    log(f"wrote {output}")
 
 
 def scaleout_section(args: argparse.Namespace, wanted: list[str], argv: list[str] | None) -> int:
@@ -327,31 +352,17 @@ def scaleout_section(args: argparse.Namespace, wanted: list[str], argv: list[str
 
     print()
     print(f"Scale-out: PostgreSQL + S3 (moto), {params.size // MiB} MiB blobs")
-    print(text_grid(header, table))
-    print()
-    print(SCALEOUT_RATIO_NOTE)
-    for line in facts + notes:
-        print(f"- {line}")
-    for err in errors:
-        print(f"ERROR {err}", file=sys.stderr)
-
-    args.scaleout_output.parent.mkdir(parents=True, exist_ok=True)
-    markdown = [
-        "# Dockyard scale-out (PostgreSQL + S3) vs reference registry (S3 driver)",
-        "",
+    _publish(
+        args.scaleout_output,
+        "Dockyard scale-out (PostgreSQL + S3) vs reference registry (S3 driver)",
+        text_grid(header, table),
         markdown_grid(header, table),
-        "",
         SCALEOUT_RATIO_NOTE,
-        "",
-        *(f"- {line}" for line in [*METHOD_NOTES[:1], *SCALEOUT_METHOD_NOTES]),
-        "",
-        *(f"- {line}" for line in facts),
-        *(f"- {line}" for line in notes),
-        *(f"- ERROR {line}" for line in errors),
-        "",
-    ]
-    args.scaleout_output.write_text("\n".join(markdown))
-    log(f"wrote {args.scaleout_output}")
+        [*METHOD_NOTES[:1], *SCALEOUT_METHOD_NOTES],
+        facts,
+        notes,
+        errors,
+    )
     return 1 if errors or len(results) < expected else 0
 
 
