@@ -21,6 +21,16 @@ Subject = Literal[
     "range",
     "request",
     "operation",
+    "account",
+    "credentials",
+    "token",
+    "organization",
+    "team",
+    "member",
+    "permission",
+    "robot",
+    "star",
+    "scope",
 ]
 
 
@@ -68,3 +78,11 @@ class Denied(DomainError):
 
 class Unauthorized(DomainError):
     """The caller must authenticate first."""
+
+
+class RateLimited(DomainError):
+    """Too many attempts (failed logins); ``retry_after`` seconds until the next one is considered."""
+
+    def __init__(self, subject: Subject, message: str, detail: Any = None, *, retry_after: int = 60) -> None:
+        super().__init__(subject, message, detail)
+        self.retry_after = retry_after

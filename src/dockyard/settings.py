@@ -48,6 +48,22 @@ class Settings(BaseSettings):
     gc_interval_seconds: int = Field(default=3600, ge=0)  # 0: no scheduled collection
     gc_scan_window: int = Field(default=5000, ge=10, le=100_000)  # rows examined per GC statement
     gc_untagged_manifests: bool = True
+    # Accounts and authentication
+    secret_key: str = ""  # encrypts token-signing keys in the DB; every replica needs the same one
+    admin_username: str = "admin"
+    admin_password: str = ""  # first start only; generated and printed once when empty
+    default_private: bool = True  # visibility of a repository created by a push (per namespace overridable)
+    token_service: str = ""  # the JWT audience / "service"; default: the Host the client used
+    token_issuer: str = "dockyard"  # noqa: S105 (an issuer name, not a secret)
+    token_lifetime_seconds: int = Field(default=300, ge=60, le=86400)
+    refresh_token_lifetime_seconds: int = Field(default=30 * 86400, ge=300)
+    api_token_lifetime_seconds: int = Field(default=600, ge=60, le=86400)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_user: int = Field(default=10, ge=1)
+    login_max_failures_per_ip: int = Field(default=100, ge=1)
+    login_lockout_seconds: int = Field(default=300, ge=1)
+    credential_cache_seconds: int = Field(default=30, ge=0, le=300)  # verified Basic credentials on /v2
+    pull_stats_flush_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("log_level")
     @classmethod
@@ -85,6 +101,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
 
     @property
     def effective_storage_url(self) -> str:

@@ -24,6 +24,7 @@ MANIFEST_DELETED = "manifest.deleted"
 TAG_UPDATED = "tag.updated"
 TAG_DELETED = "tag.deleted"
 REPOSITORY_CREATED = "repository.created"
+REPOSITORY_DELETED = "repository.deleted"
 
 EVENT_TYPES = frozenset(
     {
@@ -35,6 +36,7 @@ EVENT_TYPES = frozenset(
         TAG_UPDATED,
         TAG_DELETED,
         REPOSITORY_CREATED,
+        REPOSITORY_DELETED,
     }
 )
 

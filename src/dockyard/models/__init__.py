@@ -1,5 +1,17 @@
 """All tables, one module per aggregate, sharing one MetaData so relationships never cycle between domains."""
 
+from dockyard.models.accounts import (
+    AccessToken,
+    Account,
+    AuditEntry,
+    LoginFailure,
+    OrgMember,
+    RepositoryPermission,
+    SigningKey,
+    Star,
+    Team,
+    TeamMember,
+)
 from dockyard.models.base import Base, metadata
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
@@ -7,15 +19,25 @@ from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.uploads import Upload
 
 __all__ = [
+    "AccessToken",
+    "Account",
+    "AuditEntry",
     "Base",
     "Blob",
     "Event",
+    "LoginFailure",
     "MaintenanceLease",
     "Manifest",
     "ManifestReference",
+    "OrgMember",
     "Repository",
     "RepositoryBlob",
+    "RepositoryPermission",
+    "SigningKey",
+    "Star",
     "Tag",
+    "Team",
+    "TeamMember",
     "Upload",
     "metadata",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
@@ -16,6 +16,16 @@ class Repository(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(ascii_string(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The owning account's name: the first path component ("library" for one-component names).
+    namespace: Mapped[str] = mapped_column(ascii_string(255), index=True, default="library")
+    is_private: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str] = mapped_column(String(100), default="")
+    full_description: Mapped[str] = mapped_column(Text, default="")
+    star_count: Mapped[int] = mapped_column(Integer, default=0)
+    pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Blob(Base):
@@ -81,5 +91,7 @@ class Tag(Base):
     name: Mapped[str] = mapped_column(ascii_string(128), primary_key=True)
     manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id", ondelete="CASCADE"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    pushed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    last_pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_tags_manifest_id", "manifest_id"),)

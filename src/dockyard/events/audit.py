@@ -1,0 +1,85 @@
+"""The audit log: security-relevant actions recorded in the caller's transaction (who, what, target, from where).
+
+Action names follow Docker Hub's audit log (``repo.tag.push``, ``repo.change_privacy``, ``access_token.create``…).
+An entry belongs to a namespace; that namespace's owners read it through ``/api/v2/auditlogs/{namespace}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.models import AuditEntry
+from dockyard.models.base import utcnow
+
+_INSERT = insert(AuditEntry)
+
+ACTION_DESCRIPTIONS = {
+    "login.success": "signed in",
+    "login.failure": "failed to sign in",
+    "repo.create": "created the repository",
+    "repo.delete": "deleted the repository",
+    "repo.update": "updated the repository",
+    "repo.change_privacy": "changed the repository's visibility",
+    "repo.tag.push": "pushed a tag",
+    "repo.tag.delete": "deleted a tag",
+    "repo.manifest.push": "pushed a manifest by digest",
+    "repo.manifest.delete": "deleted a manifest",
+    "repo.permission.change": "changed a repository permission",
+    "access_token.create": "created an access token",
+    "access_token.update": "updated an access token",
+    "access_token.revoke": "revoked an access token",
+    "access_token.delete": "deleted an access token",
+    "account.create": "created the account",
+    "account.update": "updated the account",
+    "account.disable": "disabled the account",
+    "account.enable": "enabled the account",
+    "account.delete": "deleted the account",
+    "account.password_change": "changed the password",
+    "org.create": "created the organization",
+    "org.update": "updated the organization",
+    "org.delete": "deleted the organization",
+    "org.member.add": "added a member",
+    "org.member.remove": "removed a member",
+    "org.member.role": "changed a member's role",
+    "team.create": "created a team",
+    "team.update": "updated a team",
+    "team.delete": "deleted a team",
+    "team.member.add": "added a team member",
+    "team.member.remove": "removed a team member",
+    "robot.create": "created a robot account",
+    "robot.update": "updated a robot account",
+    "robot.delete": "deleted a robot account",
+    "robot.secret.regenerate": "regenerated a robot account's secret",
+    "signing_key.rotate": "rotated the token signing key",
+}
+
+
+async def record_audit(
+    conn: AsyncConnection,
+    namespace: str,
+    action: str,
+    *,
+    actor: str | None,
+    target: str = "",
+    source_ip: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit entry inside ``conn``'s transaction. ``action`` must be a known action name."""
+    if action not in ACTION_DESCRIPTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    await conn.execute(
+        _INSERT,
+        {
+            "namespace": namespace,
+            "action": action,
+            "actor": actor or "",
+            "target": target[:512],
+            "source_ip": source_ip[:64],
+            "data": json.dumps(data or {}, separators=(",", ":"), default=str),
+            "created_at": utcnow(),
+        },
+    )

@@ -1,0 +1,166 @@
+"""Identity and access: accounts (users, organizations, robots), memberships, teams, repository permissions,
+personal access tokens, stars, the audit log, token-signing keys and login-failure counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
+
+USER = "user"
+ORG = "org"
+ROBOT = "robot"
+
+
+class Account(Base):
+    """A user, an organization or a robot. Users and organizations share one namespace of names (a repository
+    ``ns/name`` belongs to the account ``ns``); robots are named ``org+name`` and belong to ``owner_id``."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(ascii_string(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    # argon2id for passwords; "sha256$<hex>" for robot secrets (random, 256 bits: a fast hash is enough).
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    full_name: Mapped[str] = mapped_column(String(255), default="")
+    company: Mapped[str] = mapped_column(String(255), default="")
+    location: Mapped[str] = mapped_column(String(255), default="")
+    profile_url: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    default_private: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: the server default
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_accounts_owner_id", "owner_id"),)
+
+
+class OrgMember(Base):
+    __tablename__ = "org_members"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))  # owner | member
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_org_members_user_id", "user_id"),)
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(ascii_string(64))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_teams_org_name"),)
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_team_members_user_id", "user_id"),)
+
+
+class RepositoryPermission(Base):
+    """A grant of read / write / admin on one repository to a team, or to one account (a collaborator on a
+    user's repository, or a robot)."""
+
+    __tablename__ = "repository_permissions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), nullable=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
+    permission: Mapped[str] = mapped_column(String(8))  # read | write | admin
+
+    __table_args__ = (
+        UniqueConstraint("repository_id", "team_id", name="uq_repository_permissions_team"),
+        UniqueConstraint("repository_id", "account_id", name="uq_repository_permissions_account"),
+        Index("ix_repository_permissions_team_id", "team_id"),
+        Index("ix_repository_permissions_account_id", "account_id"),
+    )
+
+
+class AccessToken(Base):
+    """A personal access token. Only the SHA-256 of the secret is stored; the secret is shown once."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # uuid, the API's token id
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise a token in lists
+    scopes: Mapped[str] = mapped_column(String(255))  # space-separated repo:read | repo:write | ...
+    repositories: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of ns/name, or all
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Star(Base):
+    __tablename__ = "stars"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_stars_repository_id", "repository_id"),)
+
+
+class AuditEntry(Base):
+    """One security-relevant action: who (actor) did what (action) to which target, from where, when.
+    ``namespace`` is the account whose owners may read the entry."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(ascii_string(255))
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    target: Mapped[str] = mapped_column(String(512), default="")
+    source_ip: Mapped[str] = mapped_column(String(64), default="")
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_audit_log_namespace_created", "namespace", "created_at"),)
+
+
+class SigningKey(Base):
+    """A key that signs registry and API tokens. The private half is encrypted with the server secret; a
+    retired key still verifies the tokens it signed until they expire."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_key: Mapped[str] = mapped_column(Text)  # Fernet token of the PKCS#8 PEM
+    public_key: Mapped[str] = mapped_column(Text)  # SubjectPublicKeyInfo PEM
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LoginFailure(Base):
+    """Failed-login counters for brute-force protection, keyed ``user:<name>`` or ``ip:<address>``."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
