@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
 from dockyard.models import Manifest, Repository, Tag
 from dockyard.registry.context import RegistryContext
@@ -27,8 +27,10 @@ def tags_query(repo_id: int, limit: int, last: str | None) -> Select[str]:
     return query.order_by(Tag.name).limit(limit + 1)
 
 
-def catalog_query(limit: int, last: str | None) -> Select[str]:
+def catalog_query(limit: int, last: str | None, visible: ColumnElement[bool] | None = None) -> Select[str]:
     query = select(Repository.name)
+    if visible is not None:
+        query = query.where(visible)
     if last is not None:
         query = query.where(Repository.name > last)
     return query.order_by(Repository.name).limit(limit + 1)
@@ -59,11 +61,13 @@ class ListingService:
             rows = (await conn.execute(tags_query(repo_id, limit, last))).scalars().all()
         return Page(list(rows[:limit]), len(rows) > limit)
 
-    async def catalog(self, limit: int, last: str | None) -> Page:
+    async def catalog(self, limit: int, last: str | None, visible: ColumnElement[bool] | None = None) -> Page:
+        """Repository names after ``last`` in byte order; ``visible`` (a WHERE clause on repositories) limits the
+        list to what the caller may see."""
         async with self.ctx.db.read() as conn:
             if limit == 0:
                 return Page([], False)
-            rows = (await conn.execute(catalog_query(limit, last))).scalars().all()
+            rows = (await conn.execute(catalog_query(limit, last, visible))).scalars().all()
         return Page(list(rows[:limit]), len(rows) > limit)
 
     async def referrers(self, name: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:

@@ -13,11 +13,12 @@ from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound
+from dockyard.events.audit import record_audit
 from dockyard.events.outbox import MANIFEST_DELETED, MANIFEST_PUSHED, TAG_DELETED, TAG_UPDATED, record_event
 from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.repositories import ensure_repository, find_repository
+from dockyard.registry.repositories import ensure_repository, find_repository, namespace_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ async def _store(conn: AsyncConnection, repo_id: int, digest: str, body: bytes, 
     return manifest_id
 
 
-async def _set_tag(conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int) -> bool:
+async def _set_tag(conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int, pushed_by: str | None) -> bool:
     """Point ``tag`` at the manifest. Returns True if the tag changed."""
     current = (
         await conn.execute(select(Tag.manifest_id).where(Tag.repository_id == repo_id, Tag.name == tag))
@@ -135,7 +136,13 @@ async def _set_tag(conn: AsyncConnection, repo_id: int, tag: str, manifest_id: i
         try:
             async with conn.begin_nested():
                 await conn.execute(
-                    insert(Tag).values(repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=utcnow())
+                    insert(Tag).values(
+                        repository_id=repo_id,
+                        name=tag,
+                        manifest_id=manifest_id,
+                        updated_at=utcnow(),
+                        pushed_by=pushed_by,
+                    )
                 )
             return True
         except IntegrityError:
@@ -143,7 +150,7 @@ async def _set_tag(conn: AsyncConnection, repo_id: int, tag: str, manifest_id: i
     await conn.execute(
         update(Tag)
         .where(Tag.repository_id == repo_id, Tag.name == tag)
-        .values(manifest_id=manifest_id, updated_at=utcnow())
+        .values(manifest_id=manifest_id, updated_at=utcnow(), pushed_by=pushed_by)
     )
     return True
 
@@ -160,6 +167,7 @@ class ManifestService:
         content_type: str,
         tags: tuple[str, ...] = (),
         actor: str | None = None,
+        source_ip: str = "",
     ) -> PushResult:
         """Validate and store a manifest; tag it with ``reference`` (if a tag) and ``tags``."""
         parsed = parse_manifest(body, content_type)
@@ -179,7 +187,7 @@ class ManifestService:
         subject = str(parsed.subject.digest) if parsed.subject else None
 
         async def work(conn: AsyncConnection) -> None:
-            repo_id = await ensure_repository(conn, name, actor)
+            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
             missing = await _missing(conn, repo_id, parsed)
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
@@ -199,8 +207,19 @@ class ManifestService:
                     "artifactType": parsed.referrer_artifact_type,
                 },
             )
+            now = utcnow()
+            await conn.execute(
+                update(Repository).where(Repository.id == repo_id).values(last_pushed_at=now, updated_at=now)
+            )
+            namespace = namespace_of(name)
+            for action, target in [("repo.tag.push", f"{name}:{t}") for t in all_tags] or [
+                ("repo.manifest.push", f"{name}@{digest}")
+            ]:
+                await record_audit(
+                    conn, namespace, action, actor=actor, target=target, source_ip=source_ip, data={"digest": digest}
+                )
             for tag in sorted(all_tags):  # tag rows are locked in name order by every writer: no deadlocks
-                if await _set_tag(conn, repo_id, tag, manifest_id):
+                if await _set_tag(conn, repo_id, tag, manifest_id, actor):
                     await record_event(
                         conn,
                         TAG_UPDATED,
@@ -226,7 +245,7 @@ class ManifestService:
                 raise _manifest_unknown(reference)
         return StoredManifest(row[0], row[1], row[2])
 
-    async def delete(self, name: str, reference: str, actor: str | None = None) -> None:
+    async def delete(self, name: str, reference: str, actor: str | None = None, source_ip: str = "") -> None:
         """By tag: untag. By digest: remove the manifest and every tag pointing at it."""
 
         async def work(conn: AsyncConnection) -> None:
@@ -245,6 +264,15 @@ class ManifestService:
                     raise _manifest_unknown(reference)
                 await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == reference))
                 await record_event(conn, TAG_DELETED, repository=name, tag=reference, digest=row[0], actor=actor)
+                await record_audit(
+                    conn,
+                    namespace_of(name),
+                    "repo.tag.delete",
+                    actor=actor,
+                    target=f"{name}:{reference}",
+                    source_ip=source_ip,
+                    data={"digest": row[0]},
+                )
                 return
             # Lock the manifest before its tags, in the order a concurrent PUT of it takes them (manifest, then
             # tag rows): the other order deadlocks on PostgreSQL.
@@ -279,6 +307,15 @@ class ManifestService:
                 media_type=manifest[1],
                 actor=actor,
                 payload={"tags": list(tags)},
+            )
+            await record_audit(
+                conn,
+                namespace_of(name),
+                "repo.manifest.delete",
+                actor=actor,
+                target=f"{name}@{reference}",
+                source_ip=source_ip,
+                data={"tags": list(tags)},
             )
 
         await self.ctx.db.run_write(work)

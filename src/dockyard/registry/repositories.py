@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.errors import NotFound
 from dockyard.events.outbox import REPOSITORY_CREATED, record_event
-from dockyard.models import Repository
+from dockyard.models import Account, Repository
 from dockyard.models.base import utcnow
 
 _FIND = select(Repository.id).where(Repository.name == bindparam("name"))
@@ -25,15 +25,33 @@ async def require_repository(conn: AsyncConnection, name: str) -> int:
     return repo_id
 
 
-async def ensure_repository(conn: AsyncConnection, name: str, actor: str | None = None) -> int:
+def namespace_of(name: str) -> str:
+    """The account a repository belongs to: its first path component; one-component names are ``library``'s."""
+    head, sep, _ = name.partition("/")
+    return head if sep else "library"
+
+
+async def default_visibility(conn: AsyncConnection, namespace: str, server_default: bool) -> bool:
+    """Whether a new repository in ``namespace`` starts private: the namespace's setting, else the server's."""
+    own = (await conn.execute(select(Account.default_private).where(Account.name == namespace))).scalar_one_or_none()
+    return server_default if own is None else bool(own)
+
+
+async def ensure_repository(
+    conn: AsyncConnection, name: str, actor: str | None = None, *, default_private: bool = True
+) -> int:
     """Return the repository's id, creating it (and recording the event) inside ``conn``'s write transaction."""
     repo_id = await find_repository(conn, name)
     if repo_id is not None:
         return repo_id
+    namespace = namespace_of(name)
+    private = await default_visibility(conn, namespace, default_private)
     try:
         async with conn.begin_nested():
             result = await conn.execute(
-                insert(Repository).values(name=name, created_at=utcnow()).returning(Repository.id)
+                insert(Repository)
+                .values(name=name, namespace=namespace, is_private=private, created_at=utcnow())
+                .returning(Repository.id)
             )
             repo_id = result.scalar_one()
     except IntegrityError:

@@ -92,7 +92,7 @@ class UploadService:
         await self.ctx.store.create_upload(upload_id)
         now = utcnow()
         async with self.ctx.db.write() as conn:
-            repo_id = await ensure_repository(conn, name, actor)
+            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
             await conn.execute(
                 insert(Upload).values(
                     id=upload_id,

@@ -10,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from dockyard.core.ranges import parse_range
 from dockyard.errors import RangeNotSatisfiable
+from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, digest_param, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 
@@ -27,6 +28,7 @@ class _WholeFileResponse(FileResponse):
         await super().__call__({**scope, "headers": headers}, receive, send)
 
 
+@requires("pull")
 async def get_blob(request: Request) -> Response:
     name = repo_name(request)
     digest = digest_param(request.path_params["digest"])
@@ -88,8 +90,9 @@ async def get_blob(request: Request) -> Response:
     return StreamingResponse(store.read(info.digest), 200, headers, OCTET)
 
 
+@requires("delete")
 async def delete_blob(request: Request) -> Response:
     name = repo_name(request)
     digest = digest_param(request.path_params["digest"])
-    await registry(request).blobs.unlink(name, digest)
+    await registry(request).blobs.unlink(name, digest, principal(request).audit_name)
     return Response(b"", 202, {"Content-Length": "0", **API_VERSION})

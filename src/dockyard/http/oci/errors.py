@@ -114,6 +114,8 @@ def from_domain(exc: e.DomainError) -> OCIError:
         return OCIError("DENIED", exc.message, exc.detail)
     if isinstance(exc, e.Unauthorized):
         return OCIError("UNAUTHORIZED", exc.message, exc.detail)
+    if isinstance(exc, e.RateLimited):
+        return OCIError("TOOMANYREQUESTS", exc.message, exc.detail, headers={"Retry-After": str(exc.retry_after)})
     return OCIError("UNKNOWN")
 
 

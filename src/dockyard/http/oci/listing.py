@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from dockyard.core import mediatypes as mt
 from dockyard.core.names import validate_tag
+from dockyard.http.oci.auth import guard, requires, visible_clause
 from dockyard.http.oci.base import API_VERSION, digest_param, next_link, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 
@@ -33,9 +34,15 @@ def _page_params(request: Request, maximum: int) -> tuple[int, str | None]:
 
 
 async def base(request: Request) -> Response:
+    """API version check; with authentication on, anonymous callers are challenged (``docker login`` relies
+    on it to find the token realm) and bad credentials refused."""
+    caller = await guard(request).authenticate_any(request)
+    if caller.is_anonymous:
+        raise guard(request).challenge(request, None)
     return _json({})
 
 
+@requires("pull")
 async def tags_list(request: Request) -> Response:
     name = repo_name(request)
     reg = registry(request)
@@ -48,13 +55,21 @@ async def tags_list(request: Request) -> Response:
 
 
 async def catalog(request: Request) -> Response:
+    """Repositories the caller may see. Anonymous callers are challenged first, so that clients holding
+    credentials use them; an anonymous token lists the public repositories."""
     reg = registry(request)
     n, last = _page_params(request, reg.ctx.settings.catalog_max_entries)
-    page = await reg.listing.catalog(n, last)
+    scope = "registry:catalog:*"
+    caller = await guard(request).authenticate_any(request, scope)
+    if caller.is_anonymous and not request.headers.get("authorization"):
+        raise guard(request).challenge(request, scope)
+    visible = None if caller.superuser else await visible_clause(request, caller)
+    page = await reg.listing.catalog(n, last, visible)
     headers = {"Link": next_link("/v2/_catalog", n, page.items[-1])} if page.more and page.items else {}
     return _json({"repositories": page.items}, headers)
 
 
+@requires("pull")
 async def referrers(request: Request) -> Response:
     name = repo_name(request)
     digest = digest_param(request.path_params["digest"])

@@ -9,6 +9,7 @@ from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
 from dockyard.core.names import validate_tag
 from dockyard.errors import TooLarge
+from dockyard.http.oci.auth import client_ip, principal, requires
 from dockyard.http.oci.base import API_VERSION, body_stream, manifest_location, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 
@@ -36,6 +37,7 @@ def _accepted(request: Request) -> set[str] | None:
     return types
 
 
+@requires("pull")
 async def get_manifest(request: Request) -> Response:
     name = repo_name(request)
     reference = _reference(request)
@@ -52,6 +54,9 @@ async def get_manifest(request: Request) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))
         return Response(b"", 200, headers, manifest.media_type)
+    pulls = getattr(request.app.state, "pulls", None)  # hub.pulls.PullRecorder: in memory, no I/O
+    if pulls is not None:
+        pulls.record(name, None if ":" in reference else reference)
     return Response(manifest.content, 200, headers, manifest.media_type)
 
 
@@ -69,6 +74,7 @@ async def _read_manifest_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+@requires("pull", "push")
 async def put_manifest(request: Request) -> Response:
     name = repo_name(request)
     reference = _reference(request)
@@ -82,7 +88,13 @@ async def put_manifest(request: Request) -> Response:
     reg = registry(request)
     body = await _read_manifest_body(request, reg.ctx.settings.max_manifest_bytes)
     result = await reg.manifests.put(
-        name, reference, body, request.headers.get("content-type", ""), tuple(dict.fromkeys(tags))
+        name,
+        reference,
+        body,
+        request.headers.get("content-type", ""),
+        tuple(dict.fromkeys(tags)),
+        actor=principal(request).audit_name,
+        source_ip=client_ip(request),
     )
     headers = {
         "Location": manifest_location(name, result.digest),
@@ -98,8 +110,11 @@ async def put_manifest(request: Request) -> Response:
     return response
 
 
+@requires("delete")
 async def delete_manifest(request: Request) -> Response:
     name = repo_name(request)
     reference = _reference(request)
-    await registry(request).manifests.delete(name, reference)
+    await registry(request).manifests.delete(
+        name, reference, principal(request).audit_name, source_ip=client_ip(request)
+    )
     return Response(b"", 202, {"Content-Length": "0", **API_VERSION})

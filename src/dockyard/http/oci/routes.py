@@ -9,7 +9,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.errors import DomainError
-from dockyard.http.oci import blobs, listing, manifests, uploads
+from dockyard.http.oci import blobs, listing, manifests, token, uploads
 from dockyard.http.oci.errors import OCIError, from_domain, render
 
 log = logging.getLogger("dockyard.http")
@@ -20,6 +20,8 @@ ROUTES = [
     Route("/v2/", listing.base, methods=["GET"], name="oci.base"),
     Route("/v2", listing.base, methods=["GET"], name="oci.base.noslash"),
     Route("/v2/_catalog", listing.catalog, methods=["GET"], name="oci.catalog"),
+    Route("/v2/token", token.token_get, methods=["GET"], name="oci.token"),
+    Route("/v2/token", token.token_post, methods=["POST"], name="oci.token.post"),
     Route(f"{N}/tags/list", listing.tags_list, methods=["GET"], name="oci.tags"),
     Route(f"{N}/referrers/{{digest}}", listing.referrers, methods=["GET"], name="oci.referrers"),
     Route(f"{N}/manifests/{{reference}}", manifests.get_manifest, methods=["GET", "HEAD"], name="oci.manifest"),

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from dockyard.core.digest import check_algorithm
 from dockyard.core.names import validate_name
+from dockyard.http.oci.auth import guard, principal, requires
 from dockyard.http.oci.base import (
     API_VERSION,
     blob_location,
@@ -51,6 +52,13 @@ def _chunk_spec(request: Request) -> ChunkSpec:
     return ChunkSpec(start, end - start + 1)
 
 
+async def _may_pull(request: Request, source: str) -> bool:
+    caller = principal(request)
+    if caller.superuser:
+        return True
+    return "pull" in await guard(request).granted(caller, source)
+
+
 def _upload_id(request: Request) -> str:
     upload_id: str = request.path_params["upload_id"]
     if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
@@ -58,24 +66,32 @@ def _upload_id(request: Request) -> str:
     return upload_id
 
 
+@requires("pull", "push")
 async def start_upload(request: Request) -> Response:
     name = repo_name(request)
     reg = registry(request)
     params = request.query_params
+    actor = principal(request).audit_name
     mount = params.get("mount")
     if mount is not None:
         digest = digest_param(mount)
         source = params.get("from")
-        if source:
-            validate_name(source)
-            if await reg.blobs.mount(name, digest, source) is not None:
-                return _created(name, str(digest))
+        # Mounting needs pull on the source; without it the client gets a plain upload session (as distribution
+        # does), which reveals nothing about the source repository.
+        if (
+            source
+            and await _may_pull(request, validate_name(source))
+            and await reg.blobs.mount(name, digest, source, actor) is not None
+        ):
+            return _created(name, str(digest))
     elif params.get("digest") is not None:
         digest = digest_param(params["digest"])
-        await reg.uploads.monolithic(name, digest, body_stream(request), ChunkSpec(None, content_length(request)))
+        await reg.uploads.monolithic(
+            name, digest, body_stream(request), ChunkSpec(None, content_length(request)), actor
+        )
         return _created(name, str(digest))
     algorithm = check_algorithm(params.get("digest-algorithm", "sha256"))
-    state = await reg.uploads.start(name, algorithm)
+    state = await reg.uploads.start(name, algorithm, actor)
     headers = upload_headers(name, state.id, 0)
     headers["Content-Length"] = "0"
     min_chunk = reg.ctx.settings.chunk_min_length
@@ -84,6 +100,7 @@ async def start_upload(request: Request) -> Response:
     return Response(b"", 202, headers)
 
 
+@requires("pull", "push")
 async def patch_upload(request: Request) -> Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
@@ -91,6 +108,7 @@ async def patch_upload(request: Request) -> Response:
     return Response(b"", 202, {**upload_headers(name, upload_id, state.size), "Content-Length": "0"})
 
 
+@requires("pull", "push")
 async def put_upload(request: Request) -> Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
@@ -98,10 +116,13 @@ async def put_upload(request: Request) -> Response:
     if raw_digest is None:
         raise OCIError("DIGEST_INVALID", "the closing PUT needs a digest query parameter")
     digest = digest_param(raw_digest)
-    await registry(request).uploads.complete(name, upload_id, digest, body_stream(request), _chunk_spec(request))
+    await registry(request).uploads.complete(
+        name, upload_id, digest, body_stream(request), _chunk_spec(request), principal(request).audit_name
+    )
     return _created(name, str(digest))
 
 
+@requires("pull", "push")
 async def get_upload(request: Request) -> Response:
     name = repo_name(request)
     upload_id = _upload_id(request)
@@ -109,6 +130,7 @@ async def get_upload(request: Request) -> Response:
     return Response(b"", 204, {**upload_headers(name, upload_id, state.size), "Content-Length": "0"})
 
 
+@requires("pull", "push")
 async def delete_upload(request: Request) -> Response:
     name = repo_name(request)
     upload_id = _upload_id(request)

@@ -1,0 +1,83 @@
+"""Secrets at rest: argon2id password hashes, SHA-256 fingerprints of random tokens, and the server secret's
+symmetric encryption (Fernet) for keys stored in the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+PAT_PREFIX = "dy_pat_"
+ROBOT_PREFIX = "dy_rbt_"
+_SHA256 = "sha256$"
+
+# argon2id with RFC 9106's second recommended parameter set (64 MiB, 3 passes, 4 lanes).
+_HASHER = PasswordHasher()
+# Verified when the account does not exist, so that a miss costs as much as a wrong password.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def new_token(prefix: str) -> str:
+    """A random secret with a recognisable prefix (secret scanners can match it): 256 bits of entropy."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def fingerprint(secret: str) -> str:
+    """SHA-256 hex of a random token: the form in which tokens are stored and looked up."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hash_robot_secret(secret: str) -> str:
+    return _SHA256 + fingerprint(secret)
+
+
+def hash_password_sync(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_HASHER.hash, password)
+
+
+def _verify_sync(stored: str | None, candidate: str) -> bool:
+    if stored is not None and stored.startswith(_SHA256):
+        return hmac.compare_digest(stored, hash_robot_secret(candidate))
+    try:
+        return _HASHER.verify(stored or _DUMMY_HASH, candidate) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def verify_secret(stored: str | None, candidate: str) -> bool:
+    """True when ``candidate`` matches the stored hash (argon2id or a robot's SHA-256). Runs in a thread:
+    argon2 deliberately costs tens of milliseconds. ``stored=None`` takes as long and returns False."""
+    return await asyncio.to_thread(_verify_sync, stored, candidate)
+
+
+class SecretBox:
+    """Encrypts small values with a key derived from the server secret (HKDF-SHA256 → Fernet)."""
+
+    def __init__(self, server_secret: str) -> None:
+        if len(server_secret) < 16:
+            raise ValueError("the server secret must be at least 16 characters")
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"dockyard signing keys").derive(
+            server_secret.encode()
+        )
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def seal(self, plaintext: bytes) -> str:
+        return self._fernet.encrypt(plaintext).decode()
+
+    def open(self, sealed: str) -> bytes:
+        try:
+            return self._fernet.decrypt(sealed.encode())
+        except InvalidToken as exc:
+            raise ValueError("cannot decrypt: the server secret differs from the one that sealed this value") from exc

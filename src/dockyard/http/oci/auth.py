@@ -1,0 +1,233 @@
+"""Who may do what on ``/v2``: every route declares the actions it needs (``@requires("pull")``) and the guard
+checks them against the caller's credentials before the handler runs.
+
+Credentials, in the order clients use them: a bearer token from ``/v2/token`` (verified offline; its ``access``
+claim is the grant), Basic auth straight on ``/v2`` (distribution/Harbor style; verified credentials are cached
+for ``credential_cache_seconds``), or none (anonymous: pulls of public repositories only).
+
+Failures, as Docker clients expect them: no or insufficient credentials → 401 ``UNAUTHORIZED`` with a
+``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` challenge (so the client fetches a token and retries);
+an authenticated caller who lacks the permission → 403 ``DENIED``. A private repository and a missing one answer
+alike, so nobody learns that a private repository exists.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.auth.credentials import Authenticator
+from dockyard.auth.tokens import TokenService, VerifiedToken
+from dockyard.authz.permissions import actions_for, load_facts, repository_levels, visible_repositories
+from dockyard.authz.principal import ANONYMOUS, OPEN, Principal, PrincipalKind
+from dockyard.db.engine import Database
+from dockyard.errors import Unauthorized
+from dockyard.http.oci.base import API_VERSION, repo_name
+from dockyard.http.oci.errors import OCIError
+from dockyard.settings import Settings
+
+Handler = Callable[[Request], Awaitable[Response]]
+_BASIC_CACHE_LIMIT = 10_000
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    if settings.base_url:
+        return settings.base_url.rstrip("/")
+    host = request.headers.get("host") or f"{settings.host}:{settings.port}"
+    return f"{request.url.scheme}://{host}"
+
+
+def service_name(request: Request, settings: Settings) -> str:
+    """The token audience: the configured service name, else the host the client addressed."""
+    if settings.token_service:
+        return settings.token_service
+    return request.headers.get("host") or f"{settings.host}:{settings.port}"
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
+class RegistryGuard:
+    def __init__(self, settings: Settings, db: Database, authenticator: Authenticator, tokens: TokenService) -> None:
+        self.settings = settings
+        self.db = db
+        self.authenticator = authenticator
+        self.tokens = tokens
+        self._basic: dict[str, tuple[float, Principal]] = {}
+
+    # -- challenges -------------------------------------------------------------------------------------------
+
+    def challenge(
+        self, request: Request, scope: str | None, message: str = "authentication required", error: str | None = None
+    ) -> OCIError:
+        parts = [
+            f'realm="{base_url(request, self.settings)}/v2/token"',
+            f'service="{service_name(request, self.settings)}"',
+        ]
+        if scope:
+            parts.append(f'scope="{scope}"')
+        if error:
+            parts.append(f'error="{error}"')
+        detail: Any = None
+        if scope:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            detail = [{"Type": kind, "Name": name, "Action": action} for action in actions.split(",")]
+        headers = {"WWW-Authenticate": "Bearer " + ",".join(parts), **API_VERSION}
+        return OCIError("UNAUTHORIZED", message, detail, headers=headers)
+
+    @staticmethod
+    def denied() -> OCIError:
+        return OCIError("DENIED", "requested access to the resource is denied", headers=dict(API_VERSION))
+
+    # -- credentials ------------------------------------------------------------------------------------------
+
+    async def bearer(self, request: Request, token: str, scope: str | None) -> VerifiedToken:
+        try:
+            return await self.tokens.verify(token, audience=service_name(request, self.settings), use="registry")
+        except Unauthorized as exc:
+            raise self.challenge(request, scope, exc.message, "invalid_token") from exc
+
+    async def basic(self, request: Request, credentials: str, scope: str | None) -> Principal:
+        """Verify ``Authorization: Basic`` credentials (cached briefly, so that per-request Basic auth does not
+        pay argon2 on every request). Raises the challenge on failure."""
+        key = hashlib.sha256(credentials.encode()).hexdigest()
+        cached = self._basic.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        username, password = decode_basic(credentials)
+        if username is None:
+            raise self.challenge(request, scope, "malformed Basic credentials")
+        try:
+            principal = await self.authenticator.login(username, password, client_ip(request))
+        except Unauthorized as exc:
+            raise self.challenge(request, scope, exc.message) from exc
+        if self.settings.credential_cache_seconds:
+            if len(self._basic) >= _BASIC_CACHE_LIMIT:
+                self._basic.clear()
+            self._basic[key] = (now + self.settings.credential_cache_seconds, principal)
+        return principal
+
+    async def granted(self, principal: Principal, name: str) -> frozenset[str]:
+        async with self.db.read(consistent=True) as conn:
+            levels = await repository_levels(conn, principal, [name])
+        return actions_for(levels[name])
+
+    # -- checks -----------------------------------------------------------------------------------------------
+
+    async def authorize(self, request: Request, name: str, actions: tuple[str, ...]) -> Principal:
+        """The caller if they may do ``actions`` on repository ``name``; else raise 401 or 403 as above."""
+        if self.settings.open:
+            return OPEN
+        scope = f"repository:{name}:{','.join(actions)}"
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        scheme = scheme.lower()
+        wanted = frozenset(actions)
+        if scheme == "bearer":
+            token = await self.bearer(request, credentials.strip(), scope)
+            principal = token_principal(token)
+            if wanted <= token.actions("repository", name):
+                return principal
+            if token.account_id is None:
+                raise self.challenge(request, scope, error="insufficient_scope")
+            live = await self.authenticator.principal_for(token.account_id, token.token_id)
+            if live is not None and wanted <= await self.granted(live, name):
+                raise self.challenge(request, scope, error="insufficient_scope")
+            raise self.denied()
+        if scheme == "basic":
+            principal = await self.basic(request, credentials.strip(), scope)
+        elif scheme == "":
+            principal = ANONYMOUS
+        else:
+            raise self.challenge(request, scope, "unsupported authorization scheme")
+        if wanted <= await self.granted(principal, name):
+            return principal
+        if principal.is_anonymous:
+            raise self.challenge(request, scope)
+        raise self.denied()
+
+    async def authenticate_any(self, request: Request, scope: str | None = None) -> Principal:
+        """For ``/v2/`` and the catalog: any valid credentials (or anonymous, when ``scope`` allows it)."""
+        if self.settings.open:
+            return OPEN
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer":
+            token = await self.bearer(request, credentials.strip(), scope)
+            if scope is not None and scope.startswith("registry:") and "*" not in token.actions("registry", "catalog"):
+                raise self.challenge(request, scope, error="insufficient_scope")
+            if token.account_id is None:
+                return ANONYMOUS
+            live = await self.authenticator.principal_for(token.account_id, token.token_id)
+            if live is None:
+                raise self.challenge(request, scope, "the account or token behind this token is no longer valid")
+            return live
+        if scheme == "basic":
+            return await self.basic(request, credentials.strip(), scope)
+        if scheme == "":
+            return ANONYMOUS
+        raise self.challenge(request, scope, "unsupported authorization scheme")
+
+
+def token_principal(token: VerifiedToken) -> Principal:
+    if token.account_id is None:
+        return ANONYMOUS
+    kind: PrincipalKind = "robot" if token.kind == "robot" else "user"
+    return Principal(kind, token.account_id, token.subject, token_id=token.token_id)
+
+
+def decode_basic(credentials: str) -> tuple[str | None, str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None, ""
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        return None, ""
+    return username, password
+
+
+def guard(request: Request) -> RegistryGuard:
+    value: RegistryGuard = request.app.state.guard
+    return value
+
+
+def principal(request: Request) -> Principal:
+    """The caller, as the route's ``@requires`` check established it."""
+    value: Principal = request.scope.get("state", {}).get("principal", ANONYMOUS)
+    return value
+
+
+def requires(*actions: str) -> Callable[[Handler], Handler]:
+    """Declare the repository actions a ``/v2/<name>/…`` route needs; the check runs before the handler."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            name = repo_name(request)
+            caller = await guard(request).authorize(request, name, actions)
+            request.scope.setdefault("state", {})["principal"] = caller
+            return await handler(request)
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        endpoint.required_actions = actions  # type: ignore[attr-defined]
+        return endpoint
+
+    return wrap
+
+
+async def visible_clause(request: Request, caller: Principal) -> ColumnElement[bool]:
+    """A WHERE clause on repositories: what ``caller`` may see."""
+    async with guard(request).db.read(consistent=True) as conn:
+        facts = await load_facts(conn, caller)
+    return visible_repositories(caller, facts)
