@@ -1,4 +1,5 @@
-"""``dockyard serve | db upgrade | --version``."""
+"""``dockyard serve | gc | db upgrade | --version``, and the administration groups ``user``, ``org``, ``team``,
+``robot``, ``token`` and ``repo`` (``cli/accounts.py``, ``cli/access.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import click
 
 from dockyard import __version__
+from dockyard.cli.lazy import LazyGroup
 from dockyard.logs import configure_logging
 from dockyard.settings import (
     Settings,
@@ -35,7 +37,19 @@ def _configure_logging(level: str) -> None:
     configure_logging(level)
 
 
-@click.group()
+# The administration groups load on first use (they import the whole service stack).
+_ADMIN_GROUPS = {
+    "user": "dockyard.cli.accounts:user",
+    "org": "dockyard.cli.accounts:org",
+    "team": "dockyard.cli.accounts:team",
+    "robot": "dockyard.cli.access:robot",
+    "token": "dockyard.cli.access:token",
+    "repo": "dockyard.cli.access:repo",
+    "token-key": "dockyard.cli.keys:token_key",
+}
+
+
+@click.group(cls=LazyGroup, lazy_subcommands=_ADMIN_GROUPS)
 @click.version_option(__version__, prog_name="dockyard")
 def main() -> None:
     """Dockyard: a self-hosted Docker Hub."""
@@ -72,11 +86,33 @@ def serve(
     if settings.open:
         log.warning("--open: authentication is off; anyone who can reach this server may pull, push and delete")
     upgrade_sync(settings.effective_database_url)
+    import asyncio
+
+    from dockyard.app import first_start, resolve_secret_key
+
+    try:
+        settings = resolve_secret_key(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    from dockyard.errors import DomainError
+
+    try:
+        generated = asyncio.run(first_start(settings))
+    except DomainError as exc:
+        raise click.ClickException(f"cannot set up the administrator account: {exc.message}") from exc
+    if generated is not None:
+        click.echo(
+            f"Created the administrator account {settings.admin_username!r} with password: {generated}\n"
+            "  (shown once; set DOCKYARD_ADMIN_PASSWORD before the first start to choose it)"
+        )
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Dockyard {__version__} serving on {url}  (data: {settings.data_dir.resolve()})")
+    address = f"{settings.host}:{settings.port}"
+    if not settings.open:
+        click.echo(f"Log in: podman login --tls-verify=false -u {settings.admin_username} {address}")
     click.echo(
         f"Push an image: skopeo copy --dest-tls-verify=false oci-archive:image.tar "
-        f"docker://{settings.host}:{settings.port}/library/hello:latest"
+        f"docker://{address}/{settings.admin_username}/hello:latest"
     )
     common: dict[str, Any] = {
         "host": settings.host,

@@ -1,0 +1,1 @@
+"""Account management: users, organizations, teams, robots, personal access tokens, repository permissions."""

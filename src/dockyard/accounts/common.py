@@ -1,0 +1,157 @@
+"""Shared by the account services: account look-ups, the authorization checks they repeat, row → view
+conversion, paging, and deleting every repository of a namespace (when its account goes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.accounts.views import OWNER, OrgInfo, UserInfo
+from dockyard.authz.permissions import Level, namespace_role, repository_level
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import Page, PageRequest
+from dockyard.errors import Denied, NotFound
+from dockyard.events.outbox import REPOSITORY_DELETED, record_event
+from dockyard.models import Account, Repository
+from dockyard.models.accounts import ORG, USER
+
+T = TypeVar("T")
+_DELETE_BATCH = 500
+
+
+async def find_account(conn: AsyncConnection, name: str, kinds: Sequence[str]) -> Row[Any] | None:
+    return (await conn.execute(select(Account).where(Account.name == name, Account.kind.in_(kinds)))).first()
+
+
+async def require_user(conn: AsyncConnection, name: str) -> Row[Any]:
+    row = await find_account(conn, name, [USER])
+    if row is None:
+        raise NotFound("account", "user not found", {"name": name[:300]})
+    return row
+
+
+async def require_org(conn: AsyncConnection, name: str) -> Row[Any]:
+    row = await find_account(conn, name, [ORG])
+    if row is None:
+        raise NotFound("organization", "organization not found", {"name": name[:300]})
+    return row
+
+
+async def name_taken(conn: AsyncConnection, name: str) -> bool:
+    return (await conn.execute(select(Account.id).where(Account.name == name))).first() is not None
+
+
+def is_self(actor: Principal, account_id: int) -> bool:
+    return actor.kind == "user" and actor.account_id == account_id
+
+
+def require_superuser(actor: Principal, what: str = "do this") -> None:
+    if not actor.superuser:
+        raise Denied("account", f"only site administrators may {what}")
+
+
+def require_interactive(actor: Principal, what: str) -> None:
+    """Account-level changes need the account's own credentials: a user signed in with a password (or an API
+    token obtained with one), not a personal access token, a robot or an anonymous caller."""
+    if actor.superuser:
+        return
+    if actor.kind != "user" or actor.account_id is None:
+        raise Denied("account", f"only users may {what}")
+    if actor.token_id is not None:
+        raise Denied("token", f"a personal access token may not {what}; sign in with a password")
+
+
+async def require_org_owner(conn: AsyncConnection, actor: Principal, org: str) -> Row[Any]:
+    """The organization's row, if ``actor`` owns it (or is a site administrator); Denied otherwise (organizations
+    are public: their existence is no secret)."""
+    row = await require_org(conn, org)
+    if await namespace_role(conn, actor, org) != OWNER:
+        raise Denied("organization", "only owners of the organization may do this", {"org": org})
+    return row
+
+
+async def require_org_member(conn: AsyncConnection, actor: Principal, org: str) -> Row[Any]:
+    """The organization's row, if ``actor`` belongs to it (owners and site administrators included)."""
+    row = await require_org(conn, org)
+    if await namespace_role(conn, actor, org) is None:
+        raise Denied("organization", "only members of the organization may see this", {"org": org})
+    return row
+
+
+async def require_repository_admin(conn: AsyncConnection, actor: Principal, name: str) -> Row[int, str, str, bool]:
+    """The repository's row, if ``actor`` holds admin on it. A repository the actor may not even pull is
+    NotFound (its existence is not leaked); one it may pull but not administer is Denied."""
+    row = (
+        await conn.execute(
+            select(Repository.id, Repository.name, Repository.namespace, Repository.is_private).where(
+                Repository.name == name
+            )
+        )
+    ).first()
+    level = await repository_level(conn, actor, name)
+    if row is None or level == Level.NONE:
+        raise NotFound("repository", "repository not found", {"name": name[:300]})
+    if level < Level.ADMIN:
+        raise Denied("repository", "administering this repository needs admin permission", {"name": name})
+    return row
+
+
+def user_info(row: Any) -> UserInfo:
+    return UserInfo(
+        id=row.id,
+        name=row.name,
+        email=row.email,
+        full_name=row.full_name,
+        company=row.company,
+        location=row.location,
+        profile_url=row.profile_url,
+        is_admin=bool(row.is_admin),
+        disabled=bool(row.disabled),
+        created_at=row.created_at,
+        password_changed_at=row.password_changed_at,
+    )
+
+
+def org_info(row: Any) -> OrgInfo:
+    return OrgInfo(
+        id=row.id,
+        name=row.name,
+        full_name=row.full_name,
+        company=row.company,
+        location=row.location,
+        profile_url=row.profile_url,
+        description=row.description,
+        default_private=row.default_private,
+        disabled=bool(row.disabled),
+        created_at=row.created_at,
+    )
+
+
+async def paged(
+    conn: AsyncConnection, query: Select[*tuple[Any, ...]], page: PageRequest, convert: Callable[[Any], T]
+) -> Page[T]:
+    """Run ``query`` (already ordered) for one page, and count all its rows."""
+    count = (await conn.execute(select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
+    rows = (await conn.execute(query.limit(page.page_size).offset(page.offset))).all()
+    return Page(items=[convert(row) for row in rows], count=int(count), request=page)
+
+
+async def delete_namespace_repositories(conn: AsyncConnection, namespace: str, actor: str) -> list[str]:
+    """Delete every repository of ``namespace`` (tags, manifests, links, grants and stars go with them by
+    cascade) and record ``repository.deleted`` for each. Blobs no repository links any more are left to garbage
+    collection. Returns the names deleted."""
+    rows = (
+        await conn.execute(
+            select(Repository.id, Repository.name).where(Repository.namespace == namespace).order_by(Repository.name)
+        )
+    ).all()
+    for _, name in rows:
+        await record_event(conn, REPOSITORY_DELETED, repository=name, actor=actor or None)
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), _DELETE_BATCH):
+        await conn.execute(delete(Repository).where(Repository.id.in_(ids[start : start + _DELETE_BATCH])))
+    return [row.name for row in rows]

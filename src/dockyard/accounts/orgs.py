@@ -1,0 +1,320 @@
+"""Organizations: creation, profile, deletion, and membership (roles owner / member).
+
+``org_members`` is the source of truth for roles: owners administer the organization's namespace (every
+repository in it, its teams, robots and members); members see the organization's teams and members and get
+repository access through teams. There is no implicit "owners" team. An organization always keeps an owner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.accounts.common import (
+    delete_namespace_repositories,
+    is_self,
+    name_taken,
+    org_info,
+    paged,
+    require_interactive,
+    require_org,
+    require_org_member,
+    require_org_owner,
+    require_user,
+)
+from dockyard.accounts.names import validate_org_name, validate_profile_url, validate_text
+from dockyard.accounts.views import MEMBER, ORG_ROLES, OWNER, MemberInfo, OrgInfo, UserOrgInfo
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import Page, PageRequest
+from dockyard.db.engine import Database
+from dockyard.db.statements import insert_ignore
+from dockyard.errors import Conflict, Denied, Invalid, NotFound
+from dockyard.events.audit import record_audit
+from dockyard.models import Account, OrgMember, Team, TeamMember
+from dockyard.models.accounts import ORG
+from dockyard.models.base import utcnow
+from dockyard.settings import Settings
+
+
+def validate_role(role: str) -> str:
+    if role not in ORG_ROLES:
+        raise Invalid("member", "role must be owner or member", {"role": str(role)[:50]})
+    return role
+
+
+class OrgService:
+    """Organizations and their members. Raises NotFound (no such organization or user), Denied (not an owner,
+    or for listings not a member), Conflict (name taken, already a member, last owner) and Invalid."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def create_org(
+        self, name: str, *, owner: str | None = None, actor: Principal, source_ip: str = ""
+    ) -> OrgInfo:
+        """Create an organization owned by ``owner`` (default: the acting user). Users create organizations they
+        own; site administrators (and the CLI) may name any user as the owner."""
+        require_interactive(actor, "create organizations")
+        if owner is None:
+            if actor.kind != "user":
+                raise Invalid("member", "name the organization's owner")
+            owner = actor.name
+        if owner != actor.name and not actor.superuser:
+            raise Denied("organization", "you may only create organizations that you own")
+        name = validate_org_name(name)
+        now = utcnow()
+        try:
+            async with self._db.write() as conn:
+                owner_row = await require_user(conn, owner)
+                if await name_taken(conn, name):
+                    raise Conflict("organization", "this name is already taken", {"name": name})
+                org_id = (
+                    await conn.execute(
+                        insert(Account).values(name=name, kind=ORG, created_at=now).returning(Account.id)
+                    )
+                ).scalar_one()
+                await conn.execute(
+                    insert(OrgMember).values(org_id=org_id, user_id=owner_row.id, role=OWNER, created_at=now)
+                )
+                await record_audit(
+                    conn,
+                    name,
+                    "org.create",
+                    actor=actor.audit_name,
+                    target=name,
+                    source_ip=source_ip,
+                    data={"owner": owner},
+                )
+                row = (await conn.execute(select(Account).where(Account.id == org_id))).one()
+        except IntegrityError as exc:  # a concurrent creation of the same name (PostgreSQL)
+            raise Conflict("organization", "this name is already taken", {"name": name}) from exc
+        return org_info(row)
+
+    async def get_org(self, name: str) -> OrgInfo:
+        """An organization's profile (public)."""
+        async with self._db.read() as conn:
+            return org_info(await require_org(conn, name))
+
+    async def update_org(
+        self,
+        name: str,
+        *,
+        full_name: str | None = None,
+        company: str | None = None,
+        location: str | None = None,
+        profile_url: str | None = None,
+        description: str | None = None,
+        default_private: bool | None = None,
+        actor: Principal,
+        source_ip: str = "",
+    ) -> OrgInfo:
+        """Change the given fields (None: unchanged). Owners only."""
+        values: dict[str, Any] = {}
+        for field, value in (("full_name", full_name), ("company", company), ("location", location)):
+            if value is not None:
+                values[field] = validate_text(value, field)
+        if description is not None:
+            values["description"] = validate_text(description, "description")
+        if profile_url is not None:
+            values["profile_url"] = validate_profile_url(profile_url)
+        if default_private is not None:
+            values["default_private"] = bool(default_private)
+        async with self._db.write() as conn:
+            row = await require_org_owner(conn, actor, name)
+            if values:
+                await conn.execute(update(Account).where(Account.id == row.id).values(**values))
+                await record_audit(
+                    conn,
+                    name,
+                    "org.update",
+                    actor=actor.audit_name,
+                    target=name,
+                    source_ip=source_ip,
+                    data={"fields": sorted(values)},
+                )
+            row = (await conn.execute(select(Account).where(Account.id == row.id))).one()
+        return org_info(row)
+
+    async def delete_org(self, name: str, *, actor: Principal, source_ip: str = "") -> list[str]:
+        """Delete an organization with its repositories (``repository.deleted`` each), teams, robots and
+        memberships. Owners (with their own credentials, not an access token) and site administrators.
+        Returns the repositories deleted."""
+        require_interactive(actor, "delete organizations")
+        async with self._db.write() as conn:
+            row = await require_org_owner(conn, actor, name)
+            deleted = await delete_namespace_repositories(conn, name, actor.audit_name)
+            await conn.execute(delete(Account).where(Account.id == row.id))
+            await record_audit(
+                conn,
+                name,
+                "org.delete",
+                actor=actor.audit_name,
+                target=name,
+                source_ip=source_ip,
+                data={"repositories": len(deleted)},
+            )
+        return deleted
+
+    async def list_members(self, org: str, page: PageRequest, *, actor: Principal) -> Page[MemberInfo]:
+        """Members and owners by name; visible to the organization's members."""
+        async with self._db.read(consistent=True) as conn:
+            row = await require_org_member(conn, actor, org)
+            query = (
+                select(Account.name, Account.full_name, OrgMember.role, OrgMember.created_at)
+                .join(OrgMember, OrgMember.user_id == Account.id)
+                .where(OrgMember.org_id == row.id)
+                .order_by(Account.name)
+            )
+            return await paged(conn, query, page, _member_info)
+
+    async def get_member(self, org: str, username: str, *, actor: Principal) -> MemberInfo:
+        async with self._db.read(consistent=True) as conn:
+            row = await require_org_member(conn, actor, org)
+            return await _member(conn, row.id, username)
+
+    async def add_member(
+        self, org: str, username: str, role: str = MEMBER, *, actor: Principal, source_ip: str = ""
+    ) -> MemberInfo:
+        """Add a user to the organization (owners only). Conflict if already a member."""
+        validate_role(role)
+        async with self._db.write() as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            user = await require_user(conn, username)
+            if await _role_of(conn, org_row.id, user.id) is not None:
+                raise Conflict("member", "the user is already a member", {"org": org, "username": username})
+            await add_membership(conn, org_row.id, org, user.id, username, role, actor, source_ip)
+            return await _member(conn, org_row.id, username)
+
+    async def set_member_role(
+        self, org: str, username: str, role: str, *, actor: Principal, source_ip: str = ""
+    ) -> MemberInfo:
+        """Make a member an owner or an owner a member (owners only; the last owner stays)."""
+        validate_role(role)
+        async with self._db.write() as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            user = await require_user(conn, username)
+            current = await _role_of(conn, org_row.id, user.id)
+            if current is None:
+                raise NotFound("member", "the user is not a member", {"org": org, "username": username})
+            if current != role:
+                if current == OWNER:
+                    await _require_another_owner(conn, org_row.id, user.id)
+                await conn.execute(
+                    update(OrgMember)
+                    .where(OrgMember.org_id == org_row.id, OrgMember.user_id == user.id)
+                    .values(role=role)
+                )
+                await record_audit(
+                    conn,
+                    org,
+                    "org.member.role",
+                    actor=actor.audit_name,
+                    target=username,
+                    source_ip=source_ip,
+                    data={"role": role, "previous": current},
+                )
+            return await _member(conn, org_row.id, username)
+
+    async def remove_member(self, org: str, username: str, *, actor: Principal, source_ip: str = "") -> None:
+        """Remove a user from the organization and all its teams. Owners may remove anyone, members may leave;
+        the last owner cannot go (Conflict)."""
+        async with self._db.write() as conn:
+            org_row = await require_org(conn, org)
+            user = await require_user(conn, username)
+            if not is_self(actor, user.id):
+                org_row = await require_org_owner(conn, actor, org)
+            elif actor.token_id is not None:
+                raise Denied("token", "a personal access token may not leave an organization")
+            current = await _role_of(conn, org_row.id, user.id)
+            if current is None:
+                raise NotFound("member", "the user is not a member", {"org": org, "username": username})
+            if current == OWNER:
+                await _require_another_owner(conn, org_row.id, user.id)
+            await conn.execute(
+                delete(TeamMember).where(
+                    TeamMember.user_id == user.id,
+                    TeamMember.team_id.in_(select(Team.id).where(Team.org_id == org_row.id)),
+                )
+            )
+            await conn.execute(delete(OrgMember).where(OrgMember.org_id == org_row.id, OrgMember.user_id == user.id))
+            await record_audit(
+                conn, org, "org.member.remove", actor=actor.audit_name, target=username, source_ip=source_ip
+            )
+
+    async def list_user_orgs(self, username: str, page: PageRequest, *, actor: Principal) -> Page[UserOrgInfo]:
+        """The organizations ``username`` belongs to, by name (the user themselves and site administrators)."""
+        async with self._db.read(consistent=True) as conn:
+            user = await require_user(conn, username)
+            if not actor.superuser and not is_self(actor, user.id):
+                raise Denied("account", "only the user or a site administrator may list the user's organizations")
+            query = (
+                select(Account, OrgMember.role)
+                .join(OrgMember, OrgMember.org_id == Account.id)
+                .where(OrgMember.user_id == user.id)
+                .order_by(Account.name)
+            )
+            return await paged(conn, query, page, lambda r: UserOrgInfo(org=org_info(r), role=r.role))
+
+
+async def add_membership(
+    conn: AsyncConnection,
+    org_id: int,
+    org: str,
+    user_id: int,
+    username: str,
+    role: str,
+    actor: Principal,
+    source_ip: str,
+) -> None:
+    """Insert the membership row and its audit entry; Conflict if the user is a member already (a concurrent
+    addition included)."""
+    values = {"org_id": org_id, "user_id": user_id, "role": role, "created_at": utcnow()}
+    if not await insert_ignore(conn, OrgMember, values):
+        raise Conflict("member", "the user is already a member", {"org": org, "username": username})
+    await record_audit(
+        conn,
+        org,
+        "org.member.add",
+        actor=actor.audit_name,
+        target=username,
+        source_ip=source_ip,
+        data={"role": role},
+    )
+
+
+async def _role_of(conn: AsyncConnection, org_id: int, user_id: int) -> str | None:
+    return (
+        await conn.execute(select(OrgMember.role).where(OrgMember.org_id == org_id, OrgMember.user_id == user_id))
+    ).scalar_one_or_none()
+
+
+async def _require_another_owner(conn: AsyncConnection, org_id: int, user_id: int) -> None:
+    # Lock the owners' rows (PostgreSQL), so that two owners removing each other at once cannot both succeed.
+    owners = (
+        await conn.execute(
+            select(OrgMember.user_id).where(OrgMember.org_id == org_id, OrgMember.role == OWNER).with_for_update()
+        )
+    ).all()
+    if not any(other != user_id for (other,) in owners):
+        raise Conflict("member", "an organization needs at least one owner")
+
+
+async def _member(conn: AsyncConnection, org_id: int, username: str) -> MemberInfo:
+    row = (
+        await conn.execute(
+            select(Account.name, Account.full_name, OrgMember.role, OrgMember.created_at)
+            .join(OrgMember, OrgMember.user_id == Account.id)
+            .where(OrgMember.org_id == org_id, Account.name == username)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("member", "the user is not a member", {"username": username})
+    return _member_info(row)
+
+
+def _member_info(row: Any) -> MemberInfo:
+    return MemberInfo(username=row.name, full_name=row.full_name, role=row.role, joined_at=row.created_at)

@@ -1,0 +1,223 @@
+"""Robot accounts: machine identities of an organization, named ``org+shortname``, with explicit grants on
+repositories of that organization's namespace only (``repository_permissions`` rows with ``account_id``).
+
+A robot's secret is random (256 bits), shown once at creation or regeneration, and stored as its SHA-256.
+Only owners of the organization (and site administrators) manage robots. Disabling or deleting a robot, or
+regenerating its secret, takes effect at the next authentication (registry tokens already issued run out
+within their short lifetime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.accounts.common import name_taken, paged, require_org_owner
+from dockyard.accounts.grants import check_org_repositories, grant
+from dockyard.accounts.names import ROBOT_SEPARATOR, robot_name, split_robot_name, validate_text
+from dockyard.accounts.views import RepositoryGrant, RobotInfo
+from dockyard.auth.secrets import ROBOT_PREFIX, hash_robot_secret, new_token
+from dockyard.authz.permissions import Level
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import Page, PageRequest
+from dockyard.db.engine import Database
+from dockyard.errors import Conflict, NotFound
+from dockyard.events.audit import record_audit
+from dockyard.models import Account, Repository, RepositoryPermission
+from dockyard.models.accounts import ROBOT
+from dockyard.models.base import utcnow
+from dockyard.registry.repositories import ensure_repository
+from dockyard.settings import Settings
+
+
+class RobotService:
+    """Raises NotFound (no such organization or robot), Denied (not an owner), Conflict (name taken) and
+    Invalid (bad name, a grant outside the organization's namespace, a bad level)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def create_robot(
+        self,
+        org: str,
+        shortname: str,
+        *,
+        description: str = "",
+        permissions: Mapping[str, Level] | None = None,
+        actor: Principal,
+        source_ip: str = "",
+    ) -> tuple[RobotInfo, str]:
+        """Create ``org+shortname`` with the given grants (creating missing repositories of the organization).
+        Returns the robot and its secret, which is not stored and cannot be shown again."""
+        name = robot_name(org, shortname)
+        description = validate_text(description, "description")
+        levels = check_org_repositories(org, permissions or {})
+        secret = new_token(ROBOT_PREFIX)
+        try:
+            async with self._db.write() as conn:
+                org_row = await require_org_owner(conn, actor, org)
+                if await name_taken(conn, name):
+                    raise Conflict("robot", "a robot of this name exists", {"name": name})
+                robot_id = (
+                    await conn.execute(
+                        insert(Account)
+                        .values(
+                            name=name,
+                            kind=ROBOT,
+                            password_hash=hash_robot_secret(secret),
+                            password_changed_at=utcnow(),
+                            owner_id=org_row.id,
+                            description=description,
+                            created_at=utcnow(),
+                        )
+                        .returning(Account.id)
+                    )
+                ).scalar_one()
+                await self._replace_grants(conn, robot_id, levels, actor)
+                await record_audit(
+                    conn,
+                    org,
+                    "robot.create",
+                    actor=actor.audit_name,
+                    target=name,
+                    source_ip=source_ip,
+                    data={"permissions": {repo: level.label for repo, level in sorted(levels.items())}},
+                )
+                info = await _robot_info(conn, org, await _require_robot(conn, org_row.id, org, shortname))
+        except IntegrityError as exc:  # a concurrent creation (PostgreSQL)
+            raise Conflict("robot", "a robot of this name exists", {"name": name}) from exc
+        return info, secret
+
+    async def list_robots(self, org: str, page: PageRequest, *, actor: Principal) -> Page[RobotInfo]:
+        async with self._db.read(consistent=True) as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            query = select(Account).where(Account.owner_id == org_row.id, Account.kind == ROBOT).order_by(Account.name)
+            listed = await paged(conn, query, page, lambda row: row)
+            items = await _robot_infos(conn, org, listed.items)
+        return Page(items=items, count=listed.count, request=page)
+
+    async def get_robot(self, org: str, shortname: str, *, actor: Principal) -> RobotInfo:
+        """``shortname`` may also be given as ``org+shortname``."""
+        async with self._db.read(consistent=True) as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            return await _robot_info(conn, org, await _require_robot(conn, org_row.id, org, shortname))
+
+    async def update_robot(
+        self,
+        org: str,
+        shortname: str,
+        *,
+        description: str | None = None,
+        disabled: bool | None = None,
+        permissions: Mapping[str, Level] | None = None,
+        actor: Principal,
+        source_ip: str = "",
+    ) -> RobotInfo:
+        """Change the description, disable or enable, or replace all grants (None: unchanged)."""
+        values: dict[str, Any] = {}
+        if description is not None:
+            values["description"] = validate_text(description, "description")
+        if disabled is not None:
+            values["disabled"] = bool(disabled)
+        levels = check_org_repositories(org, permissions) if permissions is not None else None
+        async with self._db.write() as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            robot = await _require_robot(conn, org_row.id, org, shortname)
+            if values:
+                await conn.execute(update(Account).where(Account.id == robot.id).values(**values))
+            if levels is not None:
+                await conn.execute(delete(RepositoryPermission).where(RepositoryPermission.account_id == robot.id))
+                await self._replace_grants(conn, robot.id, levels, actor)
+            if values or levels is not None:
+                data: dict[str, Any] = dict(values)
+                if levels is not None:
+                    data["permissions"] = {repo: level.label for repo, level in sorted(levels.items())}
+                await record_audit(
+                    conn, org, "robot.update", actor=actor.audit_name, target=robot.name, source_ip=source_ip, data=data
+                )
+            return await _robot_info(conn, org, await _require_robot(conn, org_row.id, org, shortname))
+
+    async def regenerate_secret(self, org: str, shortname: str, *, actor: Principal, source_ip: str = "") -> str:
+        """A new secret for the robot (the old one stops working). Returned once, never stored in clear."""
+        secret = new_token(ROBOT_PREFIX)
+        async with self._db.write() as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            robot = await _require_robot(conn, org_row.id, org, shortname)
+            await conn.execute(
+                update(Account)
+                .where(Account.id == robot.id)
+                .values(password_hash=hash_robot_secret(secret), password_changed_at=utcnow())
+            )
+            await record_audit(
+                conn, org, "robot.secret.regenerate", actor=actor.audit_name, target=robot.name, source_ip=source_ip
+            )
+        return secret
+
+    async def delete_robot(self, org: str, shortname: str, *, actor: Principal, source_ip: str = "") -> None:
+        async with self._db.write() as conn:
+            org_row = await require_org_owner(conn, actor, org)
+            robot = await _require_robot(conn, org_row.id, org, shortname)
+            await conn.execute(delete(Account).where(Account.id == robot.id))
+            await record_audit(
+                conn, org, "robot.delete", actor=actor.audit_name, target=robot.name, source_ip=source_ip
+            )
+
+    async def _replace_grants(
+        self, conn: AsyncConnection, robot_id: int, levels: Mapping[str, Level], actor: Principal
+    ) -> None:
+        for repository in sorted(levels):
+            repo_id = await ensure_repository(
+                conn, repository, actor.audit_name or None, default_private=self._settings.default_private
+            )
+            await grant(conn, repo_id, levels[repository], account_id=robot_id)
+
+
+async def _require_robot(conn: AsyncConnection, org_id: int, org: str, shortname: str) -> Row[Any]:
+    short = split_robot_name(org, shortname)
+    row = (
+        await conn.execute(
+            select(Account).where(
+                Account.name == f"{org}{ROBOT_SEPARATOR}{short}", Account.kind == ROBOT, Account.owner_id == org_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound("robot", "robot not found", {"org": org, "robot": short[:100]})
+    return row
+
+
+async def _robot_info(conn: AsyncConnection, org: str, row: Any) -> RobotInfo:
+    return (await _robot_infos(conn, org, [row]))[0]
+
+
+async def _robot_infos(conn: AsyncConnection, org: str, rows: Sequence[Any]) -> list[RobotInfo]:
+    """Robots with their grants (one query for all of them)."""
+    grants: dict[int, list[RepositoryGrant]] = {row.id: [] for row in rows}
+    if grants:
+        for account_id, name, level in await conn.execute(
+            select(RepositoryPermission.account_id, Repository.name, RepositoryPermission.permission)
+            .join(RepositoryPermission, RepositoryPermission.repository_id == Repository.id)
+            .where(RepositoryPermission.account_id.in_(list(grants)))
+            .order_by(Repository.name)
+        ):
+            if account_id is not None:
+                grants[account_id].append(RepositoryGrant(repository=name, level=Level.parse(level)))
+    return [
+        RobotInfo(
+            id=row.id,
+            name=row.name,
+            org=org,
+            shortname=row.name.partition(ROBOT_SEPARATOR)[2],
+            description=row.description,
+            disabled=bool(row.disabled),
+            created_at=row.created_at,
+            permissions=tuple(grants[row.id]),
+        )
+        for row in rows
+    ]

@@ -1,0 +1,341 @@
+"""User accounts: creation (by site administrators, and the first administrator at start-up), profiles,
+passwords, disabling and deletion.
+
+Every change is authorized here, written to the audit log in the same transaction, and answered with a
+``UserInfo``. Passwords are hashed (argon2id) before the write transaction starts, so that the hash's deliberate
+cost never holds the database's writer lock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, false, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
+
+from dockyard.accounts.common import (
+    delete_namespace_repositories,
+    is_self,
+    name_taken,
+    paged,
+    require_interactive,
+    require_superuser,
+    require_user,
+    user_info,
+)
+from dockyard.accounts.names import (
+    validate_email,
+    validate_password,
+    validate_profile_url,
+    validate_text,
+    validate_username,
+)
+from dockyard.accounts.views import OWNER, UserInfo
+from dockyard.auth.secrets import hash_password, verify_secret
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import Page, PageRequest
+from dockyard.db.engine import Database
+from dockyard.errors import Conflict, Denied, Invalid
+from dockyard.events.audit import record_audit
+from dockyard.models import Account, OrgMember, Repository, Star
+from dockyard.models.accounts import USER
+from dockyard.models.base import utcnow
+from dockyard.settings import Settings
+
+SYSTEM_ACTOR = "dockyard"  # the audit actor of changes the server makes by itself (the first administrator)
+
+
+class UserService:
+    """Users. Site administrators (and the open server, i.e. the CLI) may do anything; a user may edit their own
+    profile and password and delete their own account, with their own credentials (not an access token).
+
+    Raises NotFound (no such user), Denied, Conflict (name taken, last administrator, sole owner of an
+    organization) and Invalid (bad input)."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def create_user(
+        self,
+        name: str,
+        email: str | None,
+        password: str,
+        *,
+        is_admin: bool = False,
+        actor: Principal,
+        source_ip: str = "",
+    ) -> UserInfo:
+        """Create a user (site administrators only, as in Harbor: there is no self sign-up)."""
+        require_superuser(actor, "create users")
+        name = validate_username(name)
+        email = validate_email(email) if email else None
+        password_hash = await hash_password(validate_password(password))
+        return await self._insert_user(name, email, password_hash, is_admin, actor.audit_name, source_ip)
+
+    async def _insert_user(
+        self, name: str, email: str | None, password_hash: str, is_admin: bool, actor: str, source_ip: str
+    ) -> UserInfo:
+        try:
+            async with self._db.write() as conn:
+                if await name_taken(conn, name):
+                    raise Conflict("account", "this name is already taken", {"name": name})
+                account_id = await _insert_account(conn, name, email, password_hash, is_admin, actor, source_ip)
+                row = (await conn.execute(select(Account).where(Account.id == account_id))).one()
+        except IntegrityError as exc:  # a concurrent creation of the same name (PostgreSQL)
+            raise Conflict("account", "this name is already taken", {"name": name}) from exc
+        return user_info(row)
+
+    async def get_user(self, name: str) -> UserInfo:
+        """A user's account (profiles are public; surfaces decide which fields a caller sees)."""
+        async with self._db.read() as conn:
+            return user_info(await require_user(conn, name))
+
+    async def update_profile(
+        self,
+        name: str,
+        *,
+        full_name: str | None = None,
+        company: str | None = None,
+        location: str | None = None,
+        profile_url: str | None = None,
+        email: str | None = None,
+        actor: Principal,
+        source_ip: str = "",
+    ) -> UserInfo:
+        """Change the given profile fields (None: unchanged; "" clears, except the e-mail address)."""
+        values: dict[str, Any] = {}
+        if full_name is not None:
+            values["full_name"] = validate_text(full_name, "full_name")
+        if company is not None:
+            values["company"] = validate_text(company, "company")
+        if location is not None:
+            values["location"] = validate_text(location, "location")
+        if profile_url is not None:
+            values["profile_url"] = validate_profile_url(profile_url)
+        if email is not None:
+            values["email"] = validate_email(email)
+        async with self._db.write() as conn:
+            row = await require_user(conn, name)
+            self._require_self_or_admin(actor, row.id, "change this profile")
+            if values:
+                await conn.execute(update(Account).where(Account.id == row.id).values(**values))
+                await record_audit(
+                    conn,
+                    name,
+                    "account.update",
+                    actor=actor.audit_name,
+                    target=name,
+                    source_ip=source_ip,
+                    data={"fields": sorted(values)},
+                )
+            row = (await conn.execute(select(Account).where(Account.id == row.id))).one()
+        return user_info(row)
+
+    async def change_password(
+        self, name: str, new: str, *, current: str | None = None, actor: Principal, source_ip: str = ""
+    ) -> None:
+        """Set a new password. Users changing their own must give the current one; administrators changing
+        someone else's (and the CLI) need not."""
+        validate_password(new)
+        async with self._db.read() as conn:
+            row = await require_user(conn, name)
+        self._require_self_or_admin(actor, row.id, "change this password")
+        if is_self(actor, row.id):
+            if current is None:
+                raise Invalid("credentials", "give the current password to change it", {"field": "current_password"})
+            if not await verify_secret(row.password_hash, current):
+                raise Denied("credentials", "the current password is incorrect")
+        password_hash = await hash_password(new)
+        async with self._db.write() as conn:
+            await require_user(conn, name)
+            await conn.execute(
+                update(Account)
+                .where(Account.id == row.id)
+                .values(password_hash=password_hash, password_changed_at=utcnow())
+            )
+            await record_audit(
+                conn, name, "account.password_change", actor=actor.audit_name, target=name, source_ip=source_ip
+            )
+
+    async def set_disabled(self, name: str, disabled: bool, *, actor: Principal, source_ip: str = "") -> UserInfo:
+        """Disable (sign-ins, tokens and sessions stop working at once) or enable a user. Administrators only;
+        nobody disables their own account, nor the last enabled administrator."""
+        require_superuser(actor, "disable or enable users")
+        async with self._db.write() as conn:
+            row = await require_user(conn, name)
+            if disabled and is_self(actor, row.id):
+                raise Conflict("account", "you cannot disable your own account")
+            if disabled and row.is_admin and not row.disabled:
+                await self._require_another_admin(conn, row.id)
+            if bool(row.disabled) != disabled:
+                await conn.execute(update(Account).where(Account.id == row.id).values(disabled=disabled))
+                await record_audit(
+                    conn,
+                    name,
+                    "account.disable" if disabled else "account.enable",
+                    actor=actor.audit_name,
+                    target=name,
+                    source_ip=source_ip,
+                )
+            row = (await conn.execute(select(Account).where(Account.id == row.id))).one()
+        return user_info(row)
+
+    async def delete_user(self, name: str, *, actor: Principal, source_ip: str = "") -> list[str]:
+        """Delete a user and every repository of their namespace (``repository.deleted`` for each); memberships,
+        team seats, tokens, stars and grants go with the account. Refused (Conflict) while the user is the sole
+        owner of an organization, or the last enabled administrator. Returns the repositories deleted."""
+        async with self._db.write() as conn:
+            row = await require_user(conn, name)
+            self._require_self_or_admin(actor, row.id, "delete this account")
+            if row.is_admin and not row.disabled:
+                await self._require_another_admin(conn, row.id)
+            sole = await _orgs_solely_owned(conn, row.id)
+            if sole:
+                raise Conflict(
+                    "member",
+                    "the user is the only owner of an organization: add another owner or delete it first",
+                    {"organizations": sole},
+                )
+            # Stars are counted on the repository row; the star rows themselves go by cascade.
+            await conn.execute(
+                update(Repository)
+                .where(
+                    Repository.id.in_(select(Star.repository_id).where(Star.account_id == row.id)),
+                    Repository.star_count > 0,
+                )
+                .values(star_count=Repository.star_count - 1)
+            )
+            deleted = await delete_namespace_repositories(conn, name, actor.audit_name)
+            await conn.execute(delete(Account).where(Account.id == row.id))
+            await record_audit(
+                conn,
+                name,
+                "account.delete",
+                actor=actor.audit_name,
+                target=name,
+                source_ip=source_ip,
+                data={"repositories": len(deleted)},
+            )
+        return deleted
+
+    async def list_users(self, page: PageRequest, *, actor: Principal) -> Page[UserInfo]:
+        """All users by name (site administrators only)."""
+        require_superuser(actor, "list users")
+        async with self._db.read(consistent=True) as conn:
+            return await paged(
+                conn, select(Account).where(Account.kind == USER).order_by(Account.name), page, user_info
+            )
+
+    async def ensure_admin(self, username: str, password: str | None) -> str | None:
+        """On first start: if no administrator exists, create ``username`` as one, with ``password`` or a generated
+        password, which is returned (for the caller to print once). Returns None when an administrator existed or
+        the password was given. Safe when several replicas start at once."""
+        async with self._db.read() as conn:
+            if await _admin_exists(conn):
+                return None
+        name = validate_username(username)
+        generated = None if password else secrets.token_urlsafe(18)
+        password_hash = await hash_password(validate_password(password or generated or ""))
+        try:
+            async with self._db.write() as conn:
+                if await _admin_exists(conn):
+                    return None
+                if await name_taken(conn, name):
+                    raise Conflict(
+                        "account",
+                        f"no administrator exists and the name {name!r} is taken by a non-administrator: choose "
+                        "another admin_username or create an administrator with `dockyard user create --admin`",
+                        {"name": name},
+                    )
+                await _insert_account(conn, name, None, password_hash, True, SYSTEM_ACTOR, "")
+        except IntegrityError:
+            return None  # another replica created it first
+        return generated
+
+    @staticmethod
+    def _require_self_or_admin(actor: Principal, account_id: int, what: str) -> None:
+        require_interactive(actor, what)
+        if not actor.superuser and not is_self(actor, account_id):
+            raise Denied("account", f"only the user or a site administrator may {what}")
+
+    @staticmethod
+    async def _require_another_admin(conn: AsyncConnection, account_id: int) -> None:
+        others = (
+            await conn.execute(
+                select(Account.id)
+                .where(
+                    Account.kind == USER,
+                    Account.is_admin == true(),
+                    Account.disabled == false(),
+                    Account.id != account_id,
+                )
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+        if others is None:
+            raise Conflict("account", "this is the last enabled site administrator")
+
+
+async def _admin_exists(conn: AsyncConnection) -> bool:
+    found = (
+        await conn.execute(select(Account.id).where(Account.kind == USER, Account.is_admin == true()).limit(1))
+    ).first()
+    return found is not None
+
+
+async def _orgs_solely_owned(conn: AsyncConnection, user_id: int) -> list[str]:
+    """Names of the organizations whose only owner is ``user_id``."""
+    other = aliased(OrgMember)
+    rows = await conn.execute(
+        select(Account.name)
+        .join(OrgMember, OrgMember.org_id == Account.id)
+        .where(
+            OrgMember.user_id == user_id,
+            OrgMember.role == OWNER,
+            ~exists().where(and_(other.org_id == OrgMember.org_id, other.role == OWNER, other.user_id != user_id)),
+        )
+        .order_by(Account.name)
+    )
+    return [name for (name,) in rows]
+
+
+async def _insert_account(
+    conn: AsyncConnection,
+    name: str,
+    email: str | None,
+    password_hash: str,
+    is_admin: bool,
+    actor: str,
+    source_ip: str,
+) -> int:
+    now = utcnow()
+    account_id: int = (
+        await conn.execute(
+            insert(Account)
+            .values(
+                name=name,
+                kind=USER,
+                email=email,
+                password_hash=password_hash,
+                password_changed_at=now,
+                is_admin=is_admin,
+                created_at=now,
+            )
+            .returning(Account.id)
+        )
+    ).scalar_one()
+    await record_audit(
+        conn,
+        name,
+        "account.create",
+        actor=actor,
+        target=name,
+        source_ip=source_ip,
+        data={"kind": USER, "is_admin": is_admin},
+    )
+    return account_id
