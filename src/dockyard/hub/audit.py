@@ -1,0 +1,116 @@
+"""Reading the audit log (``GET /v2/auditlogs/{namespace}``): a namespace's entries, newest first, for its
+owners (and site administrators) only, in Docker Hub's shape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+
+from dockyard.authz.permissions import namespace_role
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import Page, PageRequest
+from dockyard.errors import Denied, NotFound
+from dockyard.events.audit import ACTION_DESCRIPTIONS
+from dockyard.hub.access import LIKE_ESCAPE, account_kind, like_prefix
+from dockyard.models import AuditEntry
+from dockyard.registry.context import RegistryContext
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLogEntry:
+    """``account`` is the namespace, ``name`` the target (``ns/repo``, ``ns/repo:tag``, a token label, …)."""
+
+    account: str
+    action: str
+    name: str
+    actor: str
+    data: dict[str, Any]
+    timestamp: datetime
+    action_description: str
+    source_ip: str
+
+
+def _data(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _target_is(name: str) -> ColumnElement[bool]:
+    """The entry is about ``name``: exactly, or one of its tags or manifests (``name:tag``, ``name@digest``)."""
+    return or_(
+        AuditEntry.target == name,
+        AuditEntry.target.like(like_prefix(f"{name}:"), escape=LIKE_ESCAPE),
+        AuditEntry.target.like(like_prefix(f"{name}@"), escape=LIKE_ESCAPE),
+    )
+
+
+class AuditLogService:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+
+    async def list(
+        self,
+        actor: Principal,
+        namespace: str,
+        *,
+        action: str | None = None,
+        name: str | None = None,
+        actor_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        page: PageRequest,
+    ) -> Page[AuditLogEntry]:
+        """Entries of ``namespace`` matching the filters (``since`` inclusive, ``until`` exclusive), newest first.
+
+        Only the namespace's owners (``namespace_role`` = owner: the user, organization owners, administrators)
+        may read them: members get ``Denied("account")``; anyone else, and any caller for an unknown namespace,
+        ``NotFound("account")``.
+        """
+        async with self.ctx.db.read(consistent=True) as conn:
+            role = await namespace_role(conn, actor, namespace)
+            if role != "owner":
+                if role is None or await account_kind(conn, namespace) is None:
+                    raise NotFound("account", "namespace not found", {"namespace": namespace[:255]})
+                raise Denied("account", "only the namespace's owners may read its audit log")
+            where: list[ColumnElement[bool]] = [AuditEntry.namespace == namespace]
+            if action:
+                where.append(AuditEntry.action == action)
+            if name:
+                where.append(_target_is(name))
+            if actor_name:
+                where.append(AuditEntry.actor == actor_name)
+            if since is not None:
+                where.append(AuditEntry.created_at >= since)
+            if until is not None:
+                where.append(AuditEntry.created_at < until)
+            total = int((await conn.execute(select(func.count()).select_from(AuditEntry).where(*where))).scalar_one())
+            rows = (
+                await conn.execute(
+                    select(AuditEntry)
+                    .where(*where)
+                    .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+                    .limit(page.page_size)
+                    .offset(page.offset)
+                )
+            ).all()
+        items = [
+            AuditLogEntry(
+                account=row.namespace,
+                action=row.action,
+                name=row.target,
+                actor=row.actor,
+                data=_data(row.data),
+                timestamp=row.created_at,
+                action_description=ACTION_DESCRIPTIONS.get(row.action, row.action),
+                source_ip=row.source_ip,
+            )
+            for row in rows
+        ]
+        return Page(items, total, page)
