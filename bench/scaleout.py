@@ -192,6 +192,7 @@ def run_scaleout(params: Params, workdir: Path, replicas: int, wanted: list[str]
                 settings = {
                     **moto.env,
                     "DOCKYARD_DATABASE_URL": cluster.create_database(name),
+                    "DOCKYARD_SECRET_KEY": f"bench-secret-{name}-0123456789",
                     "DOCKYARD_STORAGE_URL": moto.storage_url(bucket, "dockyard", addressing="path"),
                     **({"DOCKYARD_WORKERS": str(workers)} if workers else {}),
                 }

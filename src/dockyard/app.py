@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -14,30 +16,108 @@ from datetime import timedelta
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.orgs import OrgService
+from dockyard.accounts.robots import RobotService
+from dockyard.accounts.teams import TeamService
+from dockyard.accounts.tokens import AccessTokenService
+from dockyard.accounts.users import UserService
+from dockyard.auth.credentials import Authenticator
+from dockyard.auth.keys import KeyRing
+from dockyard.auth.secrets import SecretBox
+from dockyard.auth.tokens import TokenService
 from dockyard.db.engine import Database
 from dockyard.http import ops
+from dockyard.http.api.app import api_app
+from dockyard.http.api.deps import ApiServices
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware
+from dockyard.http.oci.auth import RegistryGuard
 from dockyard.http.oci.routes import oci_app
+from dockyard.hub.audit import AuditLogService
+from dockyard.hub.pulls import PullRecorder
+from dockyard.hub.repositories import RepositoryService
+from dockyard.hub.tags import TagService
 from dockyard.jobs.periodic import run_periodically
 from dockyard.logs import configure_logging
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
-from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir
+from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir
 from dockyard.storage.factory import open_blob_store
 
 log = logging.getLogger("dockyard")
 
 
+def resolve_secret_key(settings: Settings) -> Settings:
+    """Settings with the server secret filled in: the configured one, else (embedded deployments only) the one
+    kept in ``<data_dir>/secret.key``, created on first start. A PostgreSQL deployment must configure it, because
+    every replica needs the same secret to read the signing keys stored in the DB."""
+    if settings.secret_key:
+        return settings
+    if not settings.effective_database_url.startswith("sqlite"):
+        raise SettingsError(
+            "secret_key: required with PostgreSQL (set DOCKYARD_SECRET_KEY to the same value on every replica)"
+        )
+    path = settings.secret_key_path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+
+
+def key_ring(settings: Settings, db: Database) -> KeyRing:
+    horizon = max(settings.refresh_token_lifetime_seconds, settings.token_lifetime_seconds)
+    return KeyRing(db, SecretBox(settings.secret_key), timedelta(seconds=horizon))
+
+
+async def first_start(settings: Settings) -> str | None:
+    """Create what a fresh installation needs: the token-signing key and the administrator account. Returns the
+    administrator's generated password the one time it is created without ``DOCKYARD_ADMIN_PASSWORD``."""
+    db = Database(settings.effective_database_url, pool_size=2)
+    try:
+        await key_ring(settings, db).ensure()
+        return await UserService(db, settings).ensure_admin(settings.admin_username, settings.admin_password or None)
+    finally:
+        await db.close()
+
+
 def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
+    settings = resolve_secret_key(settings)
+    api = api_app()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
         store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
-        registry = Registry.build(RegistryContext(db=db, store=store, settings=settings))
+        ctx = RegistryContext(db=db, store=store, settings=settings)
+        registry = Registry.build(ctx)
         app.state.registry = registry
-        background: list[asyncio.Task[None]] = []
+        pulls = PullRecorder(ctx)
+        app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
+        keys = key_ring(settings, db)
+        await keys.ensure()
+        authenticator = Authenticator(db, settings)
+        tokens = TokenService(keys, settings)
+        app.state.guard = RegistryGuard(settings, db, authenticator, tokens)
+        api.state.api = ApiServices(
+            settings,
+            registry,
+            authenticator,
+            tokens,
+            users=UserService(db, settings),
+            orgs=OrgService(db, settings),
+            teams=TeamService(db, settings),
+            collaborators=CollaboratorService(db, settings),
+            robots=RobotService(db, settings),
+            access_tokens=AccessTokenService(db, settings),
+            repositories=RepositoryService(ctx),
+            tags=TagService(ctx),
+            audit=AuditLogService(ctx),
+            pulls=pulls,
+        )
+        background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
         if settings.gc_interval_seconds:
 
             async def collect() -> None:
@@ -53,24 +133,26 @@ def create_app(settings: Settings) -> DockyardApp:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await pulls.flush()  # run() flushes when cancelled; this catches anything counted since
             await store.close()
             await db.close()
 
     shell = Starlette(routes=ops.ROUTES, lifespan=lifespan)
     shell.state.metrics = metrics
     shell.state.settings = settings
-    return DockyardApp(shell, oci_app(), metrics, log_requests=settings.access_log)
+    return DockyardApp(shell, oci_app(), api, metrics, log_requests=settings.access_log)
 
 
 class DockyardApp:
     """The ASGI entry point. ``/v2`` goes straight to the OCI surface (its own router and error boundary,
-    without Starlette's generic middleware on the hot path); everything else, and the lifespan, to the shell
-    application that owns the shared state."""
+    without Starlette's generic middleware on the hot path); ``/api/`` and ``/v1/`` to the Hub API; everything
+    else, and the lifespan, to the shell application that owns the shared state."""
 
-    def __init__(self, shell: Starlette, oci: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
+    def __init__(self, shell: Starlette, oci: ASGIApp, api: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
         self.shell = shell
         self.state = shell.state
         self._oci = ObservabilityMiddleware(oci, metrics, log_requests=log_requests)
+        self._api = ObservabilityMiddleware(api, metrics, log_requests=log_requests)
         self._other = ObservabilityMiddleware(shell, metrics, log_requests=log_requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,6 +161,9 @@ class DockyardApp:
             if path.startswith("/v2/") or path == "/v2":
                 scope["app"] = self.shell
                 await self._oci(scope, receive, send)
+                return
+            if path.startswith(("/api/", "/v1/")):
+                await self._api(scope, receive, send)
                 return
         await self._other(scope, receive, send)
 

@@ -107,7 +107,11 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def containers_env(tmp_path: Path, server: DockyardServer) -> ContainersEnv:
-    root = tmp_path / "containers"
+    return make_containers_env(tmp_path / "containers", server)
+
+
+def make_containers_env(root: Path, server: DockyardServer) -> ContainersEnv:
+    """An isolated HOME, storage, registries.conf and auth file for skopeo/podman/buildah against ``server``."""
     home = root / "home"
     graphroot, runroot, tmpdir = root / "storage", root / "run", root / "tmp"
     for d in (home, graphroot, runroot, tmpdir, root / "xdg-run"):

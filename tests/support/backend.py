@@ -78,7 +78,11 @@ def server_env(data_dir: Path) -> dict[str, str]:
         if env is None:
             from tests.support.postgres import shared_cluster
 
-            env = {"DOCKYARD_DATABASE_URL": shared_cluster().create_database(key.parent.name)}
+            env = {
+                "DOCKYARD_DATABASE_URL": shared_cluster().create_database(key.parent.name),
+                # Replicas of one deployment share the server secret (it seals the token-signing keys in the DB).
+                "DOCKYARD_SECRET_KEY": "test-secret-" + key.parent.name.ljust(16, "x"),
+            }
             env.update(scaleout_storage_env())
             _deployments[key] = env
         return dict(env)

@@ -35,7 +35,11 @@ class DockyardServer:
 
     ``env`` adds or overrides settings on top of the backend's (``backend.server_env``: servers over one data
     directory share one database); ``embedded=True`` runs this server embedded whatever the backend.
+    ``secure=True`` runs with authentication on (the default server is ``--open``); its administrator is
+    ``admin`` / ``ADMIN_PASSWORD``.
     """
+
+    ADMIN_PASSWORD = "admin-password-for-tests"
 
     def __init__(
         self,
@@ -45,10 +49,16 @@ class DockyardServer:
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
         embedded: bool = False,
+        secure: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.secure = secure
         self.port = port or free_port()
-        self.env = {**({} if embedded else backend.server_env(data_dir)), **(env or {})}
+        self.env = {
+            **({} if embedded else backend.server_env(data_dir)),
+            "DOCKYARD_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
+            **(env or {}),
+        }
         self.log_path = log_path or data_dir.parent / f"dockyard-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -87,7 +97,15 @@ class DockyardServer:
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "dockyard.cli.main", "serve", "--port", str(self.port), "--open"],
+                [
+                    sys.executable,
+                    "-m",
+                    "dockyard.cli.main",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *([] if self.secure else ["--open"]),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,194 @@
+"""Shapes shared by the account routes of the Hub API (users, access tokens, organizations, teams, robots,
+collaborators): the list envelope, the documented error responses, the constrained name types of paths and
+bodies, and the response models that more than one route module returns (user profiles, organizations,
+repository grants) with their conversions from the account services' views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Path
+from pydantic import BaseModel, Field
+
+from dockyard.accounts.names import ACCOUNT_NAME_RE, MAX_TEXT_LENGTH
+from dockyard.accounts.views import OrgInfo, RepositoryGrant, UserInfo
+from dockyard.authz.permissions import Level
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import Page, PageRequest
+
+T = TypeVar("T")
+
+# Free text in paths and names in bodies: no control characters (PostgreSQL refuses NUL; none belongs in a name).
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+PRINTABLE_OR_EMPTY = r"^[^\x00-\x1f\x7f]*$"
+MAX_NAME_LENGTH = 255
+
+AccountPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE, description="user or organization name")
+]
+NamePath = Annotated[str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
+AccountName = Annotated[
+    str,
+    Field(
+        min_length=4,
+        max_length=30,
+        pattern=ACCOUNT_NAME_RE.pattern,
+        description="4 to 30 lowercase letters and digits",
+        examples=["alice"],
+    ),
+]
+ExistingName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, pattern=PRINTABLE_OR_EMPTY)]
+Permission = Literal["read", "write", "admin"]
+
+
+class Paginated(BaseModel, Generic[T]):
+    """Docker Hub's list envelope (``page`` is 1-based; ``next`` / ``previous`` are absolute links)."""
+
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[T]
+
+
+def page_of(items: list[T], page: PageRequest) -> Page[T]:
+    """One page of a list the service returns whole."""
+    return Page(items=items[page.offset : page.offset + page.page_size], count=len(items), request=page)
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "subject": {"type": "string"},
+        "errors": {},
+    },
+}
+_PROBLEM_DESCRIPTIONS = {
+    400: "the request is not acceptable (a name's grammar, a reserved name, an unknown value)",
+    401: "authentication required, or the credentials are no longer valid",
+    403: "the caller may not do this",
+    404: "no such resource (or one the caller may not see)",
+    409: "conflicts with the current state (name taken, already a member, the last owner or administrator)",
+    422: "the request does not match the schema",
+    429: "too many failed sign-ins",
+}
+
+
+def problem_responses(*statuses: int, validated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json errors an operation returns; ``validated``: it takes parameters or a
+    body, so it may also answer 422 (declaring it replaces FastAPI's default, which is not problem+json)."""
+    return {
+        status: {
+            "description": _PROBLEM_DESCRIPTIONS[status],
+            "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status in sorted({*statuses, *([422] if validated else [])})
+    }
+
+
+NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "done (no body)"}}
+
+
+class UserProfile(BaseModel):
+    """A user's public profile (Docker Hub's shape)."""
+
+    id: int
+    username: str
+    full_name: str
+    location: str
+    company: str
+    profile_url: str
+    date_joined: datetime
+    gravatar_url: str = ""
+    type: Literal["User"] = "User"
+
+
+class UserAccount(UserProfile):
+    """The profile as the user themselves and site administrators see it."""
+
+    email: str | None
+    is_admin: bool
+    is_active: bool
+
+
+def may_see_account(who: Principal, info: UserInfo) -> bool:
+    return who.superuser or (who.kind == "user" and who.account_id == info.id)
+
+
+def user_profile(info: UserInfo) -> UserProfile:
+    return UserProfile(
+        id=info.id,
+        username=info.name,
+        full_name=info.full_name,
+        location=info.location,
+        company=info.company,
+        profile_url=info.profile_url,
+        date_joined=info.created_at,
+    )
+
+
+def user_account(info: UserInfo) -> UserAccount:
+    return UserAccount(
+        **user_profile(info).model_dump(),
+        email=info.email,
+        is_admin=info.is_admin,
+        is_active=not info.disabled,
+    )
+
+
+class Organization(BaseModel):
+    """An organization's profile (Docker Hub's shape)."""
+
+    id: int
+    orgname: str
+    full_name: str
+    company: str
+    location: str
+    profile_url: str
+    description: str
+    date_joined: datetime
+    gravatar_url: str = ""
+    type: Literal["Organization"] = "Organization"
+    default_private: bool = Field(description="whether repositories created in the organization start private")
+
+
+class UserOrganization(Organization):
+    """An organization the user belongs to, with the user's role in it."""
+
+    role: Literal["owner", "member"]
+
+
+def organization(info: OrgInfo, server_default_private: bool) -> Organization:
+    return Organization(
+        id=info.id,
+        orgname=info.name,
+        full_name=info.full_name,
+        company=info.company,
+        location=info.location,
+        profile_url=info.profile_url,
+        description=info.description,
+        date_joined=info.created_at,
+        default_private=server_default_private if info.default_private is None else info.default_private,
+    )
+
+
+class RepositoryPermission(BaseModel):
+    """A level on one repository (full name ``namespace/name``)."""
+
+    repository: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
+    permission: Permission
+
+
+def repository_permission(grant: RepositoryGrant) -> RepositoryPermission:
+    return RepositoryPermission(repository=grant.repository, permission=level_label(grant.level))
+
+
+def level_label(level: Level) -> Permission:
+    labels: dict[Level, Permission] = {Level.READ: "read", Level.WRITE: "write", Level.ADMIN: "admin"}
+    return labels[level]

@@ -1,0 +1,78 @@
+"""The Hub API application: FastAPI (routes, request validation, the OpenAPI document at
+``/api/v2/openapi.json``) with problem+json errors. Mounted by the composition root for ``/api/`` and ``/v1/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from dockyard import __version__
+from dockyard.http.api import problems
+from dockyard.http.api.deps import ApiServices
+from dockyard.http.api.routes import (
+    access_tokens,
+    audit,
+    auth,
+    collaborators,
+    orgs,
+    repositories,
+    robots,
+    search,
+    stars,
+    tags,
+    teams,
+    users,
+)
+
+# One module per resource, in the order their routes are matched.
+ROUTE_MODULES = (
+    auth,
+    users,
+    access_tokens,
+    orgs,
+    teams,
+    collaborators,
+    robots,
+    repositories,
+    tags,
+    stars,
+    audit,
+    search,
+)
+
+
+def api_app(services: ApiServices | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Dockyard Hub API",
+        version=__version__,
+        description="Docker Hub-compatible REST API of Dockyard. Errors are RFC 9457 problem+json.",
+        openapi_url="/api/v2/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    problems.install(app)
+    for module in ROUTE_MODULES:
+        app.include_router(module.router)
+    if services is not None:
+        app.state.api = services
+    return app
+
+
+def served_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path template) of every operation the app serves, through included routers (FastAPI keeps
+    them nested), without the OpenAPI document itself."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            nested = getattr(route, "original_router", None)
+            if nested is not None:
+                walk(nested.routes, prefix + route.include_context.prefix)
+            elif isinstance(route, APIRoute):
+                # path_format: ``{repo:path}`` is documented (and matched by the matrix) as ``{repo}``.
+                found.update((method, prefix + route.path_format) for method in route.methods or ())
+
+    walk(app.routes, "")
+    return found

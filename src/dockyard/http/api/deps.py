@@ -1,0 +1,123 @@
+"""Dependencies of the Hub API routes: the services bundle, the caller (``Principal``) and page parameters.
+
+Callers authenticate with ``Authorization: Bearer <token>`` where the token is an API token from
+``POST /api/v2/auth/token`` (or the legacy ``/users/login``) or a personal access token, or with Basic auth
+(password, personal access token or robot secret). Every request re-checks that the account and token behind it
+are still live, so disabling or revoking takes effect on the next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Query, Request
+
+from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.orgs import OrgService
+from dockyard.accounts.robots import RobotService
+from dockyard.accounts.teams import TeamService
+from dockyard.accounts.tokens import AccessTokenService
+from dockyard.accounts.users import UserService
+from dockyard.auth.credentials import Authenticator
+from dockyard.auth.secrets import PAT_PREFIX
+from dockyard.auth.tokens import API_AUDIENCE, TokenService
+from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
+from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
+from dockyard.errors import Unauthorized
+from dockyard.http.oci.auth import client_ip, decode_basic
+from dockyard.registry.services import Registry
+from dockyard.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    """Everything the API routes call, built once by the composition root."""
+
+    settings: Settings
+    registry: Registry
+    authenticator: Authenticator
+    tokens: TokenService
+    users: UserService
+    orgs: OrgService
+    teams: TeamService
+    collaborators: CollaboratorService
+    robots: RobotService
+    access_tokens: AccessTokenService
+    repositories: Any = None
+    tags: Any = None
+    audit: Any = None
+    pulls: Any = None
+
+
+def services(request: Request) -> ApiServices:
+    value: ApiServices = request.app.state.api
+    return value
+
+
+async def caller(request: Request) -> Principal:
+    svc = services(request)
+    if svc.settings.open:
+        return OPEN
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    scheme, credentials = scheme.lower(), credentials.strip()
+    if scheme == "":
+        return ANONYMOUS
+    if scheme == "bearer":
+        if credentials.startswith(PAT_PREFIX):
+            return await svc.authenticator.login("", credentials, client_ip(request))
+        token = await svc.tokens.verify(credentials, audience=API_AUDIENCE, use="api")
+        live = None
+        if token.account_id is not None:
+            live = await svc.authenticator.principal_for(token.account_id, token.token_id)
+        if live is None:
+            raise Unauthorized("token", "the account or token behind this token is no longer valid")
+        return live
+    if scheme == "basic":
+        username, password = decode_basic(credentials)
+        if username is None:
+            raise Unauthorized("credentials", "malformed Basic credentials")
+        return await svc.authenticator.login(username, password, client_ip(request))
+    raise Unauthorized("credentials", "unsupported authorization scheme")
+
+
+async def signed_in(who: Annotated[Principal, Depends(caller)]) -> Principal:
+    """The caller, who must have authenticated."""
+    if who.is_anonymous:
+        raise Unauthorized("credentials", "authentication required")
+    return who
+
+
+Caller = Annotated[Principal, Depends(caller)]
+SignedIn = Annotated[Principal, Depends(signed_in)]
+Services = Annotated[ApiServices, Depends(services)]
+
+
+def page_request(
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="results per page")] = DEFAULT_PAGE_SIZE,
+) -> PageRequest:
+    return PageRequest(page, page_size)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]
+
+
+def paginated(request: Request, page: Page[Any], results: list[Any]) -> dict[str, Any]:
+    """Docker Hub's list envelope: ``{count, next, previous, results}`` with absolute page links."""
+
+    def link(number: int) -> str:
+        params = dict(request.query_params)
+        params["page"] = str(number)
+        params["page_size"] = str(page.request.page_size)
+        return f"{str(request.url).split('?', 1)[0]}?{urlencode(params)}"
+
+    number = page.request.page
+    return {
+        "count": page.count,
+        "next": link(number + 1) if page.has_next else None,
+        "previous": link(number - 1) if number > 1 else None,
+        "results": results,
+    }

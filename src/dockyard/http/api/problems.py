@@ -1,0 +1,97 @@
+"""RFC 9457 problem details for every error the Hub API returns: domain errors, request validation failures,
+unknown routes and methods, and — without a traceback — anything unexpected (logged with the request id)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dockyard import errors as e
+
+log = logging.getLogger("dockyard.http.api")
+PROBLEM = "application/problem+json"
+
+_STATUS: list[tuple[type[e.DomainError], int, str]] = [
+    (e.NotFound, 404, "Not Found"),
+    (e.TooLarge, 413, "Content Too Large"),
+    (e.RangeNotSatisfiable, 416, "Range Not Satisfiable"),
+    (e.Invalid, 400, "Bad Request"),
+    (e.Conflict, 409, "Conflict"),
+    (e.Unsupported, 400, "Unsupported"),
+    (e.Denied, 403, "Forbidden"),
+    (e.Unauthorized, 401, "Unauthorized"),
+    (e.RateLimited, 429, "Too Many Requests"),
+]
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+
+
+def from_domain(exc: e.DomainError) -> Response:
+    for cls, status, title in _STATUS:
+        if isinstance(exc, cls):
+            headers: dict[str, str] = {}
+            if isinstance(exc, e.Unauthorized):
+                headers["WWW-Authenticate"] = 'Bearer realm="dockyard-api"'
+            if isinstance(exc, e.RateLimited):
+                headers["Retry-After"] = str(exc.retry_after)
+            extra: dict[str, Any] = {"subject": exc.subject}
+            if exc.detail is not None:
+                extra["errors"] = exc.detail
+            return problem(
+                status, title, exc.message, type_=f"urn:dockyard:error:{exc.subject}", headers=headers, **extra
+            )
+    return problem(500, "Internal Server Error", "unexpected error")
+
+
+def install(app: FastAPI) -> None:
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, e.DomainError)
+        return from_domain(exc)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type")}
+            for err in exc.errors()
+        ][:50]
+        return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return problem(exc.status_code, _title(exc.status_code), detail, headers=dict(exc.headers or {}))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id")
+        log.error("unhandled error (request %s)", request_id, exc_info=exc)
+        return problem(500, "Internal Server Error", "internal server error", request_id=request_id)
+
+    app.add_exception_handler(e.DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

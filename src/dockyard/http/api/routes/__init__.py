@@ -1,0 +1,1 @@
+"""Hub API route modules, one per resource; each exposes ``router``."""

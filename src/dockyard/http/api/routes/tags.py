@@ -1,0 +1,197 @@
+"""Tags of a repository as Docker Hub shows them, with the platform images behind each:
+``GET /api/v2/namespaces/{ns}/repositories/{repo}/tags`` and ``GET|HEAD|DELETE …/tags/{tag}``, plus the legacy
+``/api/v2/repositories/{ns}/{repo}/tags[/{tag}]`` paths that scripts still use (same shapes).
+
+``DELETE`` untags (204, as Docker Hub): the manifest stays, like a registry ``DELETE /v2/<name>/manifests/<tag>``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from dockyard.authz.principal import Principal
+from dockyard.core.paging import PageRequest
+from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
+from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, Timestamp, error_responses
+from dockyard.http.oci.auth import client_ip
+from dockyard.hub.tags import TagService, TagView
+
+router = APIRouter(prefix="/api/v2", tags=["tags"])
+
+TagName = Annotated[str, Path(min_length=1, max_length=128, pattern=PRINTABLE, description="tag name")]
+Ordering = Literal["name", "-name", "last_updated", "-last_updated"]
+NameFilter = Annotated[
+    str | None, Query(max_length=128, pattern=PRINTABLE, description="only tags whose name contains this")
+]
+OrderingParam = Annotated[
+    Ordering | None, Query(description="sort key, ``-`` for descending; default ``-last_updated`` (newest first)")
+]
+
+
+class LayerModel(BaseModel):
+    digest: str | None = Field(description="None for a history step that made no layer")
+    size: int
+    instruction: str
+
+
+class TagImageModel(BaseModel):
+    architecture: str
+    features: str
+    variant: str | None
+    digest: str
+    layers: list[LayerModel]
+    os: str
+    os_features: str
+    os_version: str | None
+    size: int = Field(description="bytes of the image's config and layers")
+    status: str
+    last_pulled: Timestamp | None
+    last_pushed: Timestamp | None
+
+
+class TagModel(BaseModel):
+    id: int = Field(description="stable for a (repository, tag name)")
+    name: str
+    creator: int | None = Field(description="account id of the last pusher")
+    last_updated: Timestamp
+    last_updater: int | None
+    last_updater_username: str | None
+    repository: int
+    full_size: int = Field(description="size of the linux/amd64 image, else of the first one")
+    v2: bool
+    status: str
+    tag_status: str
+    tag_last_pulled: Timestamp | None
+    tag_last_pushed: Timestamp
+    media_type: str
+    content_type: str = Field(description="``image`` or ``artifact``")
+    digest: str
+    images: list[TagImageModel] = Field(description="one per platform (an image manifest has one)")
+
+
+class TagPage(BaseModel):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[TagModel]
+
+
+def tags(svc: ApiServices) -> TagService:
+    service: TagService = svc.tags
+    return service
+
+
+def tag_model(view: TagView) -> TagModel:
+    return TagModel.model_validate(view, from_attributes=True)
+
+
+async def _list(
+    request: Request,
+    svc: ApiServices,
+    who: Principal,
+    ns: str,
+    repo: str,
+    paging: PageRequest,
+    name: str | None,
+    ordering: str | None,
+) -> TagPage:
+    page = await tags(svc).list_tags(who, ns, repo, paging, name_filter=name, ordering=ordering)
+    return TagPage(**paginated(request, page, [tag_model(view) for view in page.items]))
+
+
+@router.get("/namespaces/{ns}/repositories/{repo}/tags", response_model=TagPage, responses=error_responses(401, 404))
+async def list_tags(
+    request: Request,
+    svc: Services,
+    who: Caller,
+    ns: NsPath,
+    repo: RepoPath,
+    paging: Paging,
+    name: NameFilter = None,
+    ordering: OrderingParam = None,
+) -> TagPage:
+    """The repository's tags with their images."""
+    return await _list(request, svc, who, ns, repo, paging, name, ordering)
+
+
+@router.get(
+    "/repositories/{ns}/{repo}/tags", response_model=TagPage, responses=error_responses(401, 404), deprecated=True
+)
+async def legacy_list_tags(
+    request: Request,
+    svc: Services,
+    who: Caller,
+    ns: NsPath,
+    repo: RepoPath,
+    paging: Paging,
+    name: NameFilter = None,
+    ordering: OrderingParam = None,
+) -> TagPage:
+    """Legacy path of ``GET /api/v2/namespaces/{ns}/repositories/{repo}/tags``."""
+    return await _list(request, svc, who, ns, repo, paging, name, ordering)
+
+
+@router.get(
+    "/namespaces/{ns}/repositories/{repo}/tags/{tag}", response_model=TagModel, responses=error_responses(401, 404)
+)
+async def get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> TagModel:
+    """One tag with its images."""
+    return tag_model(await tags(svc).get_tag(who, ns, repo, tag))
+
+
+@router.head(
+    "/namespaces/{ns}/repositories/{repo}/tags/{tag}",
+    status_code=200,
+    response_class=Response,
+    responses=error_responses(401, 404, ok=(200, "the tag exists")),
+)
+async def check_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> Response:
+    """200 if the tag exists in a repository the caller may see (no body)."""
+    await tags(svc).get_tag(who, ns, repo, tag)
+    return Response(status_code=200)
+
+
+@router.get(
+    "/repositories/{ns}/{repo}/tags/{tag}",
+    response_model=TagModel,
+    responses=error_responses(401, 404),
+    deprecated=True,
+)
+async def legacy_get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> TagModel:
+    """Legacy path of ``GET /api/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}``."""
+    return tag_model(await tags(svc).get_tag(who, ns, repo, tag))
+
+
+_UNTAGGED = (204, "untagged (the manifest stays)")
+
+
+@router.delete(
+    "/namespaces/{ns}/repositories/{repo}/tags/{tag}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 403, 404, ok=_UNTAGGED),
+)
+async def delete_tag(
+    request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, tag: TagName
+) -> Response:
+    """Remove the tag (admin permission on the repository, the registry's rule for deletes)."""
+    await tags(svc).delete_tag(who, ns, repo, tag, source_ip=client_ip(request))
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/repositories/{ns}/{repo}/tags/{tag}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 403, 404, ok=_UNTAGGED),
+    deprecated=True,
+)
+async def legacy_delete_tag(
+    request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, tag: TagName
+) -> Response:
+    """Legacy path of ``DELETE /api/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}``."""
+    await tags(svc).delete_tag(who, ns, repo, tag, source_ip=client_ip(request))
+    return Response(status_code=204)

@@ -1,0 +1,364 @@
+"""Organizations, members, teams (Docker Hub's groups) and their repository permissions, collaborators and
+robot accounts through the Hub API, on a server with authentication on: response shapes, who may do what
+(owner, member, another user, administrator, anonymous), grants taking effect on ``/v2/token``, one-time robot
+secrets, and validation errors as problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.hub_accounts import (
+    ORG_FIELDS,
+    PAGE_FIELDS,
+    PASSWORD,
+    ROBOT_FIELDS,
+    Accounts,
+    accounts,
+    grant_actions,
+    is_rfc3339_utc,
+    ok,
+    problem,
+    secure_server,
+    token_status,
+    unique,
+)
+from tests.support.oci import push_image
+from tests.support.server import DockyardServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+    srv = secure_server(tmp_path_factory.mktemp("hub-orgs") / "data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def hub(server: DockyardServer) -> Iterator[Accounts]:
+    with accounts(server) as made:
+        yield made
+
+
+# Organizations
+
+
+def test_organization_shape_and_who_may_change_it(hub: Accounts) -> None:
+    owner, member, stranger = hub.user("owner"), hub.user("member"), hub.user("stranger")
+    name = unique("org")
+    body = {
+        "orgname": name,
+        "full_name": "Acme Inc.",
+        "company": "Acme",
+        "location": "Here",
+        "profile_url": "https://acme.example",
+    }
+    created = ok(hub.as_user(owner).post("/api/v2/orgs", json=body), 201)
+    assert set(created) == ORG_FIELDS
+    assert {k: created[k] for k in body if k != "orgname"} == {k: v for k, v in body.items() if k != "orgname"}
+    assert created["orgname"] == name
+    assert created["type"] == "Organization"
+    assert created["default_private"] is True
+    assert created["description"] == ""
+    assert created["gravatar_url"] == ""
+    assert isinstance(created["id"], int)
+    assert is_rfc3339_utc(created["date_joined"])
+    assert ok(hub.anon.get(f"/api/v2/orgs/{name}")) == created
+    ok(hub.as_user(owner).post(f"/api/v2/orgs/{name}/members", json={"member": member}), 201)
+    problem(hub.as_user(member).patch(f"/api/v2/orgs/{name}", json={"full_name": "x"}), 403)
+    problem(hub.as_user(stranger).patch(f"/api/v2/orgs/{name}", json={"full_name": "x"}), 403)
+    problem(hub.anon.patch(f"/api/v2/orgs/{name}", json={"full_name": "x"}), 401)
+    changed = ok(
+        hub.as_user(owner).patch(
+            f"/api/v2/orgs/{name}", json={"description": "We make things", "default_private": False}
+        )
+    )
+    assert changed["description"] == "We make things"
+    assert changed["default_private"] is False
+    assert ok(hub.admin.patch(f"/api/v2/orgs/{name}", json={"location": "There"}))["location"] == "There"
+    # The user's organizations, with their role.
+    mine = ok(hub.as_user(member).get("/api/v2/user/orgs"))
+    assert set(mine) == PAGE_FIELDS
+    assert mine["count"] == 1
+    assert mine["results"][0]["orgname"] == name
+    assert mine["results"][0]["role"] == "member"
+    assert set(mine["results"][0]) == ORG_FIELDS | {"role"}
+    problem(hub.anon.get("/api/v2/orgs/nosuchorg1"), 404)
+    problem(hub.anon.get(f"/api/v2/orgs/{owner}"), 404)  # a user is not an organization
+
+
+def test_organization_creation_rules(hub: Accounts) -> None:
+    user, other = hub.user(), hub.user()
+    problem(hub.anon.post("/api/v2/orgs", json={"orgname": unique("org")}), 401)
+    problem(hub.as_user(user).post("/api/v2/orgs", json={"orgname": other}), 409)  # names are shared with users
+    problem(hub.as_user(user).post("/api/v2/orgs", json={"orgname": unique("org"), "owner": other}), 403)
+    token = hub.pat(user, "repo:admin")["token"]
+    problem(hub.client(auth=(user, token)).post("/api/v2/orgs", json={"orgname": unique("org")}), 403)
+    for bad in (
+        {"orgname": "No"},
+        {"orgname": "has-dash"},
+        {},
+        {"orgname": unique("org"), "company": "x" * 300},
+        {"orgname": unique("org"), "profile_url": "javascript:alert(1)"},
+    ):
+        problem(hub.as_user(user).post("/api/v2/orgs", json=bad), 422)
+    problem(hub.as_user(user).post("/api/v2/orgs", json={"orgname": "library"}), 400)
+    # An administrator makes another user the first owner.
+    name = unique("org")
+    ok(hub.admin.post("/api/v2/orgs", json={"orgname": name, "owner": other}), 201)
+    members = ok(hub.as_user(other).get(f"/api/v2/orgs/{name}/members"))["results"]
+    assert members == [{"username": other, "full_name": "", "role": "owner"}]
+    problem(hub.admin.post("/api/v2/orgs", json={"orgname": unique("org"), "owner": "nosuchuser1"}), 404)
+
+
+def test_members(hub: Accounts) -> None:
+    owner, member, stranger = hub.user("owner"), hub.user("member"), hub.user("stranger")
+    org = hub.org(owner)
+    path = f"/api/v2/orgs/{org}/members"
+    added = ok(hub.as_user(owner).post(path, json={"member": member}), 201)
+    assert added == {"username": member, "full_name": "", "role": "member"}
+    problem(hub.as_user(owner).post(path, json={"member": member}), 409)
+    problem(hub.as_user(owner).post(path, json={"member": "nosuchuser1"}), 404)
+    problem(hub.as_user(owner).post(path, json={"member": stranger, "role": "king"}), 422)
+    problem(hub.as_user(member).post(path, json={"member": stranger}), 403)
+    problem(hub.anon.post(path, json={"member": stranger}), 401)
+    listed = ok(hub.as_user(member).get(path))
+    assert set(listed) == PAGE_FIELDS
+    assert listed["count"] == 2
+    assert {m["username"]: m["role"] for m in listed["results"]} == {owner: "owner", member: "member"}
+    problem(hub.as_user(stranger).get(path), 403)
+    problem(hub.anon.get(path), 401)
+    assert ok(hub.as_user(member).get(f"{path}/{owner}"))["role"] == "owner"
+    problem(hub.as_user(member).get(f"{path}/{stranger}"), 404)
+    # Roles: owners promote and demote; the last owner stays.
+    problem(hub.as_user(member).put(f"{path}/{member}", json={"role": "owner"}), 403)
+    problem(hub.as_user(owner).put(f"{path}/{owner}", json={"role": "member"}), 409)
+    assert ok(hub.as_user(owner).put(f"{path}/{member}", json={"role": "owner"}))["role"] == "owner"
+    assert ok(hub.as_user(member).put(f"{path}/{owner}", json={"role": "member"}))["role"] == "member"
+    problem(hub.as_user(owner).patch(f"/api/v2/orgs/{org}", json={"full_name": "x"}), 403)
+    problem(hub.as_user(member).delete(f"{path}/{member}"), 409)  # now the only owner
+    # Members leave by themselves; others are removed by owners only.
+    problem(hub.as_user(stranger).delete(f"{path}/{owner}"), 403)
+    response = hub.as_user(owner).delete(f"{path}/{owner}")
+    assert response.status_code == 204
+    assert response.content == b""
+    problem(hub.as_user(member).delete(f"{path}/{owner}"), 404)
+
+
+def test_deleting_an_organization(hub: Accounts) -> None:
+    owner, member = hub.user("owner"), hub.user("member")
+    org = hub.org(owner, member)
+    push_image(hub.admin, f"{org}/app")
+    problem(hub.as_user(member).delete(f"/api/v2/orgs/{org}"), 403)
+    problem(hub.anon.delete(f"/api/v2/orgs/{org}"), 401)
+    response = hub.as_user(owner).delete(f"/api/v2/orgs/{org}")
+    assert response.status_code == 204
+    assert response.content == b""
+    problem(hub.anon.get(f"/api/v2/orgs/{org}"), 404)
+    assert hub.admin.get(f"/v2/{org}/app/tags/list").status_code == 404
+    assert ok(hub.as_user(member).get("/api/v2/user/orgs"))["count"] == 0
+
+
+# Teams
+
+
+def test_teams_members_and_permissions(hub: Accounts) -> None:
+    owner, member, newcomer, stranger = hub.user("owner"), hub.user("member"), hub.user("new"), hub.user("x")
+    org = hub.org(owner, member)
+    push_image(hub.admin, f"{org}/app")
+    teams = f"/api/v2/orgs/{org}/groups"
+    team = ok(hub.as_user(owner).post(teams, json={"name": "devs", "description": "Developers"}), 201)
+    assert set(team) == {"id", "name", "description", "member_count"}
+    assert team["name"] == "devs"
+    assert team["description"] == "Developers"
+    assert team["member_count"] == 0
+    problem(hub.as_user(owner).post(teams, json={"name": "devs"}), 409)
+    problem(hub.as_user(owner).post(teams, json={"name": "bad name!"}), 422)
+    problem(hub.as_user(member).post(teams, json={"name": "ops"}), 403)
+    problem(hub.anon.post(teams, json={"name": "ops"}), 401)
+    assert ok(hub.as_user(member).get(teams))["results"] == [team]
+    assert ok(hub.as_user(member).get(f"{teams}/devs")) == team
+    problem(hub.as_user(stranger).get(teams), 403)
+    problem(hub.anon.get(teams), 401)
+    problem(hub.as_user(member).get(f"{teams}/nope"), 404)
+    # Members: a user outside the organization joins it as a member.
+    seat = ok(hub.as_user(owner).post(f"{teams}/devs/members", json={"member": newcomer}), 201)
+    assert seat == {"username": newcomer, "full_name": ""}
+    problem(hub.as_user(owner).post(f"{teams}/devs/members", json={"member": newcomer}), 409)
+    problem(hub.as_user(member).post(f"{teams}/devs/members", json={"member": stranger}), 403)
+    assert ok(hub.as_user(newcomer).get(f"/api/v2/orgs/{org}/members/{newcomer}"))["role"] == "member"
+    assert ok(hub.as_user(member).get(f"{teams}/devs/members"))["results"] == [seat]
+    assert ok(hub.as_user(member).get(f"{teams}/devs"))["member_count"] == 1
+    # Permissions: the team's grant is what its members get from /v2/token.
+    newcomer_auth = (newcomer, PASSWORD)
+    assert grant_actions(hub.anon, f"{org}/app", newcomer_auth) == []
+    granted = ok(hub.as_user(owner).put(f"{teams}/devs/repositories/app", json={"permission": "write"}))
+    assert granted == {"repository": f"{org}/app", "permission": "write"}
+    assert grant_actions(hub.anon, f"{org}/app", newcomer_auth) == ["pull", "push"]
+    problem(hub.as_user(member).put(f"{teams}/devs/repositories/app", json={"permission": "admin"}), 403)
+    problem(hub.as_user(owner).put(f"{teams}/devs/repositories/app", json={"permission": "owner"}), 422)
+    listed = ok(hub.as_user(member).get(f"{teams}/devs/repositories"))
+    assert set(listed) == PAGE_FIELDS
+    assert listed["results"] == [granted]
+    # Deeper names are reachable; a missing repository is created by the grant.
+    nested = ok(hub.as_user(owner).put(f"{teams}/devs/repositories/tools/cli", json={"permission": "read"}))
+    assert nested == {"repository": f"{org}/tools/cli", "permission": "read"}
+    assert hub.as_user(owner).delete(f"{teams}/devs/repositories/tools/cli").status_code == 204
+    problem(hub.as_user(owner).delete(f"{teams}/devs/repositories/tools/cli"), 404)
+    # Rename, take a member out, delete.
+    renamed = ok(hub.as_user(owner).patch(f"{teams}/devs", json={"name": "builders", "description": ""}))
+    assert renamed["name"] == "builders"
+    assert renamed["description"] == ""
+    assert renamed["id"] == team["id"]
+    problem(hub.as_user(owner).get(f"{teams}/devs"), 404)
+    problem(hub.as_user(member).delete(f"{teams}/builders/members/{newcomer}"), 403)
+    assert hub.as_user(owner).delete(f"{teams}/builders/members/{newcomer}").status_code == 204
+    assert grant_actions(hub.anon, f"{org}/app", newcomer_auth) == []
+    problem(hub.as_user(owner).delete(f"{teams}/builders/members/{newcomer}"), 404)
+    problem(hub.as_user(member).delete(f"{teams}/builders"), 403)
+    response = hub.as_user(owner).delete(f"{teams}/builders")
+    assert response.status_code == 204
+    assert response.content == b""
+    problem(hub.as_user(owner).get(f"{teams}/builders"), 404)
+
+
+def test_docker_hub_repository_groups(hub: Accounts) -> None:
+    owner, member = hub.user("owner"), hub.user("member")
+    org = hub.org(owner, member)
+    push_image(hub.admin, f"{org}/app")
+    team = ok(hub.as_user(owner).post(f"/api/v2/orgs/{org}/groups", json={"name": "qa"}), 201)
+    path = f"/api/v2/repositories/{org}/app/groups"
+    assert ok(hub.as_user(owner).get(path))["results"] == []
+    by_id = ok(hub.as_user(owner).post(path, json={"group_id": team["id"], "permission": "read"}))
+    assert by_id == {"group_name": "qa", "group_id": team["id"], "permission": "read"}
+    by_name = ok(hub.as_user(owner).post(path, json={"group_name": "qa", "permission": "admin"}))
+    assert by_name == {"group_name": "qa", "group_id": team["id"], "permission": "admin"}
+    listed = ok(hub.as_user(owner).get(path))
+    assert set(listed) == PAGE_FIELDS
+    assert listed["results"] == [by_name]
+    problem(hub.as_user(owner).post(path, json={"group_id": team["id"], "group_name": "qa", "permission": "read"}), 422)
+    problem(hub.as_user(owner).post(path, json={"permission": "read"}), 422)
+    problem(hub.as_user(owner).post(path, json={"group_id": 999999, "permission": "read"}), 404)
+    problem(hub.as_user(member).get(path), 404)  # a member without a grant does not see the private repository
+    problem(hub.anon.get(path), 401)
+    problem(hub.as_user(member).post(path, json={"group_name": "qa", "permission": "read"}), 403)
+    assert hub.as_user(owner).delete(f"{path}/{team['id']}").status_code == 204
+    assert ok(hub.as_user(owner).get(path))["results"] == []
+    problem(hub.as_user(owner).delete(f"{path}/{team['id']}"), 404)
+
+
+# Collaborators
+
+
+def test_collaborators_on_a_users_repository(hub: Accounts) -> None:
+    owner, friend, stranger = hub.user("owner"), hub.user("friend"), hub.user("stranger")
+    push_image(hub.admin, f"{owner}/app")
+    path = f"/api/v2/repositories/{owner}/app/collaborators"
+    friend_auth = (friend, PASSWORD)
+    assert grant_actions(hub.anon, f"{owner}/app", friend_auth) == []
+    added = ok(hub.as_user(owner).put(f"{path}/{friend}", json={"permission": "read"}))
+    assert added == {"username": friend, "permission": "read"}
+    assert grant_actions(hub.anon, f"{owner}/app", friend_auth) == ["pull"]
+    assert ok(hub.as_user(owner).put(f"{path}/{friend}", json={"permission": "write"}))["permission"] == "write"
+    listed = ok(hub.as_user(owner).get(path))
+    assert set(listed) == PAGE_FIELDS
+    assert listed["results"] == [{"username": friend, "permission": "write"}]
+    # The collaborator sees the repository but does not administer it; a stranger does not see it at all.
+    problem(hub.as_user(friend).get(path), 403)
+    problem(hub.as_user(friend).put(f"{path}/{stranger}", json={"permission": "read"}), 403)
+    problem(hub.as_user(stranger).get(path), 404)
+    problem(hub.anon.get(path), 401)
+    problem(hub.as_user(owner).put(f"{path}/{owner}", json={"permission": "read"}), 400)
+    problem(hub.as_user(owner).put(f"{path}/{friend}", json={"permission": "none"}), 422)
+    problem(hub.as_user(owner).put(f"{path}/nosuchuser1", json={"permission": "read"}), 404)
+    assert ok(hub.admin.get(path))["count"] == 1
+    response = hub.as_user(owner).delete(f"{path}/{friend}")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert grant_actions(hub.anon, f"{owner}/app", friend_auth) == []
+    problem(hub.as_user(owner).delete(f"{path}/{friend}"), 404)
+    # Organizations grant through teams.
+    org = hub.org(owner)
+    push_image(hub.admin, f"{org}/app")
+    problem(
+        hub.as_user(owner).put(f"/api/v2/repositories/{org}/app/collaborators/{friend}", json={"permission": "read"}),
+        400,
+    )
+
+
+# Robots
+
+
+def test_robots(hub: Accounts) -> None:
+    owner, member = hub.user("owner"), hub.user("member")
+    org = hub.org(owner, member)
+    push_image(hub.admin, f"{org}/app")
+    robots = f"/api/v2/orgs/{org}/robots"
+    body = {
+        "name": "deployer",
+        "description": "CI",
+        "permissions": [{"repository": f"{org}/app", "permission": "read"}],
+    }
+    created = ok(hub.as_user(owner).post(robots, json=body), 201)
+    assert set(created) == ROBOT_FIELDS | {"secret"}
+    assert created["name"] == f"{org}+deployer"
+    assert created["shortname"] == "deployer"
+    assert created["org"] == org
+    assert created["description"] == "CI"
+    assert created["is_active"] is True
+    assert created["permissions"] == body["permissions"]
+    assert is_rfc3339_utc(created["created_at"])
+    secret = created["secret"]
+    robot_auth = (created["name"], secret)
+    assert grant_actions(hub.anon, f"{org}/app", robot_auth) == ["pull"]
+    shown = ok(hub.as_user(owner).get(f"{robots}/deployer"))
+    assert set(shown) == ROBOT_FIELDS
+    assert shown == {k: v for k, v in created.items() if k != "secret"}
+    assert ok(hub.as_user(owner).get(f"{robots}/{org}+deployer")) == shown
+    listed = ok(hub.as_user(owner).get(robots))
+    assert set(listed) == PAGE_FIELDS
+    assert listed["results"] == [shown]
+    assert secret not in hub.as_user(owner).get(robots).text
+    # Owners only.
+    problem(hub.as_user(member).get(robots), 403)
+    problem(hub.as_user(member).post(robots, json={"name": "other"}), 403)
+    problem(hub.anon.get(robots), 401)
+    problem(hub.as_user(owner).post(robots, json=body), 409)
+    problem(hub.as_user(owner).post(robots, json={"name": "Bad-Name"}), 422)
+    outside = {"name": "outside", "permissions": [{"repository": f"{owner}/app", "permission": "read"}]}
+    problem(hub.as_user(owner).post(robots, json=outside), 400)
+    twice = {
+        "name": "twice",
+        "permissions": [body["permissions"][0], {"repository": f"{org}/app", "permission": "write"}],
+    }
+    problem(hub.as_user(owner).post(robots, json=twice), 422)
+    problem(hub.as_user(owner).get(f"{robots}/nope"), 404)
+    # Change the permissions, then disable: refused at once.
+    changed = ok(
+        hub.as_user(owner).patch(
+            f"{robots}/deployer", json={"permissions": [{"repository": f"{org}/app", "permission": "write"}]}
+        )
+    )
+    assert changed["permissions"] == [{"repository": f"{org}/app", "permission": "write"}]
+    assert grant_actions(hub.anon, f"{org}/app", robot_auth) == ["pull", "push"]
+    assert ok(hub.as_user(owner).patch(f"{robots}/deployer", json={"is_active": False}))["is_active"] is False
+    assert token_status(hub.anon, robot_auth) == 401
+    assert ok(hub.as_user(owner).patch(f"{robots}/deployer", json={"is_active": True}))["is_active"] is True
+    assert token_status(hub.anon, robot_auth) == 200
+    # A new secret replaces the old one at once.
+    regenerated = ok(hub.as_user(owner).post(f"{robots}/deployer/secret"))
+    assert set(regenerated) == {"name", "secret"}
+    assert regenerated["secret"] != secret
+    assert token_status(hub.anon, robot_auth) == 401
+    assert token_status(hub.anon, (created["name"], regenerated["secret"])) == 200
+    problem(hub.as_user(member).post(f"{robots}/deployer/secret"), 403)
+    # The robot is no user: it has no account of its own to manage.
+    problem(hub.client(auth=(created["name"], regenerated["secret"])).get("/api/v2/user"), 403)
+    problem(hub.as_user(member).delete(f"{robots}/deployer"), 403)
+    response = hub.as_user(owner).delete(f"{robots}/deployer")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert token_status(hub.anon, (created["name"], regenerated["secret"])) == 401
+    problem(hub.admin.get(f"{robots}/deployer"), 404)

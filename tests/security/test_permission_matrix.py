@@ -1,0 +1,66 @@
+"""The route × principal permission matrix: every route of ``/v2``, ``/api/v2`` and ``/v1`` is called as each
+principal of ``world.py`` and must answer what its row says. A route without a row fails the completeness test,
+so a new route cannot ship without its permissions being stated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.routing import Route
+
+from dockyard.http.api.app import api_app
+from dockyard.http.api.app import served_routes as api_routes
+from dockyard.http.oci.routes import ROUTES as OCI_ROUTES
+from tests.security.rows_api import ROWS as API_ROWS
+from tests.security.rows_oci import ROWS as OCI_ROWS
+from tests.security.world import PRINCIPALS, World, build_world
+from tests.support.server import DockyardServer
+
+ROWS = {**OCI_ROWS, **API_ROWS}
+
+
+def served_routes() -> set[tuple[str, str]]:
+    routes: set[tuple[str, str]] = set()
+    for route in OCI_ROUTES:
+        assert isinstance(route, Route)
+        routes |= {(method, route.path) for method in route.methods or ()}
+    return routes | api_routes(api_app())
+
+
+def test_every_route_has_a_row() -> None:
+    served = served_routes()
+    missing = sorted(served - set(ROWS))
+    stale = sorted(set(ROWS) - served)
+    assert not missing, f"routes without a permission-matrix row: {missing}"
+    assert not stale, f"rows for routes that no longer exist: {stale}"
+
+
+def test_every_row_covers_every_principal() -> None:
+    for key, (_, expect) in ROWS.items():
+        assert set(expect) == set(PRINCIPALS), key
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    server = DockyardServer(
+        tmp_path_factory.mktemp("matrix") / "data",
+        secure=True,
+        env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000", "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000"},
+    )
+    server.start()
+    built = build_world(server)
+    yield built
+    built.hub.close()
+    server.stop()
+
+
+@pytest.mark.parametrize("key", sorted(ROWS), ids=lambda key: f"{key[0]} {key[1]}")
+def test_route(world: World, key: tuple[str, str]) -> None:
+    call, expect = ROWS[key]
+    wrong = {}
+    for principal in PRINCIPALS:
+        response = call(world, principal, key[0])
+        if response.status_code not in expect[principal]:
+            wrong[principal] = (response.status_code, sorted(expect[principal]), response.text[:160])
+    assert not wrong, wrong
