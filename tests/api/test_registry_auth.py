@@ -287,3 +287,22 @@ def test_secrets_never_reach_the_log(secure: DockyardServer, anon: httpx.Client)
     log = Path(secure.log_path).read_text()
     assert DockyardServer.ADMIN_PASSWORD not in log
     assert "eyJ" not in log  # no JWT in the access log
+
+
+def test_repeated_failures_from_one_address_lock_the_address_out(tmp_path: Path) -> None:
+    server = DockyardServer(tmp_path / "data", secure=True, env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "3"})
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            # Different user names each time: the per-user counters never fill; the address's does.
+            statuses = [client.get("/v2/token", auth=(f"user{i}", "wrong-password")).status_code for i in range(3)]
+            assert statuses == [401, 401, 401]
+            locked = client.get("/v2/token", auth=ADMIN)
+            assert locked.status_code == 429
+            assert int(locked.headers["retry-after"]) > 0
+            api = client.post("/api/v2/auth/token", json={"identifier": ADMIN[0], "secret": ADMIN[1]})
+            assert api.status_code == 429
+            assert api.headers["content-type"].startswith("application/problem+json")
+            assert int(api.headers["retry-after"]) > 0
+    finally:
+        server.stop()
