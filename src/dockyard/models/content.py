@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
@@ -17,12 +28,13 @@ class Repository(Base):
     name: Mapped[str] = mapped_column(ascii_string(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The owning account's name: the first path component ("library" for one-component names).
-    namespace: Mapped[str] = mapped_column(ascii_string(255), index=True, default="library")
-    is_private: Mapped[bool] = mapped_column(Boolean, default=True)
-    description: Mapped[str] = mapped_column(String(100), default="")
-    full_description: Mapped[str] = mapped_column(Text, default="")
-    star_count: Mapped[int] = mapped_column(Integer, default=0)
-    pull_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Server defaults as migration 0003 added the columns to existing tables with them.
+    namespace: Mapped[str] = mapped_column(ascii_string(255), index=True, default="library", server_default="library")
+    is_private: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    description: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    full_description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    star_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pull_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
