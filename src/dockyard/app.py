@@ -10,7 +10,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from starlette.applications import Starlette
@@ -38,11 +38,14 @@ from dockyard.hub.pulls import PullRecorder
 from dockyard.hub.repositories import RepositoryService
 from dockyard.hub.tags import TagService
 from dockyard.jobs.periodic import run_periodically
+from dockyard.jobs.registry import running_jobs
 from dockyard.logs import configure_logging
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir
 from dockyard.storage.factory import open_blob_store
+from dockyard.webhooks.manage import WebhookService
+from dockyard.webhooks.notifications import sync_endpoints
 
 log = logging.getLogger("dockyard")
 
@@ -77,6 +80,7 @@ async def first_start(settings: Settings) -> str | None:
     db = Database(settings.effective_database_url, pool_size=2)
     try:
         await key_ring(settings, db).ensure()
+        await sync_endpoints(db, settings)
         return await UserService(db, settings).ensure_admin(settings.admin_username, settings.admin_password or None)
     finally:
         await db.close()
@@ -112,6 +116,7 @@ def create_app(settings: Settings) -> DockyardApp:
             collaborators=CollaboratorService(db, settings),
             robots=RobotService(db, settings),
             access_tokens=AccessTokenService(db, settings),
+            webhooks=WebhookService(db, SecretBox(settings.secret_key)),
             repositories=RepositoryService(ctx),
             tags=TagService(ctx),
             audit=AuditLogService(ctx),
@@ -127,9 +132,15 @@ def create_app(settings: Settings) -> DockyardApp:
             background.append(
                 asyncio.create_task(run_periodically(db, "gc", interval, collect, ttl=timedelta(hours=1)))
             )
+        jobs = AsyncExitStack()
         try:
+            if settings.jobs_enabled:
+                # Webhook deliveries and other background jobs (dockyard.jobs.registry.HANDLER_MODULES): every
+                # server process runs a runner; `dockyard worker` runs more without HTTP.
+                await jobs.enter_async_context(running_jobs(db, store, settings))
             yield
         finally:
+            await jobs.aclose()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -5,19 +5,36 @@ This is the only module that reads the process environment. Everything else rece
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 MiB = 1024 * 1024
+_HOST_PATTERN = re.compile(
+    r"^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$"
+)
 
 
 class SettingsError(Exception):
     """The configuration is invalid; the message says which setting and why."""
+
+
+class NotificationEndpoint(BaseModel):
+    """One distribution-compatible notification endpoint (distribution's ``notifications.endpoints``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+    events: list[str] = Field(default_factory=lambda: ["push", "tag_deleted", "manifest_deleted", "repository_deleted"])
 
 
 class Settings(BaseSettings):
@@ -64,6 +81,39 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(default=300, ge=1)
     credential_cache_seconds: int = Field(default=30, ge=0, le=300)  # verified Basic credentials on /v2
     pull_stats_flush_seconds: float = Field(default=5.0, gt=0)
+    # Background jobs (dockyard.jobs): run inside `dockyard serve` unless disabled; `dockyard worker` always runs them
+    jobs_enabled: bool = True
+    jobs_concurrency: int = Field(default=8, ge=1, le=256)  # handlers running at once per process
+    jobs_poll_seconds: float = Field(default=1.0, gt=0, le=60)  # how often an idle runner looks for due jobs
+    jobs_lease_seconds: int = Field(default=60, ge=1, le=3600)  # a dead runner's jobs are picked up after this
+    jobs_retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)  # finished jobs are kept this long
+    jobs_backoff_base_seconds: float = Field(default=2.0, gt=0)  # retry delay: full jitter over base·2^(n-1)…
+    jobs_backoff_cap_seconds: float = Field(default=3600.0, gt=0)  # …capped here
+    jobs_handler_modules: list[str] = Field(default_factory=list)  # extra modules registering handlers (plugins)
+    # Webhooks (dockyard.webhooks): hosts, addresses or CIDR ranges deliveries may reach although the SSRF guard
+    # refuses them by default (loopback, private, link-local…); "ci.internal", "*.corp.example", "10.1.0.0/16"
+    webhook_allowed_hosts: list[str] = Field(default_factory=list)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # waiting for a receiver's response
+    webhook_retry_horizon_seconds: int = Field(default=24 * 3600, ge=60)  # retries stop this long after the event
+    webhook_disable_after_seconds: int = Field(default=3 * 24 * 3600, ge=60)  # failing this long and…
+    webhook_disable_after_failures: int = Field(default=20, ge=1)  # …this many deliveries in a row: disabled
+    webhook_callback_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)  # a delivery's callback_url expires
+    webhook_dispatch_poll_seconds: float = Field(default=0.5, gt=0, le=60)  # new events are looked for this often
+    pull_events: bool = False  # aggregated "pull" webhook events (one per repository and tag per flush)
+    # Distribution-style notification endpoints ([[notifications.endpoints]] in the TOML file, or JSON in
+    # DOCKYARD_NOTIFICATIONS_ENDPOINTS): every repository's events, in distribution's envelope.
+    notifications_endpoints: list[NotificationEndpoint] = Field(default_factory=list)
+    events_retention_seconds: int = Field(default=30 * 24 * 3600, ge=3600)  # dispatched outbox events kept so long
+
+    @field_validator("notifications_endpoints", mode="before")
+    @classmethod
+    def _endpoints_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else []
+            except ValueError as exc:
+                raise ValueError("must be a JSON list of {name, url, headers, events}") from exc
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -72,6 +122,36 @@ class Settings(BaseSettings):
         if value.lower() not in allowed:
             raise ValueError(f"must be one of {sorted(allowed)}")
         return value.lower()
+
+    @field_validator("jobs_handler_modules", mode="before")
+    @classmethod
+    def _handler_modules(cls, value: Any) -> Any:
+        # From the environment: a comma-separated list.
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _webhook_allowed_hosts_list(cls, value: Any) -> Any:
+        # From the environment: a comma-separated list.
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _webhook_allowed_hosts(cls, value: list[str]) -> list[str]:
+        entries = [entry.strip().lower() for entry in value if entry.strip()]
+        for entry in entries:
+            if "/" in entry or ":" in entry or entry.replace(".", "").isdigit():
+                try:
+                    ipaddress.ip_network(entry.strip("[]"), strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not a valid IP address or CIDR range") from None
+            elif not _HOST_PATTERN.match(entry):
+                raise ValueError(f"{entry!r} is not a host name (or *.domain), IP address or CIDR range")
+        return entries
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,6 @@
-"""``dockyard serve | gc | db upgrade | --version``, and the administration groups ``user``, ``org``, ``team``,
-``robot``, ``token`` and ``repo`` (``cli/accounts.py``, ``cli/access.py``)."""
+"""``dockyard serve | gc | db upgrade | --version``, ``dockyard worker`` (``cli/worker.py``), and the
+administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo`` and ``webhook``
+(``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ _ADMIN_GROUPS = {
     "token": "dockyard.cli.access:token",
     "repo": "dockyard.cli.access:repo",
     "token-key": "dockyard.cli.keys:token_key",
+    "webhook": "dockyard.cli.webhooks:webhook",
+    "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
 }
 
 
@@ -68,6 +71,7 @@ def main() -> None:
 )
 @click.option("--open", "open_", is_flag=True, default=None, help="No authentication: anyone may pull, push, delete.")
 @click.option("--workers", type=int, default=None, help="Server processes (default: one per CPU core).")
+@click.option("--no-jobs", is_flag=True, help="Run no background jobs here (leave them to `dockyard worker`).")
 def serve(
     host: str | None,
     port: int | None,
@@ -75,13 +79,22 @@ def serve(
     config: Path | None,
     open_: bool | None,
     workers: int | None,
+    no_jobs: bool,
 ) -> None:
     """Run the registry server (migrating the DB first)."""
     import uvicorn
 
     from dockyard.migrations.runner import upgrade_sync
 
-    settings = _settings(config, host=host, port=port, data_dir=data_dir, open=open_, workers=workers)
+    settings = _settings(
+        config,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        open=open_,
+        workers=workers,
+        jobs_enabled=False if no_jobs else None,
+    )
     _configure_logging(settings.log_level)
     if settings.open:
         log.warning("--open: authentication is off; anyone who can reach this server may pull, push and delete")

@@ -55,6 +55,12 @@ ACTION_DESCRIPTIONS = {
     "robot.delete": "deleted a robot account",
     "robot.secret.regenerate": "regenerated a robot account's secret",
     "signing_key.rotate": "rotated the token signing key",
+    "webhook.create": "created a webhook",
+    "webhook.update": "changed a webhook",
+    "webhook.delete": "deleted a webhook",
+    "webhook.redeliver": "redelivered a webhook delivery",
+    "webhook.test": "sent a test delivery",
+    "webhook.disable": "a failing webhook was disabled",
 }
 
 

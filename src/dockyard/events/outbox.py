@@ -25,6 +25,7 @@ TAG_UPDATED = "tag.updated"
 TAG_DELETED = "tag.deleted"
 REPOSITORY_CREATED = "repository.created"
 REPOSITORY_DELETED = "repository.deleted"
+REPOSITORY_PULLED = "repository.pulled"  # aggregated pulls (opt-in): written by the pull counter's flush
 
 EVENT_TYPES = frozenset(
     {
@@ -37,6 +38,7 @@ EVENT_TYPES = frozenset(
         TAG_DELETED,
         REPOSITORY_CREATED,
         REPOSITORY_DELETED,
+        REPOSITORY_PULLED,
     }
 )
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.events.outbox import REPOSITORY_PULLED, record_event
 from dockyard.models import Repository, Tag
 from dockyard.registry.context import RegistryContext
 
@@ -85,7 +86,9 @@ class PullRecorder:
             if not batch:
                 return 0
             try:
-                await self.ctx.db.run_write(lambda conn: _write(conn, batch))
+                events = self.ctx.settings.pull_events
+                window = self.ctx.settings.pull_stats_flush_seconds
+                await self.ctx.db.run_write(lambda conn: _write(conn, batch, events=events, window=window))
             except Exception:
                 log.warning("could not write pull statistics; keeping them for the next try", exc_info=True)
                 self._restore(batch)
@@ -114,7 +117,9 @@ class PullRecorder:
                 self.dropped += count
 
 
-async def _write(conn: AsyncConnection, batch: dict[Key, tuple[int, float]]) -> None:
+async def _write(
+    conn: AsyncConnection, batch: dict[Key, tuple[int, float]], *, events: bool = False, window: float = 0.0
+) -> None:
     by_repository: dict[str, tuple[int, float]] = {}
     tags: list[dict[str, object]] = []
     for (name, tag), (count, at) in batch.items():
@@ -130,6 +135,12 @@ async def _write(conn: AsyncConnection, batch: dict[Key, tuple[int, float]]) -> 
     if tags:
         tags.sort(key=lambda row: (str(row["b_name"]), str(row["b_tag"])))
         await conn.execute(_TOUCH_TAG, tags)
+    if events:
+        # Opt-in "pull" webhook events, aggregated: one per repository and tag per flush, with the count.
+        for (name, tag), (count, _) in sorted(batch.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+            await record_event(
+                conn, REPOSITORY_PULLED, repository=name, tag=tag, payload={"count": count, "window_seconds": window}
+            )
 
 
 def _utc(timestamp: float) -> datetime:

@@ -15,8 +15,10 @@ from dockyard.models.accounts import (
 from dockyard.models.base import Base, metadata
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
+from dockyard.models.jobs import Job
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.uploads import Upload
+from dockyard.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "AccessToken",
@@ -25,6 +27,7 @@ __all__ = [
     "Base",
     "Blob",
     "Event",
+    "Job",
     "LoginFailure",
     "MaintenanceLease",
     "Manifest",
@@ -39,5 +42,8 @@ __all__ = [
     "Team",
     "TeamMember",
     "Upload",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "metadata",
 ]

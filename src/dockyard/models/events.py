@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dockyard.models.base import Base, BigId, UTCDateTime, utcnow
@@ -23,3 +23,7 @@ class Event(Base):
     digest: Mapped[str | None] = mapped_column(String(140), nullable=True)
     media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
     payload: Mapped[str] = mapped_column(Text, default="{}")
+    # Set when the webhook dispatcher has turned the event into deliveries (NULL: still to do).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_events_undispatched", "dispatched_at", "id"),)

@@ -24,6 +24,7 @@ from dockyard.http.api.routes import (
     tags,
     teams,
     users,
+    webhooks,
 )
 
 # One module per resource, in the order their routes are matched.
@@ -39,6 +40,7 @@ ROUTE_MODULES = (
     tags,
     stars,
     audit,
+    webhooks,
     search,
 )
 

@@ -29,6 +29,7 @@ from dockyard.errors import Unauthorized
 from dockyard.http.oci.auth import client_ip, decode_basic
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings
+from dockyard.webhooks.manage import WebhookService
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class ApiServices:
     collaborators: CollaboratorService
     robots: RobotService
     access_tokens: AccessTokenService
+    webhooks: WebhookService
     repositories: Any = None
     tags: Any = None
     audit: Any = None
