@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from tests.support.images import Layout
 from tests.support.oci import push_image, unique_name
 from tests.support.server import DockyardServer
 from tests.support.webhook_receiver import Received, Reply, WebhookReceiver
-from tests.webhooks.conftest import Hooks, admin_client
+from tests.webhooks.conftest import Hooks, admin_client, make_server
 
 pytestmark = pytest.mark.clients
 
@@ -222,3 +224,44 @@ def test_tag_filter_and_event_filter(hook_server: DockyardServer, hooks: Hooks, 
     assert len(mine) == 1
     assert mine[0]["event"] == "tag_deleted"
     assert mine[0]["push_data"]["tag"] == "latest"
+
+
+def test_a_webhook_that_keeps_failing_is_disabled_with_the_reason(tmp_path: Any) -> None:
+    receiver = WebhookReceiver()
+    receiver.start()
+    receiver.script("/broken", Reply(400, body=b"nope"))
+    server = make_server(
+        tmp_path, DOCKYARD_WEBHOOK_DISABLE_AFTER_FAILURES="2", DOCKYARD_WEBHOOK_DISABLE_AFTER_SECONDS="60"
+    )
+    try:
+        hooks = Hooks(server)
+        created = hooks.create("admin", receiver.url("/broken"), name="broken")
+        repo = unique_name("admin")
+        with admin_client(server) as client:
+            push_image(client, repo, "one")
+        hooks.wait_delivery(created["id"], lambda d: d["state"] == "failed")
+        assert hooks.get(created["id"])["active"] is True  # one failure, only just now: not yet
+        # It has been failing for a while (pretend an hour) when the next delivery fails too.
+        server.execute_sql(
+            "UPDATE webhooks SET failing_since = :since WHERE uuid = :uuid",
+            since=datetime.now(UTC) - timedelta(hours=1),
+            uuid=created["id"],
+        )
+        with admin_client(server) as client:
+            push_image(client, repo, "two")
+        deadline = time.monotonic() + 30
+        while hooks.get(created["id"])["active"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        state = hooks.get(created["id"])
+        assert state["active"] is False
+        assert "in a row" in state["disabled_reason"]
+        assert "HTTP 400" in state["disabled_reason"]
+        # Re-enabling forgets the failures.
+        again = hooks.api.patch(f"/api/v2/webhooks/{created['id']}", json={"active": True}).json()
+        assert again["active"] is True
+        assert again["disabled_reason"] is None
+        assert again["consecutive_failures"] == 0
+        hooks.hub.close()
+    finally:
+        server.stop()
+        receiver.stop()
