@@ -13,8 +13,12 @@ done
 # The scale-out test run starts its own PostgreSQL clusters with the server programs (initdb, pg_ctl), which
 # Debian keeps off PATH in /usr/lib/postgresql/<version>/bin.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# skopeo and podman that sign and verify sigstore signatures (Debian bookworm's are built without): after the
+# packages above, since it uses mmdebstrap; it keeps an existing installation.
+sigstore_clients() { bash "$(dirname "$0")/install-sigstore-clients.sh"; }
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system tools present: ${TOOLS[*]} postgresql"
+  sigstore_clients
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,3 +36,4 @@ if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v systemctl >/dev/nul
   systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
 echo "installed: ${PACKAGES[*]}"
+sigstore_clients
