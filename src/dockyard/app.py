@@ -44,6 +44,8 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir
 from dockyard.storage.factory import open_blob_store
+from dockyard.trust.checker import TrustChecker
+from dockyard.trust.manage import TrustService
 from dockyard.webhooks.manage import WebhookService
 from dockyard.webhooks.notifications import sync_endpoints
 
@@ -98,6 +100,8 @@ def create_app(settings: Settings) -> DockyardApp:
         ctx = RegistryContext(db=db, store=store, settings=settings)
         registry = Registry.build(ctx)
         app.state.registry = registry
+        checker = TrustChecker(ctx)
+        app.state.trust = checker  # manifest GETs ask it whether the trust policy lets the image out
         pulls = PullRecorder(ctx)
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
         keys = key_ring(settings, db)
@@ -117,6 +121,8 @@ def create_app(settings: Settings) -> DockyardApp:
             robots=RobotService(db, settings),
             access_tokens=AccessTokenService(db, settings),
             webhooks=WebhookService(db, SecretBox(settings.secret_key)),
+            trust=TrustService(db, SecretBox(settings.secret_key)),
+            checker=checker,
             repositories=RepositoryService(ctx),
             tags=TagService(ctx),
             audit=AuditLogService(ctx),

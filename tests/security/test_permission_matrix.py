@@ -14,11 +14,12 @@ from dockyard.http.api.app import served_routes as api_routes
 from dockyard.http.oci.routes import ROUTES as OCI_ROUTES
 from tests.security.rows_api import ROWS as API_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
+from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_webhooks import ROWS as WEBHOOK_ROWS
 from tests.security.world import PRINCIPALS, World, build_world
 from tests.support.server import DockyardServer
 
-ROWS = {**OCI_ROWS, **API_ROWS, **WEBHOOK_ROWS}
+ROWS = {**OCI_ROWS, **API_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS}
 
 
 def served_routes() -> set[tuple[str, str]]:

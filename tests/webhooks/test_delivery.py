@@ -265,3 +265,24 @@ def test_a_webhook_that_keeps_failing_is_disabled_with_the_reason(tmp_path: Any)
     finally:
         server.stop()
         receiver.stop()
+
+
+def test_a_pushed_signature_is_a_signature_added_event(
+    hook_server: DockyardServer, hooks: Hooks, receiver: WebhookReceiver
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.signing.test_trust_policy import sign
+
+    repo = unique_name("admin")
+    hooks.create("admin", receiver.url("/sigs"), name="sigs", events=["signature_added"], payload_format="dockyard")
+    with admin_client(hook_server) as client:
+        image = push_image(client, repo, "v1")
+        tag = sign(client, repo, image.digest, ec.generate_private_key(ec.SECP256R1()))
+    (request,) = receiver.wait_for(1, path="/sigs", timeout=30)
+    body = json.loads(request.body)
+    assert request.headers["x-dockyard-event"] == "signature_added"
+    assert body["event"] == "signature_added"
+    assert body["tag"] == tag
+    time.sleep(1.0)
+    assert len(receiver.requests_to("/sigs")) == 1  # the image push itself is not a signature

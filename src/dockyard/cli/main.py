@@ -1,6 +1,6 @@
 """``dockyard serve | gc | db upgrade | --version``, ``dockyard worker`` (``cli/worker.py``), and the
 administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo`` and ``webhook``
-(``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``)."""
+(``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``), and ``key`` (cosign key pairs, ``cli/signing.py``)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ _ADMIN_GROUPS = {
     "token": "dockyard.cli.access:token",
     "repo": "dockyard.cli.access:repo",
     "token-key": "dockyard.cli.keys:token_key",
+    "key": "dockyard.cli.signing:key",
+    "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
 }

@@ -25,6 +25,7 @@ TAG_UPDATED = "tag.updated"
 TAG_DELETED = "tag.deleted"
 REPOSITORY_CREATED = "repository.created"
 REPOSITORY_DELETED = "repository.deleted"
+POLICY_VIOLATED = "policy.violated"  # an image served although the trust policy (warn) found it unsigned
 REPOSITORY_PULLED = "repository.pulled"  # aggregated pulls (opt-in): written by the pull counter's flush
 
 EVENT_TYPES = frozenset(
@@ -39,6 +40,7 @@ EVENT_TYPES = frozenset(
         REPOSITORY_CREATED,
         REPOSITORY_DELETED,
         REPOSITORY_PULLED,
+        POLICY_VIOLATED,
     }
 )
 

@@ -17,6 +17,7 @@ from dockyard.models.content import Blob, Manifest, ManifestReference, Repositor
 from dockyard.models.events import Event
 from dockyard.models.jobs import Job
 from dockyard.models.maintenance import MaintenanceLease
+from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
 from dockyard.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -32,15 +33,19 @@ __all__ = [
     "MaintenanceLease",
     "Manifest",
     "ManifestReference",
+    "NamespaceSigningKey",
     "OrgMember",
     "Repository",
     "RepositoryBlob",
     "RepositoryPermission",
+    "SignatureCheck",
     "SigningKey",
     "Star",
     "Tag",
     "Team",
     "TeamMember",
+    "TrustPolicy",
+    "TrustedKey",
     "Upload",
     "Webhook",
     "WebhookAttempt",

@@ -33,6 +33,7 @@ from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore
 from dockyard.webhooks.events import (
     PUSH,
+    SIGNATURE_ADDED,
     EventView,
     Platform,
     RepositoryInfo,
@@ -45,6 +46,10 @@ from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
 
 log = logging.getLogger("dockyard.webhooks")
 BATCH = 100
+SIGNATURE_ARTIFACT_TYPES = (
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+)
 PRUNE_INTERVAL = 3600.0
 
 
@@ -185,8 +190,12 @@ class Dispatcher:
         payload = json.loads(row.payload or "{}")
         event = webhook_event_for(row.type)
         tags = tuple(payload.get("tags") or ([row.tag] if row.tag else []))
-        if event == PUSH and not tags:
-            event = None  # a manifest pushed by digest only (an index's child, a signature) is not a "push"
+        if event == PUSH and (
+            payload.get("artifactType") in SIGNATURE_ARTIFACT_TYPES or (tags and all(t.endswith(".sig") for t in tags))
+        ):
+            event = SIGNATURE_ADDED  # a cosign/skopeo signature (tag scheme or referrer), not an image push
+        elif event == PUSH and not tags:
+            event = None  # a manifest pushed by digest only (an index's child) is not a "push"
         hooks: list[Row[Any]] = []
         if event is not None and row.repository:
             tag = tags[0] if tags else None

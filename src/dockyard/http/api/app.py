@@ -23,6 +23,7 @@ from dockyard.http.api.routes import (
     stars,
     tags,
     teams,
+    trust,
     users,
     webhooks,
 )
@@ -41,6 +42,7 @@ ROUTE_MODULES = (
     stars,
     audit,
     webhooks,
+    trust,
     search,
 )
 

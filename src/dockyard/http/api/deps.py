@@ -29,6 +29,8 @@ from dockyard.errors import Unauthorized
 from dockyard.http.oci.auth import client_ip, decode_basic
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings
+from dockyard.trust.checker import TrustChecker
+from dockyard.trust.manage import TrustService
 from dockyard.webhooks.manage import WebhookService
 
 
@@ -47,6 +49,8 @@ class ApiServices:
     robots: RobotService
     access_tokens: AccessTokenService
     webhooks: WebhookService
+    trust: TrustService
+    checker: TrustChecker
     repositories: Any = None
     tags: Any = None
     audit: Any = None

@@ -51,6 +51,15 @@ async def get_manifest(request: Request) -> Response:
             {"reference": reference, "mediaType": manifest.media_type},
         )
     headers = {"Docker-Content-Digest": manifest.digest, "ETag": f'"{manifest.digest}"', **API_VERSION}
+    trust = getattr(request.app.state, "trust", None)  # trust.checker.TrustChecker (policy off: cached no-op)
+    if trust is not None:
+        decision = await trust.decide(name, reference, manifest.digest, manifest.media_type, manifest.content)
+        if decision.refuse:
+            raise OCIError("DENIED", decision.message, {"policy": "enforce", "digest": manifest.digest})
+        if decision.verified is not None:
+            headers["Dockyard-Signature-Verified"] = "true" if decision.verified else "false"
+        if decision.warn and request.method == "GET":
+            await trust.record_violation(name, reference, manifest.digest, principal(request).audit_name)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))
         return Response(b"", 200, headers, manifest.media_type)

@@ -17,6 +17,7 @@ from dockyard.core.paging import PageRequest
 from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, Timestamp, error_responses
 from dockyard.http.oci.auth import client_ip
+from dockyard.hub.access import full_name
 from dockyard.hub.tags import TagService, TagView
 
 router = APIRouter(prefix="/api/v2", tags=["tags"])
@@ -52,6 +53,13 @@ class TagImageModel(BaseModel):
     last_pushed: Timestamp | None
 
 
+class SignatureModel(BaseModel):
+    key_id: str | None = Field(description="the trusted key that verified it (None: no trusted key did)")
+    verified: bool
+    signed_at: str | None = Field(description="when it was signed, if the signature says (RFC 3339)")
+    format: str = Field(description="cosign (tag scheme), referrer (OCI 1.1) or bundle (Sigstore bundle)")
+
+
 class TagModel(BaseModel):
     id: int = Field(description="stable for a (repository, tag name)")
     name: str
@@ -70,6 +78,9 @@ class TagModel(BaseModel):
     content_type: str = Field(description="``image`` or ``artifact``")
     digest: str
     images: list[TagImageModel] = Field(description="one per platform (an image manifest has one)")
+    signatures: list[SignatureModel] = Field(
+        default_factory=list, description="signatures found for the tag's manifest, verified against trusted keys"
+    )
 
 
 class TagPage(BaseModel):
@@ -84,8 +95,24 @@ def tags(svc: ApiServices) -> TagService:
     return service
 
 
-def tag_model(view: TagView) -> TagModel:
-    return TagModel.model_validate(view, from_attributes=True)
+def tag_model(view: TagView, signatures: list[dict[str, object]] | None = None) -> TagModel:
+    model = TagModel.model_validate(view, from_attributes=True)
+    if signatures:
+        model.signatures = [
+            SignatureModel(
+                key_id=s.get("key_id"),
+                verified=bool(s.get("verified")),
+                signed_at=s.get("signed_at"),
+                format=str(s.get("format")),
+            )
+            for s in signatures
+        ]
+    return model
+
+
+async def with_signatures(svc: ApiServices, ns: str, repo: str, views: list[TagView]) -> list[TagModel]:
+    name = full_name(ns, repo)
+    return [tag_model(view, await svc.checker.signatures(name, view.digest)) for view in views]
 
 
 async def _list(
@@ -99,7 +126,7 @@ async def _list(
     ordering: str | None,
 ) -> TagPage:
     page = await tags(svc).list_tags(who, ns, repo, paging, name_filter=name, ordering=ordering)
-    return TagPage(**paginated(request, page, [tag_model(view) for view in page.items]))
+    return TagPage(**paginated(request, page, await with_signatures(svc, ns, repo, page.items)))
 
 
 @router.get("/namespaces/{ns}/repositories/{repo}/tags", response_model=TagPage, responses=error_responses(401, 404))
@@ -139,7 +166,7 @@ async def legacy_list_tags(
 )
 async def get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> TagModel:
     """One tag with its images."""
-    return tag_model(await tags(svc).get_tag(who, ns, repo, tag))
+    return (await with_signatures(svc, ns, repo, [await tags(svc).get_tag(who, ns, repo, tag)]))[0]
 
 
 @router.head(
@@ -162,7 +189,7 @@ async def check_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag:
 )
 async def legacy_get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> TagModel:
     """Legacy path of ``GET /api/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}``."""
-    return tag_model(await tags(svc).get_tag(who, ns, repo, tag))
+    return (await with_signatures(svc, ns, repo, [await tags(svc).get_tag(who, ns, repo, tag)]))[0]
 
 
 _UNTAGGED = (204, "untagged (the manifest stays)")

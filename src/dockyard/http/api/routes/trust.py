@@ -1,0 +1,189 @@
+"""Image-signing trust in the Hub API: a namespace's trusted public keys and its trust policies (the namespace's
+default and per-repository overrides: ``off``, ``warn`` or ``enforce`` at pull time). Namespace owners only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from dockyard.http.api.account_models import NO_CONTENT, problem_responses
+from dockyard.http.api.deps import Services, SignedIn
+from dockyard.http.api.hub_schemas import NsPath, RepoPath, Timestamp
+from dockyard.http.oci.auth import client_ip
+from dockyard.hub.access import full_name
+from dockyard.trust.manage import KeyView, PolicyView
+
+router = APIRouter(prefix="/api/v2", tags=["signing"])
+
+KeyIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
+
+
+class TrustedKeyOut(BaseModel):
+    key_id: str = Field(description="SHA-256 (hex) of the key's DER SubjectPublicKeyInfo")
+    name: str
+    algorithm: str
+    public_key: str = Field(description="PEM")
+    created_by: str
+    created_at: Timestamp
+
+
+class TrustedKeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    public_key: str = Field(
+        min_length=1, max_length=16_384, description="PEM public key: ECDSA P-256/P-384, Ed25519 or RSA ≥ 2048"
+    )
+
+
+class KeyList(BaseModel):
+    count: int
+    results: list[TrustedKeyOut]
+
+
+class PolicyOut(BaseModel):
+    namespace: str
+    repository: str | None
+    mode: Literal["off", "warn", "enforce"]
+    exempt: list[str] = Field(description='globs on "repo" or "repo:tag" that the policy does not apply to')
+    inherited: bool = Field(description="true: no policy of its own, the namespace's default applies")
+    updated_by: str
+    updated_at: Timestamp | None
+
+
+class PolicyIn(BaseModel):
+    mode: Literal["off", "warn", "enforce"]
+    exempt: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(default_factory=list, max_length=100)
+
+
+def _key(view: KeyView) -> TrustedKeyOut:
+    return TrustedKeyOut(
+        key_id=view.key_id,
+        name=view.name,
+        algorithm=view.algorithm,
+        public_key=view.public_key,
+        created_by=view.created_by,
+        created_at=view.created_at,
+    )
+
+
+def _policy(view: PolicyView) -> PolicyOut:
+    return PolicyOut(
+        namespace=view.namespace,
+        repository=view.repository,
+        mode=view.mode,
+        exempt=list(view.exempt),
+        inherited=view.inherited,
+        updated_by=view.updated_by,
+        updated_at=view.updated_at,
+    )
+
+
+@router.get("/namespaces/{ns}/trusted-keys", response_model=KeyList, responses=problem_responses(401, 404))
+async def list_keys(ns: NsPath, who: SignedIn, svc: Services) -> KeyList:
+    """The public keys whose signatures this namespace trusts."""
+    keys = await svc.trust.list_keys(who, ns)
+    return KeyList(count=len(keys), results=[_key(k) for k in keys])
+
+
+@router.post(
+    "/namespaces/{ns}/trusted-keys",
+    status_code=201,
+    response_model=TrustedKeyOut,
+    responses=problem_responses(400, 401, 404, 409),
+)
+async def add_key(ns: NsPath, body: TrustedKeyIn, request: Request, who: SignedIn, svc: Services) -> TrustedKeyOut:
+    """Trust a public key (cosign's ``cosign.pub``, or any PEM key of a supported type)."""
+    view = await svc.trust.add_key(who, ns, name=body.name, public_key=body.public_key, source_ip=client_ip(request))
+    svc.checker.forget(ns)
+    return _key(view)
+
+
+@router.delete(
+    "/namespaces/{ns}/trusted-keys/{key_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**NO_CONTENT, **problem_responses(401, 404)},
+)
+async def remove_key(ns: NsPath, key_id: KeyIdPath, request: Request, who: SignedIn, svc: Services) -> Response:
+    """Stop trusting a key: images signed only by it are unverified (and, under ``enforce``, unpullable) within
+    seconds."""
+    await svc.trust.remove_key(who, ns, key_id, source_ip=client_ip(request))
+    svc.checker.forget(ns)
+    return Response(status_code=204)
+
+
+@router.get("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=problem_responses(401, 404))
+async def get_namespace_policy(ns: NsPath, who: SignedIn, svc: Services) -> PolicyOut:
+    return _policy(await svc.trust.get_policy(who, ns, None))
+
+
+@router.put("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=problem_responses(400, 401, 404))
+async def set_namespace_policy(ns: NsPath, body: PolicyIn, request: Request, who: SignedIn, svc: Services) -> PolicyOut:
+    """The namespace's default policy; repositories without their own follow it."""
+    view = await svc.trust.set_policy(who, ns, None, mode=body.mode, exempt=body.exempt, source_ip=client_ip(request))
+    svc.checker.forget(ns)
+    return _policy(view)
+
+
+@router.get(
+    "/namespaces/{ns}/repositories/{repo}/trust-policy", response_model=PolicyOut, responses=problem_responses(401, 404)
+)
+async def get_repository_policy(ns: NsPath, repo: RepoPath, who: SignedIn, svc: Services) -> PolicyOut:
+    return _policy(await svc.trust.get_policy(who, ns, full_name(ns, repo)))
+
+
+@router.put(
+    "/namespaces/{ns}/repositories/{repo}/trust-policy",
+    response_model=PolicyOut,
+    responses=problem_responses(400, 401, 404),
+)
+async def set_repository_policy(
+    ns: NsPath, repo: RepoPath, body: PolicyIn, request: Request, who: SignedIn, svc: Services
+) -> PolicyOut:
+    """A repository's own policy, overriding the namespace's default."""
+    view = await svc.trust.set_policy(
+        who, ns, full_name(ns, repo), mode=body.mode, exempt=body.exempt, source_ip=client_ip(request)
+    )
+    svc.checker.forget(ns)
+    return _policy(view)
+
+
+class ManagedKeyOut(BaseModel):
+    namespace: str
+    key_id: str
+    public_key: str = Field(description="PEM; the private half stays on the server, sealed with its secret")
+    created_by: str
+    created_at: Timestamp
+
+
+@router.get("/namespaces/{ns}/signing-key", response_model=ManagedKeyOut, responses=problem_responses(401, 404))
+async def get_managed_key(ns: NsPath, who: SignedIn, svc: Services) -> ManagedKeyOut:
+    """The namespace's Dockyard-managed signing key (its public half), which server-side signing uses."""
+    view = await svc.trust.managed_key(who, ns)
+    return ManagedKeyOut(
+        namespace=view.namespace,
+        key_id=view.key_id,
+        public_key=view.public_key,
+        created_by=view.created_by,
+        created_at=view.created_at,
+    )
+
+
+@router.post(
+    "/namespaces/{ns}/signing-key",
+    status_code=201,
+    response_model=ManagedKeyOut,
+    responses=problem_responses(400, 401, 404, validated=False),
+)
+async def create_managed_key(ns: NsPath, request: Request, who: SignedIn, svc: Services) -> ManagedKeyOut:
+    """Generate (or replace) the managed signing key; its public half becomes a trusted key of the namespace."""
+    view = await svc.trust.create_managed_key(who, ns, source_ip=client_ip(request))
+    svc.checker.forget(ns)
+    return ManagedKeyOut(
+        namespace=view.namespace,
+        key_id=view.key_id,
+        public_key=view.public_key,
+        created_by=view.created_by,
+        created_at=view.created_at,
+    )

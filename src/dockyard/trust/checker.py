@@ -1,0 +1,355 @@
+"""The trust policy at pull time: is this manifest signed by a key its namespace trusts, and what does the policy
+say to do about it (serve, serve with a warning, refuse)?
+
+Signatures are found where cosign and skopeo put them — the ``sha256-<hex>.sig`` tag of the same repository and
+OCI 1.1 referrers (cosign signatures and Sigstore bundles) — and verified by ``dockyard.signing.verify``. A manifest
+is also verified when an index that lists it is (a signed multi-platform image covers its platforms). Results are
+cached per manifest and key set in ``signature_checks`` and, for a few seconds, in memory; changing a namespace's
+keys changes its key-set version, so revoking a key takes effect within ``CACHE_SECONDS``. Signatures,
+attestations and SBOMs themselves are never refused: clients must be able to fetch them to verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.db.statements import insert_or_nothing
+from dockyard.events.outbox import POLICY_VIOLATED, record_event
+from dockyard.models import Manifest, ManifestReference, Repository, SignatureCheck, Tag, TrustedKey, TrustPolicy
+from dockyard.models.base import utcnow
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.repositories import namespace_of
+from dockyard.signing.formats import is_signature_artifact, signature_tag
+from dockyard.signing.keys import PublicKey, load_public_key
+from dockyard.signing.verify import verify_signature_manifest
+
+log = logging.getLogger("dockyard.trust")
+CACHE_SECONDS = 2.0
+MAX_SIGNATURES = 20  # signature manifests looked at per image
+MAX_BLOB = 1024 * 1024
+SIGNATURE_ARTIFACT_TYPES = (
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+)
+MODES = ("off", "warn", "enforce")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    mode: str
+    exempt: tuple[str, ...]
+    scope: str  # the repository or namespace whose row decided
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    mode: str
+    verified: bool | None  # None: not checked (policy off, exempt, or a signature artifact itself)
+    message: str = ""
+
+    @property
+    def refuse(self) -> bool:
+        return self.mode == "enforce" and self.verified is False
+
+    @property
+    def warn(self) -> bool:
+        return self.mode == "warn" and self.verified is False
+
+
+OFF = Decision("off", None)
+
+
+def keys_version(key_ids: list[str]) -> str:
+    return hashlib.sha256(",".join(sorted(key_ids)).encode()).hexdigest()
+
+
+class TrustChecker:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self.ctx = ctx
+        self._policies: dict[str, tuple[float, dict[str, Policy]]] = {}
+        self._keys: dict[str, tuple[float, dict[str, PublicKey]]] = {}
+        self._verdicts: dict[tuple[str, str, str], tuple[float, bool]] = {}
+        self._warned: dict[tuple[str, str], float] = {}
+
+    # -- cached reads -----------------------------------------------------------------------------------------
+
+    async def _namespace_policies(self, namespace: str) -> dict[str, Policy]:
+        cached = self._policies.get(namespace)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.ctx.db.read() as conn:
+            rows = (await conn.execute(select(TrustPolicy).where(TrustPolicy.namespace == namespace))).all()
+        policies = {
+            row.repository: Policy(row.mode, tuple(json.loads(row.exempt or "[]")), row.repository or namespace)
+            for row in rows
+        }
+        self._policies[namespace] = (now + CACHE_SECONDS, policies)
+        return policies
+
+    async def policy(self, repository: str) -> Policy:
+        policies = await self._namespace_policies(namespace_of(repository))
+        return policies.get(repository) or policies.get("") or Policy("off", (), repository)
+
+    async def trusted_keys(self, namespace: str) -> dict[str, PublicKey]:
+        cached = self._keys.get(namespace)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.ctx.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(TrustedKey.key_id, TrustedKey.public_key).where(TrustedKey.namespace == namespace)
+                )
+            ).all()
+        keys: dict[str, PublicKey] = {}
+        for row in rows:
+            try:
+                keys[row.key_id] = load_public_key(row.public_key.encode())
+            except ValueError:
+                log.warning("trusted key %s of %s cannot be loaded", row.key_id, namespace)
+        self._keys[namespace] = (now + CACHE_SECONDS, keys)
+        return keys
+
+    # -- the decision -----------------------------------------------------------------------------------------
+
+    async def decide(self, repository: str, reference: str, digest: str, media_type: str, content: bytes) -> Decision:
+        policy = await self.policy(repository)
+        if policy.mode == "off":
+            return OFF
+        tag = None if ":" in reference else reference
+        if any(fnmatchcase(repository, p) or (tag and fnmatchcase(f"{repository}:{tag}", p)) for p in policy.exempt):
+            return Decision(policy.mode, None)
+        artifact_type, layer_types = _artifact_type(content)
+        # Only a manifest whose every layer is a signature, attestation or SBOM is exempt: an image pushed under a
+        # ".sig" tag or with a signature artifactType is still an image.
+        if is_signature_artifact(media_type, artifact_type, tag, layer_media_types=layer_types):
+            return Decision(policy.mode, None)
+        verified = await self.verified(repository, digest)
+        message = ""
+        if not verified:
+            namespace = namespace_of(repository)
+            message = (
+                f"{repository}@{digest} is not signed by a key that {namespace} trusts "
+                f"(trust policy of {policy.scope}: {policy.mode})"
+            )
+        return Decision(policy.mode, verified, message)
+
+    async def verified(self, repository: str, digest: str, depth: int = 0) -> bool:
+        namespace = namespace_of(repository)
+        keys = await self.trusted_keys(namespace)
+        if not keys:
+            return False
+        version = keys_version(list(keys))
+        memo_key = (repository, digest, version)
+        memo = self._verdicts.get(memo_key)
+        now = time.monotonic()
+        if memo is not None and memo[0] > now:
+            return memo[1]
+        results = await self.check(repository, digest, keys, version)
+        verified = any(r["verified"] for r in results)
+        if not verified and depth == 0:
+            for parent in await self._indexes_listing(repository, digest):
+                if await self.verified(repository, parent, depth + 1):
+                    verified = True
+                    break
+        if len(self._verdicts) > 50_000:
+            self._verdicts.clear()
+        self._verdicts[memo_key] = (now + CACHE_SECONDS, verified)
+        return verified
+
+    async def signatures(self, repository: str, digest: str) -> list[dict[str, Any]]:
+        """Each signature of ``digest`` and whether it verifies with a key the namespace trusts (for the tag
+        views of the Hub API)."""
+        keys = await self.trusted_keys(namespace_of(repository))
+        return await self.check(repository, digest, keys, keys_version(list(keys)))
+
+    async def check(
+        self, repository: str, digest: str, keys: Mapping[str, PublicKey], version: str
+    ) -> list[dict[str, Any]]:
+        """Every signature of ``digest`` in ``repository``, verified against ``keys`` (cached in the DB per key
+        set: a new or revoked key gives a new version and a fresh check)."""
+        async with self.ctx.db.read(consistent=True) as conn:
+            manifest_id = await _manifest_id(conn, repository, digest)
+            if manifest_id is None:
+                return []
+            signatures = await _signature_manifests(conn, repository, digest)
+            # The cached result stands while both the keys and the set of signatures are the same.
+            version = keys_version([version, *(sig_digest for sig_digest, _, _ in signatures)])
+            stored = (
+                await conn.execute(select(SignatureCheck).where(SignatureCheck.manifest_id == manifest_id))
+            ).first()
+            if stored is not None and stored.keys_version == version:
+                cached: list[dict[str, Any]] = json.loads(stored.results)
+                return cached
+        results: list[dict[str, Any]] = []
+        for _, media_type, content in signatures[:MAX_SIGNATURES]:
+            blobs = await self._blobs(content)
+            for result in verify_signature_manifest(content, media_type, digest, _reader(blobs), keys):
+                results.append(
+                    {
+                        "key_id": result.key_id,
+                        "verified": result.verified,
+                        "signed_at": result.signed_at.isoformat() if result.signed_at else None,
+                        "format": result.format,
+                        "reason": result.reason,
+                    }
+                )
+        async with self.ctx.db.write() as conn:
+            row = {
+                "manifest_id": manifest_id,
+                "keys_version": version,
+                "verified": any(r["verified"] for r in results),
+                "results": json.dumps(results),
+                "checked_at": utcnow(),
+            }
+            inserted = await conn.execute(insert_or_nothing(conn, SignatureCheck).values(**row))
+            if inserted.rowcount != 1:
+                await conn.execute(
+                    update(SignatureCheck).where(SignatureCheck.manifest_id == manifest_id).values(**row)
+                )
+        return results
+
+    async def _blobs(self, content: bytes) -> dict[str, bytes]:
+        """The small blobs a signature manifest's layers point at (payloads, bundles), read up front."""
+        try:
+            doc = json.loads(content)
+            layers = [layer for layer in doc.get("layers", []) if isinstance(layer, dict)][:MAX_SIGNATURES]
+        except (ValueError, AttributeError):
+            return {}
+        blobs: dict[str, bytes] = {}
+        for layer in layers:
+            digest, size = layer.get("digest"), layer.get("size")
+            if not isinstance(digest, str) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB:
+                continue
+            try:
+                chunks = [chunk async for chunk in self.ctx.store.read(digest, 0, size)]
+            except Exception as exc:  # a missing or unreadable blob is an unverifiable signature
+                log.info("signature blob %s unreadable: %s", digest, exc)
+                continue
+            blobs[digest] = b"".join(chunks)
+        return blobs
+
+    async def _indexes_listing(self, repository: str, digest: str) -> list[str]:
+        async with self.ctx.db.read() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(Manifest.digest)
+                        .join(ManifestReference, ManifestReference.manifest_id == Manifest.id)
+                        .join(Repository, Repository.id == Manifest.repository_id)
+                        .where(
+                            Repository.name == repository,
+                            ManifestReference.kind == "manifest",
+                            ManifestReference.digest == digest,
+                        )
+                        .limit(10)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return list(rows)
+
+    async def record_violation(self, repository: str, reference: str, digest: str, actor: str | None) -> None:
+        """A ``policy_violation`` event for a served-anyway pull (``warn``), at most one per image per 5 min per
+        process, written off the request's hot path only when it happens."""
+        key = (repository, digest)
+        now = time.monotonic()
+        if self._warned.get(key, 0.0) > now:
+            return
+        if len(self._warned) > 10_000:
+            self._warned.clear()
+        self._warned[key] = now + 300
+        tag = None if ":" in reference else reference
+        async with self.ctx.db.write() as conn:
+            await record_event(
+                conn,
+                POLICY_VIOLATED,
+                repository=repository,
+                tag=tag,
+                digest=digest,
+                actor=actor,
+                payload={"mode": "warn", "reason": "not signed by a trusted key"},
+            )
+
+    def forget(self, namespace: str) -> None:
+        """Drop this process's cached policy and keys of ``namespace`` (after a change made here)."""
+        self._policies.pop(namespace, None)
+        self._keys.pop(namespace, None)
+
+
+def _reader(blobs: dict[str, bytes]) -> Callable[[str, int], bytes | None]:
+    def read(digest: str, _size: int) -> bytes | None:
+        return blobs.get(digest)
+
+    return read
+
+
+def _artifact_type(content: bytes) -> tuple[str | None, list[str]]:
+    """The manifest's artifact type (``artifactType``, else its config's media type) and its layers' media types
+    (an index has none)."""
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        return None, []
+    if not isinstance(doc, dict):
+        return None, []
+    layers = doc.get("layers")
+    layer_types = [str(x.get("mediaType")) for x in layers if isinstance(x, dict)] if isinstance(layers, list) else []
+    value = doc.get("artifactType")
+    if isinstance(value, str):
+        return value, layer_types
+    config = doc.get("config")
+    if isinstance(config, dict) and isinstance(config.get("mediaType"), str):
+        return str(config["mediaType"]), layer_types
+    return None, layer_types
+
+
+async def _manifest_id(conn: AsyncConnection, repository: str, digest: str) -> int | None:
+    return (
+        await conn.execute(
+            select(Manifest.id)
+            .join(Repository, Repository.id == Manifest.repository_id)
+            .where(Repository.name == repository, Manifest.digest == digest)
+        )
+    ).scalar_one_or_none()
+
+
+async def _signature_manifests(conn: AsyncConnection, repository: str, digest: str) -> list[tuple[str, str, bytes]]:
+    """(digest, media type, content) of the signature manifests of ``digest``: its ``.sig`` tag, then referrers."""
+    repo_id = select(Repository.id).where(Repository.name == repository).scalar_subquery()
+    found: list[tuple[str, str, bytes]] = []
+    tagged = (
+        await conn.execute(
+            select(Manifest.digest, Manifest.media_type, Manifest.content)
+            .join(Tag, Tag.manifest_id == Manifest.id)
+            .where(Tag.repository_id == repo_id, Tag.name == signature_tag(digest))
+        )
+    ).first()
+    if tagged is not None:
+        found.append((tagged.digest, tagged.media_type, tagged.content))
+    referrers = (
+        await conn.execute(
+            select(Manifest.digest, Manifest.media_type, Manifest.content)
+            .where(
+                Manifest.repository_id == repo_id,
+                Manifest.subject_digest == digest,
+                Manifest.artifact_type.in_(SIGNATURE_ARTIFACT_TYPES),
+            )
+            .order_by(Manifest.id)
+            .limit(MAX_SIGNATURES)
+        )
+    ).all()
+    found.extend((row.digest, row.media_type, row.content) for row in referrers)
+    return found
