@@ -77,6 +77,7 @@ TAG_FIELDS = {
     "content_type",
     "digest",
     "images",
+    "signatures",  # Dockyard's: [{key_id, verified, signed_at, format}] (docs/signing.md)
 }
 IMAGE_FIELDS = {
     "architecture",
@@ -364,6 +365,7 @@ def test_tag_of_a_single_image(people: People) -> None:
 
     tag = get_json(alice.api, tags_url(alice.name, "single", "v1"))
     assert set(tag) == TAG_FIELDS
+    assert tag["signatures"] == []  # nothing signed it
     assert tag["name"] == "v1"
     assert isinstance(tag["id"], int)
     assert isinstance(tag["repository"], int)
@@ -420,6 +422,7 @@ def test_tag_of_a_two_platform_index(people: People) -> None:
 
     tag = get_json(alice.api, tags_url(alice.name, "multi", "latest"))
     assert set(tag) == TAG_FIELDS
+    assert tag["signatures"] == []  # nothing signed it
     assert tag["media_type"] == OCI_INDEX
     assert tag["content_type"] == "image"
     assert tag["digest"] == digest
