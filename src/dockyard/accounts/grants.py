@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
-from dockyard.core.names import validate_name
+from dockyard.core.names import namespace_of, validate_name
 from dockyard.db.statements import insert_ignore
 from dockyard.errors import Invalid, NotFound
 from dockyard.models import RepositoryPermission
-from dockyard.registry.repositories import ensure_repository, find_repository, namespace_of
+from dockyard.registry.repositories import ensure_repository, find_repository
 from dockyard.settings import Settings
 
 

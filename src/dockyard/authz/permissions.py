@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.principal import REPO_ADMIN, REPO_PUBLIC_READ, REPO_READ, REPO_WRITE, Principal
+from dockyard.core.names import namespace_of
 from dockyard.models import Account, OrgMember, Repository, RepositoryPermission, TeamMember
 from dockyard.models.accounts import ORG
 
@@ -49,11 +50,6 @@ _ACTIONS = {
 
 def actions_for(level: Level) -> frozenset[str]:
     return _ACTIONS[level]
-
-
-def namespace_of(name: str) -> str:
-    head, sep, _ = name.partition("/")
-    return head if sep else "library"
 
 
 @dataclass(frozen=True, slots=True)

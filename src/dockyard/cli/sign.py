@@ -35,12 +35,11 @@ def sign(
 ) -> None:
     """Sign NS/REPO:TAG (or NS/REPO@sha256:…) with a cosign key; prints the signed digest and signature tag."""
     from dockyard.auth.secrets import SecretBox
-    from dockyard.core.names import validate_name
+    from dockyard.core.names import namespace_of, validate_name
     from dockyard.db.engine import Database
     from dockyard.errors import DomainError
     from dockyard.migrations.runner import upgrade_sync
     from dockyard.registry.context import RegistryContext
-    from dockyard.registry.repositories import namespace_of
     from dockyard.registry.services import Registry
     from dockyard.signing.keys import InvalidKey, PrivateKey, load_private_key
     from dockyard.storage.factory import open_blob_store

@@ -26,3 +26,18 @@ def validate_tag(tag: str) -> str:
     if not TAG_RE.match(tag):
         raise Invalid("tag", "invalid tag: at most 128 of [A-Za-z0-9_.-], not starting with . or -", {"tag": tag[:200]})
     return tag
+
+
+LIBRARY = "library"  # the namespace of one-component repository names (Docker Hub's official images)
+
+
+def namespace_of(name: str) -> str:
+    """The account a repository belongs to: its first path component; one-component names are ``library``'s."""
+    head, sep, _ = name.partition("/")
+    return head if sep else LIBRARY
+
+
+def short_name_of(name: str) -> str:
+    """The Hub name of a registry repository: the path after its namespace (``alpine`` for ``alpine``)."""
+    head, sep, rest = name.partition("/")
+    return rest if sep else head

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.authz.permissions import Facts, Level, repository_levels
 from dockyard.authz.principal import Principal
 from dockyard.core import mediatypes as mt
+from dockyard.core.names import LIBRARY
 from dockyard.errors import Denied, NotFound
 from dockyard.models import Account, Repository
 from dockyard.models.accounts import ORG, USER
 
-LIBRARY = "library"
 LIKE_ESCAPE = "\\"
 
 IMAGE_CONFIG_TYPES = frozenset(

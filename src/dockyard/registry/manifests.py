@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
+from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
@@ -18,7 +19,7 @@ from dockyard.events.outbox import MANIFEST_DELETED, MANIFEST_PUSHED, TAG_DELETE
 from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.repositories import ensure_repository, find_repository, namespace_of
+from dockyard.registry.repositories import ensure_repository, find_repository
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.core.names import namespace_of
 from dockyard.errors import NotFound
 from dockyard.events.outbox import REPOSITORY_CREATED, record_event
 from dockyard.models import Account, Repository
@@ -23,12 +24,6 @@ async def require_repository(conn: AsyncConnection, name: str) -> int:
     if repo_id is None:
         raise NotFound("repository", "repository name not known to registry", {"name": name})
     return repo_id
-
-
-def namespace_of(name: str) -> str:
-    """The account a repository belongs to: its first path component; one-component names are ``library``'s."""
-    head, sep, _ = name.partition("/")
-    return head if sep else "library"
 
 
 async def default_visibility(conn: AsyncConnection, namespace: str, server_default: bool) -> bool:

@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
 from dockyard.events.outbox import POLICY_VIOLATED, record_event
 from dockyard.models import Manifest, ManifestReference, Repository, SignatureCheck, Tag, TrustedKey, TrustPolicy
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.repositories import namespace_of
 from dockyard.signing.formats import is_signature_artifact, signature_tag
 from dockyard.signing.keys import PublicKey, load_public_key
 from dockyard.signing.verify import verify_signature_manifest

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, true, update
 from sqlalchemy.engine import Row
 
+from dockyard.core.names import namespace_of, short_name_of
 from dockyard.db.engine import Database
 from dockyard.hub.images import ImageResolver, ManifestRecord
 from dockyard.models import Event, Manifest, Repository, Webhook
@@ -37,8 +38,6 @@ from dockyard.webhooks.events import (
     EventView,
     Platform,
     RepositoryInfo,
-    namespace_of,
-    short_name_of,
     webhook_event_for,
 )
 from dockyard.webhooks.payloads import build_payload, supports

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dockyard.core.names import LIBRARY, namespace_of, short_name_of
 from dockyard.events import outbox
 
 PUSH = "push"
@@ -49,24 +50,10 @@ OUTBOX_TO_WEBHOOK: Mapping[str, str] = {
     outbox.POLICY_VIOLATED: POLICY_VIOLATION,
 }
 
-LIBRARY = "library"
-
 
 def webhook_event_for(outbox_type: str) -> str | None:
     """The webhook event an outbox event becomes, or None if webhooks do not see it (blob events, tag.updated)."""
     return OUTBOX_TO_WEBHOOK.get(outbox_type)
-
-
-def namespace_of(repository: str) -> str:
-    """The owning namespace of a registry name: its first component; one-component names are ``library``'s."""
-    head, sep, _ = repository.partition("/")
-    return head if sep else LIBRARY
-
-
-def short_name_of(repository: str) -> str:
-    """The Hub name of a registry repository: the path after its namespace (``alpine`` for ``library/alpine``)."""
-    head, sep, rest = repository.partition("/")
-    return rest if sep else head
 
 
 @dataclass(frozen=True, slots=True)
