@@ -30,6 +30,7 @@ __all__ = [
     "ANNOTATION_SIGNATURE",
     "COSIGN_SIGN_PREDICATE",
     "COSIGN_SIG_ARTIFACT",
+    "IMAGE_SIGNATURE_ARTIFACT_TYPES",
     "IN_TOTO",
     "MAX_BUNDLE_BYTES",
     "MAX_PAYLOAD_BYTES",
@@ -62,6 +63,9 @@ COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 IN_TOTO_STATEMENT_TYPES = frozenset({"https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"})
 
 # Layer annotations of the tag scheme (cosign writes the first under the old project name).
+# The artifact types of image signatures as referrers (not attestations or SBOMs): what a verifier looks for.
+IMAGE_SIGNATURE_ARTIFACT_TYPES = (COSIGN_SIG_ARTIFACT, SIGSTORE_BUNDLE_V03)
+
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"

@@ -29,7 +29,7 @@ from dockyard.events.outbox import POLICY_VIOLATED, record_event
 from dockyard.models import Manifest, ManifestReference, Repository, SignatureCheck, Tag, TrustedKey, TrustPolicy
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.signing.formats import is_signature_artifact, signature_tag
+from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, is_signature_artifact, signature_tag
 from dockyard.signing.keys import PublicKey, load_public_key
 from dockyard.signing.verify import verify_signature_manifest
 
@@ -37,10 +37,6 @@ log = logging.getLogger("dockyard.trust")
 CACHE_SECONDS = 2.0
 MAX_SIGNATURES = 20  # signature manifests looked at per image
 MAX_BLOB = 1024 * 1024
-SIGNATURE_ARTIFACT_TYPES = (
-    "application/vnd.dev.cosign.artifact.sig.v1+json",
-    "application/vnd.dev.sigstore.bundle.v0.3+json",
-)
 MODES = ("off", "warn", "enforce")
 
 
@@ -345,7 +341,7 @@ async def _signature_manifests(conn: AsyncConnection, repository: str, digest: s
             .where(
                 Manifest.repository_id == repo_id,
                 Manifest.subject_digest == digest,
-                Manifest.artifact_type.in_(SIGNATURE_ARTIFACT_TYPES),
+                Manifest.artifact_type.in_(IMAGE_SIGNATURE_ARTIFACT_TYPES),
             )
             .order_by(Manifest.id)
             .limit(MAX_SIGNATURES)

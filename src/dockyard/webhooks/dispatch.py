@@ -31,6 +31,7 @@ from dockyard.hub.images import ImageResolver, ManifestRecord
 from dockyard.models import Event, Manifest, Repository, Webhook
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
+from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES
 from dockyard.storage.base import BlobStore
 from dockyard.webhooks.events import (
     PUSH,
@@ -45,10 +46,6 @@ from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
 
 log = logging.getLogger("dockyard.webhooks")
 BATCH = 100
-SIGNATURE_ARTIFACT_TYPES = (
-    "application/vnd.dev.cosign.artifact.sig.v1+json",
-    "application/vnd.dev.sigstore.bundle.v0.3+json",
-)
 PRUNE_INTERVAL = 3600.0
 
 
@@ -190,7 +187,8 @@ class Dispatcher:
         event = webhook_event_for(row.type)
         tags = tuple(payload.get("tags") or ([row.tag] if row.tag else []))
         if event == PUSH and (
-            payload.get("artifactType") in SIGNATURE_ARTIFACT_TYPES or (tags and all(t.endswith(".sig") for t in tags))
+            payload.get("artifactType") in IMAGE_SIGNATURE_ARTIFACT_TYPES
+            or (tags and all(t.endswith(".sig") for t in tags))
         ):
             event = SIGNATURE_ADDED  # a cosign/skopeo signature (tag scheme or referrer), not an image push
         elif event == PUSH and not tags:
