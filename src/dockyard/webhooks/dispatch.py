@@ -41,7 +41,7 @@ from dockyard.webhooks.events import (
     RepositoryInfo,
     webhook_event_for,
 )
-from dockyard.webhooks.payloads import build_payload, supports
+from dockyard.webhooks.payloads import Payload, build_payload, supports
 from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
 
 log = logging.getLogger("dockyard.webhooks")
@@ -60,6 +60,14 @@ def callback_token() -> tuple[str, str]:
     """A fresh callback token and the SHA-256 under which it is stored."""
     token = secrets.token_urlsafe(32)
     return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def render(view: EventView, payload_format: str, base_url: str) -> tuple[Payload, str]:
+    """The body of one delivery in ``payload_format``, with a fresh callback URL; returns it and the SHA-256 of
+    the callback token (what is stored)."""
+    token, token_hash = callback_token()
+    rendered = build_payload(view, payload_format, callback_url=f"{base_url}/api/v2/webhooks/callbacks/{token}")
+    return rendered, token_hash
 
 
 def chain_order(hooks: Sequence[Row[Any]]) -> list[Row[Any]]:
@@ -208,10 +216,7 @@ class Dispatcher:
             expires = utcnow() + timedelta(seconds=self.settings.webhook_callback_ttl_seconds)
             made: dict[int, int] = {}
             for hook in chain_order(hooks):
-                token, token_hash = callback_token()
-                rendered = build_payload(
-                    view, hook.payload_format, callback_url=f"{base}/api/v2/webhooks/callbacks/{token}"
-                )
+                rendered, token_hash = render(view, hook.payload_format, base)
                 parent = made.get(hook.after_webhook_id) if hook.after_webhook_id is not None else None
                 delivery_id = await new_delivery(
                     conn,

@@ -29,9 +29,8 @@ from dockyard.errors import Invalid, NotFound
 from dockyard.events.audit import record_audit
 from dockyard.models import Account, Repository, Webhook, WebhookAttempt, WebhookDelivery
 from dockyard.models.base import utcnow
-from dockyard.webhooks.dispatch import callback_token, sample_view
+from dockyard.webhooks.dispatch import render, sample_view
 from dockyard.webhooks.events import WEBHOOK_EVENTS
-from dockyard.webhooks.payloads import build_payload
 from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
 from dockyard.webhooks.signing import new_secret
 from dockyard.webhooks.views import PAYLOAD_FORMATS, AttemptView, CallbackView, DeliveryView, WebhookView
@@ -243,14 +242,14 @@ class WebhookService:
                     **values,
                 )
             )
-            await record_audit(
+            await _audit(
                 conn,
-                namespace,
                 "webhook.create",
-                actor=actor.audit_name,
-                target=repository or namespace,
-                source_ip=source_ip,
-                data={"webhook": webhook_uuid, "url": url, "events": json.loads(str(values["events"]))},
+                namespace,
+                repository,
+                actor,
+                source_ip,
+                {"webhook": webhook_uuid, "url": url, "events": json.loads(str(values["events"]))},
             )
             row = (await conn.execute(select(Webhook).where(Webhook.uuid == webhook_uuid))).one()
             return await self._view(conn, row), secret
@@ -321,14 +320,14 @@ class WebhookService:
             if values:
                 values["updated_at"] = utcnow()
                 await conn.execute(update(Webhook).where(Webhook.id == row.id).values(**values))
-                await record_audit(
+                await _audit(
                     conn,
-                    row.namespace,
                     "webhook.update",
-                    actor=actor.audit_name,
-                    target=row.repository or row.namespace,
-                    source_ip=source_ip,
-                    data={"webhook": webhook_uuid, "changed": sorted(k for k in values if k != "updated_at")},
+                    row.namespace,
+                    row.repository,
+                    actor,
+                    source_ip,
+                    {"webhook": webhook_uuid, "changed": sorted(k for k in values if k != "updated_at")},
                 )
             fresh = (await conn.execute(select(Webhook).where(Webhook.id == row.id))).one()
             return await self._view(conn, fresh)
@@ -342,14 +341,14 @@ class WebhookService:
                 .where(Webhook.id == row.id)
                 .values(secret=self.box.seal(secret.encode()), updated_at=utcnow())
             )
-            await record_audit(
+            await _audit(
                 conn,
-                row.namespace,
                 "webhook.update",
-                actor=actor.audit_name,
-                target=row.repository or row.namespace,
-                source_ip=source_ip,
-                data={"webhook": webhook_uuid, "changed": ["secret"]},
+                row.namespace,
+                row.repository,
+                actor,
+                source_ip,
+                {"webhook": webhook_uuid, "changed": ["secret"]},
             )
         return secret
 
@@ -357,14 +356,8 @@ class WebhookService:
         async with self.db.write() as conn:
             row = await self._webhook(conn, actor, webhook_uuid)
             await conn.execute(delete(Webhook).where(Webhook.id == row.id))
-            await record_audit(
-                conn,
-                row.namespace,
-                "webhook.delete",
-                actor=actor.audit_name,
-                target=row.repository or row.namespace,
-                source_ip=source_ip,
-                data={"webhook": webhook_uuid},
+            await _audit(
+                conn, "webhook.delete", row.namespace, row.repository, actor, source_ip, {"webhook": webhook_uuid}
             )
 
     # -- deliveries -----------------------------------------------------------------------------------------------
@@ -408,14 +401,14 @@ class WebhookService:
                 redelivery_of=old.id,
             )
             await enqueue_delivery(conn, hook.id, new_id)
-            await record_audit(
+            await _audit(
                 conn,
-                hook.namespace,
                 "webhook.redeliver",
-                actor=actor.audit_name,
-                target=hook.repository or hook.namespace,
-                source_ip=source_ip,
-                data={"webhook": webhook_uuid, "delivery": delivery_uuid},
+                hook.namespace,
+                hook.repository,
+                actor,
+                source_ip,
+                {"webhook": webhook_uuid, "delivery": delivery_uuid},
             )
             row = (await conn.execute(select(WebhookDelivery).where(WebhookDelivery.id == new_id))).one()
             return await _delivery_view(conn, hook.uuid, row, history=False)
@@ -428,10 +421,7 @@ class WebhookService:
             hook = await self._webhook(conn, actor, webhook_uuid)
             repository = hook.repository or f"{hook.namespace}/sample"
             view = sample_view(repository, base_url)
-            token, token_hash = callback_token()
-            rendered = build_payload(
-                view, hook.payload_format, callback_url=f"{base_url}/api/v2/webhooks/callbacks/{token}"
-            )
+            rendered, token_hash = render(view, hook.payload_format, base_url)
             delivery_id = await new_delivery(
                 conn,
                 hook.id,
@@ -442,17 +432,26 @@ class WebhookService:
                 callback_token=token_hash,
             )
             await enqueue_delivery(conn, hook.id, delivery_id)
-            await record_audit(
-                conn,
-                hook.namespace,
-                "webhook.test",
-                actor=actor.audit_name,
-                target=hook.repository or hook.namespace,
-                source_ip=source_ip,
-                data={"webhook": webhook_uuid},
+            await _audit(
+                conn, "webhook.test", hook.namespace, hook.repository, actor, source_ip, {"webhook": webhook_uuid}
             )
             row = (await conn.execute(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id))).one()
             return await _delivery_view(conn, hook.uuid, row, history=False)
+
+
+async def _audit(
+    conn: AsyncConnection,
+    action: str,
+    namespace: str,
+    repository: str | None,
+    actor: Principal,
+    source_ip: str,
+    data: dict[str, Any],
+) -> None:
+    """Every webhook change is audited in its namespace, the repository (or the namespace) as the target."""
+    await record_audit(
+        conn, namespace, action, actor=actor.audit_name, target=repository or namespace, source_ip=source_ip, data=data
+    )
 
 
 async def _find_delivery(conn: AsyncConnection, webhook_id: int, delivery_uuid: str) -> Row[Any]:
