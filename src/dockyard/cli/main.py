@@ -50,6 +50,7 @@ _ADMIN_GROUPS = {
     "key": "dockyard.cli.signing:key",
     "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
+    "trust": "dockyard.cli.trust:trust",
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
 }
 
