@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # DOCKYARD_NOTIFICATIONS_ENDPOINTS): every repository's events, in distribution's envelope.
     notifications_endpoints: list[NotificationEndpoint] = Field(default_factory=list)
     events_retention_seconds: int = Field(default=30 * 24 * 3600, ge=3600)  # dispatched outbox events kept so long
+    # Image signing: a Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor and CT log keys, TSAs) that
+    # keyless signatures are verified against, offline. None: keyless signatures are never "verified".
+    sigstore_trusted_root: Path | None = None
 
     @field_validator("notifications_endpoints", mode="before")
     @classmethod

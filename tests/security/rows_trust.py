@@ -1,8 +1,11 @@
-"""Matrix rows for the signing-trust routes: a namespace's trusted keys and trust policies are its owners' alone
+"""Matrix rows for the signing-trust routes: a namespace's trusted keys, keyless identities and trust policies are
+its owners' alone
 (the owner's ``repo:read`` token does not administer the namespace). Policies are set to ``off``, so the rows
 never change what other rows pull."""
 
 from __future__ import annotations
+
+import secrets
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,6 +50,40 @@ row(
     "DELETE",
     f"{KEYS}/{{key_id}}",
     api("DELETE", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-keys/{fresh_key(w)}"),
+    by(OWNERS, 204, denied={404}),
+)
+
+
+def fresh_identity(world: World) -> str:
+    body = world.admin_api(
+        "POST",
+        f"/api/v2/namespaces/{world.org}/trusted-identities",
+        json={"issuer": "https://issuer.example", "subject": f"{secrets.token_hex(8)}@example\\.com"},
+    )
+    return str(body["identity_id"])
+
+
+IDENTITIES = "/api/v2/namespaces/{ns}/trusted-identities"
+row(
+    "GET",
+    IDENTITIES,
+    api("GET", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-identities"),
+    by(OWNERS, 200, denied={404}),
+)
+row(
+    "POST",
+    IDENTITIES,
+    api(
+        "POST",
+        lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-identities",
+        lambda w, p: {"issuer": "https://issuer.example", "subject": f"{secrets.token_hex(8)}@example\\.com"},
+    ),
+    by(OWNERS, 201, denied={404}),
+)
+row(
+    "DELETE",
+    f"{IDENTITIES}/{{identity_id}}",
+    api("DELETE", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-identities/{fresh_identity(w)}"),
     by(OWNERS, 204, denied={404}),
 )
 for template, path in (

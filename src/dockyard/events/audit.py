@@ -57,6 +57,8 @@ ACTION_DESCRIPTIONS = {
     "signing_key.rotate": "rotated the token signing key",
     "signing.key.add": "trusted a signing key",
     "signing.key.remove": "stopped trusting a signing key",
+    "signing.identity.add": "trusted a keyless signing identity",
+    "signing.identity.remove": "stopped trusting a keyless signing identity",
     "trust.policy.change": "changed a trust policy",
     "webhook.create": "created a webhook",
     "webhook.update": "changed a webhook",

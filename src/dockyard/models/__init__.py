@@ -17,7 +17,7 @@ from dockyard.models.content import Blob, Manifest, ManifestReference, Repositor
 from dockyard.models.events import Event
 from dockyard.models.jobs import Job
 from dockyard.models.maintenance import MaintenanceLease
-from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedKey, TrustPolicy
+from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
 from dockyard.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -45,6 +45,7 @@ __all__ = [
     "Team",
     "TeamMember",
     "TrustPolicy",
+    "TrustedIdentity",
     "TrustedKey",
     "Upload",
     "Webhook",

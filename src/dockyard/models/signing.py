@@ -1,5 +1,5 @@
-"""Image signing: the public keys a namespace trusts, trust policies (namespace-wide or per repository) and the
-cached verification result of each manifest."""
+"""Image signing: the public keys and keyless identities a namespace trusts, trust policies (namespace-wide or per
+repository) and the cached verification result of each manifest."""
 
 from __future__ import annotations
 
@@ -24,6 +24,25 @@ class TrustedKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("namespace", "key_id", name="uq_trusted_keys_namespace_key"),)
+
+
+class TrustedIdentity(Base):
+    """A keyless signer a namespace trusts: a certificate from the admin's trusted root (a Fulcio CA) whose OIDC
+    issuer is ``issuer`` and whose subject (SAN: e-mail or URI) fully matches the regular expression ``subject``
+    (cosign's ``--certificate-oidc-issuer`` and ``--certificate-identity-regexp``)."""
+
+    __tablename__ = "trusted_identities"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    namespace: Mapped[str] = mapped_column(ascii_string(255), index=True)
+    identity_id: Mapped[str] = mapped_column(String(64))  # "oidc-" + 16 hex of SHA-256(issuer, subject)
+    name: Mapped[str] = mapped_column(String(100))
+    issuer: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(512))
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("namespace", "identity_id", name="uq_trusted_identities_namespace_identity"),)
 
 
 class TrustPolicy(Base):

@@ -46,6 +46,7 @@ __all__ = [
     "lookup",
     "signature_tag",
     "signed_digest_of_tag",
+    "statement_problem",
     "time_from_rfc3339",
     "time_from_unix",
 ]
@@ -74,6 +75,7 @@ ANNOTATION_CREATED = "org.opencontainers.image.created"
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_BUNDLE_BYTES = 1024 * 1024
+MAX_STATEMENT_SUBJECTS = 64  # subjects of an in-toto statement looked at
 
 # Referrer artifact types that are signatures, attestations or SBOMs (clients must be able to fetch them).
 _SIGNATURE_ARTIFACT_TYPES = frozenset(
@@ -229,6 +231,27 @@ def decode_b64(value: object, *, max_chars: int, urlsafe: bool = False) -> bytes
         return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
     except ValueError:
         raise FormatError("is not valid base64") from None
+
+
+def statement_problem(payload: bytes, algorithm: str, hex_digest: str) -> str | None:
+    """Why a signed DSSE payload is not a cosign image signature of ``algorithm:hex_digest`` (None when it is):
+    an in-toto statement with cosign's signing predicate and that digest among its subjects. Raises
+    ``FormatError`` when the payload is not a JSON object."""
+    statement = load_json_object(payload, max_bytes=MAX_BUNDLE_BYTES)
+    kind = statement.get("_type")
+    if not isinstance(kind, str) or kind not in IN_TOTO_STATEMENT_TYPES:
+        return "the signed payload is not an in-toto statement"
+    predicate_type = statement.get("predicateType")
+    if predicate_type != COSIGN_SIGN_PREDICATE:
+        return f"the statement is an attestation ({str(predicate_type)[:100]!r}), not an image signature"
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        return "the statement has no subject"
+    for entry in subjects[:MAX_STATEMENT_SUBJECTS]:
+        digests = entry.get("digest") if isinstance(entry, dict) else None
+        if isinstance(digests, dict) and digests.get(algorithm) == hex_digest:
+            return None
+    return f"the statement's subject is not {algorithm}:{hex_digest}"
 
 
 def dsse_pae(payload_type: str, payload: bytes) -> bytes:

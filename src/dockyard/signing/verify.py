@@ -10,15 +10,16 @@ trusted keys, :func:`verify_signature_manifest` decides per signature whether it
 - ``bundle``: a Sigstore bundle layer (cosign v3's default). ``cosign sign --key`` writes a DSSE envelope around an
   in-toto statement (predicate ``https://sigstore.dev/cosign/sign/v1``, subject = the image digest) with
   ``verificationMaterial.publicKey.hint`` = base64(SHA-256(SPKI DER)); a ``messageSignature`` verifies only when its
-  message digest is the image manifest digest itself. Keyless (certificate) bundles and certificate-only
-  signatures need a trusted root, which this module does not take: they are "not verified".
+  message digest is the image manifest digest itself. Keyless (certificate) bundles are verified by
+  ``dockyard.signing.keyless`` against the admin's trusted root and the namespace's identities; certificates in
+  the tag scheme (cosign v2 keyless) carry no inclusion proof and are "not verified".
 
 Signature schemes, tried in turn because cosign versions differ: ECDSA (ASN.1 DER) with SHA-256, and for P-384
 with SHA-384 (cosign v3's default); Ed25519, pure (skopeo, cosign ≤ 2.4) then Ed25519ph (cosign ≥ 2.5);
-RSA PKCS#1 v1.5 then PSS, with SHA-256. Rekor bundles, transparency-log entries and RFC 3161 timestamps are not
-checked (that needs Rekor's key); their presence is recorded. ``signed_at`` is the signed payload's
-``optional.timestamp`` when there is one, else a claimed time (Rekor integrated time, the manifest's
-``org.opencontainers.image.created``): informative, not proof.
+RSA PKCS#1 v1.5 then PSS, with SHA-256. For key-based signatures, Rekor bundles, transparency-log entries and
+RFC 3161 timestamps are not checked (a trusted key is the whole trust decision); their presence is recorded.
+``signed_at`` is the signed payload's ``optional.timestamp`` when there is one, else a claimed time (Rekor
+integrated time, the manifest's ``org.opencontainers.image.created``): informative, not proof.
 
 Contract: bad input never raises — it yields ``verified=False`` with a reason. Only ``read_blob``'s own errors
 (storage trouble) propagate, so that a caller does not record a storage failure as "not verified".
@@ -45,6 +46,7 @@ from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.errors import DomainError
 from dockyard.signing import formats as f
 from dockyard.signing.formats import is_signature_artifact, signature_tag
+from dockyard.signing.keyless import KeylessTrust, verify_keyless_bundle
 from dockyard.signing.keys import MIN_RSA_BITS, PublicKey
 
 __all__ = [
@@ -86,7 +88,8 @@ class VerificationResult:
     format: Format
     signed_at: datetime | None
     reason: str
-    certificate: bool = False  # carries a certificate (keyless material): not checked without a trusted root
+    certificate: bool = False  # carries a certificate (keyless material)
+    identity: str | None = None  # a keyless signature's certificate subject (e-mail, URI)
     rekor_bundle: bool = False  # carries a Rekor bundle or transparency-log entry: present, not checked
 
 
@@ -249,7 +252,12 @@ def _verify_layer(
         return replace(failed, reason=f"the payload blob {payload or 'is missing'}")
     signer = _signer(keys, lambda key: _verifies(key, signature, payload))
     if signer is None:
-        extra = " (a certificate is attached: keyless signatures need a trusted root)" if has_cert else ""
+        extra = (
+            " (a certificate is attached: keyless signatures are verified from Sigstore bundles, which carry the"
+            " transparency-log inclusion proof this layout lacks)"
+            if has_cert
+            else ""
+        )
         return replace(failed, reason=f"the signature does not verify with any trusted key{extra}")
     failed = replace(failed, key_id=signer)
     try:
@@ -288,25 +296,6 @@ def _hint_key_id(hint: object) -> str | None:
     return raw.hex() if len(raw) == hashlib.sha256().digest_size else None
 
 
-def _statement_check(payload: bytes, subject: Digest) -> str | None:
-    """Why the DSSE payload is not a cosign image signature of ``subject`` (None when it is)."""
-    statement = f.load_json_object(payload, max_bytes=f.MAX_BUNDLE_BYTES)
-    kind = statement.get("_type")
-    if not isinstance(kind, str) or kind not in f.IN_TOTO_STATEMENT_TYPES:
-        return "the signed payload is not an in-toto statement"
-    predicate_type = statement.get("predicateType")
-    if predicate_type != f.COSIGN_SIGN_PREDICATE:
-        return f"the statement is an attestation ({str(predicate_type)[:100]!r}), not an image signature"
-    subjects = statement.get("subject")
-    if not isinstance(subjects, list) or not subjects:
-        return "the statement has no subject"
-    for entry in subjects[:MAX_SIGNATURES]:
-        digests = entry.get("digest") if isinstance(entry, dict) else None
-        if isinstance(digests, dict) and digests.get(subject.algorithm) == subject.hex:
-            return None
-    return f"the statement's subject is not {subject}"
-
-
 def _verify_dsse(
     envelope: object, subject: Digest, keys: Mapping[str, PublicKey], hint: str | None, base: VerificationResult
 ) -> list[VerificationResult]:
@@ -336,7 +325,7 @@ def _verify_dsse(
             results.append(replace(base, reason="the DSSE signature does not verify with any trusted key"))
             continue
         try:
-            problem = _statement_check(payload, subject)
+            problem = f.statement_problem(payload, subject.algorithm, subject.hex)
         except f.FormatError as exc:
             problem = f"the signed statement {exc}"
         if problem is not None:
@@ -367,8 +356,25 @@ def _verify_message_signature(
     return replace(base, key_id=signer, verified=True, reason="signed by a trusted key (message signature)")
 
 
+def _verify_keyless(
+    data: bytes, subject: Digest, keyless: KeylessTrust | None, base: VerificationResult
+) -> VerificationResult:
+    base = replace(base, certificate=True)
+    if keyless is None:
+        return replace(base, reason="keyless bundle (certificate): no Sigstore trusted root is configured")
+    verdict = verify_keyless_bundle(data, subject.algorithm, subject.hex, keyless)
+    return replace(
+        base,
+        key_id=verdict.identity_id,
+        verified=verdict.verified,
+        reason=verdict.reason,
+        identity=verdict.signer,
+        signed_at=verdict.signed_at or base.signed_at,
+    )
+
+
 def _verify_bundle(
-    data: bytes, subject: Digest, keys: Mapping[str, PublicKey], created: str | None
+    data: bytes, subject: Digest, keys: Mapping[str, PublicKey], created: str | None, keyless: KeylessTrust | None
 ) -> list[VerificationResult]:
     base = VerificationResult(None, False, "bundle", f.time_from_rfc3339(created), "")
     try:
@@ -386,8 +392,7 @@ def _verify_bundle(
         logged_at = f.time_from_unix(first.get("integratedTime"))
         base = replace(base, rekor_bundle=True, signed_at=logged_at or base.signed_at)
     if "certificate" in material or "x509CertificateChain" in material:
-        reason = "keyless bundle (certificate): verifying it needs a trusted root, which is not configured"
-        return [replace(base, certificate=True, reason=reason)]
+        return [_verify_keyless(data, subject, keyless, base)]
     public_key = material.get("publicKey")
     if not isinstance(public_key, dict):
         return [replace(base, reason="the bundle names neither a public key nor a certificate")]
@@ -401,7 +406,11 @@ def _verify_bundle(
 
 
 def _verify_bundle_manifest(
-    parsed: ParsedManifest, subject: Digest, read_blob: BlobReader, keys: Mapping[str, PublicKey]
+    parsed: ParsedManifest,
+    subject: Digest,
+    read_blob: BlobReader,
+    keys: Mapping[str, PublicKey],
+    keyless: KeylessTrust | None,
 ) -> list[VerificationResult]:
     created = parsed.annotations.get(f.ANNOTATION_CREATED)
     results: list[VerificationResult] = []
@@ -417,7 +426,7 @@ def _verify_bundle_manifest(
         if not isinstance(data, bytes):
             results.append(replace(failed, reason=f"the bundle blob {data or 'is missing'}"))
             continue
-        results.extend(_verify_bundle(data, subject, keys, created))
+        results.extend(_verify_bundle(data, subject, keys, created, keyless))
     if len(parsed.layers) > MAX_BUNDLES:
         skipped = len(parsed.layers) - MAX_BUNDLES
         results.append(VerificationResult(None, False, "bundle", None, f"{skipped} more layers were not checked"))
@@ -443,12 +452,15 @@ def verify_signature_manifest(
     subject_digest: str,
     read_blob: BlobReader,
     keys: Mapping[str, PublicKey],
+    keyless: KeylessTrust | None = None,
 ) -> list[VerificationResult]:
     """Verify every signature a stored signature manifest carries for the image ``subject_digest``.
 
     ``media_type`` is the manifest's stored content type; ``read_blob(digest, size)`` returns a blob of the
     repository (None when absent) and is only called for blobs within the size caps (64 KiB payloads, 1 MiB
-    bundles); ``keys`` maps key ids to trusted public keys. Never raises on bad input (see the module docstring).
+    bundles); ``keys`` maps key ids to trusted public keys; ``keyless`` is the trusted root and the identities
+    keyless bundles are verified against (None: they are not verified). Never raises on bad input (see the module
+    docstring).
     """
     fmt: Format = "cosign"
     try:
@@ -461,7 +473,7 @@ def verify_signature_manifest(
             reason = f"the signature manifest's subject is {parsed.subject.digest}, not {subject}"
             return [VerificationResult(None, False, fmt, None, reason)]
         if fmt == "bundle":
-            return _verify_bundle_manifest(parsed, subject, read_blob, keys)
+            return _verify_bundle_manifest(parsed, subject, read_blob, keys, keyless)
         return _verify_simple_signing(parsed, fmt, subject, read_blob, keys)
     except DomainError as exc:
         return [VerificationResult(None, False, fmt, None, f"not a valid signature manifest: {exc.message[:200]}")]

@@ -5,17 +5,17 @@ Signatures are found where cosign and skopeo put them — the ``sha256-<hex>.sig
 OCI 1.1 referrers (cosign signatures and Sigstore bundles) — and verified by ``dockyard.signing.verify``. A manifest
 is also verified when an index that lists it is (a signed multi-platform image covers its platforms). Results are
 cached per manifest and key set in ``signature_checks`` and, for a few seconds, in memory; changing a namespace's
-keys changes its key-set version, so revoking a key takes effect within ``CACHE_SECONDS``. Signatures,
+keys, keyless identities or trusted root changes its version (``dockyard.trust.anchors``), so revoking a key takes
+effect within ``CACHE_SECONDS``. Signatures,
 attestations and SBOMs themselves are never refused: clients must be able to fetch them to verify.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -26,15 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
 from dockyard.events.outbox import POLICY_VIOLATED, record_event
-from dockyard.models import Manifest, ManifestReference, Repository, SignatureCheck, Tag, TrustedKey, TrustPolicy
+from dockyard.models import Manifest, ManifestReference, Repository, SignatureCheck, Tag, TrustPolicy
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, is_signature_artifact, signature_tag
-from dockyard.signing.keys import PublicKey, load_public_key
 from dockyard.signing.verify import verify_signature_manifest
+from dockyard.trust.anchors import CACHE_SECONDS, AnchorCache, Anchors, set_version
 
 log = logging.getLogger("dockyard.trust")
-CACHE_SECONDS = 2.0
 MAX_SIGNATURES = 20  # signature manifests looked at per image
 MAX_BLOB = 1024 * 1024
 MODES = ("off", "warn", "enforce")
@@ -65,15 +64,11 @@ class Decision:
 OFF = Decision("off", None)
 
 
-def keys_version(key_ids: list[str]) -> str:
-    return hashlib.sha256(",".join(sorted(key_ids)).encode()).hexdigest()
-
-
 class TrustChecker:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
         self._policies: dict[str, tuple[float, dict[str, Policy]]] = {}
-        self._keys: dict[str, tuple[float, dict[str, PublicKey]]] = {}
+        self.anchors = AnchorCache(ctx.db, ctx.settings.sigstore_trusted_root)
         self._verdicts: dict[tuple[str, str, str], tuple[float, bool]] = {}
         self._warned: dict[tuple[str, str], float] = {}
 
@@ -96,26 +91,6 @@ class TrustChecker:
     async def policy(self, repository: str) -> Policy:
         policies = await self._namespace_policies(namespace_of(repository))
         return policies.get(repository) or policies.get("") or Policy("off", (), repository)
-
-    async def trusted_keys(self, namespace: str) -> dict[str, PublicKey]:
-        cached = self._keys.get(namespace)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        async with self.ctx.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(TrustedKey.key_id, TrustedKey.public_key).where(TrustedKey.namespace == namespace)
-                )
-            ).all()
-        keys: dict[str, PublicKey] = {}
-        for row in rows:
-            try:
-                keys[row.key_id] = load_public_key(row.public_key.encode())
-            except ValueError:
-                log.warning("trusted key %s of %s cannot be loaded", row.key_id, namespace)
-        self._keys[namespace] = (now + CACHE_SECONDS, keys)
-        return keys
 
     # -- the decision -----------------------------------------------------------------------------------------
 
@@ -142,17 +117,15 @@ class TrustChecker:
         return Decision(policy.mode, verified, message)
 
     async def verified(self, repository: str, digest: str, depth: int = 0) -> bool:
-        namespace = namespace_of(repository)
-        keys = await self.trusted_keys(namespace)
-        if not keys:
+        anchors = await self.anchors.get(namespace_of(repository))
+        if not anchors:
             return False
-        version = keys_version(list(keys))
-        memo_key = (repository, digest, version)
+        memo_key = (repository, digest, anchors.version)
         memo = self._verdicts.get(memo_key)
         now = time.monotonic()
         if memo is not None and memo[0] > now:
             return memo[1]
-        results = await self.check(repository, digest, keys, version)
+        results = await self.check(repository, digest, anchors)
         verified = any(r["verified"] for r in results)
         if not verified and depth == 0:
             for parent in await self._indexes_listing(repository, digest):
@@ -165,23 +138,20 @@ class TrustChecker:
         return verified
 
     async def signatures(self, repository: str, digest: str) -> list[dict[str, Any]]:
-        """Each signature of ``digest`` and whether it verifies with a key the namespace trusts (for the tag
-        views of the Hub API)."""
-        keys = await self.trusted_keys(namespace_of(repository))
-        return await self.check(repository, digest, keys, keys_version(list(keys)))
+        """Each signature of ``digest`` and whether it verifies with a key or keyless identity the namespace trusts
+        (for the tag views of the Hub API); recorded in ``signature_checks``."""
+        return await self.check(repository, digest, await self.anchors.get(namespace_of(repository)))
 
-    async def check(
-        self, repository: str, digest: str, keys: Mapping[str, PublicKey], version: str
-    ) -> list[dict[str, Any]]:
-        """Every signature of ``digest`` in ``repository``, verified against ``keys`` (cached in the DB per key
-        set: a new or revoked key gives a new version and a fresh check)."""
+    async def check(self, repository: str, digest: str, anchors: Anchors) -> list[dict[str, Any]]:
+        """Every signature of ``digest`` in ``repository``, verified against ``anchors`` (cached in the DB per
+        anchor set: a new or revoked key or identity gives a new version and a fresh check)."""
         async with self.ctx.db.read(consistent=True) as conn:
             manifest_id = await _manifest_id(conn, repository, digest)
             if manifest_id is None:
                 return []
             signatures = await _signature_manifests(conn, repository, digest)
-            # The cached result stands while both the keys and the set of signatures are the same.
-            version = keys_version([version, *(sig_digest for sig_digest, _, _ in signatures)])
+            # The cached result stands while both the anchors and the set of signatures are the same.
+            version = set_version([anchors.version, *(sig_digest for sig_digest, _, _ in signatures)])
             stored = (
                 await conn.execute(select(SignatureCheck).where(SignatureCheck.manifest_id == manifest_id))
             ).first()
@@ -191,13 +161,15 @@ class TrustChecker:
         results: list[dict[str, Any]] = []
         for _, media_type, content in signatures[:MAX_SIGNATURES]:
             blobs = await self._blobs(content)
-            for result in verify_signature_manifest(content, media_type, digest, _reader(blobs), keys):
+            reader = _reader(blobs)
+            for result in verify_signature_manifest(content, media_type, digest, reader, anchors.keys, anchors.keyless):
                 results.append(
                     {
                         "key_id": result.key_id,
                         "verified": result.verified,
                         "signed_at": result.signed_at.isoformat() if result.signed_at else None,
                         "format": result.format,
+                        "identity": result.identity,
                         "reason": result.reason,
                     }
                 )
@@ -280,9 +252,9 @@ class TrustChecker:
             )
 
     def forget(self, namespace: str) -> None:
-        """Drop this process's cached policy and keys of ``namespace`` (after a change made here)."""
+        """Drop this process's cached policy, keys and identities of ``namespace`` (after a change made here)."""
         self._policies.pop(namespace, None)
-        self._keys.pop(namespace, None)
+        self.anchors.forget(namespace)
 
 
 def _reader(blobs: dict[str, bytes]) -> Callable[[str, int], bytes | None]:

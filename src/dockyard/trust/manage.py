@@ -1,5 +1,7 @@
-"""Managing trust: a namespace's trusted public keys and its trust policies (namespace default and per-repository
-overrides). Only the namespace's owners (and site administrators) change or read them; every change is audited."""
+"""Managing trust: a namespace's trusted public keys, its trusted keyless identities and its trust policies
+(namespace default and per-repository overrides). Only the namespace's owners (and site administrators) change or
+read them; every change is audited, and a change of keys or identities re-verifies the namespace's signed images
+(``dockyard.trust.reverify``) in the background."""
 
 from __future__ import annotations
 
@@ -19,12 +21,15 @@ from dockyard.core.names import validate_name
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, NamespaceSigningKey, TrustedKey, TrustPolicy
+from dockyard.models import Account, NamespaceSigningKey, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.base import utcnow
+from dockyard.signing.keyless import MAX_ISSUER_CHARS, compile_subject, identity_id
 from dockyard.signing.keys import PrivateKey, algorithm_of, key_id, load_public_key, public_key_pem
 from dockyard.trust.checker import MODES
+from dockyard.trust.reverify import enqueue_reverify
 
 MAX_KEYS = 50
+MAX_IDENTITIES = 50
 MAX_EXEMPT = 100
 
 
@@ -34,6 +39,16 @@ class KeyView:
     name: str
     algorithm: str
     public_key: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityView:
+    identity_id: str
+    name: str
+    issuer: str
+    subject: str
     created_by: str
     created_at: datetime
 
@@ -124,6 +139,7 @@ class TrustService:
                 source_ip=source_ip,
                 data={"key_id": kid, "name": name, "algorithm": algorithm},
             )
+            await enqueue_reverify(conn, namespace)
         return KeyView(kid, name, algorithm, public_key.strip() + "\n", actor.audit_name, now)
 
     async def remove_key(self, actor: Principal, namespace: str, kid: str, *, source_ip: str = "") -> None:
@@ -143,6 +159,91 @@ class TrustService:
                 source_ip=source_ip,
                 data={"key_id": kid},
             )
+            await enqueue_reverify(conn, namespace)
+
+    # -- keyless identities ---------------------------------------------------------------------------------------
+
+    async def list_identities(self, actor: Principal, namespace: str) -> list[IdentityView]:
+        async with self.db.read(consistent=True) as conn:
+            await self._owner(conn, actor, namespace)
+            rows = (
+                await conn.execute(
+                    select(TrustedIdentity).where(TrustedIdentity.namespace == namespace).order_by(TrustedIdentity.id)
+                )
+            ).all()
+        return [IdentityView(r.identity_id, r.name, r.issuer, r.subject, r.created_by, r.created_at) for r in rows]
+
+    async def add_identity(
+        self, actor: Principal, namespace: str, *, issuer: str, subject: str, name: str = "", source_ip: str = ""
+    ) -> IdentityView:
+        """Trust keyless signatures whose certificate names OIDC issuer ``issuer`` and a subject (e-mail, URI)
+        that ``subject``, a regular expression, matches in full."""
+        issuer, name = issuer.strip(), name.strip() or subject[:100]
+        if not issuer.startswith(("https://", "http://")) or len(issuer) > MAX_ISSUER_CHARS or not issuer.isprintable():
+            raise Invalid("request", f"issuer must be the OIDC issuer URL (http(s)://…, at most {MAX_ISSUER_CHARS})")
+        try:
+            compile_subject(subject)
+        except ValueError as exc:
+            raise Invalid("request", f"subject: {exc}") from exc
+        if not subject.isprintable():
+            raise Invalid("request", "subject must be printable")
+        if len(name) > 100 or not name.isprintable():
+            raise Invalid("request", "name must be at most 100 printable characters")
+        iid, now = identity_id(issuer, subject), utcnow()
+        async with self.db.write() as conn:
+            await self._owner(conn, actor, namespace)
+            rows = (
+                (await conn.execute(select(TrustedIdentity.identity_id).where(TrustedIdentity.namespace == namespace)))
+                .scalars()
+                .all()
+            )
+            if iid in rows:
+                raise Conflict("request", "this identity is already trusted", {"identity_id": iid})
+            if len(rows) >= MAX_IDENTITIES:
+                raise Invalid("request", f"at most {MAX_IDENTITIES} trusted identities per namespace")
+            await conn.execute(
+                insert(TrustedIdentity).values(
+                    namespace=namespace,
+                    identity_id=iid,
+                    name=name,
+                    issuer=issuer,
+                    subject=subject,
+                    created_by=actor.audit_name,
+                    created_at=now,
+                )
+            )
+            await record_audit(
+                conn,
+                namespace,
+                "signing.identity.add",
+                actor=actor.audit_name,
+                target=namespace,
+                source_ip=source_ip,
+                data={"identity_id": iid, "issuer": issuer, "subject": subject},
+            )
+            await enqueue_reverify(conn, namespace)
+        return IdentityView(iid, name, issuer, subject, actor.audit_name, now)
+
+    async def remove_identity(self, actor: Principal, namespace: str, iid: str, *, source_ip: str = "") -> None:
+        async with self.db.write() as conn:
+            await self._owner(conn, actor, namespace)
+            removed = await conn.execute(
+                delete(TrustedIdentity).where(
+                    TrustedIdentity.namespace == namespace, TrustedIdentity.identity_id == iid
+                )
+            )
+            if removed.rowcount != 1:
+                raise NotFound("request", "no such trusted identity", {"identity_id": iid[:80]})
+            await record_audit(
+                conn,
+                namespace,
+                "signing.identity.remove",
+                actor=actor.audit_name,
+                target=namespace,
+                source_ip=source_ip,
+                data={"identity_id": iid},
+            )
+            await enqueue_reverify(conn, namespace)
 
     # -- the namespace's managed signing key ----------------------------------------------------------------------
 
@@ -201,6 +302,7 @@ class TrustService:
                 source_ip=source_ip,
                 data={"key_id": kid, "name": "dockyard-managed", "managed": True},
             )
+            await enqueue_reverify(conn, namespace)
         return ManagedKeyView(namespace, kid, public_pem, actor.audit_name, now)
 
     async def managed_private_key(self, namespace: str) -> PrivateKey:

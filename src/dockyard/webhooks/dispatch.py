@@ -2,7 +2,8 @@
 the webhooks that want each one (scope, event filter, tag glob, active), renders each webhook's payload and, in
 one transaction per event, claims the event (``dispatched_at``), writes the delivery rows and enqueues their
 ``webhooks.deliver`` jobs. Claiming is a conditional UPDATE, so replicas dispatching at once never deliver an
-event twice, and a crash before the commit leaves the event to be dispatched again — nothing is lost.
+event twice, and a crash before the commit leaves the event to be dispatched again — nothing is lost. A new
+signature also enqueues the verification of the image it signs (``trust.verify``), in the same transaction.
 
 Callback chains: a webhook with ``after`` set gets its delivery in state ``waiting`` under the delivery of the
 webhook it follows (when that one also takes the event); the callback of the parent releases or stops it.
@@ -31,8 +32,9 @@ from dockyard.hub.images import ImageResolver, ManifestRecord
 from dockyard.models import Event, Manifest, Repository, Webhook
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
-from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES
+from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, signed_digest_of_tag
 from dockyard.storage.base import BlobStore
+from dockyard.trust.reverify import enqueue_verify
 from dockyard.webhooks.events import (
     PUSH,
     SIGNATURE_ADDED,
@@ -210,7 +212,13 @@ class Dispatcher:
             claimed = await conn.execute(
                 update(Event).where(Event.id == row.id, Event.dispatched_at.is_(None)).values(dispatched_at=utcnow())
             )
-            if claimed.rowcount != 1 or view is None:
+            if claimed.rowcount != 1:
+                return False
+            if event == SIGNATURE_ADDED and row.repository:
+                signed = payload.get("subject") or next(filter(None, map(signed_digest_of_tag, tags)), None)
+                if isinstance(signed, str):
+                    await enqueue_verify(conn, row.repository, signed)  # verified now, not at the first pull
+            if view is None:
                 return False
             base = public_base_url(self.settings)
             expires = utcnow() + timedelta(seconds=self.settings.webhook_callback_ttl_seconds)

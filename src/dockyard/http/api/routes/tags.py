@@ -54,10 +54,14 @@ class TagImageModel(BaseModel):
 
 
 class SignatureModel(BaseModel):
-    key_id: str | None = Field(description="the trusted key that verified it (None: no trusted key did)")
+    key_id: str | None = Field(
+        description="the trusted key (or keyless identity, oidc-…) that verified it, or the one it claims"
+    )
     verified: bool
     signed_at: str | None = Field(description="when it was signed, if the signature says (RFC 3339)")
     format: str = Field(description="cosign (tag scheme), referrer (OCI 1.1) or bundle (Sigstore bundle)")
+    identity: str | None = Field(default=None, description="a keyless signature's certificate subject")
+    reason: str = Field(default="", description="why it is, or is not, verified")
 
 
 class TagModel(BaseModel):
@@ -104,6 +108,8 @@ def tag_model(view: TagView, signatures: list[dict[str, object]] | None = None) 
                 verified=bool(s.get("verified")),
                 signed_at=s.get("signed_at"),
                 format=str(s.get("format")),
+                identity=s.get("identity") if isinstance(s.get("identity"), str) else None,
+                reason=str(s.get("reason") or ""),
             )
             for s in signatures
         ]

@@ -1,4 +1,5 @@
-"""Image-signing trust in the Hub API: a namespace's trusted public keys and its trust policies (the namespace's
+"""Image-signing trust in the Hub API: a namespace's trusted public keys, its trusted keyless identities and its
+trust policies (the namespace's
 default and per-repository overrides: ``off``, ``warn`` or ``enforce`` at pull time). Namespace owners only."""
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from dockyard.http.api.deps import Services, SignedIn
 from dockyard.http.api.hub_schemas import NsPath, RepoPath, Timestamp
 from dockyard.http.oci.auth import client_ip
 from dockyard.hub.access import full_name
-from dockyard.trust.manage import KeyView, PolicyView
+from dockyard.trust.manage import IdentityView, KeyView, PolicyView
 
 router = APIRouter(prefix="/api/v2", tags=["signing"])
 
 KeyIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
+IdentityIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^oidc-[0-9a-f]+$")]
 
 
 class TrustedKeyOut(BaseModel):
@@ -41,6 +43,28 @@ class KeyList(BaseModel):
     results: list[TrustedKeyOut]
 
 
+class TrustedIdentityOut(BaseModel):
+    identity_id: str = Field(description="oidc- and 16 hex digits; shown as key_id in signature results")
+    name: str
+    issuer: str = Field(description="the OIDC issuer the signing certificate must name, exactly")
+    subject: str = Field(description="a regular expression the certificate's subject (e-mail, URI) fully matches")
+    created_by: str
+    created_at: Timestamp
+
+
+class TrustedIdentityIn(BaseModel):
+    issuer: str = Field(min_length=8, max_length=512, examples=["https://token.actions.githubusercontent.com"])
+    subject: str = Field(
+        min_length=1, max_length=512, examples=[r"https://github\.com/acme/.+/\.github/workflows/release\.yml@.*"]
+    )
+    name: str = Field(default="", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class IdentityList(BaseModel):
+    count: int
+    results: list[TrustedIdentityOut]
+
+
 class PolicyOut(BaseModel):
     namespace: str
     repository: str | None
@@ -62,6 +86,17 @@ def _key(view: KeyView) -> TrustedKeyOut:
         name=view.name,
         algorithm=view.algorithm,
         public_key=view.public_key,
+        created_by=view.created_by,
+        created_at=view.created_at,
+    )
+
+
+def _identity(view: IdentityView) -> TrustedIdentityOut:
+    return TrustedIdentityOut(
+        identity_id=view.identity_id,
+        name=view.name,
+        issuer=view.issuer,
+        subject=view.subject,
         created_by=view.created_by,
         created_at=view.created_at,
     )
@@ -109,6 +144,47 @@ async def remove_key(ns: NsPath, key_id: KeyIdPath, request: Request, who: Signe
     """Stop trusting a key: images signed only by it are unverified (and, under ``enforce``, unpullable) within
     seconds."""
     await svc.trust.remove_key(who, ns, key_id, source_ip=client_ip(request))
+    svc.checker.forget(ns)
+    return Response(status_code=204)
+
+
+@router.get("/namespaces/{ns}/trusted-identities", response_model=IdentityList, responses=problem_responses(401, 404))
+async def list_identities(ns: NsPath, who: SignedIn, svc: Services) -> IdentityList:
+    """The keyless signers (OIDC issuer and subject pattern) whose signatures this namespace trusts."""
+    identities = await svc.trust.list_identities(who, ns)
+    return IdentityList(count=len(identities), results=[_identity(i) for i in identities])
+
+
+@router.post(
+    "/namespaces/{ns}/trusted-identities",
+    status_code=201,
+    response_model=TrustedIdentityOut,
+    responses=problem_responses(400, 401, 404, 409),
+)
+async def add_identity(
+    ns: NsPath, body: TrustedIdentityIn, request: Request, who: SignedIn, svc: Services
+) -> TrustedIdentityOut:
+    """Trust keyless signatures (Sigstore bundles with a certificate from the server's trusted root) whose
+    certificate names ``issuer`` and a subject that ``subject`` matches in full, as cosign's
+    ``--certificate-oidc-issuer`` and ``--certificate-identity-regexp``."""
+    view = await svc.trust.add_identity(
+        who, ns, issuer=body.issuer, subject=body.subject, name=body.name, source_ip=client_ip(request)
+    )
+    svc.checker.forget(ns)
+    return _identity(view)
+
+
+@router.delete(
+    "/namespaces/{ns}/trusted-identities/{identity_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**NO_CONTENT, **problem_responses(401, 404)},
+)
+async def remove_identity(
+    ns: NsPath, identity_id: IdentityIdPath, request: Request, who: SignedIn, svc: Services
+) -> Response:
+    """Stop trusting a keyless identity."""
+    await svc.trust.remove_identity(who, ns, identity_id, source_ip=client_ip(request))
     svc.checker.forget(ns)
     return Response(status_code=204)
 
