@@ -25,7 +25,7 @@ TAG_UPDATED = "tag.updated"
 TAG_DELETED = "tag.deleted"
 REPOSITORY_CREATED = "repository.created"
 REPOSITORY_DELETED = "repository.deleted"
-POLICY_VIOLATED = "policy.violated"  # an image served although the trust policy (warn) found it unsigned
+POLICY_VIOLATED = "policy.violated"  # a pull of an unsigned image under a trust policy (warn: served; enforce: not)
 REPOSITORY_PULLED = "repository.pulled"  # aggregated pulls (opt-in): written by the pull counter's flush
 
 EVENT_TYPES = frozenset(

@@ -70,7 +70,7 @@ class TrustChecker:
         self._policies: dict[str, tuple[float, dict[str, Policy]]] = {}
         self.anchors = AnchorCache(ctx.db, ctx.settings.sigstore_trusted_root)
         self._verdicts: dict[tuple[str, str, str], tuple[float, bool]] = {}
-        self._warned: dict[tuple[str, str], float] = {}
+        self._warned: dict[tuple[str, str, str], float] = {}
 
     # -- cached reads -----------------------------------------------------------------------------------------
 
@@ -229,10 +229,12 @@ class TrustChecker:
             )
         return list(rows)
 
-    async def record_violation(self, repository: str, reference: str, digest: str, actor: str | None) -> None:
-        """A ``policy_violation`` event for a served-anyway pull (``warn``), at most one per image per 5 min per
-        process, written off the request's hot path only when it happens."""
-        key = (repository, digest)
+    async def record_violation(
+        self, repository: str, reference: str, digest: str, actor: str | None, mode: str = "warn"
+    ) -> None:
+        """A ``policy_violation`` event for a pull of an unverified image — served anyway (``warn``) or refused
+        (``enforce``) — at most one per image per 5 min per process, written only when it happens."""
+        key = (repository, digest, mode)
         now = time.monotonic()
         if self._warned.get(key, 0.0) > now:
             return
@@ -248,7 +250,7 @@ class TrustChecker:
                 tag=tag,
                 digest=digest,
                 actor=actor,
-                payload={"mode": "warn", "reason": "not signed by a trusted key"},
+                payload={"mode": mode, "reason": "not signed by a trusted key"},
             )
 
     def forget(self, namespace: str) -> None:

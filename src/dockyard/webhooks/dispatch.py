@@ -310,7 +310,7 @@ class Dispatcher:
             platforms=platforms,
             info=info,
             base_url=public_base_url(self.settings),
-            details={k: v for k, v in payload.items() if k in ("count", "window_seconds")},
+            details={k: v for k, v in payload.items() if k in ("count", "window_seconds", "mode", "reason")},
         )
 
 

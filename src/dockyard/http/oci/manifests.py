@@ -54,12 +54,12 @@ async def get_manifest(request: Request) -> Response:
     trust = getattr(request.app.state, "trust", None)  # trust.checker.TrustChecker (policy off: cached no-op)
     if trust is not None:
         decision = await trust.decide(name, reference, manifest.digest, manifest.media_type, manifest.content)
+        if (decision.warn or decision.refuse) and request.method == "GET":
+            await trust.record_violation(name, reference, manifest.digest, principal(request).audit_name, decision.mode)
         if decision.refuse:
             raise OCIError("DENIED", decision.message, {"policy": "enforce", "digest": manifest.digest})
         if decision.verified is not None:
             headers["Dockyard-Signature-Verified"] = "true" if decision.verified else "false"
-        if decision.warn and request.method == "GET":
-            await trust.record_violation(name, reference, manifest.digest, principal(request).audit_name)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))
         return Response(b"", 200, headers, manifest.media_type)
