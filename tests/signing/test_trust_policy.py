@@ -9,16 +9,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.signing.helpers import VERIFIED, eventually, get, new_key, policy, trust
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -35,7 +35,6 @@ from tests.support.server import REPO_ROOT, DockyardServer
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SIG_ANNOTATION = "dev.cosignproject.cosign/signature"
-VERIFIED = "dockyard-signature-verified"
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
 def admin(server: DockyardServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30, auth=("admin", server.ADMIN_PASSWORD)) as client:
         yield client
-
-
-def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 def payload(repo: str, digest: str) -> bytes:
@@ -113,31 +100,6 @@ def sign(client: httpx.Client, repo: str, digest: str, key: ec.EllipticCurvePriv
     return tag
 
 
-def policy(client: httpx.Client, mode: str, repo: str | None = None, exempt: list[str] | None = None) -> None:
-    path = "/api/v2/namespaces/admin/trust-policy"
-    if repo is not None:
-        path = f"/api/v2/namespaces/admin/repositories/{repo.split('/', 1)[1]}/trust-policy"
-    response = client.put(path, json={"mode": mode, "exempt": exempt or []})
-    assert response.status_code == 200, response.text
-
-
-def trust(client: httpx.Client, key: ec.EllipticCurvePrivateKey) -> str:
-    response = client.post("/api/v2/namespaces/admin/trusted-keys", json={"name": "ci", "public_key": pem(key)})
-    assert response.status_code == 201, response.text
-    return str(response.json()["key_id"])
-
-
-def get(client: httpx.Client, repo: str, reference: str) -> httpx.Response:
-    return client.get(f"/v2/{repo}/manifests/{reference}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
-
-
-def eventually(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_enforce_warn_revoke_and_exempt(admin: httpx.Client, server: DockyardServer) -> None:
     repo = unique_name("admin")
     trusted, stranger = new_key(), new_key()
@@ -171,14 +133,18 @@ def test_enforce_warn_revoke_and_exempt(admin: httpx.Client, server: DockyardSer
     eventually(lambda: get(admin, repo, "unsigned").status_code == 200)
     warned = get(admin, repo, "unsigned")
     assert warned.headers[VERIFIED] == "false"
-    eventually(
-        lambda: (
-            server.execute_sql(
-                "UPDATE events SET actor = actor WHERE type = 'policy.violated' AND repository = :repo", repo=repo
+    for mode in ("enforce", "warn"):  # the refused pulls above, and the served one
+        eventually(
+            lambda mode=mode: (
+                server.execute_sql(
+                    "UPDATE events SET actor = actor WHERE type = 'policy.violated' AND repository = :repo"
+                    " AND payload LIKE :mode",
+                    repo=repo,
+                    mode=f'%"mode":"{mode}"%',
+                )
+                >= 1
             )
-            >= 1
         )
-    )
 
     policy(admin, "enforce", repo, exempt=[f"{repo}:unsig*"])
     eventually(lambda: get(admin, repo, "unsigned").status_code == 200)
