@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.support.oci import (
     unique_name,
 )
 from tests.support.server import DockyardServer
+from tests.support.storage_view import StorageView
 
 MiB = 1024 * 1024
 MANIFEST_LIMIT = 4 * MiB
@@ -165,6 +167,19 @@ def test_blob_unknown_is_404(client: httpx.Client, server: DockyardServer) -> No
     assert_error(client.delete(f"/v2/{repo}/blobs/{missing}"), 404, "BLOB_UNKNOWN")
     status, _, body = raw_head(server, f"/v2/{repo}/blobs/{missing}")
     assert (status, body) == (404, b"")
+
+
+def test_blob_content_lost_from_storage_is_404_not_a_cut_off_200(client: httpx.Client, server: DockyardServer) -> None:
+    """A blob whose bytes vanished behind the server's back (a storage accident) answers 404 BLOB_UNKNOWN before
+    any byte is sent, whole or ranged, on either driver; the server keeps serving."""
+    repo = unique_name()
+    lost, kept = secrets.token_bytes(3000), secrets.token_bytes(3000)
+    lost_digest, kept_digest = push_blob(client, repo, lost), push_blob(client, repo, kept)
+    StorageView(server).lose_blob(lost_digest)
+    assert_error(client.get(f"/v2/{repo}/blobs/{lost_digest}"), 404, "BLOB_UNKNOWN")
+    assert_error(client.get(f"/v2/{repo}/blobs/{lost_digest}", headers={"Range": "bytes=10-99"}), 404, "BLOB_UNKNOWN")
+    assert client.get(f"/v2/{repo}/blobs/{kept_digest}").content == kept
+    assert client.get(f"/v2/{repo}/blobs/{kept_digest}", headers={"Range": "bytes=10-99"}).content == kept[10:100]
 
 
 @pytest.mark.parametrize("upload_id", ["bogus", "0" * 32, "g" * 32, "f" * 64, "F" * 32])

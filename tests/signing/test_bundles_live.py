@@ -40,7 +40,6 @@ from tests.support.oci import (
     sha256,
     unique_name,
 )
-from tests.support.s3 import shared_moto_server
 from tests.support.server import DockyardServer
 from tests.support.storage_view import StorageView
 from tests.unit.signing.cosign_layout import (
@@ -202,15 +201,7 @@ def push_bundles(
 
 
 def lose_blob(server: DockyardServer, digest: str) -> None:
-    """Delete a committed blob behind the server's back (a storage accident), on either driver."""
-    view = StorageView(server)
-    algorithm, encoded = digest.split(":")
-    key = f"blobs/{algorithm}/{encoded[:2]}/{encoded}"
-    if view.s3:
-        shared_moto_server().client.delete_object(Bucket=view.bucket, Key=view.prefix + key)
-    else:
-        (view.root / key).unlink()
-    assert digest not in view.blobs()
+    StorageView(server).lose_blob(digest)
 
 
 @dataclass

@@ -64,6 +64,16 @@ class StorageView:
             return body
         return (self.root / key).read_bytes()
 
+    def lose_blob(self, digest: str) -> None:
+        """Delete a committed blob behind the server's back (a storage accident)."""
+        algorithm, hexpart = digest.split(":", 1)
+        key = f"blobs/{algorithm}/{hexpart[:2]}/{hexpart}"
+        if self.s3:
+            self._client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        else:
+            (self.root / key).unlink()
+        assert digest not in self.blobs()
+
     def assert_blobs_intact(self) -> None:
         """Every committed blob is complete: its bytes hash to its name. No temporary or partial objects."""
         for name in self.blobs():
