@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.x509 import (
     Certificate,
@@ -35,14 +36,12 @@ from cryptography.x509 import (
     SubjectAlternativeName,
     UniformResourceIdentifier,
 )
-from sigstore.errors import Error as SigstoreError
-from sigstore.errors import VerificationError
-from sigstore.hashes import Hashed
-from sigstore.models import Bundle, TrustedRoot
-from sigstore.verify import Verifier
-from sigstore_models.common.v1 import HashAlgorithm
 
 from dockyard.signing import formats as f
+
+if TYPE_CHECKING:  # sigstore takes ~0.5 s to import (TUF, securesystemslib): loaded when first needed
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
 
 __all__ = [
     "KeylessTrust",
@@ -63,7 +62,6 @@ MAX_TRUSTED_ROOT_BYTES = 4 * 1024 * 1024
 _ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw UTF-8 bytes (Fulcio, deprecated)
 _ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # DER UTF8String
 _SIGSTORE_OTHERNAME = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
-_HASHES = {"sha256": HashAlgorithm.SHA2_256, "sha384": HashAlgorithm.SHA2_384, "sha512": HashAlgorithm.SHA2_512}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +80,8 @@ class KeylessTrust:
     _verifier: list[Verifier] = field(default_factory=list, compare=False, repr=False)
 
     def verifier(self) -> Verifier:
+        from sigstore.verify import Verifier
+
         if not self._verifier:
             self._verifier.append(Verifier(trusted_root=self.root))
         return self._verifier[0]
@@ -119,6 +119,8 @@ def load_trusted_root(path: Path) -> tuple[TrustedRoot, str]:
         raise ValueError(f"cannot read the Sigstore trusted root {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_TRUSTED_ROOT_BYTES:
         raise ValueError(f"the Sigstore trusted root {path} is larger than {MAX_TRUSTED_ROOT_BYTES // 1024} KiB")
+    from sigstore.models import TrustedRoot
+
     try:
         root = TrustedRoot.from_file(str(path))
         root.get_fulcio_certs()  # raises when there is no usable certificate authority
@@ -143,11 +145,10 @@ def certificate_identity(cert: Certificate) -> tuple[str | None, list[str]]:
     except ExtensionNotFound:
         return issuer, []
     subjects = [*san.get_values_for_type(RFC822Name), *san.get_values_for_type(UniformResourceIdentifier)]
-    subjects += [
-        name.value.decode("utf-8", "replace")
-        for name in san.get_values_for_type(OtherName)
-        if name.type_id == _SIGSTORE_OTHERNAME
-    ]
+    for name in san.get_values_for_type(OtherName):
+        value = _der_utf8(name.value) if name.type_id == _SIGSTORE_OTHERNAME else None
+        if value is not None:  # Fulcio's username identities: a DER UTF8String
+            subjects.append(value)
     return issuer, subjects
 
 
@@ -186,6 +187,8 @@ class _IdentityPolicy:
                 if pattern.fullmatch(subject):
                     self.matched, self.signer = identity, subject
                     return
+        from sigstore.errors import VerificationError
+
         raise VerificationError(
             f"the certificate's identity ({', '.join(subjects)[:200] or 'no subject'}, issuer "
             f"{(issuer or 'none')[:200]}) is not one the namespace trusts"
@@ -205,6 +208,11 @@ def verify_keyless_bundle(data: bytes, algorithm: str, hex_digest: str, trust: K
     for one of ``trust``'s identities. Never raises on bad input."""
     if not trust.identities:
         return KeylessVerdict(None, False, "keyless signature: the namespace trusts no keyless identity")
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle
+    from sigstore_models.common.v1 import HashAlgorithm
+
     try:
         bundle = Bundle.from_json(data)
     except Exception as exc:  # InvalidBundle, pydantic's ValidationError, ValueError…
@@ -221,13 +229,19 @@ def verify_keyless_bundle(data: bytes, algorithm: str, hex_digest: str, trust: K
                 except f.FormatError as exc:
                     problem = f"the signed statement {exc}"
         else:
-            hash_algorithm = _HASHES.get(algorithm)
+            hash_algorithm = {
+                "sha256": HashAlgorithm.SHA2_256,
+                "sha384": HashAlgorithm.SHA2_384,
+                "sha512": HashAlgorithm.SHA2_512,
+            }.get(algorithm)
             if hash_algorithm is None:
                 return KeylessVerdict(None, False, f"message signatures over {algorithm} digests are not supported")
             hashed = Hashed(algorithm=hash_algorithm, digest=bytes.fromhex(hex_digest))
             trust.verifier().verify_artifact(hashed, bundle, policy)
             problem = None
-    except (VerificationError, SigstoreError) as exc:
+    except (SigstoreError, ExtensionNotFound, ValueError) as exc:
+        # sigstore's errors (VerificationError, InvalidBundle, CertValidationError…) share a base; a certificate
+        # without a required extension (EKU, key usage) surfaces as cryptography's ExtensionNotFound.
         identity = policy.matched.identity_id if policy.matched else None
         return KeylessVerdict(identity, False, f"keyless signature: {str(exc)[:300]}", policy.signer)
     except Exception:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sigstore.models import TrustedRoot
 from sqlalchemy import select
 
 from dockyard.db.engine import Database
@@ -23,6 +23,9 @@ from dockyard.models import TrustedIdentity, TrustedKey
 from dockyard.signing.keyless import KeylessTrust, load_trusted_root
 from dockyard.signing.keyless import TrustedIdentity as Identity
 from dockyard.signing.keys import PublicKey, load_public_key
+
+if TYPE_CHECKING:
+    from sigstore.models import TrustedRoot
 
 log = logging.getLogger("dockyard.trust")
 CACHE_SECONDS = 2.0
@@ -98,7 +101,7 @@ class AnchorCache:
             except ValueError:
                 log.warning("trusted key %s of %s cannot be loaded", row.key_id, namespace)
         identities = tuple(Identity(row.identity_id, row.issuer, row.subject) for row in identity_rows)
-        root = self.root() if identities else None
+        root = self.root()
         keyless = KeylessTrust(root[0], identities) if root is not None else None
         fingerprint = root[1] if root is not None else ""
         version = set_version([*keys, *(i.identity_id for i in identities), f"root:{fingerprint}"])

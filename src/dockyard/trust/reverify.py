@@ -28,16 +28,21 @@ PAGE = 500
 MAX_IMAGES = 100_000  # signed images re-verified per namespace change
 
 
+# One job per change, run one at a time per image or namespace (``ordering_key``), and no dedupe: a change that
+# lands while a job is already running must get a run of its own, which a dedupe key would swallow. Runs after the
+# first are cheap: ``TrustChecker.check`` reuses a stored result while the anchors and signatures are unchanged.
+
+
 async def enqueue_verify(conn: AsyncConnection, repository: str, digest: str) -> None:
     """Verify the signatures of ``repository@digest`` soon (a signature for it has just arrived)."""
     await enqueue(
-        conn, VERIFY, {"repository": repository, "digest": digest}, dedupe_key=f"{VERIFY}:{repository}@{digest}"
+        conn, VERIFY, {"repository": repository, "digest": digest}, ordering_key=f"{VERIFY}:{repository}@{digest}"
     )
 
 
 async def enqueue_reverify(conn: AsyncConnection, namespace: str) -> None:
     """Verify every signed image of ``namespace`` again (its keys or identities have changed)."""
-    await enqueue(conn, REVERIFY, {"namespace": namespace}, dedupe_key=f"{REVERIFY}:{namespace}")
+    await enqueue(conn, REVERIFY, {"namespace": namespace}, ordering_key=f"{REVERIFY}:{namespace}")
 
 
 async def signed_images(checker: TrustChecker, namespace: str) -> AsyncIterator[tuple[str, str]]:
