@@ -20,9 +20,27 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"dockyard test backend: {backend.describe()}"
 
 
+# Pure tests (no server, no database): the same in both passes, so they run in the embedded one only.
+PURE = tuple(
+    f"tests/unit/{part}"
+    for part in (
+        "core/",
+        "signing/",
+        "accounts/",
+        "webhooks/",
+        "jobs/",
+        "auth/test_scopes.py",
+        "auth/test_permissions.py",
+    )
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     current = backend.current()
+    root = Path(str(config.rootpath))
     for item in items:
+        if current != backend.EMBEDDED and Path(str(item.path)).relative_to(root).as_posix().startswith(PURE):
+            item.add_marker(pytest.mark.embedded_only)
         if current != backend.EMBEDDED and item.get_closest_marker("embedded_only"):
             item.add_marker(pytest.mark.skip(reason="embedded_only: runs in the embedded pass"))
         if current != backend.SCALEOUT and item.get_closest_marker("scaleout_only"):

@@ -1,6 +1,10 @@
 """The route × principal permission matrix: every route of ``/v2``, ``/api/v2`` and ``/v1`` is called as each
 principal of ``world.py`` and must answer what its row says. A route without a row fails the completeness test,
-so a new route cannot ship without its permissions being stated."""
+so a new route cannot ship without its permissions being stated.
+
+It runs in the embedded pass only (about 1,500 requests): who may do what is decided by the same SQL on both
+engines, and the scale-out pass exercises those queries on PostgreSQL through the Hub API, registry-auth and
+webhook tests."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_webhooks import ROWS as WEBHOOK_ROWS
 from tests.security.world import PRINCIPALS, World, build_world
 from tests.support.server import DockyardServer
+
+pytestmark = pytest.mark.embedded_only
 
 ROWS = {**OCI_ROWS, **API_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS}
 
