@@ -33,7 +33,9 @@ for backend in "${backends[@]}"; do
   runnable+=("$backend")
 done
 
-workdir=$(mktemp -d "${TMPDIR:-/tmp}/dockyard-tests.XXXXXX")
+# Lower case only: podman and buildah refuse an `oci:` layout path with capitals in it.
+workdir="${TMPDIR:-/tmp}/dockyard-tests-$$-$(date +%s)"
+rm -rf "$workdir" && mkdir -p "$workdir"
 run_pass() {  # backend [pytest args…]; exit status: pytest's, with 5 ("no tests collected") as a failure
   local backend=$1
   shift

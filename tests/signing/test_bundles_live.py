@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -216,20 +216,6 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = DockyardServer(tmp_path_factory.mktemp("bundles") / "data", secure=True)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(server: DockyardServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30, auth=("admin", server.ADMIN_PASSWORD)) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def world(server: DockyardServer, admin: httpx.Client) -> World:
     key_ids = {signer.name: trust(admin, signer.key, signer.name) for signer in TRUSTED}
     assert key_ids == {signer.name: signer.id for signer in TRUSTED}  # the id cosign's hint carries
@@ -371,3 +357,15 @@ def test_revoking_the_key_refuses_bundle_signed_images(admin: httpx.Client, worl
     assert [s["verified"] for s in tag_signatures(admin, world.revoke, "v1")] == [False]
     # The other keys still count.
     assert get(admin, world.enforce, "ecdsa-p256").status_code == 200
+
+
+def test_deleting_the_bundle_blob_unverifies_the_image(admin: httpx.Client, world: World) -> None:
+    """A signature whose bundle blob was deleted from the repository (``DELETE /v2/…/blobs/…``) is one no client
+    can fetch to verify: the image it signed is no longer verified."""
+    image = push_image(admin, world.revoke, "blob-deleted")
+    bundle = as_json(signed(P256, image.digest))
+    push_bundles(admin, world.revoke, image, [bundle])
+    eventually(lambda: get(admin, world.revoke, "blob-deleted").status_code == 200, timeout=5)
+    assert admin.delete(f"/v2/{world.revoke}/blobs/{sha256(bundle)}").status_code == 202
+    eventually(lambda: get(admin, world.revoke, "blob-deleted").status_code == 403, timeout=5)
+    assert [s["verified"] for s in tag_signatures(admin, world.revoke, "blob-deleted")] == [False]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +39,8 @@ def trusted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, trusted_root: Path) -> Iterator[DockyardServer]:
-    env = {"DOCKYARD_SIGSTORE_TRUSTED_ROOT": str(trusted_root)}
-    srv = DockyardServer(tmp_path_factory.mktemp("keyless") / "data", secure=True, env=env)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(server: DockyardServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30, auth=("admin", server.ADMIN_PASSWORD)) as client:
-        yield client
+def server_env(trusted_root: Path) -> dict[str, str]:
+    return {"DOCKYARD_SIGSTORE_TRUSTED_ROOT": str(trusted_root)}
 
 
 def add_identity(client: httpx.Client, subject: str, issuer: str = ISSUER, name: str = "ci") -> str:

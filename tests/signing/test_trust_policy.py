@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,20 +34,6 @@ from tests.support.server import REPO_ROOT, DockyardServer
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SIG_ANNOTATION = "dev.cosignproject.cosign/signature"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = DockyardServer(tmp_path_factory.mktemp("trust") / "data", secure=True)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(server: DockyardServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30, auth=("admin", server.ADMIN_PASSWORD)) as client:
-        yield client
 
 
 def payload(repo: str, digest: str) -> bytes:

@@ -26,7 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
 from dockyard.events.outbox import POLICY_VIOLATED, record_event
-from dockyard.models import Manifest, ManifestReference, Repository, SignatureCheck, Tag, TrustPolicy
+from dockyard.models import (
+    Manifest,
+    ManifestReference,
+    Repository,
+    RepositoryBlob,
+    SignatureCheck,
+    Tag,
+    TrustPolicy,
+)
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, is_signature_artifact, signature_tag
@@ -150,8 +158,13 @@ class TrustChecker:
             if manifest_id is None:
                 return []
             signatures = await _signature_manifests(conn, repository, digest)
-            # The cached result stands while both the anchors and the set of signatures are the same.
-            version = set_version([anchors.version, *(sig_digest for sig_digest, _, _ in signatures)])
+            # Only blobs the repository still links are read: a signature whose payload was deleted is one no
+            # client can fetch to verify.
+            linked = await _linked_blobs(conn, repository, {d for _, _, c in signatures for d, _ in _layers(c)})
+            # The cached result stands while the anchors, the signatures and their linked blobs are the same.
+            version = set_version(
+                [anchors.version, *(sig_digest for sig_digest, _, _ in signatures), *(f"blob:{d}" for d in linked)]
+            )
             stored = (
                 await conn.execute(select(SignatureCheck).where(SignatureCheck.manifest_id == manifest_id))
             ).first()
@@ -160,7 +173,7 @@ class TrustChecker:
                 return cached
         results: list[dict[str, Any]] = []
         for _, media_type, content in signatures[:MAX_SIGNATURES]:
-            blobs = await self._blobs(content)
+            blobs = await self._blobs(content, linked)
             reader = _reader(blobs)
             for result in verify_signature_manifest(content, media_type, digest, reader, anchors.keys, anchors.keyless):
                 results.append(
@@ -188,17 +201,12 @@ class TrustChecker:
                 )
         return results
 
-    async def _blobs(self, content: bytes) -> dict[str, bytes]:
-        """The small blobs a signature manifest's layers point at (payloads, bundles), read up front."""
-        try:
-            doc = json.loads(content)
-            layers = [layer for layer in doc.get("layers", []) if isinstance(layer, dict)][:MAX_SIGNATURES]
-        except (ValueError, AttributeError):
-            return {}
+    async def _blobs(self, content: bytes, linked: set[str]) -> dict[str, bytes]:
+        """The small blobs a signature manifest's layers point at (payloads, bundles) that the repository links,
+        read up front."""
         blobs: dict[str, bytes] = {}
-        for layer in layers:
-            digest, size = layer.get("digest"), layer.get("size")
-            if not isinstance(digest, str) or not isinstance(size, int) or not 0 <= size <= MAX_BLOB:
+        for digest, size in _layers(content):
+            if digest not in linked or not 0 <= size <= MAX_BLOB:
                 continue
             try:
                 chunks = [chunk async for chunk in self.ctx.store.read(digest, 0, size)]
@@ -257,6 +265,32 @@ class TrustChecker:
         """Drop this process's cached policy, keys and identities of ``namespace`` (after a change made here)."""
         self._policies.pop(namespace, None)
         self.anchors.forget(namespace)
+
+
+def _layers(content: bytes) -> list[tuple[str, int]]:
+    """(digest, size) of a signature manifest's first layers; none when it is not a manifest."""
+    try:
+        doc = json.loads(content)
+        layers = [layer for layer in doc.get("layers", []) if isinstance(layer, dict)][:MAX_SIGNATURES]
+    except (ValueError, AttributeError):
+        return []
+    return [
+        (layer["digest"], layer["size"])
+        for layer in layers
+        if isinstance(layer.get("digest"), str) and isinstance(layer.get("size"), int)
+    ]
+
+
+async def _linked_blobs(conn: AsyncConnection, repository: str, digests: set[str]) -> set[str]:
+    if not digests:
+        return set()
+    repo_id = select(Repository.id).where(Repository.name == repository).scalar_subquery()
+    rows = await conn.execute(
+        select(RepositoryBlob.digest).where(
+            RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(sorted(digests))
+        )
+    )
+    return set(rows.scalars().all())
 
 
 def _reader(blobs: dict[str, bytes]) -> Callable[[str, int], bytes | None]:
