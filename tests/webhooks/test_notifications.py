@@ -62,11 +62,19 @@ def test_notification_endpoints_and_pull_events(tmp_path: Path) -> None:
                 for _ in range(3):
                     assert client.get(f"/v2/{repo}/manifests/v1").status_code == 200
                 assert client.head(f"/v2/{repo}/manifests/v1").status_code == 200  # HEAD is not a pull
-            pulls = wait_for(lambda: mine(receiver, "/pulls", repo))
-            pull = pulls[0]["event"]
-            assert pull["event"] == "pull"
-            assert pull["tag"] == "v1"
-            assert pull["details"]["count"] == 3
+            # Aggregated per flush window (0.5 s here) and per server process: three pulls arrive as one event
+            # with count 3, or — on a slow machine — as several whose counts add up to 3.
+            pulls = wait_for(
+                lambda: (
+                    (found := mine(receiver, "/pulls", repo))
+                    and sum(p["event"]["details"]["count"] for p in found) >= 3
+                    and found
+                )
+            )
+            assert sum(p["event"]["details"]["count"] for p in pulls) == 3
+            for pull in (p["event"] for p in pulls):
+                assert pull["event"] == "pull"
+                assert pull["tag"] == "v1"
 
             with admin_client(server) as client:
                 assert client.delete(f"/v2/{repo}/manifests/v1").status_code == 202
