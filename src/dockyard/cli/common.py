@@ -26,6 +26,7 @@ from dockyard.authz.principal import OPEN, Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
+from dockyard.hub.access import full_name
 from dockyard.logs import configure_logging
 from dockyard.settings import Settings, SettingsError, load_settings
 
@@ -175,3 +176,12 @@ def read_password(from_stdin: bool) -> str | None:
     if not password:
         raise click.ClickException("no password on standard input")
     return password
+
+
+def parse_scope(target: str) -> tuple[str, str | None]:
+    """``NS`` → (namespace, None): every repository of the namespace; ``NS/REPO`` → (namespace, the repository's
+    registry name), where ``library/alpine`` is ``alpine`` as in the Hub API."""
+    namespace, sep, name = target.strip().partition("/")
+    if not namespace or (sep and not name):
+        raise click.BadParameter(f"{target!r}: expected NAMESPACE or NAMESPACE/REPOSITORY", param_hint="TARGET")
+    return namespace, full_name(namespace, name) if sep else None

@@ -1,6 +1,7 @@
 """``dockyard serve | gc | db upgrade | --version``, ``dockyard worker`` (``cli/worker.py``), and the
-administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo`` and ``webhook``
-(``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``), and ``key`` (cosign key pairs, ``cli/signing.py``)."""
+administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``webhook`` and ``trust``
+(``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key`` (cosign key pairs,
+``cli/signing.py``) and ``sign`` (``cli/sign.py``)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import click
 
 from dockyard.authz.principal import Principal
-from dockyard.cli.common import Operator, operator_command, print_fields, print_table
-from dockyard.cli.webhooks import parse_scope
+from dockyard.cli.common import Operator, operator_command, parse_scope, print_fields, print_table
 from dockyard.db.engine import Database
 from dockyard.errors import Invalid, NotFound
 from dockyard.signing.keys import MAX_PEM_SIZE, InvalidKey, key_id, load_public_key

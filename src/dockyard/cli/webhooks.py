@@ -9,23 +9,21 @@ from urllib.parse import urlsplit
 import click
 
 from dockyard.auth.secrets import SecretBox
-from dockyard.cli.common import Operator, every_page, operator_command, print_fields, print_table, show_secret
+from dockyard.cli.common import (
+    Operator,
+    every_page,
+    operator_command,
+    parse_scope,
+    print_fields,
+    print_table,
+    show_secret,
+)
 from dockyard.core.paging import MAX_PAGE_SIZE, PageRequest
 from dockyard.db.engine import Database
-from dockyard.hub.access import full_name
 from dockyard.webhooks.dispatch import public_base_url
 from dockyard.webhooks.manage import WebhookService
 from dockyard.webhooks.signing import SIGNATURE_HEADER
 from dockyard.webhooks.views import PAYLOAD_FORMATS, DeliveryView, WebhookView
-
-
-def parse_scope(target: str) -> tuple[str, str | None]:
-    """``NS`` → (namespace, None): every repository of the namespace; ``NS/REPO`` → (namespace, the repository's
-    registry name), where ``library/alpine`` is ``alpine`` as in the Hub API."""
-    namespace, sep, name = target.strip().partition("/")
-    if not namespace or (sep and not name):
-        raise click.BadParameter(f"{target!r}: expected NAMESPACE or NAMESPACE/REPOSITORY", param_hint="TARGET")
-    return namespace, full_name(namespace, name) if sep else None
 
 
 def default_name(url: str) -> str:

@@ -11,7 +11,8 @@ import click
 import pytest
 
 from dockyard.auth.secrets import SecretBox
-from dockyard.cli.webhooks import default_name, parse_scope
+from dockyard.cli.common import parse_scope
+from dockyard.cli.webhooks import default_name
 from tests.unit.cli.test_accounts import Dockyard
 
 URL = "http://127.0.0.1:9/hook"
