@@ -130,16 +130,14 @@ class TrustService:
                     created_at=now,
                 )
             )
-            await record_audit(
+            await _anchors_changed(
                 conn,
+                actor,
                 namespace,
                 "signing.key.add",
-                actor=actor.audit_name,
-                target=namespace,
-                source_ip=source_ip,
-                data={"key_id": kid, "name": name, "algorithm": algorithm},
+                source_ip,
+                {"key_id": kid, "name": name, "algorithm": algorithm},
             )
-            await enqueue_reverify(conn, namespace)
         return KeyView(kid, name, algorithm, public_key.strip() + "\n", actor.audit_name, now)
 
     async def remove_key(self, actor: Principal, namespace: str, kid: str, *, source_ip: str = "") -> None:
@@ -150,16 +148,7 @@ class TrustService:
             )
             if removed.rowcount != 1:
                 raise NotFound("request", "no such trusted key", {"key_id": kid[:80]})
-            await record_audit(
-                conn,
-                namespace,
-                "signing.key.remove",
-                actor=actor.audit_name,
-                target=namespace,
-                source_ip=source_ip,
-                data={"key_id": kid},
-            )
-            await enqueue_reverify(conn, namespace)
+            await _anchors_changed(conn, actor, namespace, "signing.key.remove", source_ip, {"key_id": kid})
 
     # -- keyless identities ---------------------------------------------------------------------------------------
 
@@ -212,16 +201,14 @@ class TrustService:
                     created_at=now,
                 )
             )
-            await record_audit(
+            await _anchors_changed(
                 conn,
+                actor,
                 namespace,
                 "signing.identity.add",
-                actor=actor.audit_name,
-                target=namespace,
-                source_ip=source_ip,
-                data={"identity_id": iid, "issuer": issuer, "subject": subject},
+                source_ip,
+                {"identity_id": iid, "issuer": issuer, "subject": subject},
             )
-            await enqueue_reverify(conn, namespace)
         return IdentityView(iid, name, issuer, subject, actor.audit_name, now)
 
     async def remove_identity(self, actor: Principal, namespace: str, iid: str, *, source_ip: str = "") -> None:
@@ -234,16 +221,7 @@ class TrustService:
             )
             if removed.rowcount != 1:
                 raise NotFound("request", "no such trusted identity", {"identity_id": iid[:80]})
-            await record_audit(
-                conn,
-                namespace,
-                "signing.identity.remove",
-                actor=actor.audit_name,
-                target=namespace,
-                source_ip=source_ip,
-                data={"identity_id": iid},
-            )
-            await enqueue_reverify(conn, namespace)
+            await _anchors_changed(conn, actor, namespace, "signing.identity.remove", source_ip, {"identity_id": iid})
 
     # -- the namespace's managed signing key ----------------------------------------------------------------------
 
@@ -293,16 +271,14 @@ class TrustService:
                     created_at=now,
                 )
             )
-            await record_audit(
+            await _anchors_changed(
                 conn,
+                actor,
                 namespace,
                 "signing.key.add",
-                actor=actor.audit_name,
-                target=namespace,
-                source_ip=source_ip,
-                data={"key_id": kid, "name": "dockyard-managed", "managed": True},
+                source_ip,
+                {"key_id": kid, "name": "dockyard-managed", "managed": True},
             )
-            await enqueue_reverify(conn, namespace)
         return ManagedKeyView(namespace, kid, public_pem, actor.audit_name, now)
 
     async def managed_private_key(self, namespace: str) -> PrivateKey:
@@ -371,6 +347,17 @@ class TrustService:
                 data={"mode": mode, "exempt": patterns},
             )
             return await _policy_view(conn, namespace, repository)
+
+
+async def _anchors_changed(
+    conn: AsyncConnection, actor: Principal, namespace: str, action: str, source_ip: str, data: dict[str, object]
+) -> None:
+    """A change of what ``namespace`` trusts (a key or an identity): audited, and its signed images re-verified,
+    both in the transaction that made the change."""
+    await record_audit(
+        conn, namespace, action, actor=actor.audit_name, target=namespace, source_ip=source_ip, data=data
+    )
+    await enqueue_reverify(conn, namespace)
 
 
 async def _policy_view(conn: AsyncConnection, namespace: str, repository: str | None) -> PolicyView:

@@ -14,7 +14,6 @@ from dockyard.http.api.deps import Services, SignedIn
 from dockyard.http.api.hub_schemas import NsPath, RepoPath, Timestamp
 from dockyard.http.oci.auth import client_ip
 from dockyard.hub.access import full_name
-from dockyard.trust.manage import IdentityView, KeyView, PolicyView
 
 router = APIRouter(prefix="/api/v2", tags=["signing"])
 
@@ -80,45 +79,11 @@ class PolicyIn(BaseModel):
     exempt: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(default_factory=list, max_length=100)
 
 
-def _key(view: KeyView) -> TrustedKeyOut:
-    return TrustedKeyOut(
-        key_id=view.key_id,
-        name=view.name,
-        algorithm=view.algorithm,
-        public_key=view.public_key,
-        created_by=view.created_by,
-        created_at=view.created_at,
-    )
-
-
-def _identity(view: IdentityView) -> TrustedIdentityOut:
-    return TrustedIdentityOut(
-        identity_id=view.identity_id,
-        name=view.name,
-        issuer=view.issuer,
-        subject=view.subject,
-        created_by=view.created_by,
-        created_at=view.created_at,
-    )
-
-
-def _policy(view: PolicyView) -> PolicyOut:
-    return PolicyOut(
-        namespace=view.namespace,
-        repository=view.repository,
-        mode=view.mode,
-        exempt=list(view.exempt),
-        inherited=view.inherited,
-        updated_by=view.updated_by,
-        updated_at=view.updated_at,
-    )
-
-
 @router.get("/namespaces/{ns}/trusted-keys", response_model=KeyList, responses=problem_responses(401, 404))
 async def list_keys(ns: NsPath, who: SignedIn, svc: Services) -> KeyList:
     """The public keys whose signatures this namespace trusts."""
     keys = await svc.trust.list_keys(who, ns)
-    return KeyList(count=len(keys), results=[_key(k) for k in keys])
+    return KeyList(count=len(keys), results=[TrustedKeyOut.model_validate(k, from_attributes=True) for k in keys])
 
 
 @router.post(
@@ -131,7 +96,7 @@ async def add_key(ns: NsPath, body: TrustedKeyIn, request: Request, who: SignedI
     """Trust a public key (cosign's ``cosign.pub``, or any PEM key of a supported type)."""
     view = await svc.trust.add_key(who, ns, name=body.name, public_key=body.public_key, source_ip=client_ip(request))
     svc.checker.forget(ns)
-    return _key(view)
+    return TrustedKeyOut.model_validate(view, from_attributes=True)
 
 
 @router.delete(
@@ -152,7 +117,9 @@ async def remove_key(ns: NsPath, key_id: KeyIdPath, request: Request, who: Signe
 async def list_identities(ns: NsPath, who: SignedIn, svc: Services) -> IdentityList:
     """The keyless signers (OIDC issuer and subject pattern) whose signatures this namespace trusts."""
     identities = await svc.trust.list_identities(who, ns)
-    return IdentityList(count=len(identities), results=[_identity(i) for i in identities])
+    return IdentityList(
+        count=len(identities), results=[TrustedIdentityOut.model_validate(i, from_attributes=True) for i in identities]
+    )
 
 
 @router.post(
@@ -171,7 +138,7 @@ async def add_identity(
         who, ns, issuer=body.issuer, subject=body.subject, name=body.name, source_ip=client_ip(request)
     )
     svc.checker.forget(ns)
-    return _identity(view)
+    return TrustedIdentityOut.model_validate(view, from_attributes=True)
 
 
 @router.delete(
@@ -191,7 +158,7 @@ async def remove_identity(
 
 @router.get("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=problem_responses(401, 404))
 async def get_namespace_policy(ns: NsPath, who: SignedIn, svc: Services) -> PolicyOut:
-    return _policy(await svc.trust.get_policy(who, ns, None))
+    return PolicyOut.model_validate(await svc.trust.get_policy(who, ns, None), from_attributes=True)
 
 
 @router.put("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=problem_responses(400, 401, 404))
@@ -199,14 +166,14 @@ async def set_namespace_policy(ns: NsPath, body: PolicyIn, request: Request, who
     """The namespace's default policy; repositories without their own follow it."""
     view = await svc.trust.set_policy(who, ns, None, mode=body.mode, exempt=body.exempt, source_ip=client_ip(request))
     svc.checker.forget(ns)
-    return _policy(view)
+    return PolicyOut.model_validate(view, from_attributes=True)
 
 
 @router.get(
     "/namespaces/{ns}/repositories/{repo}/trust-policy", response_model=PolicyOut, responses=problem_responses(401, 404)
 )
 async def get_repository_policy(ns: NsPath, repo: RepoPath, who: SignedIn, svc: Services) -> PolicyOut:
-    return _policy(await svc.trust.get_policy(who, ns, full_name(ns, repo)))
+    return PolicyOut.model_validate(await svc.trust.get_policy(who, ns, full_name(ns, repo)), from_attributes=True)
 
 
 @router.put(
@@ -222,7 +189,7 @@ async def set_repository_policy(
         who, ns, full_name(ns, repo), mode=body.mode, exempt=body.exempt, source_ip=client_ip(request)
     )
     svc.checker.forget(ns)
-    return _policy(view)
+    return PolicyOut.model_validate(view, from_attributes=True)
 
 
 class ManagedKeyOut(BaseModel):
@@ -237,13 +204,7 @@ class ManagedKeyOut(BaseModel):
 async def get_managed_key(ns: NsPath, who: SignedIn, svc: Services) -> ManagedKeyOut:
     """The namespace's Dockyard-managed signing key (its public half), which server-side signing uses."""
     view = await svc.trust.managed_key(who, ns)
-    return ManagedKeyOut(
-        namespace=view.namespace,
-        key_id=view.key_id,
-        public_key=view.public_key,
-        created_by=view.created_by,
-        created_at=view.created_at,
-    )
+    return ManagedKeyOut.model_validate(view, from_attributes=True)
 
 
 @router.post(
@@ -256,10 +217,4 @@ async def create_managed_key(ns: NsPath, request: Request, who: SignedIn, svc: S
     """Generate (or replace) the managed signing key; its public half becomes a trusted key of the namespace."""
     view = await svc.trust.create_managed_key(who, ns, source_ip=client_ip(request))
     svc.checker.forget(ns)
-    return ManagedKeyOut(
-        namespace=view.namespace,
-        key_id=view.key_id,
-        public_key=view.public_key,
-        created_by=view.created_by,
-        created_at=view.created_at,
-    )
+    return ManagedKeyOut.model_validate(view, from_attributes=True)
