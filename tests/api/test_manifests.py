@@ -272,3 +272,19 @@ def test_manifest_served_through_blob_endpoint(client: httpx.Client) -> None:
     response = client.get(f"/v2/{repo}/blobs/{image.digest}")
     assert response.status_code == 200
     assert response.content == image.manifest
+
+
+def test_reference_that_cannot_exist_is_unknown_on_get_and_head_and_invalid_on_put(client: httpx.Client) -> None:
+    """As distribution (and conformance suite v1.1.1): a syntactically invalid reference names no manifest."""
+    repo = unique_name()
+    image = push_image(client, repo, "v1")
+    for reference in (".INVALID_MANIFEST_NAME", "-bad", "sha256:notadigest"):
+        got = client.get(f"/v2/{repo}/manifests/{reference}")
+        assert got.status_code == 404, reference
+        assert error_codes(got) == ["MANIFEST_UNKNOWN"]
+        assert client.head(f"/v2/{repo}/manifests/{reference}").status_code == 404
+    put = client.put(
+        f"/v2/{repo}/manifests/.INVALID_MANIFEST_NAME", content=image.manifest, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert put.status_code == 400
+    assert error_codes(put) == ["TAG_INVALID"]

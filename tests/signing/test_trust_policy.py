@@ -282,3 +282,39 @@ def test_managed_namespace_key_signs_on_the_server(admin: httpx.Client, server: 
     shown = admin.get(f"/api/v2/namespaces/admin/repositories/{repo.split('/', 1)[1]}/tags/built").json()
     assert [(s["key_id"], s["verified"]) for s in shown["signatures"]] == [(managed["key_id"], True)]
     policy(admin, "off", repo)
+
+
+def test_enforce_applies_to_manifests_fetched_as_blobs(admin: httpx.Client) -> None:
+    """A manifest is also served by ``/v2/<name>/blobs/<digest>`` (as distribution does): the trust policy
+    decides there as on ``/manifests/``, and signatures stay fetchable both ways."""
+    repo = unique_name("admin")
+    key = new_key()
+    trust(admin, key)
+    unsigned = push_image(admin, repo, "unsigned")
+    signed = push_image(admin, repo, "signed")
+    sig_tag = sign(admin, repo, signed.digest, key)
+    sig_digest = get(admin, repo, sig_tag).headers["docker-content-digest"]
+    # A manifest whose bytes were also uploaded as an ordinary blob: still the manifest, still refused.
+    other = push_image(admin, repo, "other")
+    push_blob(admin, repo, other.manifest)
+    policy(admin, "enforce", repo)
+    eventually(lambda: get(admin, repo, "unsigned").status_code == 403)
+
+    for method in ("GET", "HEAD"):
+        for digest in (unsigned.digest, other.digest):
+            refused = admin.request(method, f"/v2/{repo}/blobs/{digest}")
+            assert refused.status_code == 403, (method, digest)
+            if method == "GET":
+                assert error_codes(refused) == ["DENIED"]
+                assert "trust policy" in refused.json()["errors"][0]["message"]
+        ranged = admin.request(method, f"/v2/{repo}/blobs/{unsigned.digest}", headers={"Range": "bytes=0-9"})
+        assert ranged.status_code == 403
+        served = admin.request(method, f"/v2/{repo}/blobs/{signed.digest}")
+        assert served.status_code == 200
+        assert served.headers[VERIFIED] == "true"
+        assert admin.request(method, f"/v2/{repo}/blobs/{sig_digest}").status_code == 200
+    assert admin.get(f"/v2/{repo}/blobs/{signed.digest}").content == signed.manifest
+    # Layers and configs are not manifests: the policy does not apply to them.
+    assert admin.get(f"/v2/{repo}/blobs/{sha256(unsigned.config)}").status_code == 200
+    policy(admin, "off", repo)
+    eventually(lambda: admin.get(f"/v2/{repo}/blobs/{unsigned.digest}").status_code == 200)

@@ -162,18 +162,24 @@ def is_signature_artifact(
     tag the manifest is fetched by, if any. Whoever pushes chooses tags and artifact types, so callers must pass
     ``layer_media_types`` to close the bypass "push any image as ``sha256-<hex>.sig``": with them, every layer must be
     of a signature, attestation or SBOM type. The referrers fallback index (an index tagged ``sha256-<hex>``) counts
-    too: it only lists referrers, and what it lists is judged on its own.
+    too: it only lists referrers, and what it lists is judged on its own. A manifest of one or more layers that are
+    all such payloads is one too, however it is fetched and whatever its artifact type.
     """
     kind = mt.strip_parameters(media_type)
     if kind in mt.INDEXES:
         return tag is not None and _REFERRERS_TAG_RE.match(tag) is not None
     if kind not in mt.IMAGE_MANIFESTS:
         return False
-    if layer_media_types is not None and not all(
-        layer in _ATTACHMENT_LAYER_TYPES or is_bundle_media_type(layer) for layer in layer_media_types
+    layers = None if layer_media_types is None else list(layer_media_types)
+    if layers is not None and not all(
+        layer in _ATTACHMENT_LAYER_TYPES or is_bundle_media_type(layer) for layer in layers
     ):
         return False
     if tag is not None and _ATTACHMENT_TAG_RE.match(tag):
+        return True
+    if layers:
+        # E.g. a tag-scheme signature fetched by digest (``/manifests/<digest>``, ``/blobs/<digest>``): payload
+        # layers only, nothing a runtime could unpack.
         return True
     return artifact_type is not None and (
         artifact_type in _SIGNATURE_ARTIFACT_TYPES or is_bundle_media_type(artifact_type)

@@ -51,6 +51,9 @@ def test_signed_digest_of_tag(tag: str, digest: str | None) -> None:
         (mt.OCI_MANIFEST, "application/vnd.dev.sigstore.bundle+json;version=0.2", None, None, True),
         (mt.OCI_MANIFEST, f.IN_TOTO, None, ["application/vnd.dsse.envelope.v1+json"], True),
         (mt.OCI_MANIFEST, "application/spdx+json", None, ["application/spdx+json"], True),
+        # a tag-scheme signature fetched by digest: payload layers only
+        (mt.OCI_MANIFEST, "application/vnd.oci.image.config.v1+json", None, [f.SIMPLE_SIGNING], True),
+        (mt.OCI_MANIFEST, "application/vnd.oci.image.config.v1+json", None, [], False),
         # the referrers fallback index only lists referrers
         (mt.OCI_INDEX, None, f"sha256-{HEX}", None, True),
         # images, whatever their tag or artifact type claims

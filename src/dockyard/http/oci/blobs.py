@@ -1,4 +1,5 @@
-"""``/v2/<name>/blobs/<digest>``: GET and HEAD (with Range), DELETE."""
+"""``/v2/<name>/blobs/<digest>``: GET and HEAD (with Range), DELETE. A manifest digest of the repository is
+served too (as distribution does), under the same trust policy as ``/manifests/``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dockyard.errors import RangeNotSatisfiable
 from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, digest_param, registry, repo_name
 from dockyard.http.oci.errors import OCIError
+from dockyard.http.oci.trust import VERIFIED_HEADER, check_trust, manifest_behind_blob
+from dockyard.registry.manifests import StoredManifest
 from dockyard.storage.base import UploadMissing
 
 OCTET = "application/octet-stream"
@@ -63,6 +66,15 @@ async def get_blob(request: Request) -> Response:
         "Cache-Control": "max-age=31536000",
         **API_VERSION,
     }
+    # A manifest's bytes are the manifest whichever route hands them out: the trust policy decides here too.
+    if info.manifest_content is not None:
+        manifest: StoredManifest | None = StoredManifest(info.digest, info.media_type or OCTET, info.manifest_content)
+    else:
+        manifest = await manifest_behind_blob(request, name, digest)
+    if manifest is not None:
+        await check_trust(request, name, info.digest, manifest, headers)
+        if VERIFIED_HEADER in headers:  # the answer changes when a key is revoked: no year-long caching
+            headers["Cache-Control"] = "no-cache"
     try:
         byte_range = parse_range(request.headers.get("range"), info.size)
     except RangeNotSatisfiable as exc:

@@ -8,10 +8,11 @@ from starlette.responses import Response
 from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
 from dockyard.core.names import validate_tag
-from dockyard.errors import TooLarge
+from dockyard.errors import Invalid, TooLarge
 from dockyard.http.oci.auth import client_ip, principal, requires
 from dockyard.http.oci.base import API_VERSION, body_stream, manifest_location, registry, repo_name
 from dockyard.http.oci.errors import OCIError
+from dockyard.http.oci.trust import check_trust
 
 MAX_TAGS_PER_PUT = 100
 
@@ -23,6 +24,16 @@ def _reference(request: Request) -> str:
     else:
         validate_tag(reference)
     return reference
+
+
+def _lookup_reference(request: Request) -> str:
+    """The reference of a GET or HEAD: one that cannot exist names no manifest — 404 ``MANIFEST_UNKNOWN``, as
+    distribution answers and the conformance suite expects (a PUT of it is 400 ``TAG_INVALID``)."""
+    try:
+        return _reference(request)
+    except Invalid:
+        reference: str = request.path_params["reference"]
+        raise OCIError("MANIFEST_UNKNOWN", "manifest unknown to registry", {"reference": reference[:200]}) from None
 
 
 def _accepted(request: Request) -> set[str] | None:
@@ -40,7 +51,7 @@ def _accepted(request: Request) -> set[str] | None:
 @requires("pull")
 async def get_manifest(request: Request) -> Response:
     name = repo_name(request)
-    reference = _reference(request)
+    reference = _lookup_reference(request)
     manifest = await registry(request).manifests.get(name, reference)
     accepted = _accepted(request)
     if accepted is not None and manifest.media_type not in accepted and manifest.media_type in mt.INDEXES:
@@ -51,15 +62,7 @@ async def get_manifest(request: Request) -> Response:
             {"reference": reference, "mediaType": manifest.media_type},
         )
     headers = {"Docker-Content-Digest": manifest.digest, "ETag": f'"{manifest.digest}"', **API_VERSION}
-    trust = getattr(request.app.state, "trust", None)  # trust.checker.TrustChecker (policy off: cached no-op)
-    if trust is not None:
-        decision = await trust.decide(name, reference, manifest.digest, manifest.media_type, manifest.content)
-        if (decision.warn or decision.refuse) and request.method == "GET":
-            await trust.record_violation(name, reference, manifest.digest, principal(request).audit_name, decision.mode)
-        if decision.refuse:
-            raise OCIError("DENIED", decision.message, {"policy": "enforce", "digest": manifest.digest})
-        if decision.verified is not None:
-            headers["Dockyard-Signature-Verified"] = "true" if decision.verified else "false"
+    await check_trust(request, name, reference, manifest, headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))
         return Response(b"", 200, headers, manifest.media_type)
