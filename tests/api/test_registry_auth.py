@@ -210,6 +210,15 @@ def test_oauth2_password_grant_and_errors(anon: httpx.Client) -> None:
     assert bad_scope.json()["error"] == "invalid_scope"
 
 
+@pytest.mark.parametrize("scope", ["nonsense", "repository:UPPER/case:pull", "repository:a/b", "repository::pull"])
+def test_malformed_scope_on_the_token_get_is_a_400(anon: httpx.Client, scope: str) -> None:
+    response = anon.get("/v2/token", params=[("scope", "repository:admin/x:pull"), ("scope", scope)])
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_scope"
+    assert error_codes(response) == ["INVALID_SCOPE"]
+    assert response.headers["cache-control"] == "no-store"
+
+
 def _forge(token: str, **changes: Any) -> str:
     header, _payload, signature = token.split(".")
     body = {**claims(token), **changes}

@@ -4,7 +4,8 @@
 none (anonymous), repeated ``scope`` parameters, ``offline_token=true`` + ``client_id`` for a refresh token.
 ``POST`` (``oauth.md``): a form with ``grant_type=password|refresh_token``, ``client_id``, ``scope``
 (space-separated), ``access_type=offline``. The grant is the intersection of what was asked and what the caller
-may do; asking for more than allowed is not an error, the token just holds less.
+may do; asking for more than allowed is not an error, the token just holds less. A malformed ``scope`` is a 400
+``invalid_scope`` on both.
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ async def _respond(
 async def token_get(request: Request) -> Response:
     g = guard(request)
     params = request.query_params
-    asked = parse_scopes(params.getlist("scope"))
+    try:
+        asked = parse_scopes(params.getlist("scope"))
+    except DomainError as exc:
+        return _oauth_error(400, "invalid_scope", exc.message)
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if g.settings.open:
         caller = OPEN
@@ -138,7 +142,9 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
-    code = "UNAUTHORIZED" if status == 401 else "UNSUPPORTED"
+    """An OAuth2 error body (``error``, ``error_description``) that also carries the registry's ``errors`` list,
+    whose code names the problem (``INVALID_SCOPE``, ``INVALID_REQUEST``, …; ``UNAUTHORIZED`` for a 401)."""
+    code = "UNAUTHORIZED" if status == 401 else error.upper()
     return _json(
         {
             "error": error,
