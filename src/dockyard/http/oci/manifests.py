@@ -27,12 +27,16 @@ def _reference(request: Request) -> str:
 
 
 def _lookup_reference(request: Request) -> str:
-    """The reference of a GET or HEAD: one that cannot exist names no manifest — 404 ``MANIFEST_UNKNOWN``, as
-    distribution answers and the conformance suite expects (a PUT of it is 400 ``TAG_INVALID``)."""
+    """The reference of a GET or HEAD: a tag that cannot exist names no manifest — 404 ``MANIFEST_UNKNOWN``, as
+    distribution answers and the conformance suite expects (a PUT of it is 400 ``TAG_INVALID``; a malformed
+    digest stays 400 ``DIGEST_INVALID``)."""
+    reference: str = request.path_params["reference"]
+    if ":" in reference:
+        Digest.parse(reference)
+        return reference
     try:
-        return _reference(request)
+        return validate_tag(reference)
     except Invalid:
-        reference: str = request.path_params["reference"]
         raise OCIError("MANIFEST_UNKNOWN", "manifest unknown to registry", {"reference": reference[:200]}) from None
 
 
