@@ -6,9 +6,12 @@ Nothing imports this module except the CLI and the tests.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import secrets
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -30,7 +33,7 @@ from dockyard.db.engine import Database
 from dockyard.http import ops
 from dockyard.http.api.app import api_app
 from dockyard.http.api.deps import ApiServices
-from dockyard.http.middleware import Metrics, ObservabilityMiddleware
+from dockyard.http.middleware import Metrics, ObservabilityMiddleware, SecurityHeadersMiddleware
 from dockyard.http.oci.auth import RegistryGuard
 from dockyard.http.oci.routes import oci_app
 from dockyard.hub.audit import AuditLogService
@@ -42,7 +45,7 @@ from dockyard.jobs.registry import running_jobs
 from dockyard.logs import configure_logging
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
-from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir
+from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir, supervisor_pid
 from dockyard.storage.factory import open_blob_store
 from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService
@@ -50,6 +53,7 @@ from dockyard.webhooks.manage import WebhookService
 from dockyard.webhooks.notifications import sync_endpoints
 
 log = logging.getLogger("dockyard")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def resolve_secret_key(settings: Settings) -> Settings:
@@ -168,9 +172,9 @@ class DockyardApp:
     def __init__(self, shell: Starlette, oci: ASGIApp, api: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
         self.shell = shell
         self.state = shell.state
-        self._oci = ObservabilityMiddleware(oci, metrics, log_requests=log_requests)
-        self._api = ObservabilityMiddleware(api, metrics, log_requests=log_requests)
-        self._other = ObservabilityMiddleware(shell, metrics, log_requests=log_requests)
+        self._oci = ObservabilityMiddleware(SecurityHeadersMiddleware(oci), metrics, log_requests=log_requests)
+        self._api = ObservabilityMiddleware(SecurityHeadersMiddleware(api), metrics, log_requests=log_requests)
+        self._other = ObservabilityMiddleware(SecurityHeadersMiddleware(shell), metrics, log_requests=log_requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -188,6 +192,20 @@ class DockyardApp:
 def app_from_environment() -> DockyardApp:
     """Factory for server workers in separate processes: settings come serialized from the parent, and logging
     is set up again because a spawned process starts with none."""
+    die_with_supervisor()
     settings = load_serialized()
     configure_logging(settings.log_level)
     return create_app(settings)
+
+
+def die_with_supervisor() -> None:
+    """Have the kernel send this worker SIGTERM (a graceful stop) when the process supervising it dies, however
+    it dies (SIGKILL, the OOM killer): a worker must never go on serving on its own. Linux only."""
+    supervisor = supervisor_pid()
+    if supervisor is None or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %s", ctypes.get_errno())
+    if os.getppid() != supervisor:  # it died before the kernel was asked
+        os.kill(os.getpid(), signal.SIGTERM)

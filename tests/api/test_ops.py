@@ -44,3 +44,29 @@ def test_readyz_fails_when_storage_is_unusable(fresh_server: DockyardServer) -> 
     assert response.json()["failing"] == {"storage": "StorageError"}
     view.repair_storage()
     assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def test_security_headers_on_every_surface(client: httpx.Client) -> None:
+    """No response may be sniffed into HTML or framed: ``nosniff`` and a deny-all CSP on /v2 (successes, errors
+    and HEAD), /v2/token, /api (JSON and problem+json) and the operational endpoints."""
+    repo = unique_name()
+    push_image(client, repo, "v1")
+    responses = [
+        client.get("/v2/"),
+        client.get(f"/v2/{repo}/manifests/v1"),
+        client.head(f"/v2/{repo}/manifests/v1"),
+        client.get(f"/v2/{repo}/manifests/missing"),
+        client.get(f"/v2/{repo}/blobs/sha256:{'0' * 64}"),
+        client.get("/v2/token", params={"scope": f"repository:{repo}:pull"}),
+        client.get("/api/v2/openapi.json"),
+        client.get("/api/v2/namespaces/nobody-here/repositories/none"),
+        client.get("/healthz"),
+        client.get("/no-such-page"),
+    ]
+    for response in responses:
+        where = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
+        assert response.headers.get("x-content-type-options") == "nosniff", where
+        assert response.headers.get("content-security-policy") == "default-src 'none'; frame-ancestors 'none'", where
+        assert len(response.headers.get_list("content-security-policy")) == 1, where
+    assert responses[3].status_code == 404
+    assert responses[7].status_code == 404
