@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     storage_url: str = ""
     open: bool = False
     workers: int = Field(default=0, ge=0, le=64)  # server processes; 0: one per CPU core (at most 8)
-    base_url: str = ""
+    base_url: str = ""  # production: set it, else the token realm follows the client's Host header
     log_level: str = "info"
     access_log: bool = True
     max_manifest_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # DOCKYARD_NOTIFICATIONS_ENDPOINTS): every repository's events, in distribution's envelope.
     notifications_endpoints: list[NotificationEndpoint] = Field(default_factory=list)
     events_retention_seconds: int = Field(default=30 * 24 * 3600, ge=3600)  # dispatched outbox events kept so long
+    # /metrics: a bearer token it requires, and/or an address ("host:port") of a listener of its own — then the
+    # main port does not serve it
+    metrics_token: str = ""
+    metrics_address: str = ""
     # Image signing: a Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor and CT log keys, TSAs) that
     # keyless signatures are verified against, offline. None: keyless signatures are never "verified".
     sigstore_trusted_root: Path | None = None
@@ -156,6 +160,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not a host name (or *.domain), IP address or CIDR range")
         return entries
 
+    @field_validator("metrics_address")
+    @classmethod
+    def _metrics_address(cls, value: str) -> str:
+        if value:
+            split_address(value)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -194,6 +205,14 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return f"file://{(self.data_dir / 'storage').resolve()}"
+
+
+def split_address(value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``; an empty host is every interface) as (host, port). Raises ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be host:port with a port from 1 to 65535")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -248,6 +267,7 @@ def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 SERIALIZED_ENV = "DOCKYARD__SERVE_SETTINGS"
+SUPERVISOR_ENV = "DOCKYARD__SUPERVISOR_PID"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -263,6 +283,16 @@ def multiprocess_metrics_dir() -> str | None:
 def serialize_for_workers(settings: Settings) -> None:
     """Hand the effective settings to server worker processes (they inherit the environment)."""
     os.environ[SERIALIZED_ENV] = settings.model_dump_json()
+
+
+def mark_supervisor() -> None:
+    """Tell the server worker processes (they inherit the environment) which process supervises them."""
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
+
+
+def supervisor_pid() -> int | None:
+    raw = os.environ.get(SUPERVISOR_ENV, "")
+    return int(raw) if raw.isdigit() else None
 
 
 def load_serialized() -> Settings:

@@ -1,14 +1,11 @@
-"""``dockyard serve | gc | db upgrade | --version``, ``dockyard worker`` (``cli/worker.py``), and the
-administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``webhook`` and ``trust``
-(``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key`` (cosign key pairs,
-``cli/signing.py``) and ``sign`` (``cli/sign.py``)."""
+"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``--version``, ``dockyard worker``
+(``cli/worker.py``), and the administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``,
+``webhook`` and ``trust`` (``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key``
+(cosign key pairs, ``cli/signing.py``) and ``sign`` (``cli/sign.py``)."""
 
 from __future__ import annotations
 
-import atexit
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +14,7 @@ import click
 from dockyard import __version__
 from dockyard.cli.lazy import LazyGroup
 from dockyard.logs import configure_logging
-from dockyard.settings import (
-    Settings,
-    SettingsError,
-    enable_multiprocess_metrics,
-    load_settings,
-    serialize_for_workers,
-)
+from dockyard.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("dockyard")
 
@@ -86,8 +77,7 @@ def serve(
     no_jobs: bool,
 ) -> None:
     """Run the registry server (migrating the DB first)."""
-    import uvicorn
-
+    from dockyard.cli.serve import run_server, startup_warnings
     from dockyard.migrations.runner import upgrade_sync
 
     settings = _settings(
@@ -100,8 +90,8 @@ def serve(
         jobs_enabled=False if no_jobs else None,
     )
     _configure_logging(settings.log_level)
-    if settings.open:
-        log.warning("--open: authentication is off; anyone who can reach this server may pull, push and delete")
+    for warning in startup_warnings(settings):
+        log.warning("%s", warning)
     upgrade_sync(settings.effective_database_url)
     import asyncio
 
@@ -131,27 +121,7 @@ def serve(
         f"Push an image: skopeo copy --dest-tls-verify=false oci-archive:image.tar "
         f"docker://{address}/{settings.admin_username}/hello:latest"
     )
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": False,
-        "loop": "uvloop",
-        "http": "httptools",
-        "timeout_graceful_shutdown": 30,
-        "server_header": False,
-    }
-    if settings.effective_workers > 1:
-        # One directory per server (replicas may share a data directory), removed when the server exits.
-        metrics_dir = Path(tempfile.mkdtemp(prefix="dockyard-metrics-"))
-        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
-        enable_multiprocess_metrics(metrics_dir)
-        serialize_for_workers(settings)
-        uvicorn.run("dockyard.app:app_from_environment", factory=True, workers=settings.effective_workers, **common)
-    else:
-        from dockyard.app import create_app
-
-        uvicorn.run(create_app(settings), **common)
+    run_server(settings)
 
 
 @main.command()

@@ -1,16 +1,19 @@
-"""Operational endpoints: ``/healthz`` (process alive), ``/readyz`` (DB and storage reachable), ``/metrics``."""
+"""Operational endpoints: ``/healthz`` (process alive), ``/readyz`` (DB and storage reachable), ``/metrics``
+(behind ``metrics_token`` when set; not here at all when ``metrics_address`` gives it a listener of its own)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from dockyard.registry.services import Registry
+from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.ops")
 
@@ -33,7 +36,21 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an ``Authorization`` header value is ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, credentials = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
+METRICS_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+
+
 async def metrics(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    if settings.metrics_address:
+        return PlainTextResponse("Not Found", status_code=404)
+    if settings.metrics_token and not bearer_matches(request.headers.get("authorization", ""), settings.metrics_token):
+        return PlainTextResponse("Unauthorized", status_code=401, headers=METRICS_CHALLENGE)
     return Response(generate_latest(request.app.state.metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)
 
 

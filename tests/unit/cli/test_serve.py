@@ -1,0 +1,59 @@
+"""``dockyard serve``'s start-up checks: the warnings an operator sees before the server starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockyard.cli.serve import is_loopback, startup_warnings
+from dockyard.settings import Settings, load_settings
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost", "LOCALHOST", "[::1]"])
+def test_loopback_hosts(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "", "10.0.0.5", "192.168.1.10", "registry.example.com", "2001:db8::1"]
+)
+def test_hosts_others_can_reach(host: str) -> None:
+    assert not is_loopback(host)
+
+
+def _settings(**values: object) -> Settings:
+    return load_settings(None, **values)
+
+
+def test_base_url_unset_on_a_reachable_address_is_warned_about() -> None:
+    warnings = startup_warnings(_settings(host="0.0.0.0"))
+    assert any("base_url" in w and "Host header" in w for w in warnings)
+    assert not any("base_url" in w for w in startup_warnings(_settings(host="127.0.0.1")))
+    assert not any(
+        "base_url" in w for w in startup_warnings(_settings(host="0.0.0.0", base_url="https://registry.example.com"))
+    )
+
+
+def test_open_mode_is_warned_about() -> None:
+    assert any("authentication is off" in w for w in startup_warnings(_settings(open=True)))
+    assert not any("authentication is off" in w for w in startup_warnings(_settings()))
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("127.0.0.1:9100", True),
+        ("[::1]:9100", True),
+        (":9100", True),
+        ("9100", False),
+        ("host:0", False),
+        ("h:x", False),
+    ],
+)
+def test_metrics_address_is_host_and_port(value: str, ok: bool) -> None:
+    from dockyard.settings import SettingsError
+
+    if ok:
+        assert _settings(metrics_address=value).metrics_address == value
+    else:
+        with pytest.raises(SettingsError, match="metrics_address"):
+            _settings(metrics_address=value)
