@@ -62,11 +62,16 @@ def replicas(tmp_path: Path) -> Iterator[list[DockyardServer]]:
 def test_the_documented_multi_replica_configuration_starts(replicas: list[DockyardServer]) -> None:
     first, second = replicas
     auth = ("admin", DockyardServer.ADMIN_PASSWORD)
-    token = httpx.get(f"{first.url}/v2/token", params={"scope": "registry:catalog:*"}, auth=auth).json()["token"]
+    # Behind the load balancer every replica sees the public host name (the token's audience).
+    public = {"Host": "registry.example.com"}
+    token = httpx.get(
+        f"{first.url}/v2/token", params={"scope": "registry:catalog:*"}, auth=auth, headers=public
+    ).json()["token"]
     for srv in replicas:
         assert httpx.get(f"{srv.url}/v2/", auth=auth).status_code == 200
         # Every replica reads the signing keys the others made: the shared secret is what lets them.
-        assert httpx.get(f"{srv.url}/v2/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        bearer = {**public, "Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{srv.url}/v2/", headers=bearer).status_code == 200
     assert not (first.data_dir / "secret.key").exists()  # PostgreSQL: never a per-host secret
     metrics_address = second.env["DOCKYARD_METRICS_ADDRESS"]
     metrics_token = second.env["DOCKYARD_METRICS_TOKEN"]
