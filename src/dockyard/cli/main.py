@@ -88,6 +88,7 @@ def serve(
     """Run the registry server (migrating the DB first)."""
     import uvicorn
 
+    from dockyard.http.server import PROTOCOL as HTTP_PROTOCOL
     from dockyard.migrations.runner import upgrade_sync
 
     settings = _settings(
@@ -102,10 +103,11 @@ def serve(
     _configure_logging(settings.log_level)
     if settings.open:
         log.warning("--open: authentication is off; anyone who can reach this server may pull, push and delete")
+    from dockyard.app import first_start, prepare_data_dir, resolve_secret_key
+
+    prepare_data_dir(settings)
     upgrade_sync(settings.effective_database_url)
     import asyncio
-
-    from dockyard.app import first_start, resolve_secret_key
 
     try:
         settings = resolve_secret_key(settings)
@@ -137,7 +139,8 @@ def serve(
         "log_level": settings.log_level,
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
+        "h11_max_incomplete_event_size": settings.max_request_header_bytes,
         "timeout_graceful_shutdown": 30,
         "server_header": False,
     }
