@@ -11,12 +11,14 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from starlette.applications import Starlette
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.accounts.collaborators import CollaboratorService
@@ -33,8 +35,12 @@ from dockyard.db.engine import Database
 from dockyard.http import ops
 from dockyard.http.api.app import api_app
 from dockyard.http.api.deps import ApiServices
+from dockyard.http.api.problems import problem
+from dockyard.http.limits import Render, RequestLimits, blob_or_manifest_write
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware, SecurityHeadersMiddleware
 from dockyard.http.oci.auth import RegistryGuard
+from dockyard.http.oci.errors import OCIError
+from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import oci_app
 from dockyard.hub.audit import AuditLogService
 from dockyard.hub.pulls import PullRecorder
@@ -68,11 +74,31 @@ def resolve_secret_key(settings: Settings) -> Settings:
         )
     path = settings.secret_key_path
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
     return settings.model_copy(update={"secret_key": path.read_text().strip()})
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data directory readable by this user only (files in it are created 0600, directories 0700),
+    and warn when an existing one lets other users in: its database, blobs and secret key are all there."""
+    if settings.database_url and settings.storage_url and settings.secret_key:
+        return  # nothing of this server lives in the data directory
+    path = settings.data_dir
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning(
+            "the data directory %s is readable by others (mode %s): it holds the database, the blobs and the "
+            "secret key; restrict it with `chmod 700 %s`",
+            path.resolve(),
+            oct(mode),
+            path.resolve(),
+        )
 
 
 def key_ring(settings: Settings, db: Database) -> KeyRing:
@@ -133,6 +159,13 @@ def create_app(settings: Settings) -> DockyardApp:
             pulls=pulls,
         )
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
+        # Idle upload sessions go even when scheduled collections are off; checked a few times per expiry period.
+        expiry_check = timedelta(seconds=min(max(settings.upload_expiry_seconds / 4, 0.5), 3600))
+        background.append(
+            asyncio.create_task(
+                run_periodically(db, "uploads.expire", expiry_check, registry.uploads.expire, ttl=timedelta(minutes=10))
+            )
+        )
         if settings.gc_interval_seconds:
 
             async def collect() -> None:
@@ -161,7 +194,7 @@ def create_app(settings: Settings) -> DockyardApp:
     shell = Starlette(routes=ops.ROUTES, lifespan=lifespan)
     shell.state.metrics = metrics
     shell.state.settings = settings
-    return DockyardApp(shell, oci_app(), api, metrics, log_requests=settings.access_log)
+    return DockyardApp(shell, oci_app(), api, metrics, log_requests=settings.access_log, settings=settings)
 
 
 class DockyardApp:
@@ -169,12 +202,29 @@ class DockyardApp:
     without Starlette's generic middleware on the hot path); ``/api/`` and ``/v1/`` to the Hub API; everything
     else, and the lifespan, to the shell application that owns the shared state."""
 
-    def __init__(self, shell: Starlette, oci: ASGIApp, api: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
+    def __init__(
+        self,
+        shell: Starlette,
+        oci: ASGIApp,
+        api: ASGIApp,
+        metrics: Metrics,
+        *,
+        log_requests: bool,
+        settings: Settings,
+    ) -> None:
         self.shell = shell
         self.state = shell.state
-        self._oci = ObservabilityMiddleware(SecurityHeadersMiddleware(oci), metrics, log_requests=log_requests)
-        self._api = ObservabilityMiddleware(SecurityHeadersMiddleware(api), metrics, log_requests=log_requests)
-        self._other = ObservabilityMiddleware(SecurityHeadersMiddleware(shell), metrics, log_requests=log_requests)
+        body, head = settings.max_request_body_bytes, settings.max_request_header_bytes
+
+        def limited(app: ASGIApp, render: Render, exempt: Callable[[Scope], bool] | None = None) -> ASGIApp:
+            bounded = RequestLimits(app, max_body_bytes=body, max_header_bytes=head, render=render, exempt=exempt)
+            return SecurityHeadersMiddleware(bounded)  # outermost, so refusals carry the headers too
+
+        self._oci = ObservabilityMiddleware(
+            limited(oci, _oci_refusal, blob_or_manifest_write), metrics, log_requests=log_requests
+        )
+        self._api = ObservabilityMiddleware(limited(api, _problem_refusal), metrics, log_requests=log_requests)
+        self._other = ObservabilityMiddleware(limited(shell, _problem_refusal), metrics, log_requests=log_requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -187,6 +237,15 @@ class DockyardApp:
                 await self._api(scope, receive, send)
                 return
         await self._other(scope, receive, send)
+
+
+def _oci_refusal(status: int, message: str, limit: int) -> Response:
+    return render_oci_error(OCIError("SIZE_INVALID", message, {"limit": limit}, status=status))
+
+
+def _problem_refusal(status: int, message: str, limit: int) -> Response:
+    title = "Content Too Large" if status == 413 else "Request Header Fields Too Large"
+    return problem(status, title, message, type_="urn:dockyard:error:request", limit=limit)
 
 
 def app_from_environment() -> DockyardApp:

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     chunk_min_length: int = Field(default=MiB, ge=0)  # advertised as OCI-Chunk-Min-Length; 0: not advertised
     upload_write_batch_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
     upload_lease_seconds: int = Field(default=30, ge=3, le=3600)
-    upload_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    upload_expiry_seconds: int = Field(default=24 * 3600, ge=1)  # an upload session idle this long is removed
+    upload_sessions_per_account: int = Field(default=100, ge=1)  # open sessions one account may have at once…
+    upload_sessions_per_repository: int = Field(default=20, ge=1)  # …and one repository (more: 429)
+    max_request_body_bytes: int = Field(default=MiB, ge=1024)  # every route but blob uploads and manifests (413)
+    max_request_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)  # request line and headers (431)
     catalog_max_entries: int = Field(default=1000, ge=1)
     tags_max_entries: int = Field(default=10000, ge=1)
     db_pool_size: int = Field(default=8, ge=1)

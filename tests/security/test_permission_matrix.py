@@ -55,7 +55,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = DockyardServer(
         tmp_path_factory.mktemp("matrix") / "data",
         secure=True,
-        env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000", "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000"},
+        env={
+            "DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000",
+            "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000",
+            # Every principal's upload rows open sessions on the one world repository and leave most of them open.
+            "DOCKYARD_UPLOAD_SESSIONS_PER_ACCOUNT": "1000000",
+            "DOCKYARD_UPLOAD_SESSIONS_PER_REPOSITORY": "1000000",
+        },
     )
     server.start()
     built = build_world(server)

@@ -92,10 +92,11 @@ def serve(
     _configure_logging(settings.log_level)
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
+    from dockyard.app import first_start, prepare_data_dir, resolve_secret_key
+
+    prepare_data_dir(settings)
     upgrade_sync(settings.effective_database_url)
     import asyncio
-
-    from dockyard.app import first_start, resolve_secret_key
 
     try:
         settings = resolve_secret_key(settings)

@@ -28,6 +28,7 @@ from uvicorn.supervisors import Multiprocess
 
 from dockyard.http.metrics_listener import MetricsListener
 from dockyard.http.middleware import multiprocess_registry
+from dockyard.http.server import PROTOCOL as HTTP_PROTOCOL
 from dockyard.settings import (
     Settings,
     enable_multiprocess_metrics,
@@ -115,7 +116,8 @@ def _config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, wor
         log_level=settings.log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
+        h11_max_incomplete_event_size=settings.max_request_header_bytes,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
         server_header=False,

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
+from dockyard.core.jsonparse import JSONTooDeep, loads_limited
 from dockyard.errors import DomainError, Invalid
 
 
@@ -125,8 +125,10 @@ def _detect_media_type(doc: dict[str, Any], content_type: str) -> str:
 def parse_manifest(body: bytes, content_type: str) -> ParsedManifest:
     """Parse and structurally validate a manifest body; raise ``Invalid("manifest")`` with a precise reason."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = loads_limited(body)
+    except JSONTooDeep as exc:
+        raise _invalid(f"manifest nests arrays and objects deeper than {exc.max_depth} levels") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long
         raise _invalid(f"manifest is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")

@@ -12,7 +12,7 @@ import fcntl
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,6 +91,15 @@ class _WriterGate:
         os.close(self._fd)
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file (and its directory) readable by this user only, before SQLite does: SQLite creates
+    a database with the umask's mode, and its ``-wal`` and ``-shm`` files with the mode of the database."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     """Owns the engine. ``read()``/``write()`` yield a connection inside one transaction."""
 
@@ -103,7 +112,7 @@ class Database:
             db_path = ""
         if self.is_sqlite:
             if db_path:
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(db_path))
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
             # Every write unit of work ends in COMMIT or ROLLBACK and reads are autocommit, so a connection

@@ -12,7 +12,6 @@ Nothing here trusts stored content: a config that is not JSON, too large, missin
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import case, null, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.core.jsonparse import loads_limited
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.errors import DomainError
 from dockyard.hub.access import IMAGE_CONFIG_TYPES
@@ -145,7 +145,7 @@ def instruction_of(created_by: Any) -> str:
 def parse_config(data: bytes) -> ConfigInfo:
     """Platform and history of an image config. Never raises: garbage gives ``UNKNOWN_CONFIG``."""
     try:
-        doc = json.loads(data)
+        doc = loads_limited(data)
     except (ValueError, RecursionError):
         return UNKNOWN_CONFIG
     if not isinstance(doc, dict):

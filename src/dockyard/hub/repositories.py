@@ -299,9 +299,9 @@ class RepositoryService:
 
         async def work(conn: AsyncConnection) -> list[str]:
             record, _ = await resolve(conn, actor, namespace, name, Level.ADMIN)
-            uploads = list((await conn.execute(select(Upload.id).where(Upload.repository_id == record.id))).scalars())
+            uploads = list((await conn.execute(select(Upload.id).where(Upload.repository == record.name))).scalars())
             if uploads:
-                await conn.execute(delete(Upload).where(Upload.repository_id == record.id))
+                await conn.execute(delete(Upload).where(Upload.repository == record.name))
             await conn.execute(delete(Repository).where(Repository.id == record.id))
             await record_event(conn, REPOSITORY_DELETED, repository=record.name, actor=who)
             await record_audit(

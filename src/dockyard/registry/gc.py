@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from dockyard.events.outbox import MANIFEST_DELETED, record_event
-from dockyard.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag, Upload
+from dockyard.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.uploads import expire_idle_uploads
 
 log = logging.getLogger("dockyard.gc")
 ACTOR = "dockyard-gc"
@@ -260,19 +261,4 @@ class GarbageCollector:
         return True
 
     async def _expire_uploads(self, report: GCReport) -> None:
-        now = utcnow()
-        expired_before = now - timedelta(seconds=self.ctx.settings.upload_expiry_seconds)
-        query = select(Upload.id).where(
-            Upload.updated_at < expired_before, or_(Upload.lease_until.is_(None), Upload.lease_until < now)
-        )
-        if report.dry_run:
-            async with self.ctx.db.read() as conn:
-                report.uploads.extend((await conn.execute(query)).scalars())
-            return
-        async with self.ctx.db.write() as conn:
-            ids = list((await conn.execute(query.with_for_update(skip_locked=True))).scalars())
-            if ids:
-                await conn.execute(delete(Upload).where(Upload.id.in_(ids)))
-        for upload_id in ids:
-            await self.ctx.store.delete_upload(upload_id)
-        report.uploads.extend(ids)
+        report.uploads.extend(await expire_idle_uploads(self.ctx, dry_run=report.dry_run))

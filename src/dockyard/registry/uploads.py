@@ -5,6 +5,11 @@ in worker threads side by side while the next batch is received. The DB records 
 stored; a request's partial tail is discarded. The running hash lives in this process's memory, keyed by
 (upload, offset); after a restart, or when another replica took the previous chunk, it is recomputed from the
 stored bytes — correct first, fast in the common case.
+
+Sessions are a resource a client can hold without sending anything, so they are bounded: at most
+``upload_sessions_per_account`` open sessions per account and ``upload_sessions_per_repository`` per repository
+(``RateLimited`` beyond), a session idle for ``upload_expiry_seconds`` no longer counts and is removed by
+:meth:`UploadService.expire`, and opening one creates no repository — the first blob that lands does.
 """
 
 from __future__ import annotations
@@ -15,17 +20,17 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
-from dockyard.errors import Conflict, Invalid, NotFound, RangeNotSatisfiable
-from dockyard.models import Repository, Upload
+from dockyard.errors import Conflict, Invalid, NotFound, RangeNotSatisfiable, RateLimited
+from dockyard.models import Account, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.repositories import ensure_repository
 from dockyard.storage.base import UploadMissing, UploadWriter
 
 _HASHER_CACHE_SIZE = 4096
@@ -77,6 +82,26 @@ class _HasherCache:
         self._items.pop(upload_id, None)
 
 
+async def expire_idle_uploads(ctx: RegistryContext, *, dry_run: bool = False) -> list[str]:
+    """Remove sessions idle for ``upload_expiry_seconds`` and not being written to, with their objects. Returns
+    their ids (with ``dry_run``: the ids that would be removed, removing nothing)."""
+    now = utcnow()
+    expired_before = now - timedelta(seconds=ctx.settings.upload_expiry_seconds)
+    query = select(Upload.id).where(
+        Upload.updated_at < expired_before, or_(Upload.lease_until.is_(None), Upload.lease_until < now)
+    )
+    if dry_run:
+        async with ctx.db.read() as conn:
+            return list((await conn.execute(query)).scalars())
+    async with ctx.db.write() as conn:
+        ids = list((await conn.execute(query.with_for_update(skip_locked=True))).scalars())
+        if ids:
+            await conn.execute(delete(Upload).where(Upload.id.in_(ids)))
+    for upload_id in ids:
+        await ctx.store.delete_upload(upload_id)
+    return ids
+
+
 class UploadService:
     def __init__(self, ctx: RegistryContext, blobs: BlobService) -> None:
         self.ctx = ctx
@@ -86,32 +111,70 @@ class UploadService:
 
     # -- sessions -------------------------------------------------------------------------------------------
 
-    async def start(self, name: str, algorithm: str = "sha256", actor: str | None = None) -> UploadState:
+    async def start(
+        self, name: str, algorithm: str = "sha256", actor: str | None = None, account_id: int | None = None
+    ) -> UploadState:
+        """Open a session on ``name`` for the account ``account_id`` (None: an open server's caller). Raises
+        RateLimited when the account or the repository has as many open sessions as it may."""
         check_algorithm(algorithm)
         upload_id = uuid.uuid4().hex
-        await self.ctx.store.create_upload(upload_id)
         now = utcnow()
         async with self.ctx.db.write() as conn:
-            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
+            await self._check_capacity(conn, name, account_id, now)
             await conn.execute(
                 insert(Upload).values(
                     id=upload_id,
-                    repository_id=repo_id,
+                    repository=name,
+                    account_id=account_id,
                     algorithm=algorithm,
                     size=0,
                     created_at=now,
                     updated_at=now,
                 )
             )
+        try:
+            await self.ctx.store.create_upload(upload_id)
+        except BaseException:
+            async with self.ctx.db.write() as conn:
+                await conn.execute(delete(Upload).where(Upload.id == upload_id))
+            raise
         return UploadState(upload_id, name, 0, algorithm)
+
+    async def _check_capacity(self, conn: AsyncConnection, name: str, account_id: int | None, now: datetime) -> None:
+        settings = self.ctx.settings
+        live = Upload.updated_at >= now - timedelta(seconds=settings.upload_expiry_seconds)
+        if account_id is not None:
+            # Serialises one account's concurrent starts on PostgreSQL (SQLite's write transaction already does).
+            await conn.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+            held = await conn.scalar(select(func.count()).where(Upload.account_id == account_id, live))
+            if (held or 0) >= settings.upload_sessions_per_account:
+                raise RateLimited(
+                    "upload",
+                    "too many open upload sessions for this account; finish or cancel some first",
+                    {"limit": settings.upload_sessions_per_account},
+                    retry_after=60,
+                )
+        held = await conn.scalar(select(func.count()).where(Upload.repository == name, live))
+        if (held or 0) >= settings.upload_sessions_per_repository:
+            raise RateLimited(
+                "upload",
+                "too many open upload sessions for this repository; finish or cancel some first",
+                {"limit": settings.upload_sessions_per_repository},
+                retry_after=60,
+            )
+
+    async def expire(self) -> list[str]:
+        """Remove idle sessions (see :func:`expire_idle_uploads`); returns their ids."""
+        ids = await expire_idle_uploads(self.ctx)
+        for upload_id in ids:
+            self._hashers.drop(upload_id)
+        return ids
 
     async def status(self, name: str, upload_id: str) -> UploadState:
         async with self.ctx.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(Upload.size, Upload.algorithm)
-                    .join(Repository, Repository.id == Upload.repository_id)
-                    .where(Upload.id == upload_id, Repository.name == name)
+                    select(Upload.size, Upload.algorithm).where(Upload.id == upload_id, Upload.repository == name)
                 )
             ).first()
         if row is None:
@@ -133,9 +196,9 @@ class UploadService:
         async with self.ctx.db.write() as conn:
             row = (
                 await conn.execute(
-                    select(Upload.size, Upload.algorithm, Upload.lease_until)
-                    .join(Repository, Repository.id == Upload.repository_id)
-                    .where(Upload.id == upload_id, Repository.name == name)
+                    select(Upload.size, Upload.algorithm, Upload.lease_until).where(
+                        Upload.id == upload_id, Upload.repository == name
+                    )
                 )
             ).first()
             if row is None:

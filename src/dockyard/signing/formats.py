@@ -13,13 +13,13 @@ Sources: cosign ``specs/SIGNATURE_SPEC.md`` and ``specs/BUNDLE_SPEC.md``; cosign
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.core import mediatypes as mt
+from dockyard.core.jsonparse import loads_limited
 from dockyard.errors import Invalid
 
 __all__ = [
@@ -201,7 +201,7 @@ def load_json_object(data: bytes, *, max_bytes: int) -> dict[str, Any]:
     if len(data) > max_bytes:
         raise FormatError(f"is larger than {max_bytes // 1024} KiB")
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        doc = loads_limited(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except FormatError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int too long, deep nesting

@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from dockyard.core.jsonparse import loads_limited
+
 PRIVATE_KEY_PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 LEGACY_PRIVATE_KEY_PEM_TYPE = "ENCRYPTED COSIGN PRIVATE KEY"
 PRIVATE_KEY_PEM_TYPES = (PRIVATE_KEY_PEM_TYPE, LEGACY_PRIVATE_KEY_PEM_TYPE)
@@ -155,8 +157,8 @@ def decrypt(envelope: bytes, password: bytes) -> bytes:
     """Open a JSON envelope written by :func:`encrypt` (or by cosign); raises :class:`WrongPassword` when the
     password does not open it and :class:`InvalidKey` when it is malformed."""
     try:
-        doc = json.loads(envelope)
-    except (ValueError, UnicodeDecodeError):
+        doc = loads_limited(envelope)
+    except (ValueError, RecursionError):  # JSONDecodeError (nesting too deep too), UnicodeDecodeError
         raise InvalidKey("the encrypted key is not JSON") from None
     if _field(doc, "kdf", "name") != KDF_NAME:
         raise InvalidKey(f"unsupported key derivation {_field(doc, 'kdf', 'name')!r} (expected {KDF_NAME!r})")

@@ -2,6 +2,9 @@
 
 Uploads are written in worker threads with early writeback (``sync_file_range``) so that the final fsync is
 cheap, and committed by ``rename`` into the content-addressed tree after an fsync of file and directory.
+
+Everything is private to the server's user whatever its umask: directories are created 0700 and files 0600 (a
+committed blob is its renamed upload file).
 """
 
 from __future__ import annotations
@@ -42,12 +45,30 @@ def _start_writeback(fd: int, start: int, length: int) -> None:
         _sync_file_range(fd, start, length, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
 
 
+def _private_dirs(path: Path) -> None:
+    """``mkdir -p`` with every directory it creates 0700 (``Path.mkdir`` gives the parents the umask's mode)."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        _private_dirs(path.parent)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            return
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _create_private_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class _FileUploadWriter:
@@ -103,8 +124,8 @@ class FilesystemBlobStore:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self._fsync = fsync
-        (root / "blobs").mkdir(parents=True, exist_ok=True)
-        (root / UPLOADS_PREFIX).mkdir(parents=True, exist_ok=True)
+        _private_dirs(root / "blobs")
+        _private_dirs(root / UPLOADS_PREFIX)
 
     def _blob_path(self, digest: str) -> Path:
         return self.root / blob_key(digest)
@@ -167,7 +188,7 @@ class FilesystemBlobStore:
     async def create_upload(self, upload_id: str) -> None:
         path = self._upload_path(upload_id)
         try:
-            await asyncio.to_thread(path.touch, exist_ok=False)
+            await asyncio.to_thread(_create_private_file, path)
         except OSError as exc:
             raise StorageError(f"cannot create upload: {exc.strerror}") from exc
 
@@ -219,7 +240,7 @@ class FilesystemBlobStore:
                     os.fdatasync(fd)
             finally:
                 os.close(fd)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _private_dirs(target.parent)
             os.replace(source, target)
             if self._fsync:
                 _fsync_dir(target.parent)

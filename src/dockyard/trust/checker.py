@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.core.jsonparse import loads_limited
 from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
 from dockyard.events.outbox import POLICY_VIOLATED, record_event
@@ -270,9 +271,9 @@ class TrustChecker:
 def _layers(content: bytes) -> list[tuple[str, int]]:
     """(digest, size) of a signature manifest's first layers; none when it is not a manifest."""
     try:
-        doc = json.loads(content)
+        doc = loads_limited(content)
         layers = [layer for layer in doc.get("layers", []) if isinstance(layer, dict)][:MAX_SIGNATURES]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return []
     return [
         (layer["digest"], layer["size"])
@@ -304,8 +305,8 @@ def _artifact_type(content: bytes) -> tuple[str | None, list[str]]:
     """The manifest's artifact type (``artifactType``, else its config's media type) and its layers' media types
     (an index has none)."""
     try:
-        doc = json.loads(content)
-    except ValueError:
+        doc = loads_limited(content)
+    except (ValueError, RecursionError):
         return None, []
     if not isinstance(doc, dict):
         return None, []

@@ -27,6 +27,7 @@ from dockyard.http.api.routes import (
     users,
     webhooks,
 )
+from dockyard.http.api.routing import LimitedJSONRoute
 
 # One module per resource, in the order their routes are matched.
 ROUTE_MODULES = (
@@ -58,6 +59,8 @@ def api_app(services: ApiServices | None = None) -> FastAPI:
     )
     problems.install(app)
     for module in ROUTE_MODULES:
+        if module.router.route_class is not LimitedJSONRoute:  # JSON bodies must be parsed depth-limited
+            raise TypeError(f"{module.__name__}.router must be made by http.api.routing.api_router")
         app.include_router(module.router)
     if services is not None:
         app.state.api = services

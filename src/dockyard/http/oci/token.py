@@ -20,7 +20,7 @@ from starlette.responses import Response
 from dockyard.auth.scopes import ResourceScope, parse_scopes
 from dockyard.authz.permissions import actions_for, repository_levels
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
-from dockyard.errors import DomainError, Invalid, Unauthorized
+from dockyard.errors import DomainError, Invalid, TooLarge, Unauthorized
 from dockyard.http.oci.auth import client_ip, decode_basic, guard, service_name
 from dockyard.http.oci.errors import OCIError
 
@@ -128,12 +128,12 @@ async def token_get(request: Request) -> Response:
 async def _form(request: Request) -> dict[str, str]:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > _MAX_FORM_BYTES:
-        raise Invalid("request", "form too large")
+        raise TooLarge("request", f"form is larger than {_MAX_FORM_BYTES} bytes", {"limit": _MAX_FORM_BYTES})
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > _MAX_FORM_BYTES:
-            raise Invalid("request", "form too large")
+            raise TooLarge("request", f"form is larger than {_MAX_FORM_BYTES} bytes", {"limit": _MAX_FORM_BYTES})
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=64)
     except (UnicodeDecodeError, ValueError) as exc:

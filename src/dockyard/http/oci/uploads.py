@@ -91,7 +91,7 @@ async def start_upload(request: Request) -> Response:
         )
         return _created(name, str(digest))
     algorithm = check_algorithm(params.get("digest-algorithm", "sha256"))
-    state = await reg.uploads.start(name, algorithm, actor)
+    state = await reg.uploads.start(name, algorithm, actor, principal(request).account_id)
     headers = upload_headers(name, state.id, 0)
     headers["Content-Length"] = "0"
     min_chunk = reg.ctx.settings.chunk_min_length

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from dockyard.accounts.tokens import MAX_LABEL_LENGTH, MAX_TOKEN_REPOSITORIES
@@ -20,9 +20,10 @@ from dockyard.http.api.account_models import (
     problem_responses,
 )
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["access tokens"])
+router = api_router(prefix="/api/v2", tags=["access tokens"])
 
 Scope = Literal["repo:admin", "repo:write", "repo:read", "repo:public_read"]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_LENGTH, pattern=PRINTABLE)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from pydantic import BaseModel, Field
 
 from dockyard.core.paging import PageRequest
@@ -19,9 +19,10 @@ from dockyard.errors import Invalid
 from dockyard.events.audit import ACTION_DESCRIPTIONS
 from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import PRINTABLE, Timestamp, error_responses
+from dockyard.http.api.routing import api_router
 from dockyard.hub.audit import AuditLogService
 
-router = APIRouter(prefix="/api/v2", tags=["audit"])
+router = api_router(prefix="/api/v2", tags=["audit"])
 
 Account = Annotated[
     str, Path(min_length=1, max_length=255, pattern=PRINTABLE, description="the namespace: a user or organization")

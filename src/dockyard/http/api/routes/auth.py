@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, Field
 
 from dockyard.authz.principal import Principal
 from dockyard.http.api.deps import Services
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["auth"])
+router = api_router(prefix="/api/v2", tags=["auth"])
 
 
 class TokenRequest(BaseModel):

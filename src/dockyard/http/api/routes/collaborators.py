@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel
 
 from dockyard.authz.permissions import Level
@@ -20,9 +20,10 @@ from dockyard.http.api.account_models import (
     problem_responses,
 )
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["collaborators"])
+router = api_router(prefix="/api/v2", tags=["collaborators"])
 
 
 class Collaborator(BaseModel):

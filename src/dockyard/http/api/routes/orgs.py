@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import AfterValidator, BaseModel, Field
 
 from dockyard.accounts.names import validate_profile_url, validate_text
@@ -23,9 +23,10 @@ from dockyard.http.api.account_models import (
     problem_responses,
 )
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["organizations"])
+router = api_router(prefix="/api/v2", tags=["organizations"])
 
 Role = Literal["owner", "member"]
 

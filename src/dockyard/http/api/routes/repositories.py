@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dockyard.authz.principal import Principal
@@ -31,10 +31,11 @@ from dockyard.http.api.hub_schemas import (
     repository_detail,
     repository_summary,
 )
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 from dockyard.hub.repositories import RepositoryService
 
-router = APIRouter(prefix="/api/v2", tags=["repositories"])
+router = api_router(prefix="/api/v2", tags=["repositories"])
 
 Ordering = Literal["name", "-name", "last_updated", "-last_updated", "pull_count", "-pull_count"]
 NameFilter = Annotated[

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dockyard.accounts.names import ROBOT_SHORTNAME_RE
@@ -24,9 +24,10 @@ from dockyard.http.api.account_models import (
     repository_permission,
 )
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["robots"])
+router = api_router(prefix="/api/v2", tags=["robots"])
 
 MAX_ROBOT_PERMISSIONS = 500
 ShortName = Annotated[

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from dockyard.core.paging import MAX_PAGE_SIZE, PageRequest
 from dockyard.http.api.deps import Caller, Services
 from dockyard.http.api.hub_schemas import PRINTABLE_OR_EMPTY, error_responses
+from dockyard.http.api.routing import api_router
 from dockyard.hub.search import MAX_QUERY, search
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = api_router(prefix="/v1", tags=["search"])
 
 DEFAULT_RESULTS = 25
 

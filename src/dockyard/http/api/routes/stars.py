@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import (
@@ -18,8 +18,9 @@ from dockyard.http.api.hub_schemas import (
     repository_summary,
 )
 from dockyard.http.api.routes.repositories import repositories
+from dockyard.http.api.routing import api_router
 
-router = APIRouter(prefix="/api/v2", tags=["stars"])
+router = api_router(prefix="/api/v2", tags=["stars"])
 
 Username = Annotated[str, Path(min_length=1, max_length=255, pattern=PRINTABLE)]
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
 from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, Timestamp, error_responses
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 from dockyard.hub.access import full_name
 from dockyard.hub.tags import TagService, TagView
 
-router = APIRouter(prefix="/api/v2", tags=["tags"])
+router = api_router(prefix="/api/v2", tags=["tags"])
 
 TagName = Annotated[str, Path(min_length=1, max_length=128, pattern=PRINTABLE, description="tag name")]
 Ordering = Literal["name", "-name", "last_updated", "-last_updated"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from dockyard.accounts.names import TEAM_NAME_RE
@@ -33,9 +33,10 @@ from dockyard.http.api.account_models import (
     repository_permission,
 )
 from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["teams"])
+router = api_router(prefix="/api/v2", tags=["teams"])
 
 TeamName = Annotated[str, Field(min_length=1, max_length=64, pattern=TEAM_NAME_RE.pattern)]
 RepoPath = Annotated[

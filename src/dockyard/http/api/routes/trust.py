@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 from pydantic import BaseModel, Field
 
 from dockyard.http.api.account_models import NO_CONTENT, problem_responses
 from dockyard.http.api.deps import Services, SignedIn
 from dockyard.http.api.hub_schemas import NsPath, RepoPath, Timestamp
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 from dockyard.hub.access import full_name
 
-router = APIRouter(prefix="/api/v2", tags=["signing"])
+router = api_router(prefix="/api/v2", tags=["signing"])
 
 KeyIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")]
 IdentityIdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^oidc-[0-9a-f]+$")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, Field
 
 from dockyard.accounts.names import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -27,9 +27,10 @@ from dockyard.http.api.account_models import (
     user_profile,
 )
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
 from dockyard.http.oci.auth import client_ip
 
-router = APIRouter(prefix="/api/v2", tags=["users"])
+router = api_router(prefix="/api/v2", tags=["users"])
 
 Email = Annotated[str, Field(max_length=MAX_EMAIL_LENGTH, description="e-mail address")]
 Password = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]

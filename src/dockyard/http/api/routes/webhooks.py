@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
 from dockyard.http.api.account_models import Paginated
 from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, error_responses
+from dockyard.http.api.routing import api_router
 from dockyard.http.api.webhook_models import (
     SIGNATURE_HELP,
     Acknowledged,
@@ -42,7 +43,7 @@ from dockyard.webhooks.callbacks import receive_callback
 from dockyard.webhooks.dispatch import public_base_url
 from dockyard.webhooks.manage import WebhookService
 
-router = APIRouter(prefix="/api/v2", tags=["webhooks"])
+router = api_router(prefix="/api/v2", tags=["webhooks"])
 
 WebhookId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE, description="the webhook's uuid")]
 DeliveryId = Annotated[str, Path(min_length=1, max_length=64, pattern=PRINTABLE, description="the delivery's uuid")]
