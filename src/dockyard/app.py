@@ -33,6 +33,7 @@ from dockyard.http.api.deps import ApiServices
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware
 from dockyard.http.oci.auth import RegistryGuard
 from dockyard.http.oci.routes import oci_app
+from dockyard.http.proxies import TrustedProxies, resolve_client
 from dockyard.hub.audit import AuditLogService
 from dockyard.hub.pulls import PullRecorder
 from dockyard.hub.repositories import RepositoryService
@@ -106,7 +107,7 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
         keys = key_ring(settings, db)
         await keys.ensure()
-        authenticator = Authenticator(db, settings)
+        authenticator = Authenticator(db, settings, metrics)
         tokens = TokenService(keys, settings)
         app.state.guard = RegistryGuard(settings, db, authenticator, tokens)
         api.state.api = ApiServices(
@@ -157,7 +158,14 @@ def create_app(settings: Settings) -> DockyardApp:
     shell = Starlette(routes=ops.ROUTES, lifespan=lifespan)
     shell.state.metrics = metrics
     shell.state.settings = settings
-    return DockyardApp(shell, oci_app(), api, metrics, log_requests=settings.access_log)
+    return DockyardApp(
+        shell,
+        oci_app(),
+        api,
+        metrics,
+        log_requests=settings.access_log,
+        proxies=TrustedProxies(settings.trusted_proxies),
+    )
 
 
 class DockyardApp:
@@ -165,8 +173,18 @@ class DockyardApp:
     without Starlette's generic middleware on the hot path); ``/api/`` and ``/v1/`` to the Hub API; everything
     else, and the lifespan, to the shell application that owns the shared state."""
 
-    def __init__(self, shell: Starlette, oci: ASGIApp, api: ASGIApp, metrics: Metrics, *, log_requests: bool) -> None:
+    def __init__(
+        self,
+        shell: Starlette,
+        oci: ASGIApp,
+        api: ASGIApp,
+        metrics: Metrics,
+        *,
+        log_requests: bool,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.shell = shell
+        self.proxies = proxies or TrustedProxies(())
         self.state = shell.state
         self._oci = ObservabilityMiddleware(oci, metrics, log_requests=log_requests)
         self._api = ObservabilityMiddleware(api, metrics, log_requests=log_requests)
@@ -174,6 +192,7 @@ class DockyardApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            resolve_client(scope, self.proxies)  # the client behind a trusted proxy, for everything after
             path: str = scope["path"]
             if path.startswith("/v2/") or path == "/v2":
                 scope["app"] = self.shell

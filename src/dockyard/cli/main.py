@@ -140,6 +140,9 @@ def serve(
         "http": "httptools",
         "timeout_graceful_shutdown": 30,
         "server_header": False,
+        # X-Forwarded-* are believed from `trusted_proxies` only, by the app (dockyard.http.proxies); uvicorn's own
+        # handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) behind the app's back.
+        "proxy_headers": False,
     }
     if settings.effective_workers > 1:
         # One directory per server (replicas may share a data directory), removed when the server exits.
