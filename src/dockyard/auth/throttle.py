@@ -114,16 +114,19 @@ class LoginThrottle:
     async def failed(self, conn: AsyncConnection, reservation: Reservation) -> None:
         """The reserved attempt failed: it stays counted; its time is the last attempt's. Runs in the caller's
         transaction (which records the failure in the audit log too)."""
-        await conn.execute(
-            update(LoginFailure).where(LoginFailure.key.in_(reservation.keys)).values(window_start=utcnow())
-        )
+        now = utcnow()
+        for key in reservation.keys:  # one row at a time, in the order reserve locks them (no deadlock)
+            await conn.execute(update(LoginFailure).where(LoginFailure.key == key).values(window_start=now))
 
     async def succeeded(self, reservation: Reservation) -> None:
         """The right password: the pair starts afresh; the address gets this attempt back."""
 
         async def work(conn: AsyncConnection) -> None:
-            await conn.execute(delete(LoginFailure).where(LoginFailure.key == reservation.pair))
-            await self._give_back(conn, reservation.address)
+            for key in reservation.keys:  # in the order reserve locks them (no deadlock)
+                if key == reservation.pair:
+                    await conn.execute(delete(LoginFailure).where(LoginFailure.key == key))
+                else:
+                    await self._give_back(conn, key)
 
         await self._db.run_write(work)
 
@@ -151,8 +154,11 @@ class LoginThrottle:
     async def _prune(self, now: datetime) -> None:
         """Delete rows quiet for longer than the window plus the longest backoff: they count nothing any more."""
         horizon = now - self._window - timedelta(seconds=self._cap)
-        async with self._db.write() as conn:
+
+        async def work(conn: AsyncConnection) -> None:
             await conn.execute(delete(LoginFailure).where(LoginFailure.window_start < horizon))
+
+        await self._db.run_write(work)
 
 
 def _refusal(key: str, remaining: timedelta) -> RateLimited:
