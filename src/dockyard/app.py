@@ -42,6 +42,7 @@ from dockyard.http.oci.auth import RegistryGuard
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import oci_app
+from dockyard.http.proxies import TrustedProxies, resolve_client
 from dockyard.hub.audit import AuditLogService
 from dockyard.hub.pulls import PullRecorder
 from dockyard.hub.repositories import RepositoryService
@@ -136,7 +137,7 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
         keys = key_ring(settings, db)
         await keys.ensure()
-        authenticator = Authenticator(db, settings)
+        authenticator = Authenticator(db, settings, metrics)
         tokens = TokenService(keys, settings)
         app.state.guard = RegistryGuard(settings, db, authenticator, tokens)
         api.state.api = ApiServices(
@@ -194,7 +195,15 @@ def create_app(settings: Settings) -> DockyardApp:
     shell = Starlette(routes=ops.ROUTES, lifespan=lifespan)
     shell.state.metrics = metrics
     shell.state.settings = settings
-    return DockyardApp(shell, oci_app(), api, metrics, log_requests=settings.access_log, settings=settings)
+    return DockyardApp(
+        shell,
+        oci_app(),
+        api,
+        metrics,
+        log_requests=settings.access_log,
+        settings=settings,
+        proxies=TrustedProxies(settings.trusted_proxies),
+    )
 
 
 class DockyardApp:
@@ -211,8 +220,10 @@ class DockyardApp:
         *,
         log_requests: bool,
         settings: Settings,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.shell = shell
+        self.proxies = proxies or TrustedProxies(())
         self.state = shell.state
         body, head = settings.max_request_body_bytes, settings.max_request_header_bytes
 
@@ -228,6 +239,7 @@ class DockyardApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            resolve_client(scope, self.proxies)  # the client behind a trusted proxy, for everything after
             path: str = scope["path"]
             if path.startswith("/v2/") or path == "/v2":
                 scope["app"] = self.shell

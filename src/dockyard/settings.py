@@ -79,10 +79,18 @@ class Settings(BaseSettings):
     token_lifetime_seconds: int = Field(default=300, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=30 * 86400, ge=300)
     api_token_lifetime_seconds: int = Field(default=600, ge=60, le=86400)
-    login_failure_window_seconds: int = Field(default=900, ge=1)
-    login_max_failures_per_user: int = Field(default=10, ge=1)
-    login_max_failures_per_ip: int = Field(default=100, ge=1)
-    login_lockout_seconds: int = Field(default=300, ge=1)
+    # Brute-force protection (dockyard.auth.throttle): password failures back off per (account, client address)
+    # and per client address; never a lock-out of the account everywhere.
+    login_max_failures_per_user: int = Field(default=5, ge=1)  # one account from one address, then backoff
+    login_max_failures_per_ip: int = Field(default=100, ge=1)  # one address, all accounts, then backoff
+    login_backoff_seconds: float = Field(default=2.0, gt=0, le=3600)  # first delay; doubles per further failure…
+    login_backoff_max_seconds: int = Field(default=900, ge=1)  # …up to this
+    login_failure_window_seconds: int = Field(default=900, ge=1)  # counts are forgotten after this long quiet
+    max_concurrent_password_checks: int = Field(default=0, ge=0, le=1024)  # argon2 at once per process; 0: auto
+    password_check_wait_seconds: float = Field(default=1.0, ge=0, le=60)  # wait for a slot, then 429
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR ranges); the client is
+    # the right-most address in X-Forwarded-For that is not one of them. None: the TCP peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
     credential_cache_seconds: int = Field(default=30, ge=0, le=300)  # verified Basic credentials on /v2
     pull_stats_flush_seconds: float = Field(default=5.0, gt=0)
     # Background jobs (dockyard.jobs): run inside `dockyard serve` unless disabled; `dockyard worker` always runs them
@@ -171,6 +179,25 @@ class Settings(BaseSettings):
             split_address(value)
         return value
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies_list(cls, value: Any) -> Any:
+        # From the environment: a comma-separated list.
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        out = []
+        for entry in value:
+            try:
+                out.append(str(ipaddress.ip_network(entry.strip().strip("[]"), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return out
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -193,6 +220,11 @@ class Settings(BaseSettings):
     @property
     def effective_workers(self) -> int:
         return self.workers or max(1, min(os.cpu_count() or 1, 8))
+
+    @property
+    def effective_password_checks(self) -> int:
+        """Password verifications (argon2) one process runs at once."""
+        return self.max_concurrent_password_checks or max(4, 2 * (os.cpu_count() or 1))
 
     @property
     def effective_database_url(self) -> str:

@@ -27,7 +27,11 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
     srv = DockyardServer(
         tmp_path_factory.mktemp("secure") / "data",
         secure=True,
-        env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "4", "DOCKYARD_CREDENTIAL_CACHE_SECONDS": "0"},
+        env={
+            "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "4",
+            "DOCKYARD_LOGIN_BACKOFF_SECONDS": "120",
+            "DOCKYARD_CREDENTIAL_CACHE_SECONDS": "0",
+        },
     )
     srv.start()
     yield srv
@@ -277,8 +281,9 @@ def test_wrong_credentials_on_the_token_endpoint(anon: httpx.Client) -> None:
     assert unknown.json() == response.json()
 
 
-def test_repeated_failures_lock_the_user_out_with_429(anon: httpx.Client, secure: DockyardServer) -> None:
-    # The module's server locks a user out after 4 failures (DOCKYARD_LOGIN_MAX_FAILURES_PER_USER).
+def test_repeated_failures_back_the_user_off_with_429(anon: httpx.Client, secure: DockyardServer) -> None:
+    # The module's server backs a user off from an address after 4 failures from it
+    # (DOCKYARD_LOGIN_MAX_FAILURES_PER_USER; tests/security/test_throttle.py covers the rest).
     user = "lockme"
     statuses = [anon.get("/v2/token", auth=(user, f"wrong-{i}")).status_code for i in range(4)]
     assert statuses == [401, 401, 401, 401]
@@ -286,7 +291,7 @@ def test_repeated_failures_lock_the_user_out_with_429(anon: httpx.Client, secure
     assert locked.status_code == 429
     assert error_codes(locked) == ["TOOMANYREQUESTS"]
     assert int(locked.headers["retry-after"]) > 0
-    # The lock-out is per user: the administrator is not affected.
+    # The backoff is per user (and address): the administrator is not affected.
     assert anon.get("/v2/token", auth=ADMIN).status_code == 200
 
 
@@ -298,8 +303,12 @@ def test_secrets_never_reach_the_log(secure: DockyardServer, anon: httpx.Client)
     assert "eyJ" not in log  # no JWT in the access log
 
 
-def test_repeated_failures_from_one_address_lock_the_address_out(tmp_path: Path) -> None:
-    server = DockyardServer(tmp_path / "data", secure=True, env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "3"})
+def test_repeated_failures_from_one_address_back_the_address_off(tmp_path: Path) -> None:
+    server = DockyardServer(
+        tmp_path / "data",
+        secure=True,
+        env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "3", "DOCKYARD_LOGIN_BACKOFF_SECONDS": "120"},
+    )
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:

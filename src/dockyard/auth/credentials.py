@@ -1,24 +1,34 @@
 """Who is this? Checks a user name and secret (password, personal access token or robot secret), and turns the
 identity inside a verified token back into a live ``Principal`` (the account may have been disabled since).
 
-Failures say only "incorrect username or password" whatever went wrong, take as long whether or not the account
-exists, are counted by ``LoginThrottle``, and are written to the audit log of the account they name.
+Failures say only "incorrect username or password" whatever went wrong, and take as long whether or not the
+account exists: an unknown user costs an argon2 verification of a dummy hash, an unknown robot a SHA-256 compare
+against a dummy, as a known one does. Failures are written to the audit log of the user they name.
+
+Passwords are the only guessable secrets, so only they are throttled (``LoginThrottle``: per account and client
+address, and per address): the attempt is counted before it is verified, and at most
+``effective_password_checks`` argon2 verifications run at once in a process (a login that cannot get a slot within
+``password_check_wait_seconds`` gets 429, ``Retry-After: 1``). Access tokens and robot secrets are random 256-bit
+values checked by one SHA-256: they are never throttled, so a backed-off password never stops them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Row
 
-from dockyard.auth.secrets import PAT_PREFIX, fingerprint, verify_secret
-from dockyard.auth.throttle import LoginThrottle, ip_key, user_key
+from dockyard.auth.secrets import PAT_PREFIX, fingerprint, verify_robot_secret, verify_secret
+from dockyard.auth.throttle import LoginThrottle, Reservation, busy
 from dockyard.authz.principal import Principal, PrincipalKind
 from dockyard.db.engine import Database
-from dockyard.errors import Unauthorized
+from dockyard.errors import RateLimited, Unauthorized
 from dockyard.events.audit import record_audit
 from dockyard.models import AccessToken, Account
 from dockyard.models.accounts import ORG, ROBOT, USER
@@ -26,6 +36,8 @@ from dockyard.models.base import utcnow
 from dockyard.settings import Settings
 
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_MAX_SECRET = 1024
+ROBOT_SEPARATOR = "+"  # robot names are <org>+<name>; user names never contain it
 BAD_CREDENTIALS = "incorrect username or password"
 
 
@@ -33,39 +45,101 @@ def _unauthorized() -> Unauthorized:
     return Unauthorized("credentials", BAD_CREDENTIALS)
 
 
+class AuthObserver(Protocol):
+    """Where the authenticator reports what operators watch (the Prometheus metrics)."""
+
+    def password_verified(self) -> None: ...
+
+    def login_throttled(self, reason: str) -> None: ...
+
+
+class _Unobserved:
+    def password_verified(self) -> None:
+        pass
+
+    def login_throttled(self, reason: str) -> None:
+        pass
+
+
 class Authenticator:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, observer: AuthObserver | None = None) -> None:
         self._db = db
         self.throttle = LoginThrottle(db, settings)
+        self._observer = observer or _Unobserved()
+        self._slots = asyncio.Semaphore(settings.effective_password_checks)
+        self._slot_wait = settings.password_check_wait_seconds
 
     async def login(self, username: str, secret: str, source_ip: str = "") -> Principal:
         """Authenticate with a password, a personal access token or a robot secret. Raises Unauthorized
-        (wrong credentials, disabled account, expired or revoked token) or RateLimited (too many failures)."""
+        (wrong credentials, disabled account, expired or revoked token) or RateLimited (a password attempt while
+        its account and address, or its address, back off; or no verification slot free)."""
         username = username.strip().lower()[:255]
-        if not username.isprintable() or not secret.isprintable():
+        if not username.isprintable() or not secret.isprintable() or not secret or len(secret) > _MAX_SECRET:
             # No account name or secret has control characters (and PostgreSQL refuses NUL in text).
             raise _unauthorized()
-        keys = [user_key(username), ip_key(source_ip)] if username else [ip_key(source_ip)]
-        await self.throttle.check(keys)
-        principal = await self._try(username, secret)
-        if principal is None:
-            await self.throttle.failed(keys)
-            await self._audit_failure(username, source_ip)
+        if secret.startswith(PAT_PREFIX):
+            principal = await self._with_access_token(username, secret)
+            if principal is None:
+                await self._failed(username, source_ip, None)
+                raise _unauthorized()
+            return principal
+        if ROBOT_SEPARATOR in username:
+            principal = await self._with_robot_secret(username, secret)
+            if principal is None:
+                raise _unauthorized()
+            return principal
+        if not username:
             raise _unauthorized()
-        if username:
-            await self.throttle.succeeded(username)
+        return await self._with_password(username, secret, source_ip)
+
+    async def _with_password(self, username: str, secret: str, source_ip: str) -> Principal:
+        try:
+            reservation = await self.throttle.reserve(username, source_ip)
+        except RateLimited:
+            self._observer.login_throttled("backoff")
+            raise
+        try:
+            async with self._db.read() as conn:
+                account = (
+                    await conn.execute(select(Account).where(Account.name == username, Account.kind == USER))
+                ).first()
+            async with self._password_slot():
+                self._observer.password_verified()
+                matches = await verify_secret(account.password_hash if account is not None else None, secret)
+        except RateLimited:
+            await self.throttle.cancelled(reservation)
+            self._observer.login_throttled("busy")
+            raise
+        principal = await self.principal_for(account.id) if matches and account is not None else None
+        if principal is None:
+            await self._failed(username, source_ip, reservation, known=account is not None)
+            raise _unauthorized()
+        await self.throttle.succeeded(reservation)
         return principal
 
-    async def _try(self, username: str, secret: str) -> Principal | None:
-        if not secret or len(secret) > 1024:
-            return None
-        if secret.startswith(PAT_PREFIX):
-            return await self._with_access_token(username, secret)
+    @asynccontextmanager
+    async def _password_slot(self) -> AsyncIterator[None]:
+        """One of the process's argon2 slots, waited for at most ``password_check_wait_seconds``."""
+        if self._slots.locked() and self._slot_wait <= 0:
+            raise busy()
+        try:
+            async with asyncio.timeout(self._slot_wait or None):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise busy() from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _with_robot_secret(self, username: str, secret: str) -> Principal | None:
         async with self._db.read() as conn:
             account = (
-                await conn.execute(select(Account).where(Account.name == username, Account.kind.in_([USER, ROBOT])))
+                await conn.execute(
+                    select(Account.id, Account.password_hash).where(Account.name == username, Account.kind == ROBOT)
+                )
             ).first()
-        if not await verify_secret(account.password_hash if account is not None else None, secret):
+        if not verify_robot_secret(account.password_hash if account is not None else None, secret):
             return None
         assert account is not None
         return await self.principal_for(account.id)
@@ -124,15 +198,26 @@ class Authenticator:
             token_repositories=frozenset(repositories) if repositories is not None else None,
         )
 
-    async def _audit_failure(self, username: str, source_ip: str) -> None:
-        async with self._db.read() as conn:
-            exists = (
-                await conn.execute(select(Account.id).where(Account.name == username, Account.kind == USER))
-            ).first()
-        if exists is None:
+    async def _failed(
+        self, username: str, source_ip: str, reservation: Reservation | None, *, known: bool | None = None
+    ) -> None:
+        """Record a failure in one write transaction, whether or not the named user exists (so that both cost
+        the same): the throttle's counts (passwords) and the user's audit log."""
+        if not username:
             return
+        if known is None:
+            async with self._db.read() as conn:
+                found = (
+                    await conn.execute(select(Account.id).where(Account.name == username, Account.kind == USER))
+                ).first()
+            known = found is not None
         async with self._db.write() as conn:
-            await record_audit(conn, username, "login.failure", actor=username, target=username, source_ip=source_ip)
+            if reservation is not None:
+                await self.throttle.failed(conn, reservation)
+            if known:
+                await record_audit(
+                    conn, username, "login.failure", actor=username, target=username, source_ip=source_ip
+                )
 
     async def audit_login(self, principal: Principal, source_ip: str, via: str) -> None:
         if not principal.is_authenticated:

@@ -23,6 +23,8 @@ _SHA256 = "sha256$"
 _HASHER = PasswordHasher()
 # Verified when the account does not exist, so that a miss costs as much as a wrong password.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# Compared when a robot does not exist, so that a miss costs as much as a wrong robot secret.
+_DUMMY_ROBOT_HASH = _SHA256 + hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 
 def new_token(prefix: str) -> str:
@@ -54,6 +56,14 @@ def _verify_sync(stored: str | None, candidate: str) -> bool:
         return _HASHER.verify(stored or _DUMMY_HASH, candidate) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+def verify_robot_secret(stored: str | None, candidate: str) -> bool:
+    """True when ``candidate`` is the robot secret whose SHA-256 is ``stored``. Cheap (robot secrets are random,
+    256 bits: no stretching needed), and as cheap when ``stored`` is None or not a SHA-256 (then False)."""
+    known = stored is not None and stored.startswith(_SHA256)
+    match = hmac.compare_digest(stored if known and stored else _DUMMY_ROBOT_HASH, hash_robot_secret(candidate))
+    return match and known
 
 
 async def verify_secret(stored: str | None, candidate: str) -> bool:

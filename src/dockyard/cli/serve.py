@@ -121,6 +121,9 @@ def _config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, wor
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
         server_header=False,
+        # X-Forwarded-* are believed from `trusted_proxies` only, by the app (dockyard.http.proxies); uvicorn's own
+        # handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) behind the app's back.
+        proxy_headers=False,
     )
 
 

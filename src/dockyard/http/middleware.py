@@ -56,6 +56,25 @@ class Metrics:
             "dockyard_gc_freed_bytes_total", "Blob bytes freed by garbage collection", registry=self.registry
         )
 
+        self.password_verifications = Counter(
+            "dockyard_password_verifications_total",
+            "Password verifications (argon2) run for logins, unknown accounts' dummy ones included",
+            registry=self.registry,
+        )
+        self.logins_throttled = Counter(
+            "dockyard_logins_throttled_total",
+            "Password logins refused with 429 before verifying: backoff (failures) or busy (no free slot)",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    # The authenticator's observer (dockyard.auth.credentials.AuthObserver).
+    def password_verified(self) -> None:
+        self.password_verifications.inc()
+
+    def login_throttled(self, reason: str) -> None:
+        self.logins_throttled.labels(reason).inc()
+
     def record_gc(self, report: GCReport) -> None:
         self.gc_runs.inc()
         self.gc_deleted.labels("manifest").inc(len(report.manifests))

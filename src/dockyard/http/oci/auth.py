@@ -123,6 +123,23 @@ class RegistryGuard:
             levels = await repository_levels(conn, principal, [name])
         return actions_for(levels[name])
 
+    async def may_also(self, request: Request, caller: Principal, name: str, action: str) -> bool:
+        """Whether the credentials of this request (already authorized for its own repository) may also do
+        ``action`` on repository ``name`` (a mount's source). A bearer token answers for itself: its grant, else
+        the live account *with the token's restrictions* (an access token's scopes and repository list), never
+        the bare account behind it."""
+        if caller.superuser:
+            return True
+        token: VerifiedToken | None = request.scope.get("state", {}).get("token")
+        if token is None:
+            return action in await self.granted(caller, name)
+        if action in token.actions("repository", name):
+            return True
+        if token.account_id is None:
+            return False
+        live = await self.authenticator.principal_for(token.account_id, token.token_id)
+        return live is not None and action in await self.granted(live, name)
+
     # -- checks -----------------------------------------------------------------------------------------------
 
     async def authorize(self, request: Request, name: str, actions: tuple[str, ...]) -> Principal:
@@ -135,6 +152,7 @@ class RegistryGuard:
         wanted = frozenset(actions)
         if scheme == "bearer":
             token = await self.bearer(request, credentials.strip(), scope)
+            request.scope.setdefault("state", {})["token"] = token
             principal = token_principal(token)
             if wanted <= token.actions("repository", name):
                 return principal
@@ -180,6 +198,8 @@ class RegistryGuard:
 
 
 def token_principal(token: VerifiedToken) -> Principal:
+    """Who a bearer token was issued to: the identity (for audit names), not its rights. What the token allows
+    is its grant; ``RegistryGuard.may_also`` answers for anything beyond it."""
     if token.account_id is None:
         return ANONYMOUS
     kind: PrincipalKind = "robot" if token.kind == "robot" else "user"

@@ -53,10 +53,7 @@ def _chunk_spec(request: Request) -> ChunkSpec:
 
 
 async def _may_pull(request: Request, source: str) -> bool:
-    caller = principal(request)
-    if caller.superuser:
-        return True
-    return "pull" in await guard(request).granted(caller, source)
+    return await guard(request).may_also(request, principal(request), source, "pull")
 
 
 def _upload_id(request: Request) -> str:
