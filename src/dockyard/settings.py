@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     token_issuer: str = "dockyard"  # noqa: S105 (an issuer name, not a secret)
     token_lifetime_seconds: int = Field(default=300, ge=60, le=86400)
     refresh_token_lifetime_seconds: int = Field(default=30 * 86400, ge=300)
+    # A refresh grant returns a new refresh token and reuse of the old one revokes its family (OAuth 2.1). Off by
+    # default: Docker's daemon and containers/image keep presenting the refresh token `docker login` stored.
+    refresh_token_rotation: bool = False
     api_token_lifetime_seconds: int = Field(default=600, ge=60, le=86400)
     # Brute-force protection (dockyard.auth.throttle): password failures back off per (account, client address)
     # and per client address; never a lock-out of the account everywhere.

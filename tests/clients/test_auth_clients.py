@@ -1,12 +1,16 @@
 """Real clients against a server with authentication on: skopeo and podman log in through Docker's token flow
 with a password, a personal access token and a robot secret; anonymous and wrong-user pulls of a private image
-fail as on Docker Hub; a read-only token cannot push; ``podman login`` checks credentials."""
+fail as on Docker Hub; a read-only token cannot push; ``podman login`` checks credentials; a stored refresh token
+(``docker login``'s identity token) is reused run after run and ends with the password."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.clients.conftest import ContainersEnv, Tool, docker_ref, make_containers_env
@@ -170,3 +174,35 @@ def test_podman_login_push_and_pull(
     podman.run("logout", secure.host)
     gone = skopeo.run("inspect", "--tls-verify=false", "--raw", docker_ref(secure, f"{frank}/app", "v1"), check=False)
     assert gone.returncode != 0
+
+
+def test_stored_refresh_token_is_reused_and_ends_with_the_password(
+    secure: DockyardServer, hub: HubAdmin, env: ContainersEnv, skopeo: Tool, image_layout: Layout
+) -> None:
+    """``docker login`` stores a refresh token (``identitytoken``); containers/image presents that same token on
+    every run (it never keeps the one a refresh grant returns). It keeps working until the password changes."""
+    gina, gina_pw = hub.user("gina")
+    ref = docker_ref(secure, f"{gina}/app", "v1")
+    push(skopeo, image_layout, ref, f"{gina}:{gina_pw}")
+    with httpx.Client(base_url=secure.url, timeout=30) as client:
+        issued = client.get("/v2/token", params={"offline_token": "true", "client_id": "docker"}, auth=(gina, gina_pw))
+        assert issued.status_code == 200, issued.text
+        identity = issued.json()["refresh_token"]
+        auth = base64.b64encode(f"{gina}:".encode()).decode()
+        Path(env.env["REGISTRY_AUTH_FILE"]).write_text(
+            json.dumps({"auths": {secure.host: {"auth": auth, "identitytoken": identity}}})
+        )
+        for _ in range(2):
+            status, out = inspect_stored(skopeo, ref)
+            assert status == 0, out
+        reset = hub.client.put(f"/api/v2/users/{gina}/password", json={"new_password": "a-brand-new-password"})
+        assert reset.status_code == 204, reset.text
+    status, out = inspect_stored(skopeo, ref)
+    assert status != 0
+    assert "unauthorized" in out.lower() or "invalid_grant" in out or "401" in out, out
+
+
+def inspect_stored(skopeo: Tool, ref: str) -> tuple[int, str]:
+    """``skopeo inspect`` with the credentials of the auth file."""
+    proc = skopeo.run("inspect", "--tls-verify=false", "--raw", ref, check=False)
+    return proc.returncode, proc.stdout + proc.stderr

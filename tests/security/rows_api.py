@@ -512,14 +512,37 @@ row(
     api("DELETE", lambda w, p: f"/api/v2/users/{fresh_user(w)}"),
     by(set(), 204, denied={403}),
 )
+
+
+def ending_sessions(call: Call) -> Call:
+    """A call that may end the owner's sessions (their API token with them): the owner signs in again after."""
+
+    def ended(world: World, principal: str, verb: str) -> httpx.Response:
+        response = call(world, principal, verb)
+        if response.status_code == 204:
+            world.signed_out(OWNER)
+        return response
+
+    return ended
+
+
 row(
     "PUT",
     "/api/v2/users/{username}/password",
-    api(
-        "PUT",
-        lambda w, p: f"/api/v2/users/{w.users[OWNER]}/password",
-        lambda w, p: {"current_password": w.creds[OWNER][1], "new_password": w.creds[OWNER][1]},
+    ending_sessions(
+        api(
+            "PUT",
+            lambda w, p: f"/api/v2/users/{w.users[OWNER]}/password",
+            lambda w, p: {"current_password": w.creds[OWNER][1], "new_password": w.creds[OWNER][1]},
+        )
     ),
+    by({OWNER}, 204, denied={403}),
+)
+# Sign out everywhere: the user (with a password sign-in) or a site administrator.
+row(
+    "POST",
+    "/api/v2/users/{username}/revoke-sessions",
+    ending_sessions(api("POST", lambda w, p: f"/api/v2/users/{w.users[OWNER]}/revoke-sessions")),
     by({OWNER}, 204, denied={403}),
 )
 

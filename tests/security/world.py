@@ -78,6 +78,10 @@ class World:
             self._api_tokens[principal] = response.json()["access_token"] if response.status_code == 200 else None
         return self._api_tokens[principal]
 
+    def signed_out(self, principal: str) -> None:
+        """Forget the principal's API token: a password change or "revoke sessions" ended it."""
+        self._api_tokens.pop(principal, None)
+
     def api(self, principal: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
         auth = None

@@ -3,8 +3,8 @@ repositories of that organization's namespace only (``repository_permissions`` r
 
 A robot's secret is random (256 bits), shown once at creation or regeneration, and stored as its SHA-256.
 Only owners of the organization (and site administrators) manage robots. Disabling or deleting a robot, or
-regenerating its secret, takes effect at the next authentication (registry tokens already issued run out
-within their short lifetime).
+regenerating its secret, takes effect at the next authentication; regenerating the secret also ends the robot's
+refresh and API tokens (registry tokens already issued run out within their short lifetime).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dockyard.accounts.common import name_taken, paged, require_org_owner
 from dockyard.accounts.grants import check_org_repositories, grant
 from dockyard.accounts.names import ROBOT_SEPARATOR, robot_name, split_robot_name, validate_text
 from dockyard.accounts.views import RepositoryGrant, RobotInfo
+from dockyard.auth.refresh import end_sessions
 from dockyard.auth.secrets import ROBOT_PREFIX, hash_robot_secret, new_token
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
@@ -154,6 +155,7 @@ class RobotService:
                 .where(Account.id == robot.id)
                 .values(password_hash=hash_robot_secret(secret), password_changed_at=utcnow())
             )
+            await end_sessions(conn, robot.id)  # its refresh and API tokens go with the old secret
             await record_audit(
                 conn, org, "robot.secret.regenerate", actor=actor.audit_name, target=robot.name, source_ip=source_ip
             )

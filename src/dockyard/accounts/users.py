@@ -1,5 +1,5 @@
 """User accounts: creation (by site administrators, and the first administrator at start-up), profiles,
-passwords, disabling and deletion.
+passwords (a change ends every refresh and API token issued before), "revoke sessions", disabling and deletion.
 
 Every change is authorized here, written to the audit log in the same transaction, and answered with a
 ``UserInfo``. Passwords are hashed (argon2id) before the write transaction starts, so that the hash's deliberate
@@ -34,6 +34,7 @@ from dockyard.accounts.names import (
     validate_username,
 )
 from dockyard.accounts.views import OWNER, UserInfo
+from dockyard.auth.refresh import end_sessions
 from dockyard.auth.secrets import hash_password, verify_secret
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
@@ -157,8 +158,21 @@ class UserService:
                 .where(Account.id == row.id)
                 .values(password_hash=password_hash, password_changed_at=utcnow())
             )
+            await end_sessions(conn, row.id)
             await record_audit(
                 conn, name, "account.password_change", actor=actor.audit_name, target=name, source_ip=source_ip
+            )
+
+    async def revoke_sessions(self, name: str, *, actor: Principal, source_ip: str = "") -> None:
+        """Sign out everywhere: every refresh token and every API token issued to the user before now is refused
+        (personal access tokens stay; registry tokens already issued run out within their short lifetime). The
+        user themselves, with their own credentials, or a site administrator."""
+        async with self._db.write() as conn:
+            row = await require_user(conn, name)
+            self._require_self_or_admin(actor, row.id, "revoke this user's sessions")
+            await end_sessions(conn, row.id)
+            await record_audit(
+                conn, name, "user.revoke_sessions", actor=actor.audit_name, target=name, source_ip=source_ip
             )
 
     async def set_disabled(self, name: str, disabled: bool, *, actor: Principal, source_ip: str = "") -> UserInfo:

@@ -1,5 +1,6 @@
 """Who is this? Checks a user name and secret (password, personal access token or robot secret), and turns the
-identity inside a verified token back into a live ``Principal`` (the account may have been disabled since).
+identity inside a verified token back into a live ``Principal`` (the account may have been disabled since, its
+password changed or its sessions revoked: see ``principal_for_token``).
 
 Failures say only "incorrect username or password" whatever went wrong, and take as long whether or not the
 account exists: an unknown user costs an argon2 verification of a dummy hash, an unknown robot a SHA-256 compare
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Row
 
 from dockyard.auth.secrets import PAT_PREFIX, fingerprint, verify_robot_secret, verify_secret
 from dockyard.auth.throttle import LoginThrottle, Reservation, busy
+from dockyard.auth.tokens import VerifiedToken
 from dockyard.authz.principal import Principal, PrincipalKind
 from dockyard.db.engine import Database
 from dockyard.errors import RateLimited, Unauthorized
@@ -110,7 +112,12 @@ class Authenticator:
             await self.throttle.cancelled(reservation)
             self._observer.login_throttled("busy")
             raise
-        principal = await self.principal_for(account.id) if matches and account is not None else None
+        # The generation read with the hash: a password changed meanwhile does not sign in with the old one.
+        principal = (
+            await self.principal_for(account.id, generation=account.credential_generation)
+            if matches and account is not None
+            else None
+        )
         if principal is None:
             await self._failed(username, source_ip, reservation, known=account is not None)
             raise _unauthorized()
@@ -136,13 +143,15 @@ class Authenticator:
         async with self._db.read() as conn:
             account = (
                 await conn.execute(
-                    select(Account.id, Account.password_hash).where(Account.name == username, Account.kind == ROBOT)
+                    select(Account.id, Account.password_hash, Account.credential_generation).where(
+                        Account.name == username, Account.kind == ROBOT
+                    )
                 )
             ).first()
         if not verify_robot_secret(account.password_hash if account is not None else None, secret):
             return None
         assert account is not None
-        return await self.principal_for(account.id)
+        return await self.principal_for(account.id, generation=account.credential_generation)
 
     async def _with_access_token(self, username: str, secret: str) -> Principal | None:
         async with self._db.read() as conn:
@@ -161,12 +170,29 @@ class Authenticator:
                 await conn.execute(update(AccessToken).where(AccessToken.id == row.id).values(last_used_at=utcnow()))
         return principal
 
-    async def principal_for(self, account_id: int, token_id: str | None = None) -> Principal | None:
+    async def principal_for_token(self, token: VerifiedToken) -> Principal | None:
+        """The live principal behind a verified refresh or API token, or None. A token got with a personal access
+        token lives as long as that token does; any other must carry the account's current credential
+        generation (a password change, a robot secret regeneration or "revoke sessions" moved it on)."""
+        if token.account_id is None:
+            return None
+        if token.token_id is not None:
+            return await self.principal_for(token.account_id, token.token_id)
+        if token.generation is None:
+            return None
+        return await self.principal_for(token.account_id, generation=token.generation)
+
+    async def principal_for(
+        self, account_id: int, token_id: str | None = None, *, generation: int | None = None
+    ) -> Principal | None:
         """The principal for a live account (and live access token), or None if disabled, deleted, expired or
-        revoked. A robot whose organization is disabled is refused too."""
+        revoked, or if ``generation`` is given and is not the account's credential generation any more. A robot
+        whose organization is disabled is refused too."""
         async with self._db.read(consistent=True) as conn:
             account = (await conn.execute(select(Account).where(Account.id == account_id))).first()
             if account is None or account.disabled or account.kind == ORG:
+                return None
+            if generation is not None and account.credential_generation != generation:
                 return None
             if account.kind == ROBOT and account.owner_id is not None:
                 org_disabled = (
@@ -186,7 +212,13 @@ class Authenticator:
                 if token.expires_at is not None and token.expires_at <= utcnow():
                     return None
         if token is None:
-            return Principal(cast(PrincipalKind, account.kind), account.id, account.name, account.is_admin)
+            return Principal(
+                cast(PrincipalKind, account.kind),
+                account.id,
+                account.name,
+                account.is_admin,
+                credential_generation=account.credential_generation,
+            )
         repositories = json.loads(token.repositories) if token.repositories else None
         return Principal(
             cast(PrincipalKind, account.kind),
@@ -196,6 +228,7 @@ class Authenticator:
             token_id=token.id,
             token_scopes=frozenset(token.scopes.split()),
             token_repositories=frozenset(repositories) if repositories is not None else None,
+            credential_generation=account.credential_generation,
         )
 
     async def _failed(

@@ -5,6 +5,10 @@ Each kind has its own audience and ``use`` claim so that one cannot stand in for
 algorithm (``alg=none`` and HMAC confusion are refused), requires ``exp``/``nbf``/``iat``/``aud``/``iss`` and
 a known ``kid``. Verified registry tokens are cached until they expire: the /v2 hot path verifies a signature
 once per token, not once per request.
+
+Tokens carry the account's credential generation (``gen``) they were issued under. This module only signs and
+reads it: whoever turns a refresh or API token back into a live principal checks it against the account
+(``Authenticator.principal_for_token``); registry tokens are verified offline and simply run out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class IssuedToken:
     token: str
     expires_in: int
     issued_at: datetime
+    jti: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,8 @@ class VerifiedToken:
     access: tuple[ResourceScope, ...]
     expires_at: float
     claims: dict[str, Any]
+    generation: int | None = None  # the account's credential generation at issue (None: not recorded)
+    jti: str = ""
 
     def actions(self, resource_type: str, name: str) -> frozenset[str]:
         return frozenset(a for s in self.access if s.type == resource_type and s.name == name for a in s.actions)
@@ -62,17 +69,18 @@ class TokenService:
     async def _sign(self, claims: dict[str, Any], lifetime: int) -> IssuedToken:
         key = await self.keys.signing_key()
         now = int(time.time())
+        jti = uuid.uuid4().hex
         body = {
             "iss": self.settings.token_issuer,
             "iat": now,
             "nbf": now - 1,
             "exp": now + lifetime,
-            "jti": uuid.uuid4().hex,
+            "jti": jti,
             **claims,
         }
         assert key.private is not None
         token = jwt.encode(body, key.private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"})
-        return IssuedToken(token, lifetime, datetime.fromtimestamp(now, UTC))
+        return IssuedToken(token, lifetime, datetime.fromtimestamp(now, UTC), jti)
 
     @staticmethod
     def _identity(principal: Principal) -> dict[str, Any]:
@@ -81,6 +89,8 @@ class TokenService:
             claims["uid"] = principal.account_id
         if principal.token_id is not None:
             claims["pat"] = principal.token_id
+        if principal.credential_generation is not None:
+            claims["gen"] = principal.credential_generation
         return claims
 
     async def issue_registry(self, principal: Principal, service: str, access: list[ResourceScope]) -> IssuedToken:
@@ -93,6 +103,7 @@ class TokenService:
         return await self._sign(claims, self.settings.token_lifetime_seconds)
 
     async def issue_refresh(self, principal: Principal, service: str, client_id: str) -> IssuedToken:
+        """A signed refresh token. Callers store it (``RefreshTokens``): a refresh token without a row is refused."""
         claims = {**self._identity(principal), "aud": service, "use": "refresh", "client_id": client_id[:100]}
         return await self._sign(claims, self.settings.refresh_token_lifetime_seconds)
 
@@ -145,12 +156,18 @@ class TokenService:
             access=_access(claims.get("access")),
             expires_at=float(claims["exp"]),
             claims=claims,
+            generation=_int_claim(claims.get("gen")),
+            jti=claims["jti"] if isinstance(claims.get("jti"), str) else "",
         )
         if use == "registry":
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[token] = verified
         return verified
+
+
+def _int_claim(raw: object) -> int | None:
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
 
 
 def _access(raw: object) -> tuple[ResourceScope, ...]:

@@ -18,7 +18,8 @@ TOKEN_SCOPES = (REPO_ADMIN, REPO_WRITE, REPO_READ, REPO_PUBLIC_READ)
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling. ``token_id``/``token_scopes``/``token_repositories`` are set when the caller
-    authenticated with a personal access token, which caps what the account may do."""
+    authenticated with a personal access token, which caps what the account may do. ``credential_generation``
+    is the account's at authentication (refresh and API tokens issued for the principal carry it)."""
 
     kind: PrincipalKind
     account_id: int | None = None
@@ -27,6 +28,7 @@ class Principal:
     token_id: str | None = None
     token_scopes: frozenset[str] | None = None
     token_repositories: frozenset[str] | None = None
+    credential_generation: int | None = None
 
     @property
     def is_anonymous(self) -> bool:

@@ -41,7 +41,7 @@ def _print_user(user: UserInfo) -> None:
 
 @click.group()
 def user() -> None:
-    """Users: create, list, disable, enable, delete, set passwords."""
+    """Users: create, list, disable, enable, delete, set passwords, revoke sessions."""
 
 
 @operator_command(user, "create")
@@ -129,7 +129,8 @@ def user_delete(op: Operator, name: str) -> None:
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (else generate one).")
 def user_set_password(op: Operator, name: str, password_stdin: bool) -> None:
-    """Set a user's password. Without --password-stdin a password is generated and printed once."""
+    """Set a user's password (their refresh and API tokens stop working). Without --password-stdin a password is
+    generated and printed once."""
     given = read_password(password_stdin)
     password = given or secrets.token_urlsafe(18)
 
@@ -146,6 +147,19 @@ def user_set_password(op: Operator, name: str, password_stdin: bool) -> None:
             click.echo("password changed")
 
     op.emit({"user": name, "password": generated}, human)
+
+
+@operator_command(user, "revoke-sessions")
+@click.argument("name")
+def user_revoke_sessions(op: Operator, name: str) -> None:
+    """Sign a user out everywhere: their refresh tokens (docker login) and API tokens stop working at once.
+    The password and personal access tokens stay (a password change does this too)."""
+
+    async def work(db: Database) -> None:
+        await UserService(db, op.settings).revoke_sessions(name, actor=op.actor)
+
+    op.run(work)
+    op.emit({"user": name, "sessions_revoked": True}, lambda: click.echo(f"signed {name} out everywhere"))
 
 
 @click.group()

@@ -39,6 +39,8 @@ ACTION_DESCRIPTIONS = {
     "account.enable": "enabled the account",
     "account.delete": "deleted the account",
     "account.password_change": "changed the password",
+    "user.revoke_sessions": "signed out every session",
+    "refresh_token.reuse": "reused a rotated refresh token (its family was revoked)",
     "org.create": "created the organization",
     "org.update": "updated the organization",
     "org.delete": "deleted the organization",

@@ -1,5 +1,5 @@
 """Identity and access: accounts (users, organizations, robots), memberships, teams, repository permissions,
-personal access tokens, stars, the audit log, token-signing keys and login-failure counters."""
+personal access tokens, refresh tokens, stars, the audit log, token-signing keys and login-failure counters."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ class Account(Base):
     # argon2id for passwords; "sha256$<hex>" for robot secrets (random, 256 bits: a fast hash is enough).
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Bumped by a password change, a robot secret regeneration and "revoke sessions": refresh and API tokens
+    # carry the value they were issued under and are refused once it moved on.
+    credential_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     full_name: Mapped[str] = mapped_column(String(255), default="")
@@ -111,6 +114,23 @@ class AccessToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class RefreshToken(Base):
+    """A refresh token (``offline_token``) issued by ``/v2/token``, stored by the SHA-256 of its ``jti`` so that
+    one can be revoked. Tokens rotated from one another share a ``family_id``; reusing a rotated one revokes the
+    family."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the JWT's jti
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(String(100), default="")
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Star(Base):

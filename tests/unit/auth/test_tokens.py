@@ -6,6 +6,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from dockyard.auth.keys import KeyRing
 from dockyard.auth.scopes import ResourceScope
 from dockyard.auth.secrets import SecretBox
-from dockyard.auth.tokens import TokenService
+from dockyard.auth.tokens import API_AUDIENCE, TokenService
 from dockyard.authz.principal import ANONYMOUS, Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
@@ -57,6 +58,20 @@ async def test_round_trip_carries_identity_and_access(db: Database) -> None:
     header = jwt.get_unverified_header(issued.token)
     assert header["alg"] == "ES256"
     assert header["kid"]
+
+
+async def test_refresh_and_api_tokens_carry_the_credential_generation(db: Database) -> None:
+    tokens = await service(db)
+    alice = replace(ALICE, credential_generation=3)
+    refresh = await tokens.issue_refresh(alice, "registry.test", "docker")
+    verified = await tokens.verify(refresh.token, audience="registry.test", use="refresh")
+    assert (verified.generation, verified.jti) == (3, refresh.jti)
+    api = await tokens.verify((await tokens.issue_api(alice)).token, audience=API_AUDIENCE, use="api")
+    assert api.generation == 3
+    # A principal without one (never the case for a signed-in account) gives a token without ``gen``.
+    bare = await tokens.verify((await tokens.issue_api(ALICE)).token, audience=API_AUDIENCE, use="api")
+    assert bare.generation is None
+    assert "gen" not in bare.claims
 
 
 async def test_anonymous_token_has_empty_subject(db: Database) -> None:

@@ -59,6 +59,10 @@ def test_user_lifecycle(dockyard: Dockyard) -> None:
     changed = dockyard.json("user", "set-password", "bobby")
     assert changed["password"]
     assert dockyard.sql("SELECT password_hash FROM accounts WHERE name = 'bobby'") != [(stored,)]
+    assert dockyard.json("user", "revoke-sessions", "bobby") == {"user": "bobby", "sessions_revoked": True}
+    assert "signed alice out everywhere" in dockyard("user", "revoke-sessions", "alice").stdout
+    # The password change and the revocation each moved bobby's credential generation on.
+    assert dockyard.sql("SELECT credential_generation FROM accounts WHERE name = 'bobby'") == [(2,)]
     assert dockyard.json("user", "delete", "bobby", "--yes") == {"deleted": "bobby", "repositories": []}
     human = dockyard("user", "list").stdout
     assert "alice" in human
@@ -70,6 +74,8 @@ def test_user_lifecycle(dockyard: Dockyard) -> None:
         "account.disable",
         "account.enable",
         "account.password_change",
+        "user.revoke_sessions",
+        "user.revoke_sessions",
         "account.delete",
     ]
 

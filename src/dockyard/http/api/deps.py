@@ -3,7 +3,8 @@
 Callers authenticate with ``Authorization: Bearer <token>`` where the token is an API token from
 ``POST /api/v2/auth/token`` (or the legacy ``/users/login``) or a personal access token, or with Basic auth
 (password, personal access token or robot secret). Every request re-checks that the account and token behind it
-are still live, so disabling or revoking takes effect on the next request.
+are still live, so disabling or revoking takes effect on the next request; an API token got with a password also
+dies with that password (``Authenticator.principal_for_token``).
 """
 
 from __future__ import annotations
@@ -75,9 +76,7 @@ async def caller(request: Request) -> Principal:
         if credentials.startswith(PAT_PREFIX):
             return await svc.authenticator.login("", credentials, client_ip(request))
         token = await svc.tokens.verify(credentials, audience=API_AUDIENCE, use="api")
-        live = None
-        if token.account_id is not None:
-            live = await svc.authenticator.principal_for(token.account_id, token.token_id)
+        live = await svc.authenticator.principal_for_token(token)
         if live is None:
             raise Unauthorized("token", "the account or token behind this token is no longer valid")
         return live

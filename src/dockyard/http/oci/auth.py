@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.credentials import Authenticator
+from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.tokens import TokenService, VerifiedToken
 from dockyard.authz.permissions import actions_for, load_facts, repository_levels, visible_repositories
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal, PrincipalKind
@@ -62,6 +63,7 @@ class RegistryGuard:
         self.db = db
         self.authenticator = authenticator
         self.tokens = tokens
+        self.refresh = RefreshTokens(db, tokens, authenticator, settings)
         self._basic: dict[str, tuple[float, Principal]] = {}
 
     # -- challenges -------------------------------------------------------------------------------------------

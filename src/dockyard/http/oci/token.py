@@ -6,6 +6,9 @@ none (anonymous), repeated ``scope`` parameters, ``offline_token=true`` + ``clie
 (space-separated), ``access_type=offline``. The grant is the intersection of what was asked and what the caller
 may do; asking for more than allowed is not an error, the token just holds less. A malformed ``scope`` is a 400
 ``invalid_scope`` on both.
+
+Refresh tokens are stored and checked by ``auth.refresh``: a password change, a robot secret regeneration or
+"revoke sessions" ends them (``401 invalid_grant``).
 """
 
 from __future__ import annotations
@@ -97,7 +100,7 @@ async def _respond(
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
     elif offline and caller.is_authenticated:
-        body["refresh_token"] = (await g.tokens.issue_refresh(caller, service, client_id)).token
+        body["refresh_token"] = await g.refresh.issue(caller, service, client_id)
         await g.authenticator.audit_login(caller, client_ip(request), "token")
     return _json(body)
 
@@ -167,24 +170,17 @@ async def token_post(request: Request) -> Response:
     except DomainError as exc:
         return _oauth_error(400, "invalid_scope", exc.message)
     offline = form.get("access_type", "") == "offline"
+    kept: str | None = None
     try:
         if g.settings.open:
             caller = OPEN
         elif grant_type == "password":
             caller = await g.authenticator.login(form.get("username", ""), form.get("password", ""), client_ip(request))
         elif grant_type == "refresh_token":
-            refresh = await g.tokens.verify(
-                form.get("refresh_token", ""), audience=service_name(request, g.settings), use="refresh"
-            )
-            live = None
-            if refresh.account_id is not None:
-                live = await g.authenticator.principal_for(refresh.account_id, refresh.token_id)
-            if live is None:
-                raise Unauthorized("token", "the account or token behind this refresh token is no longer valid")
-            caller = live
+            # The refresh token to keep: the same one, or its successor when rotation is on.
+            caller, kept = await g.refresh.redeem(form.get("refresh_token", ""), service_name(request, g.settings))
         else:
             return _oauth_error(400, "unsupported_grant_type", "grant_type must be password or refresh_token")
     except Unauthorized as exc:
         return _oauth_error(401, "invalid_grant", exc.message)
-    kept = form.get("refresh_token", "") if grant_type == "refresh_token" else None
     return await _respond(request, caller, asked, offline=offline, client_id=client_id, oauth=True, refresh_token=kept)

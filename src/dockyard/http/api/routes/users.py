@@ -1,5 +1,5 @@
 """User accounts in the Hub API: the current user and their organizations, creating and listing users
-(site administrators), public profiles, profile changes, passwords, disabling and deletion."""
+(site administrators), public profiles, profile changes, passwords, "revoke sessions", disabling and deletion."""
 
 from __future__ import annotations
 
@@ -179,4 +179,18 @@ async def change_password(
     await svc.users.change_password(
         username, body.new_password, current=body.current_password, actor=who, source_ip=client_ip(request)
     )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/users/{username}/revoke-sessions",
+    status_code=204,
+    response_class=Response,
+    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+)
+async def revoke_sessions(username: AccountPath, request: Request, svc: Services, who: SignedIn) -> Response:
+    """Sign out everywhere: every refresh token (``docker login``) and API token issued to the user before now
+    stops working; the password and personal access tokens stay. The user, with a password sign-in, or a site
+    administrator."""
+    await svc.users.revoke_sessions(username, actor=who, source_ip=client_ip(request))
     return Response(status_code=204)
