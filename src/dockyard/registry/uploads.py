@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import delete, insert, or_, select, update
 
 from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
-from dockyard.errors import Conflict, Invalid, NotFound, RangeNotSatisfiable
+from dockyard.errors import Conflict, DomainError, Invalid, NotFound, RangeNotSatisfiable
 from dockyard.models import Repository, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
@@ -91,18 +91,28 @@ class UploadService:
         upload_id = uuid.uuid4().hex
         await self.ctx.store.create_upload(upload_id)
         now = utcnow()
-        async with self.ctx.db.write() as conn:
-            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
-            await conn.execute(
-                insert(Upload).values(
-                    id=upload_id,
-                    repository_id=repo_id,
-                    algorithm=algorithm,
-                    size=0,
-                    created_at=now,
-                    updated_at=now,
+        try:
+            async with self.ctx.db.write() as conn:
+                repo_id = await ensure_repository(
+                    conn,
+                    name,
+                    actor,
+                    default_private=self.ctx.settings.default_private,
+                    open_server=self.ctx.settings.open,
                 )
-            )
+                await conn.execute(
+                    insert(Upload).values(
+                        id=upload_id,
+                        repository_id=repo_id,
+                        algorithm=algorithm,
+                        size=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except DomainError:
+            await self.ctx.store.delete_upload(upload_id)  # no session: the object would be an orphan
+            raise
         return UploadState(upload_id, name, 0, algorithm)
 
     async def status(self, name: str, upload_id: str) -> UploadState:
