@@ -6,19 +6,20 @@ administrator nothing is created and the names stay unclaimable."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict
 from dockyard.migrations.runner import upgrade
+from dockyard.models import AuditEntry, Repository, Webhook
+from dockyard.models.base import utcnow
 from dockyard.settings import Settings
 from tests.support.accounts import database_url, make_user, services
-
-NOW = "2026-01-01 00:00:00"
 
 
 async def _old_database(tmp_path: Path) -> Database:
@@ -35,26 +36,30 @@ async def _sql(db: Database, statement: str, **params: Any) -> list[Any]:
 
 async def _old_rows(db: Database) -> None:
     # A repository in a namespace nobody owns (an administrator's push), a webhook left by a deleted account,
-    # and that account's audit log.
-    await _sql(
-        db,
-        "INSERT INTO repositories (name, namespace, is_private, description, full_description, star_count, "
-        "pull_count, created_at) VALUES ('projx/app', 'projx', true, '', '', 0, 0, :now)",
-        now=NOW,
-    )
-    await _sql(
-        db,
-        "INSERT INTO webhooks (uuid, namespace, name, url, events, payload_format, secret, active, "
-        "consecutive_failures, created_by, created_at, updated_at) VALUES ('00000000-0000-0000-0000-000000000009', "
-        "'gonehooks', 'ci', 'http://x.test/', '[]', 'dockerhub', 's', true, 0, '', :now, :now)",
-        now=NOW,
-    )
-    await _sql(
-        db,
-        "INSERT INTO audit_log (namespace, action, actor, target, source_ip, data, created_at) VALUES "
-        "('deleted1', 'repo.tag.push', 'deleted1', 'deleted1/app:v1', '', '{}', :now)",
-        now=NOW,
-    )
+    # and that account's audit log. (Only columns that existed at 0007 are written.)
+    now = utcnow()
+    async with db.write() as conn:
+        await conn.execute(
+            insert(Repository).values(name="projx/app", namespace="projx", is_private=True, created_at=now)
+        )
+        await conn.execute(
+            insert(Webhook).values(
+                uuid=str(uuid.uuid4()),
+                namespace="gonehooks",
+                name="ci",
+                url="http://x.test/",
+                events="[]",
+                payload_format="dockerhub",
+                secret="s",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await conn.execute(
+            insert(AuditEntry).values(
+                namespace="deleted1", action="repo.tag.push", actor="deleted1", target="deleted1/app:v1", created_at=now
+            )
+        )
 
 
 async def test_namespaces_without_an_account_become_the_first_administrators_organizations(
