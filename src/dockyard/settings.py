@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     admin_username: str = "admin"
     admin_password: str = ""  # first start only; generated and printed once when empty
     default_private: bool = True  # visibility of a repository created by a push (per namespace overridable)
+    # A deleted account's name stays reserved this long before anyone may claim it (0: free at once).
+    deleted_name_grace_days: int = Field(default=30, ge=0, le=3650)
     token_service: str = ""  # the JWT audience / "service"; default: the Host the client used
     token_issuer: str = "dockyard"  # noqa: S105 (an issuer name, not a secret)
     token_lifetime_seconds: int = Field(default=300, ge=60, le=86400)

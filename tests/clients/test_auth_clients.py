@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,31 @@ def test_password_push_private_pull_and_refusals(
     )
     assert proc.returncode != 0
     assert refused(proc.stderr)
+
+
+def test_push_into_a_namespace_without_an_account(
+    secure: DockyardServer, hub: HubAdmin, skopeo: Tool, image_layout: Layout
+) -> None:
+    """Only a site administrator's push may create a namespace (as an organization the administrator owns)."""
+    frank, frank_pw = hub.user("frank")
+    writer = pat(secure, frank, frank_pw, "repo:write")["token"]
+    nowhere = f"nosuch{uuid.uuid4().hex[:8]}"
+    for creds in (f"{frank}:{frank_pw}", f"{frank}:{writer}"):
+        proc = skopeo.run(
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            f"oci:{image_layout.path}:{image_layout.tag}",
+            docker_ref(secure, f"{nowhere}/app", "v1"),
+            check=False,
+        )
+        assert proc.returncode != 0
+        assert refused(proc.stderr), proc.stderr
+    assert hub.client.get(f"/api/v2/orgs/{nowhere}").status_code == 404
+    push(skopeo, image_layout, docker_ref(secure, f"{nowhere}/app", "v1"), f"admin:{secure.ADMIN_PASSWORD}")
+    owners = hub.client.get(f"/api/v2/orgs/{nowhere}/members").json()["results"]
+    assert [(m["username"], m["role"]) for m in owners] == [("admin", "owner")]
 
 
 def test_anonymous_pull_of_a_public_image(

@@ -109,7 +109,18 @@ def describe() -> str:
 
 
 def execute_sql(database_url: str, statement: str, **params: Any) -> int:
-    """Run one SQL statement against a server's database (SQLite or PostgreSQL) and return the rows it changed.
+    """Run one SQL statement against a server's database (SQLite or PostgreSQL) and return the rows it changed."""
+    return int(_run_sql(database_url, statement, params, fetch=False))
+
+
+def query_sql(database_url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Run one SELECT against a server's database and return its rows (for tests that check what is stored)."""
+    rows: list[tuple[Any, ...]] = _run_sql(database_url, statement, params, fetch=True)
+    return rows
+
+
+def _run_sql(database_url: str, statement: str, params: dict[str, Any], *, fetch: bool) -> Any:
+    """One statement on its own engine: the rows it returned (``fetch``) or the number it changed.
 
     For tests that reach behind the API, e.g. to age a row instead of sleeping. Runs on a thread of its own, so
     it works from sync tests and from inside a running event loop alike.
@@ -117,17 +128,17 @@ def execute_sql(database_url: str, statement: str, **params: Any) -> int:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    async def run() -> int:
+    async def run() -> Any:
         connect_args = {"timeout": 30} if database_url.startswith("sqlite") else {}
         engine = create_async_engine(database_url, connect_args=connect_args)
         try:
             async with engine.begin() as conn:
                 result = await conn.execute(text(statement), params)
-                return int(result.rowcount)
+                return [tuple(row) for row in result.all()] if fetch else int(result.rowcount)
         finally:
             await engine.dispose()
 
-    outcome: list[int] = []
+    outcome: list[Any] = []
     errors: list[BaseException] = []
 
     def target() -> None:

@@ -78,6 +78,10 @@ class DockyardServer:
         """Run one SQL statement on this server's database (either engine); returns the rows changed."""
         return backend.execute_sql(self.database_url, statement, **params)
 
+    def query_sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run one SELECT on this server's database (either engine); returns its rows."""
+        return backend.query_sql(self.database_url, statement, **params)
+
     @property
     def workers(self) -> int:
         configured = int(self.env.get("DOCKYARD_WORKERS", os.environ.get("DOCKYARD_WORKERS", "0")) or 0)

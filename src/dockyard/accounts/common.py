@@ -1,9 +1,10 @@
-"""Shared by the account services: account look-ups, the authorization checks they repeat, row → view
-conversion, paging, and deleting every repository of a namespace (when its account goes)."""
+"""Shared by the account services: account look-ups, whether a name is free, the authorization checks they
+repeat, row → view conversion, paging, and deleting an account with everything its namespace holds."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, delete, func, select
@@ -14,13 +15,14 @@ from dockyard.accounts.views import OWNER, OrgInfo, UserInfo
 from dockyard.authz.permissions import Level, namespace_role, repository_level
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
-from dockyard.errors import Denied, NotFound
-from dockyard.events.outbox import REPOSITORY_DELETED, record_event
+from dockyard.errors import Denied, NotFound, Subject
+from dockyard.events.audit import record_audit
 from dockyard.models import Account, Repository
 from dockyard.models.accounts import ORG, USER
+from dockyard.registry.deletion import delete_repositories, namespace_repositories
+from dockyard.registry.namespaces import forget_reservation, name_use, purge_namespace, retire_name
 
 T = TypeVar("T")
-_DELETE_BATCH = 500
 
 
 async def find_account(conn: AsyncConnection, name: str, kinds: Sequence[str]) -> Row[Any] | None:
@@ -42,7 +44,19 @@ async def require_org(conn: AsyncConnection, name: str) -> Row[Any]:
 
 
 async def name_taken(conn: AsyncConnection, name: str) -> bool:
-    return (await conn.execute(select(Account.id).where(Account.name == name))).first() is not None
+    """An account has ``name``, it is reserved after an account's deletion, or another table names it as a
+    namespace (``registry.namespaces.name_use``)."""
+    return await name_use(conn, name) is not None
+
+
+async def require_name_free(conn: AsyncConnection, name: str, subject: Subject, *, adopt: bool = False) -> None:
+    """Conflict, saying why, unless ``name`` may become a new account's. ``adopt``: a site administrator creating
+    an organization may take a name that only rows of a namespace without an account use (they then belong to
+    it). An expired reservation is dropped."""
+    use = await name_use(conn, name)
+    if use is not None and not (adopt and use.kind == "data"):
+        raise use.conflict(name, subject)
+    await forget_reservation(conn, name)
 
 
 def is_self(actor: Principal, account_id: int) -> bool:
@@ -140,18 +154,28 @@ async def paged(
     return Page(items=[convert(row) for row in rows], count=int(count), request=page)
 
 
-async def delete_namespace_repositories(conn: AsyncConnection, namespace: str, actor: str) -> list[str]:
-    """Delete every repository of ``namespace`` (tags, manifests, links, grants and stars go with them by
-    cascade) and record ``repository.deleted`` for each. Blobs no repository links any more are left to garbage
-    collection. Returns the names deleted."""
-    rows = (
-        await conn.execute(
-            select(Repository.id, Repository.name).where(Repository.namespace == namespace).order_by(Repository.name)
-        )
-    ).all()
-    for _, name in rows:
-        await record_event(conn, REPOSITORY_DELETED, repository=name, actor=actor or None)
-    ids = [row.id for row in rows]
-    for start in range(0, len(ids), _DELETE_BATCH):
-        await conn.execute(delete(Repository).where(Repository.id.in_(ids[start : start + _DELETE_BATCH])))
-    return [row.name for row in rows]
+async def delete_account(
+    conn: AsyncConnection, row: Any, *, action: str, actor: str, source_ip: str, grace: timedelta
+) -> tuple[list[str], list[str]]:
+    """Delete account ``row`` (a user or an organization) and everything keyed by its namespace, in ``conn``'s
+    transaction: its repositories as the Hub's repository delete does them (``repository.deleted`` and
+    ``repo.delete`` each, upload sessions too), webhooks with their deliveries, trusted keys and identities, trust
+    policies and the managed signing key (``purge_namespace``); memberships, teams, robots, tokens and stars go
+    with the account by cascade. Then ``action`` is audited, the namespace's audit log archived and the name
+    reserved for ``grace`` (``retire_name``). Returns the repositories deleted and the upload ids whose objects
+    the caller drops after the commit (``drop_upload_objects``)."""
+    repositories = await namespace_repositories(conn, row.name)
+    uploads = await delete_repositories(conn, repositories, actor=actor or None, source_ip=source_ip)
+    await purge_namespace(conn, row.name)
+    await conn.execute(delete(Account).where(Account.id == row.id))
+    await record_audit(
+        conn,
+        row.name,
+        action,
+        actor=actor,
+        target=row.name,
+        source_ip=source_ip,
+        data={"repositories": len(repositories)},
+    )
+    await retire_name(conn, row.name, row.id, row.kind, grace)
+    return [repo.name for repo in repositories], uploads

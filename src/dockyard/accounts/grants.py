@@ -50,7 +50,9 @@ def check_org_repositories(org: str, levels: Mapping[str, Level]) -> dict[str, L
 async def org_repository(conn: AsyncConnection, org: str, repository: str, settings: Settings, actor: Principal) -> int:
     """The id of ``repository`` (which must be in ``org``'s namespace), creating it if it does not exist yet."""
     check_org_repositories(org, {repository: Level.READ})
-    return await ensure_repository(conn, repository, actor.audit_name or None, default_private=settings.default_private)
+    return await ensure_repository(
+        conn, repository, actor.audit_name or None, default_private=settings.default_private, open_server=settings.open
+    )
 
 
 async def grant(

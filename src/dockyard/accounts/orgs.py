@@ -7,6 +7,7 @@ repository access through teams. There is no implicit "owners" team. An organiza
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -14,12 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.common import (
-    delete_namespace_repositories,
+    delete_account,
     is_self,
-    name_taken,
     org_info,
     paged,
     require_interactive,
+    require_name_free,
     require_org,
     require_org_member,
     require_org_owner,
@@ -36,7 +37,9 @@ from dockyard.events.audit import record_audit
 from dockyard.models import Account, OrgMember, Team, TeamMember
 from dockyard.models.accounts import ORG
 from dockyard.models.base import utcnow
+from dockyard.registry.deletion import drop_upload_objects
 from dockyard.settings import Settings
+from dockyard.storage.base import BlobStore
 
 
 def validate_role(role: str) -> str:
@@ -47,11 +50,14 @@ def validate_role(role: str) -> str:
 
 class OrgService:
     """Organizations and their members. Raises NotFound (no such organization or user), Denied (not an owner,
-    or for listings not a member), Conflict (name taken, already a member, last owner) and Invalid."""
+    or for listings not a member), Conflict (name taken or reserved, already a member, last owner) and Invalid.
+    Deleting an organization deletes everything its namespace holds and reserves its name (``delete_account``)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, store: BlobStore | None = None) -> None:
         self._db = db
         self._settings = settings
+        self._store = store  # where a deleted organization's upload objects are dropped
+        self._grace = timedelta(days=settings.deleted_name_grace_days)
 
     async def create_org(
         self, name: str, *, owner: str | None = None, actor: Principal, source_ip: str = ""
@@ -70,8 +76,7 @@ class OrgService:
         try:
             async with self._db.write() as conn:
                 owner_row = await require_user(conn, owner)
-                if await name_taken(conn, name):
-                    raise Conflict("organization", "this name is already taken", {"name": name})
+                await require_name_free(conn, name, "organization", adopt=actor.superuser)
                 org_id = (
                     await conn.execute(
                         insert(Account).values(name=name, kind=ORG, created_at=now).returning(Account.id)
@@ -140,23 +145,17 @@ class OrgService:
         return org_info(row)
 
     async def delete_org(self, name: str, *, actor: Principal, source_ip: str = "") -> list[str]:
-        """Delete an organization with its repositories (``repository.deleted`` each), teams, robots and
-        memberships. Owners (with their own credentials, not an access token) and site administrators.
-        Returns the repositories deleted."""
+        """Delete an organization with its repositories (``repository.deleted`` each), webhooks, trust settings,
+        teams, robots and memberships; its audit log is archived and its name reserved for the grace period.
+        Owners (with their own credentials, not an access token) and site administrators. Returns the
+        repositories deleted."""
         require_interactive(actor, "delete organizations")
         async with self._db.write() as conn:
             row = await require_org_owner(conn, actor, name)
-            deleted = await delete_namespace_repositories(conn, name, actor.audit_name)
-            await conn.execute(delete(Account).where(Account.id == row.id))
-            await record_audit(
-                conn,
-                name,
-                "org.delete",
-                actor=actor.audit_name,
-                target=name,
-                source_ip=source_ip,
-                data={"repositories": len(deleted)},
+            deleted, uploads = await delete_account(
+                conn, row, action="org.delete", actor=actor.audit_name, source_ip=source_ip, grace=self._grace
             )
+        await drop_upload_objects(self._store, uploads)
         return deleted
 
     async def list_members(self, org: str, page: PageRequest, *, actor: Principal) -> Page[MemberInfo]:

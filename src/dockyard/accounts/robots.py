@@ -175,7 +175,11 @@ class RobotService:
     ) -> None:
         for repository in sorted(levels):
             repo_id = await ensure_repository(
-                conn, repository, actor.audit_name or None, default_private=self._settings.default_private
+                conn,
+                repository,
+                actor.audit_name or None,
+                default_private=self._settings.default_private,
+                open_server=self._settings.open,
             )
             await grant(conn, repo_id, levels[repository], account_id=robot_id)
 

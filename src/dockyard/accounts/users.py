@@ -9,19 +9,21 @@ cost never holds the database's writer lock.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, false, insert, select, true, update
+from sqlalchemy import and_, exists, false, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from dockyard.accounts.common import (
-    delete_namespace_repositories,
+    delete_account,
     is_self,
     name_taken,
     paged,
     require_interactive,
+    require_name_free,
     require_superuser,
     require_user,
     user_info,
@@ -44,7 +46,9 @@ from dockyard.events.audit import record_audit
 from dockyard.models import Account, OrgMember, Repository, Star
 from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
+from dockyard.registry.deletion import drop_upload_objects
 from dockyard.settings import Settings
+from dockyard.storage.base import BlobStore
 
 SYSTEM_ACTOR = "dockyard"  # the audit actor of changes the server makes by itself (the first administrator)
 
@@ -56,9 +60,11 @@ class UserService:
     Raises NotFound (no such user), Denied, Conflict (name taken, last administrator, sole owner of an
     organization) and Invalid (bad input)."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, store: BlobStore | None = None) -> None:
         self._db = db
         self._settings = settings
+        self._store = store  # where a deleted user's upload objects are dropped
+        self._grace = timedelta(days=settings.deleted_name_grace_days)
 
     async def create_user(
         self,
@@ -82,8 +88,7 @@ class UserService:
     ) -> UserInfo:
         try:
             async with self._db.write() as conn:
-                if await name_taken(conn, name):
-                    raise Conflict("account", "this name is already taken", {"name": name})
+                await require_name_free(conn, name, "account")
                 account_id = await _insert_account(conn, name, email, password_hash, is_admin, actor, source_ip)
                 row = (await conn.execute(select(Account).where(Account.id == account_id))).one()
         except IntegrityError as exc:  # a concurrent creation of the same name (PostgreSQL)
@@ -199,9 +204,11 @@ class UserService:
         return user_info(row)
 
     async def delete_user(self, name: str, *, actor: Principal, source_ip: str = "") -> list[str]:
-        """Delete a user and every repository of their namespace (``repository.deleted`` for each); memberships,
-        team seats, tokens, stars and grants go with the account. Refused (Conflict) while the user is the sole
-        owner of an organization, or the last enabled administrator. Returns the repositories deleted."""
+        """Delete a user and everything their namespace holds (``delete_account``: repositories with
+        ``repository.deleted`` each, webhooks, trust settings; the audit log archived, the name reserved for the
+        grace period); memberships, team seats, tokens, stars and grants go with the account. Refused (Conflict)
+        while the user is the sole owner of an organization, or the last enabled administrator. Returns the
+        repositories deleted."""
         async with self._db.write() as conn:
             row = await require_user(conn, name)
             self._require_self_or_admin(actor, row.id, "delete this account")
@@ -223,17 +230,10 @@ class UserService:
                 )
                 .values(star_count=Repository.star_count - 1)
             )
-            deleted = await delete_namespace_repositories(conn, name, actor.audit_name)
-            await conn.execute(delete(Account).where(Account.id == row.id))
-            await record_audit(
-                conn,
-                name,
-                "account.delete",
-                actor=actor.audit_name,
-                target=name,
-                source_ip=source_ip,
-                data={"repositories": len(deleted)},
+            deleted, uploads = await delete_account(
+                conn, row, action="account.delete", actor=actor.audit_name, source_ip=source_ip, grace=self._grace
             )
+        await drop_upload_objects(self._store, uploads)
         return deleted
 
     async def list_users(self, page: PageRequest, *, actor: Principal) -> Page[UserInfo]:

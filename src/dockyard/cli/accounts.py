@@ -15,6 +15,7 @@ from dockyard.authz.permissions import Level
 from dockyard.cli.common import (
     Operator,
     every_page,
+    opened_store,
     operator_command,
     print_fields,
     print_table,
@@ -113,10 +114,11 @@ def user_enable(op: Operator, name: str) -> None:
 @click.argument("name")
 @click.confirmation_option(prompt="Delete the user and every repository of their namespace?")
 def user_delete(op: Operator, name: str) -> None:
-    """Delete a user with every repository of their namespace."""
+    """Delete a user with everything their namespace holds; the name stays reserved for the grace period."""
 
     async def work(db: Database) -> list[str]:
-        return await UserService(db, op.settings).delete_user(name, actor=op.actor)
+        async with opened_store(op.settings) as store:
+            return await UserService(db, op.settings, store).delete_user(name, actor=op.actor)
 
     deleted = op.run(work)
     op.emit(
@@ -192,10 +194,11 @@ def org_create(op: Operator, name: str, owner: str) -> None:
 @click.argument("name")
 @click.confirmation_option(prompt="Delete the organization with its repositories, teams and robots?")
 def org_delete(op: Operator, name: str) -> None:
-    """Delete an organization with its repositories, teams and robots."""
+    """Delete an organization with everything its namespace holds; the name stays reserved for the grace period."""
 
     async def work(db: Database) -> list[str]:
-        return await OrgService(db, op.settings).delete_org(name, actor=op.actor)
+        async with opened_store(op.settings) as store:
+            return await OrgService(db, op.settings, store).delete_org(name, actor=op.actor)
 
     deleted = op.run(work)
     op.emit(

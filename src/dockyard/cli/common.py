@@ -12,7 +12,8 @@ import dataclasses
 import functools
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -29,6 +30,7 @@ from dockyard.errors import DomainError
 from dockyard.hub.access import full_name
 from dockyard.logs import configure_logging
 from dockyard.settings import Settings, SettingsError, load_settings
+from dockyard.storage.base import BlobStore
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,6 +69,18 @@ class Operator:
             click.echo(json.dumps(jsonable(data), indent=2, sort_keys=True))
         else:
             human()
+
+
+@asynccontextmanager
+async def opened_store(settings: Settings) -> AsyncIterator[BlobStore]:
+    """The server's blob store, for a command that deletes stored objects."""
+    from dockyard.storage.factory import open_blob_store
+
+    store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def describe_error(exc: DomainError) -> str:

@@ -79,7 +79,8 @@ class AuditLogService:
                 if role is None or await account_kind(conn, namespace) is None:
                     raise NotFound("account", "namespace not found", {"namespace": namespace[:255]})
                 raise Denied("account", "only the namespace's owners may read its audit log")
-            where: list[ColumnElement[bool]] = [AuditEntry.namespace == namespace]
+            # Entries of a deleted account of the same name are archived: never shown under the name again.
+            where: list[ColumnElement[bool]] = [AuditEntry.namespace == namespace, AuditEntry.archived_at.is_(None)]
             if action:
                 where.append(AuditEntry.action == action)
             if name:

@@ -22,7 +22,7 @@ from dockyard.core.paging import Page, PageRequest
 from dockyard.db.statements import insert_ignore
 from dockyard.errors import Conflict, Denied, Invalid, NotFound, Unauthorized
 from dockyard.events.audit import record_audit
-from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, record_event
+from dockyard.events.outbox import REPOSITORY_CREATED, record_event
 from dockyard.hub.access import (
     LIKE_ESCAPE,
     SUMMARY_COLUMNS,
@@ -35,12 +35,13 @@ from dockyard.hub.access import (
     resolve,
 )
 from dockyard.hub.views import RepositorySummary, RepositoryView, affiliation, content_facts, detail, summary
-from dockyard.models import Account, Repository, RepositoryPermission, Star, Upload
+from dockyard.models import Account, Repository, RepositoryPermission, Star
 from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.deletion import DoomedRepository, delete_repositories, drop_upload_objects
+from dockyard.registry.namespaces import claim_namespace
 from dockyard.registry.repositories import default_visibility, find_repository
-from dockyard.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ class RepositoryService:
                 raise NotFound("account", "namespace not found", {"namespace": namespace[:255]})
             if role != "owner":
                 raise Denied("repository", "only the namespace's owners may create repositories")
+            if actor.kind != "open":
+                await claim_namespace(conn, namespace, who)  # ``library`` gets its organization
             for candidate in candidate_names(namespace, name):
                 if await find_repository(conn, candidate) is not None:
                     raise Conflict("repository", "repository already exists", {"name": candidate})
@@ -299,21 +302,10 @@ class RepositoryService:
 
         async def work(conn: AsyncConnection) -> list[str]:
             record, _ = await resolve(conn, actor, namespace, name, Level.ADMIN)
-            uploads = list((await conn.execute(select(Upload.id).where(Upload.repository == record.name))).scalars())
-            if uploads:
-                await conn.execute(delete(Upload).where(Upload.repository == record.name))
-            await conn.execute(delete(Repository).where(Repository.id == record.id))
-            await record_event(conn, REPOSITORY_DELETED, repository=record.name, actor=who)
-            await record_audit(
-                conn, record.namespace, "repo.delete", actor=who, target=record.name, source_ip=source_ip
-            )
-            return uploads
+            doomed = DoomedRepository(record.id, record.name, record.namespace)
+            return await delete_repositories(conn, [doomed], actor=who, source_ip=source_ip)
 
-        for upload_id in await self.ctx.db.run_write(work):
-            try:
-                await self.ctx.store.delete_upload(upload_id)
-            except StorageError as exc:  # an orphaned upload object; harmless, only space
-                log.warning("could not delete upload %s of a deleted repository: %s", upload_id, exc)
+        await drop_upload_objects(self.ctx.store, await self.ctx.db.run_write(work))
 
     async def star(self, actor: Principal, namespace: str, name: str) -> None:
         """Star a repository the actor may see (users only). Starring twice is no error."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
@@ -145,7 +145,10 @@ class Star(Base):
 
 class AuditEntry(Base):
     """One security-relevant action: who (actor) did what (action) to which target, from where, when.
-    ``namespace`` is the account whose owners may read the entry."""
+    ``namespace`` is the account whose owners may read the entry. When that account is deleted its entries are
+    kept but archived (``archived_at`` set, ``archived_account_id`` the deleted account's id, NULL when a
+    migration archived entries whose account was already gone): a later account of the same name never sees
+    them."""
 
     __tablename__ = "audit_log"
 
@@ -157,8 +160,24 @@ class AuditEntry(Base):
     source_ip: Mapped[str] = mapped_column(String(64), default="")
     data: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    archived_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (Index("ix_audit_log_namespace_created", "namespace", "created_at"),)
+
+
+class ReservedName(Base):
+    """The name of a deleted user or organization, which nobody may take until ``reserved_until`` (the
+    ``deleted_name_grace_days`` setting): a new account of that name would otherwise inherit what others still
+    expect of it (pull references, webhooks pointed at it, trust in its signatures)."""
+
+    __tablename__ = "reserved_names"
+
+    name: Mapped[str] = mapped_column(ascii_string(255), primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)  # the deleted account's id
+    kind: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reserved_until: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SigningKey(Base):

@@ -85,7 +85,9 @@ class BlobService:
         record the event and (``session``) drop the upload session — one transaction, so garbage collection
         can never delete the bytes between the move and the link."""
         async with self.ctx.db.write() as conn:
-            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
+            repo_id = await ensure_repository(
+                conn, name, actor, default_private=self.ctx.settings.default_private, open_server=self.ctx.settings.open
+            )
             await hold_blob(conn, digest, size)
             await self.ctx.store.commit_upload(upload_id, digest, size)
             if await link_blob(conn, repo_id, digest):
@@ -103,7 +105,9 @@ class BlobService:
             row = (await conn.execute(_BLOB_IN_REPOSITORY, {"name": source, "digest": key})).first()
             if row is None:
                 return None
-            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
+            repo_id = await ensure_repository(
+                conn, name, actor, default_private=self.ctx.settings.default_private, open_server=self.ctx.settings.open
+            )
             await hold_blob(conn, key, row[0])
             if await link_blob(conn, repo_id, key):
                 await record_event(

@@ -188,7 +188,9 @@ class ManifestService:
         subject = str(parsed.subject.digest) if parsed.subject else None
 
         async def work(conn: AsyncConnection) -> None:
-            repo_id = await ensure_repository(conn, name, actor, default_private=self.ctx.settings.default_private)
+            repo_id = await ensure_repository(
+                conn, name, actor, default_private=self.ctx.settings.default_private, open_server=self.ctx.settings.open
+            )
             missing = await _missing(conn, repo_id, parsed)
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)

@@ -11,6 +11,7 @@ from dockyard.errors import NotFound
 from dockyard.events.outbox import REPOSITORY_CREATED, record_event
 from dockyard.models import Account, Repository
 from dockyard.models.base import utcnow
+from dockyard.registry.namespaces import claim_namespace
 
 _FIND = select(Repository.id).where(Repository.name == bindparam("name"))
 
@@ -33,13 +34,17 @@ async def default_visibility(conn: AsyncConnection, namespace: str, server_defau
 
 
 async def ensure_repository(
-    conn: AsyncConnection, name: str, actor: str | None = None, *, default_private: bool = True
+    conn: AsyncConnection, name: str, actor: str | None = None, *, default_private: bool = True, open_server: bool
 ) -> int:
-    """Return the repository's id, creating it (and recording the event) inside ``conn``'s write transaction."""
+    """Return the repository's id, creating it (and recording the event) inside ``conn``'s write transaction.
+    On a secure server (not ``open_server``) the namespace must be an account's, or the actor a site
+    administrator, whose push creates it as an organization (``claim_namespace``); else ``Denied("account")``."""
     repo_id = await find_repository(conn, name)
     if repo_id is not None:
         return repo_id
     namespace = namespace_of(name)
+    if not open_server:
+        await claim_namespace(conn, namespace, actor)
     private = await default_visibility(conn, namespace, default_private)
     try:
         async with conn.begin_nested():

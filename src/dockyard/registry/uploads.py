@@ -26,11 +26,13 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
+from dockyard.core.names import namespace_of
 from dockyard.errors import Conflict, Invalid, NotFound, RangeNotSatisfiable, RateLimited
 from dockyard.models import Account, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.namespaces import may_create_in
 from dockyard.storage.base import UploadMissing, UploadWriter
 
 _HASHER_CACHE_SIZE = 4096
@@ -120,6 +122,9 @@ class UploadService:
         upload_id = uuid.uuid4().hex
         now = utcnow()
         async with self.ctx.db.write() as conn:
+            if not self.ctx.settings.open:
+                # Refused before any byte arrives; the repository itself is created when content lands.
+                await may_create_in(conn, namespace_of(name), actor)
             await self._check_capacity(conn, name, account_id, now)
             await conn.execute(
                 insert(Upload).values(

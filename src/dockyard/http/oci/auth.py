@@ -29,10 +29,13 @@ from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.tokens import TokenService, VerifiedToken
 from dockyard.authz.permissions import actions_for, load_facts, repository_levels, visible_repositories
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal, PrincipalKind
+from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
 from dockyard.http.oci.base import API_VERSION, repo_name
 from dockyard.http.oci.errors import OCIError
+from dockyard.registry.namespaces import account_owns
+from dockyard.registry.repositories import find_repository
 from dockyard.settings import Settings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -90,6 +93,18 @@ class RegistryGuard:
     @staticmethod
     def denied() -> OCIError:
         return OCIError("DENIED", "requested access to the resource is denied", headers=dict(API_VERSION))
+
+    async def refusal(self, name: str, wanted: frozenset[str]) -> OCIError:
+        """The 403 for an authenticated caller: a push that would create a repository in a namespace no account
+        owns says so (accounts are public, so this reveals nothing); anything else is the generic ``denied``."""
+        if "push" in wanted:
+            namespace = namespace_of(name)
+            async with self.db.read() as conn:
+                if await find_repository(conn, name) is None and not await account_owns(conn, namespace):
+                    return OCIError(
+                        "DENIED", "namespace does not exist", {"namespace": namespace}, headers=dict(API_VERSION)
+                    )
+        return self.denied()
 
     # -- credentials ------------------------------------------------------------------------------------------
 
@@ -163,7 +178,7 @@ class RegistryGuard:
             live = await self.authenticator.principal_for(token.account_id, token.token_id)
             if live is not None and wanted <= await self.granted(live, name):
                 raise self.challenge(request, scope, error="insufficient_scope")
-            raise self.denied()
+            raise await self.refusal(name, wanted)
         if scheme == "basic":
             principal = await self.basic(request, credentials.strip(), scope)
         elif scheme == "":
@@ -174,7 +189,7 @@ class RegistryGuard:
             return principal
         if principal.is_anonymous:
             raise self.challenge(request, scope)
-        raise self.denied()
+        raise await self.refusal(name, wanted)
 
     async def authenticate_any(self, request: Request, scope: str | None = None) -> Principal:
         """For ``/v2/`` and the catalog: any valid credentials (or anonymous, when ``scope`` allows it)."""

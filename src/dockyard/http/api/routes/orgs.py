@@ -129,8 +129,10 @@ async def update_org(org: AccountPath, body: UpdateOrg, request: Request, svc: S
     responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
 )
 async def delete_org(org: AccountPath, request: Request, svc: Services, who: SignedIn) -> Response:
-    """Delete the organization with its repositories, teams and robots (owners, with a password sign-in)."""
+    """Delete the organization with its repositories, webhooks, trust settings, teams and robots (owners, with a
+    password sign-in). Its audit log is archived and its name reserved for `deleted_name_grace_days`."""
     await svc.orgs.delete_org(org, actor=who, source_ip=client_ip(request))
+    svc.checker.forget(org)  # its trust policies and keys are gone
     return Response(status_code=204)
 
 

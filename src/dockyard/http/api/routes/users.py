@@ -160,9 +160,11 @@ async def update_user(
     responses={**NO_CONTENT, **problem_responses(401, 403, 404, 409)},
 )
 async def delete_user(username: AccountPath, request: Request, svc: Services, who: SignedIn) -> Response:
-    """Delete a user and every repository of their namespace (the user, with a password sign-in, or a site
-    administrator). Refused while the user is the only owner of an organization."""
+    """Delete a user and everything their namespace holds (the user, with a password sign-in, or a site
+    administrator); the audit log is archived and the name reserved for `deleted_name_grace_days`. Refused
+    while the user is the only owner of an organization."""
     await svc.users.delete_user(username, actor=who, source_ip=client_ip(request))
+    svc.checker.forget(username)  # their trust policies and keys are gone
     return Response(status_code=204)
 
 
