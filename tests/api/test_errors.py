@@ -427,7 +427,8 @@ def test_head_errors_have_no_body(client: httpx.Client, server: DockyardServer) 
         f"/v2/{unique_name('nohead')}/manifests/latest": 404,
         f"/v2/{repo}/blobs/sha256:xyz": 400,
         f"/v2/Upper/blobs/{digest}": 400,
-        f"/v2/{repo}/manifests/-bad-tag": 400,
+        f"/v2/{repo}/manifests/-bad-tag": 404,  # a tag that cannot exist names no manifest
+        f"/v2/{repo}/manifests/sha256:xyz": 400,
     }
     for target, expected in targets.items():
         status, _headers, body = raw_head(server, target)
