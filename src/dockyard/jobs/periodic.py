@@ -3,6 +3,9 @@
 Each replica wakes up every ``interval``; the one that takes the lease (an atomic conditional UPDATE, or the
 first INSERT) runs the job and records when it finished, so the others skip until the next interval is due.
 A replica that dies mid-job holds the lease only until it expires.
+
+A ``PeriodicJob`` names one such job; the job runner runs its own (``jobs.retention``) and those the composition
+root passes to ``running_jobs`` (garbage collection, the outbox's retention), in every process that runs jobs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -24,6 +28,20 @@ from dockyard.models.base import utcnow
 log = logging.getLogger("dockyard.jobs")
 
 HOLDER = uuid.uuid4().hex  # this process
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    """``run`` every ``interval`` on one replica at a time, under the lease ``name`` held for at most ``ttl``."""
+
+    name: str
+    interval: timedelta
+    run: Callable[[], Awaitable[object]]
+    ttl: timedelta
+
+    async def schedule(self, db: Database) -> None:
+        """Forever (see ``run_periodically``); cancel the task to stop."""
+        await run_periodically(db, self.name, self.interval, self.run, ttl=self.ttl)
 
 
 async def try_lease(db: Database, name: str, ttl: timedelta, *, due_after: timedelta | None = None) -> bool:
