@@ -2,7 +2,7 @@
 
 Each event type has a ``status`` — ``live`` (Dockyard sends it today) or ``reserved`` (a later feature will; a
 webhook may subscribe to it already) —, the outbox type it comes from (``None`` when none does; ``derived`` when
-the dispatcher picks it out among that type's events, as ``signature_added`` among ``manifest.pushed``) and the
+``dispatch.py`` picks it out among that type's events, as ``signature_added`` among ``manifest.pushed``) and the
 payload formats that can carry it. ``dockyard.webhooks.events`` (names, validation), ``dockyard.webhooks.payloads``
 (``supports``), ``dockyard.webhooks.views`` (the formats a user may choose) and ``docs/webhooks.md`` (the Events
 table; a unit test compares) follow it; the Hub API spells both lists out as ``Literal`` types for the OpenAPI
@@ -45,7 +45,7 @@ _EXCEPT_DISTRIBUTION = ALL_FORMATS - {"distribution"}
 @dataclass(frozen=True, slots=True)
 class EventType:
     """One webhook event: its name (what receivers subscribe to), status, source outbox type and formats.
-    ``derived``: the dispatcher picks the event out among the source's events (a signature among pushes), so the
+    ``derived``: ``dispatch.py`` picks the event out among the source's events (a signature among pushes), so the
     source type alone does not make it."""
 
     name: str
@@ -63,7 +63,7 @@ EVENT_TABLE: tuple[EventType, ...] = (
     EventType("repository_deleted", LIVE, outbox.REPOSITORY_DELETED, ALL_FORMATS),
     # opt-in: pulls counted off the hot path and written aggregated by the pull counter's flush
     EventType("pull", LIVE, outbox.REPOSITORY_PULLED, ALL_FORMATS),
-    # a ``manifest.pushed`` the dispatcher recognises as a signature (tag scheme or signature referrer)
+    # a ``manifest.pushed`` that ``dispatch.py`` recognises as a signature (tag scheme or signature referrer)
     EventType("signature_added", LIVE, outbox.MANIFEST_PUSHED, _EXCEPT_DISTRIBUTION, derived=True),
     EventType("policy_violation", LIVE, outbox.POLICY_VIOLATED, _EXCEPT_DISTRIBUTION),
     EventType("build_queued", RESERVED, None, _EXCEPT_DISTRIBUTION),

@@ -38,7 +38,7 @@ RESERVED_EVENTS = event_names(RESERVED)
 WEBHOOK_EVENTS = event_names()
 
 # Outbox type → webhook event. ``tag.updated`` is not mapped: the ``manifest.pushed`` of the same push carries every
-# tag it set. ``signature_added`` has no outbox type of its own: the dispatcher recognises a signature among the
+# tag it set. ``signature_added`` has no outbox type of its own: ``dispatch.py`` recognises a signature among the
 # ``manifest.pushed`` events.
 OUTBOX_TO_WEBHOOK: Mapping[str, str] = outbox_sources()
 
