@@ -116,7 +116,7 @@ def periodic_jobs(
     async def prune_events() -> None:
         await prune_dispatched(db, retention)
 
-    jobs = [PeriodicJob("events.retention", timedelta(hours=1), prune_events, ttl=timedelta(minutes=15))]
+    jobs = [PeriodicJob("events.retention", timedelta(hours=1), prune_events, ttl=timedelta(minutes=15), at_start=True)]
     if settings.gc_interval_seconds:
         gc = GarbageCollector(RegistryContext(db=db, store=store, settings=settings))
 

@@ -32,16 +32,19 @@ HOLDER = uuid.uuid4().hex  # this process
 
 @dataclass(frozen=True, slots=True)
 class PeriodicJob:
-    """``run`` every ``interval`` on one replica at a time, under the lease ``name`` held for at most ``ttl``."""
+    """``run`` every ``interval`` on one replica at a time, under the lease ``name`` held for at most ``ttl``.
+    ``at_start``: also try once when the process starts (it runs unless a replica finished it less than an
+    interval ago), so that processes restarted more often than ``interval`` still get to it."""
 
     name: str
     interval: timedelta
     run: Callable[[], Awaitable[object]]
     ttl: timedelta
+    at_start: bool = False
 
     async def schedule(self, db: Database) -> None:
         """Forever (see ``run_periodically``); cancel the task to stop."""
-        await run_periodically(db, self.name, self.interval, self.run, ttl=self.ttl)
+        await run_periodically(db, self.name, self.interval, self.run, ttl=self.ttl, at_start=self.at_start)
 
 
 async def try_lease(db: Database, name: str, ttl: timedelta, *, due_after: timedelta | None = None) -> bool:
@@ -71,11 +74,21 @@ async def finish_lease(db: Database, name: str) -> None:
 
 
 async def run_periodically(
-    db: Database, name: str, interval: timedelta, job: Callable[[], Awaitable[object]], *, ttl: timedelta
+    db: Database,
+    name: str,
+    interval: timedelta,
+    job: Callable[[], Awaitable[object]],
+    *,
+    ttl: timedelta,
+    at_start: bool = False,
 ) -> None:
-    """Forever: every ``interval`` (with jitter), run ``job`` if this replica wins the lease. Errors are logged."""
+    """Forever: every ``interval`` (with jitter; first at once when ``at_start``), run ``job`` if this replica wins
+    the lease. Errors are logged."""
+    first = at_start
     while True:
-        await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
+        if not first:
+            await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
+        first = False
         try:
             if await try_lease(db, name, ttl, due_after=interval * 0.9):
                 try:
