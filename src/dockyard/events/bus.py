@@ -6,8 +6,8 @@ it needs (which webhooks want the event, the pushed image's platforms), so that 
 reads. Then, in the event's transaction, the dispatcher claims the event — a conditional UPDATE of
 ``dispatched_at`` — and calls ``on_event(conn, event, prepared)`` of every subscriber, which may write rows and
 enqueue jobs in that transaction (``dockyard.jobs.queue.enqueue``). Replicas dispatching at once never dispatch
-one event twice (only one claim succeeds), and a crash before the commit leaves the event to be dispatched again:
-subscribers see each event at least once and, unless a process dies mid-commit, exactly once.
+one event twice (only one claim succeeds), and a crash or an error before the commit leaves the event to be
+dispatched again: a subscriber may be called more than once for an event, but what it writes commits once.
 
 The composition root registers the subscribers (webhooks: deliveries; trust: verification of pushed signatures)
 and runs the dispatcher next to the job runner, passing the runner's ``wake`` so that enqueued jobs start at once.
