@@ -1,4 +1,6 @@
-"""Composition root: ``create_app(settings)`` wires DB, storage and services and mounts every surface.
+"""Composition root: ``create_app(settings)`` wires DB, storage and services and mounts every surface;
+``background_work`` starts what runs behind them (the job runner with its periodic jobs, and the event bus with
+its subscribers) in ``dockyard serve`` and ``dockyard worker`` alike.
 
 Nothing imports this module except the CLI and the tests.
 """
@@ -6,6 +8,7 @@ Nothing imports this module except the CLI and the tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import logging
 import os
@@ -16,6 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -32,6 +36,7 @@ from dockyard.auth.keys import KeyRing
 from dockyard.auth.secrets import SecretBox
 from dockyard.auth.tokens import TokenService
 from dockyard.db.engine import Database
+from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
 from dockyard.http.api.app import api_app
 from dockyard.http.api.deps import ApiServices
@@ -47,15 +52,21 @@ from dockyard.hub.audit import AuditLogService
 from dockyard.hub.pulls import PullRecorder
 from dockyard.hub.repositories import RepositoryService
 from dockyard.hub.tags import TagService
-from dockyard.jobs.periodic import run_periodically
+from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
+from dockyard.jobs.runner import JobRunner
 from dockyard.logs import configure_logging
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.gc import GarbageCollector, GCReport
 from dockyard.registry.services import Registry
+from dockyard.registry.uploads import expire_idle_uploads
 from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir, supervisor_pid
+from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store
 from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService
+from dockyard.trust.reverify import SignatureSubscriber
+from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
 from dockyard.webhooks.notifications import sync_endpoints
 
@@ -119,6 +130,75 @@ async def first_start(settings: Settings) -> str | None:
         await db.close()
 
 
+def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> list[Subscriber[Any]]:
+    """The event bus's subscribers, in the order each event is handed to them (``dockyard.events.bus``)."""
+    return [
+        SignatureSubscriber(),  # a pushed signature: verify the image it signs (trust.verify)
+        WebhookSubscriber(db, store, settings),  # deliveries and their webhooks.deliver jobs
+    ]
+
+
+def periodic_jobs(
+    db: Database, store: BlobStore, settings: Settings, *, on_gc: Callable[[GCReport], None] | None = None
+) -> list[PeriodicJob]:
+    """The periodic jobs the job runner runs besides its own (each on one replica at a time): the outbox's
+    retention, the expiry of idle upload sessions (a few times per ``upload_expiry_seconds``, whether or not
+    scheduled collections are on) and, unless ``gc_interval_seconds`` is 0, garbage collection (``on_gc`` sees
+    each report)."""
+    retention = timedelta(seconds=settings.events_retention_seconds)
+    ctx = RegistryContext(db=db, store=store, settings=settings)
+
+    async def prune_events() -> None:
+        await prune_dispatched(db, retention)
+
+    async def expire_uploads() -> None:
+        await expire_idle_uploads(ctx)
+
+    expiry_check = timedelta(seconds=min(max(settings.upload_expiry_seconds / 4, 0.5), 3600))
+    jobs = [
+        PeriodicJob("events.retention", timedelta(hours=1), prune_events, ttl=timedelta(minutes=15), at_start=True),
+        PeriodicJob("uploads.expire", expiry_check, expire_uploads, ttl=timedelta(minutes=10)),
+    ]
+    if settings.gc_interval_seconds:
+        gc = GarbageCollector(ctx)
+
+        async def collect() -> None:
+            report = await gc.run()
+            if on_gc is not None:
+                on_gc(report)
+
+        jobs.append(PeriodicJob("gc", timedelta(seconds=settings.gc_interval_seconds), collect, ttl=timedelta(hours=1)))
+    return jobs
+
+
+@asynccontextmanager
+async def background_work(
+    db: Database,
+    store: BlobStore,
+    settings: Settings,
+    *,
+    stop_grace: float = 30.0,
+    on_gc: Callable[[GCReport], None] | None = None,
+) -> AsyncIterator[JobRunner]:
+    """Run the job runner (every handler of ``dockyard.jobs.registry``, and ``periodic_jobs``) and the event bus
+    (``event_subscribers``; it wakes the runner after dispatching) until the context exits. Yields the runner."""
+    periodic = periodic_jobs(db, store, settings, on_gc=on_gc)
+    async with running_jobs(db, store, settings, stop_grace=stop_grace, periodic=periodic) as runner:
+        bus = OutboxDispatcher(
+            db,
+            event_subscribers(db, store, settings),
+            poll_seconds=settings.webhook_dispatch_poll_seconds,
+            wake=runner.wake,
+        )
+        task = asyncio.create_task(bus.run(), name="events.dispatch")
+        try:
+            yield runner
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
     settings = resolve_secret_key(settings)
@@ -160,28 +240,12 @@ def create_app(settings: Settings) -> DockyardApp:
             pulls=pulls,
         )
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
-        # Idle upload sessions go even when scheduled collections are off; checked a few times per expiry period.
-        expiry_check = timedelta(seconds=min(max(settings.upload_expiry_seconds / 4, 0.5), 3600))
-        background.append(
-            asyncio.create_task(
-                run_periodically(db, "uploads.expire", expiry_check, registry.uploads.expire, ttl=timedelta(minutes=10))
-            )
-        )
-        if settings.gc_interval_seconds:
-
-            async def collect() -> None:
-                metrics.record_gc(await registry.gc.run())
-
-            interval = timedelta(seconds=settings.gc_interval_seconds)
-            background.append(
-                asyncio.create_task(run_periodically(db, "gc", interval, collect, ttl=timedelta(hours=1)))
-            )
         jobs = AsyncExitStack()
         try:
             if settings.jobs_enabled:
-                # Webhook deliveries and other background jobs (dockyard.jobs.registry.HANDLER_MODULES): every
-                # server process runs a runner; `dockyard worker` runs more without HTTP.
-                await jobs.enter_async_context(running_jobs(db, store, settings))
+                # Background jobs (webhook deliveries, trust verification, GC, retention) and the event bus: every
+                # server process runs them; `dockyard worker` runs more without HTTP.
+                await jobs.enter_async_context(background_work(db, store, settings, on_gc=metrics.record_gc))
             yield
         finally:
             await jobs.aclose()

@@ -1,6 +1,7 @@
 """``dockyard worker``: a process that only runs background jobs (no HTTP), until SIGTERM or SIGINT.
 
-It migrates the DB, then runs the same handlers as ``dockyard serve`` (``dockyard.jobs.registry.running_jobs``).
+It migrates the DB, then runs the same background work as ``dockyard serve`` (``dockyard.app.background_work``:
+the job handlers, the periodic jobs and the event bus).
 Run any number of them next to the servers (start the servers with ``--no-jobs`` to keep jobs off them). On
 SIGTERM/SIGINT it stops claiming, gives running handlers ``--grace`` seconds, hands the rest back to the queue
 and exits 0.
@@ -27,7 +28,7 @@ log = logging.getLogger("dockyard.worker")
 @click.option("--concurrency", type=int, default=None, help="Handlers running at once (default: jobs_concurrency).")
 @click.option("--grace", type=float, default=30.0, show_default=True, help="Seconds running jobs get on SIGTERM.")
 def worker(config: Path | None, data_dir: Path | None, concurrency: int | None, grace: float) -> None:
-    """Run background jobs (webhook deliveries, …) without serving HTTP, until SIGTERM or SIGINT."""
+    """Run background jobs (webhook deliveries, …) and the event bus without serving HTTP, until SIGTERM or SIGINT."""
     from dockyard.app import resolve_secret_key
     from dockyard.jobs.registry import HANDLER_MODULES, import_handler_modules
     from dockyard.migrations.runner import upgrade_sync
@@ -43,9 +44,9 @@ def worker(config: Path | None, data_dir: Path | None, concurrency: int | None, 
 
 
 async def run_worker(settings: Settings, *, grace: float = 30.0) -> None:
-    """Run the job runner until SIGTERM/SIGINT; raise if the runner itself stops on an error."""
+    """Run the job runner and the event bus until SIGTERM/SIGINT; raise if the runner itself stops on an error."""
+    from dockyard.app import background_work
     from dockyard.db.engine import Database
-    from dockyard.jobs.registry import running_jobs
     from dockyard.storage.factory import open_blob_store
 
     loop = asyncio.get_running_loop()
@@ -55,7 +56,7 @@ async def run_worker(settings: Settings, *, grace: float = 30.0) -> None:
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
     store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
     try:
-        async with running_jobs(db, store, settings, stop_grace=grace) as runner:
+        async with background_work(db, store, settings, stop_grace=grace) as runner:
             log.info("worker %s running job kinds: %s", runner.owner, ", ".join(sorted(runner.handlers)) or "none")
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait({stopping, runner.task}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,4 +1,5 @@
-"""Record domain events in the caller's transaction (the outbox that webhooks and audit later deliver).
+"""Record domain events in the caller's transaction (the outbox that the event bus, ``dockyard.events.bus``, hands to
+its subscribers).
 
 Names are dotted and past tense. Because the row is written in the same transaction as the change, an event
 exists if and only if its change committed.

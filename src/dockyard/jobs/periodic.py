@@ -3,6 +3,9 @@
 Each replica wakes up every ``interval``; the one that takes the lease (an atomic conditional UPDATE, or the
 first INSERT) runs the job and records when it finished, so the others skip until the next interval is due.
 A replica that dies mid-job holds the lease only until it expires.
+
+A ``PeriodicJob`` names one such job; the job runner runs its own (``jobs.retention``) and those the composition
+root passes to ``running_jobs`` (garbage collection, the outbox's retention), in every process that runs jobs.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, update
@@ -24,6 +28,23 @@ from dockyard.models.base import utcnow
 log = logging.getLogger("dockyard.jobs")
 
 HOLDER = uuid.uuid4().hex  # this process
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    """``run`` every ``interval`` on one replica at a time, under the lease ``name`` held for at most ``ttl``.
+    ``at_start``: also try once when the process starts (it runs unless a replica finished it less than an
+    interval ago), so that processes restarted more often than ``interval`` still get to it."""
+
+    name: str
+    interval: timedelta
+    run: Callable[[], Awaitable[object]]
+    ttl: timedelta
+    at_start: bool = False
+
+    async def schedule(self, db: Database) -> None:
+        """Forever (see ``run_periodically``); cancel the task to stop."""
+        await run_periodically(db, self.name, self.interval, self.run, ttl=self.ttl, at_start=self.at_start)
 
 
 async def try_lease(db: Database, name: str, ttl: timedelta, *, due_after: timedelta | None = None) -> bool:
@@ -53,11 +74,21 @@ async def finish_lease(db: Database, name: str) -> None:
 
 
 async def run_periodically(
-    db: Database, name: str, interval: timedelta, job: Callable[[], Awaitable[object]], *, ttl: timedelta
+    db: Database,
+    name: str,
+    interval: timedelta,
+    job: Callable[[], Awaitable[object]],
+    *,
+    ttl: timedelta,
+    at_start: bool = False,
 ) -> None:
-    """Forever: every ``interval`` (with jitter), run ``job`` if this replica wins the lease. Errors are logged."""
+    """Forever: every ``interval`` (with jitter; first at once when ``at_start``), run ``job`` if this replica wins
+    the lease. Errors are logged."""
+    first = at_start
     while True:
-        await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
+        if not first:
+            await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
+        first = False
         try:
             if await try_lease(db, name, ttl, due_after=interval * 0.9):
                 try:

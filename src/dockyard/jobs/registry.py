@@ -26,13 +26,14 @@ composition root decides what is loaded, and this layer never imports the domain
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from dockyard.db.engine import Database
 from dockyard.jobs.handlers import Handler
+from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.runner import JobRunner, OutcomeObserver
 from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore
@@ -115,14 +116,16 @@ async def running_jobs(
     owner: str | None = None,
     on_finished: OutcomeObserver | None = None,
     stop_grace: float = 30.0,
+    periodic: Sequence[PeriodicJob] = (),
 ) -> AsyncIterator[JobRunner]:
     """Load ``HANDLER_MODULES`` and ``settings.jobs_handler_modules``, build the handlers, and run a
     ``JobRunner`` in the background until the context exits (then ``stop(stop_grace)`` and close what the
-    factories opened). Yields the runner, whose ``wake()`` in-process enqueuers may call after commit."""
+    factories opened), with the ``periodic`` jobs. Yields the runner, whose ``wake()`` in-process enqueuers may
+    call after commit."""
     import_handler_modules([*HANDLER_MODULES, *settings.jobs_handler_modules])
     async with AsyncExitStack() as resources:
         env = JobEnvironment(db, settings, store, resources)
-        runner = JobRunner(db, settings, registry.build(env), owner=owner, on_finished=on_finished)
+        runner = JobRunner(db, settings, registry.build(env), owner=owner, on_finished=on_finished, periodic=periodic)
         env._runner = runner
         runner.start()
         try:

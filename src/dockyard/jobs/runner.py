@@ -20,6 +20,8 @@ replicas) share one queue safely.
   another runner takes them at once.
 - **Retention**: finished jobs older than ``jobs_retention_seconds`` are deleted in bounded batches, by one
   runner at a time (a ``dockyard.jobs.periodic`` lease).
+- **Periodic jobs**: the ``periodic`` jobs it is given (``dockyard.jobs.periodic.PeriodicJob``) run while it runs,
+  each on one replica at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -39,7 +41,7 @@ from functools import partial
 from dockyard.db.engine import Database
 from dockyard.jobs import store
 from dockyard.jobs.handlers import Fail, Handler, JobContext, LeaseLost, Retry, backoff_delay
-from dockyard.jobs.periodic import run_periodically
+from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.queue import DEAD, FAILED, QUEUED, SUCCEEDED
 from dockyard.jobs.store import ClaimedJob
 from dockyard.models.base import utcnow
@@ -90,6 +92,7 @@ class JobRunner:
         *,
         owner: str | None = None,
         on_finished: OutcomeObserver | None = None,
+        periodic: Sequence[PeriodicJob] = (),
     ) -> None:
         self.db = db
         self.settings = settings
@@ -98,6 +101,7 @@ class JobRunner:
         self.concurrency = settings.jobs_concurrency
         self.lease = timedelta(seconds=settings.jobs_lease_seconds)
         self._on_finished = on_finished
+        self.periodic = tuple(periodic)
         self._wake = asyncio.Event()
         self._active: dict[int, _Active] = {}
         self._stopping = False
@@ -150,10 +154,12 @@ class JobRunner:
             raise RuntimeError("a JobRunner runs once")
         self._started = True
         retention = timedelta(seconds=min(3600.0, max(60.0, self.settings.jobs_retention_seconds / 24)))
+        periodic = [PeriodicJob("jobs.retention", retention, self.purge_finished, ttl=timedelta(minutes=15))]
         background = [
             asyncio.create_task(self._renew_leases()),
-            asyncio.create_task(
-                run_periodically(self.db, "jobs.retention", retention, self.purge_finished, ttl=timedelta(minutes=15))
+            *(
+                asyncio.create_task(job.schedule(self.db), name=f"periodic:{job.name}")
+                for job in periodic + list(self.periodic)
             ),
         ]
         try:

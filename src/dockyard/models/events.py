@@ -23,7 +23,7 @@ class Event(Base):
     digest: Mapped[str | None] = mapped_column(String(140), nullable=True)
     media_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
     payload: Mapped[str] = mapped_column(Text, default="{}")
-    # Set when the webhook dispatcher has turned the event into deliveries (NULL: still to do).
+    # Set when the event bus (dockyard.events.bus) has handed the event to its subscribers (NULL: still to do).
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_events_undispatched", "dispatched_at", "id"),)

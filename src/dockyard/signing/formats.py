@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,9 +42,11 @@ __all__ = [
     "dsse_pae",
     "is_bundle_media_type",
     "is_signature_artifact",
+    "is_signature_push",
     "load_json_object",
     "lookup",
     "signature_tag",
+    "signed_digest_of_push",
     "signed_digest_of_tag",
     "statement_problem",
     "time_from_rfc3339",
@@ -142,6 +144,19 @@ def signed_digest_of_tag(tag: str) -> str | None:
     algorithm = match.group(1) or match.group(3)
     encoded = match.group(2) or match.group(4)
     return f"{algorithm}:{encoded}"
+
+
+def is_signature_push(artifact_type: object, tags: Sequence[str]) -> bool:
+    """Whether a pushed manifest — its artifact type and the tags the push set, as its ``manifest.pushed`` event
+    records them — is an image signature: a cosign or Sigstore-bundle signature referrer, or a manifest tagged only
+    in cosign's ``sha256-<hex>.sig`` scheme (as skopeo and cosign's tag mode push them)."""
+    return artifact_type in IMAGE_SIGNATURE_ARTIFACT_TYPES or (bool(tags) and all(t.endswith(".sig") for t in tags))
+
+
+def signed_digest_of_push(subject: object, tags: Iterable[str]) -> str | None:
+    """The digest a pushed signature signs: its ``subject`` (a referrer), else the digest its ``.sig`` tag names."""
+    signed = subject or next(filter(None, map(signed_digest_of_tag, tags)), None)
+    return signed if isinstance(signed, str) else None
 
 
 def is_bundle_media_type(value: object) -> bool:

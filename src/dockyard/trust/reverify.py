@@ -1,4 +1,6 @@
-"""Verifying ahead of pulls: when a signature arrives, the image it signs is verified at once (``trust.verify``);
+"""Verifying ahead of pulls: when a signature arrives, the image it signs is verified at once (``trust.verify``,
+enqueued by ``SignatureSubscriber``, trust's subscriber to the event bus, in the transaction that dispatches the
+signature's ``manifest.pushed`` event);
 when a namespace's keys or keyless identities change, every signed image of the namespace is verified again
 (``trust.reverify``). Both are jobs, enqueued in the transaction that made the change, so the verdicts in
 ``signature_checks`` (what the tag views and the pull-time policy read) are fresh before anyone asks.
@@ -15,9 +17,16 @@ from collections.abc import AsyncIterator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.events.bus import OutboxEvent
+from dockyard.events.outbox import MANIFEST_PUSHED
 from dockyard.jobs.queue import enqueue
 from dockyard.models import Manifest, Repository, Tag
-from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, signed_digest_of_tag
+from dockyard.signing.formats import (
+    IMAGE_SIGNATURE_ARTIFACT_TYPES,
+    is_signature_push,
+    signed_digest_of_push,
+    signed_digest_of_tag,
+)
 from dockyard.trust.checker import TrustChecker
 
 log = logging.getLogger("dockyard.trust")
@@ -43,6 +52,24 @@ async def enqueue_verify(conn: AsyncConnection, repository: str, digest: str) ->
 async def enqueue_reverify(conn: AsyncConnection, namespace: str) -> None:
     """Verify every signed image of ``namespace`` again (its keys or identities have changed)."""
     await enqueue(conn, REVERIFY, {"namespace": namespace}, ordering_key=f"{REVERIFY}:{namespace}")
+
+
+class SignatureSubscriber:
+    """The event bus's trust subscriber (``dockyard.events.bus.Subscriber``): a pushed signature enqueues the
+    verification of the image it signs, so that it is verified now rather than at its first pull."""
+
+    async def prepare(self, event: OutboxEvent) -> None:
+        return None
+
+    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
+        if event.type != MANIFEST_PUSHED or not event.repository:
+            return
+        tags = event.tags
+        if not is_signature_push(event.payload.get("artifactType"), tags):
+            return
+        signed = signed_digest_of_push(event.payload.get("subject"), tags)
+        if signed is not None:
+            await enqueue_verify(conn, event.repository, signed)
 
 
 async def signed_images(checker: TrustChecker, namespace: str) -> AsyncIterator[tuple[str, str]]:

@@ -1,9 +1,11 @@
-"""From outbox events to deliveries: the dispatcher reads events no one has dispatched yet (in id order), finds
-the webhooks that want each one (scope, event filter, tag glob, active), renders each webhook's payload and, in
-one transaction per event, claims the event (``dispatched_at``), writes the delivery rows and enqueues their
-``webhooks.deliver`` jobs. Claiming is a conditional UPDATE, so replicas dispatching at once never deliver an
-event twice, and a crash before the commit leaves the event to be dispatched again — nothing is lost. A new
-signature also enqueues the verification of the image it signs (``trust.verify``), in the same transaction.
+"""The webhooks' subscriber to the event bus (``dockyard.events.bus``): from outbox events to deliveries.
+
+For each event, ``WebhookSubscriber.prepare`` (outside any transaction) works out the webhook event it is — a
+``manifest.pushed`` of a signature is ``signature_added``, one pushed by digest only is no event —, finds the
+webhooks that want it (scope, event filter, tag glob, active) and builds the ``EventView`` the payloads are
+rendered from; ``on_event``, in the bus's claim transaction of the event, writes the delivery rows and enqueues
+their ``webhooks.deliver`` jobs. The bus makes that at most once per event across replicas and again after a crash
+before the commit, so nothing is lost.
 
 Callback chains: a webhook with ``after`` set gets its delivery in state ``waiting`` under the delivery of the
 webhook it follows (when that one also takes the event); the callback of the parent releases or stops it.
@@ -11,30 +13,29 @@ webhook it follows (when that one also takes the event); the callback of the par
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
-import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, true, update
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.names import namespace_of, short_name_of
 from dockyard.db.engine import Database
+from dockyard.events.bus import OutboxEvent
 from dockyard.hub.images import ImageResolver, ManifestRecord
-from dockyard.models import Event, Manifest, Repository, Webhook
+from dockyard.models import Manifest, Repository, Webhook
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
-from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, signed_digest_of_tag
+from dockyard.signing.formats import is_signature_push
 from dockyard.storage.base import BlobStore
-from dockyard.trust.reverify import enqueue_verify
 from dockyard.webhooks.events import (
     PUSH,
     SIGNATURE_ADDED,
@@ -45,10 +46,6 @@ from dockyard.webhooks.events import (
 )
 from dockyard.webhooks.payloads import Payload, build_payload, supports
 from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
-
-log = logging.getLogger("dockyard.webhooks")
-BATCH = 100
-PRUNE_INTERVAL = 3600.0
 
 
 def public_base_url(settings: Settings) -> str:
@@ -100,76 +97,32 @@ def wants(hook: Row[Any], event: str, tag: str | None) -> bool:
     return not (hook.tag_filter and tag is None and event == PUSH)
 
 
-class Dispatcher:
-    def __init__(
-        self, db: Database, store: BlobStore, settings: Settings, *, wake: Callable[[], None] | None = None
-    ) -> None:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What ``prepare`` found: the webhooks that want the event, in chain order, and the event's view."""
+
+    hooks: list[Row[Any]]
+    view: EventView
+
+
+def webhook_event_of(event: OutboxEvent) -> str | None:
+    """The webhook event an outbox event is, or None: a signature's push is ``signature_added``, and a manifest
+    pushed by digest only (an index's child) is not a ``push``."""
+    name = webhook_event_for(event.type)
+    if name == PUSH and is_signature_push(event.payload.get("artifactType"), event.tags):
+        return SIGNATURE_ADDED  # a cosign/skopeo signature (tag scheme or referrer), not an image push
+    if name == PUSH and not event.tags:
+        return None
+    return name
+
+
+class WebhookSubscriber:
+    """Turns outbox events into webhook deliveries (a ``dockyard.events.bus.Subscriber``)."""
+
+    def __init__(self, db: Database, store: BlobStore, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.images = ImageResolver(store)
-        self._wake = wake
-        self._poke = asyncio.Event()
-
-    def poke(self) -> None:
-        """Look for new events now (in-process writers call it after commit)."""
-        self._poke.set()
-
-    async def prune(self, batch: int = 5000) -> int:
-        """Delete dispatched events older than ``events_retention_seconds`` (the outbox is not an archive: the
-        audit log and the delivery history keep what must be kept). Bounded statements; returns how many."""
-        cutoff = utcnow() - timedelta(seconds=self.settings.events_retention_seconds)
-        removed = 0
-        while True:
-            async with self.db.write() as conn:
-                ids = (
-                    (
-                        await conn.execute(
-                            select(Event.id).where(Event.dispatched_at < cutoff).order_by(Event.id).limit(batch)
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                if ids:
-                    await conn.execute(delete(Event).where(Event.id.in_(ids)))
-            removed += len(ids)
-            if len(ids) < batch:
-                return removed
-
-    async def run(self) -> None:
-        """Dispatch forever: whenever there is work, else every ``webhook_dispatch_poll_seconds``; prune old
-        events now and then."""
-        next_prune = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            if loop.time() >= next_prune:
-                next_prune = loop.time() + PRUNE_INTERVAL
-                try:
-                    await self.prune()
-                except Exception:
-                    log.exception("pruning old events failed")
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("webhook dispatch failed; trying again")
-                done = 0
-            if done == 0:
-                self._poke.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._poke.wait(), self.settings.webhook_dispatch_poll_seconds)
-
-    async def run_once(self, limit: int = BATCH) -> int:
-        """Dispatch up to ``limit`` pending events; returns how many were looked at."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(select(Event).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(limit))
-            ).all()
-        delivered = False
-        for row in rows:
-            delivered = await self.dispatch(row) or delivered
-        if delivered and self._wake is not None:
-            self._wake()
-        return len(rows)
 
     async def _hooks(self, repository: str) -> list[Row[Any]]:
         namespace = namespace_of(repository)
@@ -191,65 +144,52 @@ class Dispatcher:
                 ).all()
             )
 
-    async def dispatch(self, row: Row[Any]) -> bool:
-        """Turn one event into deliveries. Returns whether any delivery was enqueued."""
-        payload = json.loads(row.payload or "{}")
-        event = webhook_event_for(row.type)
-        tags = tuple(payload.get("tags") or ([row.tag] if row.tag else []))
-        if event == PUSH and (
-            payload.get("artifactType") in IMAGE_SIGNATURE_ARTIFACT_TYPES
-            or (tags and all(t.endswith(".sig") for t in tags))
-        ):
-            event = SIGNATURE_ADDED  # a cosign/skopeo signature (tag scheme or referrer), not an image push
-        elif event == PUSH and not tags:
-            event = None  # a manifest pushed by digest only (an index's child) is not a "push"
-        hooks: list[Row[Any]] = []
-        if event is not None and row.repository:
-            tag = tags[0] if tags else None
-            hooks = [hook for hook in await self._hooks(row.repository) if wants(hook, event, tag)]
-        view = await self.view(row, event, tags) if hooks and event is not None else None
-        async with self.db.write() as conn:
-            claimed = await conn.execute(
-                update(Event).where(Event.id == row.id, Event.dispatched_at.is_(None)).values(dispatched_at=utcnow())
-            )
-            if claimed.rowcount != 1:
-                return False
-            if event == SIGNATURE_ADDED and row.repository:
-                signed = payload.get("subject") or next(filter(None, map(signed_digest_of_tag, tags)), None)
-                if isinstance(signed, str):
-                    await enqueue_verify(conn, row.repository, signed)  # verified now, not at the first pull
-            if view is None:
-                return False
-            base = public_base_url(self.settings)
-            expires = utcnow() + timedelta(seconds=self.settings.webhook_callback_ttl_seconds)
-            made: dict[int, int] = {}
-            for hook in chain_order(hooks):
-                rendered, token_hash = render(view, hook.payload_format, base)
-                parent = made.get(hook.after_webhook_id) if hook.after_webhook_id is not None else None
-                delivery_id = await new_delivery(
-                    conn,
-                    hook.id,
-                    event_id=view.event_id,
-                    event=view.event,
-                    body=rendered.body.decode(),
-                    content_type=rendered.content_type,
-                    state="waiting" if parent is not None else "pending",
-                    parent_id=parent,
-                    callback_token=token_hash,
-                    callback_expires_at=expires,
-                )
-                made[hook.id] = delivery_id
-                if parent is None:
-                    await enqueue_delivery(
-                        conn, hook.id, delivery_id, timedelta(seconds=self.settings.webhook_retry_horizon_seconds)
-                    )
-            return bool(made)
+    async def prepare(self, event: OutboxEvent) -> _Plan | None:
+        """The webhooks that want ``event`` and its view, or None when none does."""
+        name = webhook_event_of(event)
+        if name is None or not event.repository:
+            return None
+        tags = event.tags
+        tag = tags[0] if tags else None
+        hooks = [hook for hook in await self._hooks(event.repository) if wants(hook, name, tag)]
+        if not hooks:
+            return None
+        return _Plan(chain_order(hooks), await self.view(event, name, tags))
 
-    async def view(self, row: Row[Any], event: str, tags: tuple[str, ...]) -> EventView:
+    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, plan: _Plan | None) -> None:
+        """Write the deliveries of ``plan`` and enqueue their jobs, in the event's claim transaction."""
+        if plan is None:
+            return
+        view = plan.view
+        base = public_base_url(self.settings)
+        expires = utcnow() + timedelta(seconds=self.settings.webhook_callback_ttl_seconds)
+        made: dict[int, int] = {}
+        for hook in plan.hooks:
+            rendered, token_hash = render(view, hook.payload_format, base)
+            parent = made.get(hook.after_webhook_id) if hook.after_webhook_id is not None else None
+            delivery_id = await new_delivery(
+                conn,
+                hook.id,
+                event_id=view.event_id,
+                event=view.event,
+                body=rendered.body.decode(),
+                content_type=rendered.content_type,
+                state="waiting" if parent is not None else "pending",
+                parent_id=parent,
+                callback_token=token_hash,
+                callback_expires_at=expires,
+            )
+            made[hook.id] = delivery_id
+            if parent is None:
+                await enqueue_delivery(
+                    conn, hook.id, delivery_id, timedelta(seconds=self.settings.webhook_retry_horizon_seconds)
+                )
+
+    async def view(self, outbox_event: OutboxEvent, name: str, tags: tuple[str, ...]) -> EventView:
         """Everything the payloads need about the event: the repository's Hub metadata and, for a push, the
         platforms and size of what was pushed (read from the stored manifest and its config)."""
-        payload = json.loads(row.payload or "{}")
-        repository = row.repository
+        payload = outbox_event.payload
+        repository = outbox_event.repository or ""
         platforms: tuple[Platform, ...] = ()
         size: int | None = payload.get("size")
         async with self.db.read(consistent=True) as conn:
@@ -266,11 +206,11 @@ class Dispatcher:
                 )
             ).first()
             plan = None
-            if repo is not None and row.digest and event == PUSH:
+            if repo is not None and outbox_event.digest and name == PUSH:
                 manifest = (
                     await conn.execute(
                         select(Manifest.digest, Manifest.media_type, Manifest.content, Manifest.created_at).where(
-                            Manifest.repository_id == repo.id, Manifest.digest == row.digest
+                            Manifest.repository_id == repo.id, Manifest.digest == outbox_event.digest
                         )
                     )
                 ).first()
@@ -278,7 +218,7 @@ class Dispatcher:
                     record = ManifestRecord(manifest.digest, manifest.media_type, manifest.content, manifest.created_at)
                     plan = await self.images.prepare(conn, repo.id, [record])
         if plan is not None:
-            images = (await self.images.finish(plan)).get(row.digest, ())
+            images = (await self.images.finish(plan)).get(outbox_event.digest or "", ())
             platforms = tuple(
                 Platform(image.os or "unknown", image.architecture or "unknown", image.variant) for image in images
             )
@@ -295,17 +235,17 @@ class Dispatcher:
                 owner=namespace_of(repository),
             )
         return EventView(
-            event_id=row.event_id,
-            event=event,
-            occurred_at=row.occurred_at,
+            event_id=outbox_event.event_id,
+            event=name,
+            occurred_at=outbox_event.occurred_at,
             repository=repository,
             namespace=namespace_of(repository),
             name=short_name_of(repository),
-            actor=row.actor or None,
-            tag=tags[0] if tags else row.tag,
+            actor=outbox_event.actor or None,
+            tag=tags[0] if tags else outbox_event.tag,
             tags=tags,
-            digest=row.digest,
-            media_type=row.media_type,
+            digest=outbox_event.digest,
+            media_type=outbox_event.media_type,
             size=size,
             platforms=platforms,
             info=info,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.core.names import LIBRARY, namespace_of, short_name_of
-from dockyard.events import outbox
+from dockyard.webhooks.event_table import LIVE, RESERVED, event_names, outbox_sources
 
 PUSH = "push"
 PULL = "pull"
@@ -24,31 +24,23 @@ TAG_DELETED = "tag_deleted"
 MANIFEST_DELETED = "manifest_deleted"
 REPOSITORY_CREATED = "repository_created"
 REPOSITORY_DELETED = "repository_deleted"
-# Reserved: later features (builds, signing, policies) emit these; webhooks may subscribe to them today.
+SIGNATURE_ADDED = "signature_added"
+POLICY_VIOLATION = "policy_violation"
 BUILD_QUEUED = "build_queued"
 BUILD_STARTED = "build_started"
 BUILD_SUCCEEDED = "build_succeeded"
 BUILD_FAILED = "build_failed"
-SIGNATURE_ADDED = "signature_added"
-POLICY_VIOLATION = "policy_violation"
 
-EMITTED_EVENTS = frozenset({PUSH, PULL, TAG_DELETED, MANIFEST_DELETED, REPOSITORY_CREATED, REPOSITORY_DELETED})
-RESERVED_EVENTS = frozenset(
-    {BUILD_QUEUED, BUILD_STARTED, BUILD_SUCCEEDED, BUILD_FAILED, SIGNATURE_ADDED, POLICY_VIOLATION}
-)
-WEBHOOK_EVENTS = EMITTED_EVENTS | RESERVED_EVENTS
+# Derived from the event table (``dockyard.webhooks.event_table``): live events are sent today; reserved ones are
+# for later features (builds), and webhooks may subscribe to them already.
+EMITTED_EVENTS = event_names(LIVE)
+RESERVED_EVENTS = event_names(RESERVED)
+WEBHOOK_EVENTS = event_names()
 
 # Outbox type → webhook event. ``tag.updated`` is not mapped: the ``manifest.pushed`` of the same push carries every
-# tag it set. ``pull`` has no outbox type: pulls are counted off the hot path and sent aggregated.
-OUTBOX_TO_WEBHOOK: Mapping[str, str] = {
-    outbox.MANIFEST_PUSHED: PUSH,
-    outbox.TAG_DELETED: TAG_DELETED,
-    outbox.MANIFEST_DELETED: MANIFEST_DELETED,
-    outbox.REPOSITORY_CREATED: REPOSITORY_CREATED,
-    outbox.REPOSITORY_DELETED: REPOSITORY_DELETED,
-    outbox.REPOSITORY_PULLED: PULL,
-    outbox.POLICY_VIOLATED: POLICY_VIOLATION,
-}
+# tag it set. ``signature_added`` has no outbox type of its own: ``dispatch.py`` recognises a signature among the
+# ``manifest.pushed`` events.
+OUTBOX_TO_WEBHOOK: Mapping[str, str] = outbox_sources()
 
 
 def webhook_event_for(outbox_type: str) -> str | None:

@@ -7,11 +7,13 @@ Formats (the ``payload_format`` of a webhook):
   field, ``"event": "<name>"``, and ``push_data`` describing the event (``pushed_at`` = when it happened,
   ``pusher`` = who did it, ``tag`` = the tag concerned or ""). A ``push`` payload never has the ``event`` field, so
   it is byte-for-byte the Hub shape. Receivers written for Docker Hub treat every call as a push, so a Hub-format
-  webhook should subscribe to ``push`` only (``DEFAULT_EVENTS``).
+  webhook should subscribe to ``push`` only.
 - ``cloudevents``: CloudEvents 1.0, structured JSON mode; ``data`` is the ``dockyard`` object.
 - ``dockyard``: everything Dockyard knows about the event.
 - ``distribution``: the reference registry's notification envelope (``{"events": [...]}``), for tools written for
   it. Only events that registry has (push, pull, deletes) can be sent in it (``supports``).
+
+Which format carries which event is the event table's (``dockyard.webhooks.event_table``).
 
 Bodies are compact JSON with sorted keys, so the same event always gives the same bytes (and signature).
 """
@@ -22,27 +24,19 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 from urllib.parse import urlsplit
 
 from dockyard.webhooks import events as ev
+from dockyard.webhooks.event_table import PAYLOAD_FORMAT_TABLE, format_supports
 from dockyard.webhooks.events import EventView
 
-PayloadFormat = Literal["dockerhub", "cloudevents", "dockyard", "distribution"]
-FORMATS: tuple[PayloadFormat, ...] = get_args(PayloadFormat)
+FORMATS: tuple[str, ...] = tuple(f.name for f in PAYLOAD_FORMAT_TABLE)  # the event table's formats, in order
 
 JSON = "application/json"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 DISTRIBUTION_EVENTS = "application/vnd.docker.distribution.events.v2+json"
 CLOUDEVENTS_TYPE_PREFIX = "io.dockyard."
-
-# The events a new webhook of each format subscribes to when its creator names none.
-DEFAULT_EVENTS: Mapping[PayloadFormat, frozenset[str]] = {
-    "dockerhub": frozenset({ev.PUSH}),
-    "cloudevents": ev.EMITTED_EVENTS - {ev.PULL},
-    "dockyard": ev.EMITTED_EVENTS - {ev.PULL},
-    "distribution": frozenset({ev.PUSH, ev.TAG_DELETED, ev.MANIFEST_DELETED, ev.REPOSITORY_DELETED}),
-}
 
 # distribution's actions: push, pull, mount, delete. It has no repository creation, builds or policies.
 _DISTRIBUTION_ACTIONS: Mapping[str, str] = {
@@ -67,9 +61,7 @@ class Payload:
 
 def supports(payload_format: str, event: str) -> bool:
     """Whether ``payload_format`` can carry ``event``."""
-    if payload_format == "distribution":
-        return event in _DISTRIBUTION_ACTIONS
-    return payload_format in FORMATS and event in ev.WEBHOOK_EVENTS
+    return format_supports(payload_format, event)
 
 
 def build_payload(

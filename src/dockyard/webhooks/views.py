@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-PAYLOAD_FORMATS = ("dockerhub", "cloudevents", "dockyard")
+from dockyard.webhooks.event_table import selectable_formats
+
+PAYLOAD_FORMATS = selectable_formats()  # what a user may choose (the event table; ``distribution`` is settings-only)
 
 
 @dataclass(frozen=True, slots=True)

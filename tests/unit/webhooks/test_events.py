@@ -26,18 +26,20 @@ def test_outbox_mapping() -> None:
 
 
 def test_event_name_sets() -> None:
-    assert {"push", "pull", "tag_deleted", "manifest_deleted", "repository_created", "repository_deleted"} == (
-        ev.EMITTED_EVENTS
-    )
     assert {
-        "build_queued",
-        "build_started",
-        "build_succeeded",
-        "build_failed",
+        "push",
+        "pull",
+        "tag_deleted",
+        "manifest_deleted",
+        "repository_created",
+        "repository_deleted",
         "signature_added",
         "policy_violation",
-    } == ev.RESERVED_EVENTS
+    } == ev.EMITTED_EVENTS
+    assert {"build_queued", "build_started", "build_succeeded", "build_failed"} == ev.RESERVED_EVENTS
     assert ev.WEBHOOK_EVENTS == ev.EMITTED_EVENTS | ev.RESERVED_EVENTS
+    assert ev.webhook_event_for(outbox.REPOSITORY_PULLED) == "pull"
+    assert ev.webhook_event_for(outbox.POLICY_VIOLATED) == "policy_violation"
 
 
 @pytest.mark.parametrize(

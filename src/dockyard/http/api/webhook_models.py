@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from dockyard.http.api.hub_schemas import NO_NUL, PRINTABLE, PRINTABLE_OR_EMPTY, Timestamp
 from dockyard.webhooks.views import AttemptView, DeliveryView, WebhookView
 
-# Kept equal to ``dockyard.webhooks.events.WEBHOOK_EVENTS`` and ``dockyard.webhooks.views.PAYLOAD_FORMATS`` (a unit
-# test checks); spelled out so that the OpenAPI document lists them.
+# Kept equal to the event table (``dockyard.webhooks.event_table``: every event, the selectable formats; a test
+# checks); spelled out so that the OpenAPI document lists them.
 EventName = Literal[
     "push",
     "pull",
