@@ -8,7 +8,6 @@ Every method takes the acting ``Principal``. A private repository the actor may 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
@@ -40,9 +39,7 @@ from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import default_visibility, find_repository
-from dockyard.storage.base import StorageError
-
-log = logging.getLogger(__name__)
+from dockyard.registry.uploads import discard_upload_objects
 
 MAX_DESCRIPTION = 100
 MAX_FULL_DESCRIPTION = 25_000
@@ -309,11 +306,7 @@ class RepositoryService:
             )
             return uploads
 
-        for upload_id in await self.ctx.db.run_write(work):
-            try:
-                await self.ctx.store.delete_upload(upload_id)
-            except StorageError as exc:  # an orphaned upload object; harmless, only space
-                log.warning("could not delete upload %s of a deleted repository: %s", upload_id, exc)
+        await discard_upload_objects(self.ctx, await self.ctx.db.run_write(work))
 
     async def star(self, actor: Principal, namespace: str, name: str) -> None:
         """Star a repository the actor may see (users only). Starring twice is no error."""

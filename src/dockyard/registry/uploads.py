@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,8 +27,9 @@ from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import ensure_repository
-from dockyard.storage.base import UploadMissing, UploadWriter
+from dockyard.storage.base import StorageError, UploadMissing, UploadWriter
 
+log = logging.getLogger("dockyard.registry")
 _HASHER_CACHE_SIZE = 4096
 
 
@@ -309,3 +311,13 @@ class UploadService:
         finally:
             if not committed:
                 await asyncio.shield(self.ctx.store.delete_upload(upload_id))
+
+
+async def discard_upload_objects(ctx: RegistryContext, upload_ids: Iterable[str]) -> None:
+    """Delete the storage objects of upload sessions whose rows are gone (a deleted repository's), after the
+    commit. A failure only leaves an orphaned object (harmless, only space): it is logged, never raised."""
+    for upload_id in upload_ids:
+        try:
+            await ctx.store.delete_upload(upload_id)
+        except StorageError as exc:
+            log.warning("could not delete upload %s of a deleted repository: %s", upload_id, exc)

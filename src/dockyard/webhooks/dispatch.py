@@ -31,9 +31,9 @@ from dockyard.db.engine import Database
 from dockyard.hub.images import ImageResolver, ManifestRecord
 from dockyard.models import Event, Manifest, Repository, Webhook
 from dockyard.models.base import utcnow
+from dockyard.registry.blobs import BlobService
 from dockyard.settings import Settings
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, signed_digest_of_tag
-from dockyard.storage.base import BlobStore
 from dockyard.trust.reverify import enqueue_verify
 from dockyard.webhooks.events import (
     PUSH,
@@ -102,11 +102,11 @@ def wants(hook: Row[Any], event: str, tag: str | None) -> bool:
 
 class Dispatcher:
     def __init__(
-        self, db: Database, store: BlobStore, settings: Settings, *, wake: Callable[[], None] | None = None
+        self, db: Database, blobs: BlobService, settings: Settings, *, wake: Callable[[], None] | None = None
     ) -> None:
         self.db = db
         self.settings = settings
-        self.images = ImageResolver(store)
+        self.images = ImageResolver(blobs)
         self._wake = wake
         self._poke = asyncio.Event()
 

@@ -9,6 +9,8 @@ import contextlib
 
 from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.registry import JobEnvironment, register
+from dockyard.registry.blobs import BlobService
+from dockyard.registry.context import RegistryContext
 from dockyard.webhooks.delivery import DeliveryWorker
 from dockyard.webhooks.dispatch import Dispatcher
 from dockyard.webhooks.queueing import DELIVER
@@ -20,7 +22,8 @@ def deliver(env: JobEnvironment) -> Handler:
     client = new_client()
     env.resources.push_async_callback(client.aclose)
     worker = DeliveryWorker(env.db, env.settings, client)
-    dispatcher = Dispatcher(env.db, env.store, env.settings, wake=env.wake)
+    blobs = BlobService(RegistryContext(db=env.db, store=env.store, settings=env.settings))
+    dispatcher = Dispatcher(env.db, blobs, env.settings, wake=env.wake)
     task = asyncio.get_running_loop().create_task(dispatcher.run(), name="webhooks.dispatch")
 
     async def stop_dispatcher() -> None:
