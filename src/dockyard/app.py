@@ -56,6 +56,7 @@ from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
 from dockyard.logs import configure_logging
+from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import GarbageCollector, GCReport
 from dockyard.registry.services import Registry
@@ -134,7 +135,9 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
     """The event bus's subscribers, in the order each event is handed to them (``dockyard.events.bus``)."""
     return [
         SignatureSubscriber(),  # a pushed signature: verify the image it signs (trust.verify)
-        WebhookSubscriber(db, store, settings),  # deliveries and their webhooks.deliver jobs
+        WebhookSubscriber(
+            db, BlobService(RegistryContext(db=db, store=store, settings=settings)), settings
+        ),  # deliveries and their webhooks.deliver jobs
     ]
 
 

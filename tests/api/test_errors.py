@@ -176,8 +176,10 @@ def test_blob_content_lost_from_storage_is_404_not_a_cut_off_200(client: httpx.C
     lost, kept = secrets.token_bytes(3000), secrets.token_bytes(3000)
     lost_digest, kept_digest = push_blob(client, repo, lost), push_blob(client, repo, kept)
     StorageView(server).lose_blob(lost_digest)
-    assert_error(client.get(f"/v2/{repo}/blobs/{lost_digest}"), 404, "BLOB_UNKNOWN")
-    assert_error(client.get(f"/v2/{repo}/blobs/{lost_digest}", headers={"Range": "bytes=10-99"}), 404, "BLOB_UNKNOWN")
+    whole = assert_error(client.get(f"/v2/{repo}/blobs/{lost_digest}"), 404, "BLOB_UNKNOWN")
+    ranged = client.get(f"/v2/{repo}/blobs/{lost_digest}", headers={"Range": "bytes=10-99"})
+    for entry in (whole, assert_error(ranged, 404, "BLOB_UNKNOWN")):
+        assert (entry["message"], entry["detail"]) == ("blob content is missing from storage", {"digest": lost_digest})
     assert client.get(f"/v2/{repo}/blobs/{kept_digest}").content == kept
     assert client.get(f"/v2/{repo}/blobs/{kept_digest}", headers={"Range": "bytes=10-99"}).content == kept[10:100]
 

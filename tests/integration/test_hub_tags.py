@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from dockyard.core.paging import PageRequest
 from dockyard.errors import Denied, Invalid, NotFound
 from dockyard.hub.images import ImageLayer, ImageResolver
 from dockyard.hub.tags import TagService
+from dockyard.registry.blobs import BlobService
 from dockyard.storage.base import BlobStore
 from tests.support.hub_services import OCI_INDEX, OCI_MANIFEST, HubEnv, Pushed, canonical, hub_env, sha256
 
@@ -193,7 +195,7 @@ async def test_list_tags_order_pages_and_bounded_config_reads(env: HubEnv) -> No
         await env.push_image(repo, name)
     await env.set_private(repo, False)
     counting = CountingStore(env.ctx.store)
-    service = TagService(env.ctx, ImageResolver(counting, concurrency=4))
+    service = TagService(env.ctx, ImageResolver(BlobService(replace(env.ctx, store=counting)), concurrency=4))
 
     page = await service.list_tags(ANONYMOUS, owner.name, "many", P1)
     assert [t.name for t in page.items] == names[::-1]  # newest first by default

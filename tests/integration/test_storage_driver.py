@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.storage.base import BlobStore, StorageError, UploadMissing
+from dockyard.storage.base import BlobStore, ObjectMissing, StorageError, UploadMissing
 from dockyard.storage.factory import UnknownDriver, open_blob_store
 from tests.support.blobstore import collect, digest_of, new_id
 from tests.support.s3 import shared_moto_server
@@ -95,6 +95,17 @@ async def test_missing_upload(store: BlobStore) -> None:
     with pytest.raises(UploadMissing):
         await store.commit_upload(new_id(), digest_of(b"x"), 1)
     await store.delete_upload(new_id())
+
+
+async def test_missing_blob_reads_as_object_missing(store: BlobStore) -> None:
+    """A committed blob whose bytes are gone is ``ObjectMissing`` (not an upload error), before any bytes."""
+    digest = digest_of(b"never stored")
+    with pytest.raises(ObjectMissing):
+        await collect(store.read(digest))
+    with pytest.raises(ObjectMissing):
+        await collect(store.read(digest, 2, 5))
+    with pytest.raises(UploadMissing):
+        await collect(store.read_upload(new_id()))
 
 
 async def test_open_beyond_stored_size_fails(store: BlobStore) -> None:

@@ -13,16 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from dockyard.storage.base import BlobStore, StorageError, UploadMissing
+from dockyard.storage.base import BlobStore, ObjectMissing, StorageError, UploadMissing
 from dockyard.storage.factory import open_blob_store
-from dockyard.storage.s3 import (
-    MIN_PART,
-    S3BlobStore,
-    _chain,
-    _Piece,
-    _plan_parts,
-    parse_s3_url,
-)
+from dockyard.storage.s3 import MIN_PART, S3BlobStore
 from tests.support.blobstore import collect, digest_of, new_id
 from tests.support.s3 import MotoServer, moto_server
 
@@ -282,7 +275,7 @@ async def test_without_redirect_locate_streams(store: S3BlobStore) -> None:
     assert await collect(store.read(digest, 7)) == b"me"
     assert await collect(store.read(digest, 9)) == b""
     assert await collect(store.read(digest, 20, 30)) == b""
-    with pytest.raises(UploadMissing):
+    with pytest.raises(ObjectMissing):
         await collect(store.read(digest_of(b"absent")))
 
 
@@ -351,34 +344,7 @@ async def test_one_gib_monolithic_upload_in_bounded_memory(store: S3BlobStore) -
     assert grown < 200 * MiB, f"peak RSS grew by {grown // MiB} MiB"
 
 
-# -- the URL and the part plan ----------------------------------------------------------------------------------------
-
-
-def test_parse_url() -> None:
-    options = parse_s3_url("s3://my-bucket/some/prefix/?endpoint=http://127.0.0.1:9000&region=eu-west-1")
-    assert (options.bucket, options.prefix, options.endpoint, options.region) == (
-        "my-bucket",
-        "some/prefix",
-        "http://127.0.0.1:9000",
-        "eu-west-1",
-    )
-    assert options.redirect is False
-    assert options.addressing is None
-    options = parse_s3_url("s3://my-bucket?addressing=virtual&redirect=true&part_size=16777216")
-    assert (options.prefix, options.endpoint, options.addressing, options.redirect) == ("", None, "virtual", True)
-    assert options.part_size == 16 * MiB
-    for bad in (
-        "s3:///no-bucket",
-        "s3://my-bucket?colour=blue",
-        "s3://my-bucket?redirect=perhaps",
-        "s3://my-bucket?addressing=sideways",
-        "s3://my-bucket?part_size=1024",
-        "s3://my-bucket?endpoint=ftp://x",
-        "s3://key:secret@my-bucket",
-        "s3://my-bucket?region=a&region=b",
-    ):
-        with pytest.raises(ValueError, match=r"."):
-            parse_s3_url(bad)
+# -- the factory ------------------------------------------------------------------------------------------------------
 
 
 def test_factory_builds_s3_store() -> None:
@@ -391,38 +357,3 @@ def test_factory_builds_s3_store() -> None:
         "http://127.0.0.1:9000",
         False,
     )
-
-
-def test_part_size_grows_for_huge_uploads() -> None:
-    store = S3BlobStore("my-bucket")
-    assert store.part_size_at(0) == store.part_size
-    assert store.part_size_at(8 * 1024 * MiB) == store.part_size
-    assert store.part_size_at(64 * 1024 * MiB) == 64 * MiB
-    # Segments grow with the offset, so even a 1 TiB blob needs far fewer than 10,000 parts.
-    position, parts = 0, 0
-    while position < 1024 * 1024 * MiB:
-        position += store.part_size_at(position)
-        parts += 1
-    assert parts < 10_000
-
-
-def test_chain_ignores_leftovers() -> None:
-    def piece(start: int, size: int) -> _Piece:
-        return _Piece(f"s/{start}", start, size, size)
-
-    chain, garbage = _chain([piece(0, 10), piece(10, 5), piece(12, 3), piece(20, 1)])
-    assert [p.start for p in chain] == [0, 10]
-    assert sorted(garbage) == ["s/12", "s/20"]
-
-
-def test_plan_copies_big_segments_and_resends_small_pieces() -> None:
-    def piece(start: int, size: int) -> _Piece:
-        return _Piece(f"s/{start}", start, size, size)
-
-    big, small = 8 * MiB, MiB
-    plan = _plan_parts([piece(0, big), piece(big, big), piece(2 * big, small), piece(2 * big + small, small)])
-    assert [type(p).__name__ for p in plan] == ["_CopyPart", "_CopyPart", "_DataPart"]
-    # Small pieces followed by a big segment (never written so, but handled): sent as one part of ≥ 5 MiB.
-    plan = _plan_parts([piece(0, small), piece(small, big), piece(small + big, big)])
-    assert [type(p).__name__ for p in plan] == ["_DataPart", "_CopyPart"]
-    assert all(p.length >= MIN_PART for p in plan[:-1])

@@ -12,7 +12,6 @@ Nothing here trusts stored content: a config that is not JSON, too large, missin
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +26,7 @@ from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.errors import DomainError
 from dockyard.hub.access import IMAGE_CONFIG_TYPES
 from dockyard.models import Blob, Manifest
-from dockyard.storage.base import BlobStore, StorageError
-
-log = logging.getLogger(__name__)
+from dockyard.registry.blobs import BlobService
 
 MAX_CONFIG_BYTES = 1024 * 1024
 # Manifests larger than this are not loaded to describe their images (a page of tags stays small in memory
@@ -214,12 +211,12 @@ class ImageResolver:
 
     def __init__(
         self,
-        store: BlobStore,
+        blobs: BlobService,
         *,
         concurrency: int = CONFIG_READ_CONCURRENCY,
         cache_size: int = CONFIG_CACHE_SIZE,
     ) -> None:
-        self.store = store
+        self.blobs = blobs
         self.concurrency = concurrency
         self.cache_size = cache_size
         self._cache: OrderedDict[str, ConfigInfo] = OrderedDict()
@@ -315,14 +312,10 @@ class ImageResolver:
     async def _read_config(self, digest: str, size: int) -> ConfigInfo:
         if size > MAX_CONFIG_BYTES:
             return UNKNOWN_CONFIG
-        chunks: list[bytes] = []
-        try:
-            async for chunk in self.store.read(digest, 0, size):
-                chunks.append(chunk)
-        except (StorageError, OSError) as exc:
-            log.info("could not read image config %s: %s", digest, exc)
+        content = await self.blobs.read_small(digest, size)
+        if content is None:  # missing or unreadable (logged)
             return UNKNOWN_CONFIG
-        return parse_config(b"".join(chunks))
+        return parse_config(content)
 
     def _remember(self, digest: str, info: ConfigInfo) -> None:
         self._cache[digest] = info

@@ -8,7 +8,6 @@ Every method takes the acting ``Principal``. A private repository the actor may 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
@@ -42,8 +41,6 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.deletion import DoomedRepository, delete_repositories, drop_upload_objects
 from dockyard.registry.namespaces import claim_namespace
 from dockyard.registry.repositories import default_visibility, find_repository
-
-log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 100
 MAX_FULL_DESCRIPTION = 25_000

@@ -18,6 +18,7 @@ from dockyard.errors import Invalid, NotFound
 from dockyard.hub.access import LIKE_ESCAPE, content_type_of, like_contains, resolve
 from dockyard.hub.images import ImageResolver, ManifestRecord, TagImage, described_content
 from dockyard.models import Account, Manifest, Tag
+from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.manifests import ManifestService
 
@@ -107,7 +108,7 @@ class TagService:
 
     def __init__(self, ctx: RegistryContext, images: ImageResolver | None = None) -> None:
         self.ctx = ctx
-        self.images = images or ImageResolver(ctx.store)
+        self.images = images or ImageResolver(BlobService(ctx))
 
     async def list_tags(
         self,

@@ -1,8 +1,14 @@
-"""Blobs as seen by a repository: existence checks, links (upload, mount), and unlinking on DELETE."""
+"""Blobs as seen by a repository: existence checks, links (upload, mount), unlinking on DELETE, and the bytes:
+``open`` says how to send a blob (redirect, local file or stream) and ``read_small`` reads a small one whole. The
+layers above reach blob storage only through here (import-linter forbids them ``dockyard.storage``)."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +21,12 @@ from dockyard.models import Blob, Manifest, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import ensure_repository, find_repository
+from dockyard.storage.base import ObjectMissing, StorageError
+
+log = logging.getLogger("dockyard.registry")
+
+SMALL_BLOB_LIMIT = 4 * 1024 * 1024
+"""The most ``read_small`` reads into memory (configs and signature payloads are a few KiB)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +36,51 @@ class BlobInfo:
     # Set when the digest names a manifest of the repository rather than a blob (served from the DB).
     manifest_content: bytes | None = None
     media_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Send the client to ``url`` (a presigned object-store URL; it honours Range itself)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """Send the whole blob from the local file ``path`` (zero-copy where the server can); ``stat`` is its stat."""
+
+    path: Path
+    stat: os.stat_result
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """Send ``chunks``: its first chunk is already read, so content missing from storage was a ``NotFound``
+    before any response started rather than a 200 cut off after its headers."""
+
+    chunks: AsyncIterator[bytes]
+
+
+def _content_missing(digest: str) -> NotFound:
+    return NotFound("blob", "blob content is missing from storage", {"digest": digest})
+
+
+async def _started(chunks: AsyncIterator[bytes], digest: str) -> AsyncIterator[bytes]:
+    """``chunks`` with its first chunk already read (see ``Stream``)."""
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = b""
+    except ObjectMissing:
+        raise _content_missing(digest) from None
+
+    async def rest() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()
 
 
 _REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("name")).scalar_subquery()
@@ -77,6 +134,37 @@ class BlobService:
         if manifest is not None:
             return BlobInfo(key, len(manifest[0]), manifest[0], manifest[1])
         raise NotFound("blob", "blob unknown to registry", {"digest": key})
+
+    async def open(self, info: BlobInfo, byte_range: tuple[int, int] | None = None) -> Redirect | File | Stream:
+        """How to send a blob that ``stat`` found (not a manifest served as a blob): a redirect when the driver
+        offers one (for a range too), else bytes ``[start, end)`` of ``byte_range`` or the whole blob, from a
+        local file or streamed. Raises NotFound("blob") if its content is missing from storage."""
+        store = self.ctx.store
+        location = await store.locate(info.digest)
+        if location.redirect_url is not None:
+            return Redirect(location.redirect_url)
+        if byte_range is not None:
+            start, end = byte_range
+            return Stream(await _started(store.read(info.digest, start, end), info.digest))
+        if location.path is not None:
+            try:
+                stat_result = os.stat(location.path)
+            except FileNotFoundError:
+                raise _content_missing(info.digest) from None
+            return File(location.path, stat_result)
+        return Stream(await _started(store.read(info.digest), info.digest))
+
+    async def read_small(self, digest: str, size: int) -> bytes | None:
+        """The ``size`` bytes of stored blob ``digest`` (an image config, a signature payload), or None if they
+        are missing or storage fails (logged): callers treat such content as unknown. ``size`` is what the DB
+        records, at most ``SMALL_BLOB_LIMIT``; the caller has checked that the digest is one it may read."""
+        if not 0 <= size <= SMALL_BLOB_LIMIT:
+            raise ValueError(f"read_small reads at most {SMALL_BLOB_LIMIT} bytes, not {size}")
+        try:
+            return b"".join([chunk async for chunk in self.ctx.store.read(digest, 0, size)])
+        except (StorageError, OSError) as exc:
+            log.info("could not read blob %s: %s", digest, exc)
+            return None
 
     async def commit(
         self, name: str, upload_id: str, digest: str, size: int, actor: str | None = None, *, session: bool

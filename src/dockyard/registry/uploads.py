@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -35,6 +36,7 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.namespaces import may_create_in
 from dockyard.storage.base import UploadMissing, UploadWriter
 
+log = logging.getLogger("dockyard.registry")
 _HASHER_CACHE_SIZE = 4096
 
 

@@ -17,6 +17,11 @@ class StorageError(Exception):
     """A driver failed in a way the caller cannot fix (I/O error, backend unreachable)."""
 
 
+class ObjectMissing(StorageError):
+    """A committed blob's bytes are not in storage (deleted by garbage collection, or lost) although the caller
+    expected them. Distinct from ``UploadMissing``: callers map the two to different protocol errors."""
+
+
 class UploadMissing(StorageError):
     """The upload object does not exist (expired, cancelled, or never created)."""
 
@@ -59,7 +64,8 @@ class BlobStore(Protocol):
         """Where a committed blob can be served from without passing through Python, if anywhere."""
 
     def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream bytes ``[start, end)`` of a committed blob."""
+        """Stream bytes ``[start, end)`` of a committed blob. Raises ``ObjectMissing`` (on the first iteration,
+        before any bytes) if the blob is not stored."""
 
     async def delete(self, digest: str) -> None:
         """Remove a committed blob; absent is not an error."""
@@ -71,7 +77,7 @@ class BlobStore(Protocol):
         discarded. Raises ``UploadMissing``."""
 
     def read_upload(self, upload_id: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Stream an upload's stored bytes (to recompute a hash after a restart)."""
+        """Stream an upload's stored bytes (to recompute a hash after a restart). Raises ``UploadMissing``."""
 
     async def commit_upload(self, upload_id: str, digest: str, size: int) -> None:
         """Atomically turn the first ``size`` bytes of the upload into blob ``digest`` and drop the upload.

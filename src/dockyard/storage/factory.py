@@ -1,7 +1,7 @@
 """Builds a BlobStore from a storage URL. An unknown scheme is a startup error, never a silent fallback.
 
 ``file:///path``                       FilesystemBlobStore
-``s3://bucket/prefix?endpoint=…``      S3BlobStore (see dockyard.storage.s3 for the parameters)
+``s3://bucket/prefix?endpoint=…``      S3BlobStore (see dockyard.storage.s3.url for the parameters)
 """
 
 from __future__ import annotations

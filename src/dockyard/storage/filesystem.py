@@ -17,8 +17,8 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from dockyard.storage.base import BlobLocation, StorageError, UploadMissing
-from dockyard.storage.paths import UPLOADS_PREFIX, blob_key, upload_key
+from dockyard.storage.base import BlobLocation, ObjectMissing, StorageError, UploadMissing
+from dockyard.storage.paths import BLOBS_PREFIX, UPLOADS_PREFIX, blob_key, upload_key
 
 _READ_CHUNK = 1024 * 1024
 _WRITEBACK_EVERY = 16 * 1024 * 1024
@@ -124,7 +124,7 @@ class FilesystemBlobStore:
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
         self._fsync = fsync
-        _private_dirs(root / "blobs")
+        _private_dirs(root / BLOBS_PREFIX)
         _private_dirs(root / UPLOADS_PREFIX)
 
     def _blob_path(self, digest: str) -> Path:
@@ -157,14 +157,16 @@ class FilesystemBlobStore:
         return BlobLocation(path=self._blob_path(digest))
 
     async def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        async for chunk in self._read_file(self._blob_path(digest), start, end):
+        async for chunk in self._read_file(self._blob_path(digest), start, end, ObjectMissing):
             yield chunk
 
-    async def _read_file(self, path: Path, start: int, end: int | None) -> AsyncIterator[bytes]:
+    async def _read_file(
+        self, path: Path, start: int, end: int | None, missing: type[StorageError]
+    ) -> AsyncIterator[bytes]:
         try:
             fh = await asyncio.to_thread(open, path, "rb")
         except FileNotFoundError as exc:
-            raise UploadMissing(f"{path.name} is missing") from exc
+            raise missing(f"{path.name} is missing") from exc
         try:
             await asyncio.to_thread(fh.seek, start)
             remaining = None if end is None else end - start
@@ -218,7 +220,7 @@ class FilesystemBlobStore:
         return _FileUploadWriter(fd, offset, self._fsync)
 
     async def read_upload(self, upload_id: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        async for chunk in self._read_file(self._upload_path(upload_id), start, end):
+        async for chunk in self._read_file(self._upload_path(upload_id), start, end, UploadMissing):
             yield chunk
 
     async def commit_upload(self, upload_id: str, digest: str, size: int) -> None:

@@ -37,6 +37,7 @@ from dockyard.models import (
     TrustPolicy,
 )
 from dockyard.models.base import utcnow
+from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, is_signature_artifact, signature_tag
 from dockyard.signing.verify import verify_signature_manifest
@@ -76,6 +77,7 @@ OFF = Decision("off", None)
 class TrustChecker:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
+        self.blobs = BlobService(ctx)
         self._policies: dict[str, tuple[float, dict[str, Policy]]] = {}
         self.anchors = AnchorCache(ctx.db, ctx.settings.sigstore_trusted_root)
         self._verdicts: dict[tuple[str, str, str], tuple[float, bool]] = {}
@@ -210,11 +212,12 @@ class TrustChecker:
             if digest not in linked or not 0 <= size <= MAX_BLOB:
                 continue
             try:
-                chunks = [chunk async for chunk in self.ctx.store.read(digest, 0, size)]
+                data = await self.blobs.read_small(digest, size)
             except Exception as exc:  # a missing or unreadable blob is an unverifiable signature
                 log.info("signature blob %s unreadable: %s", digest, exc)
                 continue
-            blobs[digest] = b"".join(chunks)
+            if data is not None:  # None: missing or unreadable (logged)
+                blobs[digest] = data
         return blobs
 
     async def _indexes_listing(self, repository: str, digest: str) -> list[str]:

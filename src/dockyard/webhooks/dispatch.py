@@ -33,9 +33,9 @@ from dockyard.events.bus import OutboxEvent
 from dockyard.hub.images import ImageResolver, ManifestRecord
 from dockyard.models import Manifest, Repository, Webhook
 from dockyard.models.base import utcnow
+from dockyard.registry.blobs import BlobService
 from dockyard.settings import Settings
 from dockyard.signing.formats import is_signature_push
-from dockyard.storage.base import BlobStore
 from dockyard.webhooks.events import (
     PUSH,
     SIGNATURE_ADDED,
@@ -119,10 +119,10 @@ def webhook_event_of(event: OutboxEvent) -> str | None:
 class WebhookSubscriber:
     """Turns outbox events into webhook deliveries (a ``dockyard.events.bus.Subscriber``)."""
 
-    def __init__(self, db: Database, store: BlobStore, settings: Settings) -> None:
+    def __init__(self, db: Database, blobs: BlobService, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.images = ImageResolver(store)
+        self.images = ImageResolver(blobs)
 
     async def _hooks(self, repository: str) -> list[Row[Any]]:
         namespace = namespace_of(repository)

@@ -4,6 +4,9 @@ read the delivery history, redeliver a past delivery and send a test event.
 Who may: a namespace's owners manage its namespace-wide webhooks; holders of admin on a repository manage that
 repository's webhooks (namespace owners and site administrators hold it). Webhooks the caller may not manage are
 ``NotFound``.
+
+The checks of each setting are in ``webhooks.validation``; the delivery history (listing, redelivery, test events)
+in ``webhooks.history``. This module authorizes, audits and runs the units of work.
 """
 
 from __future__ import annotations
@@ -11,9 +14,7 @@ from __future__ import annotations
 import json
 import uuid as uuidlib
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
@@ -27,58 +28,21 @@ from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, Repository, Webhook, WebhookAttempt, WebhookDelivery
+from dockyard.models import Account, Repository, Webhook
 from dockyard.models.base import utcnow
-from dockyard.webhooks.dispatch import render, sample_view
-from dockyard.webhooks.events import WEBHOOK_EVENTS
-from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
+from dockyard.webhooks import history
 from dockyard.webhooks.signing import new_secret
-from dockyard.webhooks.views import PAYLOAD_FORMATS, AttemptView, CallbackView, DeliveryView, WebhookView
+from dockyard.webhooks.validation import (
+    validate_auth_header,
+    validate_events,
+    validate_format,
+    validate_tag_filter,
+    validate_url,
+    validate_webhook_name,
+)
+from dockyard.webhooks.views import DeliveryView, WebhookView
 
 MAX_WEBHOOKS_PER_SCOPE = 100
-
-
-def _validate_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
-        raise Invalid("request", "url must be an http(s) URL with a host, at most 2048 characters", {"url": url[:200]})
-    if parts.username or parts.password:
-        raise Invalid("request", "put credentials in auth_header, not in the URL")
-    return url
-
-
-def _validate_events(events: Sequence[str] | None) -> list[str]:
-    chosen = list(dict.fromkeys(events or ["push"]))
-    unknown = [e for e in chosen if e not in WEBHOOK_EVENTS]
-    if unknown or not chosen:
-        raise Invalid("request", f"unknown events {unknown}; known: {sorted(WEBHOOK_EVENTS)}")
-    return chosen
-
-
-def _validate_format(payload_format: str) -> str:
-    if payload_format not in PAYLOAD_FORMATS:
-        raise Invalid("request", f"payload_format must be one of {list(PAYLOAD_FORMATS)}")
-    return payload_format
-
-
-def _validate_tag_filter(pattern: str | None) -> str | None:
-    if pattern is None or pattern == "":
-        return None
-    if len(pattern) > 255 or not pattern.isprintable():
-        raise Invalid("request", "tag_filter must be a printable glob of at most 255 characters")
-    fnmatchcase("probe", pattern)  # any string is a valid glob; this only proves it evaluates
-    return pattern
-
-
-def _validate_auth_header(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    name, sep, content = value.partition(":")
-    if not sep or not name.strip() or "\n" in value or "\r" in value or len(value) > 4096:
-        raise Invalid("request", 'auth_header must be one "Name: value" header line')
-    if name.strip().lower() in {"host", "content-type", "content-length"} or name.lower().startswith("x-dockyard-"):
-        raise Invalid("request", f"auth_header may not set {name.strip()}")
-    return f"{name.strip()}: {content.strip()}"
 
 
 class WebhookService:
@@ -197,15 +161,14 @@ class WebhookService:
         """Returns the webhook and its signing secret (shown this once)."""
         if repository is not None:
             validate_name(repository)
-        if not name or len(name) > 100 or not name.isprintable():
-            raise Invalid("request", "name must be 1 to 100 printable characters")
+        validate_webhook_name(name)
         values = {
-            "url": _validate_url(url),
-            "events": json.dumps(_validate_events(events)),
-            "tag_filter": _validate_tag_filter(tag_filter),
-            "payload_format": _validate_format(payload_format),
+            "url": validate_url(url),
+            "events": json.dumps(validate_events(events)),
+            "tag_filter": validate_tag_filter(tag_filter),
+            "payload_format": validate_format(payload_format),
         }
-        header = _validate_auth_header(auth_header)
+        header = validate_auth_header(auth_header)
         secret = new_secret()
         now = utcnow()
         async with self.db.write() as conn:
@@ -293,19 +256,17 @@ class WebhookService:
         Re-activating a webhook forgets why it was disabled and its failure count."""
         values: dict[str, Any] = {}
         if name is not None:
-            if not name or len(name) > 100 or not name.isprintable():
-                raise Invalid("request", "name must be 1 to 100 printable characters")
-            values["name"] = name
+            values["name"] = validate_webhook_name(name)
         if url is not None:
-            values["url"] = _validate_url(url)
+            values["url"] = validate_url(url)
         if events is not None:
-            values["events"] = json.dumps(_validate_events(events))
+            values["events"] = json.dumps(validate_events(events))
         if tag_filter is not None:
-            values["tag_filter"] = _validate_tag_filter(tag_filter)
+            values["tag_filter"] = validate_tag_filter(tag_filter)
         if payload_format is not None:
-            values["payload_format"] = _validate_format(payload_format)
+            values["payload_format"] = validate_format(payload_format)
         if auth_header is not None:
-            header = _validate_auth_header(auth_header)
+            header = validate_auth_header(auth_header)
             values["auth_header"] = self.box.seal(header.encode()) if header else None
         if active is not None:
             values["active"] = active
@@ -364,25 +325,11 @@ class WebhookService:
 
     async def deliveries(self, actor: Principal, webhook_uuid: str, page: PageRequest) -> Page[DeliveryView]:
         async with self.db.read(consistent=True) as conn:
-            hook = await self._webhook(conn, actor, webhook_uuid)
-            where = WebhookDelivery.webhook_id == hook.id
-            total = (await conn.execute(select(func.count()).select_from(WebhookDelivery).where(where))).scalar_one()
-            rows = (
-                await conn.execute(
-                    select(WebhookDelivery)
-                    .where(where)
-                    .order_by(WebhookDelivery.id.desc())
-                    .offset(page.offset)
-                    .limit(page.page_size)
-                )
-            ).all()
-            return Page([await _delivery_view(conn, hook.uuid, row, history=False) for row in rows], total, page)
+            return await history.list_deliveries(conn, await self._webhook(conn, actor, webhook_uuid), page)
 
     async def delivery(self, actor: Principal, webhook_uuid: str, delivery_uuid: str) -> DeliveryView:
         async with self.db.read(consistent=True) as conn:
-            hook = await self._webhook(conn, actor, webhook_uuid)
-            row = await _find_delivery(conn, hook.id, delivery_uuid)
-            return await _delivery_view(conn, hook.uuid, row, history=True)
+            return await history.get_delivery(conn, await self._webhook(conn, actor, webhook_uuid), delivery_uuid)
 
     async def redeliver(
         self, actor: Principal, webhook_uuid: str, delivery_uuid: str, *, source_ip: str = ""
@@ -390,17 +337,7 @@ class WebhookService:
         """Send a past delivery's body again, as a new delivery (its own id, so receivers do not drop it)."""
         async with self.db.write() as conn:
             hook = await self._webhook(conn, actor, webhook_uuid)
-            old = await _find_delivery(conn, hook.id, delivery_uuid)
-            new_id = await new_delivery(
-                conn,
-                hook.id,
-                event_id=old.event_id,
-                event=old.event,
-                body=old.body,
-                content_type=old.content_type,
-                redelivery_of=old.id,
-            )
-            await enqueue_delivery(conn, hook.id, new_id)
+            view = await history.redeliver(conn, hook, delivery_uuid)
             await _audit(
                 conn,
                 "webhook.redeliver",
@@ -410,8 +347,7 @@ class WebhookService:
                 source_ip,
                 {"webhook": webhook_uuid, "delivery": delivery_uuid},
             )
-            row = (await conn.execute(select(WebhookDelivery).where(WebhookDelivery.id == new_id))).one()
-            return await _delivery_view(conn, hook.uuid, row, history=False)
+            return view
 
     async def send_test(
         self, actor: Principal, webhook_uuid: str, *, base_url: str, source_ip: str = ""
@@ -419,24 +355,11 @@ class WebhookService:
         """Deliver a sample ``push`` event (tag ``latest``) to the webhook now, in its payload format."""
         async with self.db.write() as conn:
             hook = await self._webhook(conn, actor, webhook_uuid)
-            repository = hook.repository or f"{hook.namespace}/sample"
-            view = sample_view(repository, base_url)
-            rendered, token_hash = render(view, hook.payload_format, base_url)
-            delivery_id = await new_delivery(
-                conn,
-                hook.id,
-                event_id=view.event_id,
-                event=view.event,
-                body=rendered.body.decode(),
-                content_type=rendered.content_type,
-                callback_token=token_hash,
-            )
-            await enqueue_delivery(conn, hook.id, delivery_id)
+            view = await history.send_test(conn, hook, base_url)
             await _audit(
                 conn, "webhook.test", hook.namespace, hook.repository, actor, source_ip, {"webhook": webhook_uuid}
             )
-            row = (await conn.execute(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id))).one()
-            return await _delivery_view(conn, hook.uuid, row, history=False)
+            return view
 
 
 async def _audit(
@@ -451,71 +374,4 @@ async def _audit(
     """Every webhook change is audited in its namespace, the repository (or the namespace) as the target."""
     await record_audit(
         conn, namespace, action, actor=actor.audit_name, target=repository or namespace, source_ip=source_ip, data=data
-    )
-
-
-async def _find_delivery(conn: AsyncConnection, webhook_id: int, delivery_uuid: str) -> Row[Any]:
-    row = (
-        await conn.execute(
-            select(WebhookDelivery).where(
-                WebhookDelivery.uuid == delivery_uuid, WebhookDelivery.webhook_id == webhook_id
-            )
-        )
-    ).first()
-    if row is None:
-        raise NotFound("request", "delivery not found", {"uuid": delivery_uuid[:64]})
-    return row
-
-
-async def _delivery_view(conn: AsyncConnection, webhook_uuid: str, row: Row[Any], *, history: bool) -> DeliveryView:
-    uuids: dict[int, str] = {}
-    wanted = [i for i in (row.redelivery_of, row.parent_id) if i is not None]
-    if wanted:
-        found = await conn.execute(
-            select(WebhookDelivery.id, WebhookDelivery.uuid).where(WebhookDelivery.id.in_(wanted))
-        )
-        uuids = {row.id: row.uuid for row in found}
-    attempts: tuple[AttemptView, ...] = ()
-    if history:
-        rows = (
-            await conn.execute(
-                select(WebhookAttempt).where(WebhookAttempt.delivery_id == row.id).order_by(WebhookAttempt.number)
-            )
-        ).all()
-        attempts = tuple(
-            AttemptView(
-                number=a.number,
-                started_at=a.started_at,
-                duration_ms=a.duration_ms,
-                request_headers=json.loads(a.request_headers),
-                response_status=a.response_status,
-                response_headers=json.loads(a.response_headers),
-                response_body=a.response_body,
-                error=a.error,
-                outcome=a.outcome,
-                next_attempt_at=a.next_attempt_at,
-            )
-            for a in rows
-        )
-    callback = None
-    if row.callback_state is not None:
-        callback = CallbackView(
-            row.callback_state, row.callback_description, row.callback_context, row.callback_target_url
-        )
-    return DeliveryView(
-        uuid=row.uuid,
-        webhook=webhook_uuid,
-        event_id=row.event_id,
-        event=row.event,
-        state=row.state,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-        last_error=row.last_error,
-        redelivery_of=uuids.get(row.redelivery_of) if row.redelivery_of is not None else None,
-        parent=uuids.get(row.parent_id) if row.parent_id is not None else None,
-        callback=callback,
-        request_body=row.body,
-        content_type=row.content_type,
-        history=attempts,
     )

@@ -3,9 +3,6 @@ served too (as distribution does), under the same trust policy as ``/manifests/`
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -16,8 +13,8 @@ from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, digest_param, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.trust import VERIFIED_HEADER, check_trust, manifest_behind_blob
+from dockyard.registry.blobs import File, Redirect
 from dockyard.registry.manifests import StoredManifest
-from dockyard.storage.base import UploadMissing
 
 OCTET = "application/octet-stream"
 
@@ -31,25 +28,6 @@ class _WholeFileResponse(FileResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(k, v) for k, v in scope["headers"] if k != b"range"]
         await super().__call__({**scope, "headers": headers}, receive, send)
-
-
-async def _started(chunks: AsyncIterator[bytes], digest: str) -> AsyncIterator[bytes]:
-    """``chunks`` with its first chunk already read, so that content missing from storage is a 404 BLOB_UNKNOWN
-    before the response starts rather than a 200 cut off after its headers."""
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        first = b""
-    except UploadMissing:
-        raise OCIError("BLOB_UNKNOWN", "blob content is missing from storage", {"digest": digest}) from None
-
-    async def rest() -> AsyncIterator[bytes]:
-        if first:
-            yield first
-        async for chunk in chunks:
-            yield chunk
-
-    return rest()
 
 
 @requires("pull")
@@ -96,7 +74,6 @@ async def get_blob(request: Request) -> Response:
             headers["Content-Length"] = str(info.size)
             return Response(b"", 200, headers, media_type)
         return Response(body, 200, headers, media_type)
-    store = reg.ctx.store
     if head:
         if byte_range is not None:
             start, end = byte_range
@@ -105,22 +82,18 @@ async def get_blob(request: Request) -> Response:
             return Response(b"", 206, headers, OCTET)
         headers["Content-Length"] = str(info.size)
         return Response(b"", 200, headers, OCTET)
-    location = await store.locate(info.digest)
-    if location.redirect_url is not None:
-        return Response(b"", 307, {"Location": location.redirect_url, **headers})
+    opened = await reg.blobs.open(info, byte_range)
+    if isinstance(opened, Redirect):
+        return Response(b"", 307, {"Location": opened.url, **headers})
+    if isinstance(opened, File):  # only for the whole blob
+        return _WholeFileResponse(opened.path, headers=headers, media_type=OCTET, stat_result=opened.stat)
     if byte_range is not None:
         start, end = byte_range
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
         headers["Content-Length"] = str(end - start)
-        return StreamingResponse(await _started(store.read(info.digest, start, end), info.digest), 206, headers, OCTET)
-    if location.path is not None:
-        try:
-            stat_result = os.stat(location.path)
-        except FileNotFoundError:
-            raise OCIError("BLOB_UNKNOWN", "blob content is missing from storage", {"digest": info.digest}) from None
-        return _WholeFileResponse(location.path, headers=headers, media_type=OCTET, stat_result=stat_result)
+        return StreamingResponse(opened.chunks, 206, headers, OCTET)
     headers["Content-Length"] = str(info.size)
-    return StreamingResponse(await _started(store.read(info.digest), info.digest), 200, headers, OCTET)
+    return StreamingResponse(opened.chunks, 200, headers, OCTET)
 
 
 @requires("delete")
