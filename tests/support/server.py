@@ -119,7 +119,10 @@ class DockyardServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dockyard exited with {self.process.returncode}: {self.log_tail()}")
+                code = self.process.returncode
+                self._kill_group()  # its workers, if any outlived it
+                self.process = None
+                raise RuntimeError(f"dockyard exited with {code}: {self.log_tail()}")
             try:
                 ready = httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
             except httpx.HTTPError:
@@ -127,7 +130,10 @@ class DockyardServer:
             if ready and self._started_workers(log_offset) >= self.workers:
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"dockyard did not become ready: {self.log_tail()}")
+        tail = self.log_tail()
+        self._kill_group()  # a server that did not come up is not left running behind the failed test
+        self.process = None
+        raise RuntimeError(f"dockyard did not become ready: {tail}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
