@@ -55,7 +55,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = DockyardServer(
         tmp_path_factory.mktemp("matrix") / "data",
         secure=True,
-        env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000", "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000"},
+        env={
+            "DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000",
+            "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000",
+            # The administrator's and the principals' API tokens are fetched once: on a loaded machine the
+            # matrix outlasts the default 600 s lifetime.
+            "DOCKYARD_API_TOKEN_LIFETIME_SECONDS": "86400",
+        },
     )
     server.start()
     built = build_world(server)
