@@ -61,6 +61,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             # Every principal's upload rows open sessions on the one world repository and leave most of them open.
             "DOCKYARD_UPLOAD_SESSIONS_PER_ACCOUNT": "1000000",
             "DOCKYARD_UPLOAD_SESSIONS_PER_REPOSITORY": "1000000",
+            # The administrator's and the principals' API tokens are fetched once: on a loaded machine the
+            # matrix outlasts the default 600 s lifetime.
+            "DOCKYARD_API_TOKEN_LIFETIME_SECONDS": "86400",
         },
     )
     server.start()
