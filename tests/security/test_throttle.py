@@ -226,3 +226,37 @@ def test_concurrent_password_checks_are_capped(untrusting: DockyardServer) -> No
     assert set(statuses) == {401, 429}, statuses
     assert {a.headers["retry-after"] for a in answers if a.status_code == 429} == {"1"}
     assert verifications(untrusting) - before == statuses.count(401)
+
+
+def test_changing_the_password_is_no_unthrottled_guessing_oracle(server: DockyardServer, hub: HubAdmin) -> None:
+    """A stolen API session must not guess the current password through ``PUT /users/{u}/password``: each guess
+    is counted and backs off like a sign-in, and every one costs a counted verification."""
+    user, password = hub.user("oracle")
+    source = address()
+    api = httpx.post(
+        f"{server.url}/api/v2/auth/token",
+        json={"identifier": user, "secret": password},
+        headers={"X-Forwarded-For": source},
+        timeout=60,
+    )
+    assert api.status_code == 200, api.text
+    headers = {"Authorization": f"Bearer {api.json()['access_token']}", "X-Forwarded-For": source}
+    before = verifications(server)
+
+    def guess(i: int) -> httpx.Response:
+        body = {"current_password": f"guess-{i}", "new_password": f"new-{uuid.uuid4().hex}"}
+        return httpx.put(f"{server.url}/api/v2/users/{user}/password", json=body, headers=headers, timeout=60)
+
+    statuses = [a.status_code for a in burst(20, guess)]
+    assert set(statuses) <= {403, 429}, statuses
+    assert sum(s == 403 for s in statuses) <= LIMIT, statuses
+    assert verifications(server) - before == sum(s == 403 for s in statuses)
+    # Backing off, even the right current password is refused from that address; the password is unchanged.
+    right = httpx.put(
+        f"{server.url}/api/v2/users/{user}/password",
+        json={"current_password": password, "new_password": f"new-{uuid.uuid4().hex}"},
+        headers=headers,
+        timeout=60,
+    )
+    assert right.status_code == 429, right.text
+    assert login(server, (user, password), address()).status_code == 200

@@ -9,6 +9,7 @@ cost never holds the database's writer lock.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -142,10 +143,18 @@ class UserService:
         return user_info(row)
 
     async def change_password(
-        self, name: str, new: str, *, current: str | None = None, actor: Principal, source_ip: str = ""
+        self,
+        name: str,
+        new: str,
+        *,
+        current: str | None = None,
+        actor: Principal,
+        source_ip: str = "",
+        check_current: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """Set a new password. Users changing their own must give the current one; administrators changing
-        someone else's (and the CLI) need not."""
+        someone else's (and the CLI) need not. ``check_current`` verifies it (the HTTP surface passes the
+        authenticator's throttled check); without it the stored hash is compared directly."""
         validate_password(new)
         async with self._db.read() as conn:
             row = await require_user(conn, name)
@@ -153,7 +162,12 @@ class UserService:
         if is_self(actor, row.id):
             if current is None:
                 raise Invalid("credentials", "give the current password to change it", {"field": "current_password"})
-            if not await verify_secret(row.password_hash, current):
+            matches = (
+                await check_current(current)
+                if check_current is not None
+                else await verify_secret(row.password_hash, current)
+            )
+            if not matches:
                 raise Denied("credentials", "the current password is incorrect")
         password_hash = await hash_password(new)
         async with self._db.write() as conn:

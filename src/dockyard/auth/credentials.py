@@ -94,6 +94,20 @@ class Authenticator:
             raise _unauthorized()
         return await self._with_password(username, secret, source_ip)
 
+    async def check_password(self, username: str, secret: str, source_ip: str = "") -> bool:
+        """Whether ``secret`` is the user's current password, checked as a password login is: counted by the
+        throttle before argon2 runs and within the process's verification slots (a change of password that asks
+        for the current one must not become an unthrottled guessing oracle for a stolen session). Raises
+        RateLimited while the account and address back off."""
+        username = username.strip().lower()[:255]
+        if not username or not secret.isprintable() or not secret or len(secret) > _MAX_SECRET:
+            return False
+        try:
+            await self._with_password(username, secret, source_ip)
+        except Unauthorized:
+            return False
+        return True
+
     async def _with_password(self, username: str, secret: str, source_ip: str) -> Principal:
         try:
             reservation = await self.throttle.reserve(username, source_ip)

@@ -178,8 +178,13 @@ async def change_password(
     username: AccountPath, body: ChangePassword, request: Request, svc: Services, who: SignedIn
 ) -> Response:
     """Set a new password. Users changing their own give ``current_password``; site administrators need not."""
+    ip = client_ip(request)
+
+    async def check_current(password: str) -> bool:  # throttled like a sign-in
+        return await svc.authenticator.check_password(username, password, ip)
+
     await svc.users.change_password(
-        username, body.new_password, current=body.current_password, actor=who, source_ip=client_ip(request)
+        username, body.new_password, current=body.current_password, actor=who, source_ip=ip, check_current=check_current
     )
     return Response(status_code=204)
 
