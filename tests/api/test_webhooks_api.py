@@ -452,6 +452,8 @@ def test_callback_once_without_credentials(cast: Cast) -> None:
     report = {"state": "success", "description": "deployed", "context": "ci", "target_url": "https://ci.example/1"}
     problem(cast.anon.post(path, json={"state": "done"}), 422)
     problem(cast.anon.post(path, json={**report, "target_url": "ftp://x"}), 422)
+    problem(cast.anon.post(path, json={**report, "target_url": "http://[::1"}), 400)  # urlsplit raises
+    problem(cast.anon.post(path, json={**report, "target_url": "http://host:99999/"}), 400)
     problem(cast.anon.post(path, json={**report, "description": "x" * 256}), 422)
     problem(cast.anon.post(path, json={**report, "context": "x" * 101}), 422)
     assert ok(cast.anon.post(path, json=report)) == {}

@@ -29,8 +29,12 @@ def _validate(state: str, description: str | None, context: str | None, target_u
     if context is not None and len(context) > 100:
         raise Invalid("request", "context is at most 100 characters")
     if target_url is not None:
-        parts = urlsplit(target_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or len(target_url) > 2048:
+        try:
+            parts = urlsplit(target_url)
+            hostname, _ = parts.hostname, parts.port  # parsed lazily: a bad bracket or port raises here
+        except ValueError:  # "Invalid IPv6 URL" and the like
+            raise Invalid("request", "target_url must be an http(s) URL") from None
+        if parts.scheme not in ("http", "https") or not hostname or len(target_url) > 2048:
             raise Invalid("request", "target_url must be an http(s) URL")
 
 
