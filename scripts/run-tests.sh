@@ -39,7 +39,7 @@ rm -rf "$workdir" && mkdir -p "$workdir"
 run_pass() {  # backend [pytest args…]; exit status: pytest's, with 5 ("no tests collected") as a failure
   local backend=$1
   shift
-  DOCKYARD_TEST_BACKEND=$backend .venv/bin/python -m pytest -p no:cacheprovider --basetemp="$workdir/$backend" "$@"
+  DOCKYARD_TEST_BACKEND=$backend .venv/bin/python -m pytest -p no:cacheprovider --durations=30 --basetemp="$workdir/$backend" "$@"
   local status=$?
   if [ $status -eq 5 ]; then
     echo "pytest collected no tests (${backend} backend)" >&2
