@@ -62,7 +62,7 @@ async def test_flush_writes_counts_and_times(env: HubEnv) -> None:
 
 
 async def test_failed_flush_keeps_counts(env: HubEnv, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo = "acme/app"
+    repo = f"{(await env.user()).name}/app"
     await env.push_image(repo)
     recorder = PullRecorder(env.ctx)
     recorder.record(repo, "latest")
@@ -97,7 +97,7 @@ async def test_memory_is_bounded_and_record_is_cheap(env: HubEnv) -> None:
 
 
 async def test_run_flushes_periodically_and_on_cancel(env: HubEnv) -> None:
-    repo = "acme/loop"
+    repo = f"{(await env.user()).name}/loop"
     await env.push_image(repo)
     recorder = PullRecorder(env.ctx)
     task = asyncio.create_task(recorder.run())

@@ -87,6 +87,7 @@ async def test_unknown_namespace_and_library(env: HubEnv) -> None:
     assert (empty.items, empty.count) == ([], 0)
     # One-component names belong to library and keep their name; library/x is found under library as well.
     name = unique("img")
+    await env.org("library", owner=await env.user(admin=True))  # an administrator's first push creates it
     await env.push_image(name)
     await env.push_image(f"library/{name}x")
     for repo in (name, f"library/{name}x"):
@@ -97,7 +98,7 @@ async def test_unknown_namespace_and_library(env: HubEnv) -> None:
     assert (await env.repos.get(ANONYMOUS, "library", f"{name}x")).full_name == f"library/{name}x"
     # A namespace without an account is still listed when the caller sees repositories in it (pushed on an
     # open server, say), and is unknown otherwise.
-    await env.push_image("ghost/app")
+    await env.open_server().push_image("ghost/app")
     assert (await env.repos.list_namespace(OPEN, "ghost", P1)).count == 1
     with pytest.raises(NotFound):
         await env.repos.list_namespace(ANONYMOUS, "ghost", P1)

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, text
 
+from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict
 from dockyard.migrations.runner import upgrade
 from dockyard.models import AuditEntry, Repository, Webhook
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
-from tests.support.accounts import database_url, make_user, services
+from tests.support.accounts import database_url, services
 
 
 async def _old_database(tmp_path: Path) -> Database:
@@ -32,6 +33,23 @@ async def _sql(db: Database, statement: str, **params: Any) -> list[Any]:
     async with db.write() as conn:
         result = await conn.execute(text(statement), params)
         return list(result.all()) if result.returns_rows else []
+
+
+async def _old_user(db: Database, name: str, *, admin: bool = False) -> Principal:
+    """A user as the 0007 schema holds one (today's model adds columns a 0007 table does not have)."""
+    async with db.write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO accounts (name, kind, email, password_hash, is_admin, disabled, full_name, company, "
+                "location, profile_url, description, created_at) VALUES (:name, 'user', :email, 'x', :admin, "
+                ":disabled, '', '', '', '', '', :now)"
+            ),
+            {"name": name, "email": f"{name}@example.com", "admin": admin, "disabled": False, "now": utcnow()},
+        )
+        account_id = (
+            await conn.execute(text("SELECT id FROM accounts WHERE name = :name"), {"name": name})
+        ).scalar_one()
+    return Principal("user", int(account_id), name, admin)
 
 
 async def _old_rows(db: Database) -> None:
@@ -67,9 +85,9 @@ async def test_namespaces_without_an_account_become_the_first_administrators_org
 ) -> None:
     db = await _old_database(tmp_path)
     try:
-        await make_user(db, "someone")
-        await make_user(db, "firstadmin", admin=True)
-        await make_user(db, "secondadmin", admin=True)
+        await _old_user(db, "someone")
+        await _old_user(db, "firstadmin", admin=True)
+        await _old_user(db, "secondadmin", admin=True)
         await _old_rows(db)
         await upgrade(db)
 
@@ -100,7 +118,7 @@ async def test_namespaces_without_an_account_become_the_first_administrators_org
 async def test_without_an_administrator_nothing_is_created_and_the_names_stay_taken(tmp_path: Path) -> None:
     db = await _old_database(tmp_path)
     try:
-        user = await make_user(db, "someone")
+        user = await _old_user(db, "someone")
         await _old_rows(db)
         await upgrade(db)
         assert not await _sql(db, "SELECT id FROM accounts WHERE kind = 'org'")

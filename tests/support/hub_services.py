@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,11 @@ class HubEnv:
     @property
     def db(self) -> Database:
         return self.ctx.db
+
+    def open_server(self) -> HubEnv:
+        """The same database and storage as an ``--open`` server sees them (pushes need no account)."""
+        ctx = replace(self.ctx, settings=self.ctx.settings.model_copy(update={"open": True}))
+        return HubEnv(ctx, Registry.build(ctx), RepositoryService(ctx), TagService(ctx), AuditLogService(ctx))
 
     # -- accounts ----------------------------------------------------------------------------------------------
 
