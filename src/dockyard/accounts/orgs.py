@@ -150,11 +150,15 @@ class OrgService:
         Owners (with their own credentials, not an access token) and site administrators. Returns the
         repositories deleted."""
         require_interactive(actor, "delete organizations")
-        async with self._db.write() as conn:
+
+        async def work(conn: AsyncConnection) -> tuple[list[str], list[str]]:
             row = await require_org_owner(conn, actor, name)
-            deleted, uploads = await delete_account(
+            return await delete_account(
                 conn, row, action="org.delete", actor=actor.audit_name, source_ip=source_ip, grace=self._grace
             )
+
+        # Retried on a PostgreSQL deadlock: the deletion meets the webhook and signature workers on the same rows.
+        deleted, uploads = await self._db.run_write(work)
         await drop_upload_objects(self._store, uploads)
         return deleted
 

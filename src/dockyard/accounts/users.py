@@ -223,7 +223,8 @@ class UserService:
         grace period); memberships, team seats, tokens, stars and grants go with the account. Refused (Conflict)
         while the user is the sole owner of an organization, or the last enabled administrator. Returns the
         repositories deleted."""
-        async with self._db.write() as conn:
+
+        async def work(conn: AsyncConnection) -> tuple[list[str], list[str]]:
             row = await require_user(conn, name)
             self._require_self_or_admin(actor, row.id, "delete this account")
             if row.is_admin and not row.disabled:
@@ -244,9 +245,12 @@ class UserService:
                 )
                 .values(star_count=Repository.star_count - 1)
             )
-            deleted, uploads = await delete_account(
+            return await delete_account(
                 conn, row, action="account.delete", actor=actor.audit_name, source_ip=source_ip, grace=self._grace
             )
+
+        # Retried on a PostgreSQL deadlock: the deletion meets the webhook and signature workers on the same rows.
+        deleted, uploads = await self._db.run_write(work)
         await drop_upload_objects(self._store, uploads)
         return deleted
 
