@@ -57,7 +57,7 @@ def _backend_services() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
     data_dir = tmp_path_factory.mktemp("dockyard") / "data"
-    srv = DockyardServer(data_dir)
+    srv = DockyardServer(data_dir, env={"DOCKYARD_WORKERS": "2"})  # the real clients go through two workers
     srv.start()
     yield srv
     srv.stop()

@@ -57,6 +57,10 @@ class DockyardServer:
         self.env = {
             **({} if embedded else backend.server_env(data_dir)),
             "DOCKYARD_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
+            # One worker unless a test asks for more: a second worker process doubles the start (~3 s → ~6 s on
+            # this 2-core kind of machine) and the suite starts well over a hundred servers. The session-wide
+            # `server` the real clients use, the replicas and the shutdown tests run several.
+            "DOCKYARD_WORKERS": "1",
             **(env or {}),
         }
         self.log_path = log_path or data_dir.parent / f"dockyard-{self.port}.log"
@@ -84,7 +88,7 @@ class DockyardServer:
 
     @property
     def workers(self) -> int:
-        configured = int(self.env.get("DOCKYARD_WORKERS", os.environ.get("DOCKYARD_WORKERS", "0")) or 0)
+        configured = int(self.env.get("DOCKYARD_WORKERS", "0") or 0)
         return configured or max(1, min(os.cpu_count() or 1, 8))
 
     def _started_workers(self, log_offset: int) -> int:
