@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: help run test lint typecheck bench system-deps venv dev clean
+.PHONY: help run test coverage lint typecheck bench system-deps venv dev clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,11 @@ typecheck: dev ## mypy --strict on src/
 
 test: system-deps dev lint typecheck ## Install everything, lint, type-check and run the whole suite
 	bash scripts/run-tests.sh
+
+coverage: system-deps dev ## Run the whole suite under coverage (servers included) and print the report
+	rm -rf .coverage-data && mkdir -p .coverage-data
+	DOCKYARD_COVERAGE=1 bash scripts/run-tests.sh; status=$$?; \
+	$(VENV)/bin/python -m coverage combine -q && $(VENV)/bin/python -m coverage report; exit $$status
 
 bench: system-deps dev ## Side-by-side benchmark against the reference registry (docker-registry)
 	$(VENV)/bin/python -m bench.run

@@ -5,6 +5,7 @@
 #             (a bucket per server on a moto S3 server, tests/support/s3.py)
 # DOCKYARD_TEST_BACKEND=embedded (or scaleout) runs only that one. Arguments go to both pytest runs.
 # pytest's exit code 5 ("no tests collected") is a failure here: a suite that ran nothing has proven nothing.
+# DOCKYARD_COVERAGE=1 (what `make coverage` sets) measures coverage, servers included.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +40,13 @@ rm -rf "$workdir" && mkdir -p "$workdir"
 run_pass() {  # backend [pytest args…]; exit status: pytest's, with 5 ("no tests collected") as a failure
   local backend=$1
   shift
-  DOCKYARD_TEST_BACKEND=$backend .venv/bin/python -m pytest -p no:cacheprovider --durations=30 --basetemp="$workdir/$backend" "$@"
+  local runner=(.venv/bin/python -m pytest)
+  if [ "${DOCKYARD_COVERAGE:-}" = 1 ]; then
+    # Coverage of src/ in the pytest process and in every Python process it starts (the servers: `patch =
+    # subprocess` in pyproject.toml); `make coverage` combines the data files and prints the report.
+    runner=(.venv/bin/python -m coverage run -m pytest)
+  fi
+  DOCKYARD_TEST_BACKEND=$backend "${runner[@]}" -p no:cacheprovider --durations=30 --basetemp="$workdir/$backend" "$@"
   local status=$?
   if [ $status -eq 5 ]; then
     echo "pytest collected no tests (${backend} backend)" >&2
