@@ -31,6 +31,8 @@ PURE = tuple(
         "jobs/",
         "auth/test_scopes.py",
         "auth/test_permissions.py",
+        "test_credentials.py",
+        "test_proxies.py",
     )
 )
 

@@ -27,7 +27,7 @@ from dockyard.auth.tokens import API_AUDIENCE, TokenService
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
 from dockyard.errors import Unauthorized
-from dockyard.http.oci.auth import client_ip, decode_basic
+from dockyard.http.credentials import client_ip, parse_authorization
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
@@ -67,24 +67,21 @@ async def caller(request: Request) -> Principal:
     svc = services(request)
     if svc.settings.open:
         return OPEN
-    header = request.headers.get("authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    scheme, credentials = scheme.lower(), credentials.strip()
-    if scheme == "":
+    credentials = parse_authorization(request.headers.get("authorization", ""))
+    if credentials.scheme == "none":
         return ANONYMOUS
-    if scheme == "bearer":
-        if credentials.startswith(PAT_PREFIX):
-            return await svc.authenticator.login("", credentials, client_ip(request))
-        token = await svc.tokens.verify(credentials, audience=API_AUDIENCE, use="api")
+    if credentials.scheme == "bearer":
+        if credentials.raw.startswith(PAT_PREFIX):
+            return await svc.authenticator.login("", credentials.raw, client_ip(request))
+        token = await svc.tokens.verify(credentials.raw, audience=API_AUDIENCE, use="api")
         live = await svc.authenticator.principal_for_token(token)
         if live is None:
             raise Unauthorized("token", "the account or token behind this token is no longer valid")
         return live
-    if scheme == "basic":
-        username, password = decode_basic(credentials)
-        if username is None:
+    if credentials.scheme == "basic":
+        if credentials.username is None:
             raise Unauthorized("credentials", "malformed Basic credentials")
-        return await svc.authenticator.login(username, password, client_ip(request))
+        return await svc.authenticator.login(credentials.username, credentials.password, client_ip(request))
     raise Unauthorized("credentials", "unsupported authorization scheme")
 
 

@@ -13,8 +13,6 @@ alike, so nobody learns that a private repository exists.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +30,7 @@ from dockyard.authz.principal import ANONYMOUS, OPEN, Principal, PrincipalKind
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
+from dockyard.http.credentials import Credentials, client_ip, parse_authorization
 from dockyard.http.oci.base import API_VERSION, repo_name
 from dockyard.http.oci.errors import OCIError
 from dockyard.registry.namespaces import account_owns
@@ -54,10 +53,6 @@ def service_name(request: Request, settings: Settings) -> str:
     if settings.token_service:
         return settings.token_service
     return request.headers.get("host") or f"{settings.host}:{settings.port}"
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client is not None else ""
 
 
 class RegistryGuard:
@@ -114,19 +109,18 @@ class RegistryGuard:
         except Unauthorized as exc:
             raise self.challenge(request, scope, exc.message, "invalid_token") from exc
 
-    async def basic(self, request: Request, credentials: str, scope: str | None) -> Principal:
+    async def basic(self, request: Request, credentials: Credentials, scope: str | None) -> Principal:
         """Verify ``Authorization: Basic`` credentials (cached briefly, so that per-request Basic auth does not
         pay argon2 on every request). Raises the challenge on failure."""
-        key = hashlib.sha256(credentials.encode()).hexdigest()
+        key = hashlib.sha256(credentials.raw.encode()).hexdigest()
         cached = self._basic.get(key)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        username, password = decode_basic(credentials)
-        if username is None:
+        if credentials.username is None:
             raise self.challenge(request, scope, "malformed Basic credentials")
         try:
-            principal = await self.authenticator.login(username, password, client_ip(request))
+            principal = await self.authenticator.login(credentials.username, credentials.password, client_ip(request))
         except Unauthorized as exc:
             raise self.challenge(request, scope, exc.message) from exc
         if self.settings.credential_cache_seconds:
@@ -164,11 +158,10 @@ class RegistryGuard:
         if self.settings.open:
             return OPEN
         scope = f"repository:{name}:{','.join(actions)}"
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        scheme = scheme.lower()
+        credentials = parse_authorization(request.headers.get("authorization", ""))
         wanted = frozenset(actions)
-        if scheme == "bearer":
-            token = await self.bearer(request, credentials.strip(), scope)
+        if credentials.scheme == "bearer":
+            token = await self.bearer(request, credentials.raw, scope)
             request.scope.setdefault("state", {})["token"] = token
             principal = token_principal(token)
             if wanted <= token.actions("repository", name):
@@ -179,9 +172,9 @@ class RegistryGuard:
             if live is not None and wanted <= await self.granted(live, name):
                 raise self.challenge(request, scope, error="insufficient_scope")
             raise await self.refusal(name, wanted)
-        if scheme == "basic":
-            principal = await self.basic(request, credentials.strip(), scope)
-        elif scheme == "":
+        if credentials.scheme == "basic":
+            principal = await self.basic(request, credentials, scope)
+        elif credentials.scheme == "none":
             principal = ANONYMOUS
         else:
             raise self.challenge(request, scope, "unsupported authorization scheme")
@@ -195,10 +188,9 @@ class RegistryGuard:
         """For ``/v2/`` and the catalog: any valid credentials (or anonymous, when ``scope`` allows it)."""
         if self.settings.open:
             return OPEN
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        scheme = scheme.lower()
-        if scheme == "bearer":
-            token = await self.bearer(request, credentials.strip(), scope)
+        credentials = parse_authorization(request.headers.get("authorization", ""))
+        if credentials.scheme == "bearer":
+            token = await self.bearer(request, credentials.raw, scope)
             if scope is not None and scope.startswith("registry:") and "*" not in token.actions("registry", "catalog"):
                 raise self.challenge(request, scope, error="insufficient_scope")
             if token.account_id is None:
@@ -207,9 +199,9 @@ class RegistryGuard:
             if live is None:
                 raise self.challenge(request, scope, "the account or token behind this token is no longer valid")
             return live
-        if scheme == "basic":
-            return await self.basic(request, credentials.strip(), scope)
-        if scheme == "":
+        if credentials.scheme == "basic":
+            return await self.basic(request, credentials, scope)
+        if credentials.scheme == "none":
             return ANONYMOUS
         raise self.challenge(request, scope, "unsupported authorization scheme")
 
@@ -221,17 +213,6 @@ def token_principal(token: VerifiedToken) -> Principal:
         return ANONYMOUS
     kind: PrincipalKind = "robot" if token.kind == "robot" else "user"
     return Principal(kind, token.account_id, token.subject, token_id=token.token_id)
-
-
-def decode_basic(credentials: str) -> tuple[str | None, str]:
-    try:
-        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None, ""
-    username, sep, password = decoded.partition(":")
-    if not sep:
-        return None, ""
-    return username, password
 
 
 def guard(request: Request) -> RegistryGuard:

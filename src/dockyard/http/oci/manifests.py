@@ -9,7 +9,8 @@ from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
 from dockyard.core.names import validate_tag
 from dockyard.errors import Invalid, TooLarge
-from dockyard.http.oci.auth import client_ip, principal, requires
+from dockyard.http.credentials import client_ip
+from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, body_stream, manifest_location, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.trust import check_trust

@@ -24,7 +24,8 @@ from dockyard.auth.scopes import ResourceScope, parse_scopes
 from dockyard.authz.permissions import actions_for, repository_levels
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.errors import DomainError, Invalid, TooLarge, Unauthorized
-from dockyard.http.oci.auth import client_ip, decode_basic, guard, service_name
+from dockyard.http.credentials import client_ip, parse_authorization
+from dockyard.http.oci.auth import guard, service_name
 from dockyard.http.oci.errors import OCIError
 
 _MAX_FORM_BYTES = 64 * 1024
@@ -112,15 +113,14 @@ async def token_get(request: Request) -> Response:
         asked = parse_scopes(params.getlist("scope"))
     except DomainError as exc:
         return _oauth_error(400, "invalid_scope", exc.message)
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    credentials = parse_authorization(request.headers.get("authorization", ""))
     if g.settings.open:
         caller = OPEN
-    elif scheme.lower() == "basic":
-        username, password = decode_basic(credentials.strip())
-        if username is None:
+    elif credentials.scheme == "basic":
+        if credentials.username is None:
             raise _bad_credentials("malformed Basic credentials")
-        caller = await _login(request, username, password)
-    elif scheme == "":
+        caller = await _login(request, credentials.username, credentials.password)
+    elif credentials.scheme == "none":
         caller = ANONYMOUS
     else:
         raise _bad_credentials("the token endpoint takes Basic credentials or none")

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from dockyard.authz.principal import Principal
 from dockyard.http.api.deps import Services
 from dockyard.http.api.routing import api_router
-from dockyard.http.oci.auth import client_ip
+from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["auth"])
 

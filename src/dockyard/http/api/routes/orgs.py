@@ -24,7 +24,7 @@ from dockyard.http.api.account_models import (
 )
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
-from dockyard.http.oci.auth import client_ip
+from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["organizations"])
 

@@ -32,7 +32,7 @@ from dockyard.http.api.hub_schemas import (
     repository_summary,
 )
 from dockyard.http.api.routing import api_router
-from dockyard.http.oci.auth import client_ip
+from dockyard.http.credentials import client_ip
 from dockyard.hub.repositories import RepositoryService
 
 router = api_router(prefix="/api/v2", tags=["repositories"])

@@ -17,7 +17,7 @@ from dockyard.core.paging import PageRequest
 from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, Timestamp, error_responses
 from dockyard.http.api.routing import api_router
-from dockyard.http.oci.auth import client_ip
+from dockyard.http.credentials import client_ip
 from dockyard.hub.access import full_name
 from dockyard.hub.tags import TagService, TagView
 

@@ -13,7 +13,7 @@ from dockyard.http.api.account_models import NO_CONTENT, problem_responses
 from dockyard.http.api.deps import Services, SignedIn
 from dockyard.http.api.hub_schemas import NsPath, RepoPath, Timestamp
 from dockyard.http.api.routing import api_router
-from dockyard.http.oci.auth import client_ip
+from dockyard.http.credentials import client_ip
 from dockyard.hub.access import full_name
 
 router = api_router(prefix="/api/v2", tags=["signing"])
