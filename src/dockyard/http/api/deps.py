@@ -28,6 +28,10 @@ from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
 from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
+from dockyard.hub.audit import AuditLogService
+from dockyard.hub.pulls import PullRecorder
+from dockyard.hub.repositories import RepositoryService
+from dockyard.hub.tags import TagService
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
@@ -52,10 +56,10 @@ class ApiServices:
     webhooks: WebhookService
     trust: TrustService
     checker: TrustChecker
-    repositories: Any = None
-    tags: Any = None
-    audit: Any = None
-    pulls: Any = None
+    repositories: RepositoryService
+    tags: TagService
+    audit: AuditLogService
+    pulls: PullRecorder
 
 
 def services(request: Request) -> ApiServices:

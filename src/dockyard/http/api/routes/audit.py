@@ -17,10 +17,9 @@ from pydantic import BaseModel, Field
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Invalid
 from dockyard.events.audit import ACTION_DESCRIPTIONS
-from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
+from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
 from dockyard.http.api.hub_schemas import PRINTABLE, Timestamp, error_responses
 from dockyard.http.api.routing import api_router
-from dockyard.hub.audit import AuditLogService
 
 router = api_router(prefix="/api/v2", tags=["audit"])
 
@@ -74,11 +73,6 @@ class AuditActions(BaseModel):
     actions: dict[str, AuditActionGroup]
 
 
-def audit_log(svc: ApiServices) -> AuditLogService:
-    service: AuditLogService = svc.audit
-    return service
-
-
 def _utc(value: datetime | None, field: str) -> datetime | None:
     if value is None:
         return None
@@ -107,7 +101,7 @@ async def list_audit_logs(
     to: Annotated[datetime | None, Query(description="until this time (exclusive)")] = None,
 ) -> AuditLogPage:
     """The namespace's audit log, newest first."""
-    page = await audit_log(svc).list(
+    page = await svc.audit.list(
         who,
         account,
         action=action or None,
@@ -142,5 +136,5 @@ def action_groups() -> AuditActions:
 @router.get("/auditlogs/{account}/actions", response_model=AuditActions, responses=error_responses(401, 403, 404))
 async def list_audit_actions(svc: Services, who: SignedIn, account: Account) -> AuditActions:
     """The action names the audit log records, grouped (readable by the same callers as the log)."""
-    await audit_log(svc).list(who, account, page=PageRequest(1, 1))  # the same access check as the log
+    await svc.audit.list(who, account, page=PageRequest(1, 1))  # the same access check as the log
     return action_groups()

@@ -33,7 +33,6 @@ from dockyard.http.api.hub_schemas import (
 )
 from dockyard.http.api.routing import api_router
 from dockyard.http.credentials import client_ip
-from dockyard.hub.repositories import RepositoryService
 
 router = api_router(prefix="/api/v2", tags=["repositories"])
 
@@ -64,11 +63,6 @@ class RepositoryUpdate(BaseModel):
     is_private: bool | None = None
 
 
-def repositories(svc: ApiServices) -> RepositoryService:
-    service: RepositoryService = svc.repositories
-    return service
-
-
 async def _list(
     request: Request,
     svc: ApiServices,
@@ -78,7 +72,7 @@ async def _list(
     name: str | None,
     ordering: str | None,
 ) -> RepositoryPage:
-    page = await repositories(svc).list_namespace(who, ns, paging, name_filter=name, ordering=ordering)
+    page = await svc.repositories.list_namespace(who, ns, paging, name_filter=name, ordering=ordering)
     return RepositoryPage(**paginated(request, page, [repository_summary(item) for item in page.items]))
 
 
@@ -122,7 +116,7 @@ async def create_repository(
     """Create an empty repository (owners of the namespace)."""
     if body.namespace is not None and body.namespace != ns:
         raise Invalid("request", "namespace in the body differs from the path", {"namespace": body.namespace})
-    view = await repositories(svc).create(
+    view = await svc.repositories.create(
         who,
         ns,
         body.name,
@@ -135,7 +129,7 @@ async def create_repository(
 
 
 async def _get(svc: ApiServices, who: Principal, ns: str, repo: str) -> RepositoryModel:
-    return repository_detail(await repositories(svc).get(who, ns, repo))
+    return repository_detail(await svc.repositories.get(who, ns, repo))
 
 
 @router.get("/namespaces/{ns}/repositories/{repo}", response_model=RepositoryModel, responses=error_responses(401, 404))
@@ -152,7 +146,7 @@ async def get_repository(svc: Services, who: Caller, ns: NsPath, repo: RepoPath)
 )
 async def check_repository(svc: Services, who: Caller, ns: NsPath, repo: RepoPath) -> Response:
     """200 if the repository exists and the caller may see it (no body)."""
-    await repositories(svc).get(who, ns, repo)
+    await svc.repositories.get(who, ns, repo)
     return Response(status_code=200)
 
 
@@ -167,7 +161,7 @@ async def legacy_get_repository(svc: Services, who: Caller, ns: NsPath, repo: Re
 async def _update(
     body: RepositoryUpdate, request: Request, svc: ApiServices, who: Principal, ns: str, repo: str
 ) -> RepositoryModel:
-    view = await repositories(svc).update(
+    view = await svc.repositories.update(
         who,
         ns,
         repo,
@@ -215,7 +209,7 @@ _DELETED = (202, "deleted (blob bytes are reclaimed later by garbage collection)
 )
 async def delete_repository(request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath) -> Response:
     """Delete the repository with its tags, manifests, permissions and stars (admin permission)."""
-    await repositories(svc).delete(who, ns, repo, source_ip=client_ip(request))
+    await svc.repositories.delete(who, ns, repo, source_ip=client_ip(request))
     return Response(status_code=202)
 
 
@@ -230,5 +224,5 @@ async def legacy_delete_repository(
     request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath
 ) -> Response:
     """Legacy path of ``DELETE /api/v2/namespaces/{ns}/repositories/{repo}``."""
-    await repositories(svc).delete(who, ns, repo, source_ip=client_ip(request))
+    await svc.repositories.delete(who, ns, repo, source_ip=client_ip(request))
     return Response(status_code=202)

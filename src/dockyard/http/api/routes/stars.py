@@ -17,7 +17,6 @@ from dockyard.http.api.hub_schemas import (
     error_responses,
     repository_summary,
 )
-from dockyard.http.api.routes.repositories import repositories
 from dockyard.http.api.routing import api_router
 
 router = api_router(prefix="/api/v2", tags=["stars"])
@@ -35,7 +34,7 @@ _DONE = (204, "done (also when nothing changed)")
 )
 async def star_repository(svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath) -> Response:
     """Star a repository the caller may see (users only; robots get 403)."""
-    await repositories(svc).star(who, ns, repo)
+    await svc.repositories.star(who, ns, repo)
     return Response(status_code=204)
 
 
@@ -47,7 +46,7 @@ async def star_repository(svc: Services, who: SignedIn, ns: NsPath, repo: RepoPa
 )
 async def unstar_repository(svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath) -> Response:
     """Remove the caller's star."""
-    await repositories(svc).unstar(who, ns, repo)
+    await svc.repositories.unstar(who, ns, repo)
     return Response(status_code=204)
 
 
@@ -56,5 +55,5 @@ async def list_starred(
     request: Request, svc: Services, who: Caller, username: Username, paging: Paging
 ) -> RepositoryPage:
     """Repositories the user starred that the caller may see, most recently starred first."""
-    page = await repositories(svc).list_starred(who, username, paging)
+    page = await svc.repositories.list_starred(who, username, paging)
     return RepositoryPage(**paginated(request, page, [repository_summary(item) for item in page.items]))

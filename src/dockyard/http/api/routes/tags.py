@@ -19,7 +19,7 @@ from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, Timestamp
 from dockyard.http.api.routing import api_router
 from dockyard.http.credentials import client_ip
 from dockyard.hub.access import full_name
-from dockyard.hub.tags import TagService, TagView
+from dockyard.hub.tags import TagView
 
 router = api_router(prefix="/api/v2", tags=["tags"])
 
@@ -95,11 +95,6 @@ class TagPage(BaseModel):
     results: list[TagModel]
 
 
-def tags(svc: ApiServices) -> TagService:
-    service: TagService = svc.tags
-    return service
-
-
 def tag_model(view: TagView, signatures: list[dict[str, object]] | None = None) -> TagModel:
     model = TagModel.model_validate(view, from_attributes=True)
     if signatures:
@@ -132,7 +127,7 @@ async def _list(
     name: str | None,
     ordering: str | None,
 ) -> TagPage:
-    page = await tags(svc).list_tags(who, ns, repo, paging, name_filter=name, ordering=ordering)
+    page = await svc.tags.list_tags(who, ns, repo, paging, name_filter=name, ordering=ordering)
     return TagPage(**paginated(request, page, await with_signatures(svc, ns, repo, page.items)))
 
 
@@ -173,7 +168,7 @@ async def legacy_list_tags(
 )
 async def get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> TagModel:
     """One tag with its images."""
-    return (await with_signatures(svc, ns, repo, [await tags(svc).get_tag(who, ns, repo, tag)]))[0]
+    return (await with_signatures(svc, ns, repo, [await svc.tags.get_tag(who, ns, repo, tag)]))[0]
 
 
 @router.head(
@@ -184,7 +179,7 @@ async def get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: T
 )
 async def check_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> Response:
     """200 if the tag exists in a repository the caller may see (no body)."""
-    await tags(svc).get_tag(who, ns, repo, tag)
+    await svc.tags.get_tag(who, ns, repo, tag)
     return Response(status_code=200)
 
 
@@ -196,7 +191,7 @@ async def check_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag:
 )
 async def legacy_get_tag(svc: Services, who: Caller, ns: NsPath, repo: RepoPath, tag: TagName) -> TagModel:
     """Legacy path of ``GET /api/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}``."""
-    return (await with_signatures(svc, ns, repo, [await tags(svc).get_tag(who, ns, repo, tag)]))[0]
+    return (await with_signatures(svc, ns, repo, [await svc.tags.get_tag(who, ns, repo, tag)]))[0]
 
 
 _UNTAGGED = (204, "untagged (the manifest stays)")
@@ -212,7 +207,7 @@ async def delete_tag(
     request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, tag: TagName
 ) -> Response:
     """Remove the tag (admin permission on the repository, the registry's rule for deletes)."""
-    await tags(svc).delete_tag(who, ns, repo, tag, source_ip=client_ip(request))
+    await svc.tags.delete_tag(who, ns, repo, tag, source_ip=client_ip(request))
     return Response(status_code=204)
 
 
@@ -227,5 +222,5 @@ async def legacy_delete_tag(
     request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, tag: TagName
 ) -> Response:
     """Legacy path of ``DELETE /api/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}``."""
-    await tags(svc).delete_tag(who, ns, repo, tag, source_ip=client_ip(request))
+    await svc.tags.delete_tag(who, ns, repo, tag, source_ip=client_ip(request))
     return Response(status_code=204)
