@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -33,11 +34,14 @@ def replicas(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[Do
     data_dir = tmp_path / "shared"
     servers = [DockyardServer(data_dir, env=dict(env)) for _ in range(3)]
     request.node.replicas_started = time.monotonic()
-    for srv in servers:  # one at a time: each migrates the shared DB on start
-        srv.start()
-    yield servers
-    for srv in servers:
-        srv.stop()
+    try:
+        servers[0].start()  # the first migrates the shared DB; the others find it migrated and start together
+        with ThreadPoolExecutor(len(servers) - 1) as pool:
+            list(pool.map(DockyardServer.start, servers[1:]))
+        yield servers
+    finally:
+        for srv in servers:
+            srv.stop()
 
 
 @pytest.fixture
