@@ -32,6 +32,7 @@ PURE = tuple(
         "auth/test_scopes.py",
         "auth/test_permissions.py",
         "test_credentials.py",
+        "test_error_subjects.py",
         "test_proxies.py",
     )
 )

@@ -31,6 +31,11 @@ Subject = Literal[
     "robot",
     "star",
     "scope",
+    "webhook",
+    "delivery",
+    "key",
+    "identity",
+    "policy",
 ]
 
 

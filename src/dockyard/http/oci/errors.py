@@ -54,7 +54,6 @@ _INVALID = {
     "size": "SIZE_INVALID",
     "upload": "BLOB_UPLOAD_INVALID",
     "range": "BLOB_UPLOAD_INVALID",
-    "request": "UNSUPPORTED",
 }
 
 
@@ -95,12 +94,8 @@ def from_domain(exc: e.DomainError) -> OCIError:
     if isinstance(exc, e.TooLarge):
         return OCIError("SIZE_INVALID", exc.message, exc.detail, status=413)
     if isinstance(exc, e.Invalid):
-        return OCIError(
-            _INVALID.get(exc.subject, "UNSUPPORTED"),
-            exc.message,
-            exc.detail,
-            status=400 if exc.subject == "request" else None,
-        )
+        # Content has its own code; anything else invalid (a parameter, a setting) is UNSUPPORTED, still a 400.
+        return OCIError(_INVALID.get(exc.subject, "UNSUPPORTED"), exc.message, exc.detail, status=400)
     if isinstance(exc, e.Conflict):
         return OCIError(
             "BLOB_UPLOAD_INVALID" if exc.subject == "upload" else "UNSUPPORTED",
