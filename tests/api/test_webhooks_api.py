@@ -13,7 +13,7 @@ from typing import Any, get_args
 import httpx
 import pytest
 
-from dockyard.http.api.webhook_models import EventName, PayloadFormat
+from dockyard.http.api.schemas.webhooks import EventName, PayloadFormat
 from dockyard.webhooks.events import WEBHOOK_EVENTS
 from dockyard.webhooks.views import PAYLOAD_FORMATS
 from tests.support.hub_accounts import is_rfc3339_utc, ok, problem, secure_server

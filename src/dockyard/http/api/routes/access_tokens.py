@@ -12,15 +12,9 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from dockyard.accounts.tokens import MAX_LABEL_LENGTH, MAX_TOKEN_REPOSITORIES
 from dockyard.accounts.views import TokenInfo
-from dockyard.http.api.account_models import (
-    MAX_NAME_LENGTH,
-    NO_CONTENT,
-    PRINTABLE,
-    Paginated,
-    problem_responses,
-)
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.common import MAX_NAME_LENGTH, NO_CONTENT, PRINTABLE, Paginated, error_responses
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["access tokens"])
@@ -98,7 +92,7 @@ def _token(info: TokenInfo) -> dict[str, Any]:
     "/access-tokens",
     response_model=CreatedAccessToken,
     status_code=201,
-    responses=problem_responses(400, 401, 403),
+    responses=error_responses(400, 401, 403),
 )
 async def create_token(body: CreateToken, request: Request, svc: Services, who: SignedIn) -> CreatedAccessToken:
     """Create a personal access token for the signed-in user. The secret (``token``) is not stored: this
@@ -114,14 +108,14 @@ async def create_token(body: CreateToken, request: Request, svc: Services, who: 
     return CreatedAccessToken(**_token(info), token=secret)
 
 
-@router.get("/access-tokens", response_model=Paginated[AccessToken], responses=problem_responses(401, 403))
+@router.get("/access-tokens", response_model=Paginated[AccessToken], responses=error_responses(401, 403))
 async def list_tokens(request: Request, svc: Services, who: SignedIn, page: Paging) -> dict[str, Any]:
     """The signed-in user's tokens, newest first."""
     tokens = await svc.access_tokens.list(who, page)
     return paginated(request, tokens, [AccessToken(**_token(info)) for info in tokens.items])
 
 
-@router.get("/access-tokens/{uuid}", response_model=AccessToken, responses=problem_responses(401, 403, 404))
+@router.get("/access-tokens/{uuid}", response_model=AccessToken, responses=error_responses(401, 403, 404))
 async def get_token(uuid: TokenId, svc: Services, who: SignedIn) -> AccessToken:
     return AccessToken(**_token(await svc.access_tokens.get(who, uuid)))
 
@@ -129,7 +123,7 @@ async def get_token(uuid: TokenId, svc: Services, who: SignedIn) -> AccessToken:
 @router.patch(
     "/access-tokens/{uuid}",
     response_model=AccessToken,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def update_token(uuid: TokenId, body: UpdateToken, request: Request, svc: Services, who: SignedIn) -> AccessToken:
     """Relabel the token, revoke it (``is_active: false``; it stops working at once) or re-activate it."""
@@ -143,7 +137,7 @@ async def update_token(uuid: TokenId, body: UpdateToken, request: Request, svc: 
     "/access-tokens/{uuid}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def delete_token(uuid: TokenId, request: Request, svc: Services, who: SignedIn) -> Response:
     await svc.access_tokens.delete(who, uuid, source_ip=client_ip(request))

@@ -18,8 +18,8 @@ from dockyard.core.paging import PageRequest
 from dockyard.errors import Invalid
 from dockyard.events.audit import ACTION_DESCRIPTIONS
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
-from dockyard.http.api.hub_schemas import PRINTABLE, Timestamp, error_responses
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.common import PRINTABLE, Timestamp, error_responses
 
 router = api_router(prefix="/api/v2", tags=["audit"])
 

@@ -9,18 +9,10 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from dockyard.authz.permissions import Level
-from dockyard.http.api.account_models import (
-    NO_CONTENT,
-    AccountPath,
-    NamePath,
-    Paginated,
-    Permission,
-    level_label,
-    page_of,
-    problem_responses,
-)
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.accounts import AccountPath, NamePath, Permission, level_label
+from dockyard.http.api.schemas.common import NO_CONTENT, Paginated, error_responses, page_of
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["collaborators"])
@@ -38,7 +30,7 @@ class SetCollaborator(BaseModel):
 @router.get(
     "/repositories/{ns}/{repo}/collaborators",
     response_model=Paginated[Collaborator],
-    responses=problem_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def list_collaborators(
     ns: AccountPath, repo: NamePath, request: Request, svc: Services, who: SignedIn, page: Paging
@@ -52,7 +44,7 @@ async def list_collaborators(
 @router.put(
     "/repositories/{ns}/{repo}/collaborators/{username}",
     response_model=Collaborator,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def set_collaborator(
     ns: AccountPath,
@@ -74,7 +66,7 @@ async def set_collaborator(
     "/repositories/{ns}/{repo}/collaborators/{username}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def remove_collaborator(
     ns: AccountPath, repo: NamePath, username: AccountPath, request: Request, svc: Services, who: SignedIn

@@ -11,19 +11,10 @@ from pydantic import AfterValidator, BaseModel, Field
 from dockyard.accounts.names import validate_profile_url, validate_text
 from dockyard.accounts.views import MemberInfo
 from dockyard.errors import Invalid
-from dockyard.http.api.account_models import (
-    NO_CONTENT,
-    AccountName,
-    AccountPath,
-    ExistingName,
-    Organization,
-    Paginated,
-    Text,
-    organization,
-    problem_responses,
-)
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.accounts import AccountName, AccountPath, ExistingName, Organization, Text, organization
+from dockyard.http.api.schemas.common import NO_CONTENT, Paginated, error_responses
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["organizations"])
@@ -92,7 +83,7 @@ def _member(info: MemberInfo) -> Member:
     "/orgs",
     response_model=Organization,
     status_code=201,
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def create_org(body: CreateOrg, request: Request, svc: Services, who: SignedIn) -> Organization:
     """Create an organization owned by the caller (site administrators may name another ``owner``). Needs a
@@ -105,7 +96,7 @@ async def create_org(body: CreateOrg, request: Request, svc: Services, who: Sign
     return organization(info, svc.settings.default_private)
 
 
-@router.get("/orgs/{org}", response_model=Organization, responses=problem_responses(401, 404))
+@router.get("/orgs/{org}", response_model=Organization, responses=error_responses(401, 404))
 async def get_org(org: AccountPath, svc: Services, who: Caller) -> Organization:
     """An organization's public profile."""
     return organization(await svc.orgs.get_org(org), svc.settings.default_private)
@@ -114,7 +105,7 @@ async def get_org(org: AccountPath, svc: Services, who: Caller) -> Organization:
 @router.patch(
     "/orgs/{org}",
     response_model=Organization,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def update_org(org: AccountPath, body: UpdateOrg, request: Request, svc: Services, who: SignedIn) -> Organization:
     """Change the given fields (owners)."""
@@ -126,7 +117,7 @@ async def update_org(org: AccountPath, body: UpdateOrg, request: Request, svc: S
     "/orgs/{org}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def delete_org(org: AccountPath, request: Request, svc: Services, who: SignedIn) -> Response:
     """Delete the organization with its repositories, webhooks, trust settings, teams and robots (owners, with a
@@ -139,7 +130,7 @@ async def delete_org(org: AccountPath, request: Request, svc: Services, who: Sig
 @router.get(
     "/orgs/{org}/members",
     response_model=Paginated[Member],
-    responses=problem_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def list_members(
     org: AccountPath, request: Request, svc: Services, who: SignedIn, page: Paging
@@ -153,7 +144,7 @@ async def list_members(
     "/orgs/{org}/members",
     response_model=Member,
     status_code=201,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409),
 )
 async def add_member(org: AccountPath, body: AddMember, request: Request, svc: Services, who: SignedIn) -> Member:
     """Add a user to the organization (owners)."""
@@ -164,7 +155,7 @@ async def add_member(org: AccountPath, body: AddMember, request: Request, svc: S
 @router.get(
     "/orgs/{org}/members/{username}",
     response_model=Member,
-    responses=problem_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def get_member(org: AccountPath, username: AccountPath, svc: Services, who: SignedIn) -> Member:
     return _member(await svc.orgs.get_member(org, username, actor=who))
@@ -173,7 +164,7 @@ async def get_member(org: AccountPath, username: AccountPath, svc: Services, who
 @router.put(
     "/orgs/{org}/members/{username}",
     response_model=Member,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409),
 )
 async def set_member_role(
     org: AccountPath, username: AccountPath, body: SetRole, request: Request, svc: Services, who: SignedIn
@@ -187,7 +178,7 @@ async def set_member_role(
     "/orgs/{org}/members/{username}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404, 409)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404, 409)},
 )
 async def remove_member(
     org: AccountPath, username: AccountPath, request: Request, svc: Services, who: SignedIn

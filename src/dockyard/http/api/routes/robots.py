@@ -13,18 +13,10 @@ from pydantic import BaseModel, Field, field_validator
 from dockyard.accounts.names import ROBOT_SHORTNAME_RE
 from dockyard.accounts.views import RobotInfo
 from dockyard.authz.permissions import Level
-from dockyard.http.api.account_models import (
-    NO_CONTENT,
-    AccountPath,
-    NamePath,
-    Paginated,
-    RepositoryPermission,
-    Text,
-    problem_responses,
-    repository_permission,
-)
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.accounts import AccountPath, NamePath, RepositoryPermission, Text, repository_permission
+from dockyard.http.api.schemas.common import NO_CONTENT, Paginated, error_responses
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["robots"])
@@ -101,7 +93,7 @@ def _levels(permissions: list[RepositoryPermission]) -> dict[str, Level]:
     return {p.repository: Level.parse(p.permission) for p in permissions}
 
 
-@router.get("/orgs/{org}/robots", response_model=Paginated[Robot], responses=problem_responses(401, 403, 404))
+@router.get("/orgs/{org}/robots", response_model=Paginated[Robot], responses=error_responses(401, 403, 404))
 async def list_robots(org: AccountPath, request: Request, svc: Services, who: SignedIn, page: Paging) -> dict[str, Any]:
     """The organization's robots by name (owners)."""
     robots = await svc.robots.list_robots(org, page, actor=who)
@@ -112,7 +104,7 @@ async def list_robots(org: AccountPath, request: Request, svc: Services, who: Si
     "/orgs/{org}/robots",
     response_model=CreatedRobot,
     status_code=201,
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def create_robot(
     org: AccountPath, body: CreateRobot, request: Request, svc: Services, who: SignedIn
@@ -130,7 +122,7 @@ async def create_robot(
     return CreatedRobot(**_robot(info), secret=secret)
 
 
-@router.get("/orgs/{org}/robots/{name}", response_model=Robot, responses=problem_responses(400, 401, 403, 404))
+@router.get("/orgs/{org}/robots/{name}", response_model=Robot, responses=error_responses(400, 401, 403, 404))
 async def get_robot(org: AccountPath, name: NamePath, svc: Services, who: SignedIn) -> Robot:
     """A robot, by short name or ``org+name`` (owners)."""
     return Robot(**_robot(await svc.robots.get_robot(org, name, actor=who)))
@@ -139,7 +131,7 @@ async def get_robot(org: AccountPath, name: NamePath, svc: Services, who: Signed
 @router.patch(
     "/orgs/{org}/robots/{name}",
     response_model=Robot,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def update_robot(
     org: AccountPath, name: NamePath, body: UpdateRobot, request: Request, svc: Services, who: SignedIn
@@ -161,7 +153,7 @@ async def update_robot(
     "/orgs/{org}/robots/{name}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(400, 401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(400, 401, 403, 404)},
 )
 async def delete_robot(org: AccountPath, name: NamePath, request: Request, svc: Services, who: SignedIn) -> Response:
     await svc.robots.delete_robot(org, name, actor=who, source_ip=client_ip(request))
@@ -171,7 +163,7 @@ async def delete_robot(org: AccountPath, name: NamePath, request: Request, svc: 
 @router.post(
     "/orgs/{org}/robots/{name}/secret",
     response_model=RobotSecret,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def regenerate_secret(
     org: AccountPath, name: NamePath, request: Request, svc: Services, who: SignedIn

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
 from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
-from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, Timestamp, error_responses
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.common import PRINTABLE, NsPath, Paginated, RepoPath, Timestamp, error_responses
 from dockyard.http.credentials import client_ip
 from dockyard.hub.access import full_name
 from dockyard.hub.tags import TagView
@@ -88,11 +88,7 @@ class TagModel(BaseModel):
     )
 
 
-class TagPage(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[TagModel]
+TagPage = Paginated[TagModel]
 
 
 def tag_model(view: TagView, signatures: list[dict[str, object]] | None = None) -> TagModel:

@@ -16,24 +16,19 @@ from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Denied, NotFound
-from dockyard.http.api.account_models import (
-    MAX_NAME_LENGTH,
-    NO_CONTENT,
-    PRINTABLE,
+from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.accounts import (
     AccountPath,
     ExistingName,
     NamePath,
-    Paginated,
     Permission,
     RepositoryPermission,
     Text,
     level_label,
-    page_of,
-    problem_responses,
     repository_permission,
 )
-from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
-from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.common import MAX_NAME_LENGTH, NO_CONTENT, PRINTABLE, Paginated, error_responses, page_of
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["teams"])
@@ -128,7 +123,7 @@ async def _team_named_by_id(svc: ApiServices, org: str, group_id: int, who: Prin
 # Teams
 
 
-@router.get("/orgs/{org}/groups", response_model=Paginated[Team], responses=problem_responses(401, 403, 404))
+@router.get("/orgs/{org}/groups", response_model=Paginated[Team], responses=error_responses(401, 403, 404))
 async def list_teams(org: AccountPath, request: Request, svc: Services, who: SignedIn, page: Paging) -> dict[str, Any]:
     """The organization's teams by name (visible to its members)."""
     teams = await svc.teams.list_teams(org, page, actor=who)
@@ -139,7 +134,7 @@ async def list_teams(org: AccountPath, request: Request, svc: Services, who: Sig
     "/orgs/{org}/groups",
     response_model=Team,
     status_code=201,
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def create_team(org: AccountPath, body: CreateTeam, request: Request, svc: Services, who: SignedIn) -> Team:
     """Create a team (owners)."""
@@ -147,7 +142,7 @@ async def create_team(org: AccountPath, body: CreateTeam, request: Request, svc:
     return _team(info)
 
 
-@router.get("/orgs/{org}/groups/{team}", response_model=Team, responses=problem_responses(401, 403, 404))
+@router.get("/orgs/{org}/groups/{team}", response_model=Team, responses=error_responses(401, 403, 404))
 async def get_team(org: AccountPath, team: NamePath, svc: Services, who: SignedIn) -> Team:
     return _team(await svc.teams.get_team(org, team, actor=who))
 
@@ -155,7 +150,7 @@ async def get_team(org: AccountPath, team: NamePath, svc: Services, who: SignedI
 @router.patch(
     "/orgs/{org}/groups/{team}",
     response_model=Team,
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def update_team(
     org: AccountPath, team: NamePath, body: UpdateTeam, request: Request, svc: Services, who: SignedIn
@@ -171,7 +166,7 @@ async def update_team(
     "/orgs/{org}/groups/{team}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def delete_team(org: AccountPath, team: NamePath, request: Request, svc: Services, who: SignedIn) -> Response:
     """Delete the team and its permissions; its members stay in the organization (owners)."""
@@ -185,7 +180,7 @@ async def delete_team(org: AccountPath, team: NamePath, request: Request, svc: S
 @router.get(
     "/orgs/{org}/groups/{team}/members",
     response_model=Paginated[TeamMember],
-    responses=problem_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def list_team_members(
     org: AccountPath, team: NamePath, request: Request, svc: Services, who: SignedIn, page: Paging
@@ -198,7 +193,7 @@ async def list_team_members(
     "/orgs/{org}/groups/{team}/members",
     response_model=TeamMember,
     status_code=201,
-    responses=problem_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409),
 )
 async def add_team_member(
     org: AccountPath, team: NamePath, body: AddTeamMember, request: Request, svc: Services, who: SignedIn
@@ -212,7 +207,7 @@ async def add_team_member(
     "/orgs/{org}/groups/{team}/members/{username}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def remove_team_member(
     org: AccountPath, team: NamePath, username: AccountPath, request: Request, svc: Services, who: SignedIn
@@ -228,7 +223,7 @@ async def remove_team_member(
 @router.get(
     "/orgs/{org}/groups/{team}/repositories",
     response_model=Paginated[RepositoryPermission],
-    responses=problem_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def list_team_permissions(
     org: AccountPath, team: NamePath, request: Request, svc: Services, who: SignedIn, page: Paging
@@ -241,7 +236,7 @@ async def list_team_permissions(
 @router.put(
     "/orgs/{org}/groups/{team}/repositories/{repo:path}",
     response_model=RepositoryPermission,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def set_team_permission(
     org: AccountPath,
@@ -264,7 +259,7 @@ async def set_team_permission(
     "/orgs/{org}/groups/{team}/repositories/{repo:path}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def remove_team_permission(
     org: AccountPath, team: NamePath, repo: RepoPath, request: Request, svc: Services, who: SignedIn
@@ -280,7 +275,7 @@ async def remove_team_permission(
 @router.get(
     "/repositories/{ns}/{repo}/groups",
     response_model=Paginated[GroupPermission],
-    responses=problem_responses(401, 403, 404),
+    responses=error_responses(401, 403, 404),
 )
 async def list_repository_groups(
     ns: AccountPath, repo: NamePath, request: Request, svc: Services, who: SignedIn, page: Paging
@@ -302,7 +297,7 @@ async def list_repository_groups(
 @router.post(
     "/repositories/{ns}/{repo}/groups",
     response_model=GroupPermission,
-    responses=problem_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def grant_repository_group(
     ns: AccountPath, repo: NamePath, body: GrantGroup, request: Request, svc: Services, who: SignedIn
@@ -328,7 +323,7 @@ async def grant_repository_group(
     "/repositories/{ns}/{repo}/groups/{group_id}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def revoke_repository_group(
     ns: AccountPath, repo: NamePath, group_id: GroupId, request: Request, svc: Services, who: SignedIn

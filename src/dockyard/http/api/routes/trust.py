@@ -9,10 +9,17 @@ from typing import Annotated, Literal
 from fastapi import Path, Request, Response
 from pydantic import BaseModel, Field
 
-from dockyard.http.api.account_models import NO_CONTENT, problem_responses
 from dockyard.http.api.deps import Services, SignedIn
-from dockyard.http.api.hub_schemas import NsPath, RepoPath, Timestamp
 from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.common import (
+    NO_CONTENT,
+    PRINTABLE,
+    PRINTABLE_OR_EMPTY,
+    NsPath,
+    RepoPath,
+    Timestamp,
+    error_responses,
+)
 from dockyard.http.credentials import client_ip
 from dockyard.hub.access import full_name
 
@@ -32,7 +39,7 @@ class TrustedKeyOut(BaseModel):
 
 
 class TrustedKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=PRINTABLE)
     public_key: str = Field(
         min_length=1, max_length=16_384, description="PEM public key: ECDSA P-256/P-384, Ed25519 or RSA ≥ 2048"
     )
@@ -57,7 +64,7 @@ class TrustedIdentityIn(BaseModel):
     subject: str = Field(
         min_length=1, max_length=512, examples=[r"https://github\.com/acme/.+/\.github/workflows/release\.yml@.*"]
     )
-    name: str = Field(default="", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    name: str = Field(default="", max_length=100, pattern=PRINTABLE_OR_EMPTY)
 
 
 class IdentityList(BaseModel):
@@ -80,7 +87,7 @@ class PolicyIn(BaseModel):
     exempt: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(default_factory=list, max_length=100)
 
 
-@router.get("/namespaces/{ns}/trusted-keys", response_model=KeyList, responses=problem_responses(401, 404))
+@router.get("/namespaces/{ns}/trusted-keys", response_model=KeyList, responses=error_responses(401, 404))
 async def list_keys(ns: NsPath, who: SignedIn, svc: Services) -> KeyList:
     """The public keys whose signatures this namespace trusts."""
     keys = await svc.trust.list_keys(who, ns)
@@ -91,7 +98,7 @@ async def list_keys(ns: NsPath, who: SignedIn, svc: Services) -> KeyList:
     "/namespaces/{ns}/trusted-keys",
     status_code=201,
     response_model=TrustedKeyOut,
-    responses=problem_responses(400, 401, 404, 409),
+    responses=error_responses(400, 401, 404, 409),
 )
 async def add_key(ns: NsPath, body: TrustedKeyIn, request: Request, who: SignedIn, svc: Services) -> TrustedKeyOut:
     """Trust a public key (cosign's ``cosign.pub``, or any PEM key of a supported type)."""
@@ -104,7 +111,7 @@ async def add_key(ns: NsPath, body: TrustedKeyIn, request: Request, who: SignedI
     "/namespaces/{ns}/trusted-keys/{key_id}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 404)},
 )
 async def remove_key(ns: NsPath, key_id: KeyIdPath, request: Request, who: SignedIn, svc: Services) -> Response:
     """Stop trusting a key: images signed only by it are unverified (and, under ``enforce``, unpullable) within
@@ -114,7 +121,7 @@ async def remove_key(ns: NsPath, key_id: KeyIdPath, request: Request, who: Signe
     return Response(status_code=204)
 
 
-@router.get("/namespaces/{ns}/trusted-identities", response_model=IdentityList, responses=problem_responses(401, 404))
+@router.get("/namespaces/{ns}/trusted-identities", response_model=IdentityList, responses=error_responses(401, 404))
 async def list_identities(ns: NsPath, who: SignedIn, svc: Services) -> IdentityList:
     """The keyless signers (OIDC issuer and subject pattern) whose signatures this namespace trusts."""
     identities = await svc.trust.list_identities(who, ns)
@@ -127,7 +134,7 @@ async def list_identities(ns: NsPath, who: SignedIn, svc: Services) -> IdentityL
     "/namespaces/{ns}/trusted-identities",
     status_code=201,
     response_model=TrustedIdentityOut,
-    responses=problem_responses(400, 401, 404, 409),
+    responses=error_responses(400, 401, 404, 409),
 )
 async def add_identity(
     ns: NsPath, body: TrustedIdentityIn, request: Request, who: SignedIn, svc: Services
@@ -146,7 +153,7 @@ async def add_identity(
     "/namespaces/{ns}/trusted-identities/{identity_id}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 404)},
 )
 async def remove_identity(
     ns: NsPath, identity_id: IdentityIdPath, request: Request, who: SignedIn, svc: Services
@@ -157,12 +164,12 @@ async def remove_identity(
     return Response(status_code=204)
 
 
-@router.get("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=problem_responses(401, 404))
+@router.get("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=error_responses(401, 404))
 async def get_namespace_policy(ns: NsPath, who: SignedIn, svc: Services) -> PolicyOut:
     return PolicyOut.model_validate(await svc.trust.get_policy(who, ns, None), from_attributes=True)
 
 
-@router.put("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=problem_responses(400, 401, 404))
+@router.put("/namespaces/{ns}/trust-policy", response_model=PolicyOut, responses=error_responses(400, 401, 404))
 async def set_namespace_policy(ns: NsPath, body: PolicyIn, request: Request, who: SignedIn, svc: Services) -> PolicyOut:
     """The namespace's default policy; repositories without their own follow it."""
     view = await svc.trust.set_policy(who, ns, None, mode=body.mode, exempt=body.exempt, source_ip=client_ip(request))
@@ -171,7 +178,7 @@ async def set_namespace_policy(ns: NsPath, body: PolicyIn, request: Request, who
 
 
 @router.get(
-    "/namespaces/{ns}/repositories/{repo}/trust-policy", response_model=PolicyOut, responses=problem_responses(401, 404)
+    "/namespaces/{ns}/repositories/{repo}/trust-policy", response_model=PolicyOut, responses=error_responses(401, 404)
 )
 async def get_repository_policy(ns: NsPath, repo: RepoPath, who: SignedIn, svc: Services) -> PolicyOut:
     return PolicyOut.model_validate(await svc.trust.get_policy(who, ns, full_name(ns, repo)), from_attributes=True)
@@ -180,7 +187,7 @@ async def get_repository_policy(ns: NsPath, repo: RepoPath, who: SignedIn, svc: 
 @router.put(
     "/namespaces/{ns}/repositories/{repo}/trust-policy",
     response_model=PolicyOut,
-    responses=problem_responses(400, 401, 404),
+    responses=error_responses(400, 401, 404),
 )
 async def set_repository_policy(
     ns: NsPath, repo: RepoPath, body: PolicyIn, request: Request, who: SignedIn, svc: Services
@@ -201,7 +208,7 @@ class ManagedKeyOut(BaseModel):
     created_at: Timestamp
 
 
-@router.get("/namespaces/{ns}/signing-key", response_model=ManagedKeyOut, responses=problem_responses(401, 404))
+@router.get("/namespaces/{ns}/signing-key", response_model=ManagedKeyOut, responses=error_responses(401, 404))
 async def get_managed_key(ns: NsPath, who: SignedIn, svc: Services) -> ManagedKeyOut:
     """The namespace's Dockyard-managed signing key (its public half), which server-side signing uses."""
     view = await svc.trust.managed_key(who, ns)
@@ -212,7 +219,7 @@ async def get_managed_key(ns: NsPath, who: SignedIn, svc: Services) -> ManagedKe
     "/namespaces/{ns}/signing-key",
     status_code=201,
     response_model=ManagedKeyOut,
-    responses=problem_responses(400, 401, 404, validated=False),
+    responses=error_responses(400, 401, 404, validated=False),
 )
 async def create_managed_key(ns: NsPath, request: Request, who: SignedIn, svc: Services) -> ManagedKeyOut:
     """Generate (or replace) the managed signing key; its public half becomes a trusted key of the namespace."""

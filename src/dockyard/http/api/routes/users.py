@@ -11,23 +11,21 @@ from pydantic import BaseModel, Field
 from dockyard.accounts.names import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from dockyard.authz.principal import Principal
 from dockyard.errors import Denied, Unsupported
-from dockyard.http.api.account_models import (
-    NO_CONTENT,
+from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
+from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.accounts import (
     AccountName,
     AccountPath,
-    Paginated,
     Text,
     UserAccount,
     UserOrganization,
     UserProfile,
     may_see_account,
     organization,
-    problem_responses,
     user_account,
     user_profile,
 )
-from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
-from dockyard.http.api.routing import api_router
+from dockyard.http.api.schemas.common import NO_CONTENT, Paginated, error_responses
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["users"])
@@ -69,13 +67,13 @@ def _user_name(who: Principal) -> str:
     return who.name
 
 
-@router.get("/user", response_model=UserAccount, responses=problem_responses(401, 403, validated=False))
+@router.get("/user", response_model=UserAccount, responses=error_responses(401, 403, validated=False))
 async def current_user(svc: Services, who: SignedIn) -> UserAccount:
     """The signed-in user's own account."""
     return user_account(await svc.users.get_user(_user_name(who)))
 
 
-@router.get("/user/orgs", response_model=Paginated[UserOrganization], responses=problem_responses(401, 403))
+@router.get("/user/orgs", response_model=Paginated[UserOrganization], responses=error_responses(401, 403))
 async def current_user_orgs(request: Request, svc: Services, who: SignedIn, page: Paging) -> dict[str, Any]:
     """The organizations the signed-in user belongs to, with their role in each."""
     orgs = await svc.orgs.list_user_orgs(_user_name(who), page, actor=who)
@@ -88,7 +86,7 @@ async def current_user_orgs(request: Request, svc: Services, who: SignedIn, page
     "/users",
     response_model=UserAccount,
     status_code=201,
-    responses=problem_responses(400, 401, 403, 409),
+    responses=error_responses(400, 401, 403, 409),
 )
 async def create_user(body: CreateUser, request: Request, svc: Services, who: SignedIn) -> UserAccount:
     """Create a user (site administrators only)."""
@@ -103,7 +101,7 @@ async def create_user(body: CreateUser, request: Request, svc: Services, who: Si
     return user_account(info)
 
 
-@router.get("/users", response_model=Paginated[UserAccount], responses=problem_responses(401, 403))
+@router.get("/users", response_model=Paginated[UserAccount], responses=error_responses(401, 403))
 async def list_users(request: Request, svc: Services, who: SignedIn, page: Paging) -> dict[str, Any]:
     """Every user, by name (site administrators only)."""
     users = await svc.users.list_users(page, actor=who)
@@ -113,7 +111,7 @@ async def list_users(request: Request, svc: Services, who: SignedIn, page: Pagin
 @router.get(
     "/users/{username}",
     response_model=UserAccount | UserProfile,
-    responses=problem_responses(401, 404),
+    responses=error_responses(401, 404),
 )
 async def get_user(username: AccountPath, svc: Services, who: Caller) -> UserAccount | UserProfile:
     """A user's public profile; the user themselves and site administrators also see the e-mail address,
@@ -125,7 +123,7 @@ async def get_user(username: AccountPath, svc: Services, who: Caller) -> UserAcc
 @router.patch(
     "/users/{username}",
     response_model=UserAccount,
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 async def update_user(
     username: AccountPath, body: UpdateUser, request: Request, svc: Services, who: SignedIn
@@ -157,7 +155,7 @@ async def update_user(
     "/users/{username}",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404, 409)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404, 409)},
 )
 async def delete_user(username: AccountPath, request: Request, svc: Services, who: SignedIn) -> Response:
     """Delete a user and everything their namespace holds (the user, with a password sign-in, or a site
@@ -172,7 +170,7 @@ async def delete_user(username: AccountPath, request: Request, svc: Services, wh
     "/users/{username}/password",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(400, 401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(400, 401, 403, 404)},
 )
 async def change_password(
     username: AccountPath, body: ChangePassword, request: Request, svc: Services, who: SignedIn
@@ -193,7 +191,7 @@ async def change_password(
     "/users/{username}/revoke-sessions",
     status_code=204,
     response_class=Response,
-    responses={**NO_CONTENT, **problem_responses(401, 403, 404)},
+    responses={**NO_CONTENT, **error_responses(401, 403, 404)},
 )
 async def revoke_sessions(username: AccountPath, request: Request, svc: Services, who: SignedIn) -> Response:
     """Sign out everywhere: every refresh token (``docker login``) and API token issued to the user before now

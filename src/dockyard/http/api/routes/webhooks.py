@@ -17,11 +17,10 @@ from fastapi import Path, Request, Response
 
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
-from dockyard.http.api.account_models import Paginated
 from dockyard.http.api.deps import ApiServices, Paging, Services, SignedIn, paginated
-from dockyard.http.api.hub_schemas import PRINTABLE, NsPath, RepoPath, error_responses
 from dockyard.http.api.routing import api_router
-from dockyard.http.api.webhook_models import (
+from dockyard.http.api.schemas.common import PRINTABLE, NsPath, Paginated, RepoPath, error_responses
+from dockyard.http.api.schemas.webhooks import (
     SIGNATURE_HELP,
     Acknowledged,
     CallbackReport,

@@ -1,80 +1,14 @@
-"""What the hub routes (repositories, tags, stars, audit, search) share: RFC 3339 timestamps, the declared
-problem+json error responses, and the repository shapes of Docker Hub (the list entry and the detail), built
-from the ``dockyard.hub.views`` dataclasses."""
+"""The repository shapes of Docker Hub (the list entry and the detail) that the repository, star and search routes
+return, built from the ``dockyard.hub.views`` dataclasses."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Path
-from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, Field
 
+from dockyard.http.api.schemas.common import Paginated, Timestamp
 from dockyard.hub.views import RepositorySummary, RepositoryView
-
-
-def rfc3339(value: datetime) -> str:
-    """``2024-05-21T09:47:21.066613Z``, as Docker Hub writes times (naive values are taken as UTC)."""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-# A datetime in Python, an RFC 3339 string with ``Z`` on the wire.
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(rfc3339, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
-]
-
-# Names and free text in paths and queries carry no control characters (PostgreSQL refuses NUL; none belongs in
-# a name); long texts in bodies (descriptions) may hold line breaks and tabs but no NUL.
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-PRINTABLE_OR_EMPTY = r"^[^\x00-\x1f\x7f]*$"
-NO_NUL = r"^[^\x00]*$"
-
-NamespaceName = Annotated[
-    str, Field(min_length=1, max_length=255, pattern=PRINTABLE, description="user or organization name")
-]
-NsPath = Annotated[str, Path(min_length=1, max_length=255, pattern=PRINTABLE, description="user or organization name")]
-RepoPath = Annotated[
-    str, Path(min_length=1, max_length=255, pattern=PRINTABLE, description="repository name in the namespace")
-]
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem: every error of the Hub API."""
-
-    type: str = Field(description="``urn:dockyard:error:<subject>`` for domain errors, else ``about:blank``")
-    title: str
-    status: int
-    detail: str
-    subject: str | None = Field(default=None, description="what was wrong (repository, tag, request, …)")
-    errors: Any = Field(default=None, description="details: validation errors or the offending values")
-    request_id: str | None = None
-
-
-_PROBLEM_SCHEMA = Problem.model_json_schema()
-_DESCRIPTIONS = {
-    400: "the request is not valid",
-    401: "authentication required, or the credentials are wrong",
-    403: "the caller may not do this",
-    404: "not found, or not visible to the caller",
-    409: "conflicts with the current state",
-    422: "the request does not match the schema",
-    429: "too many requests",
-}
-
-
-def error_responses(*codes: int, ok: tuple[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for problem+json errors with these statuses (422 for request validation always),
-    and ``ok``: a success status without a body, with its description."""
-    responses: dict[int | str, dict[str, Any]] = {}
-    if ok is not None:
-        responses[ok[0]] = {"description": ok[1]}
-    for code in sorted({*codes, 422}):
-        problem = {"application/problem+json": {"schema": _PROBLEM_SCHEMA}}
-        responses[code] = {"description": _DESCRIPTIONS[code], "content": problem}
-    return responses
 
 
 class Category(BaseModel):
@@ -129,13 +63,6 @@ class RepositoryModel(RepositorySummaryModel):
     source: str | None
 
 
-class RepositoryPage(BaseModel):
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[RepositorySummaryModel]
-
-
 def _summary_fields(view: RepositorySummary) -> dict[str, Any]:
     return {
         "name": view.name,
@@ -179,3 +106,6 @@ def repository_detail(view: RepositoryView) -> RepositoryModel:
         ),
         source=view.source,
     )
+
+
+RepositoryPage = Paginated[RepositorySummaryModel]

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from dockyard.http.api.hub_schemas import NO_NUL, PRINTABLE, PRINTABLE_OR_EMPTY, Timestamp
+from dockyard.http.api.schemas.common import NO_NUL, PRINTABLE, PRINTABLE_OR_EMPTY, Timestamp
 from dockyard.webhooks.views import AttemptView, DeliveryView, WebhookView
 
 # Kept equal to the event table (``dockyard.webhooks.event_table``: every event, the selectable formats; a test

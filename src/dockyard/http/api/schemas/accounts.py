@@ -1,12 +1,12 @@
 """Shapes shared by the account routes of the Hub API (users, access tokens, organizations, teams, robots,
-collaborators): the list envelope, the documented error responses, the constrained name types of paths and
-bodies, and the response models that more than one route module returns (user profiles, organizations,
-repository grants) with their conversions from the account services' views."""
+collaborators): the constrained name types of paths and bodies, and the response models that more than one
+route module returns (user profiles, organizations, repository grants) with their conversions from the account
+services' views."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, Field
@@ -15,14 +15,7 @@ from dockyard.accounts.names import ACCOUNT_NAME_RE, MAX_TEXT_LENGTH
 from dockyard.accounts.views import OrgInfo, RepositoryGrant, UserInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
-from dockyard.core.paging import Page, PageRequest
-
-T = TypeVar("T")
-
-# Free text in paths and names in bodies: no control characters (PostgreSQL refuses NUL; none belongs in a name).
-PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
-PRINTABLE_OR_EMPTY = r"^[^\x00-\x1f\x7f]*$"
-MAX_NAME_LENGTH = 255
+from dockyard.http.api.schemas.common import MAX_NAME_LENGTH, PRINTABLE, PRINTABLE_OR_EMPTY
 
 AccountPath = Annotated[
     str, Path(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE, description="user or organization name")
@@ -41,58 +34,6 @@ AccountName = Annotated[
 ExistingName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=PRINTABLE)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH, pattern=PRINTABLE_OR_EMPTY)]
 Permission = Literal["read", "write", "admin"]
-
-
-class Paginated(BaseModel, Generic[T]):
-    """Docker Hub's list envelope (``page`` is 1-based; ``next`` / ``previous`` are absolute links)."""
-
-    count: int
-    next: str | None
-    previous: str | None
-    results: list[T]
-
-
-def page_of(items: list[T], page: PageRequest) -> Page[T]:
-    """One page of a list the service returns whole."""
-    return Page(items=items[page.offset : page.offset + page.page_size], count=len(items), request=page)
-
-
-_PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "subject": {"type": "string"},
-        "errors": {},
-    },
-}
-_PROBLEM_DESCRIPTIONS = {
-    400: "the request is not acceptable (a name's grammar, a reserved name, an unknown value)",
-    401: "authentication required, or the credentials are no longer valid",
-    403: "the caller may not do this",
-    404: "no such resource (or one the caller may not see)",
-    409: "conflicts with the current state (name taken, already a member, the last owner or administrator)",
-    422: "the request does not match the schema",
-    429: "too many failed sign-ins",
-}
-
-
-def problem_responses(*statuses: int, validated: bool = True) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problem+json errors an operation returns; ``validated``: it takes parameters or a
-    body, so it may also answer 422 (declaring it replaces FastAPI's default, which is not problem+json)."""
-    return {
-        status: {
-            "description": _PROBLEM_DESCRIPTIONS[status],
-            "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
-        }
-        for status in sorted({*statuses, *([422] if validated else [])})
-    }
-
-
-NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "done (no body)"}}
 
 
 class UserProfile(BaseModel):
