@@ -128,12 +128,12 @@ async def resolve_key_id(service: TrustService, actor: Principal, namespace: str
     if len(wanted) >= 64:
         return wanted
     if len(wanted) < MIN_KEY_ID_PREFIX:
-        raise Invalid("request", f"give the key id or at least {MIN_KEY_ID_PREFIX} of its first characters")
+        raise Invalid("key", f"give the key id or at least {MIN_KEY_ID_PREFIX} of its first characters")
     matches = [key.key_id for key in await service.list_keys(actor, namespace) if key.key_id.startswith(wanted)]
     if len(matches) > 1:
-        raise Invalid("request", "more than one trusted key has an id starting so; give more of it", {"key_id": wanted})
+        raise Invalid("key", "more than one trusted key has an id starting so; give more of it", {"key_id": wanted})
     if not matches:
-        raise NotFound("request", "no such trusted key", {"key_id": wanted[:80]})
+        raise NotFound("key", "no such trusted key", {"key_id": wanted[:80]})
     return matches[0]
 
 

@@ -99,13 +99,13 @@ class TrustService:
         self, actor: Principal, namespace: str, *, name: str, public_key: str, source_ip: str = ""
     ) -> KeyView:
         if not name or len(name) > 100 or not name.isprintable():
-            raise Invalid("request", "name must be 1 to 100 printable characters")
+            raise Invalid("key", "name must be 1 to 100 printable characters")
         if len(public_key) > 16_384:
-            raise Invalid("request", "public_key is too large")
+            raise Invalid("key", "public_key is too large")
         try:
             key = load_public_key(public_key.encode())
         except ValueError as exc:
-            raise Invalid("request", f"public_key: {exc}") from exc
+            raise Invalid("key", f"public_key: {exc}") from exc
         kid, algorithm, now = key_id(key), algorithm_of(key), utcnow()
         async with self.db.write() as conn:
             await self._owner(conn, actor, namespace)
@@ -115,10 +115,10 @@ class TrustService:
                 )
             ).first()
             if existing is not None:
-                raise Conflict("request", "this key is already trusted", {"key_id": kid})
+                raise Conflict("key", "this key is already trusted", {"key_id": kid})
             count = len((await conn.execute(select(TrustedKey.id).where(TrustedKey.namespace == namespace))).all())
             if count >= MAX_KEYS:
-                raise Invalid("request", f"at most {MAX_KEYS} trusted keys per namespace")
+                raise Invalid("key", f"at most {MAX_KEYS} trusted keys per namespace")
             await conn.execute(
                 insert(TrustedKey).values(
                     namespace=namespace,
@@ -147,7 +147,7 @@ class TrustService:
                 delete(TrustedKey).where(TrustedKey.namespace == namespace, TrustedKey.key_id == kid)
             )
             if removed.rowcount != 1:
-                raise NotFound("request", "no such trusted key", {"key_id": kid[:80]})
+                raise NotFound("key", "no such trusted key", {"key_id": kid[:80]})
             await _anchors_changed(conn, actor, namespace, "signing.key.remove", source_ip, {"key_id": kid})
 
     # -- keyless identities ---------------------------------------------------------------------------------------
@@ -169,15 +169,15 @@ class TrustService:
         that ``subject``, a regular expression, matches in full."""
         issuer, name = issuer.strip(), name.strip() or subject[:100]
         if not issuer.startswith(("https://", "http://")) or len(issuer) > MAX_ISSUER_CHARS or not issuer.isprintable():
-            raise Invalid("request", f"issuer must be the OIDC issuer URL (http(s)://…, at most {MAX_ISSUER_CHARS})")
+            raise Invalid("identity", f"issuer must be the OIDC issuer URL (http(s)://…, at most {MAX_ISSUER_CHARS})")
         try:
             compile_subject(subject)
         except ValueError as exc:
-            raise Invalid("request", f"subject: {exc}") from exc
+            raise Invalid("identity", f"subject: {exc}") from exc
         if not subject.isprintable():
-            raise Invalid("request", "subject must be printable")
+            raise Invalid("identity", "subject must be printable")
         if len(name) > 100 or not name.isprintable():
-            raise Invalid("request", "name must be at most 100 printable characters")
+            raise Invalid("identity", "name must be at most 100 printable characters")
         iid, now = identity_id(issuer, subject), utcnow()
         async with self.db.write() as conn:
             await self._owner(conn, actor, namespace)
@@ -187,9 +187,9 @@ class TrustService:
                 .all()
             )
             if iid in rows:
-                raise Conflict("request", "this identity is already trusted", {"identity_id": iid})
+                raise Conflict("identity", "this identity is already trusted", {"identity_id": iid})
             if len(rows) >= MAX_IDENTITIES:
-                raise Invalid("request", f"at most {MAX_IDENTITIES} trusted identities per namespace")
+                raise Invalid("identity", f"at most {MAX_IDENTITIES} trusted identities per namespace")
             await conn.execute(
                 insert(TrustedIdentity).values(
                     namespace=namespace,
@@ -220,7 +220,7 @@ class TrustService:
                 )
             )
             if removed.rowcount != 1:
-                raise NotFound("request", "no such trusted identity", {"identity_id": iid[:80]})
+                raise NotFound("identity", "no such trusted identity", {"identity_id": iid[:80]})
             await _anchors_changed(conn, actor, namespace, "signing.identity.remove", source_ip, {"identity_id": iid})
 
     # -- the namespace's managed signing key ----------------------------------------------------------------------
@@ -232,14 +232,14 @@ class TrustService:
                 await conn.execute(select(NamespaceSigningKey).where(NamespaceSigningKey.namespace == namespace))
             ).first()
         if row is None:
-            raise NotFound("request", "this namespace has no managed signing key", {"namespace": namespace})
+            raise NotFound("key", "this namespace has no managed signing key", {"namespace": namespace})
         return ManagedKeyView(namespace, row.key_id, row.public_key, row.created_by, row.created_at)
 
     async def create_managed_key(self, actor: Principal, namespace: str, *, source_ip: str = "") -> ManagedKeyView:
         """Generate (or replace) the namespace's Dockyard-managed signing key and trust its public half. A replaced
         key stays trusted until an owner removes it, so images it signed keep verifying."""
         if self.box is None:
-            raise Invalid("request", "managed signing keys need the server secret")
+            raise Invalid("key", "managed signing keys need the server secret")
         private = ec.generate_private_key(ec.SECP256R1())
         private_pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -284,7 +284,7 @@ class TrustService:
     async def managed_private_key(self, namespace: str) -> PrivateKey:
         """The namespace's managed private key, for signing on the server (builds, ``dockyard sign``)."""
         if self.box is None:
-            raise Invalid("request", "managed signing keys need the server secret")
+            raise Invalid("key", "managed signing keys need the server secret")
         async with self.db.read() as conn:
             sealed = (
                 await conn.execute(
@@ -292,10 +292,10 @@ class TrustService:
                 )
             ).scalar_one_or_none()
         if sealed is None:
-            raise NotFound("request", "this namespace has no managed signing key", {"namespace": namespace})
+            raise NotFound("key", "this namespace has no managed signing key", {"namespace": namespace})
         loaded = serialization.load_pem_private_key(self.box.open(sealed), password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-            raise Invalid("request", "the managed key is not an ECDSA key")
+            raise Invalid("key", "the managed key is not an ECDSA key")
         return loaded
 
     # -- policies -------------------------------------------------------------------------------------------------
@@ -317,14 +317,14 @@ class TrustService:
     ) -> PolicyView:
         """Set the namespace's default (``repository`` None) or a repository's own policy."""
         if mode not in MODES:
-            raise Invalid("request", f"mode must be one of {list(MODES)}")
+            raise Invalid("policy", f"mode must be one of {list(MODES)}")
         patterns = list(dict.fromkeys(exempt or []))
         if len(patterns) > MAX_EXEMPT or any(not p or len(p) > 300 or not p.isprintable() for p in patterns):
-            raise Invalid("request", f"exempt: at most {MAX_EXEMPT} printable globs of at most 300 characters")
+            raise Invalid("policy", f"exempt: at most {MAX_EXEMPT} printable globs of at most 300 characters")
         if repository is not None:
             validate_name(repository)
             if not repository.startswith(f"{namespace}/") and not (namespace == "library" and "/" not in repository):
-                raise Invalid("request", "the repository is not in this namespace")
+                raise Invalid("policy", "the repository is not in this namespace")
         scope = repository or ""
         now = utcnow()
         values = {"mode": mode, "exempt": json.dumps(patterns), "updated_by": actor.audit_name, "updated_at": now}

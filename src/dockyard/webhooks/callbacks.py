@@ -23,19 +23,19 @@ STATES = ("success", "failure", "error")
 
 def _validate(state: str, description: str | None, context: str | None, target_url: str | None) -> None:
     if state not in STATES:
-        raise Invalid("request", f"state must be one of {list(STATES)}")
+        raise Invalid("delivery", f"state must be one of {list(STATES)}")
     if description is not None and len(description) > 255:
-        raise Invalid("request", "description is at most 255 characters")
+        raise Invalid("delivery", "description is at most 255 characters")
     if context is not None and len(context) > 100:
-        raise Invalid("request", "context is at most 100 characters")
+        raise Invalid("delivery", "context is at most 100 characters")
     if target_url is not None:
         try:
             parts = urlsplit(target_url)
             hostname, _ = parts.hostname, parts.port  # parsed lazily: a bad bracket or port raises here
         except ValueError:  # "Invalid IPv6 URL" and the like
-            raise Invalid("request", "target_url must be an http(s) URL") from None
+            raise Invalid("delivery", "target_url must be an http(s) URL") from None
         if parts.scheme not in ("http", "https") or not hostname or len(target_url) > 2048:
-            raise Invalid("request", "target_url must be an http(s) URL")
+            raise Invalid("delivery", "target_url must be an http(s) URL")
 
 
 async def receive_callback(
@@ -53,7 +53,7 @@ async def receive_callback(
     Conflict (already called back) or Invalid."""
     _validate(state, description, context, target_url)
     if not token or len(token) > 200 or not token.isprintable():
-        raise NotFound("request", "unknown or expired callback")
+        raise NotFound("delivery", "unknown or expired callback")
     digest = hashlib.sha256(token.encode()).hexdigest()
     released = False
     async with db.write() as conn:
@@ -65,9 +65,9 @@ async def receive_callback(
             )
         ).first()
         if row is None or (row.callback_expires_at is not None and row.callback_expires_at < utcnow()):
-            raise NotFound("request", "unknown or expired callback")
+            raise NotFound("delivery", "unknown or expired callback")
         if row.callback_state is not None:
-            raise Conflict("request", "this delivery was already called back")
+            raise Conflict("delivery", "this delivery was already called back")
         await conn.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == row.id)

@@ -88,7 +88,7 @@ async def find_delivery(conn: AsyncConnection, webhook_id: int, delivery_uuid: s
         )
     ).first()
     if row is None:
-        raise NotFound("request", "delivery not found", {"uuid": delivery_uuid[:64]})
+        raise NotFound("delivery", "delivery not found", {"uuid": delivery_uuid[:64]})
     return row
 
 

@@ -68,11 +68,11 @@ class WebhookService:
     async def _webhook(self, conn: AsyncConnection, actor: Principal, webhook_uuid: str) -> Row[Any]:
         row = (await conn.execute(select(Webhook).where(Webhook.uuid == webhook_uuid))).first()
         if row is None or row.namespace is None:
-            raise NotFound("request", "webhook not found", {"uuid": webhook_uuid[:64]})
+            raise NotFound("webhook", "webhook not found", {"uuid": webhook_uuid[:64]})
         try:
             await self._require_scope(conn, actor, row.namespace, row.repository)
         except NotFound as exc:
-            raise NotFound("request", "webhook not found", {"uuid": webhook_uuid[:64]}) from exc
+            raise NotFound("webhook", "webhook not found", {"uuid": webhook_uuid[:64]}) from exc
         return row
 
     async def _namespace_exists(self, conn: AsyncConnection, namespace: str) -> None:
@@ -121,13 +121,13 @@ class WebhookService:
             )
         ).first()
         if row is None or row.namespace != namespace or row.repository != repository:
-            raise Invalid("request", "after must name a webhook of the same repository or namespace")
+            raise Invalid("webhook", "after must name a webhook of the same repository or namespace")
         # Walk up the chain: it must not come back to this webhook.
         seen: set[int] = set()
         current: Any = row
         while current is not None:
             if (own_id is not None and current.id == own_id) or current.id in seen:
-                raise Invalid("request", "after would make the callback chain a cycle")
+                raise Invalid("webhook", "after would make the callback chain a cycle")
             seen.add(current.id)
             if current.after_webhook_id is None:
                 break
@@ -185,7 +185,7 @@ class WebhookService:
                 )
             ).scalar_one()
             if count >= MAX_WEBHOOKS_PER_SCOPE:
-                raise Invalid("request", f"at most {MAX_WEBHOOKS_PER_SCOPE} webhooks per repository or namespace")
+                raise Invalid("webhook", f"at most {MAX_WEBHOOKS_PER_SCOPE} webhooks per repository or namespace")
             after_id = await self._resolve_after(conn, after, namespace, repository, None)
             webhook_uuid = str(uuidlib.uuid4())
             await conn.execute(

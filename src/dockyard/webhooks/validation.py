@@ -14,16 +14,16 @@ from dockyard.webhooks.views import PAYLOAD_FORMATS
 
 def validate_webhook_name(name: str) -> str:
     if not name or len(name) > 100 or not name.isprintable():
-        raise Invalid("request", "name must be 1 to 100 printable characters")
+        raise Invalid("webhook", "name must be 1 to 100 printable characters")
     return name
 
 
 def validate_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
-        raise Invalid("request", "url must be an http(s) URL with a host, at most 2048 characters", {"url": url[:200]})
+        raise Invalid("webhook", "url must be an http(s) URL with a host, at most 2048 characters", {"url": url[:200]})
     if parts.username or parts.password:
-        raise Invalid("request", "put credentials in auth_header, not in the URL")
+        raise Invalid("webhook", "put credentials in auth_header, not in the URL")
     return url
 
 
@@ -32,13 +32,13 @@ def validate_events(events: Sequence[str] | None) -> list[str]:
     chosen = list(dict.fromkeys(events or ["push"]))
     unknown = [e for e in chosen if e not in WEBHOOK_EVENTS]
     if unknown or not chosen:
-        raise Invalid("request", f"unknown events {unknown}; known: {sorted(WEBHOOK_EVENTS)}")
+        raise Invalid("webhook", f"unknown events {unknown}; known: {sorted(WEBHOOK_EVENTS)}")
     return chosen
 
 
 def validate_format(payload_format: str) -> str:
     if payload_format not in PAYLOAD_FORMATS:
-        raise Invalid("request", f"payload_format must be one of {list(PAYLOAD_FORMATS)}")
+        raise Invalid("webhook", f"payload_format must be one of {list(PAYLOAD_FORMATS)}")
     return payload_format
 
 
@@ -47,7 +47,7 @@ def validate_tag_filter(pattern: str | None) -> str | None:
     if pattern is None or pattern == "":
         return None
     if len(pattern) > 255 or not pattern.isprintable():
-        raise Invalid("request", "tag_filter must be a printable glob of at most 255 characters")
+        raise Invalid("webhook", "tag_filter must be a printable glob of at most 255 characters")
     fnmatchcase("probe", pattern)  # any string is a valid glob; this only proves it evaluates
     return pattern
 
@@ -59,7 +59,7 @@ def validate_auth_header(value: str | None) -> str | None:
         return None
     name, sep, content = value.partition(":")
     if not sep or not name.strip() or "\n" in value or "\r" in value or len(value) > 4096:
-        raise Invalid("request", 'auth_header must be one "Name: value" header line')
+        raise Invalid("webhook", 'auth_header must be one "Name: value" header line')
     if name.strip().lower() in {"host", "content-type", "content-length"} or name.lower().startswith("x-dockyard-"):
-        raise Invalid("request", f"auth_header may not set {name.strip()}")
+        raise Invalid("webhook", f"auth_header may not set {name.strip()}")
     return f"{name.strip()}: {content.strip()}"
