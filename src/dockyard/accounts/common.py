@@ -19,8 +19,8 @@ from dockyard.errors import Denied, NotFound, Subject
 from dockyard.events.audit import record_audit
 from dockyard.models import Account, Repository
 from dockyard.models.accounts import ORG, USER
-from dockyard.registry.deletion import delete_repositories, namespace_repositories
 from dockyard.registry.namespaces import forget_reservation, name_use, purge_namespace, retire_name
+from dockyard.registry.repositories import delete_repositories, namespace_repositories
 
 T = TypeVar("T")
 

@@ -37,7 +37,7 @@ from dockyard.events.audit import record_audit
 from dockyard.models import Account, OrgMember, Team, TeamMember
 from dockyard.models.accounts import ORG
 from dockyard.models.base import utcnow
-from dockyard.registry.deletion import drop_upload_objects
+from dockyard.registry.repositories import drop_upload_objects
 from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore
 

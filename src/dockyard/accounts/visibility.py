@@ -1,19 +1,14 @@
-"""Repository visibility (public / private), changed by the repository's administrators and audited as
-``repo.change_privacy``.
-
-TODO(lead): the hub package owns repository metadata; move this next to the repository PATCH when it lands there
-(the CLI's ``dockyard repo set-visibility`` calls this function).
-"""
+"""The CLI's door to repository visibility (``dockyard repo set-visibility``): a repository named by its registry
+path, changed by its administrators through the repository service (``registry.repositories.update_repository``,
+the same change the Hub API's repository PATCH makes: ``updated_at`` moves, ``repo.change_privacy`` is audited
+with ``{"is_private"}``)."""
 
 from __future__ import annotations
-
-from sqlalchemy import update
 
 from dockyard.accounts.common import require_repository_admin
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
-from dockyard.events.audit import record_audit
-from dockyard.models import Repository
+from dockyard.registry.repositories import update_repository
 
 
 async def set_visibility(
@@ -23,16 +18,6 @@ async def set_visibility(
     one the actor may not see) and Denied (the actor may see it but does not hold admin on it)."""
     async with db.write() as conn:
         repo = await require_repository_admin(conn, actor, repository)
-        if bool(repo.is_private) == private:
-            return False
-        await conn.execute(update(Repository).where(Repository.id == repo.id).values(is_private=private))
-        await record_audit(
-            conn,
-            repo.namespace,
-            "repo.change_privacy",
-            actor=actor.audit_name,
-            target=repository,
-            source_ip=source_ip,
-            data={"private": private},
+        return await update_repository(
+            conn, repo.id, actor=actor.audit_name or None, is_private=private, source_ip=source_ip
         )
-    return True

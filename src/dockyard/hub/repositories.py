@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.permissions import Level, load_facts, namespace_role, visible_repositories
@@ -20,8 +19,6 @@ from dockyard.core.names import validate_name
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.statements import insert_ignore
 from dockyard.errors import Conflict, Denied, Invalid, NotFound, Unauthorized
-from dockyard.events.audit import record_audit
-from dockyard.events.outbox import REPOSITORY_CREATED, record_event
 from dockyard.hub.access import (
     LIKE_ESCAPE,
     SUMMARY_COLUMNS,
@@ -38,12 +35,17 @@ from dockyard.models import Account, Repository, RepositoryPermission, Star
 from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.deletion import DoomedRepository, delete_repositories, drop_upload_objects
 from dockyard.registry.namespaces import claim_namespace
-from dockyard.registry.repositories import default_visibility, find_repository
+from dockyard.registry.repositories import (
+    DoomedRepository,
+    check_texts,
+    create_repository,
+    delete_repositories,
+    drop_upload_objects,
+    find_repository,
+    update_repository,
+)
 
-MAX_DESCRIPTION = 100
-MAX_FULL_DESCRIPTION = 25_000
 MIN_NAME_LENGTH = 2
 MAX_NAME_LENGTH = 255
 
@@ -75,17 +77,6 @@ def _short_name_matches(namespace: str, text: str) -> ColumnElement[bool]:
         else_=Repository.name,
     )
     return short.like(like_contains(text.lower()), escape=LIKE_ESCAPE)
-
-
-def _check_texts(description: str | None, full_description: str | None) -> None:
-    if description is not None and len(description) > MAX_DESCRIPTION:
-        raise Invalid("request", f"description must be at most {MAX_DESCRIPTION} characters", {"field": "description"})
-    if full_description is not None and len(full_description) > MAX_FULL_DESCRIPTION:
-        raise Invalid(
-            "request",
-            f"full_description must be at most {MAX_FULL_DESCRIPTION} characters",
-            {"field": "full_description"},
-        )
 
 
 def _check_new_name(namespace: str, name: str) -> str:
@@ -189,7 +180,7 @@ class RepositoryService:
         ``NotFound("account")`` for an unknown namespace, ``Denied("repository")``, ``Conflict("repository")``
         if it exists. Visibility defaults to the namespace's setting, else the server's."""
         name_full = _check_new_name(namespace, name)
-        _check_texts(description, full_description)
+        check_texts(description, full_description)
         who = actor.audit_name or None
 
         async def work(conn: AsyncConnection) -> None:
@@ -204,36 +195,15 @@ class RepositoryService:
             for candidate in candidate_names(namespace, name):
                 if await find_repository(conn, candidate) is not None:
                     raise Conflict("repository", "repository already exists", {"name": candidate})
-            private = (
-                is_private
-                if is_private is not None
-                else await default_visibility(conn, namespace, self.ctx.settings.default_private)
-            )
-            now = utcnow()
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(
-                        insert(Repository).values(
-                            name=name_full,
-                            namespace=namespace,
-                            is_private=private,
-                            description=description,
-                            full_description=full_description,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-            except IntegrityError as exc:  # a push created it a moment ago
-                raise Conflict("repository", "repository already exists", {"name": name_full}) from exc
-            await record_event(conn, REPOSITORY_CREATED, repository=name_full, actor=who)
-            await record_audit(
+            await create_repository(
                 conn,
-                namespace,
-                "repo.create",
+                name_full,
                 actor=who,
-                target=name_full,
+                is_private=is_private,
+                default_private=self.ctx.settings.default_private,
+                description=description,
+                full_description=full_description,
                 source_ip=source_ip,
-                data={"is_private": private},
             )
 
         await self.ctx.db.run_write(work)
@@ -251,43 +221,20 @@ class RepositoryService:
         source_ip: str = "",
     ) -> RepositoryView:
         """Change what is given (admin level on the repository)."""
-        _check_texts(description, full_description)
+        check_texts(description, full_description)
         who = actor.audit_name or None
 
         async def work(conn: AsyncConnection) -> None:
             record, _ = await resolve(conn, actor, namespace, name, Level.ADMIN)
-            texts = {
-                key: value
-                for key, value in (("description", description), ("full_description", full_description))
-                if value is not None and value != getattr(record, key)
-            }
-            privacy = is_private is not None and is_private != record.is_private
-            if not texts and not privacy:
-                return
-            values: dict[str, object] = {**texts, "updated_at": utcnow()}
-            if privacy:
-                values["is_private"] = is_private
-            await conn.execute(update(Repository).where(Repository.id == record.id).values(**values))
-            if texts:
-                await record_audit(
-                    conn,
-                    record.namespace,
-                    "repo.update",
-                    actor=who,
-                    target=record.name,
-                    source_ip=source_ip,
-                    data={"fields": sorted(texts)},
-                )
-            if privacy:
-                await record_audit(
-                    conn,
-                    record.namespace,
-                    "repo.change_privacy",
-                    actor=who,
-                    target=record.name,
-                    source_ip=source_ip,
-                    data={"is_private": is_private},
-                )
+            await update_repository(
+                conn,
+                record.id,
+                actor=who,
+                description=description,
+                full_description=full_description,
+                is_private=is_private,
+                source_ip=source_ip,
+            )
 
         await self.ctx.db.run_write(work)
         return await self.get(actor, namespace, name)

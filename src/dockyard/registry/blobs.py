@@ -167,14 +167,27 @@ class BlobService:
             return None
 
     async def commit(
-        self, name: str, upload_id: str, digest: str, size: int, actor: str | None = None, *, session: bool
+        self,
+        name: str,
+        upload_id: str,
+        digest: str,
+        size: int,
+        actor: str | None = None,
+        *,
+        session: bool,
+        source_ip: str = "",
     ) -> None:
         """Turn a verified upload into a blob of ``name``: hold the blob row, move the bytes into place, link it,
         record the event and (``session``) drop the upload session — one transaction, so garbage collection
         can never delete the bytes between the move and the link."""
         async with self.ctx.db.write() as conn:
             repo_id = await ensure_repository(
-                conn, name, actor, default_private=self.ctx.settings.default_private, open_server=self.ctx.settings.open
+                conn,
+                name,
+                actor,
+                default_private=self.ctx.settings.default_private,
+                open_server=self.ctx.settings.open,
+                source_ip=source_ip,
             )
             await hold_blob(conn, digest, size)
             await self.ctx.store.commit_upload(upload_id, digest, size)
@@ -185,7 +198,9 @@ class BlobService:
             if session:
                 await conn.execute(delete(Upload).where(Upload.id == upload_id))
 
-    async def mount(self, name: str, digest: Digest, source: str, actor: str | None = None) -> int | None:
+    async def mount(
+        self, name: str, digest: Digest, source: str, actor: str | None = None, *, source_ip: str = ""
+    ) -> int | None:
         """Link a blob of ``source`` into ``name`` without copying. Returns its size, or None if ``source`` has
         no such blob (the caller then starts an ordinary upload)."""
         key = str(digest)
@@ -194,7 +209,12 @@ class BlobService:
             if row is None:
                 return None
             repo_id = await ensure_repository(
-                conn, name, actor, default_private=self.ctx.settings.default_private, open_server=self.ctx.settings.open
+                conn,
+                name,
+                actor,
+                default_private=self.ctx.settings.default_private,
+                open_server=self.ctx.settings.open,
+                source_ip=source_ip,
             )
             await hold_blob(conn, key, row[0])
             if await link_blob(conn, repo_id, key):

@@ -189,7 +189,12 @@ class ManifestService:
 
         async def work(conn: AsyncConnection) -> None:
             repo_id = await ensure_repository(
-                conn, name, actor, default_private=self.ctx.settings.default_private, open_server=self.ctx.settings.open
+                conn,
+                name,
+                actor,
+                default_private=self.ctx.settings.default_private,
+                open_server=self.ctx.settings.open,
+                source_ip=source_ip,
             )
             missing = await _missing(conn, repo_id, parsed)
             if missing:

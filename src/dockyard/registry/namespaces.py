@@ -184,7 +184,7 @@ async def claim_namespace(conn: AsyncConnection, namespace: str, actor: str | No
 
 async def purge_namespace(conn: AsyncConnection, namespace: str) -> None:
     """Delete, in ``conn``'s transaction, every namespace-keyed row but the repositories (which the caller deletes
-    first, with ``registry.deletion.delete_repositories``) and the audit log (``retire_name`` archives it):
+    first, with ``registry.repositories.delete_repositories``) and the audit log (``retire_name`` archives it):
     webhooks (their deliveries and attempts go by cascade), trusted keys and identities, trust policies and the
     managed signing key."""
     for model in _PURGED:

@@ -323,6 +323,7 @@ class UploadService:
         body: AsyncIterator[bytes],
         spec: ChunkSpec,
         actor: str | None = None,
+        source_ip: str = "",
     ) -> int:
         """Closing PUT: append the optional last chunk, verify the digest, commit the blob. Returns its size."""
         state, token = await self._claim(name, upload_id)
@@ -346,7 +347,7 @@ class UploadService:
                     "provided digest did not match uploaded content",
                     {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
-            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=True)
+            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=True, source_ip=source_ip)
             self._hashers.drop(upload_id)
             return size
         except BaseException:
@@ -357,7 +358,13 @@ class UploadService:
             renew.cancel()
 
     async def monolithic(
-        self, name: str, digest: Digest, body: AsyncIterator[bytes], spec: ChunkSpec, actor: str | None = None
+        self,
+        name: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        spec: ChunkSpec,
+        actor: str | None = None,
+        source_ip: str = "",
     ) -> int:
         """Single-POST upload (``POST …/uploads/?digest=``): no session row, the upload object is private."""
         upload_id = uuid.uuid4().hex
@@ -373,7 +380,7 @@ class UploadService:
                     "provided digest did not match uploaded content",
                     {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
-            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=False)
+            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=False, source_ip=source_ip)
             committed = True
             return size
         finally:

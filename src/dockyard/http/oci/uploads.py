@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from dockyard.core.digest import check_algorithm
 from dockyard.core.names import validate_name
+from dockyard.http.credentials import client_ip
 from dockyard.http.oci.auth import guard, principal, requires
 from dockyard.http.oci.base import (
     API_VERSION,
@@ -78,13 +79,18 @@ async def start_upload(request: Request) -> Response:
         if (
             source
             and await _may_pull(request, validate_name(source))
-            and await reg.blobs.mount(name, digest, source, actor) is not None
+            and await reg.blobs.mount(name, digest, source, actor, source_ip=client_ip(request)) is not None
         ):
             return _created(name, str(digest))
     elif params.get("digest") is not None:
         digest = digest_param(params["digest"])
         await reg.uploads.monolithic(
-            name, digest, body_stream(request), ChunkSpec(None, content_length(request)), actor
+            name,
+            digest,
+            body_stream(request),
+            ChunkSpec(None, content_length(request)),
+            actor,
+            source_ip=client_ip(request),
         )
         return _created(name, str(digest))
     algorithm = check_algorithm(params.get("digest-algorithm", "sha256"))
@@ -114,7 +120,13 @@ async def put_upload(request: Request) -> Response:
         raise OCIError("DIGEST_INVALID", "the closing PUT needs a digest query parameter")
     digest = digest_param(raw_digest)
     await registry(request).uploads.complete(
-        name, upload_id, digest, body_stream(request), _chunk_spec(request), principal(request).audit_name
+        name,
+        upload_id,
+        digest,
+        body_stream(request),
+        _chunk_spec(request),
+        principal(request).audit_name,
+        source_ip=client_ip(request),
     )
     return _created(name, str(digest))
 
