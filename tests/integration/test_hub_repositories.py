@@ -238,6 +238,7 @@ async def test_update(env: HubEnv) -> None:
     unchanged = await env.repos.update(owner, owner.name, "app", description="new")
     assert unchanged.description == "new"
     assert await audit_actions(env, owner.name) == [
+        ("repo.create", repo),  # by the push
         ("repo.tag.push", f"{repo}:latest"),
         ("repo.update", repo),
         ("repo.change_privacy", repo),

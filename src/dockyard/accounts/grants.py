@@ -47,11 +47,19 @@ def check_org_repositories(org: str, levels: Mapping[str, Level]) -> dict[str, L
     return checked
 
 
-async def org_repository(conn: AsyncConnection, org: str, repository: str, settings: Settings, actor: Principal) -> int:
-    """The id of ``repository`` (which must be in ``org``'s namespace), creating it if it does not exist yet."""
+async def org_repository(
+    conn: AsyncConnection, org: str, repository: str, settings: Settings, actor: Principal, *, source_ip: str = ""
+) -> int:
+    """The id of ``repository`` (which must be in ``org``'s namespace), creating it if it does not exist yet
+    (``registry.repositories.ensure_repository``, as a push does)."""
     check_org_repositories(org, {repository: Level.READ})
     return await ensure_repository(
-        conn, repository, actor.audit_name or None, default_private=settings.default_private, open_server=settings.open
+        conn,
+        repository,
+        actor.audit_name or None,
+        default_private=settings.default_private,
+        open_server=settings.open,
+        source_ip=source_ip,
     )
 
 

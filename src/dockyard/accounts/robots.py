@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.common import name_taken, paged, require_org_owner
-from dockyard.accounts.grants import check_org_repositories, grant
+from dockyard.accounts.grants import check_org_repositories, grant, org_repository
 from dockyard.accounts.names import ROBOT_SEPARATOR, robot_name, split_robot_name, validate_text
 from dockyard.accounts.views import RepositoryGrant, RobotInfo
 from dockyard.auth.refresh import end_sessions
@@ -32,7 +32,6 @@ from dockyard.events.audit import record_audit
 from dockyard.models import Account, Repository, RepositoryPermission
 from dockyard.models.accounts import ROBOT
 from dockyard.models.base import utcnow
-from dockyard.registry.repositories import ensure_repository
 from dockyard.settings import Settings
 
 
@@ -80,7 +79,7 @@ class RobotService:
                         .returning(Account.id)
                     )
                 ).scalar_one()
-                await self._replace_grants(conn, robot_id, levels, actor)
+                await self._replace_grants(conn, org, robot_id, levels, actor, source_ip)
                 await record_audit(
                     conn,
                     org,
@@ -134,7 +133,7 @@ class RobotService:
                 await conn.execute(update(Account).where(Account.id == robot.id).values(**values))
             if levels is not None:
                 await conn.execute(delete(RepositoryPermission).where(RepositoryPermission.account_id == robot.id))
-                await self._replace_grants(conn, robot.id, levels, actor)
+                await self._replace_grants(conn, org, robot.id, levels, actor, source_ip)
             if values or levels is not None:
                 data: dict[str, Any] = dict(values)
                 if levels is not None:
@@ -171,16 +170,16 @@ class RobotService:
             )
 
     async def _replace_grants(
-        self, conn: AsyncConnection, robot_id: int, levels: Mapping[str, Level], actor: Principal
+        self,
+        conn: AsyncConnection,
+        org: str,
+        robot_id: int,
+        levels: Mapping[str, Level],
+        actor: Principal,
+        source_ip: str,
     ) -> None:
         for repository in sorted(levels):
-            repo_id = await ensure_repository(
-                conn,
-                repository,
-                actor.audit_name or None,
-                default_private=self._settings.default_private,
-                open_server=self._settings.open,
-            )
+            repo_id = await org_repository(conn, org, repository, self._settings, actor, source_ip=source_ip)
             await grant(conn, repo_id, levels[repository], account_id=robot_id)
 
 

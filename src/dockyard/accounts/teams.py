@@ -202,7 +202,7 @@ class TeamService:
         async with self._db.write() as conn:
             org_row = await require_org_owner(conn, actor, org)
             team_row = await _require_team(conn, org_row.id, org, team)
-            repo_id = await org_repository(conn, org, repository, self._settings, actor)
+            repo_id = await org_repository(conn, org, repository, self._settings, actor, source_ip=source_ip)
             await grant(conn, repo_id, level, team_id=team_row.id)
             await record_audit(
                 conn,

@@ -106,8 +106,10 @@ async def test_update_regenerate_delete(db: Database, settings: Settings, svc: S
         await svc.robots.get_robot("acme", "ci", actor=owner)
     actions = [e["action"] for e in await audit(db, "acme")]
     assert actions == [
+        "repo.create",  # the first grant names a repository not pushed yet: the grant creates it
         "robot.create",
         "robot.create",
+        "repo.create",
         "robot.update",
         "robot.update",
         "robot.update",

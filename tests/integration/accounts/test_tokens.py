@@ -166,4 +166,4 @@ async def test_set_visibility(db: Database, svc: Services) -> None:
         await set_visibility(db, "acme/app", True, actor=bob)  # public now: seen, but not administered
     assert await set_visibility(db, "acme/app", True, actor=OPEN)
     changes = [(e["actor"], e["data"]) for e in await audit(db, "acme") if e["action"] == "repo.change_privacy"]
-    assert changes == [("owner", {"private": False}), ("open", {"private": True})]
+    assert changes == [("owner", {"is_private": False}), ("open", {"is_private": True})]
