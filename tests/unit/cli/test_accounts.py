@@ -192,8 +192,9 @@ def test_repo_set_visibility(dockyard: Dockyard) -> None:
     missing = dockyard("repo", "set-visibility", "acme/nope", "private", ok=False)
     assert missing.exit_code == 1
     assert "repository not found" in missing.output
-    assert dockyard.sql("SELECT actor, target FROM audit_log WHERE action = 'repo.change_privacy'") == [
-        ("open", "acme/app")
+    # The same entry as the Hub API's PATCH writes (``{"is_private"}``).
+    assert dockyard.sql("SELECT actor, target, data FROM audit_log WHERE action = 'repo.change_privacy'") == [
+        ("open", "acme/app", '{"is_private":false}')
     ]
 
 
