@@ -1,7 +1,7 @@
 """The audit log through the Hub API (``GET /api/v2/auditlogs/{account}`` and ``…/actions``) against a server
 with authentication on: Docker Hub's ``logs`` entries field by field, newest first, the filters (action, target,
-actor, time window), pages, and access for the namespace's owners only (a stranger gets 404, an organization
-member 403, an anonymous caller 401)."""
+actor, time window), pages, and access for the namespace's owners only (others 403: a namespace is public; an unknown
+namespace 404; an anonymous caller 401)."""
 
 from __future__ import annotations
 
@@ -80,10 +80,10 @@ def test_audit_log_is_for_the_namespace_owners(people: People) -> None:
     assert second["logs"] == entries[2:4]
     assert second["previous"] is not None
 
-    # Only owners (and the administrator) read it; others as if it did not exist.
+    # Only owners (and the administrator) read it; others are refused (the namespace itself is public).
     problem(people.anonymous.get(url), 401)
-    problem(bob.api.get(url), 404)
-    problem(bob.api.get(f"{url}/actions"), 404)
+    problem(bob.api.get(url), 403)
+    problem(bob.api.get(f"{url}/actions"), 403)
     assert get_json(people.admin().api, url)["count"] == log["count"]
     problem(alice.api.get("/api/v2/auditlogs/no-such-namespace-xyz"), 404)
     problem(alice.api.get(url, params={"from": "not a time"}), 422)

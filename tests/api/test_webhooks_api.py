@@ -321,9 +321,10 @@ def test_namespace_webhooks_are_for_owners(cast: Cast) -> None:
     for person in (cast.owner, cast.admin):
         ok(person.api.post(cast.ns_hooks, json=body), 201)
     hook = cast.hook(cast.ns_hooks)["id"]
+    # The namespace is public: refused (403). A webhook is seen only by who may manage it: 404 to anyone else.
     for person in (cast.team_admin, cast.writer, cast.reader, cast.stranger):
-        problem(person.api.post(cast.ns_hooks, json=body), 404)
-        problem(person.api.get(cast.ns_hooks), 404)
+        problem(person.api.post(cast.ns_hooks, json=body), 403)
+        problem(person.api.get(cast.ns_hooks), 403)
         problem(person.api.get(f"/api/v2/webhooks/{hook}"), 404)
         problem(person.api.delete(f"/api/v2/webhooks/{hook}"), 404)
     problem(cast.anon.post(cast.ns_hooks, json=body), 401)
@@ -339,9 +340,10 @@ def test_repository_webhooks_are_for_repository_admins(cast: Cast) -> None:
         for other in (cast.owner, cast.team_admin, cast.admin):
             ok(other.api.get(f"/api/v2/webhooks/{made['id']}"))
     hook = cast.hook()["id"]
-    for person in (cast.writer, cast.reader, cast.stranger):
-        problem(person.api.post(cast.repo_hooks, json=body), 404)
-        problem(person.api.get(cast.repo_hooks), 404)
+    # The private repository: readers see it (403), a stranger does not (404, as for no repository at all).
+    for person, status in ((cast.writer, 403), (cast.reader, 403), (cast.stranger, 404)):
+        problem(person.api.post(cast.repo_hooks, json=body), status)
+        problem(person.api.get(cast.repo_hooks), status)
         for method, path in (
             ("GET", ""),
             ("PATCH", ""),
@@ -360,12 +362,12 @@ def test_repository_webhooks_are_for_repository_admins(cast: Cast) -> None:
 
 def test_tokens_need_repo_admin(cast: Cast, server: DockyardServer) -> None:
     hook = cast.hook()["id"]
-    for scope, status in (("repo:read", 404), ("repo:write", 404), ("repo:admin", 200)):
+    for scope, status in (("repo:read", 403), ("repo:write", 403), ("repo:admin", 200)):
         token = ok(cast.owner.api.post("/api/v2/access-tokens", json={"token_label": scope, "scopes": [scope]}), 201)[
             "token"
         ]
         with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
-            assert client.get(f"/api/v2/webhooks/{hook}").status_code == status
+            assert client.get(f"/api/v2/webhooks/{hook}").status_code == (404 if status == 403 else status)
             assert client.get(cast.ns_hooks).status_code == status
 
 

@@ -81,12 +81,11 @@ async def test_only_owners_read_the_log(env: HubEnv) -> None:
     assert (await env.audit.list(owner, org, page=P1)).count == 1
     assert (await env.audit.list(owner, owner.name, page=P1)).count == 1
     assert (await env.audit.list(admin, org, page=P1)).count == 1
-    with pytest.raises(Denied):
-        await env.audit.list(member, org, page=P1)
-    for outsider in (stranger, ANONYMOUS):
-        with pytest.raises(NotFound):
+    # A namespace is public: whoever is not its owner is refused (docs/auth.md, "Who decides: hide or deny").
+    for outsider in (member, stranger, ANONYMOUS):
+        with pytest.raises(Denied):
             await env.audit.list(outsider, org, page=P1)
-        with pytest.raises(NotFound):
+        with pytest.raises(Denied):
             await env.audit.list(outsider, owner.name, page=P1)
     with pytest.raises(NotFound):
         await env.audit.list(owner, unique("nobody"), page=P1)

@@ -1,7 +1,8 @@
 """Matrix rows for the signing-trust routes: a namespace's trusted keys, keyless identities and trust policies are
 its owners' alone
-(the owner's ``repo:read`` token does not administer the namespace). Policies are set to ``off``, so the rows
-never change what other rows pull."""
+(the owner's ``repo:read`` token does not administer the namespace). The namespace is public, so everyone else is
+refused (403), the per-repository policy of the private ``app`` included: it is a setting of the namespace, refused
+before the repository is looked up. Policies are set to ``off``, so the rows never change what other rows pull."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import secrets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.security.rows_api import api, by
+from tests.security.rows_api import DENIED, api, by
 from tests.security.rows_oci import Call, Expect
 from tests.security.world import OWNER, World
 
@@ -35,7 +36,7 @@ def row(method: str, template: str, call: Call, expect: Expect) -> None:
 
 
 KEYS = "/api/v2/namespaces/{ns}/trusted-keys"
-row("GET", KEYS, api("GET", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-keys"), by(OWNERS, 200, denied={404}))
+row("GET", KEYS, api("GET", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-keys"), by(OWNERS, 200, denied=DENIED))
 row(
     "POST",
     KEYS,
@@ -44,13 +45,13 @@ row(
         lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-keys",
         lambda w, p: {"name": f"by {p}", "public_key": public_pem()},
     ),
-    by(OWNERS, 201, denied={404}),
+    by(OWNERS, 201, denied=DENIED),
 )
 row(
     "DELETE",
     f"{KEYS}/{{key_id}}",
     api("DELETE", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-keys/{fresh_key(w)}"),
-    by(OWNERS, 204, denied={404}),
+    by(OWNERS, 204, denied=DENIED),
 )
 
 
@@ -68,7 +69,7 @@ row(
     "GET",
     IDENTITIES,
     api("GET", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-identities"),
-    by(OWNERS, 200, denied={404}),
+    by(OWNERS, 200, denied=DENIED),
 )
 row(
     "POST",
@@ -78,13 +79,13 @@ row(
         lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-identities",
         lambda w, p: {"issuer": "https://issuer.example", "subject": f"{secrets.token_hex(8)}@example\\.com"},
     ),
-    by(OWNERS, 201, denied={404}),
+    by(OWNERS, 201, denied=DENIED),
 )
 row(
     "DELETE",
     f"{IDENTITIES}/{{identity_id}}",
     api("DELETE", lambda w, p: f"/api/v2/namespaces/{w.org}/trusted-identities/{fresh_identity(w)}"),
-    by(OWNERS, 204, denied={404}),
+    by(OWNERS, 204, denied=DENIED),
 )
 for template, path in (
     ("/api/v2/namespaces/{ns}/trust-policy", "/api/v2/namespaces/{org}/trust-policy"),
@@ -93,25 +94,25 @@ for template, path in (
         "/api/v2/namespaces/{org}/repositories/app/trust-policy",
     ),
 ):
-    row("GET", template, api("GET", lambda w, p, t=path: t.format(org=w.org)), by(OWNERS, 200, denied={404}))
+    row("GET", template, api("GET", lambda w, p, t=path: t.format(org=w.org)), by(OWNERS, 200, denied=DENIED))
     row(
         "PUT",
         template,
         api("PUT", lambda w, p, t=path: t.format(org=w.org), lambda w, p: {"mode": "off", "exempt": []}),
-        by(OWNERS, 200, denied={404}),
+        by(OWNERS, 200, denied=DENIED),
     )
 
 row(
     "POST",
     "/api/v2/namespaces/{ns}/signing-key",
     api("POST", lambda w, p: f"/api/v2/namespaces/{w.org}/signing-key"),
-    by(OWNERS, 201, denied={404}),
+    by(OWNERS, 201, denied=DENIED),
 )
 row(
     "GET",
     "/api/v2/namespaces/{ns}/signing-key",
     api("GET", lambda w, p: f"/api/v2/namespaces/{_with_managed_key(w)}/signing-key"),
-    by(OWNERS, 200, denied={404}),
+    by(OWNERS, 200, denied=DENIED),
 )
 
 

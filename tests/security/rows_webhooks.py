@@ -3,7 +3,11 @@
 it (the owner and the admins' team). Read-only rows share one webhook (and one delivery) made by the site
 administrator; deleting rows delete a fresh webhook each. The callback takes no credentials: each principal
 posts to the callback URL of a fresh test delivery, and every one of them — anonymous or with dead credentials —
-is accepted, because the token in the URL is the capability."""
+is accepted, because the token in the URL is the capability.
+
+Refusals follow docs/auth.md ("Who decides: hide or deny"): the namespace is public, so its webhooks are refused
+(403) to non-owners; the private repository ``app`` is 404 to whoever may not pull it (the stranger) and 403 to
+those who may; a webhook or delivery by id is 404 to everyone who may not manage it."""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from tests.security.rows_api import api, by
+from tests.security.rows_api import DENIED, HIDDEN, api, by
 from tests.security.rows_oci import Call, Expect
-from tests.security.world import OWNER, PRINCIPALS, TEAM_ADMIN, World
+from tests.security.world import OWNER, PRINCIPALS, STRANGER, TEAM_ADMIN, World
 
 URL = "http://127.0.0.1:9/hook"  # never reached: the SSRF guard refuses loopback receivers
 REPO_ADMINS = {OWNER, TEAM_ADMIN}
@@ -74,41 +78,54 @@ def callback(world: World, principal: str, verb: str) -> httpx.Response:
     return world.api(principal, "POST", fresh_callback(world), json={"state": "success", "context": principal})
 
 
-row("GET", NS_HOOKS, api("GET", lambda w, p: f"/api/v2/namespaces/{w.org}/webhooks"), by({OWNER}, 200))
-row("POST", NS_HOOKS, api("POST", lambda w, p: f"/api/v2/namespaces/{w.org}/webhooks", body), by({OWNER}, 201))
-row("GET", REPO_HOOKS, api("GET", lambda w, p: repo_hooks(w)), by(REPO_ADMINS, 200))
-row("POST", REPO_HOOKS, api("POST", lambda w, p: repo_hooks(w), body), by(REPO_ADMINS, 201))
-row("GET", HOOK, api("GET", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}"), by(REPO_ADMINS, 200))
+def on_repo(ok: int) -> Expect:
+    return {**by(REPO_ADMINS, ok, denied=DENIED), STRANGER: HIDDEN}
+
+
+def on_hook(ok: int) -> Expect:
+    return by(REPO_ADMINS, ok, denied=HIDDEN)
+
+
+row("GET", NS_HOOKS, api("GET", lambda w, p: f"/api/v2/namespaces/{w.org}/webhooks"), by({OWNER}, 200, denied=DENIED))
+row(
+    "POST",
+    NS_HOOKS,
+    api("POST", lambda w, p: f"/api/v2/namespaces/{w.org}/webhooks", body),
+    by({OWNER}, 201, denied=DENIED),
+)
+row("GET", REPO_HOOKS, api("GET", lambda w, p: repo_hooks(w)), on_repo(200))
+row("POST", REPO_HOOKS, api("POST", lambda w, p: repo_hooks(w), body), on_repo(201))
+row("GET", HOOK, api("GET", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}"), on_hook(200))
 row(
     "PATCH",
     HOOK,
     api("PATCH", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}", lambda w, p: {"name": f"by {p}"}),
-    by(REPO_ADMINS, 200),
+    on_hook(200),
 )
-row("DELETE", HOOK, api("DELETE", lambda w, p: f"/api/v2/webhooks/{fresh_hook(w)}"), by(REPO_ADMINS, 204))
+row("DELETE", HOOK, api("DELETE", lambda w, p: f"/api/v2/webhooks/{fresh_hook(w)}"), on_hook(204))
 row(
     "POST",
     f"{HOOK}/secret",
     api("POST", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}/secret"),
-    by(REPO_ADMINS, 200),
+    on_hook(200),
 )
-row("POST", f"{HOOK}/test", api("POST", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}/test"), by(REPO_ADMINS, 202))
+row("POST", f"{HOOK}/test", api("POST", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}/test"), on_hook(202))
 row(
     "GET",
     f"{HOOK}/deliveries",
     api("GET", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}/deliveries"),
-    by(REPO_ADMINS, 200),
+    on_hook(200),
 )
 row(
     "GET",
     DELIVERY,
     api("GET", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}/deliveries/{shared_delivery(w)}"),
-    by(REPO_ADMINS, 200),
+    on_hook(200),
 )
 row(
     "POST",
     f"{DELIVERY}/redeliver",
     api("POST", lambda w, p: f"/api/v2/webhooks/{shared_hook(w)}/deliveries/{shared_delivery(w)}/redeliver"),
-    by(REPO_ADMINS, 202),
+    on_hook(202),
 )
-row("POST", "/api/v2/webhooks/callbacks/{token}", callback, {principal: {200} for principal in PRINCIPALS})
+row("POST", "/api/v2/webhooks/callbacks/{token}", callback, dict.fromkeys(PRINCIPALS, 200))

@@ -11,13 +11,13 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.accounts.views import OWNER, OrgInfo, UserInfo
-from dockyard.authz.permissions import Level, namespace_role, repository_level
+from dockyard.accounts.views import OrgInfo, UserInfo
+from dockyard.authz.authorizer import NamespaceResource, Permission, RepositoryFacts, RepositoryResource, require
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.errors import Denied, NotFound, Subject
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, Repository
+from dockyard.models import Account
 from dockyard.models.accounts import ORG, USER
 from dockyard.registry.namespaces import forget_reservation, name_use, purge_namespace, retire_name
 from dockyard.registry.repositories import delete_repositories, namespace_repositories
@@ -83,35 +83,23 @@ async def require_org_owner(conn: AsyncConnection, actor: Principal, org: str) -
     """The organization's row, if ``actor`` owns it (or is a site administrator); Denied otherwise (organizations
     are public: their existence is no secret)."""
     row = await require_org(conn, org)
-    if await namespace_role(conn, actor, org) != OWNER:
-        raise Denied("organization", "only owners of the organization may do this", {"org": org})
+    await require(conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(org, "organization"))
     return row
 
 
 async def require_org_member(conn: AsyncConnection, actor: Principal, org: str) -> Row[Any]:
     """The organization's row, if ``actor`` belongs to it (owners and site administrators included)."""
     row = await require_org(conn, org)
-    if await namespace_role(conn, actor, org) is None:
-        raise Denied("organization", "only members of the organization may see this", {"org": org})
+    await require(conn, actor, Permission.NAMESPACE_MEMBER, NamespaceResource(org, "organization"), doing="see this")
     return row
 
 
-async def require_repository_admin(conn: AsyncConnection, actor: Principal, name: str) -> Row[int, str, str, bool]:
-    """The repository's row, if ``actor`` holds admin on it. A repository the actor may not even pull is
-    NotFound (its existence is not leaked); one it may pull but not administer is Denied."""
-    row = (
-        await conn.execute(
-            select(Repository.id, Repository.name, Repository.namespace, Repository.is_private).where(
-                Repository.name == name
-            )
-        )
-    ).first()
-    level = await repository_level(conn, actor, name)
-    if row is None or level == Level.NONE:
-        raise NotFound("repository", "repository not found", {"name": name[:300]})
-    if level < Level.ADMIN:
-        raise Denied("repository", "administering this repository needs admin permission", {"name": name})
-    return row
+async def require_repository_admin(conn: AsyncConnection, actor: Principal, name: str) -> RepositoryFacts:
+    """The repository, if ``actor`` holds admin on it. A repository the actor may not even pull is NotFound (its
+    existence is not leaked); one it may pull but not administer is Denied."""
+    access = await require(conn, actor, Permission.REPOSITORY_ADMIN, RepositoryResource(name))
+    assert access.repository is not None
+    return access.repository
 
 
 def user_info(row: Any) -> UserInfo:

@@ -12,11 +12,11 @@ A personal access token then caps the result by its scopes and optional reposito
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Row, and_, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.principal import REPO_ADMIN, REPO_PUBLIC_READ, REPO_READ, REPO_WRITE, Principal
@@ -104,24 +104,45 @@ def cap_by_token(principal: Principal, name: str, level: Level, public: bool) ->
     return max(min(level, cap), floor)
 
 
+RepositoryRow = Row[int, str, str, bool]  # id, name, namespace, is_private
+
+
+async def repository_rows(conn: AsyncConnection, names: Iterable[str]) -> dict[str, RepositoryRow]:
+    """The ``repositories`` rows (id, name, namespace, is_private) of those of ``names`` that exist."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(Repository.id, Repository.name, Repository.namespace, Repository.is_private).where(
+            Repository.name.in_(wanted)
+        )
+    )
+    return {row.name: row for row in rows}
+
+
 async def repository_levels(
     conn: AsyncConnection, principal: Principal, names: Iterable[str], facts: Facts | None = None
 ) -> dict[str, Level]:
     """The level ``principal`` holds on each repository name (existing or not: for a name that does not exist
     yet, admin means "may create it by pushing")."""
     wanted = sorted(set(names))
-    if not wanted:
-        return {}
+    if not wanted or principal.kind == "open":
+        return dict.fromkeys(wanted, Level.ADMIN)
+    return await levels_of(conn, principal, wanted, await repository_rows(conn, wanted), facts)
+
+
+async def levels_of(
+    conn: AsyncConnection,
+    principal: Principal,
+    names: Iterable[str],
+    by_name: Mapping[str, RepositoryRow],
+    facts: Facts | None = None,
+) -> dict[str, Level]:
+    """``repository_levels`` for rows already read with ``repository_rows``."""
+    wanted = sorted(set(names))
     if principal.kind == "open":
         return dict.fromkeys(wanted, Level.ADMIN)
-    rows = (
-        await conn.execute(
-            select(Repository.id, Repository.name, Repository.namespace, Repository.is_private).where(
-                Repository.name.in_(wanted)
-            )
-        )
-    ).all()
-    by_name = {row.name: row for row in rows}
+    rows = list(by_name.values())
     if facts is None:
         facts = await load_facts(conn, principal)
     grants: dict[int, Level] = {}

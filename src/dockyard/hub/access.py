@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.authz.permissions import Facts, Level, repository_levels
+from dockyard.authz.authorizer import Permission, RepositoryResource, require
+from dockyard.authz.permissions import Facts, Level
 from dockyard.authz.principal import Principal
 from dockyard.core import mediatypes as mt
 from dockyard.core.names import LIBRARY
-from dockyard.errors import Denied, NotFound
-from dockyard.models import Account, Repository
-from dockyard.models.accounts import ORG, USER
+from dockyard.errors import NotFound
+from dockyard.models import Repository
 
 LIKE_ESCAPE = "\\"
 
@@ -174,25 +174,9 @@ async def resolve(
     record = await find_record(conn, namespace, name)
     if record is None:
         raise not_found(namespace, name)
-    level = (await repository_levels(conn, actor, [record.name], facts))[record.name]
-    if level < Level.READ:
-        raise not_found(namespace, name)
-    if level < need:
-        raise Denied(
-            "repository",
-            f"{need.label} access to the repository is required",
-            {"namespace": namespace, "name": name, "required": need.label, "held": level.label},
-        )
-    return record, level
-
-
-async def account_kind(conn: AsyncConnection, name: str) -> str | None:
-    """``user`` or ``org`` if an account of that name owns a namespace, else None."""
-    kind = (
-        await conn.execute(select(Account.kind).where(Account.name == name, Account.kind.in_((USER, ORG))))
-    ).scalar_one_or_none()
-    return str(kind) if kind is not None else None
-
-
-async def namespace_exists(conn: AsyncConnection, namespace: str) -> bool:
-    return namespace == LIBRARY or await account_kind(conn, namespace) is not None
+    # The hidden answer must be the missing one, detail included.
+    detail = {"namespace": namespace[:255], "name": name[:255]}
+    access = await require(
+        conn, actor, Permission.on_repository(need), RepositoryResource(record.name, detail), facts=facts
+    )
+    return record, access.level

@@ -10,12 +10,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 
-from dockyard.authz.permissions import namespace_role
+from dockyard.authz.authorizer import NamespaceResource, Permission, require
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
-from dockyard.errors import Denied, NotFound
 from dockyard.events.audit import ACTION_DESCRIPTIONS
-from dockyard.hub.access import LIKE_ESCAPE, account_kind, like_prefix
+from dockyard.hub.access import LIKE_ESCAPE, like_prefix
 from dockyard.models import AuditEntry
 from dockyard.registry.context import RegistryContext
 
@@ -69,16 +68,14 @@ class AuditLogService:
     ) -> Page[AuditLogEntry]:
         """Entries of ``namespace`` matching the filters (``since`` inclusive, ``until`` exclusive), newest first.
 
-        Only the namespace's owners (``namespace_role`` = owner: the user, organization owners, administrators)
-        may read them: members get ``Denied("account")``; anyone else, and any caller for an unknown namespace,
-        ``NotFound("account")``.
+        Only the namespace's owners (the user, organization owners, administrators) may read them: anyone else
+        gets ``Denied("account")`` (namespaces are public), any caller ``NotFound("account")`` for an unknown
+        namespace (``authz.authorizer``).
         """
         async with self.ctx.db.read(consistent=True) as conn:
-            role = await namespace_role(conn, actor, namespace)
-            if role != "owner":
-                if role is None or await account_kind(conn, namespace) is None:
-                    raise NotFound("account", "namespace not found", {"namespace": namespace[:255]})
-                raise Denied("account", "only the namespace's owners may read its audit log")
+            await require(
+                conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(namespace), doing="read its audit log"
+            )
             # Entries of a deleted account of the same name are archived: never shown under the name again.
             where: list[ColumnElement[bool]] = [AuditEntry.namespace == namespace, AuditEntry.archived_at.is_(None)]
             if action:

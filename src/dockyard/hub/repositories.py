@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.authz.permissions import Level, load_facts, namespace_role, visible_repositories
+from dockyard.authz.authorizer import NamespaceResource, Permission, namespace_exists, require
+from dockyard.authz.permissions import Level, load_facts, visible_repositories
 from dockyard.authz.principal import Principal
 from dockyard.core.names import validate_name
 from dockyard.core.paging import Page, PageRequest
@@ -27,7 +28,6 @@ from dockyard.hub.access import (
     full_name,
     like_contains,
     like_prefix,
-    namespace_exists,
     resolve,
 )
 from dockyard.hub.views import RepositorySummary, RepositoryView, affiliation, content_facts, detail, summary
@@ -177,20 +177,17 @@ class RepositoryService:
         source_ip: str = "",
     ) -> RepositoryView:
         """Create an empty repository (namespace owners only). Raises ``Invalid("name"|"request")``,
-        ``NotFound("account")`` for an unknown namespace, ``Denied("repository")``, ``Conflict("repository")``
+        ``NotFound("account")`` for an unknown namespace, ``Denied("account")``, ``Conflict("repository")``
         if it exists. Visibility defaults to the namespace's setting, else the server's."""
         name_full = _check_new_name(namespace, name)
         check_texts(description, full_description)
         who = actor.audit_name or None
 
         async def work(conn: AsyncConnection) -> None:
-            role = await namespace_role(conn, actor, namespace)
-            exists = actor.kind == "open" or await namespace_exists(conn, namespace)
-            if not exists:
-                raise NotFound("account", "namespace not found", {"namespace": namespace[:255]})
-            if role != "owner":
-                raise Denied("repository", "only the namespace's owners may create repositories")
-            if actor.kind != "open":
+            if actor.kind != "open":  # an --open server keeps no accounts: any namespace may get repositories
+                await require(
+                    conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(namespace), doing="create repositories"
+                )
                 await claim_namespace(conn, namespace, who)  # ``library`` gets its organization
             for candidate in candidate_names(namespace, name):
                 if await find_repository(conn, candidate) is not None:

@@ -15,13 +15,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.secrets import SecretBox
-from dockyard.authz.permissions import namespace_role
+from dockyard.authz.authorizer import NamespaceResource, Permission, require
 from dockyard.authz.principal import Principal
-from dockyard.core.names import validate_name
+from dockyard.core.names import namespace_of, validate_name
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, NamespaceSigningKey, TrustedIdentity, TrustedKey, TrustPolicy
+from dockyard.models import NamespaceSigningKey, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.base import utcnow
 from dockyard.signing.keyless import MAX_ISSUER_CHARS, compile_subject, identity_id
 from dockyard.signing.keys import PrivateKey, algorithm_of, key_id, load_public_key, public_key_pem
@@ -79,11 +79,10 @@ class TrustService:
         self.box = box
 
     async def _owner(self, conn: AsyncConnection, actor: Principal, namespace: str) -> None:
-        exists = (await conn.execute(select(Account.id).where(Account.name == namespace))).first()
-        if exists is None and namespace != "library":
-            raise NotFound("account", "namespace not found", {"name": namespace})
-        if not actor.superuser and await namespace_role(conn, actor, namespace) != "owner":
-            raise NotFound("account", "no such namespace, or you may not manage its signing trust", {"name": namespace})
+        """Unknown namespace: NotFound; a namespace the actor does not own: Denied (``authz.authorizer``)."""
+        await require(
+            conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(namespace), doing="manage its signing trust"
+        )
 
     # -- keys -----------------------------------------------------------------------------------------------------
 
@@ -323,7 +322,7 @@ class TrustService:
             raise Invalid("policy", f"exempt: at most {MAX_EXEMPT} printable globs of at most 300 characters")
         if repository is not None:
             validate_name(repository)
-            if not repository.startswith(f"{namespace}/") and not (namespace == "library" and "/" not in repository):
+            if namespace_of(repository) != namespace:
                 raise Invalid("policy", "the repository is not in this namespace")
         scope = repository or ""
         now = utcnow()

@@ -2,8 +2,9 @@
 read the delivery history, redeliver a past delivery and send a test event.
 
 Who may: a namespace's owners manage its namespace-wide webhooks; holders of admin on a repository manage that
-repository's webhooks (namespace owners and site administrators hold it). Webhooks the caller may not manage are
-``NotFound``.
+repository's webhooks (namespace owners and site administrators hold it). ``authz.authorizer`` decides, by its
+rule: an unknown namespace or a repository the caller may not see is ``NotFound``, a namespace or repository it
+sees but may not manage ``Denied``; a webhook (by uuid) the caller may not manage is ``NotFound``.
 
 The checks of each setting are in ``webhooks.validation``; the delivery history (listing, redelivery, test events)
 in ``webhooks.history``. This module authorizes, audits and runs the units of work.
@@ -21,14 +22,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.secrets import SecretBox
-from dockyard.authz.permissions import Level, namespace_role, repository_level
+from dockyard.authz.authorizer import NamespaceResource, Permission, RepositoryResource, require
 from dockyard.authz.principal import Principal
 from dockyard.core.names import validate_name
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
-from dockyard.errors import Invalid, NotFound
+from dockyard.errors import Denied, Invalid, NotFound
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, Repository, Webhook
+from dockyard.models import Webhook
 from dockyard.models.base import utcnow
 from dockyard.webhooks import history
 from dockyard.webhooks.signing import new_secret
@@ -55,30 +56,25 @@ class WebhookService:
     async def _require_scope(
         self, conn: AsyncConnection, actor: Principal, namespace: str, repository: str | None
     ) -> None:
+        """Namespace-wide webhooks: the namespace's owners (unknown namespace: NotFound; others: Denied). A
+        repository's: admin on it (a repository the actor may not see: NotFound; one it sees: Denied)."""
         if repository is None:
-            if actor.superuser or await namespace_role(conn, actor, namespace) == "owner":
-                return
-            raise NotFound("account", "no such namespace, or you may not manage its webhooks", {"name": namespace})
-        if not actor.superuser and await repository_level(conn, actor, repository) < Level.ADMIN:
-            raise NotFound("repository", "no such repository, or you may not manage its webhooks", {"name": repository})
-        exists = (await conn.execute(select(Repository.id).where(Repository.name == repository))).first()
-        if exists is None:
-            raise NotFound("repository", "repository not found", {"name": repository})
+            await require(
+                conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(namespace), doing="manage its webhooks"
+            )
+        else:
+            await require(conn, actor, Permission.REPOSITORY_ADMIN, RepositoryResource(repository))
 
     async def _webhook(self, conn: AsyncConnection, actor: Principal, webhook_uuid: str) -> Row[Any]:
+        """A webhook is visible only to who may manage it: to anyone else it does not exist."""
         row = (await conn.execute(select(Webhook).where(Webhook.uuid == webhook_uuid))).first()
         if row is None or row.namespace is None:
             raise NotFound("webhook", "webhook not found", {"uuid": webhook_uuid[:64]})
         try:
             await self._require_scope(conn, actor, row.namespace, row.repository)
-        except NotFound as exc:
+        except (NotFound, Denied) as exc:
             raise NotFound("webhook", "webhook not found", {"uuid": webhook_uuid[:64]}) from exc
         return row
-
-    async def _namespace_exists(self, conn: AsyncConnection, namespace: str) -> None:
-        found = (await conn.execute(select(Account.id).where(Account.name == namespace))).first()
-        if found is None and namespace != "library":
-            raise NotFound("account", "namespace not found", {"name": namespace})
 
     # -- views ----------------------------------------------------------------------------------------------------
 
@@ -172,7 +168,6 @@ class WebhookService:
         secret = new_secret()
         now = utcnow()
         async with self.db.write() as conn:
-            await self._namespace_exists(conn, namespace)
             await self._require_scope(conn, actor, namespace, repository)
             count = (
                 await conn.execute(
@@ -221,7 +216,6 @@ class WebhookService:
         self, actor: Principal, namespace: str, repository: str | None, page: PageRequest
     ) -> Page[WebhookView]:
         async with self.db.read(consistent=True) as conn:
-            await self._namespace_exists(conn, namespace)
             await self._require_scope(conn, actor, namespace, repository)
             scope = [Webhook.namespace == namespace]
             scope.append(Webhook.repository.is_(None) if repository is None else Webhook.repository == repository)

@@ -113,7 +113,7 @@ def target_after_refused_mount(world: World, principal: str, _name: str) -> http
         return client.head(f"/v2/{target}/blobs/{digest}")
 
 
-REFUSED: Expect = {PAT_LISTED: {202}, ROBOT_PUSH: {202}, READER: {202}, PAT_READ: {403}}
+REFUSED: Expect = {PAT_LISTED: 202, ROBOT_PUSH: 202, READER: 202, PAT_READ: 403}
 
 ROWS: dict[str, tuple[Call, Expect]] = {
     "mount (Bearer) from a repository the credential may not pull: a plain upload session": (
@@ -126,10 +126,10 @@ ROWS: dict[str, tuple[Call, Expect]] = {
     ),
     "mount (Bearer) from a repository the credential may pull: mounted": (
         mount_readable,
-        {PAT_LISTED_BOTH: {201}, ROBOT_BOTH: {201}, READER: {201}, PAT_READ: {403}},
+        {PAT_LISTED_BOTH: 201, ROBOT_BOTH: 201, READER: 201, PAT_READ: 403},
     ),
     "after a refused mount (Bearer) the blob is not in the target": (
         target_after_refused_mount,
-        {PAT_LISTED: {404}, ROBOT_PUSH: {404}, READER: {404}},
+        {PAT_LISTED: 404, ROBOT_PUSH: 404, READER: 404},
     ),
 }

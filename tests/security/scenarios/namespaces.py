@@ -60,10 +60,10 @@ def _create_org(what: str) -> Call:
 
 
 USERS = (OWNER, READER, WRITER, TEAM_ADMIN, STRANGER)
-DEAD_401 = {ANON: {401}, PAT_EXPIRED: {401}, PAT_REVOKED: {401}, DISABLED: {401}}
+DEAD_401 = {ANON: 401, PAT_EXPIRED: 401, PAT_REVOKED: 401, DISABLED: 401}
 
 
-def _all(statuses: dict[str, set[int]]) -> Expect:
+def _all(statuses: dict[str, int]) -> Expect:
     assert set(statuses) == set(PRINCIPALS)
     return statuses
 
@@ -71,19 +71,19 @@ def _all(statuses: dict[str, set[int]]) -> Expect:
 ROWS: dict[str, tuple[Call, Expect]] = {
     "push into a namespace with no account": (
         _push_nowhere,
-        _all({**DEAD_401, **{p: {403} for p in (*USERS, ROBOT, PAT_READ)}}),
+        _all({**DEAD_401, **dict.fromkeys((*USERS, ROBOT, PAT_READ), 403)}),
     ),
     "push into the namespace of an organization deleted within the grace period": (
         _push_reserved,
-        _all({**DEAD_401, **{p: {403} for p in (*USERS, ROBOT, PAT_READ)}}),
+        _all({**DEAD_401, **dict.fromkeys((*USERS, ROBOT, PAT_READ), 403)}),
     ),
     # Robots and access tokens may not create organizations at all (403); users find the name taken (409).
     "create an organization named like a namespace an administrator pushed into": (
         _create_org("pushed"),
-        _all({**DEAD_401, **{p: {409} for p in USERS}, ROBOT: {403}, PAT_READ: {403}}),
+        _all({**DEAD_401, **dict.fromkeys(USERS, 409), ROBOT: 403, PAT_READ: 403}),
     ),
     "create an organization with the name of one deleted within the grace period": (
         _create_org("deleted"),
-        _all({**DEAD_401, **{p: {409} for p in USERS}, ROBOT: {403}, PAT_READ: {403}}),
+        _all({**DEAD_401, **dict.fromkeys(USERS, 409), ROBOT: 403, PAT_READ: 403}),
     ),
 }

@@ -96,8 +96,8 @@ def api_token_after(how: str) -> Call:
     return call
 
 
-REFRESH: Expect = {"user_password": {401}, "pat_read": {401}, "bystander": {200}}
-API: Expect = {"user_password": {401}, "pat_read": {200}}
+REFRESH: Expect = {"user_password": 401, "pat_read": 401, "bystander": 200}
+API: Expect = {"user_password": 401, "pat_read": 200}
 
 ROWS: dict[str, tuple[Call, Expect]] = {
     "refresh grant after the password changed (by the user)": (refresh_after("self"), REFRESH),
@@ -105,7 +105,7 @@ ROWS: dict[str, tuple[Call, Expect]] = {
     "refresh grant after revoke-sessions": (refresh_after("revoke"), REFRESH),
     "refresh grant after the robot secret was regenerated": (
         robot_refresh_after_regeneration,
-        {"robot": {401}, "robot_untouched": {200}},
+        {"robot": 401, "robot_untouched": 200},
     ),
     "API token after the password changed (by the user)": (api_token_after("self"), API),
     "API token after an administrator reset the password": (api_token_after("admin"), API),
