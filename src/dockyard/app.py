@@ -33,6 +33,7 @@ from dockyard.accounts.tokens import AccessTokenService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.keys import KeyRing
+from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
 from dockyard.auth.tokens import TokenService
 from dockyard.db.engine import Database
@@ -222,7 +223,8 @@ def create_app(settings: Settings) -> DockyardApp:
         await keys.ensure()
         authenticator = Authenticator(db, settings, metrics)
         tokens = TokenService(keys, settings)
-        app.state.guard = RegistryGuard(settings, db, authenticator, tokens)
+        refresh = RefreshTokens(db, tokens, authenticator, settings)
+        app.state.guard = RegistryGuard(settings, registry.access, authenticator, tokens, refresh)
         api.state.api = ApiServices(
             settings,
             registry,

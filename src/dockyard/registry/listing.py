@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, select
 
+from dockyard.authz.permissions import load_facts, visible_repositories
+from dockyard.authz.principal import Principal
 from dockyard.models import Manifest, Repository, Tag
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.repositories import require_repository
@@ -61,12 +63,14 @@ class ListingService:
             rows = (await conn.execute(tags_query(repo_id, limit, last))).scalars().all()
         return Page(list(rows[:limit]), len(rows) > limit)
 
-    async def catalog(self, limit: int, last: str | None, visible: ColumnElement[bool] | None = None) -> Page:
-        """Repository names after ``last`` in byte order; ``visible`` (a WHERE clause on repositories) limits the
-        list to what the caller may see."""
-        async with self.ctx.db.read() as conn:
-            if limit == 0:
-                return Page([], False)
+    async def catalog(self, limit: int, last: str | None, caller: Principal | None = None) -> Page:
+        """Repository names after ``last`` in byte order, limited to what ``caller`` may see (``None``: all)."""
+        if limit == 0:
+            return Page([], False)
+        async with self.ctx.db.read(consistent=True) as conn:
+            visible = None
+            if caller is not None and not caller.superuser:
+                visible = visible_repositories(caller, await load_facts(conn, caller))
             rows = (await conn.execute(catalog_query(limit, last, visible))).scalars().all()
         return Page(list(rows[:limit]), len(rows) > limit)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dockyard.registry.access import RegistryAccess
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import GarbageCollector
@@ -20,10 +21,17 @@ class Registry:
     manifests: ManifestService
     listing: ListingService
     gc: GarbageCollector
+    access: RegistryAccess
 
     @classmethod
     def build(cls, ctx: RegistryContext) -> Registry:
         blobs = BlobService(ctx)
         return cls(
-            ctx, blobs, UploadService(ctx, blobs), ManifestService(ctx), ListingService(ctx), GarbageCollector(ctx)
+            ctx,
+            blobs,
+            UploadService(ctx, blobs),
+            ManifestService(ctx),
+            ListingService(ctx),
+            GarbageCollector(ctx),
+            RegistryAccess(ctx.db),
         )

@@ -18,23 +18,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.tokens import TokenService, VerifiedToken
-from dockyard.authz.permissions import actions_for, load_facts, repository_levels, visible_repositories
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal, PrincipalKind
 from dockyard.core.names import namespace_of
-from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
 from dockyard.http.credentials import Credentials, client_ip, parse_authorization
 from dockyard.http.oci.base import API_VERSION, repo_name
 from dockyard.http.oci.errors import OCIError
-from dockyard.registry.namespaces import account_owns
-from dockyard.registry.repositories import find_repository
+from dockyard.registry.access import RegistryAccess
 from dockyard.settings import Settings
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -56,12 +52,19 @@ def service_name(request: Request, settings: Settings) -> str:
 
 
 class RegistryGuard:
-    def __init__(self, settings: Settings, db: Database, authenticator: Authenticator, tokens: TokenService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        access: RegistryAccess,
+        authenticator: Authenticator,
+        tokens: TokenService,
+        refresh: RefreshTokens,
+    ) -> None:
         self.settings = settings
-        self.db = db
+        self.access = access
         self.authenticator = authenticator
         self.tokens = tokens
-        self.refresh = RefreshTokens(db, tokens, authenticator, settings)
+        self.refresh = refresh
         self._basic: dict[str, tuple[float, Principal]] = {}
 
     # -- challenges -------------------------------------------------------------------------------------------
@@ -92,13 +95,8 @@ class RegistryGuard:
     async def refusal(self, name: str, wanted: frozenset[str]) -> OCIError:
         """The 403 for an authenticated caller: a push that would create a repository in a namespace no account
         owns says so (accounts are public, so this reveals nothing); anything else is the generic ``denied``."""
-        if "push" in wanted:
-            namespace = namespace_of(name)
-            async with self.db.read() as conn:
-                if await find_repository(conn, name) is None and not await account_owns(conn, namespace):
-                    return OCIError(
-                        "DENIED", "namespace does not exist", {"namespace": namespace}, headers=dict(API_VERSION)
-                    )
+        if "push" in wanted and (reason := await self.access.push_refusal(name)) is not None:
+            return OCIError("DENIED", reason, {"namespace": namespace_of(name)}, headers=dict(API_VERSION))
         return self.denied()
 
     # -- credentials ------------------------------------------------------------------------------------------
@@ -130,9 +128,7 @@ class RegistryGuard:
         return principal
 
     async def granted(self, principal: Principal, name: str) -> frozenset[str]:
-        async with self.db.read(consistent=True) as conn:
-            levels = await repository_levels(conn, principal, [name])
-        return actions_for(levels[name])
+        return (await self.access.actions(principal, [name]))[name]
 
     async def may_also(self, request: Request, caller: Principal, name: str, action: str) -> bool:
         """Whether the credentials of this request (already authorized for its own repository) may also do
@@ -242,10 +238,3 @@ def requires(*actions: str) -> Callable[[Handler], Handler]:
         return endpoint
 
     return wrap
-
-
-async def visible_clause(request: Request, caller: Principal) -> ColumnElement[bool]:
-    """A WHERE clause on repositories: what ``caller`` may see."""
-    async with guard(request).db.read(consistent=True) as conn:
-        facts = await load_facts(conn, caller)
-    return visible_repositories(caller, facts)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from dockyard.core import mediatypes as mt
 from dockyard.core.names import validate_tag
-from dockyard.http.oci.auth import guard, requires, visible_clause
+from dockyard.http.oci.auth import guard, requires
 from dockyard.http.oci.base import API_VERSION, digest_param, next_link, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 
@@ -63,8 +63,7 @@ async def catalog(request: Request) -> Response:
     caller = await guard(request).authenticate_any(request, scope)
     if caller.is_anonymous and not request.headers.get("authorization"):
         raise guard(request).challenge(request, scope)
-    visible = None if caller.superuser else await visible_clause(request, caller)
-    page = await reg.listing.catalog(n, last, visible)
+    page = await reg.listing.catalog(n, last, caller)
     headers = {"Link": next_link("/v2/_catalog", n, page.items[-1])} if page.more and page.items else {}
     return _json({"repositories": page.items}, headers)
 

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.auth.scopes import ResourceScope, parse_scopes
-from dockyard.authz.permissions import actions_for, repository_levels
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.errors import DomainError, Invalid, TooLarge, Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
@@ -47,15 +46,11 @@ def _bad_credentials(message: str) -> OCIError:
 async def grant(request: Request, caller: Principal, asked: list[ResourceScope]) -> list[ResourceScope]:
     """What of ``asked`` the caller gets: per repository, the asked actions its permission level allows;
     ``registry:catalog:*`` for everyone (the catalog itself filters by visibility)."""
-    repositories = sorted({s.name for s in asked if s.type == "repository"})
-    levels = {}
-    if repositories:
-        async with guard(request).db.read(consistent=True) as conn:
-            levels = await repository_levels(conn, caller, repositories)
+    allowed_on = await guard(request).access.actions(caller, (s.name for s in asked if s.type == "repository"))
     granted: list[ResourceScope] = []
     for scope in asked:
         if scope.type == "repository":
-            allowed = actions_for(levels[scope.name])
+            allowed = allowed_on[scope.name]
             if "*" in scope.actions:
                 actions = tuple(sorted(allowed))
             else:
