@@ -35,9 +35,7 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def wait_for(
-    probe: Callable[[], T | None], *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
-) -> T:
+def wait_for(probe: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> T:
     """Poll ``probe`` until it returns something truthy, and return that (fail after ``timeout`` seconds, naming
     ``what`` was awaited)."""
     deadline = time.monotonic() + timeout
