@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.app_server import AppServer
 from tests.support.hub_accounts import SIGN_IN_OFTEN, Accounts, accounts
 from tests.support.hub_api import People
+
+if TYPE_CHECKING:
+    from tests.support.app_server import AppServer
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,9 @@ def secure_server(
 ) -> Iterator[AppServer]:
     """A server of this module's own, with authentication on; its administrator is ``admin`` /
     ``AppServer.ADMIN_PASSWORD``."""
+    # Imported here: it imports the whole app, which a run of modules that never use it should not pay for.
+    from tests.support.app_server import AppServer
+
     name = request.module.__name__.rpartition(".")[2].removeprefix("test_").replace("_", "-")
     server = AppServer(tmp_path_factory.mktemp(name) / "data", secure=True, env=secure_server_env)
     server.start()
