@@ -29,6 +29,8 @@ from dockyard.settings import Settings, load_settings
 from tests.support.server import Server
 
 _PREFIX = "DOCKYARD_"
+# Settings that the `dockyard serve` process acts on, not the app: several worker processes, the /metrics listener.
+_PROCESS_SETTINGS = {"workers", "metrics_address"}
 
 
 class AppServer(Server):
@@ -57,15 +59,10 @@ class AppServer(Server):
             if not name.startswith(_PREFIX) and os.environ.get(name) != value:
                 raise ValueError(f"{name}: an in-process server cannot have an environment of its own")
         fields = {name[len(_PREFIX) :].lower(): value for name, value in self.env.items() if name.startswith(_PREFIX)}
-        return load_settings(
-            None,
-            **fields,
-            data_dir=self.data_dir,
-            host="127.0.0.1",
-            port=self.port,
-            open=None if self.secure else True,
-            workers=1,
-        )
+        if unsupported := sorted(_PROCESS_SETTINGS & fields.keys()):
+            raise ValueError(f"{', '.join(unsupported)}: acted on by `dockyard serve` itself; use DockyardServer")
+        fields.update(data_dir=self.data_dir, host="127.0.0.1", port=self.port, open=None if self.secure else True)
+        return load_settings(None, **fields, workers=1)
 
     def start(self, timeout: float = 60.0) -> None:
         """Prepare the deployment, start serving and wait until the app's lifespan has started."""
