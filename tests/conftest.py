@@ -15,6 +15,9 @@ import pytest
 from tests.support import backend
 from tests.support.server import DockyardServer
 
+# secure_server, secure_server_env, people, hub: an in-process server per module for tests that only speak HTTP.
+pytest_plugins = ["tests.support.fixtures"]
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"dockyard test backend: {backend.describe()}"

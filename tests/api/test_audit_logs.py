@@ -5,32 +5,14 @@ namespace 404; an anonymous caller 401)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-
 from dockyard.events.audit import ACTION_DESCRIPTIONS
-from tests.support.hub_api import People, create_repository, get_json, problem, repo_url, rfc3339
+from tests.support.checks import problem
+from tests.support.hub_api import People, create_repository, get_json, repo_url, rfc3339
 from tests.support.oci import push_image
-from tests.support.server import DockyardServer
 
 AUDIT_FIELDS = {"account", "action", "name", "actor", "data", "timestamp", "action_description", "source_ip"}
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = DockyardServer(tmp_path_factory.mktemp("audit") / "data", secure=True)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def people(secure: DockyardServer) -> Iterator[People]:
-    made = People.open(secure)
-    yield made
-    made.close()
 
 
 def test_audit_log_is_for_the_namespace_owners(people: People) -> None:

@@ -10,27 +10,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.app_server import AppServer
 from tests.support.oci import push_blob, unique_name
 from tests.support.s3 import shared_moto_server
-from tests.support.server import DockyardServer
 
 # The server configures its own storage (S3 on moto with redirects): one pass (the embedded one) covers it.
 pytestmark = pytest.mark.embedded_only
 
 
 @pytest.fixture(scope="module")
-def redirecting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+def redirecting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     moto = shared_moto_server()
     url = moto.storage_url(moto.make_bucket(), "blobs-here", redirect="true")
-    srv = DockyardServer(
-        Path(tmp_path_factory.mktemp("redirect")) / "data", env={**moto.env, "DOCKYARD_STORAGE_URL": url}
-    )
+    srv = AppServer(Path(tmp_path_factory.mktemp("redirect")) / "data", env={**moto.env, "DOCKYARD_STORAGE_URL": url})
     srv.start()
     yield srv
     srv.stop()
 
 
-def test_blob_get_redirects_to_a_presigned_url(redirecting: DockyardServer) -> None:
+def test_blob_get_redirects_to_a_presigned_url(redirecting: AppServer) -> None:
     repo = unique_name()
     data = secrets.token_bytes(5000)
     with httpx.Client(base_url=redirecting.url, timeout=60) as client:

@@ -5,11 +5,10 @@ errors as problem+json."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
+from tests.support.app_server import AppServer
+from tests.support.checks import problem, unique
 from tests.support.hub_accounts import (
     ADMIN,
     PAGE_FIELDS,
@@ -18,30 +17,10 @@ from tests.support.hub_accounts import (
     USER_PRIVATE,
     USER_PUBLIC,
     Accounts,
-    accounts,
     is_rfc3339_utc,
     ok,
-    problem,
-    secure_server,
     token_status,
-    unique,
 )
-from tests.support.server import DockyardServer
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = secure_server(tmp_path_factory.mktemp("hub-accounts") / "data")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def hub(server: DockyardServer) -> Iterator[Accounts]:
-    with accounts(server) as made:
-        yield made
-
 
 # Users
 
@@ -298,11 +277,11 @@ def test_revoked_token_is_refused_at_once(hub: Accounts) -> None:
     assert token_status(hub.anon, (name, token["token"])) == 401
 
 
-def test_expired_token_is_refused(hub: Accounts, server: DockyardServer) -> None:
+def test_expired_token_is_refused(hub: Accounts, secure_server: AppServer) -> None:
     name = hub.user()
     token = hub.pat(name, "repo:read", expires_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
     assert token_status(hub.anon, (name, token["token"])) == 200
-    server.execute_sql("UPDATE access_tokens SET expires_at = created_at WHERE id = :id", id=token["uuid"])
+    secure_server.execute_sql("UPDATE access_tokens SET expires_at = created_at WHERE id = :id", id=token["uuid"])
     assert token_status(hub.anon, (name, token["token"])) == 401
     problem(hub.client(bearer=token["token"]).get("/api/v2/user"), 401)
 

@@ -5,42 +5,19 @@ secrets, and validation errors as problem+json."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
+from tests.support.checks import problem, unique
 from tests.support.hub_accounts import (
     ORG_FIELDS,
     PAGE_FIELDS,
     PASSWORD,
     ROBOT_FIELDS,
     Accounts,
-    accounts,
     grant_actions,
     is_rfc3339_utc,
     ok,
-    problem,
-    secure_server,
     token_status,
-    unique,
 )
 from tests.support.oci import push_image
-from tests.support.server import DockyardServer
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = secure_server(tmp_path_factory.mktemp("hub-orgs") / "data")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def hub(server: DockyardServer) -> Iterator[Accounts]:
-    with accounts(server) as made:
-        yield made
-
 
 # Organizations
 

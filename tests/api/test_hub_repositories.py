@@ -5,26 +5,24 @@ counts after manifest GETs (and their flush at shutdown), stars and deletes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.support.checks import problem, wait_for
 from tests.support.hub_api import (
     People,
     create_repository,
     get_json,
     names,
-    problem,
     pull,
     push_index,
     push_platform_image,
     repo_url,
     rfc3339,
     tags_url,
-    wait_for,
 )
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, push_image, sha256
 from tests.support.server import DockyardServer
@@ -96,20 +94,8 @@ IMAGE_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = DockyardServer(
-        tmp_path_factory.mktemp("hub") / "data", secure=True, env={"DOCKYARD_PULL_STATS_FLUSH_SECONDS": "0.2"}
-    )
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def people(secure: DockyardServer) -> Iterator[People]:
-    made = People.open(secure)
-    yield made
-    made.close()
+def secure_server_env() -> dict[str, str]:
+    return {"DOCKYARD_PULL_STATS_FLUSH_SECONDS": "0.2"}
 
 
 # -- repositories ------------------------------------------------------------------------------------------------

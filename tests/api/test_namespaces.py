@@ -8,34 +8,20 @@ account of the old name then starts empty."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.hub_accounts import ADMIN, Accounts, accounts, grant_actions, ok, problem, secure_server, unique
+from tests.support.app_server import AppServer
+from tests.support.checks import problem, unique
+from tests.support.hub_accounts import ADMIN, Accounts, grant_actions, ok
 from tests.support.oci import error_codes, push_image
-from tests.support.server import DockyardServer
+from tests.support.server import Server
 from tests.support.storage_view import StorageView
 
 HOOK_URL = "http://127.0.0.1:9/hook"  # nothing listens: deliveries never succeed
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = secure_server(tmp_path_factory.mktemp("namespaces") / "data")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def hub(server: DockyardServer) -> Iterator[Accounts]:
-    with accounts(server) as made:
-        yield made
 
 
 def public_pem() -> str:
@@ -57,7 +43,7 @@ def audit_actions(client: httpx.Client, namespace: str) -> list[tuple[str, dict[
     return [(entry["action"], entry["data"]) for entry in body["logs"]]
 
 
-def count(server: DockyardServer, table: str, namespace: str) -> int:
+def count(server: Server, table: str, namespace: str) -> int:
     rows = server.query_sql(f"SELECT COUNT(*) FROM {table} WHERE namespace = :ns", ns=namespace)  # noqa: S608
     return int(rows[0][0])
 
@@ -108,7 +94,7 @@ def test_a_push_into_a_namespace_without_an_account_is_refused(hub: Accounts) ->
     push_image(hub.as_user(user), f"{user}/app", "v1")
 
 
-def _populate(hub: Accounts, server: DockyardServer, owner: str, org: str) -> dict[str, Any]:
+def _populate(hub: Accounts, server: Server, owner: str, org: str) -> dict[str, Any]:
     client = hub.as_user(owner)
     push_image(client, f"{org}/app", "v1")
     started = client.post(f"/v2/{org}/app/blobs/uploads/")
@@ -137,38 +123,40 @@ NAMESPACE_TABLES = (
 )
 
 
-def test_deleting_an_organization_deletes_what_its_namespace_held(hub: Accounts, server: DockyardServer) -> None:
+def test_deleting_an_organization_deletes_what_its_namespace_held(hub: Accounts, secure_server: AppServer) -> None:
     owner = hub.user("owner")
     org = hub.org(owner)
-    made = _populate(hub, server, owner, org)
-    storage = StorageView(server)
+    made = _populate(hub, secure_server, owner, org)
+    storage = StorageView(secure_server)
     assert made["upload"] in storage.upload_ids()
-    assert count(server, "webhooks", org) == 2
-    assert count(server, "audit_log", org) > 0
+    assert count(secure_server, "webhooks", org) == 2
+    assert count(secure_server, "audit_log", org) > 0
 
     assert hub.as_user(owner).delete(f"/api/v2/orgs/{org}").status_code == 204
 
     for table in NAMESPACE_TABLES:
-        assert count(server, table, org) == 0, table
-    deliveries = server.query_sql(
+        assert count(secure_server, table, org) == 0, table
+    deliveries = secure_server.query_sql(
         "SELECT COUNT(*) FROM webhook_deliveries d LEFT JOIN webhooks w ON w.id = d.webhook_id WHERE w.id IS NULL"
     )
     assert deliveries[0][0] == 0
-    assert server.query_sql("SELECT COUNT(*) FROM uploads WHERE id = :id", id=made["upload"])[0][0] == 0
+    assert secure_server.query_sql("SELECT COUNT(*) FROM uploads WHERE id = :id", id=made["upload"])[0][0] == 0
     assert made["upload"] not in storage.upload_ids()
     for hook in made["hooks"]:
         problem(hub.admin.get(f"/api/v2/webhooks/{hook}"), 404)
     problem(hub.admin.get(f"/api/v2/namespaces/{org}/repositories/app"), 404)
     # The audit log is kept, archived: it no longer answers to the name.
-    assert count(server, "audit_log", org) > 0
-    live = server.query_sql("SELECT COUNT(*) FROM audit_log WHERE namespace = :ns AND archived_at IS NULL", ns=org)
+    assert count(secure_server, "audit_log", org) > 0
+    live = secure_server.query_sql(
+        "SELECT COUNT(*) FROM audit_log WHERE namespace = :ns AND archived_at IS NULL", ns=org
+    )
     assert live[0][0] == 0
 
 
-def test_a_deleted_accounts_name_is_reserved_then_starts_empty(hub: Accounts, server: DockyardServer) -> None:
+def test_a_deleted_accounts_name_is_reserved_then_starts_empty(hub: Accounts, secure_server: AppServer) -> None:
     owner = hub.user("owner")
     org = hub.org(owner)
-    _populate(hub, server, owner, org)
+    _populate(hub, secure_server, owner, org)
     assert hub.as_user(owner).delete(f"/api/v2/orgs/{org}").status_code == 204
 
     claimant = hub.user("claimant")
@@ -179,7 +167,9 @@ def test_a_deleted_accounts_name_is_reserved_then_starts_empty(hub: Accounts, se
     assert "reserved" in body["detail"]
     assert error_codes(hub.admin.post(f"/v2/{org}/app/blobs/uploads/")) == ["DENIED"]
 
-    aged = server.execute_sql("UPDATE reserved_names SET reserved_until = created_at WHERE name = :name", name=org)
+    aged = secure_server.execute_sql(
+        "UPDATE reserved_names SET reserved_until = created_at WHERE name = :name", name=org
+    )
     assert aged == 1
     ok(hub.as_user(claimant).post("/api/v2/orgs", json={"orgname": org}), 201)
     client = hub.as_user(claimant)
@@ -191,12 +181,14 @@ def test_a_deleted_accounts_name_is_reserved_then_starts_empty(hub: Accounts, se
     assert [action for action, _ in audit_actions(client, org)] == ["org.create"]
 
 
-def test_deleting_a_user_reserves_the_name_and_archives_the_audit_log(hub: Accounts, server: DockyardServer) -> None:
+def test_deleting_a_user_reserves_the_name_and_archives_the_audit_log(hub: Accounts, secure_server: AppServer) -> None:
     user = hub.user("leaving")
     push_image(hub.as_user(user), f"{user}/app", "v1")
     assert hub.admin.delete(f"/api/v2/users/{user}").status_code == 204
-    assert count(server, "repositories", user) == 0
+    assert count(secure_server, "repositories", user) == 0
     body = problem(hub.admin.post("/api/v2/orgs", json={"orgname": user, "owner": ADMIN[0]}), 409)
     assert "reserved" in body["detail"]
-    live = server.query_sql("SELECT COUNT(*) FROM audit_log WHERE namespace = :ns AND archived_at IS NULL", ns=user)
+    live = secure_server.query_sql(
+        "SELECT COUNT(*) FROM audit_log WHERE namespace = :ns AND archived_at IS NULL", ns=user
+    )
     assert live[0][0] == 0

@@ -4,8 +4,6 @@ problem+json."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 import schemathesis
@@ -13,45 +11,33 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from dockyard.http.api.app import api_app, served_routes
-from tests.support.server import DockyardServer
+from tests.support.app_server import AppServer
+from tests.support.server import Server
 
 MAX_EXAMPLES = 12
 ANONYMOUS_EXAMPLES = 4  # nearly every anonymous call stops at authentication: fewer cases find as much
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = DockyardServer(
-        tmp_path_factory.mktemp("fuzz") / "data",
-        secure=True,
-        # Fuzzing sends many wrong credentials from one address; do not lock it out.
-        env={"DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000", "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000"},
-    )
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-def _schema(server: DockyardServer, headers: dict[str, str]) -> schemathesis.BaseSchema:
+def _schema(server: Server, headers: dict[str, str]) -> schemathesis.BaseSchema:
     schema = schemathesis.openapi.from_url(f"{server.url}/api/v2/openapi.json")
     schema.config.update(base_url=server.url, headers=headers, request_timeout=30)
     return schema
 
 
 @pytest.fixture(scope="module")
-def admin_schema(fuzz_server: DockyardServer) -> schemathesis.BaseSchema:
+def admin_schema(secure_server: AppServer) -> schemathesis.BaseSchema:
     response = httpx.post(
-        f"{fuzz_server.url}/api/v2/auth/token",
-        json={"identifier": "admin", "secret": DockyardServer.ADMIN_PASSWORD},
+        f"{secure_server.url}/api/v2/auth/token",
+        json={"identifier": "admin", "secret": Server.ADMIN_PASSWORD},
         timeout=30,
     )
     assert response.status_code == 200, response.text
-    return _schema(fuzz_server, {"Authorization": f"Bearer {response.json()['access_token']}"})
+    return _schema(secure_server, {"Authorization": f"Bearer {response.json()['access_token']}"})
 
 
 @pytest.fixture(scope="module")
-def anonymous_schema(fuzz_server: DockyardServer) -> schemathesis.BaseSchema:
-    return _schema(fuzz_server, {})
+def anonymous_schema(secure_server: AppServer) -> schemathesis.BaseSchema:
+    return _schema(secure_server, {})
 
 
 def _check(response: schemathesis.Response) -> None:
@@ -102,8 +88,8 @@ def test_fuzz_anonymously(anonymous_schema: schemathesis.BaseSchema) -> None:
     assert _fuzz(anonymous_schema, ANONYMOUS_EXAMPLES) > 0
 
 
-def test_document_lists_every_route(fuzz_server: DockyardServer) -> None:
-    document = httpx.get(f"{fuzz_server.url}/api/v2/openapi.json", timeout=30).json()
+def test_document_lists_every_route(secure_server: AppServer) -> None:
+    document = httpx.get(f"{secure_server.url}/api/v2/openapi.json", timeout=30).json()
     assert document["openapi"].startswith("3.")
     documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
     served = {(method, path) for method, path in served_routes(api_app()) if method != "HEAD"}

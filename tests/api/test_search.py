@@ -7,7 +7,6 @@ endpoint."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,26 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.hub_api import People, Person, problem
-from tests.support.server import DockyardServer
+from tests.support.app_server import AppServer
+from tests.support.checks import problem
+from tests.support.hub_api import People, Person
 
 ENVELOPE = {"query", "num_results", "num_pages", "page", "page_size", "results"}
 RESULT = {"name", "description", "star_count", "is_official", "is_automated"}
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = DockyardServer(tmp_path_factory.mktemp("search") / "data", secure=True)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def people(secure: DockyardServer) -> Iterator[People]:
-    made = People.open(secure)
-    yield made
-    made.close()
 
 
 @dataclass
@@ -163,12 +148,12 @@ def test_basic_auth_as_the_docker_engine_sends_it(people: People, corpus: Corpus
 
 
 @pytest.mark.clients
-def test_podman_search(secure: DockyardServer, people: People, corpus: Corpus, tmp_path: Path) -> None:
+def test_podman_search(secure_server: AppServer, people: People, corpus: Corpus, tmp_path: Path) -> None:
     from tests.clients.conftest import make_containers_env
 
-    podman = make_containers_env(tmp_path / "containers", secure).tool("podman")
-    out = podman.json("search", "--tls-verify=false", "--format", "json", f"{secure.host}/{corpus.term}")
+    podman = make_containers_env(tmp_path / "containers", secure_server).tool("podman")
+    out = podman.json("search", "--tls-verify=false", "--format", "json", f"{secure_server.host}/{corpus.term}")
     names = [entry["Name"] for entry in out]
-    assert names == [f"{secure.host}/{name}" for name in corpus.public_ranked]
+    assert names == [f"{secure_server.host}/{name}" for name in corpus.public_ranked]
     assert [entry["Stars"] for entry in out][:3] == [0, 2, 1]
     assert out[0]["Description"] == "the exact one"

@@ -16,10 +16,11 @@ import pytest
 from dockyard.http.api.schemas.webhooks import EventName, PayloadFormat
 from dockyard.webhooks.events import WEBHOOK_EVENTS
 from dockyard.webhooks.views import PAYLOAD_FORMATS
-from tests.support.hub_accounts import is_rfc3339_utc, ok, problem, secure_server
+from tests.support.app_server import AppServer
+from tests.support.checks import problem
+from tests.support.hub_accounts import is_rfc3339_utc, ok
 from tests.support.hub_api import People, Person
 from tests.support.oci import push_image
-from tests.support.server import DockyardServer
 
 URL = "http://127.0.0.1:9/hook"  # nothing listens (and the SSRF guard refuses loopback): deliveries never succeed
 WEBHOOK_FIELDS = {
@@ -102,16 +103,8 @@ class Cast:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = secure_server(tmp_path_factory.mktemp("webhooks-api") / "data")
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def cast(server: DockyardServer) -> Iterator[Cast]:
-    people = People.open(server)
+def cast(secure_server: AppServer) -> Iterator[Cast]:
+    people = People.open(secure_server)
     owner = people.user("owner")
     org = people.hub.org(owner.name)
     ok(owner.api.post(f"/api/v2/namespaces/{org}/repositories", json={"name": "app"}), 201)
@@ -232,7 +225,7 @@ def test_delete(cast: Cast) -> None:
     assert hook not in [h["id"] for h in ok(cast.owner.api.get(cast.repo_hooks))["results"]]
 
 
-def test_list_is_per_scope_and_paginated(cast: Cast, server: DockyardServer) -> None:
+def test_list_is_per_scope_and_paginated(cast: Cast, secure_server: AppServer) -> None:
     org = cast.people.hub.org(cast.owner.name)
     base = f"/api/v2/namespaces/{org}/webhooks"
     made = [cast.hook(base, name=f"h{n}")["id"] for n in range(3)]
@@ -246,8 +239,8 @@ def test_list_is_per_scope_and_paginated(cast: Cast, server: DockyardServer) -> 
     problem(cast.owner.api.get(f"/api/v2/namespaces/{cast.org}/repositories/nosuchrepo/webhooks"), 404)
 
 
-def test_library_repositories_have_one_component_names(cast: Cast, server: DockyardServer) -> None:
-    with httpx.Client(base_url=server.url, timeout=30, auth=("admin", server.ADMIN_PASSWORD)) as registry:
+def test_library_repositories_have_one_component_names(cast: Cast, secure_server: AppServer) -> None:
+    with httpx.Client(base_url=secure_server.url, timeout=30, auth=("admin", secure_server.ADMIN_PASSWORD)) as registry:
         push_image(registry, "plainname")
     created = cast.hook("/api/v2/namespaces/library/repositories/plainname/webhooks", cast.admin.api)
     assert (created["namespace"], created["repository"]) == ("library", "plainname")
@@ -304,10 +297,10 @@ def test_after_must_be_in_the_same_scope_and_not_a_cycle(cast: Cast) -> None:
     problem(cast.owner.api.post(cast.repo_hooks, json={"name": "x", "url": URL, "after": elsewhere}), 400)
 
 
-def test_openapi_lists_the_events_and_formats_and_explains_the_signature(server: DockyardServer) -> None:
+def test_openapi_lists_the_events_and_formats_and_explains_the_signature(secure_server: AppServer) -> None:
     assert set(get_args(EventName)) == WEBHOOK_EVENTS
     assert get_args(PayloadFormat) == PAYLOAD_FORMATS
-    doc = httpx.get(f"{server.url}/api/v2/openapi.json", timeout=30).json()
+    doc = httpx.get(f"{secure_server.url}/api/v2/openapi.json", timeout=30).json()
     created = doc["paths"]["/api/v2/namespaces/{ns}/webhooks"]["post"]["responses"]["201"]
     assert "X-Dockyard-Signature" in created["description"]
     assert "application/json" in created["content"]
@@ -360,13 +353,15 @@ def test_repository_webhooks_are_for_repository_admins(cast: Cast) -> None:
     assert ok(cast.team_admin.api.delete(f"/api/v2/webhooks/{hook}"), 204) is None
 
 
-def test_tokens_need_repo_admin(cast: Cast, server: DockyardServer) -> None:
+def test_tokens_need_repo_admin(cast: Cast, secure_server: AppServer) -> None:
     hook = cast.hook()["id"]
     for scope, status in (("repo:read", 403), ("repo:write", 403), ("repo:admin", 200)):
         token = ok(cast.owner.api.post("/api/v2/access-tokens", json={"token_label": scope, "scopes": [scope]}), 201)[
             "token"
         ]
-        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        with httpx.Client(
+            base_url=secure_server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
             assert client.get(f"/api/v2/webhooks/{hook}").status_code == (404 if status == 403 else status)
             assert client.get(cast.ns_hooks).status_code == status
 

@@ -28,7 +28,7 @@ import pytest
 
 from tests.support.images import Layout, build_image_layout, build_multiarch_layout
 from tests.support.oci import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256, unique_name
-from tests.support.server import DockyardServer
+from tests.support.server import DockyardServer, Server
 from tests.support.tools import require_tool
 
 TOOL_TIMEOUT = 120
@@ -110,7 +110,7 @@ def containers_env(tmp_path: Path, server: DockyardServer) -> ContainersEnv:
     return make_containers_env(tmp_path / "containers", server)
 
 
-def make_containers_env(root: Path, server: DockyardServer) -> ContainersEnv:
+def make_containers_env(root: Path, server: Server) -> ContainersEnv:
     """An isolated HOME, storage, registries.conf and auth file for skopeo/podman/buildah against ``server``."""
     home = root / "home"
     graphroot, runroot, tmpdir = root / "storage", root / "run", root / "tmp"

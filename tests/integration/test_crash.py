@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from tests.support.checks import wait_for
 from tests.support.oci import OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, push_image, unique_name
 from tests.support.server import DockyardServer
 from tests.support.storage_view import StorageView
@@ -52,13 +53,6 @@ def digest_of(start: int, end: int) -> str:
 def assert_blob_tree_clean(server: DockyardServer) -> None:
     """Every committed blob is complete and named by its own digest; no temporary or partial objects."""
     StorageView(server).assert_blobs_intact()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def upload_size(response: httpx.Response) -> int:
@@ -128,7 +122,7 @@ def test_kill_during_large_patch_then_resume_or_restart(
     assert reached.wait(60)
     view = StorageView(fresh_server)
     # Kill while the server is writing this request's bytes: some of them are already on disk.
-    wait_for(lambda: view.upload_size(upload_id) > FIRST_CHUNK + MiB)
+    wait_for(lambda: view.upload_size(upload_id) > FIRST_CHUNK + MiB, timeout=20, interval=0.02)
     client.close()
     fresh_server.kill()
     proceed.set()
@@ -219,7 +213,7 @@ def test_kill_during_monolithic_post_leaves_no_blob(
     thread.start()
     assert reached.wait(60)
     view = StorageView(fresh_server)
-    wait_for(lambda: any(view.upload_size(u) > 0 for u in view.upload_ids()))
+    wait_for(lambda: any(view.upload_size(u) > 0 for u in view.upload_ids()), timeout=20, interval=0.02)
     client.close()
     fresh_server.kill()
     proceed.set()

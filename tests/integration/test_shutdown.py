@@ -6,12 +6,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.checks import wait_for
 from tests.support.oci import sha256, unique_name
 from tests.support.server import DockyardServer
 
@@ -94,13 +95,6 @@ def _refused(port: int) -> bool:
     return False
 
 
-def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[DockyardServer]:
     srv = DockyardServer(tmp_path / "data", env={"DOCKYARD_WORKERS": "2"})
@@ -137,13 +131,13 @@ def test_sigterm_to_the_parent_stops_listening_at_once_and_stops_every_worker(tw
         thread.start()
         assert started.wait(10)
         process.send_signal(signal.SIGTERM)
-        _wait_for(lambda: _refused(two_workers.port), 5, "the port to refuse connections")
+        wait_for(lambda: _refused(two_workers.port), timeout=5, what="the port to refuse connections")
         # Before the fix the port kept accepting (into a backlog nobody served) until the upload had finished.
         assert not finished.is_set(), "new connections were accepted until the in-flight upload finished"
         thread.join(60)
     assert result["status"] == 202
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-    _wait_for(lambda: not _alive(workers), 10, "the worker processes to exit")
+    wait_for(lambda: not _alive(workers), timeout=10, what="the worker processes to exit")
     two_workers.process = None
 
 
@@ -155,6 +149,6 @@ def test_workers_exit_when_the_parent_is_killed(two_workers: DockyardServer) -> 
     assert len(workers) >= 2
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
-    _wait_for(lambda: not _alive(workers), 15, "the orphaned worker processes to exit")
-    _wait_for(lambda: _refused(two_workers.port), 5, "the port to close")
+    wait_for(lambda: not _alive(workers), timeout=15, what="the orphaned worker processes to exit")
+    wait_for(lambda: _refused(two_workers.port), timeout=5, what="the port to close")
     two_workers.process = None

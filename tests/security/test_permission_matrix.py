@@ -22,7 +22,7 @@ from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_webhooks import ROWS as WEBHOOK_ROWS
 from tests.security.scenarios import SCENARIOS
 from tests.security.world import PRINCIPALS, World, build_world
-from tests.support.server import DockyardServer
+from tests.support.app_server import AppServer
 
 pytestmark = pytest.mark.embedded_only
 
@@ -61,7 +61,7 @@ def test_every_row_names_one_status() -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = DockyardServer(
+    server = AppServer(
         tmp_path_factory.mktemp("matrix") / "data",
         secure=True,
         env={

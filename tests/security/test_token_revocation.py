@@ -17,40 +17,36 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.app_server import AppServer
 from tests.support.hub import HubAdmin, pat
-from tests.support.hub_accounts import secure_server
-from tests.support.server import REPO_ROOT, DockyardServer
+from tests.support.hub_accounts import SIGN_IN_OFTEN
+from tests.support.server import REPO_ROOT, Server
 
 CLIENT_ID = "docker"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = secure_server(tmp_path_factory.mktemp("revocation") / "data")
+def rotating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    srv = AppServer(
+        tmp_path_factory.mktemp("rotation") / "data",
+        secure=True,
+        env={**SIGN_IN_OFTEN, "DOCKYARD_REFRESH_TOKEN_ROTATION": "true"},
+    )
     srv.start()
     yield srv
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def rotating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    srv = secure_server(tmp_path_factory.mktemp("rotation") / "data")
-    srv.env["DOCKYARD_REFRESH_TOKEN_ROTATION"] = "true"
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def hub(server: DockyardServer) -> Iterator[HubAdmin]:
-    admin = HubAdmin(server)
+def hub(secure_server: AppServer) -> Iterator[HubAdmin]:
+    admin = HubAdmin(secure_server)
     yield admin
     admin.close()
 
 
 @pytest.fixture
-def anon(server: DockyardServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as client:
+def anon(secure_server: AppServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=secure_server.url, timeout=30) as client:
         yield client
 
 
@@ -90,7 +86,7 @@ def refused_grant(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def cli(server: DockyardServer, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def cli(server: Server, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """``dockyard …`` as the operator runs it on the server's host (same data directory and database)."""
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env}
     done = subprocess.run(
@@ -133,11 +129,11 @@ def test_refresh_token_refused_after_an_administrator_resets_the_password(hub: H
 
 
 def test_refresh_token_refused_after_dockyard_user_set_password(
-    server: DockyardServer, hub: HubAdmin, anon: httpx.Client
+    secure_server: AppServer, hub: HubAdmin, anon: httpx.Client
 ) -> None:
     name, password = hub.user("pwcli")
     token = offline_token(anon, name, password)
-    cli(server, "user", "set-password", name, "--password-stdin", stdin="cli-password-12\n")
+    cli(secure_server, "user", "set-password", name, "--password-stdin", stdin="cli-password-12\n")
     refused_grant(refresh(anon, token))
     assert refresh(anon, offline_token(anon, name, "cli-password-12")).status_code == 200
 
@@ -182,11 +178,11 @@ def test_api_token_refused_after_a_password_change(hub: HubAdmin, anon: httpx.Cl
 
 
 def test_api_token_refused_after_dockyard_user_set_password(
-    server: DockyardServer, hub: HubAdmin, anon: httpx.Client
+    secure_server: AppServer, hub: HubAdmin, anon: httpx.Client
 ) -> None:
     name, password = hub.user("apicli")
     token = api_token(anon, name, password)
-    cli(server, "user", "set-password", name, "--password-stdin", stdin="cli-password-34\n")
+    cli(secure_server, "user", "set-password", name, "--password-stdin", stdin="cli-password-34\n")
     assert whoami(anon, token) == 401
 
 
@@ -207,20 +203,20 @@ def test_revoke_sessions_ends_api_and_refresh_tokens(hub: HubAdmin, anon: httpx.
     assert [entry["action"] for entry in log.json()["logs"]] == ["user.revoke_sessions"]
 
 
-def test_dockyard_user_revoke_sessions(server: DockyardServer, hub: HubAdmin, anon: httpx.Client) -> None:
+def test_dockyard_user_revoke_sessions(secure_server: AppServer, hub: HubAdmin, anon: httpx.Client) -> None:
     name, password = hub.user("revcli")
     api = api_token(anon, name, password)
     refresh_token = offline_token(anon, name, password)
-    cli(server, "user", "revoke-sessions", name)
+    cli(secure_server, "user", "revoke-sessions", name)
     assert whoami(anon, api) == 401
     refused_grant(refresh(anon, refresh_token))
 
 
-def test_tokens_from_a_personal_access_token(server: DockyardServer, hub: HubAdmin, anon: httpx.Client) -> None:
+def test_tokens_from_a_personal_access_token(secure_server: AppServer, hub: HubAdmin, anon: httpx.Client) -> None:
     """A PAT survives a password change, and so does an API token got with it; the account's refresh tokens
     (whatever they were got with) do not."""
     name, password = hub.user("patuser")
-    secret = pat(server, name, password, "repo:read")["token"]
+    secret = pat(secure_server, name, password, "repo:read")["token"]
     from_pat = api_token(anon, name, secret)
     refresh_from_pat = offline_token(anon, name, secret)
     assert hub.client.put(f"/api/v2/users/{name}/password", json={"new_password": "reset-password-5"}).status_code
@@ -229,13 +225,13 @@ def test_tokens_from_a_personal_access_token(server: DockyardServer, hub: HubAdm
     refused_grant(refresh(anon, refresh_from_pat))
 
 
-def test_revoke_sessions_permissions(hub: HubAdmin, anon: httpx.Client, server: DockyardServer) -> None:
+def test_revoke_sessions_permissions(hub: HubAdmin, anon: httpx.Client, secure_server: AppServer) -> None:
     name, password = hub.user("revperm")
     other, other_pw = hub.user("revother")
     path = f"/api/v2/users/{name}/revoke-sessions"
     assert anon.post(path).status_code == 401
     assert anon.post(path, auth=(other, other_pw)).status_code == 403
-    admin_pat = pat(server, name, password, "repo:admin")["token"]
+    admin_pat = pat(secure_server, name, password, "repo:admin")["token"]
     assert anon.post(path, headers={"Authorization": f"Bearer {admin_pat}"}).status_code == 403
     assert hub.client.post("/api/v2/users/nosuchuser1/revoke-sessions").status_code == 404
     assert hub.client.post(path).status_code == 204
@@ -256,7 +252,7 @@ def test_refresh_token_is_kept_by_default(anon: httpx.Client, hub: HubAdmin) -> 
         assert response.json()["refresh_token"] == token
 
 
-def test_rotation_issues_a_new_refresh_token_and_reuse_revokes_the_family(rotating: DockyardServer) -> None:
+def test_rotation_issues_a_new_refresh_token_and_reuse_revokes_the_family(rotating: Server) -> None:
     admin = HubAdmin(rotating)
     try:
         name, password = admin.user("rotate")
@@ -280,7 +276,7 @@ def test_rotation_issues_a_new_refresh_token_and_reuse_revokes_the_family(rotati
         assert refresh(client, fourth).status_code == 200
 
 
-def test_rotation_chain_keeps_working(rotating: DockyardServer) -> None:
+def test_rotation_chain_keeps_working(rotating: Server) -> None:
     admin = HubAdmin(rotating)
     try:
         name, password = admin.user("chain")

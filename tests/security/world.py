@@ -18,7 +18,7 @@ import httpx
 
 from tests.support.hub import HubAdmin, pat
 from tests.support.oci import push_image
-from tests.support.server import DockyardServer
+from tests.support.server import Server
 
 ANON = "anonymous"
 OWNER = "owner"
@@ -38,7 +38,7 @@ DEAD = (PAT_EXPIRED, PAT_REVOKED, DISABLED)  # credentials that no longer authen
 
 @dataclass
 class World:
-    server: DockyardServer
+    server: Server
     hub: HubAdmin
     org: str = ""
     other_org: str = ""
@@ -123,7 +123,7 @@ class World:
         return response.json() if response.content else None
 
 
-def build_world(server: DockyardServer) -> World:
+def build_world(server: Server) -> World:
     hub = HubAdmin(server)
     world = World(server, hub)
     owner, owner_pw = hub.user("owner")

@@ -4,8 +4,6 @@ to reach every worker (policies and keys are cached for up to 2 seconds per proc
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -56,10 +54,3 @@ def tag_signatures(client: httpx.Client, repo: str, tag: str) -> list[dict[str, 
     assert response.status_code == 200, response.text
     signatures: list[dict[str, Any]] = response.json()["signatures"]
     return signatures
-
-
-def eventually(check: Callable[..., object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)

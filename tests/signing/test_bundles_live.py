@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from sigstore_models.bundle.v1 import Bundle as SigstoreBundle
 
-from tests.signing.helpers import VERIFIED, eventually, get, policy, tag_signatures, trust
+from tests.signing.helpers import VERIFIED, get, policy, tag_signatures, trust
+from tests.support.checks import wait_for
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -249,8 +250,8 @@ def world(server: DockyardServer, admin: httpx.Client) -> World:
     policy(admin, "enforce", w.revoke)
     policy(admin, "warn", w.warn)
     # Policies last: no pull has read them before, so no worker holds a stale one; wait for the first pulls.
-    eventually(lambda: get(admin, w.enforce, "unsigned").status_code == 403)
-    eventually(lambda: get(admin, w.warn, "unverified").headers.get(VERIFIED) == "false")
+    wait_for(lambda: get(admin, w.enforce, "unsigned").status_code == 403)
+    wait_for(lambda: get(admin, w.warn, "unverified").headers.get(VERIFIED) == "false")
     return w
 
 
@@ -351,7 +352,7 @@ def test_revoking_the_key_refuses_bundle_signed_images(admin: httpx.Client, worl
     assert [(s["key_id"], s["verified"]) for s in tag_signatures(admin, world.revoke, "v1")] == [(key_id, True)]
 
     assert admin.delete(f"/api/v2/namespaces/admin/trusted-keys/{key_id}").status_code == 204
-    eventually(lambda: get(admin, world.revoke, "v1").status_code == 403, timeout=5)
+    wait_for(lambda: get(admin, world.revoke, "v1").status_code == 403, timeout=5)
     refused = get(admin, world.revoke, "v1")
     assert error_codes(refused) == ["DENIED"]
     assert [s["verified"] for s in tag_signatures(admin, world.revoke, "v1")] == [False]
@@ -365,7 +366,7 @@ def test_deleting_the_bundle_blob_unverifies_the_image(admin: httpx.Client, worl
     image = push_image(admin, world.revoke, "blob-deleted")
     bundle = as_json(signed(P256, image.digest))
     push_bundles(admin, world.revoke, image, [bundle])
-    eventually(lambda: get(admin, world.revoke, "blob-deleted").status_code == 200, timeout=5)
+    wait_for(lambda: get(admin, world.revoke, "blob-deleted").status_code == 200, timeout=5)
     assert admin.delete(f"/v2/{world.revoke}/blobs/{sha256(bundle)}").status_code == 202
-    eventually(lambda: get(admin, world.revoke, "blob-deleted").status_code == 403, timeout=5)
+    wait_for(lambda: get(admin, world.revoke, "blob-deleted").status_code == 403, timeout=5)
     assert [s["verified"] for s in tag_signatures(admin, world.revoke, "blob-deleted")] == [False]

@@ -20,7 +20,8 @@ import pytest
 
 from dockyard.signing.keyless import identity_id
 from dockyard.trust.anchors import CACHE_SECONDS
-from tests.signing.helpers import VERIFIED, eventually, get, new_key, policy, tag_signatures, trust
+from tests.signing.helpers import VERIFIED, get, new_key, policy, tag_signatures, trust
+from tests.support.checks import wait_for
 from tests.support.fake_sigstore import ISSUER, FakeSigstore
 from tests.support.oci import OCI_MANIFEST, PushedImage, error_codes, push_blob, push_image, sha256, unique_name
 from tests.support.server import DockyardServer
@@ -79,7 +80,7 @@ def settled(check: Callable[[], bool], changed_at: float, timeout: float = 8.0) 
     """``check`` holds, and still holds once every worker has read again what it cached (policies, identities,
     the trusted root: for up to ``CACHE_SECONDS``) before the change made at ``changed_at`` (``time.monotonic()``):
     one worker seeing a change is not all of them seeing it."""
-    eventually(check, timeout)
+    wait_for(check, timeout=timeout)
     time.sleep(max(0.0, changed_at + CACHE_SECONDS + 0.2 - time.monotonic()))
     for _ in range(4):
         assert check()
@@ -206,9 +207,9 @@ def test_a_new_trusted_root_takes_effect_without_a_restart(admin: httpx.Client, 
 
     try:
         trusted_root.write_bytes(b"{ not a trusted root")  # unreadable: keyless signatures are not verified
-        eventually(lambda: refused(get(admin, repo, signed.digest)) and "no Sigstore trusted root" in reason())
+        wait_for(lambda: refused(get(admin, repo, signed.digest)) and "no Sigstore trusted root" in reason())
         trusted_root.write_bytes(FakeSigstore(name="other").trusted_root_json())  # another CA and other logs
-        eventually(lambda: refused(get(admin, repo, "signed")) and reason().startswith("keyless signature:"))
+        wait_for(lambda: refused(get(admin, repo, "signed")) and reason().startswith("keyless signature:"))
     finally:
         restored = time.monotonic()
         trusted_root.write_bytes(original)
@@ -224,21 +225,21 @@ def test_signatures_are_verified_before_anyone_pulls(admin: httpx.Client, server
     added = time.monotonic()
     # The identity's re-verification of the namespace must not be what writes this image's check, and the job
     # runners' cached identities (up to CACHE_SECONDS old) must include the new one.
-    eventually(lambda: server.execute_sql(PENDING_JOBS, **REVERIFY) == 0)
+    wait_for(lambda: server.execute_sql(PENDING_JOBS, **REVERIFY) == 0)
     time.sleep(max(0.0, added + CACHE_SECONDS - time.monotonic()))
     image = push_image(admin, repo, "eager")
     unsigned = push_image(admin, repo, "unsigned")
     push_bundle(admin, repo, image, FAKE.keyless_bundle(image.digest, identity="eager@example.test"))
 
-    eventually(lambda: server.execute_sql(VERIFIED_CHECKS, repo=repo, digest=image.digest, yes=True) == 1, timeout=8)
+    wait_for(lambda: server.execute_sql(VERIFIED_CHECKS, repo=repo, digest=image.digest, yes=True) == 1, timeout=8)
     verify_job = {"kind": "trust.verify", "key": f"trust.verify:{repo}@{image.digest}"}
     assert server.execute_sql(SUCCEEDED_JOBS, **verify_job) == 1
     assert server.execute_sql(CHECKS, repo=repo, digest=unsigned.digest) == 0  # only signed images are checked ahead
 
     # A new trusted key re-verifies the namespace's signed images: the row is written again, with the new key set.
-    eventually(lambda: server.execute_sql(PENDING_JOBS, **REVERIFY) == 0)
+    wait_for(lambda: server.execute_sql(PENDING_JOBS, **REVERIFY) == 0)
     finished = server.execute_sql(SUCCEEDED_JOBS, **REVERIFY)
     assert server.execute_sql(MARK_CHECKS, repo=repo, digest=image.digest) == 1
     trust(admin, new_key(), "reverify")
-    eventually(lambda: server.execute_sql(SUCCEEDED_JOBS, **REVERIFY) > finished, timeout=8)
+    wait_for(lambda: server.execute_sql(SUCCEEDED_JOBS, **REVERIFY) > finished, timeout=8)
     assert server.execute_sql(REWRITTEN_CHECKS, repo=repo, digest=image.digest, yes=True) == 1

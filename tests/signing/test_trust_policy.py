@@ -17,7 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.signing.helpers import VERIFIED, eventually, get, new_key, policy, trust
+from tests.signing.helpers import VERIFIED, get, new_key, policy, trust
+from tests.support.checks import wait_for
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -115,11 +116,11 @@ def test_enforce_warn_revoke_and_exempt(admin: httpx.Client, server: DockyardSer
     push_image(admin, repo, "another-unsigned")
 
     policy(admin, "warn", repo)
-    eventually(lambda: get(admin, repo, "unsigned").status_code == 200)
+    wait_for(lambda: get(admin, repo, "unsigned").status_code == 200)
     warned = get(admin, repo, "unsigned")
     assert warned.headers[VERIFIED] == "false"
     for mode in ("enforce", "warn"):  # the refused pulls above, and the served one
-        eventually(
+        wait_for(
             lambda mode=mode: (
                 server.execute_sql(
                     "UPDATE events SET actor = actor WHERE type = 'policy.violated' AND repository = :repo"
@@ -132,14 +133,14 @@ def test_enforce_warn_revoke_and_exempt(admin: httpx.Client, server: DockyardSer
         )
 
     policy(admin, "enforce", repo, exempt=[f"{repo}:unsig*"])
-    eventually(lambda: get(admin, repo, "unsigned").status_code == 200)
+    wait_for(lambda: get(admin, repo, "unsigned").status_code == 200)
     assert get(admin, repo, "another-unsigned").status_code == 403
 
     # Revoking the key: the good image is refused within seconds.
     assert admin.delete(f"/api/v2/namespaces/admin/trusted-keys/{key_id}").status_code == 204
-    eventually(lambda: get(admin, repo, "good").status_code == 403)
+    wait_for(lambda: get(admin, repo, "good").status_code == 403)
     policy(admin, "off", repo)
-    eventually(lambda: get(admin, repo, "good").status_code == 200)
+    wait_for(lambda: get(admin, repo, "good").status_code == 200)
 
 
 def test_referrer_signatures_and_signed_indexes(admin: httpx.Client) -> None:
@@ -171,7 +172,7 @@ def test_referrer_signatures_and_signed_indexes(admin: httpx.Client) -> None:
     )
     sign(admin, repo, sha256(index), key)
     policy(admin, "enforce", repo)
-    eventually(lambda: get(admin, repo, "ref").status_code == 200)
+    wait_for(lambda: get(admin, repo, "ref").status_code == 200)
     assert get(admin, repo, "ref").headers[VERIFIED] == "true"
     listed = admin.get(f"/api/v2/namespaces/admin/repositories/{repo.split('/', 1)[1]}/tags").json()["results"]
     ref = next(t for t in listed if t["name"] == "ref")
@@ -199,7 +200,7 @@ def test_bad_signatures_are_not_verified_and_never_a_500(admin: httpx.Client, ba
     image = push_image(admin, repo, "bad")
     sign(admin, repo, image.digest, key, **bad)
     policy(admin, "enforce", repo)
-    eventually(lambda: get(admin, repo, "bad").status_code != 200)
+    wait_for(lambda: get(admin, repo, "bad").status_code != 200)
     response = get(admin, repo, "bad")
     assert response.status_code == 403
     assert error_codes(response) == ["DENIED"]
@@ -251,7 +252,7 @@ def test_dockyard_sign_from_the_server(admin: httpx.Client, server: DockyardServ
     )
     assert response.status_code in (201, 409), response.text
     policy(admin, "enforce", repo)
-    eventually(lambda: get(admin, repo, "v1").status_code == 200)
+    wait_for(lambda: get(admin, repo, "v1").status_code == 200)
     assert get(admin, repo, "v1").headers[VERIFIED] == "true"
     policy(admin, "off", repo)
 
@@ -278,7 +279,7 @@ def test_managed_namespace_key_signs_on_the_server(admin: httpx.Client, server: 
     )
     assert signed.returncode == 0, signed.stderr
     policy(admin, "enforce", repo)
-    eventually(lambda: get(admin, repo, "built").status_code == 200)
+    wait_for(lambda: get(admin, repo, "built").status_code == 200)
     shown = admin.get(f"/api/v2/namespaces/admin/repositories/{repo.split('/', 1)[1]}/tags/built").json()
     assert [(s["key_id"], s["verified"]) for s in shown["signatures"]] == [(managed["key_id"], True)]
     policy(admin, "off", repo)
@@ -298,7 +299,7 @@ def test_enforce_applies_to_manifests_fetched_as_blobs(admin: httpx.Client) -> N
     other = push_image(admin, repo, "other")
     push_blob(admin, repo, other.manifest)
     policy(admin, "enforce", repo)
-    eventually(lambda: get(admin, repo, "unsigned").status_code == 403)
+    wait_for(lambda: get(admin, repo, "unsigned").status_code == 403)
 
     for method in ("GET", "HEAD"):
         for digest in (unsigned.digest, other.digest):
@@ -317,4 +318,4 @@ def test_enforce_applies_to_manifests_fetched_as_blobs(admin: httpx.Client) -> N
     # Layers and configs are not manifests: the policy does not apply to them.
     assert admin.get(f"/v2/{repo}/blobs/{sha256(unsigned.config)}").status_code == 200
     policy(admin, "off", repo)
-    eventually(lambda: admin.get(f"/v2/{repo}/blobs/{unsigned.digest}").status_code == 200)
+    wait_for(lambda: admin.get(f"/v2/{repo}/blobs/{unsigned.digest}").status_code == 200)

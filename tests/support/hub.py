@@ -8,12 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.server import DockyardServer
-
-
-def unique(prefix: str) -> str:
-    """A name valid as a user, organization or team name (lowercase letters and digits, ≤ 30)."""
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+from tests.support.checks import unique
+from tests.support.server import Server
 
 
 @dataclass
@@ -25,7 +21,7 @@ class Robot:
 class HubAdmin:
     """The administrator's API client: users, organizations, teams, robots and tokens for tests."""
 
-    def __init__(self, server: DockyardServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         token = httpx.post(
             f"{server.url}/api/v2/auth/token",
@@ -89,7 +85,7 @@ class HubAdmin:
         self._ok(self.client.patch(f"/api/v2/namespaces/{namespace}/repositories/{name}", json={"is_private": private}))
 
 
-def pat(server: DockyardServer, user: str, password: str, *scopes: str, **extra: Any) -> dict[str, Any]:
+def pat(server: Server, user: str, password: str, *scopes: str, **extra: Any) -> dict[str, Any]:
     """Create a personal access token as ``user``; returns the API's answer (with the secret in ``token``)."""
     with httpx.Client(base_url=server.url, timeout=30, auth=(user, password)) as client:
         response = client.post(

@@ -1,21 +1,21 @@
 """Helpers for Hub API account tests against a running secure server: users and organizations made through the
 API, clients signed in as them (Basic, API bearer token or personal access token), registry grants from
-``/v2/token``, and assertions on problem+json errors and response shapes."""
+``/v2/token``, and the response shapes to assert."""
 
 from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from tests.support.server import DockyardServer
+from tests.support.checks import unique
+from tests.support.server import Server
 
-ADMIN = ("admin", DockyardServer.ADMIN_PASSWORD)
+ADMIN = ("admin", Server.ADMIN_PASSWORD)
 PASSWORD = "a-password-for-tests"
 USER_PUBLIC = {
     "id",
@@ -56,23 +56,15 @@ ORG_FIELDS = {
     "type",
     "default_private",
 }
+# Settings for a server tests sign in to a lot (``tests/support/fixtures.py``): no credential caching (a changed
+# password or a revoked token counts at once) and no lock-outs.
+SIGN_IN_OFTEN = {
+    "DOCKYARD_CREDENTIAL_CACHE_SECONDS": "0",
+    "DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000",
+    "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000",
+}
 ROBOT_FIELDS = {"name", "shortname", "org", "description", "is_active", "created_at", "permissions"}
 PAGE_FIELDS = {"count", "next", "previous", "results"}
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """Assert that ``response`` is an RFC 9457 problem of ``status``; return its body."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    return body
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -102,7 +94,7 @@ def token_status(client: httpx.Client, auth: tuple[str, str]) -> int:
 class Accounts:
     """Account set-up through the API as the administrator, and clients for each account."""
 
-    def __init__(self, server: DockyardServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self._clients: list[httpx.Client] = []
         self.passwords = {ADMIN[0]: ADMIN[1]}
@@ -148,22 +140,9 @@ class Accounts:
 
 
 @contextmanager
-def accounts(server: DockyardServer) -> Iterator[Accounts]:
+def accounts(server: Server) -> Iterator[Accounts]:
     made = Accounts(server)
     try:
         yield made
     finally:
         made.close()
-
-
-def secure_server(data_dir: Any) -> DockyardServer:
-    """A server with authentication on, no credential caching and no lock-outs (tests sign in a lot)."""
-    return DockyardServer(
-        data_dir,
-        secure=True,
-        env={
-            "DOCKYARD_CREDENTIAL_CACHE_SECONDS": "0",
-            "DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000",
-            "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000",
-        },
-    )

@@ -1,27 +1,24 @@
 """Helpers for Hub API tests against a running secure server: people (a user with an API-token client for
 ``/api`` and ``/v1`` and a Basic-auth client for ``/v2``), pushes of images for given platforms and of
-multi-platform indexes, repository URLs and requests, RFC 3339 checks and polling."""
+multi-platform indexes, repository URLs and requests, and RFC 3339 checks."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from tests.support.hub import HubAdmin
 from tests.support.oci import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, sha256
-from tests.support.server import DockyardServer
+from tests.support.server import Server
 
-T = TypeVar("T")
 ANY_MANIFEST = ", ".join((OCI_MANIFEST, OCI_INDEX))
 
 
-def api_token(server: DockyardServer, username: str, secret: str) -> str:
+def api_token(server: Server, username: str, secret: str) -> str:
     response = httpx.post(
         f"{server.url}/api/v2/auth/token", json={"identifier": username, "secret": secret}, timeout=30
     )
@@ -46,13 +43,13 @@ class Person:
 class People:
     """Makes users (unique names) on a secure server; ``anonymous`` is a client without credentials."""
 
-    server: DockyardServer
+    server: Server
     hub: HubAdmin
     anonymous: httpx.Client
     made: list[Person] = field(default_factory=list)
 
     @classmethod
-    def open(cls, server: DockyardServer) -> People:
+    def open(cls, server: Server) -> People:
         return cls(server, HubAdmin(server), httpx.Client(base_url=server.url, timeout=30))
 
     def _person(self, name: str, password: str) -> Person:
@@ -71,7 +68,7 @@ class People:
         return self._person(name, password)
 
     def admin(self) -> Person:
-        return self._person("admin", DockyardServer.ADMIN_PASSWORD)
+        return self._person("admin", Server.ADMIN_PASSWORD)
 
     def close(self) -> None:
         for person in self.made:
@@ -155,18 +152,6 @@ def rfc3339(value: Any) -> datetime:
     return parsed
 
 
-def wait_for(probe: Callable[[], T | None], *, timeout: float = 15.0, interval: float = 0.1) -> T:
-    """Poll ``probe`` until it returns something other than None (or fail after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 def repo_url(namespace: str, name: str = "", *, legacy: bool = False) -> str:
     """``/api/v2/namespaces/{ns}/repositories[/{name}]``, or the legacy ``/api/v2/repositories/{ns}[/{name}]``."""
     base = f"/api/v2/repositories/{namespace}" if legacy else f"/api/v2/namespaces/{namespace}/repositories"
@@ -197,12 +182,3 @@ def create_repository(person: Person, name: str, **body: Any) -> dict[str, Any]:
 def names(page: dict[str, Any]) -> list[str]:
     """The ``name`` of each result of a list page."""
     return [item["name"] for item in page["results"]]
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """``response`` is a problem+json error of ``status``; returns its body."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body

@@ -30,6 +30,7 @@ from dockyard.registry.uploads import ChunkSpec
 from dockyard.settings import Settings
 from dockyard.storage.filesystem import FilesystemBlobStore
 from tests.support import backend
+from tests.support.checks import unique
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -43,10 +44,6 @@ def sha256(data: bytes) -> str:
 
 def canonical(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-
-
-def unique(prefix: str = "u") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
 @dataclass

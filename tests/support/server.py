@@ -1,4 +1,8 @@
-"""A real ``dockyard serve`` in a subprocess on a free loopback port, for tests that talk HTTP to it.
+"""Test servers: ``Server``, what tests use of a Dockyard server they talk HTTP to (its URL, its database, its
+administrator), and ``DockyardServer``, a real ``dockyard serve`` in a subprocess on a free loopback port — for
+tests where the process is the point (a crash, a kill, a restart, signals, several workers, real clients, its
+log). ``tests/support/app_server.py`` runs the same app in the test process instead, which starts in a fraction
+of the time.
 
 Each server runs on the test backend (``tests/support/backend.py``): embedded, or scale-out with a PostgreSQL
 database of its own.
@@ -6,6 +10,7 @@ database of its own.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -30,8 +35,8 @@ def free_port() -> int:
         return port
 
 
-class DockyardServer:
-    """Start, stop, kill and restart one server process over the same data directory (and database).
+class Server(abc.ABC):
+    """One Dockyard deployment over ``data_dir`` that tests talk HTTP to, however it runs.
 
     ``env`` adds or overrides settings on top of the backend's (``backend.server_env``: servers over one data
     directory share one database); ``embedded=True`` runs this server embedded whatever the backend.
@@ -47,7 +52,6 @@ class DockyardServer:
         *,
         port: int | None = None,
         env: dict[str, str] | None = None,
-        log_path: Path | None = None,
         embedded: bool = False,
         secure: bool = False,
     ) -> None:
@@ -57,14 +61,8 @@ class DockyardServer:
         self.env = {
             **({} if embedded else backend.server_env(data_dir)),
             "DOCKYARD_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
-            # One worker unless a test asks for more: a second worker process doubles the start (~3 s → ~6 s on
-            # this 2-core kind of machine) and the suite starts well over a hundred servers. The session-wide
-            # `server` the real clients use, the replicas and the shutdown tests run several.
-            "DOCKYARD_WORKERS": "1",
             **(env or {}),
         }
-        self.log_path = log_path or data_dir.parent / f"dockyard-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
@@ -85,6 +83,37 @@ class DockyardServer:
     def query_sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
         """Run one SELECT on this server's database (either engine); returns its rows."""
         return backend.query_sql(self.database_url, statement, **params)
+
+    @abc.abstractmethod
+    def start(self, timeout: float = 60.0) -> None:
+        """Start and wait until the server is ready."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop gracefully (in-flight requests finish, shutdown handlers run)."""
+
+
+class DockyardServer(Server):
+    """Start, stop, kill and restart one ``dockyard serve`` process over the same data directory (and database);
+    its output goes to ``log_path``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        embedded: bool = False,
+        secure: bool = False,
+    ) -> None:
+        super().__init__(data_dir, port=port, env=env, embedded=embedded, secure=secure)
+        # One worker unless a test asks for more: a second worker process doubles the start (~3 s → ~6 s on this
+        # 2-core kind of machine) and the suite starts well over a hundred servers. The session-wide `server` the
+        # real clients use, the replicas and the shutdown tests run several.
+        self.env = {"DOCKYARD_WORKERS": "1", **self.env}
+        self.log_path = log_path or data_dir.parent / f"dockyard-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def workers(self) -> int:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from tests.support.server import DockyardServer
+    from tests.support.server import Server
 
 
 class StorageView:
-    def __init__(self, server: DockyardServer) -> None:
+    def __init__(self, server: Server) -> None:
         url = server.env.get("DOCKYARD_STORAGE_URL", "")
         self.s3 = url.startswith("s3://")
         self.root = server.data_dir / "storage"

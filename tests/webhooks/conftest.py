@@ -20,6 +20,7 @@ from tests.clients.conftest import (  # noqa: F401 (fixtures shared with the cli
     multiarch_layout,
     seed,
 )
+from tests.support.checks import wait_for
 from tests.support.hub import HubAdmin
 from tests.support.server import DockyardServer
 from tests.support.webhook_receiver import WebhookReceiver
@@ -33,6 +34,13 @@ FAST = {
     "DOCKYARD_WEBHOOK_TIMEOUT_SECONDS": "2",
     "DOCKYARD_JOBS_LEASE_SECONDS": "4",
 }
+
+
+# Events not yet handed to the webhook subscriber, and delivery attempts still to be made.
+UNSENT = (
+    "SELECT (SELECT COUNT(*) FROM events WHERE dispatched_at IS NULL)"
+    " + (SELECT COUNT(*) FROM jobs WHERE kind = 'webhooks.deliver' AND state IN ('queued', 'running'))"
+)
 
 
 class Hooks:
@@ -75,6 +83,15 @@ class Hooks:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    def drained(self, timeout: float = 30.0) -> None:
+        """Wait until every event so far is dispatched and no delivery attempt is queued or running (a retry
+        included): after this, nothing more is sent for what has happened, so a count of requests is final."""
+        wait_for(
+            lambda: self.server.query_sql(UNSENT)[0][0] == 0,
+            timeout=timeout,
+            what="the outbox and the webhook delivery queue to drain",
+        )
 
     def wait_delivery(self, uuid: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -35,8 +35,10 @@ def push(skopeo: Tool, server: DockyardServer, layout: Layout, repo: str, tag: s
     )
 
 
-def only(requests: list[Received], settle: float = 1.0) -> Received:
-    time.sleep(settle)  # a second delivery would arrive within this
+def only(hooks: Hooks, receiver: WebhookReceiver, path: str) -> Received:
+    """The one request ``path`` received, once nothing more can be sent (a second delivery would be queued)."""
+    hooks.drained()
+    requests = receiver.requests_to(path)
     assert len(requests) == 1, [r.headers.get("x-dockyard-delivery") for r in requests]
     return requests[0]
 
@@ -54,7 +56,7 @@ def test_skopeo_push_delivers_each_format_signed(
     push(skopeo, hook_server, image_layout, repo, "v1")
     for fmt in made:
         receiver.wait_for(1, path=f"/{fmt}", timeout=30)
-    got = {fmt: only(receiver.requests_to(f"/{fmt}"), settle=0.3 if fmt != "dockyard" else 1.5) for fmt in made}
+    got = {fmt: only(hooks, receiver, f"/{fmt}") for fmt in made}
 
     for fmt, request in got.items():
         assert request.method == "POST"
@@ -102,7 +104,7 @@ def test_multi_arch_push_is_one_push_with_every_platform(
     hooks.create("admin", receiver.url("/multi"), name="multi", payload_format="dockyard")
     push(skopeo, hook_server, multiarch_layout, repo, "multi")
     receiver.wait_for(1, path="/multi", timeout=30)
-    body = json.loads(only(receiver.requests_to("/multi"), settle=1.5).body)
+    body = json.loads(only(hooks, receiver, "/multi").body)
     assert body["digest"] == multiarch_layout.top_digest
     assert {(p["os"], p["architecture"]) for p in body["platforms"]} == {("linux", "amd64"), ("linux", "arm64")}
 
@@ -146,7 +148,7 @@ def test_gone_deactivates_and_bad_request_is_not_retried(
     assert state["active"] is False
     assert "410" in state["disabled_reason"]
     assert hooks.get(bad["id"])["active"] is True
-    time.sleep(1.5)
+    hooks.drained()  # a retry would be queued, and sent before this returns
     assert len(receiver.requests_to("/bad")) == 1
     assert len(receiver.requests_to("/gone")) == 1
 
@@ -177,8 +179,9 @@ def test_callback_chain(hook_server: DockyardServer, hooks: Hooks, receiver: Web
     with admin_client(hook_server) as client:
         push_image(client, repo, "ok")
     (request,) = receiver.wait_for(1, path="/first", timeout=30)
-    time.sleep(1.0)
-    assert receiver.requests_to("/second") == []  # waits for the first one's callback
+    hooks.wait_delivery(second["id"], lambda d: d["state"] == "waiting")  # held for the first one's callback…
+    hooks.drained()
+    assert receiver.requests_to("/second") == []  # …and not sent
     url = json.loads(request.body)["callback_url"]
     assert callback(url, "success").status_code == 200
     assert callback(url, "success").status_code == 409  # once only
@@ -198,7 +201,7 @@ def test_callback_chain(hook_server: DockyardServer, hooks: Hooks, receiver: Web
     assert callback(url, "failure").status_code == 200
     stopped = hooks.wait_delivery(second["id"], lambda d: d["state"] == "chain_stopped")
     assert "failure" in stopped["last_error"]
-    time.sleep(1.0)
+    hooks.drained()
     assert len(receiver.requests_to("/second")) == 1
     assert (
         httpx.post(f"{hook_server.url}/api/v2/webhooks/callbacks/not-a-token", json={"state": "success"}).status_code
@@ -216,7 +219,7 @@ def test_tag_filter_and_event_filter(hook_server: DockyardServer, hooks: Hooks, 
         assert client.delete(f"/v2/{repo}/manifests/latest").status_code == 202
     receiver.wait_for(1, path="/releases", timeout=30)
     receiver.wait_for(1, path="/deletes", timeout=30)
-    time.sleep(1.0)
+    hooks.drained()
     releases = [json.loads(r.body) for r in receiver.requests_to("/releases")]
     assert [body["push_data"]["tag"] for body in releases if body["repository"]["repo_name"] == repo] == ["v2"]
     deletes = [json.loads(r.body) for r in receiver.requests_to("/deletes")]
@@ -284,5 +287,5 @@ def test_a_pushed_signature_is_a_signature_added_event(
     assert request.headers["x-dockyard-event"] == "signature_added"
     assert body["event"] == "signature_added"
     assert body["tag"] == tag
-    time.sleep(1.0)
+    hooks.drained()
     assert len(receiver.requests_to("/sigs")) == 1  # the image push itself is not a signature

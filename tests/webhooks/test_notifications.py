@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.checks import wait_for
 from tests.support.oci import push_image, unique_name
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.webhooks.conftest import Hooks, admin_client, make_server
@@ -25,16 +25,6 @@ def mine(receiver: WebhookReceiver, path: str, repo: str) -> list[dict[str, Any]
             if target == repo:
                 out.append({"event": event, "headers": request.headers})
     return out
-
-
-def wait_for(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_notification_endpoints_and_pull_events(tmp_path: Path) -> None:
@@ -69,7 +59,8 @@ def test_notification_endpoints_and_pull_events(tmp_path: Path) -> None:
                     (found := mine(receiver, "/pulls", repo))
                     and sum(p["event"]["details"]["count"] for p in found) >= 3
                     and found
-                )
+                ),
+                timeout=30,
             )
             assert sum(p["event"]["details"]["count"] for p in pulls) == 3
             for pull in (p["event"] for p in pulls):
@@ -78,12 +69,15 @@ def test_notification_endpoints_and_pull_events(tmp_path: Path) -> None:
 
             with admin_client(server) as client:
                 assert client.delete(f"/v2/{repo}/manifests/v1").status_code == 202
-            notes = wait_for(lambda: [n for n in mine(receiver, "/notify", repo) if n["event"]["action"] == "delete"])
+            notes = wait_for(
+                lambda: [n for n in mine(receiver, "/notify", repo) if n["event"]["action"] == "delete"], timeout=30
+            )
             actions = wait_for(
                 lambda: (
                     {n["event"]["action"] for n in mine(receiver, "/notify", repo)} >= {"push", "pull", "delete"}
                     and mine(receiver, "/notify", repo)
-                )
+                ),
+                timeout=30,
             )
             request = receiver.requests_to("/notify")[0]
             assert request.headers["content-type"] == "application/vnd.docker.distribution.events.v2+json"
