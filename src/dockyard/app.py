@@ -25,16 +25,16 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
-from dockyard.accounts.tokens import AccessTokenService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
-from dockyard.auth.keys import KeyRing
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
+from dockyard.auth.token_keys import KeyRing
 from dockyard.auth.tokens import TokenService
 from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
@@ -49,10 +49,6 @@ from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
-from dockyard.hub.audit import AuditLogService
-from dockyard.hub.pulls import PullRecorder
-from dockyard.hub.repositories import RepositoryService
-from dockyard.hub.tags import TagService
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
@@ -62,6 +58,10 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import GarbageCollector, GCReport
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import expire_idle_uploads
+from dockyard.repos.audit import AuditLogService
+from dockyard.repos.pulls import PullRecorder
+from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.tags import TagService
 from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir, supervisor_pid
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store

@@ -15,7 +15,7 @@ import pytest
 
 from dockyard.http.api.schemas.webhooks import EventName, PayloadFormat
 from dockyard.webhooks.events import WEBHOOK_EVENTS
-from dockyard.webhooks.views import PAYLOAD_FORMATS
+from dockyard.webhooks.snapshots import PAYLOAD_FORMATS
 from tests.support.app_server import AppServer
 from tests.support.checks import problem
 from tests.support.hub_accounts import is_rfc3339_utc, ok

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from dockyard.core.paging import PageRequest
-from dockyard.hub.pulls import PullRecorder
 from dockyard.models import Repository
+from dockyard.repos.pulls import PullRecorder
 from tests.support.hub_services import HubEnv, hub_env
 
 

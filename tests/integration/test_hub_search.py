@@ -13,9 +13,9 @@ from sqlalchemy import insert
 
 from dockyard.authz.principal import ANONYMOUS
 from dockyard.core.paging import PageRequest
-from dockyard.hub.search import search
 from dockyard.models import Repository
 from dockyard.models.base import utcnow
+from dockyard.repos.search import search
 from tests.support.hub_services import HubEnv, hub_env
 
 P1 = PageRequest(1, 100)

@@ -16,9 +16,9 @@ import pytest
 from dockyard.authz.principal import ANONYMOUS
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Denied, Invalid, NotFound
-from dockyard.hub.images import ImageLayer, ImageResolver
-from dockyard.hub.tags import TagService
 from dockyard.registry.blobs import BlobService
+from dockyard.repos.images import ImageLayer, ImageResolver
+from dockyard.repos.tags import TagService
 from dockyard.storage.base import BlobStore
 from tests.support.hub_services import OCI_INDEX, OCI_MANIFEST, HubEnv, Pushed, canonical, hub_env, sha256
 

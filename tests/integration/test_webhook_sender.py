@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from dockyard.webhooks.hmac import delivery_headers, verify
 from dockyard.webhooks.payloads import build_payload
 from dockyard.webhooks.sender import RETRY_AFTER_CAP_SECONDS, DeliveryRequest, deliver, new_client
-from dockyard.webhooks.signing import delivery_headers, verify
 from dockyard.webhooks.ssrf import AddressPolicy
 from tests.support.webhook_receiver import Reply, TestCertificates, WebhookReceiver
 from tests.unit.webhooks.factories import make_view

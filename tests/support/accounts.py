@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
-from dockyard.accounts.tokens import AccessTokenService
 from dockyard.accounts.users import UserService
 from dockyard.auth.secrets import hash_password_sync
 from dockyard.authz.principal import Principal

@@ -18,15 +18,15 @@ from sqlalchemy import insert, select, update
 from dockyard.authz.principal import Principal
 from dockyard.core.digest import Digest
 from dockyard.db.engine import Database
-from dockyard.hub.audit import AuditLogService
-from dockyard.hub.repositories import RepositoryService
-from dockyard.hub.tags import TagService
 from dockyard.migrations.runner import upgrade
 from dockyard.models import Account, OrgMember, Repository, RepositoryPermission, Team, TeamMember
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import ChunkSpec
+from dockyard.repos.audit import AuditLogService
+from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.storage.filesystem import FilesystemBlobStore
 from tests.support import backend

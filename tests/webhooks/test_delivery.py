@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dockyard.webhooks.signing import verify
+from dockyard.webhooks.hmac import verify
 from tests.clients.conftest import Tool, docker_ref
 from tests.support.images import Layout
 from tests.support.oci import push_image, unique_name

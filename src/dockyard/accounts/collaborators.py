@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.common import find_account, require_repository_admin, require_user
 from dockyard.accounts.grants import grant, grantable_level, revoke
-from dockyard.accounts.views import CollaboratorInfo
+from dockyard.accounts.snapshots import CollaboratorInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database

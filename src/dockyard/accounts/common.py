@@ -11,7 +11,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.accounts.views import OrgInfo, UserInfo
+from dockyard.accounts.snapshots import OrgInfo, UserInfo
 from dockyard.authz.authorizer import NamespaceResource, Permission, RepositoryFacts, RepositoryResource, require
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest

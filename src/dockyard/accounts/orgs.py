@@ -27,7 +27,7 @@ from dockyard.accounts.common import (
     require_user,
 )
 from dockyard.accounts.names import validate_org_name, validate_profile_url, validate_text
-from dockyard.accounts.views import MEMBER, ORG_ROLES, OWNER, MemberInfo, OrgInfo, UserOrgInfo
+from dockyard.accounts.snapshots import MEMBER, ORG_ROLES, OWNER, MemberInfo, OrgInfo, UserOrgInfo
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.accounts.common import name_taken, paged, require_org_owner
 from dockyard.accounts.grants import check_org_repositories, grant, org_repository
 from dockyard.accounts.names import ROBOT_SEPARATOR, robot_name, split_robot_name, validate_text
-from dockyard.accounts.views import RepositoryGrant, RobotInfo
+from dockyard.accounts.snapshots import RepositoryGrant, RobotInfo
 from dockyard.auth.refresh import end_sessions
 from dockyard.auth.secrets import ROBOT_PREFIX, hash_robot_secret, new_token
 from dockyard.authz.permissions import Level

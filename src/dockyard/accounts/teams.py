@@ -24,7 +24,7 @@ from dockyard.accounts.common import (
 from dockyard.accounts.grants import grant, org_repository, revoke
 from dockyard.accounts.names import validate_team_name, validate_text
 from dockyard.accounts.orgs import add_membership
-from dockyard.accounts.views import MEMBER, RepositoryGrant, TeamGrant, TeamInfo, TeamMemberInfo
+from dockyard.accounts.snapshots import MEMBER, RepositoryGrant, TeamGrant, TeamInfo, TeamMemberInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest

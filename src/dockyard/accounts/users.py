@@ -36,7 +36,7 @@ from dockyard.accounts.names import (
     validate_text,
     validate_username,
 )
-from dockyard.accounts.views import OWNER, UserInfo
+from dockyard.accounts.snapshots import OWNER, UserInfo
 from dockyard.auth.refresh import end_sessions
 from dockyard.auth.secrets import hash_password, verify_secret
 from dockyard.authz.principal import Principal

@@ -21,8 +21,8 @@ from typing import Any
 
 import jwt
 
-from dockyard.auth.keys import ALGORITHM, KeyRing
 from dockyard.auth.scopes import ResourceScope
+from dockyard.auth.token_keys import ALGORITHM, KeyRing
 from dockyard.authz.principal import Principal
 from dockyard.errors import Unauthorized
 from dockyard.settings import Settings

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
+from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.grants import parse_level
 from dockyard.accounts.robots import RobotService
-from dockyard.accounts.tokens import AccessTokenService
-from dockyard.accounts.views import RobotInfo, TokenInfo
+from dockyard.accounts.snapshots import RobotInfo, TokenInfo
 from dockyard.accounts.visibility import set_visibility
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import TOKEN_SCOPES

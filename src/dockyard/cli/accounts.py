@@ -8,9 +8,9 @@ import secrets
 import click
 
 from dockyard.accounts.orgs import OrgService
+from dockyard.accounts.snapshots import MEMBER, ORG_ROLES, MemberInfo, OrgInfo, TeamInfo, UserInfo
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
-from dockyard.accounts.views import MEMBER, ORG_ROLES, MemberInfo, OrgInfo, TeamInfo, UserInfo
 from dockyard.authz.permissions import Level
 from dockyard.cli.common import (
     Operator,

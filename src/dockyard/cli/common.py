@@ -27,8 +27,8 @@ from dockyard.authz.principal import OPEN, Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
-from dockyard.hub.access import full_name
 from dockyard.logs import configure_logging
+from dockyard.repos.access import full_name
 from dockyard.settings import Settings, SettingsError, load_settings
 from dockyard.storage.base import BlobStore
 

@@ -1,7 +1,7 @@
 """``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``--version``, ``dockyard worker``
 (``cli/worker.py``), and the administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``,
 ``webhook`` and ``trust`` (``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key``
-(cosign key pairs, ``cli/signing.py``) and ``sign`` (``cli/sign.py``)."""
+(cosign key pairs, ``cli/keygen.py``) and ``sign`` (``cli/sign.py``)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ _ADMIN_GROUPS = {
     "robot": "dockyard.cli.access:robot",
     "token": "dockyard.cli.access:token",
     "repo": "dockyard.cli.access:repo",
-    "token-key": "dockyard.cli.keys:token_key",
-    "key": "dockyard.cli.signing:key",
+    "token-key": "dockyard.cli.token_keys:token_key",
+    "key": "dockyard.cli.keygen:key",
     "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
     "trust": "dockyard.cli.trust:trust",

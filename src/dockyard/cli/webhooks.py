@@ -21,9 +21,9 @@ from dockyard.cli.common import (
 from dockyard.core.paging import MAX_PAGE_SIZE, PageRequest
 from dockyard.db.engine import Database
 from dockyard.webhooks.dispatch import public_base_url
+from dockyard.webhooks.hmac import SIGNATURE_HEADER
 from dockyard.webhooks.manage import WebhookService
-from dockyard.webhooks.signing import SIGNATURE_HEADER
-from dockyard.webhooks.views import PAYLOAD_FORMATS, DeliveryView, WebhookView
+from dockyard.webhooks.snapshots import PAYLOAD_FORMATS, DeliveryView, WebhookView
 
 
 def default_name(url: str) -> str:

@@ -27,8 +27,8 @@ from dockyard.jobs.handlers import JobContext, Retry, backoff_delay
 from dockyard.models import Webhook, WebhookAttempt, WebhookDelivery
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
+from dockyard.webhooks.hmac import delivery_headers
 from dockyard.webhooks.sender import DeliveryRequest, DeliveryResult, deliver
-from dockyard.webhooks.signing import delivery_headers
 from dockyard.webhooks.ssrf import AddressPolicy
 
 REDACTED = "[redacted]"

@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.core.names import namespace_of, short_name_of
 from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxEvent
-from dockyard.hub.images import ImageResolver, ManifestRecord
 from dockyard.models import Manifest, Repository, Webhook
 from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
+from dockyard.repos.images import ImageResolver, ManifestRecord
 from dockyard.settings import Settings
 from dockyard.signing.formats import is_signature_push
 from dockyard.webhooks.events import (

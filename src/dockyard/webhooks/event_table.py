@@ -4,7 +4,7 @@ Each event type has a ``status`` — ``live`` (Dockyard sends it today) or ``res
 webhook may subscribe to it already) —, the outbox type it comes from (``None`` when none does; ``derived`` when
 ``dispatch.py`` picks it out among that type's events, as ``signature_added`` among ``manifest.pushed``) and the
 payload formats that can carry it. ``dockyard.webhooks.events`` (names, validation), ``dockyard.webhooks.payloads``
-(``supports``), ``dockyard.webhooks.views`` (the formats a user may choose) and ``docs/webhooks.md`` (the Events
+(``supports``), ``dockyard.webhooks.snapshots`` (the formats a user may choose) and ``docs/webhooks.md`` (the Events
 table; a unit test compares) follow it; the Hub API spells both lists out as ``Literal`` types for the OpenAPI
 document, and a test keeps those equal too.
 """

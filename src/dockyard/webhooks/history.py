@@ -16,7 +16,7 @@ from dockyard.errors import NotFound
 from dockyard.models import WebhookAttempt, WebhookDelivery
 from dockyard.webhooks.dispatch import render, sample_view
 from dockyard.webhooks.queueing import enqueue_delivery, new_delivery
-from dockyard.webhooks.views import AttemptView, CallbackView, DeliveryView
+from dockyard.webhooks.snapshots import AttemptView, CallbackView, DeliveryView
 
 
 async def list_deliveries(conn: AsyncConnection, hook: Row[Any], page: PageRequest) -> Page[DeliveryView]:

@@ -32,7 +32,8 @@ from dockyard.events.audit import record_audit
 from dockyard.models import Webhook
 from dockyard.models.base import utcnow
 from dockyard.webhooks import history
-from dockyard.webhooks.signing import new_secret
+from dockyard.webhooks.hmac import new_secret
+from dockyard.webhooks.snapshots import DeliveryView, WebhookView
 from dockyard.webhooks.validation import (
     validate_auth_header,
     validate_events,
@@ -41,7 +42,6 @@ from dockyard.webhooks.validation import (
     validate_url,
     validate_webhook_name,
 )
-from dockyard.webhooks.views import DeliveryView, WebhookView
 
 MAX_WEBHOOKS_PER_SCOPE = 100
 

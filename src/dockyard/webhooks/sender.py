@@ -34,7 +34,7 @@ from typing import Literal
 
 import httpx
 
-from dockyard.webhooks.signing import USER_AGENT
+from dockyard.webhooks.hmac import USER_AGENT
 from dockyard.webhooks.ssrf import (
     AddressPolicy,
     DeliveryRefused,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from dockyard.errors import Invalid
 from dockyard.webhooks.events import WEBHOOK_EVENTS
-from dockyard.webhooks.views import PAYLOAD_FORMATS
+from dockyard.webhooks.snapshots import PAYLOAD_FORMATS
 
 
 def validate_webhook_name(name: str) -> str:

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from dockyard.auth.credentials import Authenticator
-from dockyard.auth.keys import KeyRing
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
+from dockyard.auth.token_keys import KeyRing
 from dockyard.auth.tokens import API_AUDIENCE, TokenService
 from dockyard.authz.principal import OPEN, REPO_ADMIN
 from dockyard.db.engine import Database

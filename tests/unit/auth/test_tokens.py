@@ -13,9 +13,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from dockyard.auth.keys import KeyRing
 from dockyard.auth.scopes import ResourceScope
 from dockyard.auth.secrets import SecretBox
+from dockyard.auth.token_keys import KeyRing
 from dockyard.auth.tokens import API_AUDIENCE, TokenService
 from dockyard.authz.principal import ANONYMOUS, Principal
 from dockyard.db.engine import Database

@@ -9,7 +9,7 @@ from dockyard.events import outbox
 from dockyard.webhooks import events as ev
 from dockyard.webhooks.event_table import ALL_FORMATS, EVENT_TABLE, EVENT_TYPES, format_supports, selectable_formats
 from dockyard.webhooks.payloads import _DISTRIBUTION_ACTIONS, FORMATS
-from dockyard.webhooks.views import PAYLOAD_FORMATS
+from dockyard.webhooks.snapshots import PAYLOAD_FORMATS
 from tests.support.server import REPO_ROOT
 
 DOCS = (REPO_ROOT / "docs" / "webhooks.md").read_text()

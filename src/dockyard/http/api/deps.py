@@ -15,11 +15,11 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 
+from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
-from dockyard.accounts.tokens import AccessTokenService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.secrets import PAT_PREFIX
@@ -28,11 +28,11 @@ from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
 from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
-from dockyard.hub.audit import AuditLogService
-from dockyard.hub.pulls import PullRecorder
-from dockyard.hub.repositories import RepositoryService
-from dockyard.hub.tags import TagService
 from dockyard.registry.services import Registry
+from dockyard.repos.audit import AuditLogService
+from dockyard.repos.pulls import PullRecorder
+from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService

@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from dockyard.accounts.tokens import MAX_LABEL_LENGTH, MAX_TOKEN_REPOSITORIES
-from dockyard.accounts.views import TokenInfo
+from dockyard.accounts.access_tokens import MAX_LABEL_LENGTH, MAX_TOKEN_REPOSITORIES
+from dockyard.accounts.snapshots import TokenInfo
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import MAX_NAME_LENGTH, NO_CONTENT, PRINTABLE, Paginated, error_responses

@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from pydantic import AfterValidator, BaseModel, Field
 
 from dockyard.accounts.names import validate_profile_url, validate_text
-from dockyard.accounts.views import MemberInfo
+from dockyard.accounts.snapshots import MemberInfo
 from dockyard.errors import Invalid
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router

@@ -21,7 +21,12 @@ from dockyard.errors import Invalid
 from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import NO_NUL, PRINTABLE, NamespaceName, NsPath, RepoPath, error_responses
-from dockyard.http.api.schemas.hub import RepositoryModel, RepositoryPage, repository_detail, repository_summary
+from dockyard.http.api.schemas.repositories import (
+    RepositoryModel,
+    RepositoryPage,
+    repository_detail,
+    repository_summary,
+)
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["repositories"])

@@ -11,7 +11,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dockyard.accounts.names import ROBOT_SHORTNAME_RE
-from dockyard.accounts.views import RobotInfo
+from dockyard.accounts.snapshots import RobotInfo
 from dockyard.authz.permissions import Level
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router

@@ -13,7 +13,7 @@ from dockyard.core.paging import MAX_PAGE_SIZE, PageRequest
 from dockyard.http.api.deps import Caller, Services
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE_OR_EMPTY, error_responses
-from dockyard.hub.search import MAX_QUERY, search
+from dockyard.repos.search import MAX_QUERY, search
 
 router = api_router(prefix="/v1", tags=["search"])
 

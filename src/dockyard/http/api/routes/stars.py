@@ -11,7 +11,7 @@ from fastapi import Path, Request, Response
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE, NsPath, RepoPath, error_responses
-from dockyard.http.api.schemas.hub import RepositoryPage, repository_summary
+from dockyard.http.api.schemas.repositories import RepositoryPage, repository_summary
 
 router = api_router(prefix="/api/v2", tags=["stars"])
 

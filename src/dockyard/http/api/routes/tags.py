@@ -18,8 +18,8 @@ from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, Signed
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE, NsPath, Paginated, RepoPath, Timestamp, error_responses
 from dockyard.http.credentials import client_ip
-from dockyard.hub.access import full_name
-from dockyard.hub.tags import TagView
+from dockyard.repos.access import full_name
+from dockyard.repos.tags import TagView
 
 router = api_router(prefix="/api/v2", tags=["tags"])
 

@@ -11,7 +11,7 @@ from fastapi import Path, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from dockyard.accounts.names import TEAM_NAME_RE
-from dockyard.accounts.views import TeamInfo
+from dockyard.accounts.snapshots import TeamInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest

@@ -21,7 +21,7 @@ from dockyard.http.api.schemas.common import (
     error_responses,
 )
 from dockyard.http.credentials import client_ip
-from dockyard.hub.access import full_name
+from dockyard.repos.access import full_name
 
 router = api_router(prefix="/api/v2", tags=["signing"])
 

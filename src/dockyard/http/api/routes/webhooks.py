@@ -37,7 +37,7 @@ from dockyard.http.api.schemas.webhooks import (
     webhook_model,
 )
 from dockyard.http.credentials import client_ip
-from dockyard.hub.access import full_name
+from dockyard.repos.access import full_name
 from dockyard.webhooks.callbacks import receive_callback
 from dockyard.webhooks.dispatch import public_base_url
 from dockyard.webhooks.manage import WebhookService

@@ -12,7 +12,7 @@ from fastapi import Path
 from pydantic import BaseModel, Field
 
 from dockyard.accounts.names import ACCOUNT_NAME_RE, MAX_TEXT_LENGTH
-from dockyard.accounts.views import OrgInfo, RepositoryGrant, UserInfo
+from dockyard.accounts.snapshots import OrgInfo, RepositoryGrant, UserInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.http.api.schemas.common import MAX_NAME_LENGTH, PRINTABLE, PRINTABLE_OR_EMPTY

@@ -1,5 +1,5 @@
 """Shapes of the webhook routes of the Hub API: the request bodies (constrained, so that the OpenAPI document says
-what is accepted), the webhook and delivery responses, and their conversions from ``dockyard.webhooks.views``.
+what is accepted), the webhook and delivery responses, and their conversions from ``dockyard.webhooks.snapshots``.
 
 The signing secret appears only in ``CreatedWebhook`` and ``WebhookSecret``: the responses of creating a webhook
 and of regenerating its secret.
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from dockyard.http.api.schemas.common import NO_NUL, PRINTABLE, PRINTABLE_OR_EMPTY, Timestamp
-from dockyard.webhooks.views import AttemptView, DeliveryView, WebhookView
+from dockyard.webhooks.snapshots import AttemptView, DeliveryView, WebhookView
 
 # Kept equal to the event table (``dockyard.webhooks.event_table``: every event, the selectable formats; a test
 # checks); spelled out so that the OpenAPI document lists them.

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.permissions import Facts, Level
-from dockyard.hub.access import RepositoryRecord, content_type_of
 from dockyard.models import Blob, Manifest, RepositoryBlob
+from dockyard.repos.access import RepositoryRecord, content_type_of
 
 
 @dataclass(frozen=True, slots=True)

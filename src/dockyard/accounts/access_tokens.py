@@ -19,7 +19,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.common import paged, require_interactive, require_user
-from dockyard.accounts.views import TokenInfo
+from dockyard.accounts.snapshots import TokenInfo
 from dockyard.auth.secrets import PAT_PREFIX, fingerprint, new_token
 from dockyard.authz.principal import TOKEN_SCOPES, Principal
 from dockyard.core.names import validate_name

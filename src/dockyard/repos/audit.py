@@ -14,9 +14,9 @@ from dockyard.authz.authorizer import NamespaceResource, Permission, require
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.events.audit import ACTION_DESCRIPTIONS
-from dockyard.hub.access import LIKE_ESCAPE, like_prefix
 from dockyard.models import AuditEntry
 from dockyard.registry.context import RegistryContext
+from dockyard.repos.access import LIKE_ESCAPE, like_prefix
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from sqlalchemy import case, func, or_, select
 from dockyard.authz.permissions import load_facts, visible_repositories
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
-from dockyard.hub.access import LIKE_ESCAPE, like_contains
 from dockyard.models import Repository
 from dockyard.registry.context import RegistryContext
+from dockyard.repos.access import LIKE_ESCAPE, like_contains
 
 MAX_QUERY = 255
 

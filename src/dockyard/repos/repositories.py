@@ -20,17 +20,6 @@ from dockyard.core.names import validate_name
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.statements import insert_ignore
 from dockyard.errors import Conflict, Denied, Invalid, NotFound, Unauthorized
-from dockyard.hub.access import (
-    LIKE_ESCAPE,
-    SUMMARY_COLUMNS,
-    RepositoryRecord,
-    candidate_names,
-    full_name,
-    like_contains,
-    like_prefix,
-    resolve,
-)
-from dockyard.hub.views import RepositorySummary, RepositoryView, affiliation, content_facts, detail, summary
 from dockyard.models import Account, Repository, RepositoryPermission, Star
 from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
@@ -45,6 +34,17 @@ from dockyard.registry.repositories import (
     find_repository,
     update_repository,
 )
+from dockyard.repos.access import (
+    LIKE_ESCAPE,
+    SUMMARY_COLUMNS,
+    RepositoryRecord,
+    candidate_names,
+    full_name,
+    like_contains,
+    like_prefix,
+    resolve,
+)
+from dockyard.repos.snapshots import RepositorySummary, RepositoryView, affiliation, content_facts, detail, summary
 
 MIN_NAME_LENGTH = 2
 MAX_NAME_LENGTH = 255

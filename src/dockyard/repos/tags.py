@@ -1,5 +1,5 @@
 """Tags as the Hub shows them: list (filter, order, pages), one tag, delete — each with the platform images
-behind it (``dockyard.hub.images``)."""
+behind it (``dockyard.repos.images``)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from dockyard.authz.principal import Principal
 from dockyard.core.names import validate_tag
 from dockyard.core.paging import Page, PageRequest
 from dockyard.errors import Invalid, NotFound
-from dockyard.hub.access import LIKE_ESCAPE, content_type_of, like_contains, resolve
-from dockyard.hub.images import ImageResolver, ManifestRecord, TagImage, described_content
 from dockyard.models import Account, Manifest, Tag
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.manifests import ManifestService
+from dockyard.repos.access import LIKE_ESCAPE, content_type_of, like_contains, resolve
+from dockyard.repos.images import ImageResolver, ManifestRecord, TagImage, described_content
 
 
 @dataclass(frozen=True, slots=True)

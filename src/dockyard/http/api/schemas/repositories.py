@@ -1,5 +1,5 @@
 """The repository shapes of Docker Hub (the list entry and the detail) that the repository, star and search routes
-return, built from the ``dockyard.hub.views`` dataclasses."""
+return, built from the ``dockyard.repos.snapshots`` dataclasses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from dockyard.http.api.schemas.common import Paginated, Timestamp
-from dockyard.hub.views import RepositorySummary, RepositoryView
+from dockyard.repos.snapshots import RepositorySummary, RepositoryView
 
 
 class Category(BaseModel):

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.core.jsonparse import loads_limited
 from dockyard.core.manifest import Descriptor, ParsedManifest, parse_manifest
 from dockyard.errors import DomainError
-from dockyard.hub.access import IMAGE_CONFIG_TYPES
 from dockyard.models import Blob, Manifest
 from dockyard.registry.blobs import BlobService
+from dockyard.repos.access import IMAGE_CONFIG_TYPES
 
 MAX_CONFIG_BYTES = 1024 * 1024
 # Manifests larger than this are not loaded to describe their images (a page of tags stays small in memory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from dockyard.webhooks.signing import (
+from dockyard.webhooks.hmac import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
