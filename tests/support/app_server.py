@@ -23,7 +23,7 @@ from pathlib import Path
 import uvicorn
 
 from dockyard.app import create_app, first_start, prepare_data_dir, resolve_secret_key
-from dockyard.cli.serve import _config as serve_config
+from dockyard.cli.serve import uvicorn_config
 from dockyard.migrations.runner import upgrade_sync
 from dockyard.settings import Settings, load_settings
 from tests.support.server import Server
@@ -89,7 +89,7 @@ class AppServer(Server):
             upgrade_sync(settings.effective_database_url)
             settings = resolve_secret_key(settings)
             asyncio.run(first_start(settings))
-            self._server = uvicorn.Server(serve_config(settings, create_app(settings)))
+            self._server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
             self._server.run()
         except BaseException as exc:  # reported by start() or stop(), in the test's thread
             self._failure = exc

@@ -106,7 +106,7 @@ class Supervisor(Multiprocess):
                 process.process.join()
 
 
-def _config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, workers: int = 1) -> uvicorn.Config:
+def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, workers: int = 1) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         factory=isinstance(app, str),
@@ -143,7 +143,7 @@ def run_server(settings: Settings) -> None:
         from dockyard.app import create_app
 
         app = create_app(settings)
-        server = uvicorn.Server(_config(settings, app))
+        server = uvicorn.Server(uvicorn_config(settings, app))
         listener = _metrics_listener(settings, app.state.metrics.exposition_registry)
         try:
             server.run()
@@ -160,7 +160,7 @@ def run_server(settings: Settings) -> None:
         serialize_for_workers(settings)
         mark_supervisor()
         listener = _metrics_listener(settings, lambda: multiprocess_registry(str(metrics_dir)))
-        config = _config(settings, "dockyard.app:app_from_environment", workers=settings.effective_workers)
+        config = uvicorn_config(settings, "dockyard.app:app_from_environment", workers=settings.effective_workers)
         Supervisor(config, sockets=[config.bind_socket()]).run()
     finally:
         if listener is not None:
