@@ -277,6 +277,10 @@ class UserService:
                 if await _admin_exists(conn):
                     return None
                 if await name_taken(conn, name):
+                    # On PostgreSQL each statement sees the latest commits: a replica starting alongside may have
+                    # created the administrator between the check above and this one. Then there is nothing to do.
+                    if await _admin_exists(conn):
+                        return None
                     raise Conflict(
                         "account",
                         f"no administrator exists and the name {name!r} is taken by a non-administrator: choose "

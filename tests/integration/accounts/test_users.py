@@ -201,6 +201,30 @@ async def test_ensure_admin(db: Database, settings: Settings, svc: Services) -> 
     assert generated not in stored
 
 
+@pytest.mark.scaleout_only  # SQLite runs one writer at a time: there is no "between" there
+async def test_ensure_admin_when_another_replica_creates_it_between_the_checks(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas start together: the other one's administrator is committed after this one found none, so its
+    name is taken by an administrator by the time this one looks — not a conflict."""
+    from dockyard.accounts import users as users_module
+
+    real = users_module._admin_exists
+    calls = 0
+
+    async def admin_appears_after_the_first_checks(conn: object) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:  # the read before the write, and the first check inside it
+            if calls == 2:
+                await make_user(db, "admin", admin=True)  # the other replica commits now
+            return False
+        return await real(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(users_module, "_admin_exists", admin_appears_after_the_first_checks)
+    assert await users_module.UserService(db, settings).ensure_admin("admin", None) is None
+
+
 async def test_ensure_admin_with_a_given_password_and_a_taken_name(db: Database, settings: Settings) -> None:
     from dockyard.accounts.users import UserService
 
