@@ -10,10 +10,8 @@ from dockyard.authz.permissions import actions_for, repository_levels
 from dockyard.authz.principal import Principal
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
-from dockyard.registry.namespaces import account_owns
+from dockyard.registry.namespaces import NO_NAMESPACE, account_owns
 from dockyard.registry.repositories import find_repository
-
-NO_NAMESPACE = "namespace does not exist"
 
 
 class RegistryAccess:

@@ -51,6 +51,9 @@ _PURGED = (Webhook, TrustedKey, TrustedIdentity, TrustPolicy, NamespaceSigningKe
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"
 
+# The refusal of a push into a namespace no account owns (the /v2 guard and the upload/create paths say the same).
+NO_NAMESPACE = "namespace does not exist"
+
 
 @dataclass(frozen=True, slots=True)
 class NameUse:
@@ -137,12 +140,12 @@ async def may_create_in(conn: AsyncConnection, namespace: str, actor: str | None
         )
     ).scalar_one_or_none()
     if admin is None:
-        raise Denied("account", "namespace does not exist", {"namespace": namespace[:255]})
+        raise Denied("account", NO_NAMESPACE, {"namespace": namespace[:255]})
     until = await reserved_until(conn, namespace)
     if until is not None:
         raise Denied(
             "account",
-            f"namespace does not exist: the name is reserved until {until.isoformat(timespec='seconds')} after "
+            f"{NO_NAMESPACE}: the name is reserved until {until.isoformat(timespec='seconds')} after "
             "its account was deleted",
             {"namespace": namespace, "reserved_until": until.isoformat()},
         )
