@@ -1,8 +1,15 @@
-"""The Database: one async engine and the two kinds of unit of work, ``read()`` and ``write()``.
+"""The Database: one async engine and the kinds of unit of work, ``read()``, ``write()`` and ``run_unit()``.
 
 On SQLite a write unit of work starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the
 database lock instead of failing half-way with SQLITE_BUSY; readers never block writers (WAL mode).
 On PostgreSQL both are ordinary READ COMMITTED transactions; conflicting writers lock rows explicitly.
+
+``run_unit(work)`` runs a *synchronous* unit of work — ``work(conn)`` on a plain ``Connection`` — as one step: on
+SQLite in this process's writer thread over a sync driver connection (one thread hop for the whole transaction,
+where an async unit pays several per statement, and the writer lock is held for SQLite time only); on PostgreSQL
+inside the async engine's greenlet bridge (``AsyncConnection.run_sync``: no thread at all), restarted on a
+deadlock as ``run_write`` is. The hot write paths (manifest push, blob commit, mount) are written this way.
+Inside such a unit ``await_in_unit(coroutine)`` runs a coroutine (a storage call) on the event loop and waits.
 """
 
 from __future__ import annotations
@@ -11,25 +18,30 @@ import asyncio
 import fcntl
 import os
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 T = TypeVar("T")
 _WRITE_OPTION = "dockyard_write"
 _SNAPSHOT_OPTION = "dockyard_snapshot"
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
+def _configure_sqlite(sync_engine: Engine, synchronous: str) -> None:
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite synchronous must be one of {SQLITE_SYNCHRONOUS}, not {synchronous!r}")
 
     @event.listens_for(sync_engine, "connect")
     def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -37,7 +49,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        # WAL + NORMAL: a committed transaction survives the process's crash (kill -9), not a power cut;
+        # FULL also fsyncs the WAL at every commit (docs/operations.md).
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
@@ -72,12 +86,12 @@ class _WriterGate:
     """
 
     def __init__(self, path: Path) -> None:
-        self._local = asyncio.Lock()
+        self.local = asyncio.Lock()  # this process's writers, async and sync units alike (flock is per process)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        async with self._local:
+        async with self.local:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -86,6 +100,13 @@ class _WriterGate:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def hold_blocking(self) -> None:
+        """Take the cross-process lock from a thread (the caller holds ``local``); ``release`` gives it back."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -100,10 +121,22 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+_unit_state = threading.local()  # the event loop of the unit the writer thread is running, if any
+
+
+def await_in_unit(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` from inside a ``run_unit`` unit of work and return its result: on the event loop when the
+    unit runs in the SQLite writer thread, through SQLAlchemy's greenlet bridge when it runs in ``run_sync``."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_unit_state, "loop", None)
+    if loop is None:
+        return await_only(coroutine)
+    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
+
+
 class Database:
     """Owns the engine. ``read()``/``write()`` yield a connection inside one transaction."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, echo: bool = False, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -127,10 +160,26 @@ class Database:
             )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine, sqlite_synchronous)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._writer_gate = _WriterGate(Path(f"{db_path}.writelock")) if self.is_sqlite and db_path else None
         self._snapshot_engine = self.engine.execution_options(**{_SNAPSHOT_OPTION: True})
+        # SQLite's synchronous units: one sync connection, used only by one writer thread (it is the writer).
+        self._unit_engine: Engine | None = None
+        self._unit_thread: ThreadPoolExecutor | None = None
+        if self._writer_gate is not None:
+            sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+            engine = create_engine(
+                sync_url,
+                echo=echo,
+                pool_size=1,
+                max_overflow=0,
+                pool_reset_on_return=None,
+                connect_args={"check_same_thread": False},  # created in the writer thread, closed from the loop's
+            )
+            _configure_sqlite(engine, sqlite_synchronous)
+            self._unit_engine = engine.execution_options(**{_WRITE_OPTION: True})
+            self._unit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-writer")
 
     @property
     def dialect(self) -> str:
@@ -167,6 +216,32 @@ class Database:
                 await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))  # noqa: S311 - jitter only
         raise AssertionError("unreachable")
 
+    async def run_unit(self, work: Callable[[Connection], T], *, attempts: int = 4) -> T:
+        """Run the synchronous unit of work ``work(conn)`` in one write transaction (see the module docstring). On
+        PostgreSQL it is restarted from scratch after a deadlock or serialization failure, up to ``attempts``
+        times: a unit with effects outside the database (a storage call) passes ``attempts=1``."""
+        if self._unit_engine is None or self._unit_thread is None or self._writer_gate is None:
+
+            async def bridged(conn: AsyncConnection) -> T:
+                return await conn.run_sync(work)
+
+            return await self.run_write(bridged, attempts=attempts)
+        loop = asyncio.get_running_loop()
+        async with self._writer_gate.local:
+            return await loop.run_in_executor(self._unit_thread, self._sqlite_unit, loop, work)
+
+    def _sqlite_unit(self, loop: asyncio.AbstractEventLoop, work: Callable[[Connection], T]) -> T:
+        assert self._unit_engine is not None
+        assert self._writer_gate is not None
+        self._writer_gate.hold_blocking()
+        _unit_state.loop = loop
+        try:
+            with self._unit_engine.connect() as conn, conn.begin():
+                return work(conn)
+        finally:
+            _unit_state.loop = None
+            self._writer_gate.release()
+
     async def check(self) -> None:
         """Raise unless the DB answers a query on the migrated schema."""
         async with self.engine.connect() as conn:
@@ -174,5 +249,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._unit_engine is not None and self._unit_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._unit_thread, self._unit_engine.dispose)
+            self._unit_thread.shutdown()
         if self._writer_gate is not None:
             self._writer_gate.close()

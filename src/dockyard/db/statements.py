@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase
 
 
-def insert_or_nothing(conn: AsyncConnection, model: type[DeclarativeBase]) -> Insert:
+def insert_or_nothing(conn: AsyncConnection | Connection, model: type[DeclarativeBase]) -> Insert:
     """The dialect's ``INSERT … ON CONFLICT DO NOTHING`` into ``model``'s table, to add values (and RETURNING) to.
 
     With RETURNING, no row comes back if the row existed. On PostgreSQL an insert racing another transaction's
@@ -26,12 +27,21 @@ async def insert_ignore(conn: AsyncConnection, model: type[DeclarativeBase], val
 
     Cheaper than a savepoint per insert and safe against concurrent inserts of the same key on both engines.
     """
+    result = await conn.execute(_insert_ignore(conn, model), values)
+    return bool(result.rowcount == 1)
+
+
+def insert_ignore_sync(conn: Connection, model: type[DeclarativeBase], values: dict[str, Any]) -> bool:
+    """``insert_ignore`` inside a synchronous unit of work."""
+    return bool(conn.execute(_insert_ignore(conn, model), values).rowcount == 1)
+
+
+def _insert_ignore(conn: AsyncConnection | Connection, model: type[DeclarativeBase]) -> Insert:
     key = (conn.dialect.name, model)
     statement = _INSERT_IGNORE.get(key)
     if statement is None:
         statement = _INSERT_IGNORE[key] = insert_or_nothing(conn, model)
-    result = await conn.execute(statement, values)
-    return bool(result.rowcount == 1)
+    return statement
 
 
 # Built once per (dialect, table): values are passed as parameters, so SQLAlchemy's compiled cache is reused.

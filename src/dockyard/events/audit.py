@@ -7,9 +7,11 @@ An entry belongs to a namespace; that namespace's owners read it through ``/api/
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.models import AuditEntry
@@ -71,6 +73,29 @@ ACTION_DESCRIPTIONS = {
 }
 
 
+def audit_row(
+    namespace: str,
+    action: str,
+    *,
+    actor: str | None,
+    target: str = "",
+    source_ip: str = "",
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of one audit entry, for ``record_audit``/``record_audits``. ``action`` must be a known action."""
+    if action not in ACTION_DESCRIPTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    return {
+        "namespace": namespace,
+        "action": action,
+        "actor": actor or "",
+        "target": target[:512],
+        "source_ip": source_ip[:64],
+        "data": json.dumps(data or {}, separators=(",", ":"), default=str),
+        "created_at": utcnow(),
+    }
+
+
 async def record_audit(
     conn: AsyncConnection,
     namespace: str,
@@ -82,17 +107,12 @@ async def record_audit(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit entry inside ``conn``'s transaction. ``action`` must be a known action name."""
-    if action not in ACTION_DESCRIPTIONS:
-        raise ValueError(f"unknown audit action {action!r}")
     await conn.execute(
-        _INSERT,
-        {
-            "namespace": namespace,
-            "action": action,
-            "actor": actor or "",
-            "target": target[:512],
-            "source_ip": source_ip[:64],
-            "data": json.dumps(data or {}, separators=(",", ":"), default=str),
-            "created_at": utcnow(),
-        },
+        _INSERT, audit_row(namespace, action, actor=actor, target=target, source_ip=source_ip, data=data)
     )
+
+
+def record_audits(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append the ``audit_row``s inside a synchronous unit of work (one statement)."""
+    if rows:
+        conn.execute(_INSERT, list(rows))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.models import Event
@@ -49,6 +51,32 @@ EVENT_TYPES = frozenset(
 _INSERT_EVENT = insert(Event)  # built once; values come as parameters
 
 
+def event_row(
+    event_type: str,
+    *,
+    repository: str | None = None,
+    digest: str | None = None,
+    tag: str | None = None,
+    media_type: str | None = None,
+    actor: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The outbox row of one event (with a new ``event_id``), for ``record_event``/``record_events``."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": event_type,
+        "occurred_at": utcnow(),
+        "actor": actor,
+        "repository": repository,
+        "tag": tag,
+        "digest": digest,
+        "media_type": media_type,
+        "payload": json.dumps(payload or {}, separators=(",", ":")),
+    }
+
+
 async def record_event(
     conn: AsyncConnection,
     event_type: str,
@@ -61,21 +89,20 @@ async def record_event(
     payload: dict[str, Any] | None = None,
 ) -> str:
     """Append one event to the outbox inside ``conn``'s transaction and return its id."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
-    event_id = str(uuid.uuid4())
-    await conn.execute(
-        _INSERT_EVENT,
-        {
-            "event_id": event_id,
-            "type": event_type,
-            "occurred_at": utcnow(),
-            "actor": actor,
-            "repository": repository,
-            "tag": tag,
-            "digest": digest,
-            "media_type": media_type,
-            "payload": json.dumps(payload or {}, separators=(",", ":")),
-        },
+    row = event_row(
+        event_type,
+        repository=repository,
+        digest=digest,
+        tag=tag,
+        media_type=media_type,
+        actor=actor,
+        payload=payload,
     )
-    return event_id
+    await conn.execute(_INSERT_EVENT, row)
+    return str(row["event_id"])
+
+
+def record_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Append the ``event_row``s to the outbox, in order, inside a synchronous unit of work (one statement)."""
+    if rows:
+        conn.execute(_INSERT_EVENT, list(rows))

@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from dockyard.core.digest import Digest
-from dockyard.db.statements import insert_ignore
+from dockyard.db.engine import await_in_unit
+from dockyard.db.statements import insert_ignore_sync
 from dockyard.errors import Conflict, NotFound
-from dockyard.events.outbox import BLOB_DELETED, BLOB_MOUNTED, BLOB_UPLOADED, record_event
+from dockyard.events.outbox import BLOB_DELETED, BLOB_MOUNTED, BLOB_UPLOADED, event_row, record_event, record_events
 from dockyard.models import Blob, Manifest, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.repositories import ensure_repository, find_repository
+from dockyard.registry.repositories import ensure_repository_sync, find_repository
 from dockyard.storage.base import ObjectMissing, StorageError
 
 log = logging.getLogger("dockyard.registry")
@@ -90,29 +91,32 @@ _BLOB_IN_REPOSITORY = (
     .join(Blob, Blob.digest == RepositoryBlob.digest)
     .where(RepositoryBlob.repository_id == _REPOSITORY_ID, RepositoryBlob.digest == bindparam("digest"))
 )
+_LOCK_BLOB = select(Blob.digest).where(Blob.digest == bindparam("digest")).with_for_update(read=True)
 _MANIFEST_AS_BLOB = select(Manifest.content, Manifest.media_type).where(
     Manifest.repository_id == _REPOSITORY_ID, Manifest.digest == bindparam("digest")
 )
 
 
-async def hold_blob(conn: AsyncConnection, digest: str, size: int) -> None:
+def hold_blob(conn: Connection, digest: str, size: int) -> None:
     """Make sure the global blob row exists and share-lock it until ``conn`` commits.
 
     Garbage collection deletes a blob's row and bytes only under an exclusive lock on that row, so while this
-    transaction holds the share lock the blob cannot disappear underneath it (on SQLite the write transaction
-    already excludes every other writer).
+    transaction holds the share lock the blob cannot disappear underneath it. On SQLite the write transaction
+    already excludes every other writer, so the row existing is enough.
     """
     for _ in range(3):
-        await insert_ignore(conn, Blob, {"digest": digest, "size": size, "created_at": utcnow()})
-        locked = await conn.execute(select(Blob.digest).where(Blob.digest == digest).with_for_update(read=True))
-        if locked.first() is not None:
+        if insert_ignore_sync(conn, Blob, {"digest": digest, "size": size, "created_at": utcnow()}):
+            return  # inserted by this transaction: nobody else can delete it before it commits
+        if conn.dialect.name == "sqlite":
+            return
+        if conn.execute(_LOCK_BLOB, {"digest": digest}).first() is not None:
             return
     raise Conflict("blob", "blob is being garbage-collected; retry", {"digest": digest})
 
 
-async def link_blob(conn: AsyncConnection, repo_id: int, digest: str) -> bool:
+def link_blob(conn: Connection, repo_id: int, digest: str) -> bool:
     """Link a (held) blob to the repository. Returns False if it was linked already."""
-    return await insert_ignore(
+    return insert_ignore_sync(
         conn, RepositoryBlob, {"repository_id": repo_id, "digest": digest, "created_at": utcnow()}
     )
 
@@ -180,23 +184,29 @@ class BlobService:
         """Turn a verified upload into a blob of ``name``: hold the blob row, move the bytes into place, link it,
         record the event and (``session``) drop the upload session — one transaction, so garbage collection
         can never delete the bytes between the move and the link."""
-        async with self.ctx.db.write() as conn:
-            repo_id = await ensure_repository(
+        settings = self.ctx.settings
+        store = self.ctx.store
+
+        def work(conn: Connection) -> None:
+            repo_id = ensure_repository_sync(
                 conn,
                 name,
                 actor,
-                default_private=self.ctx.settings.default_private,
-                open_server=self.ctx.settings.open,
+                default_private=settings.default_private,
+                open_server=settings.open,
                 source_ip=source_ip,
             )
-            await hold_blob(conn, digest, size)
-            await self.ctx.store.commit_upload(upload_id, digest, size)
-            if await link_blob(conn, repo_id, digest):
-                await record_event(
-                    conn, BLOB_UPLOADED, repository=name, digest=digest, actor=actor, payload={"size": size}
+            hold_blob(conn, digest, size)
+            await_in_unit(store.commit_upload(upload_id, digest, size))
+            if link_blob(conn, repo_id, digest):
+                record_events(
+                    conn,
+                    [event_row(BLOB_UPLOADED, repository=name, digest=digest, actor=actor, payload={"size": size})],
                 )
             if session:
-                await conn.execute(delete(Upload).where(Upload.id == upload_id))
+                conn.execute(delete(Upload).where(Upload.id == upload_id))
+
+        await self.ctx.db.run_unit(work, attempts=1)  # the bytes move inside: never run it twice
 
     async def mount(
         self, name: str, digest: Digest, source: str, actor: str | None = None, *, source_ip: str = ""
@@ -204,29 +214,37 @@ class BlobService:
         """Link a blob of ``source`` into ``name`` without copying. Returns its size, or None if ``source`` has
         no such blob (the caller then starts an ordinary upload)."""
         key = str(digest)
-        async with self.ctx.db.write() as conn:
-            row = (await conn.execute(_BLOB_IN_REPOSITORY, {"name": source, "digest": key})).first()
+        settings = self.ctx.settings
+
+        def work(conn: Connection) -> int | None:
+            row = conn.execute(_BLOB_IN_REPOSITORY, {"name": source, "digest": key}).first()
             if row is None:
                 return None
-            repo_id = await ensure_repository(
+            repo_id = ensure_repository_sync(
                 conn,
                 name,
                 actor,
-                default_private=self.ctx.settings.default_private,
-                open_server=self.ctx.settings.open,
+                default_private=settings.default_private,
+                open_server=settings.open,
                 source_ip=source_ip,
             )
-            await hold_blob(conn, key, row[0])
-            if await link_blob(conn, repo_id, key):
-                await record_event(
+            hold_blob(conn, key, row[0])
+            if link_blob(conn, repo_id, key):
+                record_events(
                     conn,
-                    BLOB_MOUNTED,
-                    repository=name,
-                    digest=key,
-                    actor=actor,
-                    payload={"from": source, "size": row[0]},
+                    [
+                        event_row(
+                            BLOB_MOUNTED,
+                            repository=name,
+                            digest=key,
+                            actor=actor,
+                            payload={"from": source, "size": row[0]},
+                        )
+                    ],
                 )
             return int(row[0])
+
+        return await self.ctx.db.run_unit(work)
 
     async def unlink(self, name: str, digest: Digest, actor: str | None = None) -> None:
         """DELETE of a blob: the repository stops serving it; storage is reclaimed by garbage collection."""

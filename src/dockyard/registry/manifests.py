@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest
@@ -14,12 +15,20 @@ from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound
-from dockyard.events.audit import record_audit
-from dockyard.events.outbox import MANIFEST_DELETED, MANIFEST_PUSHED, TAG_DELETED, TAG_UPDATED, record_event
+from dockyard.events.audit import audit_row, record_audit, record_audits
+from dockyard.events.outbox import (
+    MANIFEST_DELETED,
+    MANIFEST_PUSHED,
+    TAG_DELETED,
+    TAG_UPDATED,
+    event_row,
+    record_event,
+    record_events,
+)
 from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.repositories import ensure_repository, find_repository
+from dockyard.registry.repositories import ensure_repository_sync, find_repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,7 @@ def _manifest_unknown(reference: str) -> NotFound:
     return NotFound("manifest", "manifest unknown to registry", {"reference": reference[:200]})
 
 
-async def _missing(conn: AsyncConnection, repo_id: int, parsed: ParsedManifest) -> list[dict[str, str]]:
+def _missing(conn: Connection, repo_id: int, parsed: ParsedManifest) -> list[dict[str, str]]:
     """Descriptors the manifest needs that the repository lacks (subjects and foreign layers excepted).
 
     The rows found are share-locked until the transaction ends, so garbage collection (which takes exclusive
@@ -68,32 +77,33 @@ async def _missing(conn: AsyncConnection, repo_id: int, parsed: ParsedManifest) 
         query = select(RepositoryBlob.digest).where(
             RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(blob_digests)
         )
-        present = set((await conn.execute(query.with_for_update(read=True))).scalars())
+        present = set(conn.execute(query.with_for_update(read=True)).scalars())
         missing.extend({"digest": d, "kind": "blob"} for d in sorted(blob_digests - present))
     child_digests = {str(d.digest) for d in parsed.children}
     if child_digests:
         query = select(Manifest.digest).where(Manifest.repository_id == repo_id, Manifest.digest.in_(child_digests))
-        present = set((await conn.execute(query.with_for_update(read=True))).scalars())
+        present = set(conn.execute(query.with_for_update(read=True)).scalars())
         missing.extend({"digest": d, "kind": "manifest"} for d in sorted(child_digests - present))
     return missing
 
 
-async def _store(conn: AsyncConnection, repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> int:
+_EXISTING_MANIFEST = (
+    select(Manifest.id)
+    .where(Manifest.repository_id == bindparam("repo_id"), Manifest.digest == bindparam("digest"))
+    .with_for_update(read=True)
+)
+
+
+def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> int:
     """Insert the manifest and its references unless present; return its id.
 
-    An existing row is share-locked (garbage collection cannot delete it before this push tags it). A concurrent
-    push of the same manifest is no error: the insert does nothing and the row the other push stored is used.
+    The insert comes first (``ON CONFLICT DO NOTHING``): a new manifest costs one statement. An existing row is
+    then share-locked (garbage collection cannot delete it before this push tags it); if collection deleted it
+    between the two, the insert is tried again. A concurrent push of the same manifest is no error: the insert
+    does nothing and the row the other push stored is used.
     """
-    existing_query = (
-        select(Manifest.id)
-        .where(Manifest.repository_id == repo_id, Manifest.digest == digest)
-        .with_for_update(read=True)
-    )
     for _ in range(3):
-        existing = (await conn.execute(existing_query)).scalar_one_or_none()
-        if existing is not None:
-            return existing
-        result = await conn.execute(
+        inserted: int | None = conn.execute(
             insert_or_nothing(conn, Manifest)
             .values(
                 repository_id=repo_id,
@@ -107,10 +117,12 @@ async def _store(conn: AsyncConnection, repo_id: int, digest: str, body: bytes, 
                 created_at=utcnow(),
             )
             .returning(Manifest.id)
-        )
-        inserted: int | None = result.scalar_one_or_none()
+        ).scalar_one_or_none()
         if inserted is not None:
             break
+        existing = conn.execute(_EXISTING_MANIFEST, {"repo_id": repo_id, "digest": digest}).scalar_one_or_none()
+        if existing is not None:
+            return int(existing)
     else:
         raise Conflict("manifest", "manifest is being garbage-collected; retry", {"digest": digest})
     manifest_id = inserted
@@ -119,41 +131,26 @@ async def _store(conn: AsyncConnection, repo_id: int, digest: str, body: bytes, 
     if parsed.subject is not None:
         refs.add(("subject", str(parsed.subject.digest)))
     if refs:
-        await conn.execute(
+        conn.execute(
             insert(ManifestReference),
             [{"manifest_id": manifest_id, "kind": kind, "digest": d} for kind, d in sorted(refs)],
         )
     return manifest_id
 
 
-async def _set_tag(conn: AsyncConnection, repo_id: int, tag: str, manifest_id: int, pushed_by: str | None) -> bool:
-    """Point ``tag`` at the manifest. Returns True if the tag changed."""
-    current = (
-        await conn.execute(select(Tag.manifest_id).where(Tag.repository_id == repo_id, Tag.name == tag))
-    ).scalar_one_or_none()
-    if current == manifest_id:
-        return False
-    if current is None:
-        try:
-            async with conn.begin_nested():
-                await conn.execute(
-                    insert(Tag).values(
-                        repository_id=repo_id,
-                        name=tag,
-                        manifest_id=manifest_id,
-                        updated_at=utcnow(),
-                        pushed_by=pushed_by,
-                    )
-                )
-            return True
-        except IntegrityError:
-            pass
-    await conn.execute(
-        update(Tag)
-        .where(Tag.repository_id == repo_id, Tag.name == tag)
-        .values(manifest_id=manifest_id, updated_at=utcnow(), pushed_by=pushed_by)
+def _set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, pushed_by: str | None) -> bool:
+    """Point ``tag`` at the manifest in one statement (an upsert that changes nothing if the tag already points
+    there). Returns True if the tag changed."""
+    now = utcnow()
+    upsert = (postgresql.insert(Tag) if conn.dialect.name == "postgresql" else sqlite.insert(Tag)).values(
+        repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now, pushed_by=pushed_by
     )
-    return True
+    statement = upsert.on_conflict_do_update(
+        index_elements=[Tag.repository_id, Tag.name],
+        set_={"manifest_id": manifest_id, "updated_at": now, "pushed_by": pushed_by},
+        where=Tag.manifest_id != manifest_id,
+    ).returning(Tag.name)
+    return conn.execute(statement).first() is not None
 
 
 class ManifestService:
@@ -187,58 +184,65 @@ class ManifestService:
             all_tags = (reference, *[t for t in tags if t != reference])
         subject = str(parsed.subject.digest) if parsed.subject else None
 
-        async def work(conn: AsyncConnection) -> None:
-            repo_id = await ensure_repository(
+        settings = self.ctx.settings
+
+        def work(conn: Connection) -> None:
+            repo_id = ensure_repository_sync(
                 conn,
                 name,
                 actor,
-                default_private=self.ctx.settings.default_private,
-                open_server=self.ctx.settings.open,
+                default_private=settings.default_private,
+                open_server=settings.open,
                 source_ip=source_ip,
             )
-            missing = await _missing(conn, repo_id, parsed)
+            missing = _missing(conn, repo_id, parsed)
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
-            manifest_id = await _store(conn, repo_id, digest, body, parsed)
-            await record_event(
-                conn,
-                MANIFEST_PUSHED,
-                repository=name,
-                digest=digest,
-                media_type=parsed.media_type,
-                actor=actor,
-                tag=all_tags[0] if all_tags else None,
-                payload={
-                    "size": len(body),
-                    "tags": list(all_tags),
-                    "subject": subject,
-                    "artifactType": parsed.referrer_artifact_type,
-                },
-            )
-            now = utcnow()
-            await conn.execute(
-                update(Repository).where(Repository.id == repo_id).values(last_pushed_at=now, updated_at=now)
-            )
-            namespace = namespace_of(name)
-            for action, target in [("repo.tag.push", f"{name}:{t}") for t in all_tags] or [
-                ("repo.manifest.push", f"{name}@{digest}")
-            ]:
-                await record_audit(
-                    conn, namespace, action, actor=actor, target=target, source_ip=source_ip, data={"digest": digest}
+            manifest_id = _store(conn, repo_id, digest, body, parsed)
+            events = [
+                event_row(
+                    MANIFEST_PUSHED,
+                    repository=name,
+                    digest=digest,
+                    media_type=parsed.media_type,
+                    actor=actor,
+                    tag=all_tags[0] if all_tags else None,
+                    payload={
+                        "size": len(body),
+                        "tags": list(all_tags),
+                        "subject": subject,
+                        "artifactType": parsed.referrer_artifact_type,
+                    },
                 )
-            for tag in sorted(all_tags):  # tag rows are locked in name order by every writer: no deadlocks
-                if await _set_tag(conn, repo_id, tag, manifest_id, actor):
-                    await record_event(
-                        conn,
-                        TAG_UPDATED,
-                        repository=name,
-                        tag=tag,
-                        digest=digest,
-                        media_type=parsed.media_type,
-                        actor=actor,
+            ]
+            now = utcnow()
+            conn.execute(update(Repository).where(Repository.id == repo_id).values(last_pushed_at=now, updated_at=now))
+            namespace = namespace_of(name)
+            record_audits(
+                conn,
+                [
+                    audit_row(
+                        namespace, action, actor=actor, target=target, source_ip=source_ip, data={"digest": digest}
                     )
+                    for action, target in [("repo.tag.push", f"{name}:{t}") for t in all_tags]
+                    or [("repo.manifest.push", f"{name}@{digest}")]
+                ],
+            )
+            for tag in sorted(all_tags):  # tag rows are locked in name order by every writer: no deadlocks
+                if _set_tag(conn, repo_id, tag, manifest_id, actor):
+                    events.append(
+                        event_row(
+                            TAG_UPDATED,
+                            repository=name,
+                            tag=tag,
+                            digest=digest,
+                            media_type=parsed.media_type,
+                            actor=actor,
+                        )
+                    )
+            record_events(conn, events)
 
-        await self.ctx.db.run_write(work)
+        await self.ctx.db.run_unit(work)
         return PushResult(digest, subject, all_tags)
 
     async def get(self, name: str, reference: str) -> StoredManifest:

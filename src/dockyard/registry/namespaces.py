@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, delete, false, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Denied, Subject
-from dockyard.events.audit import record_audit
+from dockyard.events.audit import audit_row, record_audits
 from dockyard.models import (
     Account,
     AuditEntry,
@@ -85,12 +86,17 @@ def _live_audit(namespace: str) -> ColumnElement[bool]:
     return (AuditEntry.namespace == namespace) & AuditEntry.archived_at.is_(None)
 
 
-async def reserved_until(conn: AsyncConnection, name: str) -> datetime | None:
+def reserved_until_sync(conn: Connection, name: str) -> datetime | None:
     """When ``name``'s reservation ends, if it is reserved now."""
-    until: datetime | None = (
-        await conn.execute(select(ReservedName.reserved_until).where(ReservedName.name == name))
+    until: datetime | None = conn.execute(
+        select(ReservedName.reserved_until).where(ReservedName.name == name)
     ).scalar_one_or_none()
     return until if until is not None and until > utcnow() else None
+
+
+async def reserved_until(conn: AsyncConnection, name: str) -> datetime | None:
+    """``reserved_until_sync`` in an async unit of work."""
+    return await conn.run_sync(reserved_until_sync, name)
 
 
 async def name_use(conn: AsyncConnection, name: str) -> NameUse | None:
@@ -108,40 +114,46 @@ async def name_use(conn: AsyncConnection, name: str) -> NameUse | None:
     return None
 
 
-async def forget_reservation(conn: AsyncConnection, name: str) -> None:
+def forget_reservation_sync(conn: Connection, name: str) -> None:
     """Drop ``name``'s expired reservation (a new account takes the name)."""
-    await conn.execute(delete(ReservedName).where(ReservedName.name == name, ReservedName.reserved_until <= utcnow()))
+    conn.execute(delete(ReservedName).where(ReservedName.name == name, ReservedName.reserved_until <= utcnow()))
 
 
-async def account_owns(conn: AsyncConnection, namespace: str) -> bool:
+async def forget_reservation(conn: AsyncConnection, name: str) -> None:
+    """``forget_reservation_sync`` in an async unit of work."""
+    await conn.run_sync(forget_reservation_sync, name)
+
+
+def account_owns_sync(conn: Connection, namespace: str) -> bool:
     """A user or an organization is named ``namespace``."""
-    found = await conn.execute(
-        select(Account.id).where(Account.name == namespace, Account.kind.in_((USER, ORG))).limit(1)
-    )
+    found = conn.execute(select(Account.id).where(Account.name == namespace, Account.kind.in_((USER, ORG))).limit(1))
     return found.first() is not None
 
 
-async def may_create_in(conn: AsyncConnection, namespace: str, actor: str | None) -> int | None:
+async def account_owns(conn: AsyncConnection, namespace: str) -> bool:
+    """``account_owns_sync`` in an async unit of work."""
+    return await conn.run_sync(account_owns_sync, namespace)
+
+
+def may_create_in_sync(conn: Connection, namespace: str, actor: str | None) -> int | None:
     """Whether ``actor`` may create a repository in ``namespace`` on a secure server, without changing anything:
     None when an account owns the namespace; the administrator's account id when it does not and ``actor`` is a
     site administrator whose push would claim it. Raises ``Denied("account")`` "namespace does not exist"
     otherwise, and while the name is reserved after its account's deletion. Upload sessions ask this before any
     byte arrives; ``claim_namespace`` asks it again when the repository is created."""
-    if await account_owns(conn, namespace):
+    if account_owns_sync(conn, namespace):
         return None
-    admin = (
-        await conn.execute(
-            select(Account.id).where(
-                Account.name == (actor or ""),
-                Account.kind == USER,
-                Account.is_admin == true(),
-                Account.disabled == false(),
-            )
+    admin = conn.execute(
+        select(Account.id).where(
+            Account.name == (actor or ""),
+            Account.kind == USER,
+            Account.is_admin == true(),
+            Account.disabled == false(),
         )
     ).scalar_one_or_none()
     if admin is None:
         raise Denied("account", NO_NAMESPACE, {"namespace": namespace[:255]})
-    until = await reserved_until(conn, namespace)
+    until = reserved_until_sync(conn, namespace)
     if until is not None:
         raise Denied(
             "account",
@@ -152,7 +164,12 @@ async def may_create_in(conn: AsyncConnection, namespace: str, actor: str | None
     return int(admin)
 
 
-async def claim_namespace(conn: AsyncConnection, namespace: str, actor: str | None) -> None:
+async def may_create_in(conn: AsyncConnection, namespace: str, actor: str | None) -> int | None:
+    """``may_create_in_sync`` in an async unit of work."""
+    return await conn.run_sync(may_create_in_sync, namespace, actor)
+
+
+def claim_namespace_sync(conn: Connection, namespace: str, actor: str | None) -> None:
     """Make sure an account owns ``namespace`` before a repository is created in it (secure servers).
 
     A namespace a user or an organization owns is fine. Otherwise only a site administrator may create a
@@ -160,29 +177,34 @@ async def claim_namespace(conn: AsyncConnection, namespace: str, actor: str | No
     mirrors have an owner), audited as ``org.create``. Raises ``Denied("account")`` "namespace does not exist"
     for anyone else, and for everyone while the name is reserved after its account's deletion.
     """
-    admin = await may_create_in(conn, namespace, actor)
+    admin = may_create_in_sync(conn, namespace, actor)
     if admin is None:
         return
-    await forget_reservation(conn, namespace)
+    forget_reservation_sync(conn, namespace)
     now = utcnow()
-    try:
-        async with conn.begin_nested():
-            org_id = (
-                await conn.execute(
-                    insert(Account).values(name=namespace, kind=ORG, created_at=now).returning(Account.id)
-                )
-            ).scalar_one()
-    except IntegrityError:
+    org_id = conn.execute(
+        insert_or_nothing(conn, Account).values(name=namespace, kind=ORG, created_at=now).returning(Account.id)
+    ).scalar_one_or_none()
+    if org_id is None:
         return  # a concurrent push created it a moment ago
-    await conn.execute(insert(OrgMember).values(org_id=org_id, user_id=admin, role="owner", created_at=now))
-    await record_audit(
+    conn.execute(insert(OrgMember).values(org_id=org_id, user_id=admin, role="owner", created_at=now))
+    record_audits(
         conn,
-        namespace,
-        "org.create",
-        actor=actor,
-        target=namespace,
-        data={"owner": actor, "reason": CLAIMED_BY_PUSH},
+        [
+            audit_row(
+                namespace,
+                "org.create",
+                actor=actor,
+                target=namespace,
+                data={"owner": actor, "reason": CLAIMED_BY_PUSH},
+            )
+        ],
     )
+
+
+async def claim_namespace(conn: AsyncConnection, namespace: str, actor: str | None) -> None:
+    """``claim_namespace_sync`` in an async unit of work."""
+    await conn.run_sync(claim_namespace_sync, namespace, actor)
 
 
 async def purge_namespace(conn: AsyncConnection, namespace: str) -> None:

@@ -15,17 +15,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.names import namespace_of
+from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound
-from dockyard.events.audit import record_audit
-from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, record_event
+from dockyard.events.audit import audit_row, record_audit, record_audits
+from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, event_row, record_event, record_events
 from dockyard.models import Account, Repository, Upload
 from dockyard.models.base import utcnow
-from dockyard.registry.namespaces import claim_namespace
+from dockyard.registry.namespaces import claim_namespace_sync
 from dockyard.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ async def find_repository(conn: AsyncConnection, name: str) -> int | None:
     return (await conn.execute(_FIND, {"name": name})).scalar_one_or_none()
 
 
+def find_repository_sync(conn: Connection, name: str) -> int | None:
+    return conn.execute(_FIND, {"name": name}).scalar_one_or_none()
+
+
 async def require_repository(conn: AsyncConnection, name: str) -> int:
     repo_id = await find_repository(conn, name)
     if repo_id is None:
@@ -54,9 +59,9 @@ async def require_repository(conn: AsyncConnection, name: str) -> int:
     return repo_id
 
 
-async def default_visibility(conn: AsyncConnection, namespace: str, server_default: bool) -> bool:
+def default_visibility(conn: Connection, namespace: str, server_default: bool) -> bool:
     """Whether a new repository in ``namespace`` starts private: the namespace's setting, else the server's."""
-    own = (await conn.execute(select(Account.default_private).where(Account.name == namespace))).scalar_one_or_none()
+    own = conn.execute(select(Account.default_private).where(Account.name == namespace)).scalar_one_or_none()
     return server_default if own is None else bool(own)
 
 
@@ -72,8 +77,53 @@ def check_texts(description: str | None, full_description: str | None) -> None:
         )
 
 
-async def create_repository(
-    conn: AsyncConnection,
+def _insert_repository(
+    conn: Connection,
+    name: str,
+    *,
+    actor: str | None,
+    is_private: bool | None,
+    default_private: bool,
+    description: str,
+    full_description: str,
+    source_ip: str,
+) -> int | None:
+    """Insert the row with its event and audit entry; None (and nothing written) if the name exists, also when
+    another writer inserted it a moment ago (``INSERT … ON CONFLICT DO NOTHING``: the caller's transaction goes
+    on)."""
+    check_texts(description, full_description)
+    namespace = namespace_of(name)
+    private = is_private if is_private is not None else default_visibility(conn, namespace, default_private)
+    now = utcnow()
+    repo_id: int | None = conn.execute(
+        insert_or_nothing(conn, Repository)
+        .values(
+            name=name,
+            namespace=namespace,
+            is_private=private,
+            description=description,
+            full_description=full_description,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Repository.id)
+    ).scalar_one_or_none()
+    if repo_id is None:
+        return None
+    record_events(conn, [event_row(REPOSITORY_CREATED, repository=name, actor=actor)])
+    record_audits(
+        conn,
+        [
+            audit_row(
+                namespace, "repo.create", actor=actor, target=name, source_ip=source_ip, data={"is_private": private}
+            )
+        ],
+    )
+    return repo_id
+
+
+def create_repository_sync(
+    conn: Connection,
     name: str,
     *,
     actor: str | None,
@@ -86,34 +136,82 @@ async def create_repository(
     """Insert repository ``name`` (a valid registry name) and return its id. Visibility is ``is_private`` if
     given, else the namespace's default, else ``default_private`` (the server's). Raises ``Invalid("request")``
     for too long descriptions and ``Conflict("repository")`` if the name exists (also when another writer
-    inserted it a moment ago: the insert runs in a savepoint, so the caller's transaction goes on)."""
-    check_texts(description, full_description)
-    namespace = namespace_of(name)
-    private = is_private if is_private is not None else await default_visibility(conn, namespace, default_private)
-    now = utcnow()
-    try:
-        async with conn.begin_nested():
-            result = await conn.execute(
-                insert(Repository)
-                .values(
-                    name=name,
-                    namespace=namespace,
-                    is_private=private,
-                    description=description,
-                    full_description=full_description,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(Repository.id)
-            )
-            repo_id: int = result.scalar_one()
-    except IntegrityError as exc:
-        raise Conflict("repository", "repository already exists", {"name": name}) from exc
-    await record_event(conn, REPOSITORY_CREATED, repository=name, actor=actor)
-    await record_audit(
-        conn, namespace, "repo.create", actor=actor, target=name, source_ip=source_ip, data={"is_private": private}
+    inserted it a moment ago; the caller's transaction goes on)."""
+    repo_id = _insert_repository(
+        conn,
+        name,
+        actor=actor,
+        is_private=is_private,
+        default_private=default_private,
+        description=description,
+        full_description=full_description,
+        source_ip=source_ip,
     )
+    if repo_id is None:
+        raise Conflict("repository", "repository already exists", {"name": name})
     return repo_id
+
+
+async def create_repository(
+    conn: AsyncConnection,
+    name: str,
+    *,
+    actor: str | None,
+    is_private: bool | None,
+    default_private: bool,
+    description: str = "",
+    full_description: str = "",
+    source_ip: str = "",
+) -> int:
+    """``create_repository_sync`` in an async unit of work."""
+    return await conn.run_sync(
+        lambda sync: create_repository_sync(
+            sync,
+            name,
+            actor=actor,
+            is_private=is_private,
+            default_private=default_private,
+            description=description,
+            full_description=full_description,
+            source_ip=source_ip,
+        )
+    )
+
+
+def ensure_repository_sync(
+    conn: Connection,
+    name: str,
+    actor: str | None = None,
+    *,
+    default_private: bool = True,
+    open_server: bool,
+    source_ip: str = "",
+) -> int:
+    """Return the repository's id, creating it (as ``create_repository_sync``) inside ``conn``'s write
+    transaction: the first push to a name, or a grant naming a repository not pushed yet. On a secure server (not
+    ``open_server``) the namespace must be an account's, or the actor a site administrator, whose push creates it
+    as an organization (``claim_namespace_sync``); else ``Denied("account")``."""
+    repo_id = find_repository_sync(conn, name)
+    if repo_id is not None:
+        return repo_id
+    if not open_server:
+        claim_namespace_sync(conn, namespace_of(name), actor)
+    created = _insert_repository(
+        conn,
+        name,
+        actor=actor,
+        is_private=None,
+        default_private=default_private,
+        description="",
+        full_description="",
+        source_ip=source_ip,
+    )
+    if created is not None:
+        return created
+    found = find_repository_sync(conn, name)  # another replica created it between our look-up and insert
+    if found is None:
+        raise NotFound("repository", "repository name not known to registry", {"name": name})
+    return found
 
 
 async def ensure_repository(
@@ -125,21 +223,12 @@ async def ensure_repository(
     open_server: bool,
     source_ip: str = "",
 ) -> int:
-    """Return the repository's id, creating it (``create_repository``) inside ``conn``'s write transaction: the
-    first push to a name, or a grant naming a repository not pushed yet. On a secure server (not
-    ``open_server``) the namespace must be an account's, or the actor a site administrator, whose push creates it
-    as an organization (``claim_namespace``); else ``Denied("account")``."""
-    repo_id = await find_repository(conn, name)
-    if repo_id is not None:
-        return repo_id
-    if not open_server:
-        await claim_namespace(conn, namespace_of(name), actor)
-    try:
-        return await create_repository(
-            conn, name, actor=actor, is_private=None, default_private=default_private, source_ip=source_ip
+    """``ensure_repository_sync`` in an async unit of work."""
+    return await conn.run_sync(
+        lambda sync: ensure_repository_sync(
+            sync, name, actor, default_private=default_private, open_server=open_server, source_ip=source_ip
         )
-    except Conflict:  # another replica created it between our look-up and insert
-        return await require_repository(conn, name)
+    )
 
 
 async def update_repository(
