@@ -210,7 +210,11 @@ def create_app(settings: Settings) -> DockyardApp:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous.upper(),
+        )
         store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
         ctx = RegistryContext(db=db, store=store, settings=settings)
         registry = Registry.build(ctx)

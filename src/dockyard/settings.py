@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     tags_max_entries: int = Field(default=10000, ge=1)
     db_pool_size: int = Field(default=8, ge=1)
     fsync: bool = True
+    # SQLite only. "normal" (WAL + synchronous=NORMAL): an answered write survives a crash of the process or of
+    # the whole process tree; a power cut may lose the last transactions (never corrupts). "full" also fsyncs the
+    # WAL at every commit, so an answered write survives a power cut too, at an fsync per write.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
     gc_grace_seconds: int = Field(default=24 * 3600, ge=0)
     gc_interval_seconds: int = Field(default=3600, ge=0)  # 0: no scheduled collection
     gc_scan_window: int = Field(default=5000, ge=10, le=100_000)  # rows examined per GC statement

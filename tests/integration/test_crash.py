@@ -286,3 +286,49 @@ def test_kill_during_manifest_put(
     assert client.get(f"/v2/{repo}/manifests/v2").content == body
     assert sorted(client.get(f"/v2/{repo}/tags/list").json()["tags"]) == ["v1", "v2"]
     assert json.loads(client.get(f"/v2/{repo}/manifests/{digest}").content)["annotations"]["pad"] == "p" * MiB
+
+
+def test_every_answered_push_survives_sigkill_of_the_whole_server(
+    fresh_server: DockyardServer, make_client: Callable[[DockyardServer], httpx.Client]
+) -> None:
+    """Writers keep pushing while the whole process tree is SIGKILLed: every push that was answered 201 before the
+    kill (its blobs, manifest and tag; the writes of concurrent units of work queued on the writer) is there after
+    the restart, whatever was in flight."""
+    answered: list[tuple[str, str, str]] = []  # (repository, tag, digest)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(index: int) -> None:
+        with httpx.Client(base_url=fresh_server.url, timeout=30) as client:
+            number = 0
+            while not stop.is_set():
+                repo = f"durable/w{index}n{number}"
+                try:
+                    image = push_image(client, repo, f"t{number}")
+                except (httpx.HTTPError, AssertionError):
+                    return  # the server is gone: this push may or may not have landed
+                with lock:
+                    answered.append((repo, f"t{number}", image.digest))
+                number += 1
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: len(answered) >= 40, timeout=60, what="pushes answered before the kill")
+    fresh_server.kill()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    with lock:
+        survivors = list(answered)
+
+    fresh_server.start()
+    client = make_client(fresh_server)
+    for repo, tag, digest in survivors:
+        response = client.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+        assert response.status_code == 200, (repo, tag, response.text)
+        assert response.headers["docker-content-digest"] == digest
+        manifest = response.json()
+        for blob in [manifest["config"], *manifest["layers"]]:
+            assert client.head(f"/v2/{repo}/blobs/{blob['digest']}").status_code == 200
+    assert_blob_tree_clean(fresh_server)

@@ -53,7 +53,11 @@ async def run_worker(settings: Settings, *, grace: float = 30.0) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    db = Database(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous.upper(),
+    )
     store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
     try:
         async with background_work(db, store, settings, stop_grace=grace) as runner:
