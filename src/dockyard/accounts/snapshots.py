@@ -29,6 +29,10 @@ class UserInfo:
     created_at: datetime
     password_changed_at: datetime | None
 
+    @property
+    def enabled(self) -> bool:
+        return not self.disabled
+
 
 @dataclass(frozen=True, slots=True)
 class OrgInfo:

@@ -164,11 +164,6 @@ def may_create_in_sync(conn: Connection, namespace: str, actor: str | None) -> i
     return int(admin)
 
 
-async def may_create_in(conn: AsyncConnection, namespace: str, actor: str | None) -> int | None:
-    """``may_create_in_sync`` in an async unit of work."""
-    return await conn.run_sync(may_create_in_sync, namespace, actor)
-
-
 def claim_namespace_sync(conn: Connection, namespace: str, actor: str | None) -> None:
     """Make sure an account owns ``namespace`` before a repository is created in it (secure servers).
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
 from dockyard.core.names import namespace_of
@@ -33,7 +33,7 @@ from dockyard.models import Account, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
-from dockyard.registry.namespaces import may_create_in
+from dockyard.registry.namespaces import may_create_in_sync
 from dockyard.storage.base import UploadMissing, UploadWriter
 
 log = logging.getLogger("dockyard.registry")
@@ -123,12 +123,14 @@ class UploadService:
         check_algorithm(algorithm)
         upload_id = uuid.uuid4().hex
         now = utcnow()
-        async with self.ctx.db.write() as conn:
-            if not self.ctx.settings.open:
+        settings = self.ctx.settings
+
+        def work(conn: Connection) -> None:
+            if not settings.open:
                 # Refused before any byte arrives; the repository itself is created when content lands.
-                await may_create_in(conn, namespace_of(name), actor)
-            await self._check_capacity(conn, name, account_id, now)
-            await conn.execute(
+                may_create_in_sync(conn, namespace_of(name), actor)
+            self._check_capacity(conn, name, account_id, now)
+            conn.execute(
                 insert(Upload).values(
                     id=upload_id,
                     repository=name,
@@ -139,6 +141,8 @@ class UploadService:
                     updated_at=now,
                 )
             )
+
+        await self.ctx.db.run_unit(work)
         try:
             await self.ctx.store.create_upload(upload_id)
         except BaseException:
@@ -147,13 +151,13 @@ class UploadService:
             raise
         return UploadState(upload_id, name, 0, algorithm)
 
-    async def _check_capacity(self, conn: AsyncConnection, name: str, account_id: int | None, now: datetime) -> None:
+    def _check_capacity(self, conn: Connection, name: str, account_id: int | None, now: datetime) -> None:
         settings = self.ctx.settings
         live = Upload.updated_at >= now - timedelta(seconds=settings.upload_expiry_seconds)
         if account_id is not None:
             # Serialises one account's concurrent starts on PostgreSQL (SQLite's write transaction already does).
-            await conn.execute(select(Account.id).where(Account.id == account_id).with_for_update())
-            held = await conn.scalar(select(func.count()).where(Upload.account_id == account_id, live))
+            conn.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+            held = conn.scalar(select(func.count()).where(Upload.account_id == account_id, live))
             if (held or 0) >= settings.upload_sessions_per_account:
                 raise RateLimited(
                     "upload",
@@ -161,7 +165,7 @@ class UploadService:
                     {"limit": settings.upload_sessions_per_account},
                     retry_after=60,
                 )
-        held = await conn.scalar(select(func.count()).where(Upload.repository == name, live))
+        held = conn.scalar(select(func.count()).where(Upload.repository == name, live))
         if (held or 0) >= settings.upload_sessions_per_repository:
             raise RateLimited(
                 "upload",
@@ -200,24 +204,24 @@ class UploadService:
     async def _claim(self, name: str, upload_id: str) -> tuple[UploadState, str]:
         token = uuid.uuid4().hex
         now = utcnow()
-        async with self.ctx.db.write() as conn:
-            row = (
-                await conn.execute(
-                    select(Upload.size, Upload.algorithm, Upload.lease_until).where(
-                        Upload.id == upload_id, Upload.repository == name
-                    )
-                )
+        lease = self._lease
+
+        def work(conn: Connection) -> UploadState:
+            row = conn.execute(
+                select(Upload.size, Upload.algorithm).where(Upload.id == upload_id, Upload.repository == name)
             ).first()
             if row is None:
                 raise _upload_unknown(upload_id)
-            result = await conn.execute(
+            result = conn.execute(
                 update(Upload)
                 .where(Upload.id == upload_id, or_(Upload.lease_until.is_(None), Upload.lease_until < now))
-                .values(lease_token=token, lease_until=now + self._lease)
+                .values(lease_token=token, lease_until=now + lease)
             )
             if result.rowcount == 0:
                 raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
-        return UploadState(upload_id, name, row[0], row[1]), token
+            return UploadState(upload_id, name, row[0], row[1])
+
+        return await self.ctx.db.run_unit(work), token
 
     async def _renew(self, upload_id: str, token: str) -> None:
         while True:
@@ -234,8 +238,8 @@ class UploadService:
         values: dict[str, object] = {"lease_token": None, "lease_until": None}
         if size is not None:
             values.update(size=size, updated_at=utcnow())
-        async with self.ctx.db.write() as conn:
-            await conn.execute(update(Upload).where(Upload.id == upload_id, Upload.lease_token == token).values(values))
+        statement = update(Upload).where(Upload.id == upload_id, Upload.lease_token == token).values(values)
+        await self.ctx.db.run_unit(lambda conn: conn.execute(statement))
 
     # -- streaming ------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dockyard.accounts.names import ACCOUNT_NAME_RE, MAX_TEXT_LENGTH
 from dockyard.accounts.snapshots import OrgInfo, RepositoryGrant, UserInfo
@@ -37,15 +37,17 @@ Permission = Literal["read", "write", "admin"]
 
 
 class UserProfile(BaseModel):
-    """A user's public profile (Docker Hub's shape)."""
+    """A user's public profile (Docker Hub's shape), read from a ``UserInfo`` with ``model_validate``."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
-    username: str
+    username: str = Field(validation_alias=AliasChoices("username", "name"))
     full_name: str
     location: str
     company: str
     profile_url: str
-    date_joined: datetime
+    date_joined: datetime = Field(validation_alias=AliasChoices("date_joined", "created_at"))
     gravatar_url: str = ""
     type: Literal["User"] = "User"
 
@@ -55,7 +57,7 @@ class UserAccount(UserProfile):
 
     email: str | None
     is_admin: bool
-    is_active: bool
+    is_active: bool = Field(validation_alias=AliasChoices("is_active", "enabled"))
 
 
 def may_see_account(who: Principal, info: UserInfo) -> bool:
@@ -63,40 +65,37 @@ def may_see_account(who: Principal, info: UserInfo) -> bool:
 
 
 def user_profile(info: UserInfo) -> UserProfile:
-    return UserProfile(
-        id=info.id,
-        username=info.name,
-        full_name=info.full_name,
-        location=info.location,
-        company=info.company,
-        profile_url=info.profile_url,
-        date_joined=info.created_at,
-    )
+    return UserProfile.model_validate(info)
 
 
 def user_account(info: UserInfo) -> UserAccount:
-    return UserAccount(
-        **user_profile(info).model_dump(),
-        email=info.email,
-        is_admin=info.is_admin,
-        is_active=not info.disabled,
-    )
+    return UserAccount.model_validate(info)
 
 
 class Organization(BaseModel):
-    """An organization's profile (Docker Hub's shape)."""
+    """An organization's profile (Docker Hub's shape), read from an ``OrgInfo`` with ``model_validate``; the
+    validation context's ``server_default_private`` fills ``default_private`` when the organization has none."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
-    orgname: str
+    orgname: str = Field(validation_alias=AliasChoices("orgname", "name"))
     full_name: str
     company: str
     location: str
     profile_url: str
     description: str
-    date_joined: datetime
+    date_joined: datetime = Field(validation_alias=AliasChoices("date_joined", "created_at"))
     gravatar_url: str = ""
     type: Literal["Organization"] = "Organization"
     default_private: bool = Field(description="whether repositories created in the organization start private")
+
+    @field_validator("default_private", mode="before")
+    @classmethod
+    def _server_default(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value is None and info.context is not None:
+            return bool(info.context["server_default_private"])
+        return value
 
 
 class UserOrganization(Organization):
@@ -106,17 +105,7 @@ class UserOrganization(Organization):
 
 
 def organization(info: OrgInfo, server_default_private: bool) -> Organization:
-    return Organization(
-        id=info.id,
-        orgname=info.name,
-        full_name=info.full_name,
-        company=info.company,
-        location=info.location,
-        profile_url=info.profile_url,
-        description=info.description,
-        date_joined=info.created_at,
-        default_private=server_default_private if info.default_private is None else info.default_private,
-    )
+    return Organization.model_validate(info, context={"server_default_private": server_default_private})
 
 
 class RepositoryPermission(BaseModel):

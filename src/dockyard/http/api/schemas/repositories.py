@@ -3,9 +3,7 @@ return, built from the ``dockyard.repos.snapshots`` dataclasses."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dockyard.http.api.schemas.common import Paginated, Timestamp
 from dockyard.repos.snapshots import RepositorySummary, RepositoryView
@@ -17,18 +15,25 @@ class Category(BaseModel):
 
 
 class RepositoryPermissionsModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     read: bool
     write: bool
     admin: bool
 
 
 class ImmutableTagsSettingsModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     enabled: bool
     rules: list[str]
 
 
 class RepositorySummaryModel(BaseModel):
-    """A repository in a list (``GET /api/v2/namespaces/{ns}/repositories``)."""
+    """A repository in a list (``GET /api/v2/namespaces/{ns}/repositories``), read from a ``RepositorySummary``
+    with ``model_validate``."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     name: str = Field(description="the name in the namespace")
     namespace: str
@@ -48,6 +53,14 @@ class RepositorySummaryModel(BaseModel):
     categories: list[Category]
     storage_size: int = Field(description="bytes of the blobs the repository holds")
 
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _categories(cls, value: object) -> object:
+        """The service names its categories; the Hub shape gives each a name and a slug."""
+        if isinstance(value, (list, tuple)):
+            return [{"name": item, "slug": item} if isinstance(item, str) else item for item in value]
+        return value
+
 
 class RepositoryModel(RepositorySummaryModel):
     """One repository with the caller-specific details (``GET /api/v2/namespaces/{ns}/repositories/{repo}``)."""
@@ -63,49 +76,12 @@ class RepositoryModel(RepositorySummaryModel):
     source: str | None
 
 
-def _summary_fields(view: RepositorySummary) -> dict[str, Any]:
-    return {
-        "name": view.name,
-        "namespace": view.namespace,
-        "repository_type": view.repository_type,
-        "status": view.status,
-        "status_description": view.status_description,
-        "description": view.description,
-        "is_private": view.is_private,
-        "star_count": view.star_count,
-        "pull_count": view.pull_count,
-        "last_updated": view.last_updated,
-        "last_modified": view.last_modified,
-        "date_registered": view.date_registered,
-        "affiliation": view.affiliation,
-        "media_types": list(view.media_types),
-        "content_types": list(view.content_types),
-        "categories": [Category(name=name, slug=name) for name in view.categories],
-        "storage_size": view.storage_size,
-    }
-
-
 def repository_summary(view: RepositorySummary) -> RepositorySummaryModel:
-    return RepositorySummaryModel(**_summary_fields(view))
+    return RepositorySummaryModel.model_validate(view)
 
 
 def repository_detail(view: RepositoryView) -> RepositoryModel:
-    return RepositoryModel(
-        **_summary_fields(view),
-        user=view.user,
-        is_automated=view.is_automated,
-        collaborator_count=view.collaborator_count,
-        hub_user=view.hub_user,
-        has_starred=view.has_starred,
-        full_description=view.full_description,
-        permissions=RepositoryPermissionsModel(
-            read=view.permissions.read, write=view.permissions.write, admin=view.permissions.admin
-        ),
-        immutable_tags_settings=ImmutableTagsSettingsModel(
-            enabled=view.immutable_tags_settings.enabled, rules=list(view.immutable_tags_settings.rules)
-        ),
-        source=view.source,
-    )
+    return RepositoryModel.model_validate(view)
 
 
 RepositoryPage = Paginated[RepositorySummaryModel]
