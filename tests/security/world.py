@@ -81,8 +81,9 @@ class World:
         return self._api_tokens[principal]
 
     def signed_out(self, principal: str) -> None:
-        """Forget the principal's API token: a password change or "revoke sessions" ended it."""
+        """Forget the principal's API token and web session: a password change or "revoke sessions" ended them."""
         self._api_tokens.pop(principal, None)
+        self._web_cookies.pop(principal, None)
 
     def api(self, principal: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
