@@ -3,8 +3,9 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap)
-TOOLS=(skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap)
+PACKAGES=(skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver)
+# chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
+TOOLS=(skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver)
 
 missing=()
 for tool in "${TOOLS[@]}"; do

@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.responses import Response
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.accounts.access_tokens import AccessTokenService
@@ -36,6 +37,7 @@ from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
 from dockyard.auth.token_keys import KeyRing
 from dockyard.auth.tokens import TokenService
+from dockyard.auth.web_sessions import WebSessions
 from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
@@ -49,6 +51,8 @@ from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
+from dockyard.http.web.app import web_app
+from dockyard.http.web.services import WebServices
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
@@ -207,6 +211,7 @@ def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
     settings = resolve_secret_key(settings)
     api = api_app()
+    web = web_app()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -229,24 +234,41 @@ def create_app(settings: Settings) -> DockyardApp:
         tokens = TokenService(keys, settings)
         refresh = RefreshTokens(db, tokens, authenticator, settings)
         app.state.guard = RegistryGuard(settings, registry.access, authenticator, tokens, refresh)
+        users, orgs, teams = (
+            UserService(db, settings, store),
+            OrgService(db, settings, store),
+            TeamService(db, settings),
+        )
+        repositories, tags = RepositoryService(ctx), TagService(ctx)
         api.state.api = ApiServices(
             settings,
             registry,
             authenticator,
             tokens,
-            users=UserService(db, settings, store),
-            orgs=OrgService(db, settings, store),
-            teams=TeamService(db, settings),
+            users=users,
+            orgs=orgs,
+            teams=teams,
             collaborators=CollaboratorService(db, settings),
             robots=RobotService(db, settings),
             access_tokens=AccessTokenService(db, settings),
             webhooks=WebhookService(db, SecretBox(settings.secret_key)),
             trust=TrustService(db, SecretBox(settings.secret_key)),
             checker=checker,
-            repositories=RepositoryService(ctx),
-            tags=TagService(ctx),
+            repositories=repositories,
+            tags=tags,
             audit=AuditLogService(ctx),
             pulls=pulls,
+        )
+        web.state.web = WebServices(
+            settings,
+            registry,
+            WebSessions(db, settings, authenticator),
+            users=users,
+            orgs=orgs,
+            teams=teams,
+            repositories=repositories,
+            tags=tags,
+            checker=checker,
         )
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
         jobs = AsyncExitStack()
@@ -265,7 +287,8 @@ def create_app(settings: Settings) -> DockyardApp:
             await store.close()
             await db.close()
 
-    shell = Starlette(routes=ops.ROUTES, lifespan=lifespan)
+    # The web hub answers every path the other surfaces do not (`/`, `/r/…`, `/static/…`).
+    shell = Starlette(routes=[*ops.ROUTES, Mount("/", app=web)], lifespan=lifespan)
     shell.state.metrics = metrics
     shell.state.settings = settings
     return DockyardApp(
@@ -282,7 +305,7 @@ def create_app(settings: Settings) -> DockyardApp:
 class DockyardApp:
     """The ASGI entry point. ``/v2`` goes straight to the OCI surface (its own router and error boundary,
     without Starlette's generic middleware on the hot path); ``/api/`` and ``/v1/`` to the Hub API; everything
-    else, and the lifespan, to the shell application that owns the shared state."""
+    else, and the lifespan, to the shell application that owns the shared state (its last route is the web hub)."""
 
     def __init__(
         self,

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # default: Docker's daemon and containers/image keep presenting the refresh token `docker login` stored.
     refresh_token_rotation: bool = False
     api_token_lifetime_seconds: int = Field(default=600, ge=60, le=86400)
+    # Web hub sign-ins (dockyard.auth.web_sessions): a session ends after this long unused, and after the absolute
+    # lifetime however busy it is.
+    web_session_idle_seconds: int = Field(default=8 * 3600, ge=60)
+    web_session_lifetime_seconds: int = Field(default=7 * 86400, ge=300)
     # Brute-force protection (dockyard.auth.throttle): password failures back off per (account, client address)
     # and per client address; never a lock-out of the account everywhere.
     login_max_failures_per_user: int = Field(default=5, ge=1)  # one account from one address, then backoff

@@ -1,6 +1,6 @@
-"""The route × principal permission matrix: every route of ``/v2``, ``/api/v2`` and ``/v1`` is called as each
-principal of ``world.py`` and must answer what its row says. A route without a row fails the completeness test,
-so a new route cannot ship without its permissions being stated.
+"""The route × principal permission matrix: every route of ``/v2``, ``/api/v2``, ``/v1`` and the web hub
+(``rows_web.py``) is called as each principal of ``world.py`` and must answer what its row says. A route without a
+row fails the completeness test, so a new route cannot ship without its permissions being stated.
 
 It runs in the embedded pass only (about 1,500 requests): who may do what is decided by the same SQL on both
 engines, and the scale-out pass exercises those queries on PostgreSQL through the Hub API, registry-auth and
@@ -16,9 +16,12 @@ from starlette.routing import Route
 from dockyard.http.api.app import api_app
 from dockyard.http.api.app import served_routes as api_routes
 from dockyard.http.oci.routes import ROUTES as OCI_ROUTES
+from dockyard.http.web.app import served_routes as web_routes
+from dockyard.http.web.app import web_app
 from tests.security.rows_api import ROWS as API_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
+from tests.security.rows_web import ROWS as WEB_ROWS
 from tests.security.rows_webhooks import ROWS as WEBHOOK_ROWS
 from tests.security.scenarios import SCENARIOS
 from tests.security.world import PRINCIPALS, World, build_world
@@ -26,7 +29,7 @@ from tests.support.app_server import AppServer
 
 pytestmark = pytest.mark.embedded_only
 
-ROWS = {**OCI_ROWS, **API_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS}
+ROWS = {**OCI_ROWS, **API_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS, **WEB_ROWS}
 
 
 def served_routes() -> set[tuple[str, str]]:
@@ -34,7 +37,7 @@ def served_routes() -> set[tuple[str, str]]:
     for route in OCI_ROUTES:
         assert isinstance(route, Route)
         routes |= {(method, route.path) for method in route.methods or ()}
-    return routes | api_routes(api_app())
+    return routes | api_routes(api_app()) | web_routes(web_app())
 
 
 def test_every_route_has_a_row() -> None:

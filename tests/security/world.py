@@ -10,6 +10,7 @@ Hub API it uses an API token from ``/api/v2/auth/token`` (or, when that is refus
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ class World:
     teams: dict[str, str] = field(default_factory=dict)  # principal → team name
     robot_short: str = ""
     _api_tokens: dict[str, str | None] = field(default_factory=dict)
+    _web_cookies: dict[str, httpx.Cookies] = field(default_factory=dict)
 
     # -- requests ---------------------------------------------------------------------------------------------
 
@@ -79,8 +81,9 @@ class World:
         return self._api_tokens[principal]
 
     def signed_out(self, principal: str) -> None:
-        """Forget the principal's API token: a password change or "revoke sessions" ended it."""
+        """Forget the principal's API token and web session: a password change or "revoke sessions" ended them."""
         self._api_tokens.pop(principal, None)
+        self._web_cookies.pop(principal, None)
 
     def api(self, principal: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}))
@@ -93,6 +96,34 @@ class World:
                 auth = self.creds[principal]
         with self.client() as client:
             return client.request(method, path, headers=headers, auth=auth, **kwargs)
+
+    def web_cookies(self, principal: str, *, fresh: bool = False) -> httpx.Cookies:
+        """A browser's cookies for the principal: signed in through the web hub's login form with its credentials
+        (robots, tokens and dead accounts cannot sign in there, so they browse as anonymous visitors)."""
+        if fresh or principal not in self._web_cookies:
+            with self.client() as client:
+                token = _csrf_token(client.get("/login").text)
+                if principal != ANON:
+                    name, secret = self.creds[principal]
+                    client.post("/login", data={"username": name, "password": secret, "csrf_token": token})
+                cookies = httpx.Cookies(client.cookies)
+            if fresh:
+                return cookies
+            self._web_cookies[principal] = cookies
+        return self._web_cookies[principal]
+
+    def web(self, principal: str, method: str, path: str, *, form: dict[str, str] | None = None) -> httpx.Response:
+        """A page or form as the principal's browser: POSTs carry the form's CSRF token (taken from ``path``'s
+        page when it has one, else from the login page), as a browser posting the form would."""
+        fresh = path == "/logout"  # signing out ends the session: use one of its own
+        cookies = self.web_cookies(principal, fresh=fresh)
+        with httpx.Client(base_url=self.server.url, timeout=30, cookies=cookies) as client:
+            if method == "GET":
+                return client.get(path)
+            data = dict(form or {})
+            page = client.get("/login")
+            data["csrf_token"] = _csrf_token((client.get("/") if page.status_code == 303 else page).text)
+            return client.request(method, path, data=data)
 
     # -- fixtures for destructive rows ------------------------------------------------------------------------
 
@@ -121,6 +152,12 @@ class World:
         response = self.hub.client.request(method, path, **kwargs)
         assert response.status_code < 300, (method, path, response.status_code, response.text)
         return response.json() if response.content else None
+
+
+def _csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, html[:300]
+    return found.group(1)
 
 
 def build_world(server: Server) -> World:

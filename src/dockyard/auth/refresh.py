@@ -28,7 +28,7 @@ from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, RefreshToken
+from dockyard.models import Account, RefreshToken, WebSession
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
 
@@ -43,13 +43,18 @@ def _refused(reason: str) -> Unauthorized:
 
 async def end_sessions(conn: AsyncConnection, account_id: int) -> None:
     """In the caller's transaction: move the account's credential generation on (every refresh and API token
-    issued before is refused from now on) and revoke its stored refresh tokens."""
+    issued before is refused from now on) and revoke its stored refresh tokens and its web sessions."""
     await conn.execute(
         update(Account).where(Account.id == account_id).values(credential_generation=Account.credential_generation + 1)
     )
     await conn.execute(
         update(RefreshToken)
         .where(RefreshToken.account_id == account_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    await conn.execute(
+        update(WebSession)
+        .where(WebSession.account_id == account_id, WebSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
 

@@ -13,6 +13,7 @@ from dockyard.models.accounts import (
     Star,
     Team,
     TeamMember,
+    WebSession,
 )
 from dockyard.models.base import Base, metadata
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
@@ -52,6 +53,7 @@ __all__ = [
     "TrustedIdentity",
     "TrustedKey",
     "Upload",
+    "WebSession",
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",

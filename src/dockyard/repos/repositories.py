@@ -129,6 +129,22 @@ class RepositoryService:
         affiliated = affiliation(facts, namespace)
         return Page([summary(r, content[r.id], affiliated) for r in records], total, page)
 
+    async def list_recent(self, actor: Principal, limit: int = 12) -> list[RepositorySummary]:
+        """Public repositories the actor may see, most recently pushed (else created) first: the explore page."""
+        async with self.ctx.db.read(consistent=True) as conn:
+            facts = await load_facts(conn, actor)
+            rows = (
+                await conn.execute(
+                    select(*SUMMARY_COLUMNS)
+                    .where(Repository.is_private.is_(False), visible_repositories(actor, facts))
+                    .order_by(*order_by("-last_updated"))
+                    .limit(max(1, min(limit, 100)))
+                )
+            ).all()
+            records = [RepositoryRecord.from_row(row) for row in rows]
+            content = await content_facts(conn, [r.id for r in records])
+        return [summary(r, content[r.id], affiliation(facts, r.namespace)) for r in records]
+
     @staticmethod
     async def _any(conn: AsyncConnection, where: list[ColumnElement[bool]]) -> bool:
         return (await conn.execute(select(Repository.id).where(*where).limit(1))).first() is not None

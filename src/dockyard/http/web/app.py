@@ -1,0 +1,103 @@
+"""The web hub application (Starlette): its routes, static files, and the one mapping of domain errors to error
+pages. Mounted by the composition root for everything that is not ``/v2``, ``/api`` or ``/v1``.
+
+Routes are thin: each reads the request, calls the services (``WebServices``: the Hub API's service objects and
+its authorizer) and renders a template. A private repository's pages answer 404 to whoever may not pull it, as
+the Hub API does: the services raise ``NotFound`` for it, and a 404 page is what every ``NotFound`` becomes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from dockyard.errors import Conflict, Denied, DomainError, Invalid, NotFound, RateLimited, TooLarge, Unauthorized
+from dockyard.http.web import explore, repository, signin
+from dockyard.http.web.context import services_of, visit_of
+from dockyard.http.web.render import page
+from dockyard.http.web.services import WebServices
+
+log = logging.getLogger("dockyard.web")
+STATIC = Path(__file__).parent / "static"
+
+ROUTES: list[BaseRoute] = [
+    Route("/", explore.home, methods=["GET"], name="home"),
+    Route("/u/{user}", explore.user_page, methods=["GET"], name="user"),
+    Route("/orgs/{org}", explore.org_page, methods=["GET"], name="org"),
+    Route("/_/{repo}", repository.library_page, methods=["GET"], name="library"),
+    Route("/_/{repo}/tags", repository.library_tags, methods=["GET"], name="library_tags"),
+    Route("/_/{repo}/tags/{tag}", repository.library_tag, methods=["GET"], name="library_tag"),
+    Route("/r/{ns}/{repo}", repository.repo_page, methods=["GET"], name="repo"),
+    Route("/r/{ns}/{repo}/tags", repository.tags_page, methods=["GET"], name="tags"),
+    Route("/r/{ns}/{repo}/tags/{tag}", repository.tag_page, methods=["GET"], name="tag"),
+    Route("/r/{ns}/{repo}/star", repository.star, methods=["POST"], name="star"),
+    Route("/r/{ns}/{repo}/unstar", repository.unstar, methods=["POST"], name="unstar"),
+    Route("/login", signin.login_form, methods=["GET"], name="login"),
+    Route("/login", signin.login, methods=["POST"], name="login_post"),
+    Route("/logout", signin.logout, methods=["POST"], name="logout"),
+    Mount("/static", StaticFiles(directory=STATIC), name="static"),
+]
+
+_STATUS = {
+    NotFound: (404, "Not found"),
+    Invalid: (400, "Bad request"),
+    TooLarge: (413, "Too large"),
+    Denied: (403, "Forbidden"),
+    Conflict: (409, "Conflict"),
+    RateLimited: (429, "Too many attempts"),
+}
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    """Every service error as a page: nothing about a hidden resource beyond "not found"."""
+    current = await visit_of(request)
+    if isinstance(exc, Unauthorized):
+        if request.method == "GET":
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        status, title, message = 401, "Sign in required", "Sign in to do that."
+    else:
+        status, title = next(((s, t) for cls, (s, t) in _STATUS.items() if isinstance(exc, cls)), (500, "Error"))
+        message = "There is nothing here, or you may not see it." if status == 404 else str(exc)
+    response = page(request, current, "error.html", status=status, title=title, message=message)
+    if isinstance(exc, RateLimited) and exc.retry_after:
+        response.headers["retry-after"] = str(int(exc.retry_after))
+    return response
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    current = await visit_of(request)
+    title = "Not found" if exc.status_code == 404 else "Error"
+    message = "There is nothing here." if exc.status_code == 404 else str(exc.detail)
+    return page(request, current, "error.html", status=exc.status_code, title=title, message=message)
+
+
+def web_app(services: WebServices | None = None) -> Starlette:
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={DomainError: domain_error, HTTPException: http_error},
+    )
+    if services is not None:
+        app.state.web = services
+    return app
+
+
+def served_routes(app: Starlette) -> set[tuple[str, str]]:
+    """(method, path template) of every page and form action (static files as ``GET /static/{path}``)."""
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if isinstance(route, Route):
+            found.update((method, route.path) for method in route.methods or () if method != "HEAD")
+        elif isinstance(route, Mount):
+            found.add(("GET", f"{route.path}/{{path}}"))
+    return found
+
+
+__all__ = ["WebServices", "served_routes", "services_of", "web_app"]

@@ -1,0 +1,34 @@
+"""``WebServices``: everything the web pages call, built once by the composition root (the same service objects
+the Hub API uses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockyard.accounts.orgs import OrgService
+from dockyard.accounts.teams import TeamService
+from dockyard.accounts.users import UserService
+from dockyard.auth.web_sessions import WebSessions
+from dockyard.registry.services import Registry
+from dockyard.repos.inspect import ImageInspector
+from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.tags import TagService
+from dockyard.settings import Settings
+from dockyard.trust.checker import TrustChecker
+
+
+@dataclass(frozen=True, slots=True)
+class WebServices:
+    settings: Settings
+    registry: Registry
+    sessions: WebSessions
+    users: UserService
+    orgs: OrgService
+    teams: TeamService
+    repositories: RepositoryService
+    tags: TagService
+    checker: TrustChecker
+
+    @property
+    def inspector(self) -> ImageInspector:
+        return ImageInspector(self.tags, self.registry.manifests, self.registry.blobs, self.registry.listing)

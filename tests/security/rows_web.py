@@ -1,0 +1,84 @@
+"""Matrix rows for every route of the web hub: each principal browses as its browser would (signed in through the
+login form with its password; robots, personal access tokens and dead accounts cannot sign in there and browse
+as anonymous visitors). A private repository's pages are 404 to whoever may not pull it, as the API answers;
+forms carry their CSRF token (the refusal without one is tested in ``tests/web``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.security.rows_oci import LEVEL, Call, Expect
+from tests.security.world import ANON, PRINCIPALS, World
+from tests.support.oci import push_image
+
+# Those who sign in to the web hub with a password (the others browse anonymously).
+SIGNED_IN = {"owner", "team_reader", "team_writer", "team_admin", "other_org_member"}
+ROWS: dict[tuple[str, str], tuple[Call, Expect]] = {}
+_LIBRARY: dict[int, str] = {}
+
+
+def _all(status: int) -> Expect:
+    return dict.fromkeys(PRINCIPALS, status)
+
+
+def _private(ok: int) -> Expect:
+    """On the private repository: its readers who sign in get ``ok``; everyone else a 404."""
+    return {p: ok if p in SIGNED_IN and LEVEL.get(p, 0) >= 1 else 404 for p in PRINCIPALS}
+
+
+def _signed_in(ok: int, other: int) -> Expect:
+    return {p: ok if p in SIGNED_IN else other for p in PRINCIPALS}
+
+
+def library_repo(world: World) -> str:
+    """A public ``library`` repository (made once per world)."""
+    if id(world) not in _LIBRARY:
+        name = f"web{id(world) % 100000}"
+        with world.admin_v2() as client:
+            push_image(client, name, "latest")
+        world.admin_api("PATCH", f"/api/v2/namespaces/library/repositories/{name}", json={"is_private": False})
+        _LIBRARY[id(world)] = name
+    return _LIBRARY[id(world)]
+
+
+def _get(path: Callable[[World], str]) -> Call:
+    def call(world: World, principal: str, method: str) -> httpx.Response:
+        return world.web(principal, method, path(world))
+
+    return call
+
+
+def _short(world: World) -> str:
+    return world.repo.split("/", 1)[1]
+
+
+def row(method: str, path: str, call: Call, expect: Expect) -> None:
+    ROWS[(method, path)] = (call, expect)
+
+
+row("GET", "/", _get(lambda w: "/?q=app"), _all(200))
+row("GET", "/u/{user}", _get(lambda w: f"/u/{w.users['owner']}"), _all(200))
+row("GET", "/orgs/{org}", _get(lambda w: f"/orgs/{w.org}"), _all(200))
+row("GET", "/r/{ns}/{repo}", _get(lambda w: f"/r/{w.org}/{_short(w)}"), _private(200))
+row("GET", "/r/{ns}/{repo}/tags", _get(lambda w: f"/r/{w.org}/{_short(w)}/tags"), _private(200))
+row("GET", "/r/{ns}/{repo}/tags/{tag}", _get(lambda w: f"/r/{w.org}/{_short(w)}/tags/latest"), _private(200))
+row("GET", "/_/{repo}", _get(lambda w: f"/_/{library_repo(w)}"), _all(200))
+row("GET", "/_/{repo}/tags", _get(lambda w: f"/_/{library_repo(w)}/tags"), _all(200))
+row("GET", "/_/{repo}/tags/{tag}", _get(lambda w: f"/_/{library_repo(w)}/tags/latest"), _all(200))
+# Starring needs a signed-in user (401 page otherwise) who may see the repository (else 404).
+_STAR = {p: 401 if p not in SIGNED_IN else 303 if LEVEL.get(p, 0) >= 1 else 404 for p in PRINCIPALS}
+row("POST", "/r/{ns}/{repo}/star", _get(lambda w: f"/r/{w.org}/{_short(w)}/star"), _STAR)
+row("POST", "/r/{ns}/{repo}/unstar", _get(lambda w: f"/r/{w.org}/{_short(w)}/unstar"), _STAR)
+row("GET", "/login", _get(lambda w: "/login"), _signed_in(303, 200))
+
+
+def _login(world: World, principal: str, method: str) -> httpx.Response:
+    name, secret = world.creds[principal] if principal != ANON else ("nobody", "wrong")
+    return world.web(ANON, method, "/login", form={"username": name, "password": secret})
+
+
+row("POST", "/login", _login, _signed_in(303, 401))
+row("POST", "/logout", _get(lambda w: "/logout"), _all(303))
+row("GET", "/static/{path}", _get(lambda w: "/static/site.css"), _all(200))

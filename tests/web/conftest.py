@@ -1,0 +1,73 @@
+"""Browser fixtures for the web hub's tests: Debian's chromium driven by Playwright (never ``playwright
+install``), one browser per session, a fresh profile, and a screenshot of every page a test visits under
+``test-artifacts/screenshots/`` (kept as a CI artifact).
+
+A missing chromium skips these tests locally and fails them under ``CI=true`` (``tests/support/tools.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.tools import missing
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_context_factory() -> Iterator[Any]:
+    """Makes isolated browser contexts (own cookies) on one persistent-profile-free chromium."""
+    if not CHROMIUM.exists():
+        missing("chromium is not installed (make test installs Debian's chromium when run as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - a dev dependency
+        missing("playwright (the Python package) is not installed; run make dev")
+    with sync_playwright() as playwright:
+        # launch() gives chromium a fresh temporary profile (user-data-dir) of its own, removed at close.
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        contexts: list[Any] = []
+
+        def make(**options: Any) -> Any:
+            context = browser.new_context(viewport=DESKTOP, **options)
+            contexts.append(context)
+            return context
+
+        try:
+            yield make
+        finally:
+            for context in contexts:
+                context.close()
+            browser.close()
+
+
+def shot(page: Any, name: str, *, phone: bool = False) -> Path:
+    """Write a full-page screenshot of what the page shows now (at phone width too when asked)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+    path = SCREENSHOTS / f"{safe}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if phone:
+        size = page.viewport_size
+        page.set_viewport_size(PHONE)
+        page.screenshot(path=str(SCREENSHOTS / f"{safe}-phone.png"), full_page=True)
+        page.set_viewport_size(size)
+    return path
