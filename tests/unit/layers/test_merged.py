@@ -77,7 +77,8 @@ def test_upper_layers_replace_files_and_record_their_layer() -> None:
 
 def test_whiteout_removes_a_file_and_a_whole_directory() -> None:
     merged = tree(BASE, [E("etc/.wh.keep"), E("var/.wh.log")])
-    assert "etc/keep" not in merged and "etc/hello" in merged
+    assert "etc/keep" not in merged
+    assert "etc/hello" in merged
     assert not any(p.startswith("var/log") for p in merged)
     assert listing("etc", BASE, [E("etc/.wh.keep")]) == ["hello"]
     assert listing("var/log", BASE, [E("var/.wh.log")]) is None
@@ -124,10 +125,12 @@ def test_file_changes() -> None:
     changes, added, removed, changed = file_changes(before, after)
     assert (added, removed, changed) == (1, 1, 1)
     by_path = {c.path: c for c in changes}
-    assert by_path["/etc/hello"].change == "changed" and "sha256" in by_path["/etc/hello"].fields
+    assert by_path["/etc/hello"].change == "changed"
+    assert "sha256" in by_path["/etc/hello"].fields
     assert by_path["/etc/keep"].change == "removed"
     assert by_path["/new"].change == "added"
-    assert by_path["/etc/hello"].after is not None and by_path["/etc/hello"].after.layer == "L1"
+    assert by_path["/etc/hello"].after is not None
+    assert by_path["/etc/hello"].after.layer == "L1"
     limited, *_ = file_changes(before, after, limit=1)
     assert len(limited) == 1
 

@@ -87,7 +87,8 @@ def test_hostile_entries_stay_inside_the_root() -> None:
         layer([E("../../etc/passwd", data=b"x"), E("/abs/file", data=b"y"), E("..", "dir"), E("/", "file")])
     )
     paths = {e.path for e in found}
-    assert "etc/passwd" in paths and "abs/file" in paths
+    assert "etc/passwd" in paths
+    assert "abs/file" in paths
     assert all(not p.startswith(("/", "..")) and "/../" not in p for p in paths)
     # "/" as a regular file cannot be the root: skipped; ".." as a directory is the root
     assert {(e.path, e.kind) for e in found if e.path == ""} == {("", Kind.DIR)}
@@ -103,7 +104,8 @@ def test_parents_without_entries_become_implicit_directories_first() -> None:
         ("usr/share", False),
     ]
     assert [e.seq for e in found] == [0, 1, 2, 3, 4]
-    assert found[3].member == 0 and found[4].member == 1
+    assert found[3].member == 0
+    assert found[4].member == 1
 
 
 def test_member_content_reads_one_file_again() -> None:
