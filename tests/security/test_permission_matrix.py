@@ -17,6 +17,7 @@ from dockyard.http.api.app import api_app
 from dockyard.http.api.app import served_routes as api_routes
 from dockyard.http.oci.routes import ROUTES as OCI_ROUTES
 from tests.security.rows_api import ROWS as API_ROWS
+from tests.security.rows_files import ROWS as FILES_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_webhooks import ROWS as WEBHOOK_ROWS
@@ -26,7 +27,7 @@ from tests.support.app_server import AppServer
 
 pytestmark = pytest.mark.embedded_only
 
-ROWS = {**OCI_ROWS, **API_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS}
+ROWS = {**OCI_ROWS, **API_ROWS, **FILES_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS}
 
 
 def served_routes() -> set[tuple[str, str]]:
