@@ -11,31 +11,34 @@ import httpx
 import pytest
 
 from tests.clients.conftest import Tool, docker_ref
+from tests.support.checks import wait_for
 from tests.support.images import AMD64, OCI_MANIFEST, LayoutWriter
 from tests.support.server import DockyardServer
 
 pytestmark = pytest.mark.clients
 
 
-def _layout(path: Path, seed: str) -> tuple[str, str]:
+def _layout(path: Path, seed: str) -> tuple[str, str, set[str]]:
     """Tags v1 and v2: a shared base layer, then a top layer with /etc/hello (changed in v2). Returns the
-    manifest digests."""
+    manifest digests and the layer digests."""
     writer = LayoutWriter(path)
     base = ({"bin/tool": f"#!tool {seed}\n".encode() * 50, "etc/base": f"{seed}\n".encode()}, {"bin/sh": "tool"})
     digests = []
+    layers: set[str] = set()
     for tag, hello, extra in (("v1", b"hello v1\n", {}), ("v2", b"hello v2, longer\n", {"etc/new": b"new\n"})):
         image = writer.image(AMD64, [base, ({"etc/hello": hello, **extra}, {})], f"{seed}-{tag}")
         writer.tag(tag, OCI_MANIFEST, image.manifest, platform=AMD64.as_dict())
         digests.append(image.manifest_digest)
+        layers.update(image.layer_digests)
     writer.finish()
-    return digests[0], digests[1]
+    return digests[0], digests[1], layers
 
 
 def test_browse_read_and_diff_pushed_tags(
     skopeo: Tool, server: DockyardServer, client: httpx.Client, repo: str, seed: str, tmp_path: Path
 ) -> None:
     layout = tmp_path / "layout"
-    v1, v2 = _layout(layout, seed)
+    v1, v2, layers = _layout(layout, seed)
     for tag in ("v1", "v2"):
         skopeo.run(
             "copy",
@@ -44,6 +47,10 @@ def test_browse_read_and_diff_pushed_tags(
             f"oci:{layout}:{tag}",
             docker_ref(server, repo, tag),
         )
+    # Indexed on push, in the background (the event bus enqueues layers.index): the shared base layer once.
+    marks = ", ".join(f"'{d}'" for d in sorted(layers))
+    ready = f"SELECT COUNT(*) FROM layer_indexes WHERE state = 'ready' AND digest IN ({marks})"  # noqa: S608
+    wait_for(lambda: server.query_sql(ready)[0][0] == 3, timeout=60, what="layers indexed on push")
     ns, name = repo.split("/", 1)
     base = f"/api/v2/repositories/{ns}/{name}"
 

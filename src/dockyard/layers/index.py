@@ -203,6 +203,10 @@ class LayerIndexer:
             return await self._finish(digest, token, stats, error=str(exc)[:MAX_ERROR])
         except _LostClaim:
             raise
+        except IntegrityError:  # the blob (and with it the claim) was garbage-collected while we read it
+            with contextlib.suppress(Exception):
+                await self._release(digest, token)
+            raise NotFound("blob", "blob unknown to registry", {"digest": digest}) from None
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._release(digest, token)
