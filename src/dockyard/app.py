@@ -56,6 +56,8 @@ from dockyard.http.web.services import WebServices
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
+from dockyard.layers.service import ImageFiles
+from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
@@ -138,12 +140,15 @@ async def first_start(settings: Settings) -> str | None:
 
 def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> list[Subscriber[Any]]:
     """The event bus's subscribers, in the order each event is handed to them (``dockyard.events.bus``)."""
-    return [
+    subscribers: list[Subscriber[Any]] = [
         SignatureSubscriber(),  # a pushed signature: verify the image it signs (trust.verify)
         WebhookSubscriber(
             db, BlobService(RegistryContext(db=db, store=store, settings=settings)), settings
         ),  # deliveries and their webhooks.deliver jobs
     ]
+    if settings.layer_index_on_push:
+        subscribers.append(LayerIndexSubscriber())  # a pushed image: index its layers (layers.index)
+    return subscribers
 
 
 def periodic_jobs(
@@ -258,6 +263,7 @@ def create_app(settings: Settings) -> DockyardApp:
             tags=tags,
             audit=AuditLogService(ctx),
             pulls=pulls,
+            files=ImageFiles(ctx),
         )
         web.state.web = WebServices(
             settings,

@@ -36,6 +36,8 @@ Subject = Literal[
     "key",
     "identity",
     "policy",
+    "file",
+    "layer",
 ]
 
 

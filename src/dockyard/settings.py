@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     jobs_backoff_base_seconds: float = Field(default=2.0, gt=0)  # retry delay: full jitter over base·2^(n-1)…
     jobs_backoff_cap_seconds: float = Field(default=3600.0, gt=0)  # …capped here
     jobs_handler_modules: list[str] = Field(default_factory=list)  # extra modules registering handlers (plugins)
+    # Index the layers of every pushed image in the background (dockyard.layers); else on first look inside
+    layer_index_on_push: bool = True
     # Webhooks (dockyard.webhooks): hosts, addresses or CIDR ranges deliveries may reach although the SSRF guard
     # refuses them by default (loopback, private, link-local…); "ci.internal", "*.corp.example", "10.1.0.0/16"
     webhook_allowed_hosts: list[str] = Field(default_factory=list)

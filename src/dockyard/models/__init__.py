@@ -19,6 +19,7 @@ from dockyard.models.base import Base, metadata
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
 from dockyard.models.jobs import Job
+from dockyard.models.layers import LayerFile, LayerIndex
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
@@ -32,6 +33,8 @@ __all__ = [
     "Blob",
     "Event",
     "Job",
+    "LayerFile",
+    "LayerIndex",
     "LoginFailure",
     "MaintenanceLease",
     "Manifest",

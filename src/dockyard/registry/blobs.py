@@ -1,6 +1,7 @@
 """Blobs as seen by a repository: existence checks, links (upload, mount), unlinking on DELETE, and the bytes:
-``open`` says how to send a blob (redirect, local file or stream) and ``read_small`` reads a small one whole. The
-layers above reach blob storage only through here (import-linter forbids them ``dockyard.storage``)."""
+``open`` says how to send a blob (redirect, local file or stream), ``read_small`` reads a small one whole and
+``stream`` streams one to a reader on the server. The layers above reach blob storage only through here
+(import-linter forbids them ``dockyard.storage``)."""
 
 from __future__ import annotations
 
@@ -157,6 +158,17 @@ class BlobService:
                 raise _content_missing(info.digest) from None
             return File(location.path, stat_result)
         return Stream(await _started(store.read(info.digest), info.digest))
+
+    async def stream(self, digest: str) -> AsyncIterator[bytes]:
+        """The bytes of stored blob ``digest`` streamed from storage, whatever the driver (for readers on the
+        server, such as the layer index; clients are sent what ``open`` says). The caller has checked that the
+        digest is one it may read. Raises NotFound("blob") if its content is missing from storage, ``StorageError``
+        if storage fails."""
+        try:
+            async for chunk in self.ctx.store.read(digest):
+                yield chunk
+        except ObjectMissing:
+            raise _content_missing(digest) from None
 
     async def read_small(self, digest: str, size: int) -> bytes | None:
         """The ``size`` bytes of stored blob ``digest`` (an image config, a signature payload), or None if they

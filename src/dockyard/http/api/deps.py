@@ -28,6 +28,7 @@ from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
 from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
+from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.pulls import PullRecorder
@@ -60,6 +61,7 @@ class ApiServices:
     tags: TagService
     audit: AuditLogService
     pulls: PullRecorder
+    files: ImageFiles
 
 
 def services(request: Request) -> ApiServices:

@@ -1,0 +1,90 @@
+"""Indexing on push: ``LayerIndexSubscriber`` (a subscriber of the event bus) enqueues ``layers.index`` for every
+pushed image manifest, in the transaction that dispatches its ``manifest.pushed`` event; the job indexes the
+image's layers that are not indexed yet. Deduplicated per image while queued; idempotent (a ready index is a
+look-up). A layer that is not a readable tar is recorded as failed by the indexer and ends the job normally; a
+storage error retries it."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.core import mediatypes as mt
+from dockyard.core.manifest import parse_manifest
+from dockyard.errors import DomainError, Invalid, NotFound
+from dockyard.events.bus import OutboxEvent
+from dockyard.events.outbox import MANIFEST_PUSHED
+from dockyard.jobs.handlers import Handler, JobContext
+from dockyard.jobs.queue import enqueue
+from dockyard.jobs.registry import JobEnvironment, register
+from dockyard.layers.index import LayerIndexer
+from dockyard.models import Manifest, Repository
+from dockyard.registry.blobs import BlobService
+from dockyard.registry.context import RegistryContext
+from dockyard.repos.access import IMAGE_CONFIG_TYPES
+
+log = logging.getLogger("dockyard.layers")
+
+INDEX = "layers.index"
+
+
+async def enqueue_index(conn: AsyncConnection, repository: str, digest: str) -> None:
+    """Index the layers of image manifest ``repository@digest`` soon."""
+    await enqueue(
+        conn, INDEX, {"repository": repository, "digest": digest}, dedupe_key=f"{INDEX}:{repository}@{digest}"
+    )
+
+
+class LayerIndexSubscriber:
+    """The event bus's layer-index subscriber (``dockyard.events.bus.Subscriber``)."""
+
+    async def prepare(self, event: OutboxEvent) -> None:
+        return None
+
+    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
+        if event.type != MANIFEST_PUSHED or not event.repository or not event.digest:
+            return
+        if event.media_type in mt.IMAGE_MANIFESTS and event.payload.get("artifactType") in IMAGE_CONFIG_TYPES:
+            await enqueue_index(conn, event.repository, event.digest)
+
+
+async def index_image(indexer: LayerIndexer, repository: str, digest: str) -> int:
+    """Index the layers of ``repository@digest``; returns how many layers are indexed (failed ones not counted)."""
+    async with indexer.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(Manifest.media_type, Manifest.content)
+                .join(Repository, Repository.id == Manifest.repository_id)
+                .where(Repository.name == repository, Manifest.digest == digest)
+            )
+        ).first()
+    if row is None:
+        return 0  # deleted since
+    try:
+        parsed = parse_manifest(row.content, row.media_type)
+    except DomainError:
+        return 0
+    done = 0
+    for layer in parsed.layers:
+        if layer.is_foreign:
+            continue
+        try:
+            await indexer.ensure(str(layer.digest))
+            done += 1
+        except Invalid as exc:
+            log.info("layer %s of %s@%s: %s", layer.digest, repository, digest, exc.message)
+        except NotFound:
+            log.info("layer %s of %s@%s is gone", layer.digest, repository, digest)
+    return done
+
+
+@register(INDEX)
+def index(env: JobEnvironment) -> Handler:
+    indexer = LayerIndexer(env.db, BlobService(RegistryContext(db=env.db, store=env.store, settings=env.settings)))
+
+    async def handle(job: JobContext) -> None:
+        await index_image(indexer, str(job.payload["repository"]), str(job.payload["digest"]))
+
+    return handle
