@@ -32,9 +32,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context_factory() -> Iterator[Any]:
-    """Makes isolated browser contexts (own cookies) on one persistent-profile-free chromium."""
+    """Makes isolated browser contexts (own cookies) on one persistent-profile-free chromium. One per module, not
+    per session: Playwright's sync API keeps an event loop running in the main thread while it lives, which would
+    make every asyncio test collected after the web tests fail."""
     if not CHROMIUM.exists():
         missing("chromium is not installed (make test installs Debian's chromium when run as root)")
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,8 +196,45 @@ class BlobService:
         """Turn a verified upload into a blob of ``name``: hold the blob row, move the bytes into place, link it,
         record the event and (``session``) drop the upload session — one transaction, so garbage collection
         can never delete the bytes between the move and the link."""
-        settings = self.ctx.settings
         store = self.ctx.store
+        await self._land(
+            name,
+            digest,
+            size,
+            actor,
+            lambda: await_in_unit(store.commit_upload(upload_id, digest, size)),
+            upload_id if session else None,
+            source_ip,
+        )
+
+    async def put_small(
+        self,
+        name: str,
+        digest: str,
+        data: bytes,
+        actor: str | None = None,
+        *,
+        session: str | None = None,
+        source_ip: str = "",
+    ) -> None:
+        """Store a small verified blob of ``name`` in one storage write (``BlobStore.put_blob``), with the same
+        transaction and effects as ``commit``; ``session`` is the upload session to drop, if any."""
+        store = self.ctx.store
+        await self._land(
+            name, digest, len(data), actor, lambda: await_in_unit(store.put_blob(digest, data)), session, source_ip
+        )
+
+    async def _land(
+        self,
+        name: str,
+        digest: str,
+        size: int,
+        actor: str | None,
+        place: Callable[[], None],
+        session: str | None,
+        source_ip: str,
+    ) -> None:
+        settings = self.ctx.settings
 
         def work(conn: Connection) -> None:
             repo_id = ensure_repository_sync(
@@ -209,14 +246,14 @@ class BlobService:
                 source_ip=source_ip,
             )
             hold_blob(conn, digest, size)
-            await_in_unit(store.commit_upload(upload_id, digest, size))
+            place()
             if link_blob(conn, repo_id, digest):
                 record_events(
                     conn,
                     [event_row(BLOB_UPLOADED, repository=name, digest=digest, actor=actor, payload={"size": size})],
                 )
-            if session:
-                conn.execute(delete(Upload).where(Upload.id == upload_id))
+            if session is not None:
+                conn.execute(delete(Upload).where(Upload.id == session))
 
         await self.ctx.db.run_unit(work, attempts=1)  # the bytes move inside: never run it twice
 

@@ -34,7 +34,7 @@ from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.namespaces import may_create_in_sync
-from dockyard.storage.base import UploadMissing, UploadWriter
+from dockyard.storage.base import StorageError, UploadMissing, UploadWriter
 
 log = logging.getLogger("dockyard.registry")
 _HASHER_CACHE_SIZE = 4096
@@ -54,6 +54,53 @@ class ChunkSpec:
 
     start: int | None = None
     length: int | None = None
+
+
+SMALL_BLOB_PUT = 1024 * 1024
+"""A blob whose request declares at most this many bytes (and starts an upload) is received whole and stored with
+one storage write (``BlobService.put_small``: one PUT on S3) instead of through upload objects."""
+
+
+def _longer_than_declared(length: int) -> Invalid:
+    return Invalid("size", "body is longer than declared", {"declared": length})
+
+
+def _not_as_declared(received: int, length: int) -> Invalid:
+    return Invalid(
+        "size", f"body has {received} bytes, {length} were declared", {"declared": length, "received": received}
+    )
+
+
+def _digest_mismatch(digest: Digest, actual: str) -> Invalid:
+    return Invalid(
+        "digest",
+        "provided digest did not match uploaded content",
+        {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+    )
+
+
+def _is_small(offset: int, spec: ChunkSpec) -> bool:
+    return offset == 0 and spec.start in (None, 0) and spec.length is not None and spec.length <= SMALL_BLOB_PUT
+
+
+async def _receive_small(body: AsyncIterator[bytes], length: int, digest: Digest) -> bytes:
+    """The whole body of a small blob (``length`` declared, at most ``SMALL_BLOB_PUT``), checked against ``digest``."""
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in body:
+        received += len(chunk)
+        if received > length:
+            raise _longer_than_declared(length)
+        chunks.append(chunk)
+    if received != length:
+        raise _not_as_declared(received, length)
+    data = b"".join(chunks)
+    hasher = new_hasher(digest.algorithm)
+    await asyncio.to_thread(hasher.update, data)
+    actual = hasher.hexdigest()
+    if actual != digest.hex:
+        raise _digest_mismatch(digest, actual)
+    return data
 
 
 def _upload_unknown(upload_id: str) -> NotFound:
@@ -273,7 +320,7 @@ class UploadService:
                     continue
                 received += len(chunk)
                 if spec.length is not None and received > spec.length:
-                    raise Invalid("size", "body is longer than declared", {"declared": spec.length})
+                    raise _longer_than_declared(spec.length)
                 batch.append(chunk)
                 batch_bytes += len(chunk)
                 if batch_bytes >= batch_limit:
@@ -287,11 +334,7 @@ class UploadService:
             if batch:
                 await asyncio.gather(writer.write(batch), asyncio.to_thread(_update_hash, hasher, batch))
             if spec.length is not None and received != spec.length:
-                raise Invalid(
-                    "size",
-                    f"body has {received} bytes, {spec.length} were declared",
-                    {"declared": spec.length, "received": received},
-                )
+                raise _not_as_declared(received, spec.length)
             await writer.close()
         except BaseException:
             if pending is not None:
@@ -334,6 +377,15 @@ class UploadService:
         renew = asyncio.create_task(self._renew(upload_id, token))
         size = state.size
         try:
+            if _is_small(state.size, spec) and spec.length is not None:
+                data = await _receive_small(body, spec.length, digest)
+                await self.blobs.put_small(name, str(digest), data, actor, session=upload_id, source_ip=source_ip)
+                self._hashers.drop(upload_id)
+                try:
+                    await self.ctx.store.delete_upload(upload_id)
+                except StorageError as exc:  # committed; the empty upload object is only clutter
+                    log.warning("could not delete the upload object of %s: %s", upload_id, exc)
+                return len(data)
             algorithm = state.algorithm
             hasher = await self._hasher_at(upload_id, state.size, algorithm)
             try:
@@ -346,11 +398,7 @@ class UploadService:
             actual = hasher.hexdigest()
             if actual != digest.hex:
                 self._hashers.drop(upload_id)
-                raise Invalid(
-                    "digest",
-                    "provided digest did not match uploaded content",
-                    {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
-                )
+                raise _digest_mismatch(digest, actual)
             await self.blobs.commit(name, upload_id, str(digest), size, actor, session=True, source_ip=source_ip)
             self._hashers.drop(upload_id)
             return size
@@ -370,7 +418,12 @@ class UploadService:
         actor: str | None = None,
         source_ip: str = "",
     ) -> int:
-        """Single-POST upload (``POST …/uploads/?digest=``): no session row, the upload object is private."""
+        """Single-POST upload (``POST …/uploads/?digest=``): no session row, the upload object is private (a small
+        blob has none: it is stored with one write)."""
+        if _is_small(0, spec) and spec.length is not None:
+            data = await _receive_small(body, spec.length, digest)
+            await self.blobs.put_small(name, str(digest), data, actor, source_ip=source_ip)
+            return len(data)
         upload_id = uuid.uuid4().hex
         await self.ctx.store.create_upload(upload_id)
         committed = False
@@ -379,11 +432,7 @@ class UploadService:
             size = await self._stream(upload_id, 0, hasher, body, spec)
             actual = hasher.hexdigest()
             if actual != digest.hex:
-                raise Invalid(
-                    "digest",
-                    "provided digest did not match uploaded content",
-                    {"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
-                )
+                raise _digest_mismatch(digest, actual)
             await self.blobs.commit(name, upload_id, str(digest), size, actor, session=False, source_ip=source_ip)
             committed = True
             return size

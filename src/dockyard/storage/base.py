@@ -83,6 +83,11 @@ class BlobStore(Protocol):
         """Atomically turn the first ``size`` bytes of the upload into blob ``digest`` and drop the upload.
         Idempotent when the blob already exists. Raises ``UploadMissing``."""
 
+    async def put_blob(self, digest: str, data: bytes) -> None:
+        """Store a small blob whole, durably and atomically (a reader sees no blob or all of it), in as few
+        backend requests as the backend allows (one PUT on S3). The caller verified that ``data`` has ``digest``
+        and keeps it small (it is in memory). Idempotent when the blob exists."""
+
     async def delete_upload(self, upload_id: str) -> None:
         """Drop an upload; absent is not an error."""
 

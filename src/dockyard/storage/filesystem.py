@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -253,6 +254,35 @@ class FilesystemBlobStore:
             if exc.errno == errno.ENOENT:
                 raise UploadMissing(f"upload {upload_id} is missing") from exc
             raise StorageError(f"committing blob failed: {exc.strerror}") from exc
+
+    async def put_blob(self, digest: str, data: bytes) -> None:
+        target = self._blob_path(digest)
+        scratch = self._upload_path(uuid.uuid4().hex)  # a crash mid-write leaves it as an orphaned upload file
+
+        def put_sync() -> None:
+            if target.exists():
+                return
+            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    os.fdatasync(fd)
+            except BaseException:
+                os.close(fd)
+                scratch.unlink(missing_ok=True)
+                raise
+            os.close(fd)
+            _private_dirs(target.parent)
+            os.replace(scratch, target)
+            if self._fsync:
+                _fsync_dir(target.parent)
+
+        try:
+            await asyncio.to_thread(put_sync)
+        except OSError as exc:
+            raise StorageError(f"storing blob failed: {exc.strerror}") from exc
 
     async def delete_upload(self, upload_id: str) -> None:
         try:

@@ -208,6 +208,10 @@ class S3BlobStore:
         await assemble(self._objects, target, truncate(listing.chain, size))
         await self._drop_upload(directory)
 
+    async def put_blob(self, digest: str, data: bytes) -> None:
+        # One PUT: an S3 object appears whole or not at all, and content-addressed keys make a repeat harmless.
+        await self._objects.put(self._blob(digest), data)
+
     async def _drop_upload(self, directory: str) -> None:
         """Delete an upload after its commit; failures only leave garbage that expiry collects later."""
         try:
