@@ -9,10 +9,18 @@ import random
 import resource
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from dockyard.core.digest import Digest
+from dockyard.db.engine import Database
+from dockyard.migrations.runner import upgrade
+from dockyard.registry.context import RegistryContext
+from dockyard.registry.services import Registry
+from dockyard.registry.uploads import ChunkSpec
+from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore, ObjectMissing, StorageError, UploadMissing
 from dockyard.storage.factory import open_blob_store
 from dockyard.storage.s3 import MIN_PART, S3BlobStore
@@ -357,3 +365,41 @@ def test_factory_builds_s3_store() -> None:
         "http://127.0.0.1:9000",
         False,
     )
+
+
+async def test_a_small_blob_costs_one_put_and_a_session_four_requests(url: str, tmp_path: Path) -> None:
+    """A small blob pushed in one POST is one S3 request (the blob PUT); through a session (POST, then the closing
+    PUT with the body, as docker and skopeo push) it is four: the session marker's PUT, the blob PUT, and the
+    marker's delete (a DeleteObjects POST) and the LIST that finds no segments to delete. Big blobs keep the
+    segment path."""
+    store = open_blob_store(url)
+    assert isinstance(store, S3BlobStore)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}")
+    await upgrade(db)
+    registry = Registry.build(RegistryContext(db=db, store=store, settings=Settings(data_dir=tmp_path, open=True)))
+    sent: list[str] = []
+    client = await store._objects.client()
+    client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
+    try:
+        data = payload(300 * KiB, seed=7)
+        digest = Digest.parse(digest_of(data))
+        await registry.uploads.monolithic("small/one", digest, _body(data), ChunkSpec(None, len(data)))
+        assert sent == ["PUT"]
+        assert await collect(store.read(str(digest))) == data
+
+        sent.clear()
+        other = payload(200 * KiB, seed=8)
+        other_digest = Digest.parse(digest_of(other))
+        state = await registry.uploads.start("small/two")
+        await registry.uploads.complete("small/two", state.id, other_digest, _body(other), ChunkSpec(None, len(other)))
+        assert sorted(sent) == ["GET", "POST", "PUT", "PUT"]
+        assert await collect(store.read(str(other_digest))) == other
+        assert await store.list_uploads() == []
+    finally:
+        await store.close()
+        await db.close()
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), 64 * KiB):
+        yield data[i : i + 64 * KiB]
