@@ -104,7 +104,7 @@ class VulnerabilityGate:
         cached = self._policies.get(namespace)
         if cached is None or cached[0] <= now:
             async with self.db.read() as conn:
-                rows = (await conn.execute(select(VulnPolicy).where(VulnPolicy.namespace == namespace))).scalars().all()
+                rows = (await conn.execute(select(VulnPolicy).where(VulnPolicy.namespace == namespace))).all()
             policies = {r.repository: Policy(r.mode, r.severity, r.unscanned, r.repository or namespace) for r in rows}
             if len(self._policies) > 10_000:
                 self._policies.clear()

@@ -62,12 +62,8 @@ class VexDocumentView:
 
 
 async def load_suppressions(conn: AsyncConnection, namespace: str) -> Suppressions:
-    statements = (await conn.execute(select(VulnVex).where(VulnVex.namespace == namespace))).scalars().all()
-    allow = (
-        (await conn.execute(select(VulnAllowlistEntry).where(VulnAllowlistEntry.namespace == namespace)))
-        .scalars()
-        .all()
-    )
+    statements = (await conn.execute(select(VulnVex).where(VulnVex.namespace == namespace))).all()
+    allow = (await conn.execute(select(VulnAllowlistEntry).where(VulnAllowlistEntry.namespace == namespace))).all()
     return Suppressions(
         [
             VexStatement(s.vulnerability, s.product, s.subcomponent, s.status, s.justification, s.statement_at)
@@ -97,7 +93,7 @@ class VulnSettingsService:
             await self._owner(conn, actor, namespace)
             rows = {
                 r.repository: r
-                for r in (await conn.execute(select(VulnPolicy).where(VulnPolicy.namespace == namespace))).scalars()
+                for r in (await conn.execute(select(VulnPolicy).where(VulnPolicy.namespace == namespace))).all()
             }
         own = rows.get(repository or "")
         row = own or rows.get("")
@@ -155,16 +151,12 @@ class VulnSettingsService:
         async with self.db.read(consistent=True) as conn:
             await self._owner(conn, actor, namespace)
             rows = (
-                (
-                    await conn.execute(
-                        select(VulnAllowlistEntry)
-                        .where(VulnAllowlistEntry.namespace == namespace)
-                        .order_by(VulnAllowlistEntry.vulnerability)
-                    )
+                await conn.execute(
+                    select(VulnAllowlistEntry)
+                    .where(VulnAllowlistEntry.namespace == namespace)
+                    .order_by(VulnAllowlistEntry.vulnerability)
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
         now = utcnow()
         return [
             AllowlistView(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -62,26 +63,26 @@ class Report:
 
 async def image_findings(
     conn: AsyncConnection, digest: str, suppressions: Suppressions
-) -> tuple[VulnScan | None, list[ReportedFinding]]:
+) -> tuple[Any, list[ReportedFinding]]:
     """The scan row of image manifest ``digest`` (None: never scanned) and its findings, suppressions applied."""
-    scan = (await conn.execute(select(VulnScan).where(VulnScan.manifest_digest == digest))).scalar_one_or_none()
+    scan = (await conn.execute(select(VulnScan).where(VulnScan.manifest_digest == digest))).first()
     if scan is None:
         return None, []
     rows = await conn.execute(
-        select(VulnFinding, VulnAdvisory.aliases, VulnAdvisory.summary)
+        select(VulnFinding.__table__, VulnAdvisory.aliases, VulnAdvisory.summary)
         .join(VulnAdvisory, VulnAdvisory.id == VulnFinding.advisory_id, isouter=True)
         .where(VulnFinding.manifest_digest == digest)
         .order_by(VulnFinding.id)
     )
     now = utcnow()
     findings: list[ReportedFinding] = []
-    for finding, aliases_text, summary in rows.tuples():
-        aliases = [a for a in json.loads(aliases_text or "[]") if isinstance(a, str)]
+    for finding in rows:
+        aliases = [a for a in json.loads(finding.aliases or "[]") if isinstance(a, str)]
         findings.append(
             ReportedFinding(
                 id=finding.advisory_id,
                 aliases=aliases,
-                summary=summary or "",
+                summary=finding.summary or "",
                 package=finding.package,
                 ecosystem=finding.ecosystem,
                 installed=finding.installed,

@@ -176,10 +176,8 @@ class Scanner:
     async def _rematch_one(self, digest: str) -> None:
         async with self.db.read(consistent=True) as conn:
             stored = (
-                (await conn.execute(select(VulnImagePackage).where(VulnImagePackage.manifest_digest == digest)))
-                .scalars()
-                .all()
-            )
+                await conn.execute(select(VulnImagePackage).where(VulnImagePackage.manifest_digest == digest))
+            ).all()
             packages = [
                 IndexedPackage(p.ecosystem, p.package, p.version, p.name, p.installed, p.purl, p.layer) for p in stored
             ]

@@ -264,7 +264,7 @@ class VulnDatabase:
                 .tuples()
                 .all()
             )
-            sources = (await conn.execute(select(VulnSource).order_by(VulnSource.source))).scalars().all()
+            sources = (await conn.execute(select(VulnSource).order_by(VulnSource.source))).all()
         by_ecosystem: dict[str, int] = {}
         for ecosystem, count in per_ecosystem:
             base = ecosystem.split(":", 1)[0]
