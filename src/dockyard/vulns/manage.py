@@ -244,14 +244,12 @@ class VulnSettingsService:
     async def list_vex(self, actor: Principal, namespace: str) -> list[VexDocumentView]:
         async with self.db.read(consistent=True) as conn:
             await self._owner(conn, actor, namespace)
-            rows = (
-                await conn.execute(
-                    select(VulnVex.document, func.count(), func.min(VulnVex.created_by), func.min(VulnVex.created_at))
-                    .where(VulnVex.namespace == namespace)
-                    .group_by(VulnVex.document)
-                    .order_by(VulnVex.document)
-                )
-            ).tuples()
+            rows = await conn.execute(
+                select(VulnVex.document, func.count(), func.min(VulnVex.created_by), func.min(VulnVex.created_at))
+                .where(VulnVex.namespace == namespace)
+                .group_by(VulnVex.document)
+                .order_by(VulnVex.document)
+            )
             return [VexDocumentView(d, int(n), by, at) for d, n, by, at in rows]
 
     async def add_vex(self, actor: Principal, namespace: str, body: bytes, *, source_ip: str = "") -> VexDocumentView:

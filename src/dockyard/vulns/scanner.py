@@ -258,7 +258,7 @@ async def _holders(conn: AsyncConnection, digest: str) -> list[tuple[str, str | 
         .limit(50)
     )
     holders: list[tuple[str, str | None]] = []
-    for name, manifest_id in rows.tuples().all():
+    for name, manifest_id in rows.all():
         tag = (
             await conn.execute(select(Tag.name).where(Tag.manifest_id == manifest_id).order_by(Tag.name).limit(1))
         ).scalar_one_or_none()

@@ -187,7 +187,7 @@ class VulnDatabase:
             return
         ids = [a.id for a in advisories]
         found = await conn.execute(select(VulnAdvisory.id, VulnAdvisory.modified).where(VulnAdvisory.id.in_(ids)))
-        stored = dict(found.tuples().all())
+        stored = dict(found.all())
         newer = [a for a in advisories if a.id not in stored or a.modified > stored[a.id]]
         if not newer:
             return
@@ -195,7 +195,7 @@ class VulnDatabase:
         old = await conn.execute(
             select(VulnAffected.ecosystem, VulnAffected.package).where(VulnAffected.advisory_id.in_(changed_ids))
         )
-        result.keys.update(PackageKey(e, p) for e, p in old.tuples().all())
+        result.keys.update(PackageKey(e, p) for e, p in old.all())
         await conn.execute(delete(VulnAffected).where(VulnAffected.advisory_id.in_(changed_ids)))
         await conn.execute(delete(VulnAdvisory).where(VulnAdvisory.id.in_(changed_ids)))
         await conn.execute(
@@ -260,10 +260,8 @@ class VulnDatabase:
                 )
             ).scalar_one()
             per_ecosystem = (
-                (await conn.execute(select(VulnAffected.ecosystem, func.count()).group_by(VulnAffected.ecosystem)))
-                .tuples()
-                .all()
-            )
+                await conn.execute(select(VulnAffected.ecosystem, func.count()).group_by(VulnAffected.ecosystem))
+            ).all()
             sources = (await conn.execute(select(VulnSource).order_by(VulnSource.source))).all()
         by_ecosystem: dict[str, int] = {}
         for ecosystem, count in per_ecosystem:
