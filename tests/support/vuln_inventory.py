@@ -29,6 +29,7 @@ class FixtureInventory:
 
 def write_inventory(data_dir: Path, images: dict[str, list[InstalledPackage]]) -> None:
     path = data_dir / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)  # a scale-out server keeps nothing there of its own
     current: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     current.update({digest: [asdict(p) for p in packages] for digest, packages in images.items()})
     path.write_text(json.dumps(current))
