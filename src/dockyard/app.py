@@ -74,6 +74,11 @@ from dockyard.storage.factory import open_blob_store
 from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService
 from dockyard.trust.reverify import SignatureSubscriber
+from dockyard.vulns.gate import VulnerabilityGate
+from dockyard.vulns.manage import VulnSettingsService
+from dockyard.vulns.reports import VulnerabilityReports
+from dockyard.vulns.scanner import Scanner, ScanObserver
+from dockyard.vulns.tasks import ScanSubscriber, inventory_source, sync_sources
 from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
 from dockyard.webhooks.notifications import sync_endpoints
@@ -148,16 +153,22 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
     ]
     if settings.layer_index_on_push:
         subscribers.append(LayerIndexSubscriber())  # a pushed image: index its layers (layers.index)
+    subscribers.append(ScanSubscriber())  # a pushed image: scan it for vulnerabilities (vulns.scan)
     return subscribers
 
 
 def periodic_jobs(
-    db: Database, store: BlobStore, settings: Settings, *, on_gc: Callable[[GCReport], None] | None = None
+    db: Database,
+    store: BlobStore,
+    settings: Settings,
+    *,
+    on_gc: Callable[[GCReport], None] | None = None,
+    vulns_observer: ScanObserver | None = None,
 ) -> list[PeriodicJob]:
     """The periodic jobs the job runner runs besides its own (each on one replica at a time): the outbox's
     retention, the expiry of idle upload sessions (a few times per ``upload_expiry_seconds``, whether or not
-    scheduled collections are on) and, unless ``gc_interval_seconds`` is 0, garbage collection (``on_gc`` sees
-    each report)."""
+    scheduled collections are on), unless ``gc_interval_seconds`` is 0, garbage collection (``on_gc`` sees
+    each report) and, when ``vulndb_sources`` lists any, the sync of vulnerability data (``vulndb.sync``)."""
     retention = timedelta(seconds=settings.events_retention_seconds)
     ctx = RegistryContext(db=db, store=store, settings=settings)
 
@@ -181,6 +192,14 @@ def periodic_jobs(
                 on_gc(report)
 
         jobs.append(PeriodicJob("gc", timedelta(seconds=settings.gc_interval_seconds), collect, ttl=timedelta(hours=1)))
+    if settings.vulndb_sources:
+        scanner = Scanner(db, inventory_source(settings, db), vulns_observer)
+
+        async def sync() -> None:
+            await sync_sources(db, settings, scanner, observer=vulns_observer)
+
+        every = timedelta(seconds=settings.vulndb_sync_interval_seconds)
+        jobs.append(PeriodicJob("vulndb.sync", every, sync, ttl=timedelta(hours=2), at_start=True))
     return jobs
 
 
@@ -192,10 +211,11 @@ async def background_work(
     *,
     stop_grace: float = 30.0,
     on_gc: Callable[[GCReport], None] | None = None,
+    vulns_observer: ScanObserver | None = None,
 ) -> AsyncIterator[JobRunner]:
     """Run the job runner (every handler of ``dockyard.jobs.registry``, and ``periodic_jobs``) and the event bus
     (``event_subscribers``; it wakes the runner after dispatching) until the context exits. Yields the runner."""
-    periodic = periodic_jobs(db, store, settings, on_gc=on_gc)
+    periodic = periodic_jobs(db, store, settings, on_gc=on_gc, vulns_observer=vulns_observer)
     async with running_jobs(db, store, settings, stop_grace=stop_grace, periodic=periodic) as runner:
         bus = OutboxDispatcher(
             db,
@@ -231,6 +251,9 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.registry = registry
         checker = TrustChecker(ctx)
         app.state.trust = checker  # manifest GETs ask it whether the trust policy lets the image out
+        gate = VulnerabilityGate(db)
+        app.state.vulns = gate  # …and whether the vulnerability policy does (http/oci/policies.py asks both)
+        scanner = Scanner(db, inventory_source(settings, db), metrics)
         pulls = PullRecorder(ctx)
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
         keys = key_ring(settings, db)
@@ -264,6 +287,9 @@ def create_app(settings: Settings) -> DockyardApp:
             audit=AuditLogService(ctx),
             pulls=pulls,
             files=ImageFiles(ctx),
+            vulns=VulnSettingsService(db),
+            gate=gate,
+            reports=VulnerabilityReports(db, scanner),
         )
         web.state.web = WebServices(
             settings,
@@ -282,7 +308,9 @@ def create_app(settings: Settings) -> DockyardApp:
             if settings.jobs_enabled:
                 # Background jobs (webhook deliveries, trust verification, GC, retention) and the event bus: every
                 # server process runs them; `dockyard worker` runs more without HTTP.
-                await jobs.enter_async_context(background_work(db, store, settings, on_gc=metrics.record_gc))
+                await jobs.enter_async_context(
+                    background_work(db, store, settings, on_gc=metrics.record_gc, vulns_observer=metrics)
+                )
             yield
         finally:
             await jobs.aclose()

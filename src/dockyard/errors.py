@@ -38,6 +38,9 @@ Subject = Literal[
     "policy",
     "file",
     "layer",
+    "vulndb",
+    "vex",
+    "allowlist",
 ]
 
 

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     # Image signing: a Sigstore trusted root (trusted_root.json: Fulcio CAs, Rekor and CT log keys, TSAs) that
     # keyless signatures are verified against, offline. None: keyless signatures are never "verified".
     sigstore_trusted_root: Path | None = None
+    # Vulnerability scanning (dockyard.vulns, docs/scanning.md): OSV export URLs (e.g. a mirror of OSV's
+    # per-ecosystem all.zip) synced every vulndb_sync_interval_seconds. Empty (the default): no sync, nothing is
+    # fetched — air-gapped servers load data with `dockyard vulndb import PATH`.
+    vulndb_sources: list[str] = Field(default_factory=list)
+    vulndb_sync_interval_seconds: int = Field(default=6 * 3600, ge=1)
+    vulndb_sync_timeout_seconds: float = Field(default=600.0, gt=0)
+    # Where scans get an image's packages: "module:factory", factory(settings, db) -> dockyard.vulns.scanner's
+    # InventorySource. "" : none configured (images stay unscanned).
+    vulns_inventory_source: str = ""
 
     @field_validator("notifications_endpoints", mode="before")
     @classmethod
@@ -163,6 +172,22 @@ class Settings(BaseSettings):
         # From the environment: a comma-separated list.
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("vulndb_sources", mode="before")
+    @classmethod
+    def _vulndb_sources_list(cls, value: Any) -> Any:
+        # From the environment: a comma-separated list.
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("vulndb_sources")
+    @classmethod
+    def _vulndb_sources(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry.startswith(("http://", "https://")):
+                raise ValueError(f"{entry!r}: vulnerability data sources are http(s) URLs")
         return value
 
     @field_validator("webhook_allowed_hosts", mode="before")

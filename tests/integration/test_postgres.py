@@ -33,6 +33,7 @@ _PG_TYPE_NAMES = {
     "INTEGER": "integer",
     "TEXT": "text",
     "BYTEA": "bytea",
+    "FLOAT": "double precision",  # CVSS scores, durations (vuln_*)
     "BOOLEAN": "boolean",
     "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
     "TIMESTAMP WITHOUT TIME ZONE": "timestamp without time zone",

@@ -43,6 +43,8 @@ _ADMIN_GROUPS = {
     "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
     "trust": "dockyard.cli.trust:trust",
+    "vulndb": "dockyard.cli.vulns:vulndb",
+    "scan": "dockyard.cli.vulns:scan",
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
 }
 

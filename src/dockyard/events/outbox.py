@@ -30,6 +30,8 @@ REPOSITORY_CREATED = "repository.created"
 REPOSITORY_DELETED = "repository.deleted"
 POLICY_VIOLATED = "policy.violated"  # a pull of an unsigned image under a trust policy (warn: served; enforce: not)
 REPOSITORY_PULLED = "repository.pulled"  # aggregated pulls (opt-in): written by the pull counter's flush
+SCAN_COMPLETED = "scan.completed"  # an image manifest was scanned for vulnerabilities (dockyard.vulns)
+VULNERABILITY_FOUND = "vulnerability.found"  # a re-match after a vulnerability-data import found new high/critical
 
 EVENT_TYPES = frozenset(
     {
@@ -44,6 +46,8 @@ EVENT_TYPES = frozenset(
         REPOSITORY_DELETED,
         REPOSITORY_PULLED,
         POLICY_VIOLATED,
+        SCAN_COMPLETED,
+        VULNERABILITY_FOUND,
     }
 )
 

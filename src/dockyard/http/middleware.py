@@ -6,12 +6,14 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.registry.gc import GCReport
+from dockyard.vulns.matching import Finding
 
 access_log = logging.getLogger("dockyard.access")
 
@@ -68,12 +70,40 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.vuln_scan_seconds = Histogram(
+            "dockyard_vulnerability_scan_duration_seconds",
+            "Vulnerability scans of image manifests (matching and storing the findings)",
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.vuln_findings = Counter(
+            "dockyard_vulnerability_findings_total",
+            "Findings of the vulnerability scans run by this server, by severity",
+            ["severity"],
+            registry=self.registry,
+        )
+        self.vulndb_import_seconds = Histogram(
+            "dockyard_vulndb_import_duration_seconds",
+            "Imports of vulnerability data (scheduled syncs)",
+            registry=self.registry,
+            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800),
+        )
+
     # The authenticator's observer (dockyard.auth.credentials.AuthObserver).
     def password_verified(self) -> None:
         self.password_verifications.inc()
 
     def login_throttled(self, reason: str) -> None:
         self.logins_throttled.labels(reason).inc()
+
+    # The vulnerability scanner's observer (dockyard.vulns.scanner.ScanObserver).
+    def scan_finished(self, seconds: float, findings: Sequence[Finding]) -> None:
+        self.vuln_scan_seconds.observe(seconds)
+        for finding in findings:
+            self.vuln_findings.labels(finding.severity).inc()
+
+    def import_finished(self, seconds: float) -> None:
+        self.vulndb_import_seconds.observe(seconds)
 
     def record_gc(self, report: GCReport) -> None:
         self.gc_runs.inc()

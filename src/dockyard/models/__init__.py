@@ -23,6 +23,17 @@ from dockyard.models.layers import LayerFile, LayerIndex
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
+from dockyard.models.vulns import (
+    VulnAdvisory,
+    VulnAffected,
+    VulnAllowlistEntry,
+    VulnFinding,
+    VulnImagePackage,
+    VulnPolicy,
+    VulnScan,
+    VulnSource,
+    VulnVex,
+)
 from dockyard.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery
 
 __all__ = [
@@ -56,6 +67,15 @@ __all__ = [
     "TrustedIdentity",
     "TrustedKey",
     "Upload",
+    "VulnAdvisory",
+    "VulnAffected",
+    "VulnAllowlistEntry",
+    "VulnFinding",
+    "VulnImagePackage",
+    "VulnPolicy",
+    "VulnScan",
+    "VulnSource",
+    "VulnVex",
     "WebSession",
     "Webhook",
     "WebhookAttempt",

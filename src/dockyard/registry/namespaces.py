@@ -32,6 +32,9 @@ from dockyard.models import (
     TrustedIdentity,
     TrustedKey,
     TrustPolicy,
+    VulnAllowlistEntry,
+    VulnPolicy,
+    VulnVex,
     Webhook,
 )
 from dockyard.models.accounts import ORG, USER
@@ -46,9 +49,21 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     TrustedIdentity.namespace,
     TrustPolicy.namespace,
     NamespaceSigningKey.namespace,
+    VulnPolicy.namespace,
+    VulnAllowlistEntry.namespace,
+    VulnVex.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
-_PURGED = (Webhook, TrustedKey, TrustedIdentity, TrustPolicy, NamespaceSigningKey)
+_PURGED = (
+    Webhook,
+    TrustedKey,
+    TrustedIdentity,
+    TrustPolicy,
+    NamespaceSigningKey,
+    VulnPolicy,
+    VulnAllowlistEntry,
+    VulnVex,
+)
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"
 
@@ -206,7 +221,7 @@ async def purge_namespace(conn: AsyncConnection, namespace: str) -> None:
     """Delete, in ``conn``'s transaction, every namespace-keyed row but the repositories (which the caller deletes
     first, with ``registry.repositories.delete_repositories``) and the audit log (``retire_name`` archives it):
     webhooks (their deliveries and attempts go by cascade), trusted keys and identities, trust policies and the
-    managed signing key."""
+    managed signing key, vulnerability policies, allowlists and VEX statements."""
     for model in _PURGED:
         await conn.execute(delete(model).where(model.namespace == namespace))
 

@@ -250,8 +250,12 @@ class WebhookSubscriber:
             platforms=platforms,
             info=info,
             base_url=public_base_url(self.settings),
-            details={k: v for k, v in payload.items() if k in ("count", "window_seconds", "mode", "reason")},
+            details={k: v for k, v in payload.items() if k in _DETAILS},
         )
+
+
+# Outbox payload fields that webhook payloads carry in ``details``.
+_DETAILS = ("count", "window_seconds", "mode", "reason", "policy", "summary", "vulnerabilities")
 
 
 def sample_view(repository: str, base_url: str) -> EventView:

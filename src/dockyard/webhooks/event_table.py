@@ -66,6 +66,10 @@ EVENT_TABLE: tuple[EventType, ...] = (
     # a ``manifest.pushed`` that ``dispatch.py`` recognises as a signature (tag scheme or signature referrer)
     EventType("signature_added", LIVE, outbox.MANIFEST_PUSHED, _EXCEPT_DISTRIBUTION, derived=True),
     EventType("policy_violation", LIVE, outbox.POLICY_VIOLATED, _EXCEPT_DISTRIBUTION),
+    # dockyard.vulns: a scan of an image manifest (details.summary: findings per severity), and new critical/high
+    # findings in an image after a vulnerability-data import (details.vulnerabilities)
+    EventType("scan_completed", LIVE, outbox.SCAN_COMPLETED, _EXCEPT_DISTRIBUTION),
+    EventType("vulnerability_found", LIVE, outbox.VULNERABILITY_FOUND, _EXCEPT_DISTRIBUTION),
     EventType("build_queued", RESERVED, None, _EXCEPT_DISTRIBUTION),
     EventType("build_started", RESERVED, None, _EXCEPT_DISTRIBUTION),
     EventType("build_succeeded", RESERVED, None, _EXCEPT_DISTRIBUTION),

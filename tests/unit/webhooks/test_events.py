@@ -35,11 +35,15 @@ def test_event_name_sets() -> None:
         "repository_deleted",
         "signature_added",
         "policy_violation",
+        "scan_completed",
+        "vulnerability_found",
     } == ev.EMITTED_EVENTS
     assert {"build_queued", "build_started", "build_succeeded", "build_failed"} == ev.RESERVED_EVENTS
     assert ev.WEBHOOK_EVENTS == ev.EMITTED_EVENTS | ev.RESERVED_EVENTS
     assert ev.webhook_event_for(outbox.REPOSITORY_PULLED) == "pull"
     assert ev.webhook_event_for(outbox.POLICY_VIOLATED) == "policy_violation"
+    assert ev.webhook_event_for(outbox.SCAN_COMPLETED) == "scan_completed"
+    assert ev.webhook_event_for(outbox.VULNERABILITY_FOUND) == "vulnerability_found"
 
 
 @pytest.mark.parametrize(

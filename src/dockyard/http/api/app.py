@@ -26,6 +26,7 @@ from dockyard.http.api.routes import (
     teams,
     trust,
     users,
+    vulns,
     webhooks,
 )
 from dockyard.http.api.routing import LimitedJSONRoute
@@ -46,6 +47,7 @@ ROUTE_MODULES = (
     audit,
     webhooks,
     trust,
+    vulns,
     search,
 )
 

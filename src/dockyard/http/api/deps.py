@@ -37,6 +37,9 @@ from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService
+from dockyard.vulns.gate import VulnerabilityGate
+from dockyard.vulns.manage import VulnSettingsService
+from dockyard.vulns.reports import VulnerabilityReports
 from dockyard.webhooks.manage import WebhookService
 
 
@@ -62,6 +65,9 @@ class ApiServices:
     audit: AuditLogService
     pulls: PullRecorder
     files: ImageFiles
+    vulns: VulnSettingsService
+    gate: VulnerabilityGate
+    reports: VulnerabilityReports
 
 
 def services(request: Request) -> ApiServices:

@@ -12,7 +12,8 @@ from dockyard.errors import RangeNotSatisfiable
 from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, digest_param, registry, repo_name
 from dockyard.http.oci.errors import OCIError
-from dockyard.http.oci.trust import VERIFIED_HEADER, check_trust, manifest_behind_blob
+from dockyard.http.oci.policies import VULNERABILITY_HEADER, check_policies, manifest_behind_blob
+from dockyard.http.oci.trust import VERIFIED_HEADER
 from dockyard.registry.blobs import File, Redirect
 from dockyard.registry.manifests import StoredManifest
 
@@ -44,14 +45,14 @@ async def get_blob(request: Request) -> Response:
         "Cache-Control": "max-age=31536000",
         **API_VERSION,
     }
-    # A manifest's bytes are the manifest whichever route hands them out: the trust policy decides here too.
+    # A manifest's bytes are the manifest whichever route hands them out: the pull policies decide here too.
     if info.manifest_content is not None:
         manifest: StoredManifest | None = StoredManifest(info.digest, info.media_type or OCTET, info.manifest_content)
     else:
         manifest = await manifest_behind_blob(request, name, digest)
     if manifest is not None:
-        await check_trust(request, name, info.digest, manifest, headers)
-        if VERIFIED_HEADER in headers:  # the answer changes when a key is revoked: no year-long caching
+        await check_policies(request, name, info.digest, manifest, headers)
+        if VERIFIED_HEADER in headers or VULNERABILITY_HEADER in headers:  # answers change: no year-long caching
             headers["Cache-Control"] = "no-cache"
     try:
         byte_range = parse_range(request.headers.get("range"), info.size)

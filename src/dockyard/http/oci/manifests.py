@@ -13,7 +13,7 @@ from dockyard.http.credentials import client_ip
 from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, body_stream, manifest_location, registry, repo_name
 from dockyard.http.oci.errors import OCIError
-from dockyard.http.oci.trust import check_trust
+from dockyard.http.oci.policies import check_policies
 
 MAX_TAGS_PER_PUT = 100
 
@@ -67,7 +67,7 @@ async def get_manifest(request: Request) -> Response:
             {"reference": reference, "mediaType": manifest.media_type},
         )
     headers = {"Docker-Content-Digest": manifest.digest, "ETag": f'"{manifest.digest}"', **API_VERSION}
-    await check_trust(request, name, reference, manifest, headers)
+    await check_policies(request, name, reference, manifest, headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))
         return Response(b"", 200, headers, manifest.media_type)

@@ -29,6 +29,8 @@ EventName = Literal[
     "build_failed",
     "signature_added",
     "policy_violation",
+    "scan_completed",
+    "vulnerability_found",
 ]
 PayloadFormat = Literal["dockerhub", "cloudevents", "dockyard"]
 CallbackState = Literal["success", "failure", "error"]

@@ -1,0 +1,271 @@
+"""Scanning images: an image manifest's packages (from an ``InventorySource``) matched against the stored
+advisories, the findings and the package index written in one transaction, and re-matching after an import.
+
+The package index (``vuln_image_packages``: (ecosystem, package) → image manifest) is what makes re-matching
+cheap: an import touching a few packages re-matches only the images that hold one of them, from the stored
+packages, without reading any layer again. ``scan.completed`` is recorded for each scan and
+``vulnerability.found`` when a re-match finds a new critical or high finding in an image that was scanned before
+(one event per repository holding the image; webhooks turn them into ``scan_completed``/``vulnerability_found``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.db.engine import Database
+from dockyard.events.outbox import SCAN_COMPLETED, VULNERABILITY_FOUND, record_event
+from dockyard.inventory.model import InstalledPackage
+from dockyard.models import (
+    Manifest,
+    Repository,
+    Tag,
+    VulnAdvisory,
+    VulnAffected,
+    VulnFinding,
+    VulnImagePackage,
+    VulnScan,
+)
+from dockyard.models.base import utcnow
+from dockyard.vulns.matching import AffectedRow, Finding, IndexedPackage, PackageKey, match
+from dockyard.vulns.osv import SEVERITIES, severity_rank
+
+log = logging.getLogger("dockyard.vulns")
+
+KEY_BATCH = 200
+NOTIFY_AT = severity_rank("high")  # vulnerability.found: new findings at or above this
+
+
+class InventorySource(Protocol):
+    """What scanning needs from the inventory (``dockyard.inventory``): the packages of an image manifest."""
+
+    async def packages(self, manifest_digest: str) -> list[InstalledPackage] | None:
+        """The packages found in the image manifest ``manifest_digest`` (a single-platform image), or None when
+        its inventory is not available (not computed yet, not an image, or it failed)."""
+        ...
+
+
+class NoInventory:
+    """An ``InventorySource`` that knows no image (used when none is configured): every image stays unscanned."""
+
+    async def packages(self, manifest_digest: str) -> list[InstalledPackage] | None:
+        return None
+
+
+class ScanObserver(Protocol):
+    """Told of each scan and import (the Prometheus metrics of ``dockyard.http``)."""
+
+    def scan_finished(self, seconds: float, findings: Sequence[Finding]) -> None: ...
+
+    def import_finished(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    manifest_digest: str
+    packages: int
+    findings: list[Finding]
+
+
+async def affected_rows(conn: AsyncConnection, keys: Iterable[PackageKey]) -> dict[PackageKey, list[AffectedRow]]:
+    """The affected entries of non-withdrawn advisories for ``keys``, with each advisory's severity (an entry's
+    own label when the advisory has none)."""
+    wanted = sorted({(k.ecosystem, k.package) for k in keys})
+    found: dict[PackageKey, list[AffectedRow]] = defaultdict(list)
+    for start in range(0, len(wanted), KEY_BATCH):
+        chunk = wanted[start : start + KEY_BATCH]
+        rows = await conn.execute(
+            select(
+                VulnAffected.advisory_id,
+                VulnAffected.ecosystem,
+                VulnAffected.package,
+                VulnAffected.ranges,
+                VulnAffected.versions,
+                VulnAffected.severity.label("entry_severity"),
+                VulnAdvisory.severity,
+                VulnAdvisory.score,
+            )
+            .join(VulnAdvisory, VulnAdvisory.id == VulnAffected.advisory_id)
+            .where(tuple_(VulnAffected.ecosystem, VulnAffected.package).in_(chunk), VulnAdvisory.withdrawn.is_(None))
+        )
+        for r in rows:
+            severity = r.severity if r.severity != "unknown" or r.entry_severity is None else r.entry_severity
+            found[PackageKey(r.ecosystem, r.package)].append(
+                AffectedRow(r.advisory_id, r.ecosystem, r.package, r.ranges, r.versions, severity, r.score)
+            )
+    return found
+
+
+class Scanner:
+    def __init__(self, db: Database, inventory: InventorySource, observer: ScanObserver | None = None) -> None:
+        self.db = db
+        self.inventory = inventory
+        self.observer = observer
+
+    async def scan(self, manifest_digest: str) -> ScanResult | None:
+        """Scan the image manifest; None when the inventory has nothing for it (it stays unscanned)."""
+        started = time.monotonic()
+        installed = await self.inventory.packages(manifest_digest)
+        if installed is None:
+            return None
+        packages = list({IndexedPackage.of(p): None for p in installed})
+        async with self.db.read() as conn:
+            affected = await affected_rows(conn, (p.key for p in packages))
+        findings = match(packages, affected)
+        async with self.db.write() as conn:
+            await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
+            if packages:
+                await conn.execute(
+                    insert(VulnImagePackage),
+                    [
+                        {
+                            "manifest_digest": manifest_digest,
+                            "ecosystem": p.ecosystem,
+                            "package": p.package[:512],
+                            "version": p.version[:255],
+                            "name": p.name[:512],
+                            "installed": p.installed[:255],
+                            "purl": p.purl,
+                            "layer": p.layer[:140],
+                        }
+                        for p in packages
+                    ],
+                )
+            await _store_findings(conn, manifest_digest, findings, len(packages))
+            summary = summarise(findings)
+            for repository, tag in await _holders(conn, manifest_digest):
+                await record_event(
+                    conn,
+                    SCAN_COMPLETED,
+                    repository=repository,
+                    tag=tag,
+                    digest=manifest_digest,
+                    payload={"summary": summary, "packages": len(packages)},
+                )
+        if self.observer is not None:
+            self.observer.scan_finished(time.monotonic() - started, findings)
+        return ScanResult(manifest_digest, len(packages), findings)
+
+    async def rematch(self, keys: Iterable[PackageKey]) -> int:
+        """Match again every scanned image holding one of ``keys`` (after an import changed their advisories), from
+        the stored packages. Records ``vulnerability.found`` for new critical/high findings. Returns how many images
+        were re-matched."""
+        wanted = sorted({(k.ecosystem, k.package) for k in keys})
+        digests: set[str] = set()
+        async with self.db.read() as conn:
+            for start in range(0, len(wanted), KEY_BATCH):
+                chunk = wanted[start : start + KEY_BATCH]
+                rows = await conn.execute(
+                    select(VulnImagePackage.manifest_digest)
+                    .where(tuple_(VulnImagePackage.ecosystem, VulnImagePackage.package).in_(chunk))
+                    .distinct()
+                )
+                digests.update(rows.scalars().all())
+        for digest in sorted(digests):
+            await self._rematch_one(digest)
+        return len(digests)
+
+    async def _rematch_one(self, digest: str) -> None:
+        async with self.db.read(consistent=True) as conn:
+            stored = (
+                await conn.execute(select(VulnImagePackage).where(VulnImagePackage.manifest_digest == digest))
+            ).all()
+            packages = [
+                IndexedPackage(p.ecosystem, p.package, p.version, p.name, p.installed, p.purl, p.layer) for p in stored
+            ]
+            affected = await affected_rows(conn, (p.key for p in packages))
+        findings = match(packages, affected)
+        async with self.db.write() as conn:
+            before = {
+                (r.advisory_id, r.package, r.installed)
+                for r in await conn.execute(
+                    select(VulnFinding.advisory_id, VulnFinding.package, VulnFinding.installed).where(
+                        VulnFinding.manifest_digest == digest
+                    )
+                )
+            }
+            await _store_findings(conn, digest, findings, len(packages))
+            new = [f for f in findings if f.identity not in before and severity_rank(f.severity) >= NOTIFY_AT]
+            if new:
+                listed = [
+                    {"id": f.advisory_id, "package": f.package, "severity": f.severity, "fixed": f.fixed} for f in new
+                ][:50]
+                for repository, tag in await _holders(conn, digest):
+                    await record_event(
+                        conn,
+                        VULNERABILITY_FOUND,
+                        repository=repository,
+                        tag=tag,
+                        digest=digest,
+                        payload={"vulnerabilities": listed, "summary": summarise(findings)},
+                    )
+
+
+def summarise(findings: Iterable[Finding]) -> dict[str, int]:
+    """Findings per severity, every severity present (0 when none)."""
+    counts = Counter(f.severity for f in findings)
+    return {label: counts.get(label, 0) for label in reversed(SEVERITIES)}
+
+
+async def _store_findings(conn: AsyncConnection, digest: str, findings: Sequence[Finding], packages: int) -> None:
+    await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == digest))
+    if findings:
+        await conn.execute(
+            insert(VulnFinding),
+            [
+                {
+                    "manifest_digest": digest,
+                    "advisory_id": f.advisory_id,
+                    "ecosystem": f.ecosystem,
+                    "package": f.package[:512],
+                    "installed": f.installed[:255],
+                    "fixed": f.fixed[:255] if f.fixed else None,
+                    "severity": f.severity,
+                    "score": f.score,
+                    "purl": f.purl,
+                    "layer": f.layer[:140],
+                }
+                for f in findings
+            ],
+        )
+    values = {
+        "state": "scanned",
+        "packages": packages,
+        "findings": len(findings),
+        "error": None,
+        "scanned_at": utcnow(),
+    }
+    updated = await conn.execute(update(VulnScan).where(VulnScan.manifest_digest == digest).values(**values))
+    if updated.rowcount == 0:
+        await conn.execute(insert(VulnScan).values(manifest_digest=digest, **values))
+
+
+async def _holders(conn: AsyncConnection, digest: str) -> list[tuple[str, str | None]]:
+    """(repository, one of its tags on the manifest or None) for each repository holding the manifest."""
+    rows = await conn.execute(
+        select(Repository.name, Manifest.id)
+        .join(Repository, Repository.id == Manifest.repository_id)
+        .where(Manifest.digest == digest)
+        .order_by(Repository.name)
+        .limit(50)
+    )
+    holders: list[tuple[str, str | None]] = []
+    for name, manifest_id in rows.all():
+        tag = (
+            await conn.execute(select(Tag.name).where(Tag.manifest_id == manifest_id).order_by(Tag.name).limit(1))
+        ).scalar_one_or_none()
+        holders.append((name, tag))
+    return holders
+
+
+def load_json_list(text: str) -> list[str]:
+    value = json.loads(text or "[]")
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []

@@ -1,0 +1,111 @@
+"""Scanning in the background and the scheduled sync of vulnerability data.
+
+- ``ScanSubscriber`` (a subscriber of the event bus) enqueues ``vulns.scan`` for every pushed image manifest, in
+  the transaction that dispatches its ``manifest.pushed``; the job scans it when its inventory is available and
+  retries (with backoff, for a while) when it is not yet.
+- ``sync_sources`` is the periodic job ``vulndb.sync`` (only when ``vulndb_sources`` is set): each URL imported in
+  its own transaction, then the images holding changed packages re-matched.
+- ``inventory_source(settings, db)`` builds the configured ``InventorySource`` (``vulns_inventory_source``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.core import mediatypes as mt
+from dockyard.db.engine import Database
+from dockyard.errors import DomainError
+from dockyard.events.bus import OutboxEvent
+from dockyard.events.outbox import MANIFEST_PUSHED
+from dockyard.jobs.handlers import Handler, JobContext, Retry
+from dockyard.jobs.queue import enqueue
+from dockyard.jobs.registry import JobEnvironment, register
+from dockyard.repos.access import IMAGE_CONFIG_TYPES
+from dockyard.settings import Settings, SettingsError
+from dockyard.vulns.scanner import InventorySource, NoInventory, Scanner, ScanObserver
+from dockyard.vulns.vulndb import VulnDatabase
+
+log = logging.getLogger("dockyard.vulns")
+
+SCAN = "vulns.scan"
+SCAN_ATTEMPTS = 12  # the inventory may take a while after a push
+
+
+def inventory_source(settings: Settings, db: Database) -> InventorySource:
+    """The configured ``InventorySource`` (``vulns_inventory_source = "module:factory"``), else ``NoInventory``."""
+    spec = settings.vulns_inventory_source
+    if not spec:
+        return NoInventory()
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SettingsError(f"vulns_inventory_source: cannot load {spec!r}: {exc}") from exc
+    source: InventorySource = factory(settings, db)
+    return source
+
+
+async def enqueue_scan(conn: AsyncConnection, digest: str) -> None:
+    await enqueue(conn, SCAN, {"digest": digest}, dedupe_key=f"{SCAN}:{digest}", max_attempts=SCAN_ATTEMPTS)
+
+
+class ScanSubscriber:
+    """The event bus's scanning subscriber (``dockyard.events.bus.Subscriber``)."""
+
+    async def prepare(self, event: OutboxEvent) -> None:
+        return None
+
+    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
+        if event.type != MANIFEST_PUSHED or not event.digest:
+            return
+        if event.media_type in mt.IMAGE_MANIFESTS and event.payload.get("artifactType") in IMAGE_CONFIG_TYPES:
+            await enqueue_scan(conn, event.digest)
+
+
+@register(SCAN)
+def scan(env: JobEnvironment) -> Handler:
+    scanner = Scanner(env.db, inventory_source(env.settings, env.db))
+
+    async def handle(job: JobContext) -> None:
+        if await scanner.scan(str(job.payload["digest"])) is None:
+            raise Retry(None, "the image's inventory is not available yet")
+
+    return handle
+
+
+@dataclass
+class SyncReport:
+    imported: dict[str, int] = field(default_factory=dict)  # source → advisories changed
+    failed: dict[str, str] = field(default_factory=dict)
+    rematched: int = 0
+
+
+async def sync_sources(
+    db: Database, settings: Settings, scanner: Scanner, *, observer: ScanObserver | None = None
+) -> SyncReport:
+    """Import every ``vulndb_sources`` URL (each atomically: a failed one keeps its previous data and records its
+    error), then re-match the images holding changed packages."""
+    report = SyncReport()
+    vulndb = VulnDatabase(db)
+    keys = set()
+    async with httpx.AsyncClient(timeout=settings.vulndb_sync_timeout_seconds, follow_redirects=True) as client:
+        for url in settings.vulndb_sources:
+            try:
+                result = await vulndb.import_url(url, client)
+            except (DomainError, OSError, ValueError) as exc:
+                log.warning("vulndb sync of %s failed: %s", url, exc)
+                report.failed[url] = str(exc)
+                continue
+            if observer is not None:
+                observer.import_finished(result.seconds)
+            report.imported[url] = result.changed
+            keys.update(result.keys)
+    if keys:
+        report.rematched = await scanner.rematch(keys)
+    log.info("vulndb sync: %s", report)
+    return report

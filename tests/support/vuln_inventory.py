@@ -1,0 +1,35 @@
+"""A test double of ``dockyard.vulns.scanner.InventorySource``: the packages of each image manifest are what the
+test wrote to ``<data_dir>/inventory-fixture.json`` (``{digest: [InstalledPackage fields…]}``). A server uses it
+with ``DOCKYARD_VULNS_INVENTORY_SOURCE=tests.support.vuln_inventory:FixtureInventory``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from dockyard.db.engine import Database
+from dockyard.inventory.model import InstalledPackage
+from dockyard.settings import Settings
+
+FILE = "inventory-fixture.json"
+
+
+class FixtureInventory:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.path = settings.data_dir / FILE
+
+    async def packages(self, manifest_digest: str) -> list[InstalledPackage] | None:
+        if not self.path.exists():
+            return None
+        entries = json.loads(self.path.read_text()).get(manifest_digest)
+        return None if entries is None else [InstalledPackage(**e) for e in entries]
+
+
+def write_inventory(data_dir: Path, images: dict[str, list[InstalledPackage]]) -> None:
+    path = data_dir / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)  # a scale-out server keeps nothing there of its own
+    current: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    current.update({digest: [asdict(p) for p in packages] for digest, packages in images.items()})
+    path.write_text(json.dumps(current))
