@@ -57,6 +57,7 @@ from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
 from dockyard.layers.service import ImageFiles
+from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
 from dockyard.registry.blobs import BlobService
@@ -148,6 +149,8 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
     ]
     if settings.layer_index_on_push:
         subscribers.append(LayerIndexSubscriber())  # a pushed image: index its layers (layers.index)
+    if settings.inventory_on_push:
+        subscribers.append(InventorySubscriber())  # a pushed image: its SBOM inventory (inventory.compute)
     return subscribers
 
 
@@ -245,6 +248,7 @@ def create_app(settings: Settings) -> DockyardApp:
             TeamService(db, settings),
         )
         repositories, tags = RepositoryService(ctx), TagService(ctx)
+        files = ImageFiles(ctx)
         api.state.api = ApiServices(
             settings,
             registry,
@@ -263,7 +267,8 @@ def create_app(settings: Settings) -> DockyardApp:
             tags=tags,
             audit=AuditLogService(ctx),
             pulls=pulls,
-            files=ImageFiles(ctx),
+            files=files,
+            inventory=inventory_service(ctx, files.indexer),
         )
         web.state.web = WebServices(
             settings,

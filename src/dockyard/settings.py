@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     jobs_handler_modules: list[str] = Field(default_factory=list)  # extra modules registering handlers (plugins)
     # Index the layers of every pushed image in the background (dockyard.layers); else on first look inside
     layer_index_on_push: bool = True
+    # Compute the SBOM inventory of every pushed image in the background (dockyard.inventory); else on first request
+    inventory_on_push: bool = True
     # Webhooks (dockyard.webhooks): hosts, addresses or CIDR ranges deliveries may reach although the SSRF guard
     # refuses them by default (loopback, private, link-local…); "ci.internal", "*.corp.example", "10.1.0.0/16"
     webhook_allowed_hosts: list[str] = Field(default_factory=list)

@@ -39,7 +39,12 @@ from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore
 
 # Dockyard's own modules that register handlers when imported (each domain package's ``tasks.py``).
-HANDLER_MODULES: tuple[str, ...] = ("dockyard.webhooks.tasks", "dockyard.trust.tasks", "dockyard.layers.tasks")
+HANDLER_MODULES: tuple[str, ...] = (
+    "dockyard.webhooks.tasks",
+    "dockyard.trust.tasks",
+    "dockyard.layers.tasks",
+    "dockyard.inventory.tasks",
+)
 
 
 @dataclass
