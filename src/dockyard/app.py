@@ -53,11 +53,11 @@ from dockyard.http.oci.routes import oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
 from dockyard.http.web.app import web_app
 from dockyard.http.web.services import WebServices
+from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
 from dockyard.layers.service import ImageFiles
-from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
 from dockyard.registry.blobs import BlobService

@@ -23,9 +23,7 @@ _NPM_PATH = re.compile(r"(?:^|/)node_modules/((?:@[^/]+/)?[^/@][^/]*)/package\.j
 
 
 def is_python_metadata(path: str) -> bool:
-    return path.endswith((".dist-info/METADATA", ".egg-info/PKG-INFO")) or (
-        path.endswith(".egg-info") and "/" in path
-    )
+    return path.endswith((".dist-info/METADATA", ".egg-info/PKG-INFO")) or (path.endswith(".egg-info") and "/" in path)
 
 
 def is_npm_package(path: str) -> bool:

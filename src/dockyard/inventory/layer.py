@@ -289,7 +289,5 @@ def _record(row: Any) -> LayerRecord:
     if row.type == OS_RELEASE:
         os = OsRelease(row.name, row.version or None, row.source_name, row.label)
         return LayerRecord(row.layer_digest, row.path, None, os)
-    package = PackageRecord(
-        RecordType(row.type), row.name, row.version, row.source_name, row.source_version, row.arch
-    )
+    package = PackageRecord(RecordType(row.type), row.name, row.version, row.source_name, row.source_version, row.arch)
     return LayerRecord(row.layer_digest, row.path, package, None)

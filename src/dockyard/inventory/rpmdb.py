@@ -4,8 +4,9 @@
 ``(tag, type, offset, count)`` entries then a data store); this module reads the few tags an inventory needs.
 
 SQLite reads a file, so the database is copied from the layer stream into a temporary file in ``tmp_dir`` (at
-most ``MAX_DB`` bytes) and opened read-only, immutable, without trusting its schema (and in defensive mode where Python offers it, 3.12+). Limits:
-the Berkeley DB (``Packages``) and NDB formats of older distributions are not read.
+most ``MAX_DB`` bytes) and opened read-only, immutable, without trusting its schema (and in defensive mode
+where Python offers it, 3.12+). Limits: the Berkeley DB (``Packages``) and NDB formats of older distributions
+are not read.
 """
 
 from __future__ import annotations

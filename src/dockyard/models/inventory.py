@@ -24,9 +24,7 @@ class LayerInventory(Base):
 
     __tablename__ = "layer_inventories"
 
-    layer_digest: Mapped[str] = mapped_column(
-        ForeignKey("layer_indexes.digest", ondelete="CASCADE"), primary_key=True
-    )
+    layer_digest: Mapped[str] = mapped_column(ForeignKey("layer_indexes.digest", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -77,7 +75,8 @@ class ImageInventory(Base):
 
 class ImagePackage(Base):
     """One package of an image (``dockyard.inventory.model.InstalledPackage``, field for field). Indexed by
-    (ecosystem, name) and (ecosystem, source_name) so that matching finds the images holding a package without reading every image."""
+    (ecosystem, name) and (ecosystem, source_name) so that matching finds the images holding a package without
+    reading every image."""
 
     __tablename__ = "image_packages"
 
