@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -69,7 +70,30 @@ async def enqueue_compute(conn: AsyncConnection, repository: str, digest: str) -
     await enqueue(conn, COMPUTE, {"repository": repository, "digest": digest}, dedupe_key=f"{COMPUTE}:{digest}")
 
 
-def _state(row: ImageInventory | None) -> InventoryState | None:
+_STATE_COLUMNS = (
+    ImageInventory.digest,
+    ImageInventory.state,
+    ImageInventory.error,
+    ImageInventory.os_id,
+    ImageInventory.os_version,
+    ImageInventory.os_name,
+    ImageInventory.packages,
+    ImageInventory.finished_at,
+)
+_PACKAGE_COLUMNS = (
+    ImagePackage.ecosystem,
+    ImagePackage.name,
+    ImagePackage.version,
+    ImagePackage.purl,
+    ImagePackage.layer,
+    ImagePackage.path,
+    ImagePackage.release,
+    ImagePackage.source_name,
+    ImagePackage.source_version,
+)
+
+
+def _state(row: Any) -> InventoryState | None:
     if row is None:
         return None
     os = OsRelease(row.os_id, row.os_version, None, row.os_name) if row.os_id else None
@@ -88,8 +112,8 @@ class InventoryService:
     async def state(self, digest: str) -> InventoryState | None:
         """The inventory of image manifest ``digest``, or None if none was ever requested."""
         async with self.db.read() as conn:
-            row = (await conn.execute(select(ImageInventory).where(ImageInventory.digest == digest))).first()
-        return _state(row[0] if row is not None else None)
+            row = (await conn.execute(select(*_STATE_COLUMNS).where(ImageInventory.digest == digest))).first()
+        return _state(row)
 
     async def packages(self, digest: str) -> list[InstalledPackage] | None:
         """The packages of image manifest ``digest`` (an image platform, not an index), in (ecosystem, name,
@@ -101,22 +125,9 @@ class InventoryService:
             if state != READY:
                 return None
             rows = await conn.execute(
-                select(ImagePackage).where(ImagePackage.image_digest == digest).order_by(ImagePackage.seq)
+                select(*_PACKAGE_COLUMNS).where(ImagePackage.image_digest == digest).order_by(ImagePackage.seq)
             )
-            return [
-                InstalledPackage(
-                    ecosystem=p.ecosystem,
-                    name=p.name,
-                    version=p.version,
-                    purl=p.purl,
-                    layer=p.layer,
-                    path=p.path,
-                    release=p.release,
-                    source_name=p.source_name,
-                    source_version=p.source_version,
-                )
-                for (p,) in rows
-            ]
+            return [InstalledPackage(**row._asdict()) for row in rows]
 
     async def request(self, repository: str, target: ImageTarget) -> InventoryState:
         """The inventory of ``target`` (in ``repository``), queueing its computation if it was never computed
