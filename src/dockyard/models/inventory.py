@@ -24,7 +24,9 @@ class LayerInventory(Base):
 
     __tablename__ = "layer_inventories"
 
-    layer_digest: Mapped[str] = mapped_column(ForeignKey("layer_indexes.digest", ondelete="CASCADE"), primary_key=True)
+    layer_digest: Mapped[str] = mapped_column(
+        String(140), ForeignKey("layer_indexes.digest", ondelete="CASCADE"), primary_key=True
+    )
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -41,7 +43,7 @@ class LayerPackage(Base):
     __tablename__ = "layer_packages"
 
     layer_digest: Mapped[str] = mapped_column(
-        ForeignKey("layer_inventories.layer_digest", ondelete="CASCADE"), primary_key=True
+        String(140), ForeignKey("layer_inventories.layer_digest", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     path: Mapped[str] = mapped_column(Text)
@@ -61,7 +63,7 @@ class ImageInventory(Base):
     __tablename__ = "image_inventories"
 
     digest: Mapped[str] = mapped_column(String(140), primary_key=True)
-    config_digest: Mapped[str] = mapped_column(ForeignKey("blobs.digest", ondelete="CASCADE"), index=True)
+    config_digest: Mapped[str] = mapped_column(String(140), ForeignKey("blobs.digest", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -81,7 +83,7 @@ class ImagePackage(Base):
     __tablename__ = "image_packages"
 
     image_digest: Mapped[str] = mapped_column(
-        ForeignKey("image_inventories.digest", ondelete="CASCADE"), primary_key=True
+        String(140), ForeignKey("image_inventories.digest", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ecosystem: Mapped[str] = mapped_column(String(64))
