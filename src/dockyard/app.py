@@ -53,6 +53,7 @@ from dockyard.http.oci.routes import oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
 from dockyard.http.web.app import web_app
 from dockyard.http.web.services import WebServices
+from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
@@ -153,6 +154,8 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
     ]
     if settings.layer_index_on_push:
         subscribers.append(LayerIndexSubscriber())  # a pushed image: index its layers (layers.index)
+    if settings.inventory_on_push:
+        subscribers.append(InventorySubscriber())  # a pushed image: its SBOM inventory (inventory.compute)
     subscribers.append(ScanSubscriber())  # a pushed image: scan it for vulnerabilities (vulns.scan)
     return subscribers
 
@@ -193,7 +196,7 @@ def periodic_jobs(
 
         jobs.append(PeriodicJob("gc", timedelta(seconds=settings.gc_interval_seconds), collect, ttl=timedelta(hours=1)))
     if settings.vulndb_sources:
-        scanner = Scanner(db, inventory_source(settings, db), vulns_observer)
+        scanner = Scanner(db, inventory_source(settings, db, ctx), vulns_observer)
 
         async def sync() -> None:
             await sync_sources(db, settings, scanner, observer=vulns_observer)
@@ -253,7 +256,7 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.trust = checker  # manifest GETs ask it whether the trust policy lets the image out
         gate = VulnerabilityGate(db)
         app.state.vulns = gate  # …and whether the vulnerability policy does (http/oci/policies.py asks both)
-        scanner = Scanner(db, inventory_source(settings, db), metrics)
+        scanner = Scanner(db, inventory_source(settings, db, ctx), metrics)
         pulls = PullRecorder(ctx)
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
         keys = key_ring(settings, db)
@@ -268,6 +271,7 @@ def create_app(settings: Settings) -> DockyardApp:
             TeamService(db, settings),
         )
         repositories, tags = RepositoryService(ctx), TagService(ctx)
+        files = ImageFiles(ctx)
         api.state.api = ApiServices(
             settings,
             registry,
@@ -286,7 +290,8 @@ def create_app(settings: Settings) -> DockyardApp:
             tags=tags,
             audit=AuditLogService(ctx),
             pulls=pulls,
-            files=ImageFiles(ctx),
+            files=files,
+            inventory=inventory_service(ctx, files.indexer),
             vulns=VulnSettingsService(db),
             gate=gate,
             reports=VulnerabilityReports(db, scanner),

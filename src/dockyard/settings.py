@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     jobs_handler_modules: list[str] = Field(default_factory=list)  # extra modules registering handlers (plugins)
     # Index the layers of every pushed image in the background (dockyard.layers); else on first look inside
     layer_index_on_push: bool = True
+    # Compute the SBOM inventory of every pushed image in the background (dockyard.inventory); else on first request
+    inventory_on_push: bool = True
     # Webhooks (dockyard.webhooks): hosts, addresses or CIDR ranges deliveries may reach although the SSRF guard
     # refuses them by default (loopback, private, link-local…); "ci.internal", "*.corp.example", "10.1.0.0/16"
     webhook_allowed_hosts: list[str] = Field(default_factory=list)
@@ -144,8 +146,8 @@ class Settings(BaseSettings):
     vulndb_sources: list[str] = Field(default_factory=list)
     vulndb_sync_interval_seconds: int = Field(default=6 * 3600, ge=1)
     vulndb_sync_timeout_seconds: float = Field(default=600.0, gt=0)
-    # Where scans get an image's packages: "module:factory", factory(settings, db) -> dockyard.vulns.scanner's
-    # InventorySource. "" : none configured (images stay unscanned).
+    # Where scans get an image's packages: "" the SBOM inventory (dockyard.inventory); else "module:factory",
+    # factory(settings, db) -> dockyard.vulns.scanner's InventorySource (tests hand fixture packages this way).
     vulns_inventory_source: str = ""
 
     @field_validator("notifications_endpoints", mode="before")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from dockyard.cli.common import Operator, jsonable, operator_command, print_fields, print_table
+from dockyard.cli.common import Operator, jsonable, opened_store, operator_command, print_fields, print_table
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
+from dockyard.registry.context import RegistryContext
 from dockyard.vulns.reports import Report, VulnerabilityReports
 from dockyard.vulns.scanner import Scanner
 from dockyard.vulns.tasks import inventory_source
@@ -93,9 +94,10 @@ def _scan(op: Operator, image: str, platform: str | None) -> None:
     short = name[len(namespace) + 1 :] if name.startswith(f"{namespace}/") else name
 
     async def work(db: Database) -> Report:
-        return await VulnerabilityReports(db, Scanner(db, inventory_source(op.settings, db))).for_tag(
-            op.actor, namespace, short, reference, platform
-        )
+        async with opened_store(op.settings) as store:
+            registry = RegistryContext(db=db, store=store, settings=op.settings)
+            scanner = Scanner(db, inventory_source(op.settings, db, registry))
+            return await VulnerabilityReports(db, scanner).for_tag(op.actor, namespace, short, reference, platform)
 
     report = op.run(work)
     if op.as_json:

@@ -44,6 +44,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "dockyard.trust.tasks",
     "dockyard.layers.tasks",
     "dockyard.vulns.tasks",
+    "dockyard.inventory.tasks",
 )
 
 

@@ -17,10 +17,10 @@ import hashlib
 import io
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import IO, cast
+from typing import IO, TypeVar, cast
 
 import zstandard
 
@@ -33,6 +33,8 @@ MAX_HASHED_BYTES = 4 * 1024**3  # larger files are listed without a content hash
 MAX_ENTRIES = 1_000_000  # a layer with more entries is refused as a tar bomb
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
+
+T = TypeVar("T")
 
 
 class Kind(StrEnum):
@@ -291,3 +293,46 @@ def member_content(raw: IO[bytes], seq: int) -> Iterator[bytes]:
             raise LayerFormatError(f"corrupt layer: {exc}") from exc
         return
     raise LayerFormatError(f"the layer has no entry {seq}")
+
+
+class _MemberReader(io.RawIOBase):
+    """A member's content as a raw reader whose stream errors are ``LayerFormatError`` (a reader's own errors
+    stay its own)."""
+
+    def __init__(self, content: IO[bytes]) -> None:
+        self._content = content
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._content.read(len(buffer))
+        except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
+            raise LayerFormatError(f"corrupt layer: {exc}") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_members(raw: IO[bytes], readers: Mapping[int, Callable[[IO[bytes]], T]]) -> Iterator[tuple[int, T]]:
+    """One forward pass over the tar stream of the layer read from ``raw``: for each regular file whose position
+    (``TarEntry.member``) is a key of ``readers``, ``(position, reader(content))`` where ``content`` is a
+    file-like object over that file's bytes (read as much or as little of it as the reader wants). Stops after
+    the last wanted position. Raises ``LayerFormatError`` if the stream is corrupt (also from within a reader's
+    reads) or a wanted position is not a regular file; a reader's own exceptions propagate."""
+    if not readers:
+        return
+    last = max(readers)
+    tar = open_tar(raw)
+    for index, member in enumerate(members(tar)):
+        reader = readers.get(index)
+        if reader is not None:
+            if not member.isreg():
+                raise LayerFormatError(f"entry {index} of the layer is not a regular file")
+            content = tar.extractfile(member)
+            if content is None:
+                raise LayerFormatError(f"entry {index} of the layer has no content")
+            yield index, reader(cast("IO[bytes]", io.BufferedReader(_MemberReader(content), READ_CHUNK)))
+        if index >= last:
+            return
+    raise LayerFormatError(f"the layer has no entry {last}")

@@ -18,6 +18,7 @@ from dockyard.models.accounts import (
 from dockyard.models.base import Base, metadata
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
+from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInventory, LayerPackage
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
 from dockyard.models.maintenance import MaintenanceLease
@@ -43,9 +44,13 @@ __all__ = [
     "Base",
     "Blob",
     "Event",
+    "ImageInventory",
+    "ImagePackage",
     "Job",
     "LayerFile",
     "LayerIndex",
+    "LayerInventory",
+    "LayerPackage",
     "LoginFailure",
     "MaintenanceLease",
     "Manifest",

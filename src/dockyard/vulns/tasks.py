@@ -5,7 +5,8 @@
   retries (with backoff, for a while) when it is not yet.
 - ``sync_sources`` is the periodic job ``vulndb.sync`` (only when ``vulndb_sources`` is set): each URL imported in
   its own transaction, then the images holding changed packages re-matched.
-- ``inventory_source(settings, db)`` builds the configured ``InventorySource`` (``vulns_inventory_source``).
+- ``inventory_source(settings, db, registry)`` builds the ``InventorySource``: the SBOM inventory, or the one
+  ``vulns_inventory_source`` names.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from dockyard.db.engine import Database
 from dockyard.errors import DomainError
 from dockyard.events.bus import OutboxEvent
 from dockyard.events.outbox import MANIFEST_PUSHED
+from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
+from dockyard.registry.context import RegistryContext
 from dockyard.repos.access import IMAGE_CONFIG_TYPES
 from dockyard.settings import Settings, SettingsError
 from dockyard.vulns.scanner import InventorySource, NoInventory, Scanner, ScanObserver
@@ -36,11 +39,13 @@ SCAN = "vulns.scan"
 SCAN_ATTEMPTS = 12  # the inventory may take a while after a push
 
 
-def inventory_source(settings: Settings, db: Database) -> InventorySource:
-    """The configured ``InventorySource`` (``vulns_inventory_source = "module:factory"``), else ``NoInventory``."""
+def inventory_source(settings: Settings, db: Database, registry: RegistryContext | None = None) -> InventorySource:
+    """Where scans get an image's packages: the SBOM inventory (``dockyard.inventory``) over ``registry``'s blobs.
+    ``vulns_inventory_source = "module:factory"`` names another source (``factory(settings, db)``: tests hand
+    fixture packages this way). Without either (a command that only re-matches stored packages), ``NoInventory``."""
     spec = settings.vulns_inventory_source
     if not spec:
-        return NoInventory()
+        return inventory_service(registry) if registry is not None else NoInventory()
     module_name, _, attribute = spec.partition(":")
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
@@ -69,7 +74,8 @@ class ScanSubscriber:
 
 @register(SCAN)
 def scan(env: JobEnvironment) -> Handler:
-    scanner = Scanner(env.db, inventory_source(env.settings, env.db))
+    registry = RegistryContext(db=env.db, store=env.store, settings=env.settings)
+    scanner = Scanner(env.db, inventory_source(env.settings, env.db, registry))
 
     async def handle(job: JobContext) -> None:
         if await scanner.scan(str(job.payload["digest"])) is None:

@@ -28,6 +28,7 @@ from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
 from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
 from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
+from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
@@ -68,6 +69,7 @@ class ApiServices:
     vulns: VulnSettingsService
     gate: VulnerabilityGate
     reports: VulnerabilityReports
+    inventory: InventoryService
 
 
 def services(request: Request) -> ApiServices:

@@ -1,7 +1,7 @@
 """vulnerability scanning: OSV data, scanned images, findings, VEX, allowlists and pull policies (dockyard.vulns)
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-10 10:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import dockyard.models.base
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,258 @@
+"""``InventoryService``: the SBOM inventory of image platforms — computed in the background (``inventory.compute``,
+``dockyard.inventory.tasks``), stored per image manifest digest in ``image_inventories``/``image_packages``, read
+by the SBOM routes and by vulnerability matching (``packages``).
+
+Computing an image: its layers' file indexes (``LayerIndexer.ensure``: built, or waited for, if the
+``layers.index`` job has not got there yet), each layer's records (``LayerInventories.ensure``: once per layer
+digest), then the merge under whiteouts (``dockyard.inventory.image``), written in one transaction. A layer that
+cannot be read (not a tar, corrupt stream, malformed package database) or is gone ends the image's inventory
+as ``failed`` with the error recorded; a storage failure raises, and the job retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.core.manifest import parse_manifest
+from dockyard.db.engine import Database
+from dockyard.db.statements import insert_ignore, insert_or_nothing
+from dockyard.errors import DomainError, Invalid, NotFound
+from dockyard.inventory.image import merge_image
+from dockyard.inventory.layer import VERSION, LayerInventories
+from dockyard.inventory.model import InstalledPackage
+from dockyard.inventory.records import OsRelease
+from dockyard.jobs.queue import enqueue
+from dockyard.layers.index import LayerIndexer
+from dockyard.models import ImageInventory, ImagePackage, Manifest, Repository
+from dockyard.models.base import utcnow
+from dockyard.registry.blobs import BlobService
+from dockyard.repos.access import IMAGE_CONFIG_TYPES
+
+log = logging.getLogger("dockyard.inventory")
+
+COMPUTE = "inventory.compute"
+PENDING, READY, FAILED = "pending", "ready", "failed"
+MAX_ERROR = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryState:
+    """An image's inventory: ``state`` ``pending``, ``ready`` or ``failed`` (``error``); ``os`` the distribution
+    its ``os-release`` names."""
+
+    digest: str
+    state: str
+    error: str | None
+    os: OsRelease | None
+    packages: int
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTarget:
+    """An image platform to inventory: its manifest digest, config digest and layers (bottom first)."""
+
+    digest: str
+    config_digest: str
+    layers: tuple[str, ...]
+
+
+async def enqueue_compute(conn: AsyncConnection, repository: str, digest: str) -> None:
+    """Compute the inventory of image manifest ``repository@digest`` soon (once per digest while queued)."""
+    await enqueue(conn, COMPUTE, {"repository": repository, "digest": digest}, dedupe_key=f"{COMPUTE}:{digest}")
+
+
+_STATE_COLUMNS = (
+    ImageInventory.digest,
+    ImageInventory.state,
+    ImageInventory.error,
+    ImageInventory.os_id,
+    ImageInventory.os_version,
+    ImageInventory.os_name,
+    ImageInventory.packages,
+    ImageInventory.finished_at,
+)
+_PACKAGE_COLUMNS = (
+    ImagePackage.ecosystem,
+    ImagePackage.name,
+    ImagePackage.version,
+    ImagePackage.purl,
+    ImagePackage.layer,
+    ImagePackage.path,
+    ImagePackage.release,
+    ImagePackage.source_name,
+    ImagePackage.source_version,
+)
+
+
+def _state(row: Any) -> InventoryState | None:
+    if row is None:
+        return None
+    os = OsRelease(row.os_id, row.os_version, None, row.os_name) if row.os_id else None
+    return InventoryState(row.digest, row.state, row.error, os, row.packages, row.finished_at)
+
+
+class InventoryService:
+    """One per process. ``tmp_dir`` (under the data directory) holds the short-lived spools of Java archives and
+    RPM databases."""
+
+    def __init__(self, db: Database, blobs: BlobService, indexer: LayerIndexer, *, tmp_dir: Path | None) -> None:
+        self.db = db
+        self.indexer = indexer
+        self.layers = LayerInventories(db, blobs, tmp_dir=tmp_dir)
+
+    async def state(self, digest: str) -> InventoryState | None:
+        """The inventory of image manifest ``digest``, or None if none was ever requested."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(*_STATE_COLUMNS).where(ImageInventory.digest == digest))).first()
+        return _state(row)
+
+    async def packages(self, digest: str) -> list[InstalledPackage] | None:
+        """The packages of image manifest ``digest`` (an image platform, not an index), in (ecosystem, name,
+        version, path) order; None unless its inventory is ready (pending, failed, or never computed)."""
+        async with self.db.read(consistent=True) as conn:
+            state = (
+                await conn.execute(select(ImageInventory.state).where(ImageInventory.digest == digest))
+            ).scalar_one_or_none()
+            if state != READY:
+                return None
+            rows = await conn.execute(
+                select(*_PACKAGE_COLUMNS).where(ImagePackage.image_digest == digest).order_by(ImagePackage.seq)
+            )
+            return [InstalledPackage(**row._asdict()) for row in rows]
+
+    async def request(self, repository: str, target: ImageTarget) -> InventoryState:
+        """The inventory of ``target`` (in ``repository``), queueing its computation if it was never computed
+        (pushed before this feature) or by older detectors."""
+        known = await self.state(target.digest)
+        if known is not None and (known.state == PENDING or await self._current(target.digest)):
+            return known
+        async with self.db.write() as conn:
+            await self._pending(conn, target)
+            await enqueue_compute(conn, repository, target.digest)
+        return InventoryState(target.digest, PENDING, None, None, 0, None)
+
+    async def _current(self, digest: str) -> bool:
+        async with self.db.read() as conn:
+            version = (
+                await conn.execute(select(ImageInventory.version).where(ImageInventory.digest == digest))
+            ).scalar_one_or_none()
+        return version is not None and version >= VERSION
+
+    async def _pending(self, conn: AsyncConnection, target: ImageTarget) -> None:
+        values = {"state": PENDING, "error": None, "version": VERSION, "finished_at": None}
+        inserted = await insert_ignore(
+            conn,
+            ImageInventory,
+            {"digest": target.digest, "config_digest": target.config_digest, "packages": 0, **values},
+        )
+        if not inserted:
+            await conn.execute(update(ImageInventory).where(ImageInventory.digest == target.digest).values(**values))
+
+    async def target(self, repository: str, digest: str) -> ImageTarget | None:
+        """The image platform ``repository@digest`` names; None if it is gone, an index or not an image."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(Manifest.media_type, Manifest.content)
+                    .join(Repository, Repository.id == Manifest.repository_id)
+                    .where(Repository.name == repository, Manifest.digest == digest)
+                )
+            ).first()
+        if row is None:
+            return None
+        try:
+            parsed = parse_manifest(row.content, row.media_type)
+        except DomainError:
+            return None
+        if parsed.is_index or parsed.config is None or parsed.config.media_type not in IMAGE_CONFIG_TYPES:
+            return None
+        layers = tuple(str(layer.digest) for layer in parsed.layers if not layer.is_foreign)
+        return ImageTarget(digest, str(parsed.config.digest), layers)
+
+    async def compute(self, repository: str, digest: str) -> InventoryState | None:
+        """Compute (again, if older detectors did) the inventory of image manifest ``repository@digest``; None
+        if it is not an image (any more). Raises ``StorageError`` (retry later); every other failure is recorded."""
+        target = await self.target(repository, digest)
+        if target is None:
+            return None
+        known = await self.state(digest)
+        if known is not None and known.state in (READY, FAILED) and await self._current(digest):
+            return known
+        try:
+            async with self.db.write() as conn:
+                await self._pending(conn, target)
+        except IntegrityError:
+            return None  # the config blob was collected: the image is gone
+        error: str | None = None
+        for layer in dict.fromkeys(target.layers):
+            try:
+                await self.indexer.ensure(layer)
+                await self.layers.ensure(layer)
+            except (Invalid, NotFound) as exc:
+                error = f"layer {layer}: {exc.message}"[:MAX_ERROR]
+                break
+        if error is not None:
+            await self._finish(target, error=error)
+        else:
+            async with self.db.read(consistent=True) as conn:
+                records = await self.layers.records(conn, list(target.layers))
+                result = await merge_image(conn, target.layers, records)
+            await self._finish(target, os=result.os, packages=result.packages)
+        return await self.state(digest)
+
+    async def _finish(
+        self,
+        target: ImageTarget,
+        *,
+        error: str | None = None,
+        os: OsRelease | None = None,
+        packages: list[InstalledPackage] | None = None,
+    ) -> None:
+        found = packages or []
+        async with self.db.write() as conn:
+            await conn.execute(delete(ImagePackage).where(ImagePackage.image_digest == target.digest))
+            if found:
+                values = [
+                    {
+                        "image_digest": target.digest,
+                        "seq": seq,
+                        "ecosystem": p.ecosystem,
+                        "name": p.name,
+                        "version": p.version,
+                        "purl": p.purl,
+                        "layer": p.layer,
+                        "path": p.path,
+                        "release": p.release,
+                        "source_name": p.source_name,
+                        "source_version": p.source_version,
+                    }
+                    for seq, p in enumerate(found)
+                ]
+                statement = insert_or_nothing(conn, ImagePackage)
+                for start in range(0, len(values), 1000):
+                    await conn.execute(statement, values[start : start + 1000])
+            await conn.execute(
+                update(ImageInventory)
+                .where(ImageInventory.digest == target.digest)
+                .values(
+                    state=FAILED if error is not None else READY,
+                    error=error,
+                    version=VERSION,
+                    os_id=os.id[:64] if os else None,
+                    os_version=(os.version_id or "")[:64] or None if os else None,
+                    os_name=os.pretty_name if os else None,
+                    packages=len(found),
+                    finished_at=utcnow(),
+                )
+            )
+        if error is not None:
+            log.info("inventory of %s failed: %s", target.digest, error)

@@ -1,0 +1,144 @@
+"""The SBOM of a real Debian image: a bookworm rootfs made with mmdebstrap (``--variant=essential``, once per
+session) as the base layer, a Python layer made with ``uv pip install --target`` (offline, from the uv cache) on
+top, pushed with skopeo. The SBOM lists exactly the packages ``dpkg-query -W`` lists for that rootfs, plus the
+Python distribution."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.test_sbom import sbom
+from tests.clients.conftest import Tool, docker_ref
+from tests.support.images import AMD64, OCI_CONFIG, OCI_MANIFEST, LayoutWriter
+from tests.support.server import DockyardServer
+from tests.support.tools import require_tool
+
+pytestmark = [pytest.mark.clients, pytest.mark.slow]
+PLAIN_LAYER = "application/vnd.oci.image.layer.v1.tar"
+WHEEL = "packageurl-python==0.17.6"  # in the lock file, so in the uv cache
+
+
+@pytest.fixture(scope="session")
+def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the rootfs tar, a directory holding its dpkg database)."""
+    mmdebstrap = require_tool("mmdebstrap")
+    root = tmp_path_factory.mktemp("debian")
+    rootfs = root / "rootfs.tar"
+    subprocess.run(
+        [mmdebstrap, "--quiet", "--variant=essential", "--format=tar", "bookworm", str(rootfs)],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    admindir = root / "dpkg"
+    admindir.mkdir()
+    with tarfile.open(rootfs) as tar:
+        for member in tar:
+            if member.isfile() and member.name.lstrip("./") == "var/lib/dpkg/status":
+                source = tar.extractfile(member)
+                assert source is not None
+                (admindir / "status").write_bytes(source.read())
+    (admindir / "updates").mkdir()
+    return rootfs, admindir
+
+
+def _python_layer(tmp_path: Path) -> bytes:
+    target = tmp_path / "site"
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run(
+        [str(uv), "pip", "install", "--offline", "--no-deps", "--target", str(target), WHEEL],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        tar.add(target, arcname="usr/local/lib/python3.11/site-packages")
+    return out.getvalue()
+
+
+def _layout(path: Path, layers: list[bytes]) -> str:
+    writer = LayoutWriter(path)
+    diff_ids = [f"sha256:{hashlib.sha256(layer).hexdigest()}" for layer in layers]
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": writer.descriptor(OCI_CONFIG, config),
+            "layers": [writer.descriptor(PLAIN_LAYER, layer) for layer in layers],
+        }
+    ).encode()
+    writer.tag("latest", OCI_MANIFEST, manifest, platform=AMD64.as_dict())
+    writer.finish()
+    return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+
+
+def test_sbom_of_a_debian_image_lists_what_dpkg_lists(
+    skopeo: Tool,
+    server: DockyardServer,
+    client: httpx.Client,
+    repo: str,
+    tmp_path: Path,
+    debian_rootfs: tuple[Path, Path],
+) -> None:
+    rootfs, admindir = debian_rootfs
+    expected = set()
+    listing = subprocess.run(
+        [
+            "dpkg-query",
+            "-W",
+            f"--admindir={admindir}",
+            "-f",
+            "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+    ).stdout
+    for line in listing.splitlines():
+        status, name, version, arch = line.split("\t")
+        if status.startswith("ii"):
+            expected.add((name, version, arch))
+    assert len(expected) > 20
+    layout = tmp_path / "layout"
+    digest = _layout(layout, [rootfs.read_bytes(), _python_layer(tmp_path)])
+    skopeo.run(
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        f"oci:{layout}:latest",
+        docker_ref(server, repo, "latest"),
+    )
+
+    response = sbom(client, repo, "latest", "cyclonedx", timeout=240)
+    assert response.status_code == 200, response.text
+    bom = response.json()
+    assert bom["metadata"]["component"]["version"] == digest
+    debs = set()
+    pypi = set()
+    for component in bom["components"]:
+        purl = component.get("purl", "")
+        if purl.startswith("pkg:deb/debian/"):
+            assert purl.endswith("distro=debian-12") or "distro=debian-12" in purl
+            arch = purl.split("arch=")[1].split("&")[0]
+            debs.add((component["name"], component["version"], arch))
+        elif purl.startswith("pkg:pypi/"):
+            pypi.add(purl)
+    assert debs == expected
+    assert pypi == {"pkg:pypi/packageurl-python@0.17.6"}
+    os_component = next(c for c in bom["components"] if c["type"] == "operating-system")
+    assert (os_component["name"], os_component["version"]) == ("debian", "12")
