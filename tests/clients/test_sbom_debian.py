@@ -142,3 +142,56 @@ def test_sbom_of_a_debian_image_lists_what_dpkg_lists(
     assert pypi == {"pkg:pypi/packageurl-python@0.17.6"}
     os_component = next(c for c in bom["components"] if c["type"] == "operating-system")
     assert (os_component["name"], os_component["version"]) == ("debian", "12")
+
+    # The same inventory feeds vulnerability matching: an advisory for the Debian 12 source package of an installed
+    # package, fixed after the installed version, is found (with the layer that brought it); one fixed before is not.
+    source_line = subprocess.run(
+        ["dpkg-query", "-W", f"--admindir={admindir}", "-f", "${source:Package}\t${source:Version}\n", "base-files"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+    ).stdout.strip()
+    source, source_version = source_line.split("\t")
+    advisories = tmp_path / "osv"
+    advisories.mkdir()
+    for ident, fixed in (("DSA-9999-1", f"{source_version}+zz1"), ("DSA-9998-1", "0.1")):
+        (advisories / f"{ident}.json").write_text(
+            json.dumps(
+                {
+                    "schema_version": "1.6.0",
+                    "id": ident,
+                    "modified": "2026-01-01T00:00:00Z",
+                    "affected": [
+                        {
+                            "package": {"ecosystem": "Debian:12", "name": source},
+                            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+                        }
+                    ],
+                }
+            )
+        )
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard.cli.main",
+            "vulndb",
+            "import",
+            str(advisories),
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        env={**os.environ, **server.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    ns, name = repo.split("/", 1)
+    response = client.get(f"/api/v2/repositories/{ns}/{name}/tags/latest/vulnerabilities")
+    assert response.status_code == 200, response.text
+    findings = {f["id"]: f for f in response.json()["findings"]}
+    assert set(findings) == {"DSA-9999-1"}
+    assert findings["DSA-9999-1"]["fixed_version"] == f"{source_version}+zz1"
