@@ -245,6 +245,9 @@ def create_app(settings: Settings) -> DockyardApp:
             TeamService(db, settings),
         )
         repositories, tags = RepositoryService(ctx), TagService(ctx)
+        files = ImageFiles(ctx)  # one per process: its indexer coalesces index builds for the API and the pages
+        access_tokens = AccessTokenService(db, settings)
+        webhooks = WebhookService(db, SecretBox(settings.secret_key))
         api.state.api = ApiServices(
             settings,
             registry,
@@ -255,15 +258,15 @@ def create_app(settings: Settings) -> DockyardApp:
             teams=teams,
             collaborators=CollaboratorService(db, settings),
             robots=RobotService(db, settings),
-            access_tokens=AccessTokenService(db, settings),
-            webhooks=WebhookService(db, SecretBox(settings.secret_key)),
+            access_tokens=access_tokens,
+            webhooks=webhooks,
             trust=TrustService(db, SecretBox(settings.secret_key)),
             checker=checker,
             repositories=repositories,
             tags=tags,
             audit=AuditLogService(ctx),
             pulls=pulls,
-            files=ImageFiles(ctx),
+            files=files,
         )
         web.state.web = WebServices(
             settings,
@@ -275,6 +278,9 @@ def create_app(settings: Settings) -> DockyardApp:
             repositories=repositories,
             tags=tags,
             checker=checker,
+            files=files,
+            access_tokens=access_tokens,
+            webhooks=webhooks,
         )
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
         jobs = AsyncExitStack()

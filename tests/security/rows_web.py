@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import httpx
 
+from tests.security.rows_files import TAG as FILES_TAG
+from tests.security.rows_files import files_image
 from tests.security.rows_oci import LEVEL, Call, Expect
 from tests.security.world import ANON, PRINCIPALS, World
 from tests.support.oci import push_image
@@ -64,6 +66,28 @@ row("GET", "/orgs/{org}", _get(lambda w: f"/orgs/{w.org}"), _all(200))
 row("GET", "/r/{ns}/{repo}", _get(lambda w: f"/r/{w.org}/{_short(w)}"), _private(200))
 row("GET", "/r/{ns}/{repo}/tags", _get(lambda w: f"/r/{w.org}/{_short(w)}/tags"), _private(200))
 row("GET", "/r/{ns}/{repo}/tags/{tag}", _get(lambda w: f"/r/{w.org}/{_short(w)}/tags/latest"), _private(200))
+
+
+def _files(world: World, rest: str) -> str:
+    """A page of the image ``rows_files`` pushes to the private repository (``/etc/hello`` in its one layer)."""
+    files_image(world)
+    return f"/r/{world.org}/{_short(world)}/tags/{FILES_TAG}/{rest}"
+
+
+row("GET", "/r/{ns}/{repo}/tags/{tag}/files", _get(lambda w: _files(w, "files")), _private(200))
+row("GET", "/r/{ns}/{repo}/tags/{tag}/files/{path:path}", _get(lambda w: _files(w, "files/etc/hello")), _private(200))
+row(
+    "GET",
+    "/r/{ns}/{repo}/tags/{tag}/download/{path:path}",
+    _get(lambda w: _files(w, "download/etc/hello")),
+    _private(200),
+)
+row(
+    "GET",
+    "/r/{ns}/{repo}/diff",
+    _get(lambda w: _files(w, "").replace(f"/tags/{FILES_TAG}/", f"/diff?from={FILES_TAG}&to={FILES_TAG}")),
+    _private(200),
+)
 row("GET", "/_/{repo}", _get(lambda w: f"/_/{library_repo(w)}"), _all(200))
 row("GET", "/_/{repo}/tags", _get(lambda w: f"/_/{library_repo(w)}/tags"), _all(200))
 row("GET", "/_/{repo}/tags/{tag}", _get(lambda w: f"/_/{library_repo(w)}/tags/latest"), _all(200))
