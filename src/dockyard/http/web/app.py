@@ -29,7 +29,7 @@ from dockyard.errors import (
     Unauthorized,
     Unsupported,
 )
-from dockyard.http.web import diff, explore, files, repository, signin
+from dockyard.http.web import diff, explore, files, repository, settings, signin, webhooks
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.render import page
 from dockyard.http.web.services import WebServices
@@ -51,6 +51,21 @@ ROUTES: list[BaseRoute] = [
     Route("/r/{ns}/{repo}/tags/{tag}/files/{path:path}", files.browse, methods=["GET"], name="files"),
     Route("/r/{ns}/{repo}/tags/{tag}/download/{path:path}", files.download, methods=["GET"], name="download"),
     Route("/r/{ns}/{repo}/diff", diff.diff_page, methods=["GET"], name="diff"),
+    Route("/r/{ns}/{repo}/settings", settings.repo_settings, methods=["GET"], name="repo_settings"),
+    Route("/r/{ns}/{repo}/settings", settings.save_repo_settings, methods=["POST"], name="repo_settings_post"),
+    Route("/r/{ns}/{repo}/webhooks", webhooks.webhooks_page, methods=["GET"], name="webhooks"),
+    Route("/r/{ns}/{repo}/webhooks", webhooks.add_webhook, methods=["POST"], name="webhooks_post"),
+    Route("/r/{ns}/{repo}/webhooks/{uuid}/test", webhooks.test_webhook, methods=["POST"], name="webhook_test"),
+    Route(
+        "/r/{ns}/{repo}/webhooks/{uuid}/deliveries/{delivery}/redeliver",
+        webhooks.redeliver,
+        methods=["POST"],
+        name="webhook_redeliver",
+    ),
+    Route("/settings/tokens", settings.tokens_page, methods=["GET"], name="tokens"),
+    Route("/settings/tokens", settings.create_token, methods=["POST"], name="tokens_post"),
+    Route("/settings/tokens/{uuid}/revoke", settings.revoke_token, methods=["POST"], name="token_revoke"),
+    Route("/settings/tokens/{uuid}/delete", settings.delete_token, methods=["POST"], name="token_delete"),
     Route("/r/{ns}/{repo}/star", repository.star, methods=["POST"], name="star"),
     Route("/r/{ns}/{repo}/unstar", repository.unstar, methods=["POST"], name="unstar"),
     Route("/login", signin.login_form, methods=["GET"], name="login"),
