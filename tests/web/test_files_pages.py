@@ -18,10 +18,10 @@ import pytest
 from tests.clients.conftest import make_containers_env
 from tests.support.app_server import AppServer
 from tests.support.hub import HubAdmin
-from tests.support.images import AMD64, OCI_MANIFEST, LayoutWriter
+from tests.support.images import AMD64, OCI_MANIFEST, LayoutWriter, build_multiarch_layout
 from tests.support.tools import require_tool
 from tests.web.conftest import shot
-from tests.web.pages import XSS, assert_inert, sign_in, signed_in_client, watch_scripts
+from tests.web.pages import XSS, assert_inert, check_accessibility, sign_in, signed_in_client, watch_scripts
 
 EVIL_NAME = '<img src=x onerror="window.__xss=7">.txt'
 EVIL_TEXT = f"<html>{XSS}<script>alert(1)</script></html>\n".encode()
@@ -45,7 +45,10 @@ def _layout(path: Path) -> tuple[str, str]:
     )
     top = {f"etc/{EVIL_NAME}": b"evil name\n", "srv/evil.html": EVIL_TEXT, "srv/app.py": PYTHON}
     digests = []
-    for tag, hello, extra in (("v1", b"hello v1\n", {}), ("v2", b"hello v2, longer\n", {"etc/new": b"new\n"})):
+    for tag, hello, extra in (
+        ("v1", b"hello v1\n", {}),
+        ("v2", b"hello v2, longer\n", {"etc/new": b"new\n", f"srv/{EVIL_NAME}": b"x"}),
+    ):
         image = writer.image(AMD64, [base, ({"etc/hello": hello, **top, **extra}, {})], f"files-{tag}")
         writer.tag(tag, OCI_MANIFEST, image.manifest, platform=AMD64.as_dict())
         digests.append(image.manifest_digest)
@@ -109,6 +112,7 @@ def test_browse_to_etc_hello_read_and_download(
     assert layer_href.startswith(f"/r/{pushed.repo}/tags/v1#layer-")
     page.goto(secure_server.url + layer_href)
     assert page.locator(f"#{layer_href.split('#', 1)[1]}").count() == 1
+    check_accessibility(page, "tag-layer-anchor")
     page.go_back()
 
     page.click("[data-testid=listing] >> text=hello")
@@ -137,6 +141,7 @@ def test_browse_to_etc_hello_read_and_download(
 
     page.goto(f"{secure_server.url}/r/{pushed.repo}/tags/v1/files/bin/blob")
     assert "binary" in page.inner_text("[data-testid=no-preview]")
+    check_accessibility(page, "files-binary")
     assert page.locator("[data-testid=preview]").count() == 0
 
     page.goto(f"{secure_server.url}/r/{pushed.repo}/tags/v1/files/bin/sh")
@@ -201,7 +206,7 @@ def test_diff_two_tags_shows_the_changed_file(
     page.fill("[data-testid=diff-form] #diff-to", "v2")
     page.click("[data-testid=diff-form] button[type=submit]")
     page.wait_for_selector("[data-testid=diff-files]")
-    assert page.inner_text("[data-testid=diff-counts]") == "1 added · 0 removed · 1 changed"
+    assert page.inner_text("[data-testid=diff-counts]") == "2 added · 0 removed · 1 changed"
     rows = {
         row.locator("td").nth(0).inner_text(): row.locator("td").all_inner_texts()
         for row in page.locator("[data-testid=diff-files] tbody tr").all()
@@ -210,6 +215,7 @@ def test_diff_two_tags_shows_the_changed_file(
     assert "sha256" in rows["/etc/hello"][5]
     assert "size" in rows["/etc/hello"][5]
     assert rows["/etc/new"][1] == "added"
+    assert rows[f"/srv/{EVIL_NAME}"][1] == "added"  # a hostile name in a diff is text too
     layers = page.inner_text("[data-testid=diff-layers]")
     assert "1 shared" in layers
     assert "removed" in layers
@@ -227,10 +233,45 @@ def test_diff_two_tags_shows_the_changed_file(
 
     # By digest too; an unknown reference is said on the form.
     page.goto(f"{secure_server.url}/r/{pushed.repo}/diff?from={pushed.v1}&to=v2")
-    assert page.inner_text("[data-testid=diff-counts]") == "1 added · 0 removed · 1 changed"
+    assert page.inner_text("[data-testid=diff-counts]") == "2 added · 0 removed · 1 changed"
     response = page.goto(f"{secure_server.url}/r/{pushed.repo}/diff?from=v1&to=nope")
     assert response is not None
     assert response.status == 404
     assert "nope" in page.inner_text("[data-testid=diff-error]")
     shot(page, "diff-unknown-tag")
     assert dialogs == []
+
+
+def test_platform_chooser_of_an_index(
+    browser_context_factory: Any, secure_server: AppServer, admin: HubAdmin, tmp_path: Path
+) -> None:
+    skopeo = require_tool("skopeo")
+    busybox = Path(require_tool("busybox")).resolve()
+    user, password = admin.user("multi")
+    layout = build_multiarch_layout(tmp_path / "layout", user, busybox=busybox)
+    env = make_containers_env(tmp_path / "containers", secure_server)
+    subprocess.run(
+        [skopeo, "copy", "--all", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds",
+         f"{user}:{password}", layout.ref, f"docker://{secure_server.host}/{user}/multi:latest"],
+        env=env.env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    page = browser_context_factory().new_page()
+    sign_in(page, secure_server, user, password)
+    page.goto(f"{secure_server.url}/r/{user}/multi/tags/latest")
+    links = page.locator("[data-testid=browse-files]")
+    assert links.count() == 2
+    links.nth(1).click()
+    page.wait_for_selector("[data-testid=preview], [data-testid=listing]")
+    assert "linux/arm64/v8" in page.inner_text("[data-testid=files-title]")
+    page.goto(f"{secure_server.url}/r/{user}/multi/tags/latest/files/etc/dockyard-arch")
+    assert page.inner_text("[data-testid=preview] pre").strip() == "amd64"  # linux/amd64 by default
+    chooser = page.locator("[data-testid=platform-chooser] a")
+    assert chooser.all_inner_texts() == ["linux/amd64", "linux/arm64/v8"]
+    shot(page, "files-platforms")
+    chooser.nth(1).click()
+    page.wait_for_selector("[data-testid=preview]")
+    assert page.inner_text("[data-testid=preview] pre").strip() == "arm64"
+    assert "platform=linux%2Farm64%2Fv8" in page.url
+    href = page.get_attribute("[data-testid=download]", "href")
+    assert href is not None
+    assert page.request.get(secure_server.url + href).body() == b"arm64\n"
