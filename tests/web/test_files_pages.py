@@ -25,6 +25,7 @@ from tests.web.pages import XSS, assert_inert, check_accessibility, sign_in, sig
 
 EVIL_NAME = '<img src=x onerror="window.__xss=7">.txt'
 EVIL_TEXT = f"<html>{XSS}<script>alert(1)</script></html>\n".encode()
+BIG = b"a log line\n" * 30_000  # past the 256 KiB preview cap
 PYTHON = b'def hello(name: str) -> str:\n    return f"hello {name}"  # greet\n'
 
 
@@ -40,7 +41,12 @@ class Pushed:
 def _layout(path: Path) -> tuple[str, str]:
     writer = LayoutWriter(path)
     base = (
-        {"bin/tool": b"#!tool\n" * 50, "etc/base": b"base\n", "bin/blob": b"\x7fELF\x00\x01\x02" * 20},
+        {
+            "bin/tool": b"#!tool\n" * 50,
+            "etc/base": b"base\n",
+            "bin/blob": b"\x7fELF\x00\x01\x02" * 20,
+            "srv/big.log": BIG,
+        },
         {"bin/sh": "tool"},
     )
     top = {f"etc/{EVIL_NAME}": b"evil name\n", "srv/evil.html": EVIL_TEXT, "srv/app.py": PYTHON}
@@ -142,6 +148,10 @@ def test_browse_to_etc_hello_read_and_download(
     page.goto(f"{secure_server.url}/r/{pushed.repo}/tags/v1/files/bin/blob")
     assert "binary" in page.inner_text("[data-testid=no-preview]")
     check_accessibility(page, "files-binary")
+    page.goto(f"{secure_server.url}/r/{pushed.repo}/tags/v1/files/srv/big.log")
+    assert "larger than 256 KiB" in page.inner_text("[data-testid=no-preview]")
+    big = page.request.get(secure_server.url + (page.get_attribute("[data-testid=download]", "href") or ""))
+    assert big.body() == BIG
     assert page.locator("[data-testid=preview]").count() == 0
 
     page.goto(f"{secure_server.url}/r/{pushed.repo}/tags/v1/files/bin/sh")
