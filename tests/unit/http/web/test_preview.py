@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -73,7 +74,10 @@ def test_read_capped_stops_and_closes() -> None:
         finally:
             closed.append(True)
 
-    assert asyncio.run(read_capped(chunks(), limit=2500)) == b"x" * 2500
+    # In a thread of its own: a Playwright test of the same run may hold this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        kept = pool.submit(asyncio.run, read_capped(chunks(), limit=2500)).result()
+    assert kept == b"x" * 2500
     assert closed == [True]
 
 
