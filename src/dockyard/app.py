@@ -271,7 +271,9 @@ def create_app(settings: Settings) -> DockyardApp:
             TeamService(db, settings),
         )
         repositories, tags = RepositoryService(ctx), TagService(ctx)
-        files = ImageFiles(ctx)
+        files = ImageFiles(ctx)  # one per process: its indexer coalesces index builds for the API and the pages
+        access_tokens = AccessTokenService(db, settings)
+        webhooks = WebhookService(db, SecretBox(settings.secret_key))
         api.state.api = ApiServices(
             settings,
             registry,
@@ -282,8 +284,8 @@ def create_app(settings: Settings) -> DockyardApp:
             teams=teams,
             collaborators=CollaboratorService(db, settings),
             robots=RobotService(db, settings),
-            access_tokens=AccessTokenService(db, settings),
-            webhooks=WebhookService(db, SecretBox(settings.secret_key)),
+            access_tokens=access_tokens,
+            webhooks=webhooks,
             trust=TrustService(db, SecretBox(settings.secret_key)),
             checker=checker,
             repositories=repositories,
@@ -306,6 +308,9 @@ def create_app(settings: Settings) -> DockyardApp:
             repositories=repositories,
             tags=tags,
             checker=checker,
+            files=files,
+            access_tokens=access_tokens,
+            webhooks=webhooks,
         )
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
         jobs = AsyncExitStack()

@@ -9,7 +9,11 @@ from collections.abc import Callable
 
 import httpx
 
+from tests.security.rows_api import owner_token
+from tests.security.rows_files import TAG as FILES_TAG
+from tests.security.rows_files import files_image
 from tests.security.rows_oci import LEVEL, Call, Expect
+from tests.security.rows_webhooks import URL, shared_delivery, shared_hook
 from tests.security.world import ANON, PRINCIPALS, World
 from tests.support.oci import push_image
 
@@ -30,6 +34,23 @@ def _private(ok: int) -> Expect:
 
 def _signed_in(ok: int, other: int) -> Expect:
     return {p: ok if p in SIGNED_IN else other for p in PRINCIPALS}
+
+
+def _admin(ok: int, anonymous: int, *, readers: int = 403) -> Expect:
+    """On the private repository's administration pages: its administrators who sign in get ``ok``, its other
+    readers ``readers`` (403: they may see it), signed-in outsiders 404, visitors who are not signed in
+    ``anonymous`` (303 to the sign-in page for a GET, 401 for a form)."""
+    return {
+        p: anonymous if p not in SIGNED_IN else ok if LEVEL.get(p, 0) >= 3 else readers if LEVEL.get(p, 0) else 404
+        for p in PRINCIPALS
+    }
+
+
+def _post(path: Callable[[World], str], fields: Callable[[World, str], dict[str, str]] | None = None) -> Call:
+    def call(world: World, principal: str, method: str) -> httpx.Response:
+        return world.web(principal, method, path(world), form=fields(world, principal) if fields else None)
+
+    return call
 
 
 def library_repo(world: World) -> str:
@@ -64,6 +85,28 @@ row("GET", "/orgs/{org}", _get(lambda w: f"/orgs/{w.org}"), _all(200))
 row("GET", "/r/{ns}/{repo}", _get(lambda w: f"/r/{w.org}/{_short(w)}"), _private(200))
 row("GET", "/r/{ns}/{repo}/tags", _get(lambda w: f"/r/{w.org}/{_short(w)}/tags"), _private(200))
 row("GET", "/r/{ns}/{repo}/tags/{tag}", _get(lambda w: f"/r/{w.org}/{_short(w)}/tags/latest"), _private(200))
+
+
+def _files(world: World, rest: str) -> str:
+    """A page of the image ``rows_files`` pushes to the private repository (``/etc/hello`` in its one layer)."""
+    files_image(world)
+    return f"/r/{world.org}/{_short(world)}/tags/{FILES_TAG}/{rest}"
+
+
+row("GET", "/r/{ns}/{repo}/tags/{tag}/files", _get(lambda w: _files(w, "files")), _private(200))
+row("GET", "/r/{ns}/{repo}/tags/{tag}/files/{path:path}", _get(lambda w: _files(w, "files/etc/hello")), _private(200))
+row(
+    "GET",
+    "/r/{ns}/{repo}/tags/{tag}/download/{path:path}",
+    _get(lambda w: _files(w, "download/etc/hello")),
+    _private(200),
+)
+row(
+    "GET",
+    "/r/{ns}/{repo}/diff",
+    _get(lambda w: _files(w, "").replace(f"/tags/{FILES_TAG}/", f"/diff?from={FILES_TAG}&to={FILES_TAG}")),
+    _private(200),
+)
 row("GET", "/_/{repo}", _get(lambda w: f"/_/{library_repo(w)}"), _all(200))
 row("GET", "/_/{repo}/tags", _get(lambda w: f"/_/{library_repo(w)}/tags"), _all(200))
 row("GET", "/_/{repo}/tags/{tag}", _get(lambda w: f"/_/{library_repo(w)}/tags/latest"), _all(200))
@@ -82,3 +125,50 @@ def _login(world: World, principal: str, method: str) -> httpx.Response:
 row("POST", "/login", _login, _signed_in(303, 401))
 row("POST", "/logout", _get(lambda w: "/logout"), _all(303))
 row("GET", "/static/{path}", _get(lambda w: "/static/site.css"), _all(200))
+
+# Settings: the repository's (its administrators'), webhooks through WebhookService, the user's own tokens.
+_SETTINGS = "/r/{ns}/{repo}/settings"
+_HOOKS = "/r/{ns}/{repo}/webhooks"
+
+
+def _repo_page(world: World, rest: str) -> str:
+    return f"/r/{world.org}/{_short(world)}/{rest}"
+
+
+row("GET", _SETTINGS, _get(lambda w: _repo_page(w, "settings")), _admin(200, 303))
+row(
+    "POST",
+    _SETTINGS,
+    _post(lambda w: _repo_page(w, "settings"), lambda w, p: {"visibility": "private"}),
+    _admin(303, 401),
+)
+row("GET", _HOOKS, _get(lambda w: _repo_page(w, "webhooks")), _admin(200, 303))
+row(
+    "POST",
+    _HOOKS,
+    _post(lambda w: _repo_page(w, "webhooks"), lambda w, p: {"name": f"web by {p}", "url": URL}),
+    _admin(200, 401),
+)
+row(
+    "POST",
+    f"{_HOOKS}/{{uuid}}/test",
+    _post(lambda w: _repo_page(w, f"webhooks/{shared_hook(w)}/test")),
+    _admin(303, 401, readers=404),
+)
+row(
+    "POST",
+    f"{_HOOKS}/{{uuid}}/deliveries/{{delivery}}/redeliver",
+    _post(lambda w: _repo_page(w, f"webhooks/{shared_hook(w)}/deliveries/{shared_delivery(w)}/redeliver")),
+    _admin(303, 401, readers=404),
+)
+row("GET", "/settings/tokens", _get(lambda w: "/settings/tokens"), _signed_in(200, 303))
+row(
+    "POST",
+    "/settings/tokens",
+    _post(lambda w: "/settings/tokens", lambda w, p: {"label": f"web {p}", "scope": "repo:read"}),
+    _signed_in(200, 401),
+)
+# Another user's token is a 404, as in the API.
+_OWN_TOKEN = {p: 303 if p == "owner" else 404 if p in SIGNED_IN else 401 for p in PRINCIPALS}
+row("POST", "/settings/tokens/{uuid}/revoke", _post(lambda w: f"/settings/tokens/{owner_token(w)}/revoke"), _OWN_TOKEN)
+row("POST", "/settings/tokens/{uuid}/delete", _post(lambda w: f"/settings/tokens/{owner_token(w)}/delete"), _OWN_TOKEN)

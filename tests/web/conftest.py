@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.app_server import AppServer
+from tests.support.hub import HubAdmin
 from tests.support.tools import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -61,8 +63,20 @@ def browser_context_factory() -> Iterator[Any]:
             browser.close()
 
 
-def shot(page: Any, name: str, *, phone: bool = False) -> Path:
-    """Write a full-page screenshot of what the page shows now (at phone width too when asked)."""
+@pytest.fixture(scope="module")
+def admin(secure_server: AppServer) -> Iterator[HubAdmin]:
+    hub = HubAdmin(secure_server)
+    yield hub
+    hub.close()
+
+
+def shot(page: Any, name: str, *, phone: bool = False, axe: bool = True) -> Path:
+    """Write a full-page screenshot of what the page shows now (at phone width too when asked), after checking it
+    with axe-core (``tests.web.pages.check_accessibility``): every page the tests photograph is checked."""
+    from tests.web.pages import check_accessibility
+
+    if axe:
+        check_accessibility(page, name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
     path = SCREENSHOTS / f"{safe}.png"

@@ -8,14 +8,10 @@ width too)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.clients.conftest import make_containers_env
 from tests.support.app_server import AppServer
@@ -24,41 +20,7 @@ from tests.support.images import build_image_layout
 from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, sha256
 from tests.support.tools import require_tool
 from tests.web.conftest import shot
-
-XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"><svg onload="window.__xss=3"></svg>'
-README_XSS = (
-    "# Hello\n\n<script>window.__xss=4</script>\n\n[click](javascript:window.__xss=5)\n\n"
-    '<img src=x onerror="window.__xss=6">\n\n| a | b |\n|---|---|\n| 1 | 2 |\n'
-)
-
-
-@pytest.fixture(scope="module")
-def admin(secure_server: AppServer) -> Iterator[HubAdmin]:
-    hub = HubAdmin(secure_server)
-    yield hub
-    hub.close()
-
-
-def sign_in(page: Any, server: AppServer, username: str, password: str) -> None:
-    page.goto(f"{server.url}/login")
-    shot(page, "login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("form.stack button[type=submit]")
-    page.wait_for_selector("[data-testid=signed-in-as]")
-    assert page.inner_text("[data-testid=signed-in-as]") == username
-
-
-def watch_scripts(page: Any) -> list[str]:
-    """Dialogs opened by the page (none may be); ``window.__xss`` is checked separately."""
-    dialogs: list[str] = []
-
-    def on_dialog(dialog: Any) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    return dialogs
+from tests.web.pages import README_XSS, XSS, assert_inert, csrf, sign_in, signed_in_client, watch_scripts
 
 
 def push_payload_image(server: AppServer, auth: tuple[str, str], repo: str, tag: str) -> str:
@@ -180,11 +142,8 @@ def test_payloads_render_inert(browser_context_factory: Any, secure_server: AppS
         response = page.goto(secure_server.url + path)
         assert response is not None
         assert response.status == 200, path
-        assert page.evaluate("window.__xss") is None, path
         # The payloads are text: no element they describe exists, no handler attribute, no script but ours.
-        assert page.locator("main [onerror], main [onload], main svg").count() == 0, path
-        assert page.evaluate("Array.from(document.scripts).map(s => s.src)") == [f"{secure_server.url}/static/site.js"]
-        assert page.locator("a[href^='javascript:']").count() == 0, path
+        assert_inert(page, secure_server, path)
         shot(page, name)
     page.goto(f"{secure_server.url}/r/{repo}")
     assert page.inner_text("[data-testid=description]") == XSS[:100]
@@ -195,23 +154,6 @@ def test_payloads_render_inert(browser_context_factory: Any, secure_server: AppS
     assert dialogs == []
 
 
-@contextmanager
-def _signed_in_client(server: AppServer, user: str, password: str) -> Iterator[httpx.Client]:
-    """A client signed in through the login form (its cookies are the session's)."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-        assert token is not None
-        response = client.post("/login", data={"username": user, "password": password, "csrf_token": token.group(1)})
-        assert response.status_code == 303, response.text
-        yield client
-
-
-def _csrf(client: httpx.Client, path: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
-    assert found is not None
-    return found.group(1)
-
-
 def test_posts_without_the_csrf_token_are_refused(secure_server: AppServer, admin: HubAdmin) -> None:
     user, password = admin.user("csrf")
     with httpx.Client(base_url=secure_server.url, auth=(user, password), timeout=30) as api:
@@ -219,19 +161,19 @@ def test_posts_without_the_csrf_token_are_refused(secure_server: AppServer, admi
             api.post(f"/api/v2/namespaces/{user}/repositories", json={"name": "repo1", "is_private": False}).status_code
             == 201
         )
-    with _signed_in_client(secure_server, user, password) as client:
+    with signed_in_client(secure_server, user, password) as client:
         for path in (f"/r/{user}/repo1/star", f"/r/{user}/repo1/unstar", "/logout", "/login"):
             assert client.post(path, data={}).status_code == 403, path
             assert client.post(path, data={"csrf_token": "forged"}).status_code == 403, path
         assert "Star" in client.get(f"/r/{user}/repo1").text  # nothing was starred, the session still lives
-        response = client.post(f"/r/{user}/repo1/star", data={"csrf_token": _csrf(client, f"/r/{user}/repo1")})
+        response = client.post(f"/r/{user}/repo1/star", data={"csrf_token": csrf(client, f"/r/{user}/repo1")})
         assert response.status_code == 303
     # A form token of one browser is worth nothing in another (it is bound to that browser's cookie).
     with (
-        _signed_in_client(secure_server, user, password) as first,
-        _signed_in_client(secure_server, user, password) as other,
+        signed_in_client(secure_server, user, password) as first,
+        signed_in_client(secure_server, user, password) as other,
     ):
-        token = _csrf(first, f"/r/{user}/repo1")
+        token = csrf(first, f"/r/{user}/repo1")
         assert other.post(f"/r/{user}/repo1/unstar", data={"csrf_token": token}).status_code == 403
 
 
@@ -250,12 +192,12 @@ def test_private_repository_pages_are_404_to_anonymous_and_outsiders(
             hidden, absent = anonymous.get(path), anonymous.get(missing[paths.index(path)])
             assert hidden.status_code == absent.status_code == 404, path
             assert "secret" not in hidden.text.split("<main>", 1)[1]
-    with _signed_in_client(secure_server, outsider, outsider_pw) as client:
+    with signed_in_client(secure_server, outsider, outsider_pw) as client:
         for path in paths:
             assert client.get(path).status_code == 404, path
         assert f"{owner}/secret" not in client.get(f"/u/{owner}").text
         assert f"{owner}/secret" not in client.get("/?q=secret").text
-    with _signed_in_client(secure_server, owner, owner_pw) as client:
+    with signed_in_client(secure_server, owner, owner_pw) as client:
         for path in paths:
             assert client.get(path).status_code == 200, path
     page = browser_context_factory().new_page()
@@ -267,7 +209,7 @@ def test_private_repository_pages_are_404_to_anonymous_and_outsiders(
 
 def test_sign_out_everywhere_ends_web_sessions(secure_server: AppServer, admin: HubAdmin) -> None:
     user, password = admin.user("revoke")
-    with _signed_in_client(secure_server, user, password) as client:
+    with signed_in_client(secure_server, user, password) as client:
         assert client.get("/").text.count(f'data-testid="signed-in-as">{user}<') == 1
         with httpx.Client(base_url=secure_server.url, auth=(user, password), timeout=30) as api:
             response = api.post(f"/api/v2/users/{user}/revoke-sessions")

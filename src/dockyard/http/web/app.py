@@ -18,8 +18,18 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dockyard.errors import Conflict, Denied, DomainError, Invalid, NotFound, RateLimited, TooLarge, Unauthorized
-from dockyard.http.web import explore, repository, signin
+from dockyard.errors import (
+    Conflict,
+    Denied,
+    DomainError,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+    Unsupported,
+)
+from dockyard.http.web import diff, explore, files, repository, settings, signin, webhooks
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.render import page
 from dockyard.http.web.services import WebServices
@@ -37,6 +47,25 @@ ROUTES: list[BaseRoute] = [
     Route("/r/{ns}/{repo}", repository.repo_page, methods=["GET"], name="repo"),
     Route("/r/{ns}/{repo}/tags", repository.tags_page, methods=["GET"], name="tags"),
     Route("/r/{ns}/{repo}/tags/{tag}", repository.tag_page, methods=["GET"], name="tag"),
+    Route("/r/{ns}/{repo}/tags/{tag}/files", files.browse, methods=["GET"], name="files_root"),
+    Route("/r/{ns}/{repo}/tags/{tag}/files/{path:path}", files.browse, methods=["GET"], name="files"),
+    Route("/r/{ns}/{repo}/tags/{tag}/download/{path:path}", files.download, methods=["GET"], name="download"),
+    Route("/r/{ns}/{repo}/diff", diff.diff_page, methods=["GET"], name="diff"),
+    Route("/r/{ns}/{repo}/settings", settings.repo_settings, methods=["GET"], name="repo_settings"),
+    Route("/r/{ns}/{repo}/settings", settings.save_repo_settings, methods=["POST"], name="repo_settings_post"),
+    Route("/r/{ns}/{repo}/webhooks", webhooks.webhooks_page, methods=["GET"], name="webhooks"),
+    Route("/r/{ns}/{repo}/webhooks", webhooks.add_webhook, methods=["POST"], name="webhooks_post"),
+    Route("/r/{ns}/{repo}/webhooks/{uuid}/test", webhooks.test_webhook, methods=["POST"], name="webhook_test"),
+    Route(
+        "/r/{ns}/{repo}/webhooks/{uuid}/deliveries/{delivery}/redeliver",
+        webhooks.redeliver,
+        methods=["POST"],
+        name="webhook_redeliver",
+    ),
+    Route("/settings/tokens", settings.tokens_page, methods=["GET"], name="tokens"),
+    Route("/settings/tokens", settings.create_token, methods=["POST"], name="tokens_post"),
+    Route("/settings/tokens/{uuid}/revoke", settings.revoke_token, methods=["POST"], name="token_revoke"),
+    Route("/settings/tokens/{uuid}/delete", settings.delete_token, methods=["POST"], name="token_delete"),
     Route("/r/{ns}/{repo}/star", repository.star, methods=["POST"], name="star"),
     Route("/r/{ns}/{repo}/unstar", repository.unstar, methods=["POST"], name="unstar"),
     Route("/login", signin.login_form, methods=["GET"], name="login"),
@@ -48,6 +77,7 @@ ROUTES: list[BaseRoute] = [
 _STATUS = {
     NotFound: (404, "Not found"),
     Invalid: (400, "Bad request"),
+    Unsupported: (400, "Not supported"),
     TooLarge: (413, "Too large"),
     Denied: (403, "Forbidden"),
     Conflict: (409, "Conflict"),

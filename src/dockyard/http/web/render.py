@@ -75,6 +75,11 @@ def short_digest(value: str | None) -> str:
     return f"{algorithm}:{hexpart[:12]}"
 
 
+def anchor_hex(value: str | None) -> str:
+    """The first 12 hex digits of a digest: the stable part of a page anchor (``#layer-<image>-<layer>``)."""
+    return (value or "").partition(":")[2][:12]
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -82,7 +87,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(size=human_size, ago=when, iso=iso, short=short_digest)
+    env.filters.update(size=human_size, ago=when, iso=iso, short=short_digest, anchor=anchor_hex)
     env.globals.update(version=__version__, csrf_field=CSRF_FIELD, readme=readme_html)
     return env
 

@@ -101,11 +101,11 @@ async def visit(request: Request, services: WebServices) -> Visit:
     return Visit(principal, token, seed, fresh, csrf_token(services, seed, token))
 
 
-async def form(request: Request, current: Visit) -> dict[str, str]:
+async def form(request: Request, current: Visit, *, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
     """The POSTed form (application/x-www-form-urlencoded), after checking its CSRF token. Raises
-    ``Denied("request")`` when the token is missing or wrong."""
+    ``Denied("request")`` when the token is missing or wrong, ``TooLarge("request")`` past ``limit`` bytes."""
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    if len(body) > limit:
         raise TooLarge("request", "form too large")
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
     sent = fields.get(CSRF_FIELD, "")

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
+from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.inspect import ImageInspector
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
+from dockyard.webhooks.manage import WebhookService
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +31,9 @@ class WebServices:
     repositories: RepositoryService
     tags: TagService
     checker: TrustChecker
+    files: ImageFiles
+    access_tokens: AccessTokenService
+    webhooks: WebhookService
 
     @property
     def inspector(self) -> ImageInspector:
