@@ -41,9 +41,7 @@ from dockyard.auth.web_sessions import WebSessions
 from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
-from dockyard.http.api.app import api_app
-from dockyard.http.api.deps import ApiServices
-from dockyard.http.api.problems import problem
+from dockyard.http.lazy import LazyApp
 from dockyard.http.limits import Render, RequestLimits, blob_or_manifest_write
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware, SecurityHeadersMiddleware
 from dockyard.http.oci.auth import RegistryGuard
@@ -215,7 +213,9 @@ async def background_work(
 def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
     settings = resolve_secret_key(settings)
-    api = api_app()
+    # The Hub API (FastAPI, its pydantic models and routes: ~15 MiB and half a second per worker) is built on its
+    # first request; a worker that serves only /v2 never loads it.
+    api = LazyApp()
     web = web_app()
 
     @asynccontextmanager
@@ -245,26 +245,35 @@ def create_app(settings: Settings) -> DockyardApp:
             TeamService(db, settings),
         )
         repositories, tags = RepositoryService(ctx), TagService(ctx)
-        api.state.api = ApiServices(
-            settings,
-            registry,
-            authenticator,
-            tokens,
-            users=users,
-            orgs=orgs,
-            teams=teams,
-            collaborators=CollaboratorService(db, settings),
-            robots=RobotService(db, settings),
-            access_tokens=AccessTokenService(db, settings),
-            webhooks=WebhookService(db, SecretBox(settings.secret_key)),
-            trust=TrustService(db, SecretBox(settings.secret_key)),
-            checker=checker,
-            repositories=repositories,
-            tags=tags,
-            audit=AuditLogService(ctx),
-            pulls=pulls,
-            files=ImageFiles(ctx),
-        )
+
+        def hub_api() -> ASGIApp:
+            from dockyard.http.api.app import api_app
+            from dockyard.http.api.deps import ApiServices
+
+            return api_app(
+                ApiServices(
+                    settings,
+                    registry,
+                    authenticator,
+                    tokens,
+                    users=users,
+                    orgs=orgs,
+                    teams=teams,
+                    collaborators=CollaboratorService(db, settings),
+                    robots=RobotService(db, settings),
+                    access_tokens=AccessTokenService(db, settings),
+                    webhooks=WebhookService(db, SecretBox(settings.secret_key)),
+                    trust=TrustService(db, SecretBox(settings.secret_key)),
+                    checker=checker,
+                    repositories=repositories,
+                    tags=tags,
+                    audit=AuditLogService(ctx),
+                    pulls=pulls,
+                    files=ImageFiles(ctx),
+                )
+            )
+
+        api.build_with(hub_api)
         web.state.web = WebServices(
             settings,
             registry,
@@ -358,6 +367,8 @@ def _oci_refusal(status: int, message: str, limit: int) -> Response:
 
 
 def _problem_refusal(status: int, message: str, limit: int) -> Response:
+    from dockyard.http.api.problems import problem
+
     title = "Content Too Large" if status == 413 else "Request Header Fields Too Large"
     return problem(status, title, message, type_="urn:dockyard:error:request", limit=limit)
 
