@@ -12,9 +12,7 @@ import contextlib
 import ctypes
 import logging
 import os
-import secrets
 import signal
-import stat
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,7 +33,6 @@ from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
-from dockyard.auth.token_keys import KeyRing
 from dockyard.auth.tokens import TokenService
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.db.engine import Database
@@ -66,7 +63,11 @@ from dockyard.repos.audit import AuditLogService
 from dockyard.repos.pulls import PullRecorder
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
-from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir, supervisor_pid
+from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir, supervisor_pid
+from dockyard.startup import first_start as first_start
+from dockyard.startup import key_ring as key_ring
+from dockyard.startup import prepare_data_dir as prepare_data_dir
+from dockyard.startup import resolve_secret_key as resolve_secret_key
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store
 from dockyard.trust.checker import TrustChecker
@@ -74,66 +75,9 @@ from dockyard.trust.manage import TrustService
 from dockyard.trust.reverify import SignatureSubscriber
 from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
-from dockyard.webhooks.notifications import sync_endpoints
 
 log = logging.getLogger("dockyard")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def resolve_secret_key(settings: Settings) -> Settings:
-    """Settings with the server secret filled in: the configured one, else (embedded deployments only) the one
-    kept in ``<data_dir>/secret.key``, created on first start. A PostgreSQL deployment must configure it, because
-    every replica needs the same secret to read the signing keys stored in the DB."""
-    if settings.secret_key:
-        return settings
-    if not settings.effective_database_url.startswith("sqlite"):
-        raise SettingsError(
-            "secret_key: required with PostgreSQL (set DOCKYARD_SECRET_KEY to the same value on every replica)"
-        )
-    path = settings.secret_key_path
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    return settings.model_copy(update={"secret_key": path.read_text().strip()})
-
-
-def prepare_data_dir(settings: Settings) -> None:
-    """Create the data directory readable by this user only (files in it are created 0600, directories 0700),
-    and warn when an existing one lets other users in: its database, blobs and secret key are all there."""
-    if settings.database_url and settings.storage_url and settings.secret_key:
-        return  # nothing of this server lives in the data directory
-    path = settings.data_dir
-    if not path.exists():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning(
-            "the data directory %s is readable by others (mode %s): it holds the database, the blobs and the "
-            "secret key; restrict it with `chmod 700 %s`",
-            path.resolve(),
-            oct(mode),
-            path.resolve(),
-        )
-
-
-def key_ring(settings: Settings, db: Database) -> KeyRing:
-    horizon = max(settings.refresh_token_lifetime_seconds, settings.token_lifetime_seconds)
-    return KeyRing(db, SecretBox(settings.secret_key), timedelta(seconds=horizon))
-
-
-async def first_start(settings: Settings) -> str | None:
-    """Create what a fresh installation needs: the token-signing key and the administrator account. Returns the
-    administrator's generated password the one time it is created without ``DOCKYARD_ADMIN_PASSWORD``."""
-    db = Database(settings.effective_database_url, pool_size=2)
-    try:
-        await key_ring(settings, db).ensure()
-        await sync_endpoints(db, settings)
-        return await UserService(db, settings).ensure_admin(settings.admin_username, settings.admin_password or None)
-    finally:
-        await db.close()
 
 
 def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> list[Subscriber[Any]]:

@@ -92,7 +92,7 @@ def serve(
     _configure_logging(settings.log_level)
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
-    from dockyard.app import first_start, prepare_data_dir, resolve_secret_key
+    from dockyard.startup import first_start, prepare_data_dir, resolve_secret_key
 
     prepare_data_dir(settings)
     upgrade_sync(settings.effective_database_url)
