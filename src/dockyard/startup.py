@@ -1,10 +1,11 @@
-"""What a server needs before it serves, shared by ``dockyard serve`` (which runs it before any worker starts),
-the composition root and the administration commands: the data directory, the server secret, and on first start
-the token-signing key and the administrator account.
+"""What a server needs before it serves, shared by ``dockyard serve``, its worker processes, the composition root
+and the administration commands: the data directory and the server secret (cheap: this module imports nothing
+heavy at first), then ``prepare_database`` — migrations, and on first start the token-signing key and the
+administrator account.
 
-Kept apart from ``dockyard.app`` so that preparing does not import the HTTP surfaces: ``dockyard serve`` prepares
-in the process that then becomes the supervisor (``dockyard.cli.serve``), and the less it loads, the sooner the
-workers start.
+With several workers, ``dockyard serve`` only settles the data directory and the secret before it becomes the
+supervisor (``dockyard.cli.serve``); each worker prepares the database before it serves (``dockyard.cli.
+server_worker``), as replicas starting together do: migrations and the first start are safe to run side by side.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import os
 import secrets
 import stat
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from dockyard.accounts.users import UserService
-from dockyard.auth.secrets import SecretBox
-from dockyard.auth.token_keys import KeyRing
-from dockyard.db.engine import Database
 from dockyard.settings import Settings, SettingsError
-from dockyard.webhooks.notifications import sync_endpoints
+
+if TYPE_CHECKING:
+    from dockyard.auth.token_keys import KeyRing
+    from dockyard.db.engine import Database
 
 log = logging.getLogger("dockyard")
 
@@ -65,6 +66,9 @@ def prepare_data_dir(settings: Settings) -> None:
 
 
 def key_ring(settings: Settings, db: Database) -> KeyRing:
+    from dockyard.auth.secrets import SecretBox
+    from dockyard.auth.token_keys import KeyRing
+
     horizon = max(settings.refresh_token_lifetime_seconds, settings.token_lifetime_seconds)
     return KeyRing(db, SecretBox(settings.secret_key), timedelta(seconds=horizon))
 
@@ -72,6 +76,10 @@ def key_ring(settings: Settings, db: Database) -> KeyRing:
 async def first_start(settings: Settings) -> str | None:
     """Create what a fresh installation needs: the token-signing key and the administrator account. Returns the
     administrator's generated password the one time it is created without ``DOCKYARD_ADMIN_PASSWORD``."""
+    from dockyard.accounts.users import UserService
+    from dockyard.db.engine import Database
+    from dockyard.webhooks.notifications import sync_endpoints
+
     db = Database(settings.effective_database_url, pool_size=2)
     try:
         await key_ring(settings, db).ensure()
@@ -79,3 +87,21 @@ async def first_start(settings: Settings) -> str | None:
         return await UserService(db, settings).ensure_admin(settings.admin_username, settings.admin_password or None)
     finally:
         await db.close()
+
+
+def prepare_database(settings: Settings) -> str | None:
+    """Migrate the database, then ``first_start`` (returns what it returns). Raises ``DomainError`` when the
+    administrator account cannot be set up."""
+    import asyncio
+
+    from dockyard.migrations.runner import upgrade_sync
+
+    upgrade_sync(settings.effective_database_url)
+    return asyncio.run(first_start(settings))
+
+
+def admin_password_notice(settings: Settings, password: str) -> str:
+    return (
+        f"Created the administrator account {settings.admin_username!r} with password: {password}\n"
+        "  (shown once; set DOCKYARD_ADMIN_PASSWORD before the first start to choose it)"
+    )
