@@ -12,6 +12,7 @@ server (``dockyard.cli.supervisor``): a replacement would fail the same way.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -48,11 +49,16 @@ def main(argv: list[str]) -> None:
     ).start()
 
     listener = socket.socket(fileno=listen_fd)
+    # No cyclic collections while the application is imported and built (~5 % of the start); then everything
+    # made so far goes to the permanent generation, which later collections do not scan again.
+    gc.disable()
     try:
         app = _prepared_app()
     except Exception:
         logging.getLogger("dockyard").exception("worker process %s could not start", os.getpid())
         sys.exit(STARTUP_FAILURE)
+    gc.freeze()
+    gc.enable()
     servers.append(uvicorn.Server(uvicorn_config(app.state.settings, app)))
     servers[0].run(sockets=[listener])
 
