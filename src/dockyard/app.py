@@ -46,8 +46,6 @@ from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
-from dockyard.http.web.app import web_app
-from dockyard.http.web.services import WebServices
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner
@@ -157,10 +155,10 @@ async def background_work(
 def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
     settings = resolve_secret_key(settings)
-    # The Hub API (FastAPI, its pydantic models and routes: ~15 MiB and half a second per worker) is built on its
-    # first request; a worker that serves only /v2 never loads it.
-    api = LazyApp()
-    web = web_app()
+    # The Hub API (FastAPI, its pydantic models and routes: ~15 MiB and half a second per worker) and the web hub
+    # (jinja2 and its templates: ~0.4 s) are built on their first request; a worker that serves only /v2 never
+    # loads them.
+    api, web = LazyApp(), LazyApp()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -218,17 +216,26 @@ def create_app(settings: Settings) -> DockyardApp:
             )
 
         api.build_with(hub_api)
-        web.state.web = WebServices(
-            settings,
-            registry,
-            WebSessions(db, settings, authenticator),
-            users=users,
-            orgs=orgs,
-            teams=teams,
-            repositories=repositories,
-            tags=tags,
-            checker=checker,
-        )
+
+        def web_hub() -> ASGIApp:
+            from dockyard.http.web.app import web_app
+            from dockyard.http.web.services import WebServices
+
+            return web_app(
+                WebServices(
+                    settings,
+                    registry,
+                    WebSessions(db, settings, authenticator),
+                    users=users,
+                    orgs=orgs,
+                    teams=teams,
+                    repositories=repositories,
+                    tags=tags,
+                    checker=checker,
+                )
+            )
+
+        web.build_with(web_hub)
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
         jobs = AsyncExitStack()
         try:
