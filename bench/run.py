@@ -1,6 +1,6 @@
 """``python -m bench.run``: Dockyard and the reference registry, one after the other, same workload, side by side.
 
-Two sections, both by default (``--config all``):
+Three sections, all by default (``--config all``):
 
 - ``embedded``: Dockyard with default settings (SQLite + files) and the reference on its filesystem driver. Each
   server starts fresh (temp data directory) on a free loopback port, runs every phase of ``bench.workload`` and
@@ -8,6 +8,8 @@ Two sections, both by default (``--config all``):
 - ``scaleout``: Dockyard on PostgreSQL + S3 with one replica, then with ``--replicas`` behind a round-robin
   balancer, then the reference with its S3 driver, all on one S3 server (moto); see ``bench.scaleout``. Table in
   ``bench/results/latest-scaleout.md``.
+- ``startup``: each server's start until ``/v2/`` answers on an initialised data directory, the CPU it took, and
+  the idle memory of its whole process tree (``bench.startup``). Table in ``bench/results/latest-startup.md``.
 
 The tables go to stdout and, as Markdown with the machine facts, to those files. The exit status is 1 if any
 measurement failed.
@@ -47,6 +49,8 @@ MiB = 1024 * 1024
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
 DEFAULT_SCALEOUT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scaleout.md"
+DEFAULT_STARTUP_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-startup.md"
+STARTUP_ROUNDS = {"full": 5, "quick": 2}  # measured starts per server in the start-up section
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
 FULL = {
@@ -116,9 +120,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
-        choices=["embedded", "scaleout", "all"],
+        choices=["embedded", "scaleout", "startup", "all"],
         default="all",
-        help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), or both (all)",
+        help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), startup (start "
+        "time and idle memory), or all three",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
     parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
@@ -143,6 +148,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scaleout-output", type=Path, default=DEFAULT_SCALEOUT_OUTPUT, help="Markdown results file, scale-out"
     )
+    parser.add_argument(
+        "--startup-output", type=Path, default=DEFAULT_STARTUP_OUTPUT, help="Markdown results file, start-up"
+    )
+    parser.add_argument("--startup-rounds", type=int, help="measured starts per server, start-up section (5)")
     parser.add_argument("--workdir", type=Path, default=None, help="parent directory for temp data (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (data and server logs)")
     args = parser.parse_args(argv)
@@ -153,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.scaleout_rounds is not None:
         scaleout["rounds"] = args.scaleout_rounds
     args.scaleout = scaleout
+    if args.startup_rounds is None:
+        args.startup_rounds = STARTUP_ROUNDS["quick" if args.quick else "full"]
     base = QUICK if args.quick else FULL
     for key, value in base.items():
         if getattr(args, key) is None:
@@ -366,10 +377,50 @@ def scaleout_section(args: argparse.Namespace, wanted: list[str], argv: list[str
     return 1 if errors or len(results) < expected else 0
 
 
+def startup_section(args: argparse.Namespace, wanted: list[str], argv: list[str] | None) -> int:
+    """Start time and idle memory of each server (``bench.startup``); writes ``args.startup_output``."""
+    from bench.startup import STARTUP_METHOD, run_startup, startup_rows
+
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    workdir = _workdir(args, "dockyard-bench-startup-")
+    results: dict[str, Results] = {}
+    try:
+        for name in wanted:
+            server_dir = workdir / name
+            server_dir.mkdir()
+            server: Server = DockyardServer(server_dir) if name == "dockyard" else ReferenceServer(server_dir)
+            results[name] = run_startup(server, args.startup_rounds)
+    finally:
+        _finish_workdir(args, workdir)
+    table = startup_rows(results.get("dockyard"), results.get("reference"))
+    facts = [
+        f"date: {started:%Y-%m-%d %H:%M} UTC; load average {load_start} at start, {load_average()} at end",
+        *machine_facts(),
+        *(f"{r.server}: {r.version}" for r in results.values() if r.version),
+        f"Dockyard source: commit {source_revision()}",
+        f"command: `{_command(argv)}`",
+    ]
+    notes = [f"{r.server}: {note}" for r in results.values() for note in r.notes]
+    errors = [f"{r.server}: {err}" for r in results.values() for err in r.errors]
+    _publish(
+        args.startup_output,
+        "Start-up and idle memory: Dockyard vs reference registry",
+        text_table(table),
+        markdown_table(table),
+        "ratio = reference/dockyard: > 1 means Dockyard is better (every measure here is lower-is-better).",
+        STARTUP_METHOD,
+        facts,
+        notes,
+        errors,
+    )
+    return 1 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
-    sections = ["embedded", "scaleout"] if args.config == "all" else [args.config]
+    sections = ["embedded", "scaleout", "startup"] if args.config == "all" else [args.config]
     tools = [
         *(["wrk"] if "embedded" in sections else []),
         *(["docker-registry"] if "reference" in wanted else []),
@@ -390,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     if "embedded" in sections:
         status |= embedded_section(args, wanted, argv)
+    if "startup" in sections:
+        status |= startup_section(args, wanted, argv)
     if "scaleout" in sections:
         if unavailable is None:
             status |= scaleout_section(args, wanted, argv)

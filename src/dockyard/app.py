@@ -12,9 +12,7 @@ import contextlib
 import ctypes
 import logging
 import os
-import secrets
 import signal
-import stat
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -35,15 +33,12 @@ from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
-from dockyard.auth.token_keys import KeyRing
 from dockyard.auth.tokens import TokenService
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
-from dockyard.http.api.app import api_app
-from dockyard.http.api.deps import ApiServices
-from dockyard.http.api.problems import problem
+from dockyard.http.lazy import LazyApp
 from dockyard.http.limits import Render, RequestLimits, blob_or_manifest_write
 from dockyard.http.middleware import Metrics, ObservabilityMiddleware, SecurityHeadersMiddleware
 from dockyard.http.oci.auth import RegistryGuard
@@ -51,8 +46,6 @@ from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
-from dockyard.http.web.app import web_app
-from dockyard.http.web.services import WebServices
 from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
@@ -69,7 +62,11 @@ from dockyard.repos.audit import AuditLogService
 from dockyard.repos.pulls import PullRecorder
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
-from dockyard.settings import Settings, SettingsError, load_serialized, multiprocess_metrics_dir, supervisor_pid
+from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir, supervisor_pid
+from dockyard.startup import first_start as first_start
+from dockyard.startup import key_ring as key_ring
+from dockyard.startup import prepare_data_dir as prepare_data_dir
+from dockyard.startup import resolve_secret_key as resolve_secret_key
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store
 from dockyard.trust.checker import TrustChecker
@@ -82,66 +79,9 @@ from dockyard.vulns.scanner import Scanner, ScanObserver
 from dockyard.vulns.tasks import ScanSubscriber, inventory_source, sync_sources
 from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
-from dockyard.webhooks.notifications import sync_endpoints
 
 log = logging.getLogger("dockyard")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def resolve_secret_key(settings: Settings) -> Settings:
-    """Settings with the server secret filled in: the configured one, else (embedded deployments only) the one
-    kept in ``<data_dir>/secret.key``, created on first start. A PostgreSQL deployment must configure it, because
-    every replica needs the same secret to read the signing keys stored in the DB."""
-    if settings.secret_key:
-        return settings
-    if not settings.effective_database_url.startswith("sqlite"):
-        raise SettingsError(
-            "secret_key: required with PostgreSQL (set DOCKYARD_SECRET_KEY to the same value on every replica)"
-        )
-    path = settings.secret_key_path
-    if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    return settings.model_copy(update={"secret_key": path.read_text().strip()})
-
-
-def prepare_data_dir(settings: Settings) -> None:
-    """Create the data directory readable by this user only (files in it are created 0600, directories 0700),
-    and warn when an existing one lets other users in: its database, blobs and secret key are all there."""
-    if settings.database_url and settings.storage_url and settings.secret_key:
-        return  # nothing of this server lives in the data directory
-    path = settings.data_dir
-    if not path.exists():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning(
-            "the data directory %s is readable by others (mode %s): it holds the database, the blobs and the "
-            "secret key; restrict it with `chmod 700 %s`",
-            path.resolve(),
-            oct(mode),
-            path.resolve(),
-        )
-
-
-def key_ring(settings: Settings, db: Database) -> KeyRing:
-    horizon = max(settings.refresh_token_lifetime_seconds, settings.token_lifetime_seconds)
-    return KeyRing(db, SecretBox(settings.secret_key), timedelta(seconds=horizon))
-
-
-async def first_start(settings: Settings) -> str | None:
-    """Create what a fresh installation needs: the token-signing key and the administrator account. Returns the
-    administrator's generated password the one time it is created without ``DOCKYARD_ADMIN_PASSWORD``."""
-    db = Database(settings.effective_database_url, pool_size=2)
-    try:
-        await key_ring(settings, db).ensure()
-        await sync_endpoints(db, settings)
-        return await UserService(db, settings).ensure_admin(settings.admin_username, settings.admin_password or None)
-    finally:
-        await db.close()
 
 
 def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> list[Subscriber[Any]]:
@@ -238,8 +178,10 @@ async def background_work(
 def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
     settings = resolve_secret_key(settings)
-    api = api_app()
-    web = web_app()
+    # The Hub API (FastAPI, its pydantic models and routes: ~15 MiB and half a second per worker) and the web hub
+    # (jinja2 and its templates: ~0.4 s) are built on their first request; a worker that serves only /v2 never
+    # loads them.
+    api, web = LazyApp(), LazyApp()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -274,44 +216,62 @@ def create_app(settings: Settings) -> DockyardApp:
         files = ImageFiles(ctx)  # one per process: its indexer coalesces index builds for the API and the pages
         access_tokens = AccessTokenService(db, settings)
         webhooks = WebhookService(db, SecretBox(settings.secret_key))
-        api.state.api = ApiServices(
-            settings,
-            registry,
-            authenticator,
-            tokens,
-            users=users,
-            orgs=orgs,
-            teams=teams,
-            collaborators=CollaboratorService(db, settings),
-            robots=RobotService(db, settings),
-            access_tokens=access_tokens,
-            webhooks=webhooks,
-            trust=TrustService(db, SecretBox(settings.secret_key)),
-            checker=checker,
-            repositories=repositories,
-            tags=tags,
-            audit=AuditLogService(ctx),
-            pulls=pulls,
-            files=files,
-            inventory=inventory_service(ctx, files.indexer),
-            vulns=VulnSettingsService(db),
-            gate=gate,
-            reports=VulnerabilityReports(db, scanner),
-        )
-        web.state.web = WebServices(
-            settings,
-            registry,
-            WebSessions(db, settings, authenticator),
-            users=users,
-            orgs=orgs,
-            teams=teams,
-            repositories=repositories,
-            tags=tags,
-            checker=checker,
-            files=files,
-            access_tokens=access_tokens,
-            webhooks=webhooks,
-        )
+
+        def hub_api() -> ASGIApp:
+            from dockyard.http.api.app import api_app
+            from dockyard.http.api.deps import ApiServices
+
+            return api_app(
+                ApiServices(
+                    settings,
+                    registry,
+                    authenticator,
+                    tokens,
+                    users=users,
+                    orgs=orgs,
+                    teams=teams,
+                    collaborators=CollaboratorService(db, settings),
+                    robots=RobotService(db, settings),
+                    access_tokens=access_tokens,
+                    webhooks=webhooks,
+                    trust=TrustService(db, SecretBox(settings.secret_key)),
+                    checker=checker,
+                    repositories=repositories,
+                    tags=tags,
+                    audit=AuditLogService(ctx),
+                    pulls=pulls,
+                    files=files,
+                    inventory=inventory_service(ctx, files.indexer),
+                    vulns=VulnSettingsService(db),
+                    gate=gate,
+                    reports=VulnerabilityReports(db, scanner),
+                )
+            )
+
+        api.build_with(hub_api)
+
+        def web_hub() -> ASGIApp:
+            from dockyard.http.web.app import web_app
+            from dockyard.http.web.services import WebServices
+
+            return web_app(
+                WebServices(
+                    settings,
+                    registry,
+                    WebSessions(db, settings, authenticator),
+                    users=users,
+                    orgs=orgs,
+                    teams=teams,
+                    repositories=repositories,
+                    tags=tags,
+                    checker=checker,
+                    files=files,
+                    access_tokens=access_tokens,
+                    webhooks=webhooks,
+                )
+            )
+
+        web.build_with(web_hub)
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
         jobs = AsyncExitStack()
         try:
@@ -396,6 +356,8 @@ def _oci_refusal(status: int, message: str, limit: int) -> Response:
 
 
 def _problem_refusal(status: int, message: str, limit: int) -> Response:
+    from dockyard.http.api.problems import problem
+
     title = "Content Too Large" if status == 413 else "Request Header Fields Too Large"
     return problem(status, title, message, type_="urn:dockyard:error:request", limit=limit)
 

@@ -70,3 +70,21 @@ def test_quick_scaleout_benchmark_runs_against_all_configurations(tmp_path: Path
     counts = [int(part.rsplit(":", 1)[1]) for part in spread[0].split("port:", 1)[1].split(",")]
     assert len(counts) == 2, spread[0]
     assert min(counts) > 0, spread[0]
+
+
+@pytest.mark.embedded_only
+def test_quick_startup_benchmark_measures_both_servers(tmp_path: Path) -> None:
+    require_tool("docker-registry")
+    output = tmp_path / "latest-startup.md"
+    _run_bench(tmp_path, "--config", "startup", "--startup-output", str(output))
+    rows = _table_rows(output.read_text())
+    assert [row.split("|")[1].split("(")[0].strip() for row in rows] == [
+        "start until /v2/ answers, on an initialised data directory",
+        "CPU-s the server's processes used until then",
+        "idle RSS of the whole process tree, VmRSS summed",
+        "idle PSS of the whole process tree: shared pages counted once",
+        "peak RSS during the start, VmHWM summed over the tree",
+        "processes in the tree",
+    ]
+    missing_values = [row for row in rows if any(cell.strip() == "—" for cell in row.split("|")[2:4])]
+    assert not missing_values, "measures without a value:\n" + "\n".join(missing_values)

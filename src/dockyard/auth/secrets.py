@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -21,10 +22,15 @@ _SHA256 = "sha256$"
 
 # argon2id with RFC 9106's second recommended parameter set (64 MiB, 3 passes, 4 lanes).
 _HASHER = PasswordHasher()
-# Verified when the account does not exist, so that a miss costs as much as a wrong password.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 # Compared when a robot does not exist, so that a miss costs as much as a wrong robot secret.
 _DUMMY_ROBOT_HASH = _SHA256 + hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the account does not exist, so that a miss costs as much as a wrong password. Made on first
+    use, not at import: hashing costs 64 MiB and a tenth of a second in every process that imports this module."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def new_token(prefix: str) -> str:
@@ -52,8 +58,9 @@ async def hash_password(password: str) -> str:
 def _verify_sync(stored: str | None, candidate: str) -> bool:
     if stored is not None and stored.startswith(_SHA256):
         return hmac.compare_digest(stored, hash_robot_secret(candidate))
+    dummy = _dummy_hash()  # made before either branch, so that the first miss costs no more than the first hit
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, candidate) and stored is not None
+        return _HASHER.verify(stored or dummy, candidate) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -80,7 +80,6 @@ def serve(
 ) -> None:
     """Run the registry server (migrating the DB first)."""
     from dockyard.cli.serve import run_server, startup_warnings
-    from dockyard.migrations.runner import upgrade_sync
 
     settings = _settings(
         config,
@@ -94,27 +93,23 @@ def serve(
     _configure_logging(settings.log_level)
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
-    from dockyard.app import first_start, prepare_data_dir, resolve_secret_key
+    from dockyard.startup import admin_password_notice, prepare_data_dir, prepare_database, resolve_secret_key
 
     prepare_data_dir(settings)
-    upgrade_sync(settings.effective_database_url)
-    import asyncio
-
     try:
         settings = resolve_secret_key(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-    from dockyard.errors import DomainError
+    if settings.effective_workers == 1:
+        # With several workers, each prepares the database before it serves (dockyard.cli.server_worker).
+        from dockyard.errors import DomainError
 
-    try:
-        generated = asyncio.run(first_start(settings))
-    except DomainError as exc:
-        raise click.ClickException(f"cannot set up the administrator account: {exc.message}") from exc
-    if generated is not None:
-        click.echo(
-            f"Created the administrator account {settings.admin_username!r} with password: {generated}\n"
-            "  (shown once; set DOCKYARD_ADMIN_PASSWORD before the first start to choose it)"
-        )
+        try:
+            generated = prepare_database(settings)
+        except DomainError as exc:
+            raise click.ClickException(f"cannot set up the administrator account: {exc.message}") from exc
+        if generated is not None:
+            click.echo(admin_password_notice(settings, generated))
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Dockyard {__version__} serving on {url}  (data: {settings.data_dir.resolve()})")
     address = f"{settings.host}:{settings.port}"

@@ -1,33 +1,31 @@
-"""How ``dockyard serve`` runs the HTTP server: one process, or a supervisor and its worker processes; the
-optional ``/metrics`` listener; and the warnings an operator sees at start.
+"""How ``dockyard serve`` runs the HTTP server: in this process (one worker), or — several workers — by replacing
+this process with the small supervisor of ``dockyard.cli.supervisor``, which starts the worker processes
+(``dockyard.cli.server_worker``) on the socket bound here; the optional ``/metrics`` listener; and the warnings an
+operator sees at start.
 
-The supervisor is uvicorn's, made stricter about stopping. On SIGTERM or SIGINT it closes its own copy of the
-listening socket at once — else the kernel would keep queueing new connections on a port no worker accepts on
-any more while in-flight requests finish — then stops the workers, and kills any still running after
-``STOP_TIMEOUT`` seconds. Each worker asks the kernel for SIGTERM when the supervisor dies
-(``dockyard.app.app_from_environment``), so a supervisor killed outright does not leave workers serving.
+The supervisor is entered with ``os.execv`` (same PID, so signals sent to ``dockyard serve`` reach it), after the
+preparation (migrations, first start) has run here: what that loaded — SQLAlchemy, Alembic, the application — goes
+with the old process image instead of staying in the supervisor for the server's lifetime. Each worker asks the
+kernel for SIGTERM when the supervisor dies (``dockyard.app.die_with_supervisor``), so a supervisor killed
+outright does not leave workers serving.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-import shutil
+import os
+import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 import uvicorn
-from prometheus_client import CollectorRegistry
 from uvicorn._types import ASGIApplication
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
 
-from dockyard.http.metrics_listener import MetricsListener
-from dockyard.http.middleware import multiprocess_registry
 from dockyard.http.server import PROTOCOL as HTTP_PROTOCOL
 from dockyard.settings import (
     Settings,
@@ -38,7 +36,10 @@ from dockyard.settings import (
 )
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from dockyard.app import DockyardApp
+    from dockyard.http.metrics_listener import MetricsListener
 
 log = logging.getLogger("dockyard")
 
@@ -79,33 +80,6 @@ def startup_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
-class Supervisor(Multiprocess):
-    """uvicorn's worker supervisor; on SIGTERM/SIGINT it stops listening first and never waits for ever."""
-
-    def handle_term(self) -> None:
-        self._stop_listening()
-        super().handle_term()
-
-    def handle_int(self) -> None:
-        self._stop_listening()
-        super().handle_int()
-
-    def _stop_listening(self) -> None:
-        # The workers hold copies of the socket and close theirs as their shutdown starts.
-        for sock in self.sockets:
-            sock.close()
-
-    def join_all(self) -> None:
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for process in self.processes:
-            process.process.join(max(0.0, deadline - time.monotonic()))
-        for process in self.processes:
-            if process.process.is_alive():
-                log.error("worker process %s did not stop within %s s; killing it", process.pid, STOP_TIMEOUT)
-                process.kill()
-                process.process.join()
-
-
 def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, workers: int = 1) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -130,6 +104,8 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
 def _metrics_listener(settings: Settings, registry: Callable[[], CollectorRegistry]) -> MetricsListener | None:
     if not settings.metrics_address:
         return None
+    from dockyard.http.metrics_listener import MetricsListener
+
     try:
         return MetricsListener(settings.metrics_address, registry, settings.metrics_token)
     except OSError as exc:
@@ -137,32 +113,50 @@ def _metrics_listener(settings: Settings, registry: Callable[[], CollectorRegist
 
 
 def run_server(settings: Settings) -> None:
-    """Serve until stopped: in this process (one worker) or under a ``Supervisor``."""
-    listener: MetricsListener | None = None
-    if settings.effective_workers == 1:
-        from dockyard.app import create_app
+    """Serve until stopped: in this process (one worker), or by becoming the supervisor of several."""
+    if settings.effective_workers > 1:
+        exec_supervisor(settings)
+    from dockyard.app import create_app
 
-        app = create_app(settings)
-        server = uvicorn.Server(uvicorn_config(settings, app))
-        listener = _metrics_listener(settings, app.state.metrics.exposition_registry)
-        try:
-            server.run()
-        finally:
-            if listener is not None:
-                listener.close()
-        if not server.started:
-            raise SystemExit(STARTUP_FAILURE)
-        return
-    # One directory per server (replicas may share a data directory), removed when the server exits.
-    metrics_dir = Path(tempfile.mkdtemp(prefix="dockyard-metrics-"))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(settings, app))
+    listener = _metrics_listener(settings, app.state.metrics.exposition_registry)
     try:
-        enable_multiprocess_metrics(metrics_dir)
-        serialize_for_workers(settings)
-        mark_supervisor()
-        listener = _metrics_listener(settings, lambda: multiprocess_registry(str(metrics_dir)))
-        config = uvicorn_config(settings, "dockyard.app:app_from_environment", workers=settings.effective_workers)
-        Supervisor(config, sockets=[config.bind_socket()]).run()
+        server.run()
     finally:
         if listener is not None:
             listener.close()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
+
+
+def exec_supervisor(settings: Settings) -> None:
+    """Bind the listening socket and replace this process with ``dockyard.cli.supervisor``; never returns. The
+    workers find the settings, the supervisor's PID and the metrics directory in the environment they inherit."""
+    # One metrics directory per server (replicas may share a data directory); the supervisor removes it at exit.
+    metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
+    enable_multiprocess_metrics(Path(metrics_dir))
+    serialize_for_workers(settings)
+    mark_supervisor()  # this PID: execv keeps it
+    config = uvicorn_config(settings, "dockyard.app:app_from_environment", workers=settings.effective_workers)
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged why (address in use, …)
+        os.rmdir(metrics_dir)
+        raise
+    sock.set_inheritable(True)
+    argv = [
+        sys.executable,
+        "-m",
+        "dockyard.cli.supervisor",
+        f"--fd={sock.fileno()}",
+        f"--workers={settings.effective_workers}",
+        f"--stop-timeout={STOP_TIMEOUT}",
+        f"--healthcheck={HEALTHCHECK_SECONDS}",
+        f"--log-level={settings.log_level}",
+        f"--remove-on-exit={metrics_dir}",
+        *(["--metrics"] if settings.metrics_address else []),
+    ]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 (our own interpreter and module, no shell)
