@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from dockyard.http.web.security import CONTENT_SECURITY_POLICY as PAGE_POLICY
 from tests.support.oci import push_image, unique_name
 from tests.support.server import DockyardServer
 from tests.support.storage_view import StorageView
@@ -61,12 +62,19 @@ def test_security_headers_on_every_surface(client: httpx.Client) -> None:
         client.get("/api/v2/openapi.json"),
         client.get("/api/v2/namespaces/nobody-here/repositories/none"),
         client.get("/healthz"),
-        client.get("/no-such-page"),
     ]
     for response in responses:
         where = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
         assert response.headers.get("x-content-type-options") == "nosniff", where
         assert response.headers.get("content-security-policy") == "default-src 'none'; frame-ancestors 'none'", where
         assert len(response.headers.get_list("content-security-policy")) == 1, where
+    # Any other path is the web hub's: an HTML page (here its 404) with the pages' own policy, no inline code.
+    page = client.get("/no-such-page")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers.get("x-content-type-options") == "nosniff"
+    assert page.headers.get_list("content-security-policy") == [PAGE_POLICY]
+    assert "unsafe-inline" not in PAGE_POLICY
+    assert "frame-ancestors 'none'" in PAGE_POLICY
     assert responses[3].status_code == 404
     assert responses[7].status_code == 404
