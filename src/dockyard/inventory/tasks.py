@@ -10,16 +10,14 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.core import mediatypes as mt
 from dockyard.events.bus import OutboxEvent
-from dockyard.events.outbox import MANIFEST_PUSHED
 from dockyard.inventory.service import COMPUTE, InventoryService, enqueue_compute
 from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.registry import JobEnvironment, register
 from dockyard.layers.index import LayerIndexer
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
-from dockyard.repos.access import IMAGE_CONFIG_TYPES
+from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings
 
 
@@ -30,10 +28,9 @@ class InventorySubscriber:
         return None
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
-        if event.type != MANIFEST_PUSHED or not event.repository or not event.digest:
-            return
-        if event.media_type in mt.IMAGE_MANIFESTS and event.payload.get("artifactType") in IMAGE_CONFIG_TYPES:
-            await enqueue_compute(conn, event.repository, event.digest)
+        if (pushed := new_image_pushed(event)) is not None:
+            repository, digest = pushed
+            await enqueue_compute(conn, repository, digest)
 
 
 def inventory_service(ctx: RegistryContext, indexer: LayerIndexer | None = None) -> InventoryService:

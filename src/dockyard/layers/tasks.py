@@ -11,11 +11,9 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.core import mediatypes as mt
 from dockyard.core.manifest import parse_manifest
 from dockyard.errors import DomainError, Invalid, NotFound
 from dockyard.events.bus import OutboxEvent
-from dockyard.events.outbox import MANIFEST_PUSHED
 from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
@@ -23,7 +21,7 @@ from dockyard.layers.index import LayerIndexer
 from dockyard.models import Manifest, Repository
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
-from dockyard.repos.access import IMAGE_CONFIG_TYPES
+from dockyard.repos.access import new_image_pushed
 
 log = logging.getLogger("dockyard.layers")
 
@@ -44,10 +42,9 @@ class LayerIndexSubscriber:
         return None
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
-        if event.type != MANIFEST_PUSHED or not event.repository or not event.digest:
-            return
-        if event.media_type in mt.IMAGE_MANIFESTS and event.payload.get("artifactType") in IMAGE_CONFIG_TYPES:
-            await enqueue_index(conn, event.repository, event.digest)
+        if (pushed := new_image_pushed(event)) is not None:
+            repository, digest = pushed
+            await enqueue_index(conn, repository, digest)
 
 
 async def index_image(indexer: LayerIndexer, repository: str, digest: str) -> int:

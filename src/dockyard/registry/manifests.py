@@ -94,8 +94,8 @@ _EXISTING_MANIFEST = (
 )
 
 
-def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> int:
-    """Insert the manifest and its references unless present; return its id.
+def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: ParsedManifest) -> tuple[int, bool]:
+    """Insert the manifest and its references unless present; return its id and whether this call stored it.
 
     The insert comes first (``ON CONFLICT DO NOTHING``): a new manifest costs one statement. An existing row is
     then share-locked (garbage collection cannot delete it before this push tags it); if collection deleted it
@@ -122,7 +122,7 @@ def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: Par
             break
         existing = conn.execute(_EXISTING_MANIFEST, {"repo_id": repo_id, "digest": digest}).scalar_one_or_none()
         if existing is not None:
-            return int(existing)
+            return int(existing), False
     else:
         raise Conflict("manifest", "manifest is being garbage-collected; retry", {"digest": digest})
     manifest_id = inserted
@@ -135,7 +135,7 @@ def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: Par
             insert(ManifestReference),
             [{"manifest_id": manifest_id, "kind": kind, "digest": d} for kind, d in sorted(refs)],
         )
-    return manifest_id
+    return manifest_id, True
 
 
 def _set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, pushed_by: str | None) -> bool:
@@ -198,7 +198,7 @@ class ManifestService:
             missing = _missing(conn, repo_id, parsed)
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
-            manifest_id = _store(conn, repo_id, digest, body, parsed)
+            manifest_id, new = _store(conn, repo_id, digest, body, parsed)
             events = [
                 event_row(
                     MANIFEST_PUSHED,
@@ -212,6 +212,7 @@ class ManifestService:
                         "tags": list(all_tags),
                         "subject": subject,
                         "artifactType": parsed.referrer_artifact_type,
+                        "new": new,  # False: the repository held this manifest; the push only tagged it
                     },
                 )
             ]

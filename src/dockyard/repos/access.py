@@ -23,6 +23,8 @@ from dockyard.authz.principal import Principal
 from dockyard.core import mediatypes as mt
 from dockyard.core.names import LIBRARY
 from dockyard.errors import NotFound
+from dockyard.events.bus import OutboxEvent
+from dockyard.events.outbox import MANIFEST_PUSHED
 from dockyard.models import Repository
 
 LIKE_ESCAPE = "\\"
@@ -30,6 +32,22 @@ LIKE_ESCAPE = "\\"
 IMAGE_CONFIG_TYPES = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
+
+
+def new_image_pushed(event: OutboxEvent) -> tuple[str, str] | None:
+    """(repository, digest) if the event says a push stored an image manifest the repository did not hold yet:
+    what the layer index, the inventory and scanning act on. A push that only (re)tags a stored manifest is not new
+    (its payload's ``new`` is false), so tagging one image 5,000 times queues no work."""
+    if (
+        event.type == MANIFEST_PUSHED
+        and event.repository
+        and event.digest
+        and event.media_type in mt.IMAGE_MANIFESTS
+        and event.payload.get("artifactType") in IMAGE_CONFIG_TYPES
+        and event.payload.get("new", True) is not False
+    ):
+        return event.repository, event.digest
+    return None
 
 
 def full_name(namespace: str, name: str) -> str:

@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.core import mediatypes as mt
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
 from dockyard.events.bus import OutboxEvent
-from dockyard.events.outbox import MANIFEST_PUSHED
 from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
 from dockyard.registry.context import RegistryContext
-from dockyard.repos.access import IMAGE_CONFIG_TYPES
+from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings, SettingsError
 from dockyard.vulns.scanner import InventorySource, NoInventory, Scanner, ScanObserver
 from dockyard.vulns.vulndb import VulnDatabase
@@ -66,10 +64,8 @@ class ScanSubscriber:
         return None
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
-        if event.type != MANIFEST_PUSHED or not event.digest:
-            return
-        if event.media_type in mt.IMAGE_MANIFESTS and event.payload.get("artifactType") in IMAGE_CONFIG_TYPES:
-            await enqueue_scan(conn, event.digest)
+        if (pushed := new_image_pushed(event)) is not None:
+            await enqueue_scan(conn, pushed[1])
 
 
 @register(SCAN)
