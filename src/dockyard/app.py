@@ -214,6 +214,8 @@ def create_app(settings: Settings) -> DockyardApp:
         )
         repositories, tags = RepositoryService(ctx), TagService(ctx)
         files = ImageFiles(ctx)  # one per process: its indexer coalesces index builds for the API and the pages
+        inventory = inventory_service(ctx, files.indexer)
+        reports = VulnerabilityReports(db, scanner)
         access_tokens = AccessTokenService(db, settings)
         webhooks = WebhookService(db, SecretBox(settings.secret_key))
 
@@ -241,10 +243,10 @@ def create_app(settings: Settings) -> DockyardApp:
                     audit=AuditLogService(ctx),
                     pulls=pulls,
                     files=files,
-                    inventory=inventory_service(ctx, files.indexer),
+                    inventory=inventory,
                     vulns=VulnSettingsService(db),
                     gate=gate,
-                    reports=VulnerabilityReports(db, scanner),
+                    reports=reports,
                 )
             )
 
@@ -268,6 +270,8 @@ def create_app(settings: Settings) -> DockyardApp:
                     files=files,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
+                    inventory=inventory,
+                    reports=reports,
                 )
             )
 

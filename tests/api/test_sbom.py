@@ -19,43 +19,15 @@ from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.parser.json import json_parser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from tests.support.layers import E, layer
-from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, sha256, unique_name
+from tests.support.layers import DEBIAN_12_OS_RELEASE as OS_RELEASE
+from tests.support.layers import E, dpkg_status, layer
+from tests.support.layers import push_layers as push
+from tests.support.oci import sha256, unique_name
 from tests.support.server import DockyardServer
-
-OS_RELEASE = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
-
-
-def _status(*packages: tuple[str, str, str | None]) -> bytes:
-    paragraphs = []
-    for name, version, source in packages:
-        text = f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n"
-        if source:
-            text += f"Source: {source}\n"
-        paragraphs.append(text + "Description: a package\n more\n")
-    return "\n".join(paragraphs).encode()
 
 
 def _metadata(name: str, version: str) -> bytes:
     return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nDescription\n".encode()
-
-
-def push(client: httpx.Client, repo: str, tag: str, layers: list[bytes]) -> str:
-    config = canonical({"architecture": "amd64", "os": "linux", "config": {}, "seed": unique_name()})
-    push_blob(client, repo, config)
-    for blob in layers:
-        push_blob(client, repo, blob)
-    body = canonical(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config),
-            "layers": [descriptor(OCI_LAYER, blob) for blob in layers],
-        }
-    )
-    response = client.put(f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": OCI_MANIFEST})
-    assert response.status_code == 201, response.text
-    return sha256(body)
 
 
 def sbom(client: httpx.Client, repo: str, reference: str, fmt: str = "spdx", *, timeout: float = 60) -> httpx.Response:
@@ -98,7 +70,10 @@ def test_sbom_of_a_layered_image(client: httpx.Client, repo: str, tmp_path: Path
         [
             E("etc/os-release", kind="symlink", link="../usr/lib/os-release"),
             E("usr/lib/os-release", data=OS_RELEASE),
-            E("var/lib/dpkg/status", data=_status(("libc6", "2.36-9+deb12u4", "glibc"), ("old-tool", "1.0-1", None))),
+            E(
+                "var/lib/dpkg/status",
+                data=dpkg_status(("libc6", "2.36-9+deb12u4", "glibc"), ("old-tool", "1.0-1", None)),
+            ),
             E("usr/bin/tool", data=b"\x7fELF" + bytes(70_000), mode=0o755),
             E("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", data=_metadata("six", "1.16.0")),
             E("usr/lib/python3/dist-packages/gone-1.0.dist-info/METADATA", data=_metadata("gone", "1.0")),
@@ -108,7 +83,7 @@ def test_sbom_of_a_layered_image(client: httpx.Client, repo: str, tmp_path: Path
         [
             E(
                 "var/lib/dpkg/status",
-                data=_status(
+                data=dpkg_status(
                     ("libc6", "2.36-9+deb12u7", "glibc (2.36-9+deb12u4)"), ("zlib1g", "1:1.2.13.dfsg-1", "zlib")
                 ),
             ),

@@ -1,5 +1,6 @@
-"""Hand-built image layers for the layer-index tests: tar archives from a list of entries, compressed with gzip,
-zstd or not at all."""
+"""Hand-built image layers for the layer-index, SBOM and scanning tests: tar archives from a list of entries,
+compressed with gzip, zstd or not at all; a dpkg database and a Debian ``os-release`` to put in them; an image of
+such layers pushed over ``/v2``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import tarfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import httpx
 import zstandard
+
+from tests.support.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, sha256, unique_name
 
 
 @dataclass(frozen=True)
@@ -69,3 +73,38 @@ async def chunked(data: bytes, size: int = 7_000) -> AsyncIterator[bytes]:
     """``data`` as an async stream of small chunks (odd sizes: readers must not assume aligned reads)."""
     for start in range(0, len(data), size):
         yield data[start : start + size]
+
+
+DEBIAN_12_OS_RELEASE = (
+    b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
+)
+
+
+def dpkg_status(*packages: tuple[str, str, str | None]) -> bytes:
+    """A dpkg ``status`` file listing ``(name, version, source or None)`` as installed."""
+    paragraphs = []
+    for name, version, source in packages:
+        text = f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\nVersion: {version}\n"
+        if source:
+            text += f"Source: {source}\n"
+        paragraphs.append(text + "Description: a package\n more\n")
+    return "\n".join(paragraphs).encode()
+
+
+def push_layers(client: httpx.Client, repo: str, tag: str, layers: list[bytes]) -> str:
+    """Push an amd64 image of ``layers`` (bottom first) as ``repo:tag``; returns its manifest digest."""
+    config = canonical({"architecture": "amd64", "os": "linux", "config": {}, "seed": unique_name()})
+    push_blob(client, repo, config)
+    for blob in layers:
+        push_blob(client, repo, blob)
+    body = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(OCI_LAYER, blob) for blob in layers],
+        }
+    )
+    response = client.put(f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": OCI_MANIFEST})
+    assert response.status_code == 201, response.text
+    return sha256(body)

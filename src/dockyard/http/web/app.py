@@ -29,7 +29,7 @@ from dockyard.errors import (
     Unauthorized,
     Unsupported,
 )
-from dockyard.http.web import diff, explore, files, repository, settings, signin, webhooks
+from dockyard.http.web import diff, explore, files, repository, scans, settings, signin, webhooks
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.render import page
 from dockyard.http.web.services import WebServices
@@ -50,6 +50,8 @@ ROUTES: list[BaseRoute] = [
     Route("/r/{ns}/{repo}/tags/{tag}/files", files.browse, methods=["GET"], name="files_root"),
     Route("/r/{ns}/{repo}/tags/{tag}/files/{path:path}", files.browse, methods=["GET"], name="files"),
     Route("/r/{ns}/{repo}/tags/{tag}/download/{path:path}", files.download, methods=["GET"], name="download"),
+    Route("/r/{ns}/{repo}/tags/{tag}/security", scans.security_page, methods=["GET"], name="security"),
+    Route("/r/{ns}/{repo}/tags/{tag}/sbom", scans.sbom_download, methods=["GET"], name="sbom"),
     Route("/r/{ns}/{repo}/diff", diff.diff_page, methods=["GET"], name="diff"),
     Route("/r/{ns}/{repo}/settings", settings.repo_settings, methods=["GET"], name="repo_settings"),
     Route("/r/{ns}/{repo}/settings", settings.save_repo_settings, methods=["POST"], name="repo_settings_post"),

@@ -10,6 +10,7 @@ from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
+from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.inspect import ImageInspector
@@ -17,6 +18,7 @@ from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
+from dockyard.vulns.reports import VulnerabilityReports
 from dockyard.webhooks.manage import WebhookService
 
 
@@ -34,6 +36,8 @@ class WebServices:
     files: ImageFiles
     access_tokens: AccessTokenService
     webhooks: WebhookService
+    inventory: InventoryService
+    reports: VulnerabilityReports
 
     @property
     def inspector(self) -> ImageInspector:

@@ -12,8 +12,6 @@ with the recorded error.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Request
@@ -24,8 +22,8 @@ from dockyard.http.api.deps import ApiServices, Caller, Services
 from dockyard.http.api.problems import problem
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE, NsPath, RepoPath, error_responses
-from dockyard.inventory.documents import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SbomSubject, cyclonedx_json, spdx_json
-from dockyard.inventory.service import FAILED, READY, ImageTarget
+from dockyard.inventory.documents import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
+from dockyard.inventory.sbom import SbomFormat, image_sbom, render_sbom
 
 router = api_router(prefix="/api/v2", tags=["sbom"])
 
@@ -54,22 +52,20 @@ async def _sbom(
     ns: str,
     repo: str,
     reference: str,
-    format_: str,
+    format_: SbomFormat,
     platform: str | None,
 ) -> Response:
     image = await svc.files.image(who, ns, repo, reference, platform=platform)
-    target = ImageTarget(image.digest, image.config_digest, image.layer_digests)
-    state = await svc.inventory.request(image.repository, target)
-    packages = await svc.inventory.packages(image.digest) if state.state == READY else None
-    if state.state == FAILED:
+    sbom = await image_sbom(svc.inventory, image)
+    if sbom.failed:
         return problem(
             422,
             "Unprocessable Content",
-            f"the image's inventory cannot be computed: {state.error}",
+            f"the image's inventory cannot be computed: {sbom.state.error}",
             type_="urn:dockyard:inventory:failed",
             digest=image.digest,
         )
-    if packages is None:
+    if sbom.subject is None:
         return problem(
             202,
             "Accepted",
@@ -78,21 +74,8 @@ async def _sbom(
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             digest=image.digest,
         )
-    subject = SbomSubject(
-        repository=image.repository,
-        digest=image.digest,
-        platform=image.platform,
-        os=state.os,
-        packages=packages,
-        created=state.finished_at or datetime.now(UTC),
-    )
-    headers = {"Docker-Content-Digest": image.digest}
-    if format_ == "cyclonedx":
-        body = await asyncio.to_thread(cyclonedx_json, subject)
-        return Response(body, media_type=CYCLONEDX_MEDIA_TYPE, headers=headers)
-    namespace = f"{str(request.base_url).rstrip('/')}/spdx/{image.repository}/{image.digest}"
-    body = await asyncio.to_thread(spdx_json, subject, namespace)
-    return Response(body, media_type=SPDX_MEDIA_TYPE, headers=headers)
+    body, media_type = await render_sbom(sbom.subject, format_, str(request.base_url).rstrip("/"))
+    return Response(body, media_type=media_type, headers={"Docker-Content-Digest": image.digest})
 
 
 @router.get("/repositories/{ns}/{repo}/tags/{tag}/sbom", response_class=Response, responses=_RESPONSES)
