@@ -121,15 +121,11 @@ class GitServer:
     def url(self, name: str) -> str:
         return f"git://127.0.0.1:{self.port}/{name}.git"
 
-    def repository(self, name: str, *, serve_any_commit: bool = False) -> GitWork:
-        """A new bare repository ``name`` and a clone of it to commit in. ``serve_any_commit`` lets clients fetch
-        a commit by sha (``uploadpack.allowAnySHA1InWant``), as GitHub and GitLab do; git daemon refuses it by
-        default."""
+    def repository(self, name: str) -> GitWork:
+        """A new bare repository ``name`` and a clone of it to commit in."""
         env = _git_env(self.home)
         bare = self.repos / f"{name}.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], env=env, check=True)
-        if serve_any_commit:
-            subprocess.run(["git", "-C", str(bare), "config", "uploadpack.allowAnySHA1InWant", "true"], env=env, check=True)
         work = self.root / "work" / name
         work.mkdir(parents=True)
         subprocess.run(["git", "init", "-q", "-b", "main", str(work)], env=env, check=True)

@@ -407,8 +407,12 @@ class _Build:
                 raise BuildFailed(f"cannot pull base image {reference}", "building")
             image_id = out[-1].strip() if out else ""
             name = f"{host}/{repository}:{ref if not ref.startswith('sha256:') else 'pinned'}"
-            if host == self.registry_host and await self.exec(self.buildah("tag", image_id, name), env, self.dir) != 0:
-                raise BuildFailed(f"cannot name base image {reference}", "building")
+            if host == self.registry_host:
+                # The name the Dockerfile uses, and not the gate's (its random port would end up in the image's
+                # org.opencontainers.image.base.name annotation and change the digest from build to build).
+                if await self.exec(self.buildah("tag", image_id, name), env, self.dir) != 0:
+                    raise BuildFailed(f"cannot name base image {reference}", "building")
+                await self.exec(self.buildah("rmi", source.removeprefix("docker://")), env, self.dir, quiet=True)
             if not digest:
                 inspect: list[str] = []
                 await self.exec(

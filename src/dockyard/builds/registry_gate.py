@@ -65,8 +65,11 @@ class RegistryGate:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while await self._one(reader, writer):
-                pass
+            first = await reader.readexactly(1)
+            # containers/image tries HTTPS first even with --tls-verify=false: refuse a TLS ClientHello at once
+            # instead of letting it wait out Go's 10 s handshake timeout, and it falls back to plain HTTP.
+            if first != b"\x16":
+                await self._one(reader, writer, first)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
         finally:
@@ -74,9 +77,9 @@ class RegistryGate:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Forward one request; False when the connection is to be closed."""
-        head = await reader.readuntil(b"\r\n\r\n")
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes) -> None:
+        """Forward one request (one per connection: the response ends by closing it)."""
+        head = first + await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, target, _version = lines[0].split(" ", 2)
         headers: list[tuple[str, str]] = []
@@ -119,7 +122,6 @@ class RegistryGate:
             await writer.drain()
         finally:
             await response.aclose()
-        return False
 
 
 async def _exactly(reader: asyncio.StreamReader, length: int) -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ no process started from it, no cgroup, and that the server still answers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from dockyard.builds.buildah import BuildahExecutor
-from dockyard.builds.executor import BuildFailed, BuildLimits, BuildResult, BuildSpec, RegistryTarget, SourceCheckout
+from dockyard.builds.executor import BuildFailed, BuildResult, BuildSpec, RegistryTarget, SourceCheckout
 from dockyard.settings import Settings
 from tests.clients.conftest import make_containers_env
 from tests.support.gitrepo import GitServer
@@ -30,6 +31,8 @@ from tests.support.tools import require_tool
 BASE_REPO = "builds/base"
 BASE_TAG = "1"
 CGROUP_PARENT = "dockyard-test-builds"
+# Measured durations (build times, how fast a limit stopped a build): `-o log_cli=true --log-cli-level=INFO`.
+TIMINGS = logging.getLogger("tests.builds.timings")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,9 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def executor(work_dir: Path) -> BuildahExecutor:
-    settings = Settings(data_dir=work_dir / "data", build_work_dir=work_dir / "builds", build_cgroup_parent=CGROUP_PARENT)
+    settings = Settings(
+        data_dir=work_dir / "data", build_work_dir=work_dir / "builds", build_cgroup_parent=CGROUP_PARENT
+    )
     return BuildahExecutor(settings)
 
 
@@ -145,6 +150,7 @@ def run_build(
         async def log(line: str) -> None:
             outcome.log.append(line)
             if cancel_when is not None and cancel_when in line and not cancelled.is_set():
+
                 def fire() -> None:
                     start[0] = time.monotonic()
                     cancelled.set()

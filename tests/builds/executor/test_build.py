@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from dockyard.builds.buildah import BuildahExecutor, from_references, split_reference
-from tests.builds.executor.conftest import BASE_REPO, BASE_TAG, admin_creds, assert_nothing_left, run_build, spec_for
+from tests.builds.executor.conftest import (
+    BASE_REPO,
+    BASE_TAG,
+    TIMINGS,
+    admin_creds,
+    assert_nothing_left,
+    run_build,
+    spec_for,
+)
 from tests.clients.conftest import make_containers_env
 from tests.support.gitrepo import GitServer
 from tests.support.oci import unique_name
@@ -32,7 +40,9 @@ def image_files(registry: DockyardServer, reference: str, tmp_path: Path) -> dic
     """Pull ``reference`` with skopeo into an OCI layout and return the regular files of its layers."""
     skopeo = make_containers_env(tmp_path / "skopeo", registry).tool("skopeo")
     layout = tmp_path / "layout"
-    skopeo.run("copy", "--src-tls-verify=false", "--src-creds", admin_creds(), f"docker://{reference}", f"oci:{layout}:x")
+    skopeo.run(
+        "copy", "--src-tls-verify=false", "--src-creds", admin_creds(), f"docker://{reference}", f"oci:{layout}:x"
+    )
     index = json.loads((layout / "index.json").read_text())
     manifest_digest = index["manifests"][0]["digest"].split(":", 1)[1]
     manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest).read_text())
@@ -45,6 +55,15 @@ def image_files(registry: DockyardServer, reference: str, tmp_path: Path) -> dic
                 if extracted is not None:
                     files[member.name.lstrip("./")] = extracted.read()
     return files
+
+
+def image_json(registry: DockyardServer, reference: str, tmp_path: Path) -> tuple[str, str]:
+    """The manifest and the config of ``reference`` (to show what differs between two builds)."""
+    skopeo = make_containers_env(tmp_path / "inspect", registry).tool("skopeo")
+    common = ("--tls-verify=false", "--creds", admin_creds())
+    manifest = skopeo.out("inspect", *common, "--raw", f"docker://{reference}")
+    config = skopeo.out("inspect", *common, "--config", f"docker://{reference}")
+    return manifest, config
 
 
 def test_build_push_pull_and_reproduce(
@@ -64,7 +83,7 @@ def test_build_push_pull_and_reproduce(
     assert first.result.base_images == ((f"{BASE_REPO}:{BASE_TAG}", base_digest),)
     assert any(line.startswith("sandbox: ") for line in first.log), first.text
     assert spec.target.token not in first.text
-    print(f"\ncold build (fresh storage, base pulled): {first.seconds:.1f} s")
+    TIMINGS.info(f"cold build (fresh storage, base pulled): {first.seconds:.1f} s")
 
     files = image_files(registry, f"{registry.host}/{repository}:v1", tmp_path / "v1")
     assert files["built.txt"] == b"built from the git server\n"
@@ -77,47 +96,56 @@ def test_build_push_pull_and_reproduce(
     again = run_build(executor, spec_for(registry, work.url, commit, repository, tags=("again",)))
     assert again.failure is None, again.text
     assert again.result is not None
-    assert again.result.digest == first.result.digest
+    assert again.result.digest == first.result.digest, (
+        image_json(registry, f"{registry.host}/{repository}:v1", tmp_path),
+        image_json(registry, f"{registry.host}/{repository}:again", tmp_path),
+    )
     assert again.result.size == first.result.size
-    print(f"second build of the same commit: {again.seconds:.1f} s, digest {again.result.digest}")
+    TIMINGS.info(f"second build of the same commit: {again.seconds:.1f} s, digest {again.result.digest}")
     assert_nothing_left(executor, registry)
 
 
-def test_layer_cache_and_fetch_by_sha(
+def test_layer_cache_and_older_commit(
     executor: BuildahExecutor, registry: DockyardServer, base_digest: str, git_server: GitServer
 ) -> None:
-    """A server that serves any commit by sha (as GitHub does) takes the shallow path; the layer cache keeps
-    layers between builds of one cache key, and a cached build gives the same digest as an uncached one."""
-    work = git_server.repository(unique_name("cached").replace("/", "-"), serve_any_commit=True)
+    """A commit that is no longer a branch head is checked out by its sha; the layer cache keeps layers between
+    builds of one cache key, and a cached build gives the same digest as an uncached one."""
+    work = git_server.repository(unique_name("cached").replace("/", "-"))
     commit = work.commit({"Dockerfile": DOCKERFILE, "greeting.txt": "a cache\n"})
+    work.commit({"greeting.txt": "a newer head\n"}, when=1_700_000_100)
     repository = unique_name("builds")
     plain = run_build(executor, spec_for(registry, work.url, commit, repository, tags=("plain",)))
     assert plain.failure is None, plain.text
     assert plain.result is not None
-    assert not any("fetch-pack" in line or "refs/heads/*" in line for line in plain.log)
+    assert plain.result.commit == commit
     timings = []
     for tag in ("c1", "c2"):
         cached = run_build(
-            executor, spec_for(registry, work.url, commit, repository, tags=(tag,), use_cache=True, cache_key=repository)
+            executor,
+            spec_for(registry, work.url, commit, repository, tags=(tag,), use_cache=True, cache_key=repository),
         )
         assert cached.failure is None, cached.text
         assert cached.result is not None
         assert cached.result.digest == plain.result.digest
         timings.append(cached.seconds)
     assert any("Using cache" in line for line in cached.log), cached.text
-    print(f"\nuncached {plain.seconds:.1f} s; cached cold {timings[0]:.1f} s, warm {timings[1]:.1f} s")
+    TIMINGS.info(f"uncached {plain.seconds:.1f} s; cached cold {timings[0]:.1f} s, warm {timings[1]:.1f} s")
     assert (executor.work_root / "cache").is_dir()
     assert_nothing_left(executor, registry)
 
 
-def test_checkout_failures_are_clear(executor: BuildahExecutor, registry: DockyardServer, git_server: GitServer) -> None:
+def test_checkout_failures_are_clear(
+    executor: BuildahExecutor, registry: DockyardServer, git_server: GitServer
+) -> None:
     work = git_server.repository(unique_name("missing").replace("/", "-"))
     work.commit({"Dockerfile": "FROM scratch\n"})
     outcome = run_build(executor, spec_for(registry, work.url, "0" * 40, unique_name("builds")))
-    assert outcome.failure is not None and outcome.failure.stage == "cloning"
+    assert outcome.failure is not None
+    assert outcome.failure.stage == "cloning"
     assert "not found" in outcome.failure.reason
     local = run_build(executor, spec_for(registry, "/etc", "0" * 40, unique_name("builds")))
-    assert local.failure is not None and "not a network git URL" in local.failure.reason
+    assert local.failure is not None
+    assert "not a network git URL" in local.failure.reason
     assert_nothing_left(executor, registry)
 
 
