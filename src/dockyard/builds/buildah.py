@@ -444,15 +444,28 @@ class _Build:
             self.local_image,
         ]
         for key, value in spec.build_args.items():
-            if (
-                key in spec.secret_build_args
-                and key not in _OWN_ENV
-                and not key.startswith(("CONTAINERS_", "REGISTRY_"))
-            ):
+            if key not in spec.secret_build_args:
+                args += ["--build-arg", f"{key}={value}"]
+                continue
+            if key not in _OWN_ENV and not key.startswith(("CONTAINERS_", "REGISTRY_")):
                 env[key] = value  # by name on the command line, the value from the environment
                 args += ["--build-arg", key]
             else:
                 args += ["--build-arg", f"{key}={value}"]
+            # Also a build secret (RUN --mount=type=secret,id=KEY): a build arg a RUN step uses is recorded in
+            # the image's history by buildah, as by docker build; a secret mount is not.
+            secret_file = self.private / "secrets" / key
+            secret_file.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(value)
+            # type=file: without it buildah reads an environment variable when one has the id's name (as here).
+            args += ["--secret", f"id={key},src={secret_file},type=file"]
+        if spec.secret_build_args & spec.build_args.keys():
+            await self.log(
+                "secret build args: kept out of this log; a RUN step that uses one as an ARG records its value in "
+                "the image's history, use RUN --mount=type=secret,id=NAME (/run/secrets/NAME) instead"
+            )
         network = "allowed" if spec.network else "denied (own network namespace)"
         await self.log(f"building {spec.dockerfile} in {spec.context} at timestamp {timestamp}; RUN network {network}")
         status = await self.exec(self.buildah(*args, str(context)), env, self.src, isolate_network=not spec.network)

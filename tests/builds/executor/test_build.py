@@ -134,6 +134,39 @@ def test_layer_cache_and_older_commit(
     assert_nothing_left(executor, registry)
 
 
+def test_secret_build_args(
+    executor: BuildahExecutor, registry: DockyardServer, base_digest: str, git_server: GitServer, tmp_path: Path
+) -> None:
+    """A secret build arg is never logged, and reaches RUN as a secret mount that leaves no trace in the image."""
+    secret = "s3cret-build-arg-value-0123456789"
+    dockerfile = (
+        f"FROM {BASE_REPO}:{BASE_TAG}\nARG PLAIN\n"
+        'RUN --mount=type=secret,id=API_TOKEN test "$(cat /run/secrets/API_TOKEN)" = '
+        f"{secret} && echo SECRET-MOUNT-OK && echo $PLAIN > /plain.txt && cat /run/secrets/API_TOKEN\n"
+    )
+    work = git_server.repository(unique_name("secret").replace("/", "-"))
+    commit = work.commit({"Dockerfile": dockerfile})
+    repository = unique_name("builds")
+    spec = spec_for(
+        registry,
+        work.url,
+        commit,
+        repository,
+        build_args={"API_TOKEN": secret, "PLAIN": "visible"},
+        secret_build_args=frozenset({"API_TOKEN"}),
+    )
+    outcome = run_build(executor, spec)
+    assert outcome.failure is None, outcome.text
+    assert "SECRET-MOUNT-OK" in outcome.text
+    assert secret not in outcome.text
+    assert "***" in outcome.text  # where the RUN step printed it, redacted
+    _, config = image_json(registry, f"{registry.host}/{repository}:latest", tmp_path)
+    assert secret not in config
+    files = image_files(registry, f"{registry.host}/{repository}:latest", tmp_path / "pull")
+    assert files["plain.txt"] == b"visible\n"
+    assert_nothing_left(executor, registry)
+
+
 def test_checkout_failures_are_clear(
     executor: BuildahExecutor, registry: DockyardServer, git_server: GitServer
 ) -> None:
