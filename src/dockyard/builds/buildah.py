@@ -106,6 +106,26 @@ def split_reference(reference: str, default_host: str) -> tuple[str, str, str]:
     return host, path, digest or tag or "latest"
 
 
+def _tree_bytes(root: Path) -> int:
+    """Disk blocks used under ``root`` (not following symlinks), in bytes."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return total
+
+
 class _Stopped(Exception):
     pass
 
@@ -129,11 +149,14 @@ class _Build:
         self.confinement: Confinement | None = None
         self.cache_dir: Path | None = None
         self.cache_lock: int | None = None
+        self.cache_baseline = 0
         host = urlsplit(spec.target.base_url).netloc
         self.registry_host = host
         secrets_: list[str] = [spec.target.token]
         secrets_ += [v for k, v in spec.build_args.items() if k in spec.secret_build_args and v]
         secrets_ += [s for s in (spec.source.https_token, spec.source.ssh_private_key) if s]
+        with contextlib.suppress(ValueError):
+            secrets_ += [urlsplit(spec.source.url).password or ""]  # a token written into the URL itself
         self.secrets = sorted({s for s in secrets_ if len(s) >= 4}, key=len, reverse=True)
 
     # -- output ---------------------------------------------------------------------------------------------
@@ -149,24 +172,11 @@ class _Build:
     # -- limits -----------------------------------------------------------------------------------------------
 
     def disk_used(self) -> int:
-        total = 0
-        roots = [self.dir] + ([self.cache_dir] if self.cache_dir else [])
-        for root in roots:
-            stack = [str(root)]
-            while stack:
-                try:
-                    with os.scandir(stack.pop()) as entries:
-                        for entry in entries:
-                            try:
-                                st = entry.stat(follow_symlinks=False)
-                            except OSError:
-                                continue
-                            total += st.st_blocks * 512
-                            if entry.is_dir(follow_symlinks=False):
-                                stack.append(entry.path)
-                except OSError:
-                    continue
-        return total
+        """Bytes the build occupies: its own directory, plus what it has added to the layer cache it uses."""
+        used = _tree_bytes(self.dir)
+        if self.cache_dir is not None:
+            used += max(0, _tree_bytes(self.cache_dir) - self.cache_baseline)
+        return used
 
     async def watchdog(self) -> None:
         limits = self.spec.limits
@@ -335,6 +345,7 @@ class _Build:
                 self.check()
                 await asyncio.sleep(_TICK)
         self.cache_lock = fd
+        self.cache_baseline = await asyncio.to_thread(_tree_bytes, self.cache_dir)
 
     def mounted_under(self) -> list[str]:
         prefix = str(self.dir) + "/"

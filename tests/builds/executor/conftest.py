@@ -102,6 +102,13 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def rlimits_executor(work_dir: Path) -> BuildahExecutor:
+    """An executor as on a host without writable cgroups (the sandbox forced to rlimits)."""
+    settings = Settings(data_dir=work_dir / "data", build_work_dir=work_dir / "builds-rlimits", build_sandbox="rlimits")
+    return BuildahExecutor(settings)
+
+
+@pytest.fixture(scope="module")
 def executor(work_dir: Path) -> BuildahExecutor:
     settings = Settings(
         data_dir=work_dir / "data", build_work_dir=work_dir / "builds", build_cgroup_parent=CGROUP_PARENT
@@ -174,14 +181,17 @@ def assert_nothing_left(executor: BuildahExecutor, registry: DockyardServer) -> 
     """No build directory, process or cgroup survives the build; the server still serves."""
     left = [p.name for p in executor.work_root.iterdir() if p.name != "cache"] if executor.work_root.exists() else []
     assert left == [], left
-    marker = str(executor.work_root).encode()
+    marker = str(executor.work_root)
     for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            assert marker not in cmdline, (pid, cmdline)
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            # A RUN step's processes are chrooted into the build's storage: their root gives them away.
+            places = [os.readlink(f"/proc/{pid}/root"), os.readlink(f"/proc/{pid}/cwd")]
+        except OSError:
+            continue
+        assert not any(marker in p for p in [cmdline, *places]), (pid, cmdline, places)
     for hierarchy in ("pids", "memory", "cpuacct", "unified"):
         parent = Path("/sys/fs/cgroup") / hierarchy / CGROUP_PARENT
         if parent.exists():

@@ -152,3 +152,21 @@ def test_cancel_stops_a_running_build(
     assert outcome.seconds < 5, outcome.seconds  # from the cancel to run() returning, cleanup included
     assert time.monotonic() - started < 60
     TIMINGS.info(f"cancel took {outcome.seconds:.2f} s")
+
+
+def test_without_cgroups_a_cancel_still_ends_every_process(
+    rlimits_executor: BuildahExecutor, registry: DockyardServer, git_server: GitServer
+) -> None:
+    """Without cgroups the build's PID namespace is what contains it: background processes of a RUN step die
+    with the build."""
+    outcome = build(
+        rlimits_executor,
+        registry,
+        git_server,
+        "sleep 600 & sleep 601 & echo now-sleeping; wait",
+        cancel_when="now-sleeping",
+    )
+    assert "sandbox: rlimits; memory not limited (no writable cgroup)" in outcome.text, outcome.text
+    assert outcome.failure is not None
+    assert outcome.failure.reason == "cancelled"
+    assert outcome.seconds < 5
