@@ -52,7 +52,7 @@ _MANIFEST_ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     )
 )
-_ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 _OWN_ENV = {"PATH", "HOME", "TMPDIR", "XDG_RUNTIME_DIR", "LC_ALL", "BUILDAH_ISOLATION"}
 _TICK = 0.25
 
@@ -79,13 +79,22 @@ def from_references(dockerfile: str, build_args: Mapping[str, str]) -> list[str]
             rest = [w for w in words[1:] if not w.startswith("--")]
             if not rest:
                 continue
-            image = _ARG_REF.sub(lambda m: args.get(m.group(1) or m.group(3), m.group(2) or ""), rest[0])
+            image = _ARG_REF.sub(lambda m: _substitute(m, args), rest[0])
             if len(rest) >= 3 and rest[1].upper() == "AS":
                 stages.add(rest[2].lower())
             if image.lower() == "scratch" or image.lower() in stages or image in found:
                 continue
             found.append(image)
     return found
+
+
+def _substitute(match: re.Match[str], args: Mapping[str, str]) -> str:
+    """``$VAR``, ``${VAR}``, ``${VAR-default}`` (unset) and ``${VAR:-default}`` (unset or empty)."""
+    name, colon, default = match.group(1) or match.group(4), match.group(2), match.group(3)
+    value = args.get(name)
+    if default is not None and (value is None or (colon and value == "")):
+        return default
+    return value or ""
 
 
 def split_reference(reference: str, default_host: str) -> tuple[str, str, str]:
@@ -362,12 +371,14 @@ class _Build:
         if self.confinement is not None:
             await asyncio.to_thread(self.confinement.remove)
         if self.cache_dir is not None and self.dir.exists():
-            # Keep the cached layers; drop this build's containers and its local image name.
+            # Keep the image and its intermediate layers (the cache: removing the image would remove them too);
+            # drop containers a stopped build left.
             self.stopped = None
             self.confinement = Confinement("rlimits", BuildLimits(memory_bytes=None, pids=None, disk_bytes=None))
-            for args in (("rm", "--all"), ("rmi", self.local_image)):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.exec(self.buildah(*args), self.buildah_env(), self.dir, quiet=True), 60)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self.exec(self.buildah("rm", "--all"), self.buildah_env(), self.dir, quiet=True), 60
+                )
         if self.cache_lock is not None:
             os.close(self.cache_lock)
         for point in self.mounted_under():
@@ -380,7 +391,9 @@ class _Build:
 
     @property
     def local_image(self) -> str:
-        return f"localhost/dockyard-build/{self.name.lower()}:latest"
+        # In a cache, one name that each build moves to its image (so names do not pile up).
+        name = "cache" if self.cache_dir is not None else self.name.lower()
+        return f"localhost/dockyard-build/{name}:latest"
 
     # -- the stages -------------------------------------------------------------------------------------------
 
@@ -423,7 +436,9 @@ class _Build:
                 # org.opencontainers.image.base.name annotation and change the digest from build to build).
                 if await self.exec(self.buildah("tag", image_id, name), env, self.dir) != 0:
                     raise BuildFailed(f"cannot name base image {reference}", "building")
-                await self.exec(self.buildah("rmi", source.removeprefix("docker://")), env, self.dir, quiet=True)
+                for stale in await self.image_names(image_id):
+                    if stale.startswith(f"{gate.host}/"):  # absent when the image was already stored (a cache)
+                        await self.exec(self.buildah("rmi", stale), env, self.dir, quiet=True)
             if not digest:
                 inspect: list[str] = []
                 await self.exec(
@@ -433,6 +448,20 @@ class _Build:
             await self.log(f"base image {reference} = {digest}")
             resolved.append((reference, digest))
         return resolved
+
+    async def image_names(self, image_id: str) -> list[str]:
+        out: list[str] = []
+        await self.exec(
+            self.buildah("images", "--json", "--no-trunc"), self.buildah_env(), self.dir, capture=out, quiet=True
+        )
+        try:
+            images = json.loads("\n".join(out) or "[]")
+        except ValueError:
+            return []
+        for image in images:
+            if str(image.get("id", "")).removeprefix("sha256:") == image_id.removeprefix("sha256:"):
+                return [str(name) for name in image.get("names") or []]
+        return []
 
     async def build(self, timestamp: int) -> None:
         spec = self.spec
@@ -446,7 +475,9 @@ class _Build:
             "--pull=never",
             "--format",
             "oci",
-            f"--layers={'true' if spec.use_cache else 'false'}",
+            # A layer per step, cached or not: without --layers buildah squashes the steps into one layer, and a
+            # cached build would not give the uncached build's digest.
+            "--layers",
             "--timestamp",
             str(timestamp),
             "-f",
