@@ -39,9 +39,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from dockyard.builds.checkout import CheckoutFailed, checkout, redact_url
+from dockyard.builds.dockerfile import from_references, split_reference
 from dockyard.builds.executor import BuildFailed, BuildLimits, BuildResult, BuildSpec, LogSink, StageSink
 from dockyard.builds.registry_gate import RegistryGate
-from dockyard.builds.sandbox import Confinement, Sandbox
+from dockyard.builds.sandbox import Confinement, Sandbox, tree_bytes
 from dockyard.settings import Settings
 
 _MANIFEST_ACCEPT = ", ".join(
@@ -52,87 +53,8 @@ _MANIFEST_ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     )
 )
-_ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
 _OWN_ENV = {"PATH", "HOME", "TMPDIR", "XDG_RUNTIME_DIR", "LC_ALL", "BUILDAH_ISOLATION"}
 _TICK = 0.25
-
-
-def from_references(dockerfile: str, build_args: Mapping[str, str]) -> list[str]:
-    """The base images a Dockerfile builds ``FROM``, as written (``ARG`` defaults before the first ``FROM`` and
-    build args substituted), without ``scratch`` and earlier stages, in order, each once."""
-    args: dict[str, str] = {}
-    stages: set[str] = set()
-    found: list[str] = []
-    seen_from = False
-    joined = re.sub(r"\\\r?\n", " ", dockerfile)
-    for raw in joined.splitlines():
-        words = raw.strip().split()
-        if not words or words[0].startswith("#"):
-            continue
-        keyword = words[0].upper()
-        if keyword == "ARG" and not seen_from:
-            for word in words[1:]:
-                name, _, default = word.partition("=")
-                args[name] = build_args.get(name, default.strip("\"'"))
-        elif keyword == "FROM":
-            seen_from = True
-            rest = [w for w in words[1:] if not w.startswith("--")]
-            if not rest:
-                continue
-            image = _ARG_REF.sub(lambda m: _substitute(m, args), rest[0])
-            if len(rest) >= 3 and rest[1].upper() == "AS":
-                stages.add(rest[2].lower())
-            if image.lower() == "scratch" or image.lower() in stages or image in found:
-                continue
-            found.append(image)
-    return found
-
-
-def _substitute(match: re.Match[str], args: Mapping[str, str]) -> str:
-    """``$VAR``, ``${VAR}``, ``${VAR-default}`` (unset) and ``${VAR:-default}`` (unset or empty)."""
-    name, colon, default = match.group(1) or match.group(4), match.group(2), match.group(3)
-    value = args.get(name)
-    if default is not None and (value is None or (colon and value == "")):
-        return default
-    return value or ""
-
-
-def split_reference(reference: str, default_host: str) -> tuple[str, str, str]:
-    """``(registry host, repository, tag or digest)`` of an image reference; a name without a registry host
-    means this Dockyard (``default_host``)."""
-    name, digest = reference, ""
-    if "@" in name:
-        name, digest = name.split("@", 1)
-    first, sep, rest = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        host, path = first, rest
-    else:
-        host, path = default_host, name
-    tag = ""
-    last = path.rsplit("/", 1)[-1]
-    if ":" in last:
-        path, tag = path.rsplit(":", 1)
-    return host, path, digest or tag or "latest"
-
-
-def _tree_bytes(root: Path) -> int:
-    """Disk blocks used under ``root`` (not following symlinks), in bytes."""
-    total = 0
-    stack = [str(root)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += st.st_blocks * 512
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
-    return total
 
 
 class _Stopped(Exception):
@@ -182,9 +104,9 @@ class _Build:
 
     def disk_used(self) -> int:
         """Bytes the build occupies: its own directory, plus what it has added to the layer cache it uses."""
-        used = _tree_bytes(self.dir)
+        used = tree_bytes(self.dir)
         if self.cache_dir is not None:
-            used += max(0, _tree_bytes(self.cache_dir) - self.cache_baseline)
+            used += max(0, tree_bytes(self.cache_dir) - self.cache_baseline)
         return used
 
     async def watchdog(self) -> None:
@@ -354,7 +276,7 @@ class _Build:
                 self.check()
                 await asyncio.sleep(_TICK)
         self.cache_lock = fd
-        self.cache_baseline = await asyncio.to_thread(_tree_bytes, self.cache_dir)
+        self.cache_baseline = await asyncio.to_thread(tree_bytes, self.cache_dir)
 
     def mounted_under(self) -> list[str]:
         prefix = str(self.dir) + "/"

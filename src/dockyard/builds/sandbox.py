@@ -72,6 +72,26 @@ def cgroup_mounts(mounts_file: Path = Path("/proc/self/mounts")) -> tuple[Path |
     return v2, v1
 
 
+def tree_bytes(root: Path) -> int:
+    """Disk blocks used under ``root`` (not following symlinks), in bytes."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return total
+
+
 @dataclass
 class Confinement:
     """The limits one build runs under: how to start a process inside them, what they have observed, and how

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.builds.buildah import BuildahExecutor, from_references, split_reference
+from dockyard.builds.buildah import BuildahExecutor
+from dockyard.builds.dockerfile import from_references, split_reference
 from tests.builds.executor.conftest import (
     BASE_REPO,
     BASE_TAG,
