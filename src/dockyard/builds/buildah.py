@@ -311,6 +311,14 @@ class _Build:
             return
         await asyncio.to_thread(shutil.rmtree, self.dir, True)
 
+    def admit(self, gate: RegistryGate) -> None:
+        """Give buildah the gate's credentials (the build's private auth.json, mode 0600)."""
+        self.secrets.append(gate.auth)
+        auth = self.private / "containers" / "auth.json"
+        fd = os.open(auth, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"auths": {gate.host: {"auth": gate.auth}}}, fh)
+
     @property
     def local_image(self) -> str:
         # In a cache, one name that each build moves to its image (so names do not pile up).
@@ -522,12 +530,14 @@ class BuildahExecutor:
             base_url=spec.target.base_url, headers=headers, verify=spec.target.tls_verify, timeout=60
         ) as client:
             async with RegistryGate(spec.target.base_url, spec.target.token, spec.target.tls_verify) as gate:
+                b.admit(gate)
                 resolved = await b.resolve_bases(client, gate, bases)
             # The gate is closed while RUN steps execute: a build allowed network cannot borrow the token.
             await b.build(spec.timestamp if spec.timestamp is not None else done.commit_time)
             b.stage = "pushing"
             await stage("pushing")
             async with RegistryGate(spec.target.base_url, spec.target.token, spec.target.tls_verify) as gate:
+                b.admit(gate)
                 digest, media_type, size = await b.push(client, gate)
         took = time.monotonic() - b.started
         await b.log(f"build succeeded in {took:.1f} s")

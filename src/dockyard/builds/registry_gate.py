@@ -8,13 +8,19 @@ to the registry with ``Authorization: Bearer <token>``. The token lives only in 
 argv, a file, the environment of a child or the log. ``Location`` headers naming the registry are rewritten to
 the gate; redirects elsewhere (presigned object-store URLs) pass through untouched.
 
-The gate is closed while ``RUN`` steps execute, so a build allowed network access cannot borrow the token.
+The gate is closed while ``RUN`` steps execute, so a build allowed network access cannot borrow the token. While
+it is open, it serves only clients that present its own random Basic credentials (:attr:`RegistryGate.auth`,
+which the executor writes into the build's private ``auth.json``): another local process — a ``RUN`` step of a
+concurrent build allowed network access, another user — gets ``401`` and nothing is forwarded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hmac
+import secrets
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -47,6 +53,8 @@ class RegistryGate:
             self._client.headers.pop(name, None)
         self._server: asyncio.Server | None = None
         self.host = ""
+        # What buildah must send (``auth`` in auth.json): Basic gate:<random>.
+        self.auth = base64.b64encode(f"gate:{secrets.token_urlsafe(32)}".encode()).decode()
 
     async def __aenter__(self) -> RegistryGate:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=_MAX_HEADER_BYTES)
@@ -88,6 +96,13 @@ class RegistryGate:
                 name, _, value = line.partition(":")
                 headers.append((name.strip(), value.strip()))
         lowered = {name.lower(): value for name, value in headers}
+        if not hmac.compare_digest(lowered.get("authorization", "").encode(), f"Basic {self.auth}".encode()):
+            writer.write(
+                b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="dockyard-build-gate"\r\n'
+                b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            return
         chunked = "chunked" in lowered.get("transfer-encoding", "").lower()
         length = int(lowered.get("content-length", "0") or 0)
         forward = [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP]
