@@ -10,6 +10,7 @@ no process started from it, no cgroup, and that the server still answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -109,11 +110,14 @@ def rlimits_executor(work_dir: Path) -> BuildahExecutor:
 
 
 @pytest.fixture(scope="module")
-def executor(work_dir: Path) -> BuildahExecutor:
+def executor(work_dir: Path) -> Iterator[BuildahExecutor]:
     settings = Settings(
         data_dir=work_dir / "data", build_work_dir=work_dir / "builds", build_cgroup_parent=CGROUP_PARENT
     )
-    return BuildahExecutor(settings)
+    yield BuildahExecutor(settings)
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():  # the (empty) parent cgroups the builds were made under
+        with contextlib.suppress(OSError):
+            (hierarchy / CGROUP_PARENT).rmdir()
 
 
 @dataclass
