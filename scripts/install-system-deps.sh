@@ -3,9 +3,11 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver)
+PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver)
+# git: the build executor checks source out with it (its tests serve repositories with `git daemon`); the executor
+# also needs unshare and prlimit, from util-linux (essential on Debian, so never missing there).
 # chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
-TOOLS=(skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver)
+TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver)
 
 missing=()
 for tool in "${TOOLS[@]}"; do

@@ -149,6 +149,14 @@ class Settings(BaseSettings):
     # Where scans get an image's packages: "" the SBOM inventory (dockyard.inventory); else "module:factory",
     # factory(settings, db) -> dockyard.vulns.scanner's InventorySource (tests hand fixture packages this way).
     vulns_inventory_source: str = ""
+    # Build executor (dockyard.builds.buildah, docs/builds.md "Executor and sandbox"): where builds check out
+    # source and keep their per-build buildah storage (default <data_dir>/builds; the layer caches live under
+    # its cache/), buildah's storage driver ("vfs" needs no kernel support; "overlay" is faster where it
+    # works), how limits are enforced ("auto": cgroup v2, else v1, else rlimits) and the cgroup builds go under.
+    build_work_dir: Path | None = None
+    build_storage_driver: Literal["vfs", "overlay"] = "vfs"
+    build_sandbox: Literal["auto", "cgroup2", "cgroup1", "rlimits"] = "auto"
+    build_cgroup_parent: str = Field(default="dockyard-builds", pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
     @field_validator("notifications_endpoints", mode="before")
     @classmethod
@@ -277,6 +285,10 @@ class Settings(BaseSettings):
     @property
     def secret_key_path(self) -> Path:
         return self.data_dir / "secret.key"
+
+    @property
+    def effective_build_work_dir(self) -> Path:
+        return (self.build_work_dir or self.data_dir / "builds").resolve()
 
     @property
     def effective_storage_url(self) -> str:
