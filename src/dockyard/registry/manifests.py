@@ -265,8 +265,18 @@ class ManifestService:
                 raise _manifest_unknown(reference)
         return StoredManifest(row[0], row[1], row[2])
 
-    async def delete(self, name: str, reference: str, actor: str | None = None, source_ip: str = "") -> None:
-        """By tag: untag. By digest: remove the manifest and every tag pointing at it."""
+    async def delete(
+        self,
+        name: str,
+        reference: str,
+        actor: str | None = None,
+        source_ip: str = "",
+        *,
+        expect_digest: str | None = None,
+    ) -> None:
+        """By tag: untag. By digest: remove the manifest and every tag pointing at it. ``expect_digest`` (by tag):
+        untag only if the tag still points at that manifest, else ``Conflict("tag")`` (a planned deletion that a
+        push overtook)."""
 
         async def work(conn: AsyncConnection) -> None:
             repo_id = await find_repository(conn, name)
@@ -282,6 +292,8 @@ class ManifestService:
                 ).first()
                 if row is None:
                     raise _manifest_unknown(reference)
+                if expect_digest is not None and row[0] != expect_digest:
+                    raise Conflict("tag", "the tag was moved to another manifest", {"tag": reference})
                 await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == reference))
                 await record_event(conn, TAG_DELETED, repository=name, tag=reference, digest=row[0], actor=actor)
                 await record_audit(
