@@ -122,7 +122,7 @@ async def effective_policy(conn: AsyncConnection, repository: str) -> PolicyView
                 RetentionPolicy.namespace == namespace, RetentionPolicy.repository.in_([repository, ""])
             )
         )
-    ).scalars()
+    ).all()
     found = {row.repository: row for row in rows}
     if repository in found:
         return _view(found[repository], repository, inherited=False)
@@ -159,6 +159,8 @@ class RetentionService:
     async def _authorize(self, conn: AsyncConnection, actor: Principal, namespace: str, repo: str | None) -> str | None:
         """The repository's registry name (``repo`` given: repository admins) or None (namespace owners)."""
         if repo is None:
+            if actor.kind == "open":  # an open server has no accounts: any namespace is the operator's
+                return None
             await require(
                 conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(namespace), doing="manage retention"
             )
@@ -177,7 +179,7 @@ class RetentionService:
                         RetentionPolicy.namespace == namespace, RetentionPolicy.repository == ""
                     )
                 )
-            ).scalar_one_or_none()
+            ).first()
         return _empty(namespace, None) if row is None else _view(row, None, inherited=False)
 
     async def set_policy(
@@ -259,14 +261,14 @@ class RetentionService:
                     .order_by(RetentionRun.id.desc())
                     .limit(max(1, min(limit, HISTORY_LIMIT)))
                 )
-            ).scalars()
+            ).all()
             return [_run_view(row) for row in rows]
 
     async def run_scheduled(self) -> int:
         """One scheduled pass: every repository whose effective policy is scheduled and has something to apply.
         Returns the number of repositories run. Errors of one repository are logged, the others still run."""
         async with self.ctx.db.read(consistent=True) as conn:
-            policies = (await conn.execute(select(RetentionPolicy).where(RetentionPolicy.scheduled))).scalars().all()
+            policies = (await conn.execute(select(RetentionPolicy).where(RetentionPolicy.scheduled))).all()
             names: set[str] = set()
             for policy in policies:
                 if policy.repository:
