@@ -18,7 +18,7 @@ import pytest
 
 from tests.clients.conftest import Tool, docker_ref, make_containers_env
 from tests.support.images import Layout, build_image_layout
-from tests.support.oci import unique_name
+from tests.support.oci import sha256, unique_name
 from tests.support.server import REPO_ROOT, DockyardServer, Server
 
 pytestmark = pytest.mark.clients
@@ -187,3 +187,19 @@ def test_sixteen_parallel_pushers_cannot_overshoot_the_hard_limit(
     assert _distinct_usage(server, ns) == final  # kept exactly under concurrency
     assert 0 < codes.count(0) < 16, codes
     assert _events(server, "quota.exceeded", ns)
+
+
+def test_repository_count_quota_refuses_a_new_repository(server: DockyardServer, client: httpx.Client) -> None:
+    ns = _namespace()
+    _set_quota(client, ns, repositories=1)
+    assert (
+        client.post(f"/v2/{ns}/one/blobs/uploads/", params={"digest": sha256(b"one")}, content=b"one").status_code
+        == 201
+    )
+    refused = client.post(f"/v2/{ns}/two/blobs/uploads/", params={"digest": sha256(b"two")}, content=b"two")
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["errors"][0]
+    assert error["code"] == "DENIED"
+    assert error["message"] == f"quota exceeded: namespace '{ns}' repository count quota, used 2 of limit 1"
+    assert _usage(client, ns)["used"] == {"storage": 3, "repositories": 1}
+    assert [e["quota"] for e in _events(server, "quota.exceeded", ns)] == ["repositories"]

@@ -13,7 +13,8 @@ from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
 
 
 class NamespaceUsage(Base):
-    """What a namespace uses and may use. ``storage_bytes`` sums the distinct blobs its repositories link;
+    """What a namespace uses and may use. ``storage_bytes`` sums the distinct blobs its repositories link (its
+    repositories are counted from ``repositories``);
     ``storage_limit``/``repository_limit`` are hard limits (None: unlimited); ``warned`` is set when usage crosses
     ``soft_percent`` of the storage limit and cleared when it falls below, so the warning fires once per crossing."""
 
@@ -21,7 +22,6 @@ class NamespaceUsage(Base):
 
     namespace: Mapped[str] = mapped_column(ascii_string(255), primary_key=True)
     storage_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
-    repository_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     storage_limit: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     repository_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     soft_percent: Mapped[int] = mapped_column(Integer, default=80, server_default="80")

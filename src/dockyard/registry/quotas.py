@@ -1,14 +1,15 @@
-"""Namespace quotas: usage kept in the transaction of every blob link and unlink and every repository creation
-and deletion, the hard limits those changes are checked against, the soft-threshold warning, and the recount.
+"""Namespace quotas: storage usage kept in the transaction of every blob link and unlink, the hard limits a new
+link and a new repository are checked against, the soft-threshold warning, and the recount.
 
 Storage counts the *distinct* blobs a namespace's repositories link: ``namespace_blobs`` holds how many of its
 repositories link each digest, and ``namespace_usage.storage_bytes`` moves only when a digest's count goes from 0
 to 1 or back. A new link costs one upsert on the reference row; a link new to the namespace one more, the upsert
 of the usage row, which also returns the limits, so the check needs no statement of its own. On PostgreSQL that
 upsert locks the namespace's usage row until the transaction commits, so pushes of new content into one
-namespace pass the check one after the other: concurrent pushes cannot together exceed the limit. A refused
-change raises ``QuotaExceeded`` and rolls back; ``record_refusal`` then writes ``quota.exceeded`` in a
-transaction of its own.
+namespace pass the check one after the other: concurrent pushes cannot together exceed the limit. Locks are
+always taken reference row first, usage row second. Repositories are counted from the ``repositories`` table,
+and only when the namespace has a repository limit (``count_repository``). A refused change raises
+``QuotaExceeded`` and rolls back; ``record_refusal`` then writes ``quota.exceeded`` in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, false, func, insert, literal, select, update
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.db.engine import Database
 from dockyard.errors import Invalid, QuotaExceeded
 from dockyard.events.outbox import QUOTA_EXCEEDED, QUOTA_WARNING, event_row, record_event, record_events
-from dockyard.models import Blob, NamespaceBlob, NamespaceUsage, Repository, RepositoryBlob
+from dockyard.models import Account, Blob, NamespaceBlob, NamespaceUsage, Repository, RepositoryBlob
 
 log = logging.getLogger("dockyard.quotas")
 
@@ -156,28 +157,24 @@ def _add_storage(conn: Connection, namespace: str, delta: int) -> None:
 
 
 def count_repository(conn: Connection, namespace: str) -> None:
-    """Account for a new repository of ``namespace``; raises ``QuotaExceeded`` past its repository limit."""
-    row = conn.execute(
-        _upsert(conn)(NamespaceUsage)
-        .values(namespace=namespace, repository_count=1)
-        .on_conflict_do_update(
-            index_elements=[NamespaceUsage.namespace],
-            set_={"repository_count": NamespaceUsage.repository_count + 1},
-        )
-        .returning(NamespaceUsage.repository_count, NamespaceUsage.repository_limit)
-    ).one()
-    if row[1] is not None and int(row[0]) > int(row[1]):
-        raise QuotaExceeded(namespace, REPOSITORIES, int(row[0]), int(row[1]))
+    """Check a repository just inserted into ``namespace`` against its repository limit, if it has one; raises
+    ``QuotaExceeded``. Repositories are counted from ``repositories`` (indexed by namespace), not kept in a
+    counter on the usage row: a first push creates its repository before it links blobs, and locking the usage row
+    that early would order its locks against those of a concurrent push linking the same blob (blob reference,
+    then usage row) and deadlock. With a limit, the namespace's account row is locked first on PostgreSQL, so
+    concurrent creations in one namespace count one after the other."""
+    limit = conn.execute(_REPOSITORY_LIMIT, {"ns": namespace}).scalar_one_or_none()
+    if limit is None:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(Account.id).where(Account.name == namespace).with_for_update())
+    used = int(conn.execute(_REPOSITORY_COUNT, {"ns": namespace}).scalar_one())
+    if used > int(limit):
+        raise QuotaExceeded(namespace, REPOSITORIES, used, int(limit))
 
 
-def release_repositories(conn: Connection, namespaces: Iterable[str]) -> None:
-    """Account for deleted repositories, one namespace per repository."""
-    for ns, n in sorted(Counter(namespaces).items()):
-        conn.execute(
-            update(NamespaceUsage)
-            .where(NamespaceUsage.namespace == ns)
-            .values(repository_count=NamespaceUsage.repository_count - n)
-        )
+_REPOSITORY_LIMIT = select(NamespaceUsage.repository_limit).where(NamespaceUsage.namespace == bindparam("ns"))
+_REPOSITORY_COUNT = select(func.count()).select_from(Repository).where(Repository.namespace == bindparam("ns"))
 
 
 def check_storage(conn: Connection, namespace: str) -> None:
@@ -219,40 +216,31 @@ def record_warnings(conn: Connection, rows: list[dict[str, Any]], repository: st
 
 async def usage(conn: AsyncConnection, namespace: str) -> Usage:
     """The namespace's usage and limits (zeros and no limits when it has no row yet)."""
-    row = (
-        await conn.execute(
-            select(
-                NamespaceUsage.storage_bytes,
-                NamespaceUsage.repository_count,
-                NamespaceUsage.storage_limit,
-                NamespaceUsage.repository_limit,
-                NamespaceUsage.soft_percent,
-            ).where(NamespaceUsage.namespace == namespace)
-        )
-    ).first()
-    if row is None:
-        return Usage(namespace, 0, 0, None, None, DEFAULT_SOFT_PERCENT)
-    return Usage(namespace, int(row[0]), int(row[1]), row[2], row[3], int(row[4]))
+    return (await usages(conn, [namespace]))[namespace]
 
 
 async def usages(conn: AsyncConnection, namespaces: Iterable[str]) -> dict[str, Usage]:
-    """``usage`` of several namespaces in one query."""
+    """``usage`` of several namespaces in two queries."""
     names = sorted(set(namespaces))
     found = {name: Usage(name, 0, 0, None, None, DEFAULT_SOFT_PERCENT) for name in names}
-    if names:
-        rows = await conn.execute(
-            select(
-                NamespaceUsage.namespace,
-                NamespaceUsage.storage_bytes,
-                NamespaceUsage.repository_count,
-                NamespaceUsage.storage_limit,
-                NamespaceUsage.repository_limit,
-                NamespaceUsage.soft_percent,
-            ).where(NamespaceUsage.namespace.in_(names))
-        )
-        for row in rows:
-            found[row[0]] = Usage(row[0], int(row[1]), int(row[2]), row[3], row[4], int(row[5]))
-    return found
+    if not names:
+        return found
+    count_rows = await conn.execute(
+        select(Repository.namespace, func.count()).where(Repository.namespace.in_(names)).group_by(Repository.namespace)
+    )
+    counts = {str(row[0]): int(row[1]) for row in count_rows}
+    rows = await conn.execute(
+        select(
+            NamespaceUsage.namespace,
+            NamespaceUsage.storage_bytes,
+            NamespaceUsage.storage_limit,
+            NamespaceUsage.repository_limit,
+            NamespaceUsage.soft_percent,
+        ).where(NamespaceUsage.namespace.in_(names))
+    )
+    for row in rows:
+        found[row[0]] = Usage(row[0], int(row[1]), 0, row[2], row[3], int(row[4]))
+    return {name: replace(u, repository_count=counts.get(name, 0)) for name, u in found.items()}
 
 
 _UNSET: Any = object()
@@ -323,13 +311,9 @@ def recount_sync(conn: Connection, namespace: str | None = None) -> int:
         stored = conn.execute(
             select(func.coalesce(func.sum(NamespaceBlob.size), literal(0))).where(NamespaceBlob.namespace == name)
         ).scalar_one()
-        repos = conn.execute(select(func.count()).where(Repository.namespace == name)).scalar_one()
         conn.execute(
             _upsert(conn)(NamespaceUsage)
-            .values(namespace=name, storage_bytes=int(stored), repository_count=int(repos))
-            .on_conflict_do_update(
-                index_elements=[NamespaceUsage.namespace],
-                set_={"storage_bytes": int(stored), "repository_count": int(repos)},
-            )
+            .values(namespace=name, storage_bytes=int(stored))
+            .on_conflict_do_update(index_elements=[NamespaceUsage.namespace], set_={"storage_bytes": int(stored)})
         )
     return len(names)

@@ -27,7 +27,7 @@ from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, event
 from dockyard.models import Account, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.namespaces import claim_namespace_sync
-from dockyard.registry.quotas import count_repository, release_links, release_repositories
+from dockyard.registry.quotas import count_repository, release_links
 from dockyard.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -318,16 +318,11 @@ async def delete_repositories(
         ).all()
         released = [(str(row[0]), str(row[1])) for row in links]
         await conn.execute(delete(Repository).where(Repository.id.in_(ids)))
-        await conn.run_sync(_release, released, [repo.namespace for repo in batch])
+        await conn.run_sync(release_links, released)
     for repo in repositories:
         await record_event(conn, REPOSITORY_DELETED, repository=repo.name, actor=actor)
         await record_audit(conn, repo.namespace, "repo.delete", actor=actor, target=repo.name, source_ip=source_ip)
     return uploads
-
-
-def _release(conn: Connection, links: list[tuple[str, str]], namespaces: list[str]) -> None:
-    release_links(conn, links)
-    release_repositories(conn, namespaces)
 
 
 async def namespace_repositories(conn: AsyncConnection, namespace: str) -> list[DoomedRepository]:

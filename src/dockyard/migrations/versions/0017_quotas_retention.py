@@ -30,7 +30,6 @@ def upgrade() -> None:
         "namespace_usage",
         sa.Column("namespace", _ascii(255), nullable=False),
         sa.Column("storage_bytes", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column("repository_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("storage_limit", sa.BigInteger(), nullable=True),
         sa.Column("repository_limit", sa.Integer(), nullable=True),
         sa.Column("soft_percent", sa.Integer(), server_default="80", nullable=False),
@@ -88,10 +87,8 @@ def _count_existing() -> None:
         "GROUP BY r.namespace, rb.digest"
     )
     op.execute(
-        "INSERT INTO namespace_usage (namespace, storage_bytes, repository_count) "
-        "SELECT r.namespace, "
-        "COALESCE((SELECT SUM(nb.size) FROM namespace_blobs nb WHERE nb.namespace = r.namespace), 0), "
-        "COUNT(*) FROM repositories r GROUP BY r.namespace"
+        "INSERT INTO namespace_usage (namespace, storage_bytes) "
+        "SELECT nb.namespace, SUM(nb.size) FROM namespace_blobs nb GROUP BY nb.namespace"
     )
 
 
