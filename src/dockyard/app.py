@@ -60,7 +60,9 @@ from dockyard.registry.services import Registry
 from dockyard.registry.uploads import expire_idle_uploads
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.pulls import PullRecorder
+from dockyard.repos.quotas import QuotaService
 from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.retention import RetentionService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir, supervisor_pid
 from dockyard.startup import first_start as first_start
@@ -135,6 +137,14 @@ def periodic_jobs(
                 on_gc(report)
 
         jobs.append(PeriodicJob("gc", timedelta(seconds=settings.gc_interval_seconds), collect, ttl=timedelta(hours=1)))
+    if settings.retention_interval_seconds:
+        retention_runs = RetentionService(ctx)
+
+        async def apply_retention() -> None:
+            await retention_runs.run_scheduled()
+
+        every_retention = timedelta(seconds=settings.retention_interval_seconds)
+        jobs.append(PeriodicJob("retention", every_retention, apply_retention, ttl=timedelta(hours=2)))
     if settings.vulndb_sources:
         scanner = Scanner(db, inventory_source(settings, db, ctx), vulns_observer)
 
@@ -247,6 +257,8 @@ def create_app(settings: Settings) -> DockyardApp:
                     vulns=VulnSettingsService(db),
                     gate=gate,
                     reports=reports,
+                    quotas=QuotaService(db),
+                    retention=RetentionService(ctx),
                 )
             )
 

@@ -41,6 +41,8 @@ Subject = Literal[
     "vulndb",
     "vex",
     "allowlist",
+    "quota",
+    "retention",
 ]
 
 
@@ -84,6 +86,24 @@ class Unsupported(DomainError):
 
 class Denied(DomainError):
     """The caller is known but may not do this."""
+
+
+class QuotaExceeded(Denied):
+    """A change would take a namespace past a hard quota (``quota``: "storage" or "repositories"); ``used`` is
+    what the namespace would use with the change, ``limit`` its limit. Refused as any denial (403)."""
+
+    def __init__(self, namespace: str, quota: str, used: int, limit: int) -> None:
+        noun = "storage" if quota == "storage" else "repository count"
+        unit = " bytes" if quota == "storage" else ""
+        super().__init__(
+            "quota",
+            f"quota exceeded: namespace {namespace!r} {noun} quota, used {used}{unit} of limit {limit}{unit}",
+            {"namespace": namespace, "quota": quota, "used": used, "limit": limit},
+        )
+        self.namespace = namespace
+        self.quota = quota
+        self.used = used
+        self.limit = limit
 
 
 class Unauthorized(DomainError):

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     gc_interval_seconds: int = Field(default=3600, ge=0)  # 0: no scheduled collection
     gc_scan_window: int = Field(default=5000, ge=10, le=100_000)  # rows examined per GC statement
     gc_untagged_manifests: bool = True
+    retention_interval_seconds: int = Field(default=24 * 3600, ge=0)  # scheduled retention runs; 0: on demand only
     # Accounts and authentication
     secret_key: str = ""  # encrypts token-signing keys in the DB; every replica needs the same one
     admin_username: str = "admin"

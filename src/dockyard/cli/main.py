@@ -44,6 +44,8 @@ _ADMIN_GROUPS = {
     "webhook": "dockyard.cli.webhooks:webhook",
     "trust": "dockyard.cli.trust:trust",
     "vulndb": "dockyard.cli.vulns:vulndb",
+    "quota": "dockyard.cli.lifecycle:quota",
+    "retention": "dockyard.cli.lifecycle:retention",
     "scan": "dockyard.cli.vulns:scan",
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
 }

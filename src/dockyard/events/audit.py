@@ -64,6 +64,8 @@ ACTION_DESCRIPTIONS = {
     "signing.identity.add": "trusted a keyless signing identity",
     "signing.identity.remove": "stopped trusting a keyless signing identity",
     "trust.policy.change": "changed a trust policy",
+    "quota.update": "changed a namespace's quota",
+    "retention.policy.change": "changed a retention policy",
     "vulnerability.policy.change": "changed a vulnerability policy",
     "vulnerability.allowlist.add": "allowlisted a vulnerability",
     "vulnerability.allowlist.remove": "removed a vulnerability from the allowlist",

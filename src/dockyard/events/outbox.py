@@ -32,6 +32,8 @@ POLICY_VIOLATED = "policy.violated"  # a pull of an unsigned image under a trust
 REPOSITORY_PULLED = "repository.pulled"  # aggregated pulls (opt-in): written by the pull counter's flush
 SCAN_COMPLETED = "scan.completed"  # an image manifest was scanned for vulnerabilities (dockyard.vulns)
 VULNERABILITY_FOUND = "vulnerability.found"  # a re-match after a vulnerability-data import found new high/critical
+QUOTA_WARNING = "quota.warning"  # a namespace's storage crossed its soft threshold (once per crossing)
+QUOTA_EXCEEDED = "quota.exceeded"  # a push was refused at a namespace's hard limit
 
 EVENT_TYPES = frozenset(
     {
@@ -48,6 +50,8 @@ EVENT_TYPES = frozenset(
         POLICY_VIOLATED,
         SCAN_COMPLETED,
         VULNERABILITY_FOUND,
+        QUOTA_WARNING,
+        QUOTA_EXCEEDED,
     }
 )
 

@@ -21,6 +21,7 @@ from dockyard.models.events import Event
 from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInventory, LayerPackage
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
+from dockyard.models.lifecycle import NamespaceBlob, NamespaceUsage, RetentionPolicy, RetentionRun
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
@@ -55,13 +56,17 @@ __all__ = [
     "MaintenanceLease",
     "Manifest",
     "ManifestReference",
+    "NamespaceBlob",
     "NamespaceSigningKey",
+    "NamespaceUsage",
     "OrgMember",
     "RefreshToken",
     "Repository",
     "RepositoryBlob",
     "RepositoryPermission",
     "ReservedName",
+    "RetentionPolicy",
+    "RetentionRun",
     "SignatureCheck",
     "SigningKey",
     "Star",

@@ -15,13 +15,15 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from dockyard.core.digest import Digest
+from dockyard.core.names import namespace_of
 from dockyard.db.engine import await_in_unit
 from dockyard.db.statements import insert_ignore_sync
-from dockyard.errors import Conflict, NotFound
+from dockyard.errors import Conflict, NotFound, QuotaExceeded
 from dockyard.events.outbox import BLOB_DELETED, BLOB_MOUNTED, BLOB_UPLOADED, event_row, record_event, record_events
 from dockyard.models import Blob, Manifest, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.quotas import count_link, record_refusal, record_warnings, release_links
 from dockyard.registry.repositories import ensure_repository_sync, find_repository
 from dockyard.storage.base import ObjectMissing, StorageError
 
@@ -246,16 +248,24 @@ class BlobService:
                 source_ip=source_ip,
             )
             hold_blob(conn, digest, size)
+            # Linked and counted before the bytes move: a push refused by a quota leaves nothing in storage.
+            linked = link_blob(conn, repo_id, digest)
+            warnings = count_link(conn, namespace_of(name), digest, size) if linked else []
             place()
-            if link_blob(conn, repo_id, digest):
+            if linked:
                 record_events(
                     conn,
                     [event_row(BLOB_UPLOADED, repository=name, digest=digest, actor=actor, payload={"size": size})],
                 )
+                record_warnings(conn, warnings, name, actor)
             if session is not None:
                 conn.execute(delete(Upload).where(Upload.id == session))
 
-        await self.ctx.db.run_unit(work, attempts=1)  # the bytes move inside: never run it twice
+        try:
+            await self.ctx.db.run_unit(work, attempts=1)  # the bytes move inside: never run it twice
+        except QuotaExceeded as exc:
+            await record_refusal(self.ctx.db, exc, repository=name, actor=actor)
+            raise
 
     async def mount(
         self, name: str, digest: Digest, source: str, actor: str | None = None, *, source_ip: str = ""
@@ -279,6 +289,7 @@ class BlobService:
             )
             hold_blob(conn, key, row[0])
             if link_blob(conn, repo_id, key):
+                record_warnings(conn, count_link(conn, namespace_of(name), key, int(row[0])), name, actor)
                 record_events(
                     conn,
                     [
@@ -293,7 +304,11 @@ class BlobService:
                 )
             return int(row[0])
 
-        return await self.ctx.db.run_unit(work)
+        try:
+            return await self.ctx.db.run_unit(work)
+        except QuotaExceeded as exc:
+            await record_refusal(self.ctx.db, exc, repository=name, actor=actor)
+            raise
 
     async def unlink(self, name: str, digest: Digest, actor: str | None = None) -> None:
         """DELETE of a blob: the repository stops serving it; storage is reclaimed by garbage collection."""
@@ -307,4 +322,5 @@ class BlobService:
             )
             if result.rowcount == 0:
                 raise NotFound("blob", "blob unknown to registry", {"digest": key})
+            await conn.run_sync(lambda sync: release_links(sync, [(namespace_of(name), key)]))
             await record_event(conn, BLOB_DELETED, repository=name, digest=key, actor=actor)

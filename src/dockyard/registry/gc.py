@@ -24,6 +24,7 @@ from dockyard.events.outbox import MANIFEST_DELETED, record_event
 from dockyard.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.quotas import release_links
 from dockyard.registry.uploads import expire_idle_uploads
 
 log = logging.getLogger("dockyard.gc")
@@ -223,6 +224,7 @@ class GarbageCollector:
             if not locked:
                 return 0
             deleted = 0
+            released: list[tuple[int, str]] = []
             for repo_id, digest in locked:
                 result = await conn.execute(
                     delete(RepositoryBlob).where(
@@ -232,8 +234,22 @@ class GarbageCollector:
                     )
                 )
                 deleted += result.rowcount
+                if result.rowcount:
+                    released.append((repo_id, digest))
+            await self._release(conn, released)
         report.blob_links += deleted
         return deleted
+
+    @staticmethod
+    async def _release(conn: AsyncConnection, released: list[tuple[int, str]]) -> None:
+        """The namespaces' usage, in the transaction that removed the links."""
+        if not released:
+            return
+        ids = sorted({repo_id for repo_id, _ in released})
+        rows = (await conn.execute(select(Repository.id, Repository.namespace).where(Repository.id.in_(ids)))).all()
+        namespaces = {int(row[0]): str(row[1]) for row in rows}
+        links = [(namespaces[repo_id], digest) for repo_id, digest in released if repo_id in namespaces]
+        await conn.run_sync(lambda sync: release_links(sync, links))
 
     async def _blob_batch(self, cutoff: datetime, after: Key | None, upper: Key | None, report: GCReport) -> int:
         query = blob_candidates(cutoff, after, upper)

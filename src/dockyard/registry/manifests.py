@@ -14,7 +14,7 @@ from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.core.names import namespace_of
 from dockyard.db.statements import insert_or_nothing
-from dockyard.errors import Conflict, Invalid, NotFound
+from dockyard.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import (
     MANIFEST_DELETED,
@@ -28,6 +28,7 @@ from dockyard.events.outbox import (
 from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.quotas import check_storage, record_refusal
 from dockyard.registry.repositories import ensure_repository_sync, find_repository
 
 
@@ -199,6 +200,8 @@ class ManifestService:
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
             manifest_id, new = _store(conn, repo_id, digest, body, parsed)
+            if new:
+                check_storage(conn, namespace_of(name))  # a namespace past its limit takes no new image
             events = [
                 event_row(
                     MANIFEST_PUSHED,
@@ -243,7 +246,11 @@ class ManifestService:
                     )
             record_events(conn, events)
 
-        await self.ctx.db.run_unit(work)
+        try:
+            await self.ctx.db.run_unit(work)
+        except QuotaExceeded as exc:
+            await record_refusal(self.ctx.db, exc, repository=name, actor=actor)
+            raise
         return PushResult(digest, subject, all_tags)
 
     async def get(self, name: str, reference: str) -> StoredManifest:
@@ -258,8 +265,18 @@ class ManifestService:
                 raise _manifest_unknown(reference)
         return StoredManifest(row[0], row[1], row[2])
 
-    async def delete(self, name: str, reference: str, actor: str | None = None, source_ip: str = "") -> None:
-        """By tag: untag. By digest: remove the manifest and every tag pointing at it."""
+    async def delete(
+        self,
+        name: str,
+        reference: str,
+        actor: str | None = None,
+        source_ip: str = "",
+        *,
+        expect_digest: str | None = None,
+    ) -> None:
+        """By tag: untag. By digest: remove the manifest and every tag pointing at it. ``expect_digest`` (by tag):
+        untag only if the tag still points at that manifest, else ``Conflict("tag")`` (a planned deletion that a
+        push overtook)."""
 
         async def work(conn: AsyncConnection) -> None:
             repo_id = await find_repository(conn, name)
@@ -275,6 +292,8 @@ class ManifestService:
                 ).first()
                 if row is None:
                     raise _manifest_unknown(reference)
+                if expect_digest is not None and row[0] != expect_digest:
+                    raise Conflict("tag", "the tag was moved to another manifest", {"tag": reference})
                 await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == reference))
                 await record_event(conn, TAG_DELETED, repository=name, tag=reference, digest=row[0], actor=actor)
                 await record_audit(

@@ -25,10 +25,14 @@ from dockyard.events.audit import audit_row, record_audits
 from dockyard.models import (
     Account,
     AuditEntry,
+    NamespaceBlob,
     NamespaceSigningKey,
+    NamespaceUsage,
     OrgMember,
     Repository,
     ReservedName,
+    RetentionPolicy,
+    RetentionRun,
     TrustedIdentity,
     TrustedKey,
     TrustPolicy,
@@ -52,6 +56,8 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     VulnPolicy.namespace,
     VulnAllowlistEntry.namespace,
     VulnVex.namespace,
+    NamespaceUsage.namespace,
+    RetentionPolicy.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
 _PURGED = (
@@ -63,6 +69,10 @@ _PURGED = (
     VulnPolicy,
     VulnAllowlistEntry,
     VulnVex,
+    NamespaceUsage,
+    NamespaceBlob,
+    RetentionPolicy,
+    RetentionRun,
 )
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"

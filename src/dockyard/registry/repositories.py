@@ -24,9 +24,10 @@ from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, event_row, record_event, record_events
-from dockyard.models import Account, Repository, Upload
+from dockyard.models import Account, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.namespaces import claim_namespace_sync
+from dockyard.registry.quotas import count_repository, release_links
 from dockyard.storage.base import BlobStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def _insert_repository(
     ).scalar_one_or_none()
     if repo_id is None:
         return None
+    count_repository(conn, namespace)  # raises QuotaExceeded past the namespace's repository limit
     record_events(conn, [event_row(REPOSITORY_CREATED, repository=name, actor=actor)])
     record_audits(
         conn,
@@ -306,7 +308,17 @@ async def delete_repositories(
         names = [repo.name for repo in batch]  # sessions name their repository (it may not exist yet)
         uploads += (await conn.execute(select(Upload.id).where(Upload.repository.in_(names)))).scalars()
         await conn.execute(delete(Upload).where(Upload.repository.in_(names)))
-        await conn.execute(delete(Repository).where(Repository.id.in_([repo.id for repo in batch])))
+        ids = [repo.id for repo in batch]
+        links = (
+            await conn.execute(
+                select(Repository.namespace, RepositoryBlob.digest)
+                .join(RepositoryBlob, RepositoryBlob.repository_id == Repository.id)
+                .where(Repository.id.in_(ids))
+            )
+        ).all()
+        released = [(str(row[0]), str(row[1])) for row in links]
+        await conn.execute(delete(Repository).where(Repository.id.in_(ids)))
+        await conn.run_sync(release_links, released)
     for repo in repositories:
         await record_event(conn, REPOSITORY_DELETED, repository=repo.name, actor=actor)
         await record_audit(conn, repo.namespace, "repo.delete", actor=actor, target=repo.name, source_ip=source_ip)

@@ -255,7 +255,19 @@ class WebhookSubscriber:
 
 
 # Outbox payload fields that webhook payloads carry in ``details``.
-_DETAILS = ("count", "window_seconds", "mode", "reason", "policy", "summary", "vulnerabilities")
+_DETAILS = (
+    "count",
+    "window_seconds",
+    "mode",
+    "reason",
+    "policy",
+    "summary",
+    "vulnerabilities",
+    "quota",
+    "used",
+    "limit",
+    "soft_percent",
+)
 
 
 def sample_view(repository: str, base_url: str) -> EventView:

@@ -70,6 +70,9 @@ EVENT_TABLE: tuple[EventType, ...] = (
     # findings in an image after a vulnerability-data import (details.vulnerabilities)
     EventType("scan_completed", LIVE, outbox.SCAN_COMPLETED, _EXCEPT_DISTRIBUTION),
     EventType("vulnerability_found", LIVE, outbox.VULNERABILITY_FOUND, _EXCEPT_DISTRIBUTION),
+    # dockyard.registry.quotas: a namespace's storage crossed its soft threshold; a push refused at a hard limit
+    EventType("quota_warning", LIVE, outbox.QUOTA_WARNING, _EXCEPT_DISTRIBUTION),
+    EventType("quota_exceeded", LIVE, outbox.QUOTA_EXCEEDED, _EXCEPT_DISTRIBUTION),
     EventType("build_queued", RESERVED, None, _EXCEPT_DISTRIBUTION),
     EventType("build_started", RESERVED, None, _EXCEPT_DISTRIBUTION),
     EventType("build_succeeded", RESERVED, None, _EXCEPT_DISTRIBUTION),

@@ -37,6 +37,8 @@ def test_event_name_sets() -> None:
         "policy_violation",
         "scan_completed",
         "vulnerability_found",
+        "quota_warning",
+        "quota_exceeded",
     } == ev.EMITTED_EVENTS
     assert {"build_queued", "build_started", "build_succeeded", "build_failed"} == ev.RESERVED_EVENTS
     assert ev.WEBHOOK_EVENTS == ev.EMITTED_EVENTS | ev.RESERVED_EVENTS

@@ -17,6 +17,7 @@ from dockyard.http.api.routes import (
     auth,
     collaborators,
     files,
+    lifecycle,
     orgs,
     repositories,
     robots,
@@ -50,6 +51,7 @@ ROUTE_MODULES = (
     webhooks,
     trust,
     vulns,
+    lifecycle,
     search,
 )
 

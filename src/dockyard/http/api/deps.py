@@ -33,7 +33,9 @@ from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.pulls import PullRecorder
+from dockyard.repos.quotas import QuotaService
 from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.retention import RetentionService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
@@ -70,6 +72,8 @@ class ApiServices:
     gate: VulnerabilityGate
     reports: VulnerabilityReports
     inventory: InventoryService
+    quotas: QuotaService
+    retention: RetentionService
 
 
 def services(request: Request) -> ApiServices:

@@ -31,6 +31,8 @@ EventName = Literal[
     "policy_violation",
     "scan_completed",
     "vulnerability_found",
+    "quota_warning",
+    "quota_exceeded",
 ]
 PayloadFormat = Literal["dockerhub", "cloudevents", "dockyard"]
 CallbackState = Literal["success", "failure", "error"]
