@@ -59,6 +59,7 @@ from dockyard.registry.gc import GarbageCollector, GCReport
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import expire_idle_uploads
 from dockyard.repos.audit import AuditLogService
+from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
@@ -245,6 +246,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     vulns=VulnSettingsService(db),
                     gate=gate,
                     reports=VulnerabilityReports(db, scanner),
+                    immutability=ImmutabilityService(ctx),
                 )
             )
 

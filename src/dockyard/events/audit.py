@@ -64,6 +64,7 @@ ACTION_DESCRIPTIONS = {
     "signing.identity.add": "trusted a keyless signing identity",
     "signing.identity.remove": "stopped trusting a keyless signing identity",
     "trust.policy.change": "changed a trust policy",
+    "immutability.rules.change": "changed the namespace's tag immutability rules",
     "vulnerability.policy.change": "changed a vulnerability policy",
     "vulnerability.allowlist.add": "allowlisted a vulnerability",
     "vulnerability.allowlist.remove": "removed a vulnerability from the allowlist",

@@ -21,6 +21,7 @@ from dockyard.models.events import Event
 from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInventory, LayerPackage
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
+from dockyard.models.lifecycle import ImmutabilityRule, PullRateCount
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
@@ -46,6 +47,7 @@ __all__ = [
     "Event",
     "ImageInventory",
     "ImagePackage",
+    "ImmutabilityRule",
     "Job",
     "LayerFile",
     "LayerIndex",
@@ -57,6 +59,7 @@ __all__ = [
     "ManifestReference",
     "NamespaceSigningKey",
     "OrgMember",
+    "PullRateCount",
     "RefreshToken",
     "Repository",
     "RepositoryBlob",

@@ -25,6 +25,7 @@ from dockyard.events.audit import audit_row, record_audits
 from dockyard.models import (
     Account,
     AuditEntry,
+    ImmutabilityRule,
     NamespaceSigningKey,
     OrgMember,
     Repository,
@@ -52,6 +53,7 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     VulnPolicy.namespace,
     VulnAllowlistEntry.namespace,
     VulnVex.namespace,
+    ImmutabilityRule.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
 _PURGED = (
@@ -63,6 +65,7 @@ _PURGED = (
     VulnPolicy,
     VulnAllowlistEntry,
     VulnVex,
+    ImmutabilityRule,
 )
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"

@@ -32,6 +32,7 @@ from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
+from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
@@ -70,6 +71,7 @@ class ApiServices:
     gate: VulnerabilityGate
     reports: VulnerabilityReports
     inventory: InventoryService
+    immutability: ImmutabilityService
 
 
 def services(request: Request) -> ApiServices:
