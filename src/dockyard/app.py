@@ -61,6 +61,7 @@ from dockyard.registry.uploads import expire_idle_uploads
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
+from dockyard.repos.ratelimits import PullRateLimiter
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir, supervisor_pid
@@ -202,6 +203,9 @@ def create_app(settings: Settings) -> DockyardApp:
         scanner = Scanner(db, inventory_source(settings, db, ctx), metrics)
         pulls = PullRecorder(ctx)
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
+        # Pull rate limits (off unless configured): decided in memory, counts shared through the DB every ~1 s.
+        limiter = PullRateLimiter(db, settings) if PullRateLimiter.enabled(settings) else None
+        app.state.ratelimits = limiter
         keys = key_ring(settings, db)
         await keys.ensure()
         authenticator = Authenticator(db, settings, metrics)
@@ -275,6 +279,8 @@ def create_app(settings: Settings) -> DockyardApp:
 
         web.build_with(web_hub)
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
+        if limiter is not None:
+            background.append(asyncio.create_task(limiter.run()))
         jobs = AsyncExitStack()
         try:
             if settings.jobs_enabled:
