@@ -59,8 +59,10 @@ from dockyard.registry.gc import GarbageCollector, GCReport
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import expire_idle_uploads
 from dockyard.repos.audit import AuditLogService
+from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
 from dockyard.repos.quotas import QuotaService
+from dockyard.repos.ratelimits import PullRateLimiter
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.retention import RetentionService
 from dockyard.repos.tags import TagService
@@ -211,6 +213,9 @@ def create_app(settings: Settings) -> DockyardApp:
         scanner = Scanner(db, inventory_source(settings, db, ctx), metrics)
         pulls = PullRecorder(ctx)
         app.state.pulls = pulls  # manifest GETs count pulls here; flushed to the DB in the background
+        # Pull rate limits (off unless configured): decided in memory, counts shared through the DB every ~1 s.
+        limiter = PullRateLimiter(db, settings) if PullRateLimiter.enabled(settings) else None
+        app.state.ratelimits = limiter
         keys = key_ring(settings, db)
         await keys.ensure()
         authenticator = Authenticator(db, settings, metrics)
@@ -259,6 +264,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     reports=reports,
                     quotas=QuotaService(db),
                     retention=RetentionService(ctx),
+                    immutability=ImmutabilityService(ctx),
                 )
             )
 
@@ -289,6 +295,8 @@ def create_app(settings: Settings) -> DockyardApp:
 
         web.build_with(web_hub)
         background: list[asyncio.Task[None]] = [asyncio.create_task(pulls.run())]
+        if limiter is not None:
+            background.append(asyncio.create_task(limiter.run()))
         jobs = AsyncExitStack()
         try:
             if settings.jobs_enabled:

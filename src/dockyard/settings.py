@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     credential_cache_seconds: int = Field(default=30, ge=0, le=300)  # verified Basic credentials on /v2
     pull_stats_flush_seconds: float = Field(default=5.0, gt=0)
+    # Docker Hub's pull rate limits (dockyard.repos.ratelimits; docs/lifecycle.md): manifest GETs per window, per
+    # client address when anonymous, per account when authenticated; 0 = no limit (the default). Docker Hub:
+    # 100 anonymous / 200 personal per 21600 s (6 h).
+    rate_limit_anonymous: int = Field(default=0, ge=0)
+    rate_limit_authenticated: int = Field(default=0, ge=0)
+    rate_limit_window_seconds: int = Field(default=21600, ge=1, le=30 * 24 * 3600)
+    # "org=limit" entries: the members and robots of the organization get that limit if it is more generous than
+    # rate_limit_authenticated (0 = unlimited). Robots ("org+name") listed in rate_limit_unlimited_robots pull
+    # without a limit.
+    rate_limit_organizations: list[str] = Field(default_factory=list)
+    rate_limit_unlimited_robots: list[str] = Field(default_factory=list)
+    rate_limit_flush_seconds: float = Field(default=1.0, gt=0, le=60)  # counts shared between replicas this often
     # Background jobs (dockyard.jobs): run inside `dockyard serve` unless disabled; `dockyard worker` always runs them
     jobs_enabled: bool = True
     jobs_concurrency: int = Field(default=8, ge=1, le=256)  # handlers running at once per process
@@ -229,6 +241,28 @@ class Settings(BaseSettings):
         if value:
             split_address(value)
         return value
+
+    @field_validator("rate_limit_organizations", "rate_limit_unlimited_robots", mode="before")
+    @classmethod
+    def _rate_limit_lists(cls, value: Any) -> Any:
+        # From the environment: a comma-separated list.
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("rate_limit_organizations")
+    @classmethod
+    def _rate_limit_organizations(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            org, sep, limit = entry.partition("=")
+            if not sep or not org.strip() or not limit.strip().isdigit():
+                raise ValueError(f"{entry!r} is not organization=limit (a whole number, 0 for unlimited)")
+        return [entry.replace(" ", "") for entry in value]
+
+    @property
+    def rate_limit_overrides(self) -> dict[str, int]:
+        """``rate_limit_organizations`` as organization → limit (0: unlimited)."""
+        return {org: int(limit) for org, _, limit in (entry.partition("=") for entry in self.rate_limit_organizations)}
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

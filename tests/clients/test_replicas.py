@@ -21,7 +21,7 @@ import pytest
 from tests.clients.conftest import Tool, get_manifest
 from tests.support.images import Layout, blob_digests, index_entry
 from tests.support.lb import RoundRobinBalancer, balancer
-from tests.support.oci import sha256, unique_name
+from tests.support.oci import OCI_MANIFEST, push_image, sha256, unique_name
 from tests.support.server import DockyardServer
 
 pytestmark = pytest.mark.clients
@@ -175,3 +175,50 @@ def test_scheduled_gc_runs_once_per_interval_across_replicas(
     # per interval; the shared lease allows one per interval (at most one per 1.8 s).
     assert sum(runs) >= 2, runs
     assert sum(runs) <= elapsed / 1.8 + 1, (runs, elapsed)
+
+
+RATE_LIMIT = 20
+RATE_WINDOW = 900
+
+
+@pytest.mark.parametrize(
+    "replicas",
+    [
+        {
+            "DOCKYARD_RATE_LIMIT_ANONYMOUS": str(RATE_LIMIT),
+            "DOCKYARD_RATE_LIMIT_WINDOW_SECONDS": str(RATE_WINDOW),
+            "DOCKYARD_RATE_LIMIT_FLUSH_SECONDS": "1",
+        }
+    ],
+    indirect=True,
+)
+def test_three_replicas_share_one_pull_rate_counter(replicas: list[DockyardServer]) -> None:
+    """Pulls spread over three replicas count against one limit: separate counters would allow 3 × the limit; the
+    shared one allows the limit plus at most what the other replicas served before the counts were shared (the
+    slack docs/lifecycle.md describes: about two flush intervals of pulls)."""
+    repo = unique_name("ratelimited")
+    clients = [httpx.Client(base_url=srv.url, timeout=60) for srv in replicas]
+    try:
+        digest = push_image(clients[0], repo, "v1").digest
+        if time.time() % RATE_WINDOW > RATE_WINDOW - 90:  # the whole test within one window
+            time.sleep(RATE_WINDOW - time.time() % RATE_WINDOW + 0.1)
+        statuses = []
+        for n in range(3 * RATE_LIMIT):
+            statuses.append(get_manifest(clients[n % 3], repo, digest).status_code)
+            time.sleep(0.1)  # ~10 pulls a second over the three replicas
+        allowed = statuses.count(200)
+        assert set(statuses) <= {200, 429}, statuses
+        assert RATE_LIMIT <= allowed <= RATE_LIMIT + 14, statuses
+        # Once the counts are shared every replica refuses, and the DB holds every pull that was served.
+        time.sleep(3)
+        for client in clients:
+            refused = get_manifest(client, repo, digest)
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["ratelimit-remaining"] == f"0;w={RATE_WINDOW}"
+        assert replicas[0].query_sql("SELECT SUM(count) FROM pull_rate_counts")[0][0] == allowed
+        # HEAD is never counted nor refused.
+        head = clients[1].head(f"/v2/{repo}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
+        assert head.status_code == 200
+    finally:
+        for client in clients:
+            client.close()

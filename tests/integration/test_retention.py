@@ -111,8 +111,13 @@ def test_retention_dry_run_then_run_deletes_exactly_the_predicted_tags(
     assert shown.status_code == 200, shown.text
     assert shown.json()["rules"] == [{**r, "value": r.get("value", 0)} for r in policy["rules"]]
 
-    expected = sorted(set(v_tags) - _expected_kept())
-    assert len(expected) == V_TAGS - len(_expected_kept())
+    # Tags an immutability rule covers are never deleted by retention (Docker Hub's repository setting).
+    immutable = {f"v{i}" for i in range(170, 180)}
+    settings = {"immutable_tags_settings": {"enabled": True, "rules": ["v17[0-9]"]}}
+    patched = client.patch(f"/api/v2/namespaces/{ns}/repositories/{short}", json=settings)
+    assert patched.status_code == 200, patched.text
+    expected = sorted(set(v_tags) - _expected_kept() - immutable)
+    assert len(expected) == V_TAGS - len(_expected_kept() | immutable)
 
     dry = client.post(f"{base}/runs", json={"dry_run": True})
     assert dry.status_code == 200, dry.text

@@ -20,6 +20,7 @@ from dockyard.http.web.app import served_routes as web_routes
 from dockyard.http.web.app import web_app
 from tests.security.rows_api import ROWS as API_ROWS
 from tests.security.rows_files import ROWS as FILES_ROWS
+from tests.security.rows_immutability import ROWS as IMMUTABILITY_ROWS
 from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_sbom import ROWS as SBOM_ROWS
@@ -43,6 +44,7 @@ ROWS = {
     **VULN_ROWS,
     **LIFECYCLE_ROWS,
     **WEB_ROWS,
+    **IMMUTABILITY_ROWS,
 }
 
 

@@ -66,6 +66,7 @@ ACTION_DESCRIPTIONS = {
     "trust.policy.change": "changed a trust policy",
     "quota.update": "changed a namespace's quota",
     "retention.policy.change": "changed a retention policy",
+    "immutability.rules.change": "changed the namespace's tag immutability rules",
     "vulnerability.policy.change": "changed a vulnerability policy",
     "vulnerability.allowlist.add": "allowlisted a vulnerability",
     "vulnerability.allowlist.remove": "removed a vulnerability from the allowlist",

@@ -21,7 +21,14 @@ from dockyard.models.events import Event
 from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInventory, LayerPackage
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
-from dockyard.models.lifecycle import NamespaceBlob, NamespaceUsage, RetentionPolicy, RetentionRun
+from dockyard.models.lifecycle import (
+    ImmutabilityRule,
+    NamespaceBlob,
+    NamespaceUsage,
+    PullRateCount,
+    RetentionPolicy,
+    RetentionRun,
+)
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
@@ -47,6 +54,7 @@ __all__ = [
     "Event",
     "ImageInventory",
     "ImagePackage",
+    "ImmutabilityRule",
     "Job",
     "LayerFile",
     "LayerIndex",
@@ -60,6 +68,7 @@ __all__ = [
     "NamespaceSigningKey",
     "NamespaceUsage",
     "OrgMember",
+    "PullRateCount",
     "RefreshToken",
     "Repository",
     "RepositoryBlob",

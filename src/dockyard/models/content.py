@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -38,6 +39,10 @@ class Repository(Base):
     last_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_pulled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Docker Hub's ``immutable_tags_settings`` (dockyard.registry.immutability): whether the rules apply, and the
+    # rules (RE2 regular expressions, a JSON list). On the row, so the manifest PUT reads them with its look-up.
+    immutable_tags: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    immutable_tags_rules: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class Blob(Base):

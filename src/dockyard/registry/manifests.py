@@ -28,6 +28,7 @@ from dockyard.events.outbox import (
 from dockyard.models import Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.immutability import GUARD, claim_tag_sync, guard, guard_from_row, refusal
 from dockyard.registry.quotas import check_storage, record_refusal
 from dockyard.registry.repositories import ensure_repository_sync, find_repository
 
@@ -188,14 +189,20 @@ class ManifestService:
         settings = self.ctx.settings
 
         def work(conn: Connection) -> None:
-            repo_id = ensure_repository_sync(
-                conn,
-                name,
-                actor,
-                default_private=settings.default_private,
-                open_server=settings.open,
-                source_ip=source_ip,
-            )
+            # The look-up brings the repository's immutability rules: no extra statement when it has none.
+            row = conn.execute(GUARD, {"name": name}).first()
+            guarded = None if row is None else guard_from_row(conn, name, row)
+            if row is None:  # a new repository has no tags yet, so no tag of it can be moved
+                repo_id = ensure_repository_sync(
+                    conn,
+                    name,
+                    actor,
+                    default_private=settings.default_private,
+                    open_server=settings.open,
+                    source_ip=source_ip,
+                )
+            else:
+                repo_id = int(row.id)
             missing = _missing(conn, repo_id, parsed)
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
@@ -233,7 +240,12 @@ class ManifestService:
                 ],
             )
             for tag in sorted(all_tags):  # tag rows are locked in name order by every writer: no deadlocks
-                if _set_tag(conn, repo_id, tag, manifest_id, actor):
+                rule = guarded.match(tag) if guarded is not None and guarded.rules else None
+                if rule is not None and guarded is not None:
+                    changed = claim_tag_sync(conn, guarded, tag, manifest_id, actor, rule)
+                else:
+                    changed = _set_tag(conn, repo_id, tag, manifest_id, actor)
+                if changed:
                     events.append(
                         event_row(
                             TAG_UPDATED,
@@ -294,6 +306,10 @@ class ManifestService:
                     raise _manifest_unknown(reference)
                 if expect_digest is not None and row[0] != expect_digest:
                     raise Conflict("tag", "the tag was moved to another manifest", {"tag": reference})
+                rules = await guard(conn, name)
+                rule = rules.match(reference) if rules is not None else None
+                if rule is not None:
+                    raise refusal(name, reference, rule, "deleted")
                 await conn.execute(delete(Tag).where(Tag.repository_id == repo_id, Tag.name == reference))
                 await record_event(conn, TAG_DELETED, repository=name, tag=reference, digest=row[0], actor=actor)
                 await record_audit(
@@ -326,6 +342,11 @@ class ManifestService:
                 .scalars()
                 .all()
             )
+            rules = await guard(conn, name) if tags else None
+            for tag in tags:
+                rule = rules.match(tag) if rules is not None else None
+                if rule is not None:
+                    raise refusal(name, tag, rule, "deleted (with the manifest it names)")
             await conn.execute(delete(Tag).where(Tag.manifest_id == manifest[0]))
             await conn.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest[0]))
             await conn.execute(delete(Manifest).where(Manifest.id == manifest[0]))

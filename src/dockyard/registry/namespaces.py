@@ -25,6 +25,7 @@ from dockyard.events.audit import audit_row, record_audits
 from dockyard.models import (
     Account,
     AuditEntry,
+    ImmutabilityRule,
     NamespaceBlob,
     NamespaceSigningKey,
     NamespaceUsage,
@@ -58,6 +59,7 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     VulnVex.namespace,
     NamespaceUsage.namespace,
     RetentionPolicy.namespace,
+    ImmutabilityRule.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
 _PURGED = (
@@ -73,6 +75,7 @@ _PURGED = (
     NamespaceBlob,
     RetentionPolicy,
     RetentionRun,
+    ImmutabilityRule,
 )
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"

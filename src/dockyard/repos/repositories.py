@@ -44,7 +44,16 @@ from dockyard.repos.access import (
     like_prefix,
     resolve,
 )
-from dockyard.repos.snapshots import RepositorySummary, RepositoryView, affiliation, content_facts, detail, summary
+from dockyard.repos.immutability import repository_settings, store_repository_settings
+from dockyard.repos.snapshots import (
+    ImmutableTagsSettings,
+    RepositorySummary,
+    RepositoryView,
+    affiliation,
+    content_facts,
+    detail,
+    summary,
+)
 
 MIN_NAME_LENGTH = 2
 MAX_NAME_LENGTH = 255
@@ -172,6 +181,7 @@ class RepositoryService:
                     .where(RepositoryPermission.repository_id == record.id, Account.kind == USER)
                 )
             ).scalar_one()
+            immutable = await repository_settings(conn, record.id)
         return detail(
             record,
             content,
@@ -179,6 +189,7 @@ class RepositoryService:
             level=level,
             has_starred=starred,
             collaborator_count=int(collaborators),
+            immutable_tags=immutable,
         )
 
     async def create(
@@ -231,14 +242,26 @@ class RepositoryService:
         description: str | None = None,
         full_description: str | None = None,
         is_private: bool | None = None,
+        immutable_tags: ImmutableTagsSettings | None = None,
         source_ip: str = "",
     ) -> RepositoryView:
-        """Change what is given (admin level on the repository)."""
+        """Change what is given (admin level on the repository); ``immutable_tags`` is Docker Hub's
+        ``immutable_tags_settings`` (``Invalid("request")`` for a rule RE2 cannot compile)."""
         check_texts(description, full_description)
         who = actor.audit_name or None
 
         async def work(conn: AsyncConnection) -> None:
             record, _ = await resolve(conn, actor, namespace, name, Level.ADMIN)
+            if immutable_tags is not None:
+                await store_repository_settings(
+                    conn,
+                    record.id,
+                    immutable_tags,
+                    name=record.name,
+                    namespace=record.namespace,
+                    actor=who,
+                    source_ip=source_ip,
+                )
             await update_repository(
                 conn,
                 record.id,

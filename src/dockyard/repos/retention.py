@@ -2,7 +2,7 @@
 runs — on demand, as a dry run, or on the ``retention`` schedule — and the history of runs.
 
 A run plans first, from one consistent read: the tags no rule keeps (``retention_rules``), minus protected ones —
-tags an immutability rule covers (``_immutable``), and with ``keep_signed`` tags of signed images — and, with
+tags an immutability rule covers (``immutability.guard``), with ``keep_signed`` tags of signed images — and, with
 ``untagged_days``, the repository's untagged manifests older than that which no index of it lists and whose
 subject is gone (garbage collection's rule, for one repository). Tag-scheme attachments (``sha256-<hex>.sig``,
 ``.att``, ``.sbom``, the referrers fallback tag) are never candidates: they belong to the image they attach to. A
@@ -37,6 +37,7 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import manifest_candidates
 from dockyard.registry.manifests import ManifestService
 from dockyard.repos.access import resolve
+from dockyard.repos.immutability import guard
 from dockyard.repos.retention_rules import Rule, TagFacts, doomed, parse_rules
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, signed_digest_of_tag
 
@@ -83,16 +84,6 @@ class _Plan:
     tags: list[TagFacts]
     manifests: list[str]
     bytes_freed: int
-
-
-def _immutable(conn: AsyncConnection, repository: str, tag: str) -> bool:
-    """Whether an immutability rule covers ``repository:tag`` (such tags are never deleted by retention).
-
-    Tag immutability is built on another branch (``dockyard.repos.immutability.protected(conn, repository,
-    tag)``); until the merge wires that call in here, no tag is immutable. Retention's protection of kept tags
-    goes through this one function, so the wiring is this body alone."""
-    del conn, repository, tag
-    return False
 
 
 def _empty(namespace: str, repository: str | None) -> PolicyView:
@@ -400,10 +391,11 @@ class RetentionService:
                 ).scalars()
                 if digest
             }
+        rules = await guard(conn, repository)  # tags an immutability rule covers are never deleted
         tags = [
             t
             for t in doomed(candidates, policy.rules, now)
-            if t.digest not in signed and not _immutable(conn, repository, t.name)
+            if t.digest not in signed and (rules is None or rules.match(t.name) is None)
         ]
         untagged: list[str] = []
         if policy.untagged_days is not None:

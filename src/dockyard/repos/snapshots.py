@@ -152,6 +152,7 @@ def detail(
     level: Level,
     has_starred: bool,
     collaborator_count: int,
+    immutable_tags: ImmutableTagsSettings | None = None,
 ) -> RepositoryView:
     base = summary(record, content, affiliated)
     inherited: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(RepositorySummary)}
@@ -164,6 +165,6 @@ def detail(
         has_starred=has_starred,
         full_description=record.full_description,
         permissions=RepositoryPermissions.of(level),
-        immutable_tags_settings=ImmutableTagsSettings(),
+        immutable_tags_settings=immutable_tags or ImmutableTagsSettings(),
         source=None,
     )

@@ -32,6 +32,7 @@ from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
+from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
 from dockyard.repos.quotas import QuotaService
 from dockyard.repos.repositories import RepositoryService
@@ -74,6 +75,7 @@ class ApiServices:
     inventory: InventoryService
     quotas: QuotaService
     retention: RetentionService
+    immutability: ImmutabilityService
 
 
 def services(request: Request) -> ApiServices:

@@ -14,6 +14,7 @@ from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, body_stream, manifest_location, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.policies import check_policies
+from dockyard.repos.ratelimits import PullRateLimiter
 
 MAX_TAGS_PER_PUT = 100
 
@@ -53,10 +54,28 @@ def _accepted(request: Request) -> set[str] | None:
     return types
 
 
+def _rate_limit(request: Request) -> dict[str, str]:
+    """Docker Hub's pull rate limit: a GET counts (a HEAD never does, nor is it refused); over the limit 429
+    ``TOOMANYREQUESTS`` with ``Retry-After``. Returns the ``ratelimit-*`` headers (none when unlimited)."""
+    limiter: PullRateLimiter | None = getattr(request.app.state, "ratelimits", None)
+    if limiter is None:
+        return {}
+    decision = limiter.take(principal(request), client_ip(request), count=request.method == "GET")
+    if not decision.allowed:
+        raise OCIError(
+            "TOOMANYREQUESTS",
+            "You have reached your pull rate limit. Retry after the window resets, or authenticate for a higher limit.",
+            {"limit": decision.limit, "window": decision.window, "retryAfter": decision.retry_after},
+            headers={"Retry-After": str(decision.retry_after), **decision.headers(), **API_VERSION},
+        )
+    return decision.headers()
+
+
 @requires("pull")
 async def get_manifest(request: Request) -> Response:
     name = repo_name(request)
     reference = _lookup_reference(request)
+    limits = _rate_limit(request)
     manifest = await registry(request).manifests.get(name, reference)
     accepted = _accepted(request)
     if accepted is not None and manifest.media_type not in accepted and manifest.media_type in mt.INDEXES:
@@ -66,7 +85,7 @@ async def get_manifest(request: Request) -> Response:
             f"manifest is an index ({manifest.media_type}) and the Accept header does not allow it",
             {"reference": reference, "mediaType": manifest.media_type},
         )
-    headers = {"Docker-Content-Digest": manifest.digest, "ETag": f'"{manifest.digest}"', **API_VERSION}
+    headers = {"Docker-Content-Digest": manifest.digest, "ETag": f'"{manifest.digest}"', **API_VERSION, **limits}
     await check_policies(request, name, reference, manifest, headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))

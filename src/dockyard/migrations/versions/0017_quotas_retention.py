@@ -1,7 +1,7 @@
 """quotas and retention: namespace usage and limits, per-namespace blob references, retention policies and runs
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-06 09:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import dockyard.models.base
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

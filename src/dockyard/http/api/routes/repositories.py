@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
@@ -28,6 +28,7 @@ from dockyard.http.api.schemas.repositories import (
     repository_summary,
 )
 from dockyard.http.credentials import client_ip
+from dockyard.repos.snapshots import ImmutableTagsSettings
 
 router = api_router(prefix="/api/v2", tags=["repositories"])
 
@@ -52,10 +53,24 @@ class RepositoryCreate(BaseModel):
     is_private: bool | None = Field(default=None, description="default: the namespace's (else the server's) setting")
 
 
+class ImmutableTagsSettingsIn(BaseModel):
+    """Docker Hub's ``immutable_tags_settings``: rules are RE2 regular expressions matched against the whole tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    rules: list[str] = Field(max_length=100)
+
+
 class RepositoryUpdate(BaseModel):
+    """Unknown fields are refused (422), never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
     description: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
     full_description: str | None = Field(default=None, max_length=25_000, pattern=NO_NUL)
     is_private: bool | None = None
+    immutable_tags_settings: ImmutableTagsSettingsIn | None = None
 
 
 async def _list(
@@ -156,6 +171,7 @@ async def legacy_get_repository(svc: Services, who: Caller, ns: NsPath, repo: Re
 async def _update(
     body: RepositoryUpdate, request: Request, svc: ApiServices, who: Principal, ns: str, repo: str
 ) -> RepositoryModel:
+    settings = body.immutable_tags_settings
     view = await svc.repositories.update(
         who,
         ns,
@@ -163,6 +179,7 @@ async def _update(
         description=body.description,
         full_description=body.full_description,
         is_private=body.is_private,
+        immutable_tags=None if settings is None else ImmutableTagsSettings(settings.enabled, tuple(settings.rules)),
         source_ip=client_ip(request),
     )
     return repository_detail(view)
