@@ -230,6 +230,7 @@ def create_app(settings: Settings) -> DockyardApp:
         repositories, tags = RepositoryService(ctx), TagService(ctx)
         files = ImageFiles(ctx)  # one per process: its indexer coalesces index builds for the API and the pages
         inventory = inventory_service(ctx, files.indexer)
+        collaborators = CollaboratorService(db, settings)
         reports = VulnerabilityReports(db, scanner)
         access_tokens = AccessTokenService(db, settings)
         webhooks = WebhookService(db, SecretBox(settings.secret_key))
@@ -247,7 +248,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     users=users,
                     orgs=orgs,
                     teams=teams,
-                    collaborators=CollaboratorService(db, settings),
+                    collaborators=collaborators,
                     robots=RobotService(db, settings),
                     access_tokens=access_tokens,
                     webhooks=webhooks,
@@ -288,6 +289,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     files=files,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
+                    collaborators=collaborators,
                     inventory=inventory,
                     reports=reports,
                 )

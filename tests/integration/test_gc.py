@@ -120,10 +120,8 @@ def _abandoned_uploads_expire(fresh_server: DockyardServer, client: httpx.Client
     # Age the session instead of sleeping: pretend it was last touched long ago.
     aged = fresh_server.execute_sql("UPDATE uploads SET updated_at = '2000-01-01 00:00:00.000000'")
     # (Seen once in CI under load: 0 rows. Say what the server and its database held, to find out why.)
-    assert aged == 1, (
-        fresh_server.query_sql("SELECT id, repository, updated_at FROM uploads"),
-        fresh_server.log_tail(),
-    )
+    held = fresh_server.query_sql("SELECT id, repository, updated_at FROM uploads")
+    assert aged == 1, (held, fresh_server.log_tail())
     assert gc(fresh_server, "--grace-seconds", "0")[0]["uploads"] == 1
     assert client.get(location).status_code == 404
 

@@ -5,6 +5,8 @@ forms carry their CSRF token (the refusal without one is tested in ``tests/web``
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -14,7 +16,7 @@ from tests.security.rows_files import TAG as FILES_TAG
 from tests.security.rows_files import files_image
 from tests.security.rows_oci import LEVEL, Call, Expect
 from tests.security.rows_webhooks import URL, shared_delivery, shared_hook
-from tests.security.world import ANON, PRINCIPALS, World
+from tests.security.world import ANON, OWNER, PRINCIPALS, READER, TEAM_ADMIN, World
 from tests.support.oci import push_image
 
 # Those who sign in to the web hub with a password (the others browse anonymously).
@@ -172,3 +174,63 @@ row(
 _OWN_TOKEN = {p: 303 if p == "owner" else 404 if p in SIGNED_IN else 401 for p in PRINCIPALS}
 row("POST", "/settings/tokens/{uuid}/revoke", _post(lambda w: f"/settings/tokens/{owner_token(w)}/revoke"), _OWN_TOKEN)
 row("POST", "/settings/tokens/{uuid}/delete", _post(lambda w: f"/settings/tokens/{owner_token(w)}/delete"), _OWN_TOKEN)
+
+# A tag's security page and its SBOM download: as its other pages (the SBOM waits out the background inventory).
+row("GET", "/r/{ns}/{repo}/tags/{tag}/security", _get(lambda w: _files(w, "security")), _private(200))
+
+
+def _sbom(world: World, principal: str, method: str) -> httpx.Response:
+    path = _files(world, "sbom?format=spdx")
+    for _ in range(150):  # 503 + Retry-After while the inventory is being computed after the push
+        response = world.web(principal, method, path)
+        if response.status_code != 503:
+            return response
+        time.sleep(0.2)
+    return response
+
+
+row("GET", "/r/{ns}/{repo}/tags/{tag}/sbom", _sbom, _private(200))
+
+# Access: the repository's administrators see it; granting a team on an organization's repository is for the
+# organization's owners (the team administrator is refused by the service: 403, shown on the page).
+row("GET", "/r/{ns}/{repo}/access", _get(lambda w: _repo_page(w, "access")), _admin(200, 303))
+_GRANT = {**_admin(303, 401), TEAM_ADMIN: 403}
+row(
+    "POST",
+    "/r/{ns}/{repo}/access",
+    _post(
+        lambda w: _repo_page(w, "access"),
+        lambda w, p: {"action": "grant_team", "team": w.teams[READER], "permission": "read"},
+    ),
+    _GRANT,
+)
+# New repositories and organizations: any signed-in user, in their own namespace / as the owner.
+row("GET", "/repositories/new", _get(lambda w: "/repositories/new"), _signed_in(200, 303))
+
+
+def _new_repo(world: World, principal: str) -> dict[str, str]:
+    namespace = world.creds[principal][0] if principal in world.creds else "nobody"
+    return {"namespace": namespace, "name": f"new{uuid.uuid4().hex[:10]}", "visibility": "private"}
+
+
+row("POST", "/repositories/new", _post(lambda w: "/repositories/new", _new_repo), _signed_in(303, 401))
+row("GET", "/orgs/new", _get(lambda w: "/orgs/new"), _signed_in(200, 303))
+row(
+    "POST",
+    "/orgs/new",
+    _post(lambda w: "/orgs/new", lambda w, p: {"name": f"o{uuid.uuid4().hex[:12]}"}),
+    _signed_in(303, 401),
+)
+# An organization's settings: its owners; every other signed-in user may see the organization (403), visitors are
+# sent to sign in (GET) or refused (a form).
+_ORG_OWNER = {p: 200 if p == OWNER else 403 if p in SIGNED_IN else 303 for p in PRINCIPALS}
+row("GET", "/orgs/{org}/settings", _get(lambda w: f"/orgs/{w.org}/settings"), _ORG_OWNER)
+row(
+    "POST",
+    "/orgs/{org}/settings",
+    _post(
+        lambda w: f"/orgs/{w.org}/settings",
+        lambda w, p: {"action": "set_role", "username": w.users[OWNER], "role": "owner"},
+    ),
+    {p: 303 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
+)

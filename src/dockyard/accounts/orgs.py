@@ -104,6 +104,12 @@ class OrgService:
         async with self._db.read() as conn:
             return org_info(await require_org(conn, name))
 
+    async def get_managed_org(self, name: str, *, actor: Principal) -> OrgInfo:
+        """An organization's profile for its management pages: raises ``Denied`` unless ``actor`` owns it (the
+        authorizer's namespace rule: owners manage members, teams and grants)."""
+        async with self._db.read() as conn:
+            return org_info(await require_org_owner(conn, actor, name))
+
     async def update_org(
         self,
         name: str,

@@ -29,7 +29,7 @@ from dockyard.errors import (
     Unauthorized,
     Unsupported,
 )
-from dockyard.http.web import diff, explore, files, repository, scans, settings, signin, webhooks
+from dockyard.http.web import access, diff, explore, files, orgs, repository, scans, settings, signin, webhooks
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.render import page
 from dockyard.http.web.services import WebServices
@@ -40,6 +40,8 @@ STATIC = Path(__file__).parent / "static"
 ROUTES: list[BaseRoute] = [
     Route("/", explore.home, methods=["GET"], name="home"),
     Route("/u/{user}", explore.user_page, methods=["GET"], name="user"),
+    Route("/orgs/new", orgs.new_org_form, methods=["GET"], name="org_new"),
+    Route("/orgs/new", orgs.create_org, methods=["POST"], name="org_new_post"),
     Route("/orgs/{org}", explore.org_page, methods=["GET"], name="org"),
     Route("/_/{repo}", repository.library_page, methods=["GET"], name="library"),
     Route("/_/{repo}/tags", repository.library_tags, methods=["GET"], name="library_tags"),
@@ -64,6 +66,12 @@ ROUTES: list[BaseRoute] = [
         methods=["POST"],
         name="webhook_redeliver",
     ),
+    Route("/r/{ns}/{repo}/access", access.repo_access, methods=["GET"], name="repo_access"),
+    Route("/r/{ns}/{repo}/access", access.save_repo_access, methods=["POST"], name="repo_access_post"),
+    Route("/repositories/new", access.new_repo_form, methods=["GET"], name="repo_new"),
+    Route("/repositories/new", access.create_repo, methods=["POST"], name="repo_new_post"),
+    Route("/orgs/{org}/settings", orgs.org_settings, methods=["GET"], name="org_settings"),
+    Route("/orgs/{org}/settings", orgs.save_org_settings, methods=["POST"], name="org_settings_post"),
     Route("/settings/tokens", settings.tokens_page, methods=["GET"], name="tokens"),
     Route("/settings/tokens", settings.create_token, methods=["POST"], name="tokens_post"),
     Route("/settings/tokens/{uuid}/revoke", settings.revoke_token, methods=["POST"], name="token_revoke"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.accounts.access_tokens import AccessTokenService
+from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
@@ -36,6 +37,7 @@ class WebServices:
     files: ImageFiles
     access_tokens: AccessTokenService
     webhooks: WebhookService
+    collaborators: CollaboratorService
     inventory: InventoryService
     reports: VulnerabilityReports
 
