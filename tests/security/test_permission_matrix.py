@@ -21,6 +21,7 @@ from dockyard.http.web.app import web_app
 from tests.security.rows_api import ROWS as API_ROWS
 from tests.security.rows_files import ROWS as FILES_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
+from tests.security.rows_proxies import ROWS as PROXY_ROWS
 from tests.security.rows_sbom import ROWS as SBOM_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_vulns import ROWS as VULN_ROWS
@@ -32,7 +33,17 @@ from tests.support.app_server import AppServer
 
 pytestmark = pytest.mark.embedded_only
 
-ROWS = {**OCI_ROWS, **API_ROWS, **FILES_ROWS, **SBOM_ROWS, **WEBHOOK_ROWS, **TRUST_ROWS, **VULN_ROWS, **WEB_ROWS}
+ROWS = {
+    **OCI_ROWS,
+    **API_ROWS,
+    **FILES_ROWS,
+    **SBOM_ROWS,
+    **WEBHOOK_ROWS,
+    **TRUST_ROWS,
+    **VULN_ROWS,
+    **PROXY_ROWS,
+    **WEB_ROWS,
+}
 
 
 def served_routes() -> set[tuple[str, str]]:

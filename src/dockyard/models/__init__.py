@@ -22,6 +22,7 @@ from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInvento
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
 from dockyard.models.maintenance import MaintenanceLease
+from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
 from dockyard.models.vulns import (
@@ -57,6 +58,9 @@ __all__ = [
     "ManifestReference",
     "NamespaceSigningKey",
     "OrgMember",
+    "Proxy",
+    "ProxyFetch",
+    "ProxyTagCheck",
     "RefreshToken",
     "Repository",
     "RepositoryBlob",

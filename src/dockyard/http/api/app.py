@@ -18,6 +18,7 @@ from dockyard.http.api.routes import (
     collaborators,
     files,
     orgs,
+    proxies,
     repositories,
     robots,
     sbom,
@@ -50,6 +51,7 @@ ROUTE_MODULES = (
     webhooks,
     trust,
     vulns,
+    proxies,
     search,
 )
 

@@ -30,6 +30,7 @@ from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
 from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
+from dockyard.proxy.manage import ProxyService
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.pulls import PullRecorder
@@ -70,6 +71,7 @@ class ApiServices:
     gate: VulnerabilityGate
     reports: VulnerabilityReports
     inventory: InventoryService
+    proxies: ProxyService
 
 
 def services(request: Request) -> ApiServices:

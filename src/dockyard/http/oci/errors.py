@@ -111,6 +111,8 @@ def from_domain(exc: e.DomainError) -> OCIError:
         return OCIError("UNAUTHORIZED", exc.message, exc.detail)
     if isinstance(exc, e.RateLimited):
         return OCIError("TOOMANYREQUESTS", exc.message, exc.detail, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, e.Unavailable):
+        return OCIError("UNKNOWN", exc.message, exc.detail, status=503)
     return OCIError("UNKNOWN")
 
 
