@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, insert, select
 
 from dockyard.accounts.common import require_superuser
 from dockyard.auth.secrets import SecretBox
@@ -23,7 +23,7 @@ from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, Proxy
+from dockyard.models import Account, Proxy, ProxyTagCheck
 from dockyard.models.base import utcnow
 
 CACHE_SECONDS = 2.0
@@ -149,18 +149,6 @@ class ProxyService:
             )
             return _view((await conn.execute(_ROWS.where(Proxy.namespace == namespace))).one())
 
-    async def update_ttl(self, actor: Principal, namespace: str, tag_ttl_seconds: int) -> ProxyView:
-        require_superuser(actor, "configure proxies")
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                update(Proxy)
-                .where(Proxy.namespace == namespace)
-                .values(tag_ttl_seconds=tag_ttl_seconds, updated_at=utcnow())
-            )
-            if result.rowcount == 0:
-                raise NotFound("account", "this namespace is not a proxy", {"namespace": namespace})
-            return _view((await conn.execute(_ROWS.where(Proxy.namespace == namespace))).one())
-
     async def list(self, actor: Principal) -> builtins.list[ProxyView]:
         require_superuser(actor, "list proxies")
         async with self.db.read() as conn:
@@ -174,6 +162,8 @@ class ProxyService:
             result = await conn.execute(delete(Proxy).where(Proxy.namespace == namespace))
             if result.rowcount == 0:
                 raise NotFound("account", "this namespace is not a proxy", {"namespace": namespace})
+            cached_tags = ProxyTagCheck.repository.startswith(f"{namespace}/", autoescape=True)
+            await conn.execute(delete(ProxyTagCheck).where(cached_tags))
             await record_audit(
                 conn, namespace, "proxy.delete", actor=actor.audit_name, target=namespace, source_ip=source_ip
             )
