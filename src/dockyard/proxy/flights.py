@@ -65,7 +65,7 @@ class Flight:
     done: asyncio.Future[None]  # stored (or the fetch failed)
     subscribers: list[_Subscriber] = field(default_factory=list)
     started: bool = False  # the first byte went out: later clients wait for the stored blob
-    drained: asyncio.Condition = field(default_factory=asyncio.Condition)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)  # a client took a chunk or left
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +148,14 @@ class BlobFlights:
     def _leave(self, flight: Flight, subscriber: _Subscriber) -> None:
         with contextlib.suppress(ValueError):
             flight.subscribers.remove(subscriber)
+        flight.progress.set()  # without an await: this runs in cancelled responses too
 
     async def _receive(self, flight: Flight, subscriber: _Subscriber) -> AsyncIterator[bytes]:
         held: bytes | None = None
         try:
             while True:
                 chunk = await subscriber.queue.get()
-                async with flight.drained:
-                    flight.drained.notify_all()
+                flight.progress.set()
                 if chunk is None:
                     break
                 if held is not None:
@@ -170,23 +170,22 @@ class BlobFlights:
             self._leave(flight, subscriber)
 
     async def _broadcast(self, flight: Flight, chunk: bytes) -> None:
+        """Queue ``chunk`` for every client, first waiting (up to ``SLOW_CLIENT_SECONDS``) for those whose queue
+        is full; whoever is still full then is dropped."""
         flight.started = True
-        behind = [s for s in flight.subscribers if s.queue.qsize() >= QUEUE_CHUNKS]
-        if behind:
-            try:
-                async with flight.drained:
-                    await asyncio.wait_for(
-                        flight.drained.wait_for(
-                            lambda: all(s.queue.qsize() < QUEUE_CHUNKS or s not in flight.subscribers for s in behind)
-                        ),
-                        SLOW_CLIENT_SECONDS,
-                    )
-            except TimeoutError:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SLOW_CLIENT_SECONDS
+        while behind := [s for s in flight.subscribers if s.queue.qsize() >= QUEUE_CHUNKS]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 for subscriber in behind:
-                    if subscriber.queue.qsize() >= QUEUE_CHUNKS:
-                        subscriber.dropped = True
-                        self._leave(flight, subscriber)
-                        subscriber.queue.put_nowait(None)
+                    subscriber.dropped = True
+                    self._leave(flight, subscriber)
+                    subscriber.queue.put_nowait(None)
+                break
+            flight.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flight.progress.wait(), remaining)
         for subscriber in flight.subscribers:
             subscriber.queue.put_nowait(chunk)
 
