@@ -40,7 +40,6 @@ def busybox() -> Path:
 
 def test_multiarch_pull_through_then_served_locally(
     skopeo: Tool,
-    tools: object,
     reference: ReferenceRegistry,
     dockyard: DockyardServer,
     make_proxy: MakeProxy,
