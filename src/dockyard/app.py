@@ -53,6 +53,12 @@ from dockyard.jobs.runner import JobRunner
 from dockyard.layers.service import ImageFiles
 from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
+from dockyard.proxy.cache import ProxyCache
+from dockyard.proxy.flights import BlobFlights
+from dockyard.proxy.manage import ProxyDirectory, ProxyService
+from dockyard.proxy.mirror import MirrorRouter
+from dockyard.proxy.policy import TagChecks
+from dockyard.proxy.upstream import UpstreamClient
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import GarbageCollector, GCReport
@@ -234,6 +240,16 @@ def create_app(settings: Settings) -> DockyardApp:
         reports = VulnerabilityReports(db, scanner)
         access_tokens = AccessTokenService(db, settings)
         webhooks = WebhookService(db, SecretBox(settings.secret_key))
+        upstreams = UpstreamClient(settings.proxy_upstream_timeout_seconds)
+        app.state.proxy = ProxyCache(  # pulls of a proxy namespace's repositories (dockyard.proxy)
+            registry,
+            ProxyDirectory(db, SecretBox(settings.secret_key)),
+            upstreams,
+            BlobFlights(db, registry.uploads, upstreams, settings.proxy_fetch_lease_seconds),
+            TagChecks(db),
+        )
+        app.state.mirror = MirrorRouter(db, settings.mirror_namespace)  # docker.io names → the mirror's namespace
+        proxies = ProxyService(db, SecretBox(settings.secret_key))
 
         def hub_api() -> ASGIApp:
             from dockyard.http.api.app import api_app
@@ -260,6 +276,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     pulls=pulls,
                     files=files,
                     inventory=inventory,
+                    proxies=proxies,
                     vulns=VulnSettingsService(db),
                     gate=gate,
                     reports=reports,
@@ -314,6 +331,7 @@ def create_app(settings: Settings) -> DockyardApp:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await pulls.flush()  # run() flushes when cancelled; this catches anything counted since
+            await upstreams.aclose()
             await store.close()
             await db.close()
 

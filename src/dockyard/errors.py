@@ -43,6 +43,7 @@ Subject = Literal[
     "allowlist",
     "quota",
     "retention",
+    "upstream",
 ]
 
 
@@ -116,3 +117,7 @@ class RateLimited(DomainError):
     def __init__(self, subject: Subject, message: str, detail: Any = None, *, retry_after: int = 60) -> None:
         super().__init__(subject, message, detail)
         self.retry_after = retry_after
+
+
+class Unavailable(DomainError):
+    """Something this request depends on (an upstream registry) cannot answer now; trying later may work."""

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     jobs_backoff_base_seconds: float = Field(default=2.0, gt=0)  # retry delay: full jitter over base·2^(n-1)…
     jobs_backoff_cap_seconds: float = Field(default=3600.0, gt=0)  # …capped here
     jobs_handler_modules: list[str] = Field(default_factory=list)  # extra modules registering handlers (plugins)
+    # Pull-through cache (dockyard.proxy; docs/proxy-and-replication.md). mirror_namespace: the proxy namespace
+    # that serves docker.io when Dockyard is a registry mirror (a pull of a name no local account owns, or of a
+    # `library/` repository not stored locally, is served from it); "": no mirror mode.
+    mirror_namespace: str = ""
+    proxy_upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=600)  # connect/read wait on an upstream
+    proxy_fetch_lease_seconds: int = Field(default=30, ge=3, le=3600)  # a dead fetcher's blob is fetched again after
     # Index the layers of every pushed image in the background (dockyard.layers); else on first look inside
     layer_index_on_push: bool = True
     # Compute the SBOM inventory of every pushed image in the background (dockyard.inventory); else on first request

@@ -23,6 +23,7 @@ from tests.security.rows_files import ROWS as FILES_ROWS
 from tests.security.rows_immutability import ROWS as IMMUTABILITY_ROWS
 from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
+from tests.security.rows_proxies import ROWS as PROXY_ROWS
 from tests.security.rows_sbom import ROWS as SBOM_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_vulns import ROWS as VULN_ROWS
@@ -45,6 +46,7 @@ ROWS = {
     **LIFECYCLE_ROWS,
     **WEB_ROWS,
     **IMMUTABILITY_ROWS,
+    **PROXY_ROWS,
 }
 
 

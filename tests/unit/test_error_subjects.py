@@ -24,6 +24,7 @@ API_STATUS: dict[type[e.DomainError], int] = {
     e.Denied: 403,
     e.Unauthorized: 401,
     e.RateLimited: 429,
+    e.Unavailable: 503,
 }
 OCI_STATUS = {**API_STATUS, e.Unsupported: 405}
 SUBJECTS: tuple[str, ...] = get_args(e.Subject)

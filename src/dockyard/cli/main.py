@@ -42,6 +42,7 @@ _ADMIN_GROUPS = {
     "key": "dockyard.cli.keygen:key",
     "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
+    "proxy": "dockyard.cli.proxies:proxy",
     "trust": "dockyard.cli.trust:trust",
     "vulndb": "dockyard.cli.vulns:vulndb",
     "quota": "dockyard.cli.lifecycle:quota",

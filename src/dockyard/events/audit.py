@@ -73,6 +73,8 @@ ACTION_DESCRIPTIONS = {
     "vulnerability.vex.add": "uploaded a VEX document",
     "vulnerability.vex.remove": "removed a VEX document",
     "webhook.create": "created a webhook",
+    "proxy.create": "made the namespace a proxy of an upstream registry",
+    "proxy.delete": "stopped proxying an upstream registry",
     "webhook.update": "changed a webhook",
     "webhook.delete": "deleted a webhook",
     "webhook.redeliver": "redelivered a webhook delivery",

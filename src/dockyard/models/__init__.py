@@ -30,6 +30,7 @@ from dockyard.models.lifecycle import (
     RetentionRun,
 )
 from dockyard.models.maintenance import MaintenanceLease
+from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
 from dockyard.models.vulns import (
@@ -68,6 +69,9 @@ __all__ = [
     "NamespaceSigningKey",
     "NamespaceUsage",
     "OrgMember",
+    "Proxy",
+    "ProxyFetch",
+    "ProxyTagCheck",
     "PullRateCount",
     "RefreshToken",
     "Repository",

@@ -20,11 +20,11 @@ from dockyard.db.engine import await_in_unit
 from dockyard.db.statements import insert_ignore_sync
 from dockyard.errors import Conflict, NotFound, QuotaExceeded
 from dockyard.events.outbox import BLOB_DELETED, BLOB_MOUNTED, BLOB_UPLOADED, event_row, record_event, record_events
-from dockyard.models import Blob, Manifest, Repository, RepositoryBlob, Upload
+from dockyard.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.quotas import count_link, record_refusal, record_warnings, release_links
-from dockyard.registry.repositories import ensure_repository_sync, find_repository
+from dockyard.registry.repositories import ensure_repository_sync, find_repository, find_repository_sync
 from dockyard.storage.base import ObjectMissing, StorageError
 
 log = logging.getLogger("dockyard.registry")
@@ -309,6 +309,38 @@ class BlobService:
         except QuotaExceeded as exc:
             await record_refusal(self.ctx.db, exc, repository=name, actor=actor)
             raise
+
+    async def adopt(self, name: str, digest: str, *, referenced: bool) -> int | None:
+        """Link stored blob ``digest`` into ``name`` without copying, for a pull-through cache that knows the
+        upstream repository holds it. With ``referenced`` only if a manifest of ``name`` names it (so a cache never
+        hands out a blob its repository was not shown). Returns the size, or None (not stored, not referenced)."""
+        settings = self.ctx.settings
+
+        def work(conn: Connection) -> int | None:
+            size = conn.execute(select(Blob.size).where(Blob.digest == digest)).scalar_one_or_none()
+            if size is None:
+                return None
+            repo_id = find_repository_sync(conn, name)
+            if referenced:
+                if repo_id is None:
+                    return None
+                named = conn.execute(
+                    select(ManifestReference.digest)
+                    .join(Manifest, Manifest.id == ManifestReference.manifest_id)
+                    .where(Manifest.repository_id == repo_id, ManifestReference.digest == digest)
+                    .limit(1)
+                ).first()
+                if named is None:
+                    return None
+            if repo_id is None:
+                repo_id = ensure_repository_sync(
+                    conn, name, None, default_private=settings.default_private, open_server=settings.open
+                )
+            hold_blob(conn, digest, int(size))
+            link_blob(conn, repo_id, digest)
+            return int(size)
+
+        return await self.ctx.db.run_unit(work)
 
     async def unlink(self, name: str, digest: Digest, actor: str | None = None) -> None:
         """DELETE of a blob: the repository stops serving it; storage is reclaimed by garbage collection."""

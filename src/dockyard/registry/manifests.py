@@ -168,8 +168,12 @@ class ManifestService:
         tags: tuple[str, ...] = (),
         actor: str | None = None,
         source_ip: str = "",
+        *,
+        require_references: bool = True,
     ) -> PushResult:
-        """Validate and store a manifest; tag it with ``reference`` (if a tag) and ``tags``."""
+        """Validate and store a manifest; tag it with ``reference`` (if a tag) and ``tags``. A pull-through cache
+        stores what its upstream served without ``require_references``: the blobs and child manifests a cached
+        manifest names are fetched when they are first pulled."""
         parsed = parse_manifest(body, content_type)
         if ":" in reference:
             wanted = Digest.parse(reference)
@@ -203,7 +207,7 @@ class ManifestService:
                 )
             else:
                 repo_id = int(row.id)
-            missing = _missing(conn, repo_id, parsed)
+            missing = _missing(conn, repo_id, parsed) if require_references else []
             if missing:
                 raise Invalid("manifest_blob", "manifest references a manifest or blob unknown to registry", missing)
             manifest_id, new = _store(conn, repo_id, digest, body, parsed)

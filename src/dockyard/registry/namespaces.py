@@ -30,6 +30,7 @@ from dockyard.models import (
     NamespaceSigningKey,
     NamespaceUsage,
     OrgMember,
+    Proxy,
     Repository,
     ReservedName,
     RetentionPolicy,
@@ -60,6 +61,7 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     NamespaceUsage.namespace,
     RetentionPolicy.namespace,
     ImmutabilityRule.namespace,
+    Proxy.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
 _PURGED = (
@@ -76,6 +78,7 @@ _PURGED = (
     RetentionPolicy,
     RetentionRun,
     ImmutabilityRule,
+    Proxy,
 )
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"
@@ -234,7 +237,7 @@ async def purge_namespace(conn: AsyncConnection, namespace: str) -> None:
     """Delete, in ``conn``'s transaction, every namespace-keyed row but the repositories (which the caller deletes
     first, with ``registry.repositories.delete_repositories``) and the audit log (``retire_name`` archives it):
     webhooks (their deliveries and attempts go by cascade), trusted keys and identities, trust policies and the
-    managed signing key, vulnerability policies, allowlists and VEX statements."""
+    managed signing key, vulnerability policies, allowlists and VEX statements, and the namespace's proxy setting."""
     for model in _PURGED:
         await conn.execute(delete(model).where(model.namespace == namespace))
 

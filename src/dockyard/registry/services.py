@@ -33,5 +33,5 @@ class Registry:
             ManifestService(ctx),
             ListingService(ctx),
             GarbageCollector(ctx),
-            RegistryAccess(ctx.db),
+            RegistryAccess(ctx.db, default_private=ctx.settings.default_private),
         )

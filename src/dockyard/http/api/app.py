@@ -20,6 +20,7 @@ from dockyard.http.api.routes import (
     immutability,
     lifecycle,
     orgs,
+    proxies,
     repositories,
     robots,
     sbom,
@@ -54,6 +55,7 @@ ROUTE_MODULES = (
     trust,
     vulns,
     lifecycle,
+    proxies,
     search,
 )
 

@@ -30,6 +30,7 @@ from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
 from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
+from dockyard.proxy.manage import ProxyService
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
@@ -76,6 +77,7 @@ class ApiServices:
     quotas: QuotaService
     retention: RetentionService
     immutability: ImmutabilityService
+    proxies: ProxyService
 
 
 def services(request: Request) -> ApiServices:

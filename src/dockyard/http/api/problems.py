@@ -28,6 +28,7 @@ _STATUS: list[tuple[type[e.DomainError], int, str]] = [
     (e.Denied, 403, "Forbidden"),
     (e.Unauthorized, 401, "Unauthorized"),
     (e.RateLimited, 429, "Too Many Requests"),
+    (e.Unavailable, 503, "Service Unavailable"),
 ]
 
 

@@ -152,6 +152,8 @@ class RegistryGuard:
     async def authorize(self, request: Request, name: str, actions: tuple[str, ...]) -> Principal:
         """The caller if they may do ``actions`` on repository ``name``; else raise 401 or 403 as above."""
         if self.settings.open:
+            if "push" in actions and await self.access.is_proxy(name):  # a cache: nobody pushes, open or not
+                raise await self.refusal(name, frozenset(actions))
             return OPEN
         scope = f"repository:{name}:{','.join(actions)}"
         credentials = parse_authorization(request.headers.get("authorization", ""))

@@ -13,7 +13,9 @@ from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, digest_param, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.policies import VULNERABILITY_HEADER, check_policies, manifest_behind_blob
+from dockyard.http.oci.proxying import upstream_of
 from dockyard.http.oci.trust import VERIFIED_HEADER
+from dockyard.proxy.flights import Teed
 from dockyard.registry.blobs import File, Redirect
 from dockyard.registry.manifests import StoredManifest
 
@@ -31,13 +33,29 @@ class _WholeFileResponse(FileResponse):
         await super().__call__({**scope, "headers": headers}, receive, send)
 
 
+def _teed(teed: Teed, digest: str) -> Response:
+    """A blob arriving from a proxy's upstream, sent while it is stored (the whole blob: a Range is ignored)."""
+    headers = {"Docker-Content-Digest": digest, "ETag": f'"{digest}"', "Accept-Ranges": "bytes", **API_VERSION}
+    if teed.size is not None:
+        headers["Content-Length"] = str(teed.size)
+    return StreamingResponse(teed.chunks, 200, headers, OCTET)
+
+
 @requires("pull")
 async def get_blob(request: Request) -> Response:
     name = repo_name(request)
     digest = digest_param(request.path_params["digest"])
     reg = registry(request)
-    info = await reg.blobs.stat(name, digest)
     head = request.method == "HEAD"
+    proxied = await upstream_of(request, name)
+    if proxied is not None:
+        cache, upstream = proxied
+        found = await cache.blob(upstream, name, digest, head=head)
+        if isinstance(found, Teed):
+            return _teed(found, str(digest))
+        info = found
+    else:
+        info = await reg.blobs.stat(name, digest)
     headers = {
         "Docker-Content-Digest": info.digest,
         "ETag": f'"{info.digest}"',

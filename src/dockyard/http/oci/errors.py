@@ -35,6 +35,7 @@ CODES: dict[str, tuple[int, str]] = {
     "TOOMANYREQUESTS": (429, "too many requests"),
     "RANGE_INVALID": (416, "invalid content range"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
+    "UNAVAILABLE": (503, "service unavailable"),  # distribution's code: here, a proxy's upstream is down
     "UNKNOWN": (500, "unknown error"),
 }
 
@@ -111,6 +112,8 @@ def from_domain(exc: e.DomainError) -> OCIError:
         return OCIError("UNAUTHORIZED", exc.message, exc.detail)
     if isinstance(exc, e.RateLimited):
         return OCIError("TOOMANYREQUESTS", exc.message, exc.detail, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, e.Unavailable):
+        return OCIError("UNAVAILABLE", exc.message, exc.detail)
     return OCIError("UNKNOWN")
 
 

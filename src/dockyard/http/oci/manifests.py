@@ -14,6 +14,7 @@ from dockyard.http.oci.auth import principal, requires
 from dockyard.http.oci.base import API_VERSION, body_stream, manifest_location, registry, repo_name
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.policies import check_policies
+from dockyard.http.oci.proxying import STALE_WARNING, upstream_of
 from dockyard.repos.ratelimits import PullRateLimiter
 
 MAX_TAGS_PER_PUT = 100
@@ -76,7 +77,14 @@ async def get_manifest(request: Request) -> Response:
     name = repo_name(request)
     reference = _lookup_reference(request)
     limits = _rate_limit(request)
-    manifest = await registry(request).manifests.get(name, reference)
+    stale = False
+    proxied = await upstream_of(request, name)
+    if proxied is not None:
+        cache, upstream = proxied
+        cached = await cache.manifest(upstream, name, reference)
+        manifest, stale = cached.manifest, cached.stale
+    else:
+        manifest = await registry(request).manifests.get(name, reference)
     accepted = _accepted(request)
     if accepted is not None and manifest.media_type not in accepted and manifest.media_type in mt.INDEXES:
         # A client that cannot read an index must not be handed one (distribution does the same).
@@ -86,6 +94,8 @@ async def get_manifest(request: Request) -> Response:
             {"reference": reference, "mediaType": manifest.media_type},
         )
     headers = {"Docker-Content-Digest": manifest.digest, "ETag": f'"{manifest.digest}"', **API_VERSION, **limits}
+    if stale:
+        headers["Warning"] = STALE_WARNING
     await check_policies(request, name, reference, manifest, headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(manifest.content))

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dockyard.errors import DomainError
 from dockyard.http.oci import blobs, listing, manifests, token, uploads
 from dockyard.http.oci.errors import OCIError, from_domain, render
+from dockyard.http.oci.proxying import MirrorPaths
 
 log = logging.getLogger("dockyard.http")
 
@@ -98,4 +99,4 @@ class OCIErrorBoundary:
 
 
 def oci_app() -> ASGIApp:
-    return OCIErrorBoundary(Router(routes=ROUTES))
+    return OCIErrorBoundary(MirrorPaths(Router(routes=ROUTES)))
