@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from dockyard.cli.common import Operator, jsonable, opened_store, operator_command, print_fields, print_table
+from dockyard.cli.common import Group, Operator, jsonable, opened_store, operator_command, print_fields, print_table
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
 from dockyard.registry.context import RegistryContext
@@ -19,7 +19,7 @@ from dockyard.vulns.tasks import inventory_source
 from dockyard.vulns.vulndb import ImportResult, VulnDatabase
 
 
-@click.group()
+@click.group(cls=Group)
 def vulndb() -> None:
     """The vulnerability database (OSV data): import files, directories or all.zip exports; show its status."""
 

@@ -10,6 +10,7 @@ import click
 
 from dockyard.auth.secrets import SecretBox
 from dockyard.cli.common import (
+    Group,
     Operator,
     every_page,
     operator_command,
@@ -60,7 +61,7 @@ def _print_webhook(hook: WebhookView) -> None:
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def webhook() -> None:
     """Webhooks: HTTP callbacks on pushes, deletions and other events of a namespace or a repository."""
 
@@ -72,7 +73,14 @@ def webhook() -> None:
 @click.option(
     "--event", "events", multiple=True, metavar="EVENT", help="An event to deliver (repeatable; default push)."
 )
-@click.option("--format", "payload_format", type=click.Choice(PAYLOAD_FORMATS), default="dockerhub", show_default=True)
+@click.option(
+    "--format",
+    "payload_format",
+    type=click.Choice(PAYLOAD_FORMATS),
+    default="dockerhub",
+    show_default=True,
+    help="The payload format the receiver expects (docs/webhooks.md).",
+)
 @click.option("--tag-filter", default=None, metavar="GLOB", help="Only tags matching this glob (e.g. 'v*').")
 @click.option("--auth-header", default=None, metavar='"NAME: VALUE"', help="A header sent with every delivery.")
 @click.option("--after", default=None, metavar="UUID", help="Fire only after this webhook's callback says success.")
@@ -167,7 +175,9 @@ def webhook_test(op: Operator, webhook_id: str) -> None:
 
 @operator_command(webhook, "deliveries")
 @click.argument("webhook_id", metavar="UUID")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=20, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=20, show_default=True, help="How many, newest first."
+)
 def webhook_deliveries(op: Operator, webhook_id: str, limit: int) -> None:
     """The webhook's latest deliveries, newest first."""
 
