@@ -89,6 +89,7 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go to dockyard.logs' JSON handler (configure_logging), not its own
         access_log=False,
         loop="uvloop",
         http=HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
