@@ -94,7 +94,8 @@ class ObservabilityMiddleware:
         start = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        route = route_label(scope["path"]) if self.surface == "oci" else ""
+        path: str = scope["path"]  # as asked (a surface may normalise the scope's, e.g. a trailing slash)
+        route = route_label(path) if self.surface == "oci" else ""
         method = scope["method"]
         status = 500
         received = 0
@@ -143,7 +144,7 @@ class ObservabilityMiddleware:
                         FIELDS: {
                             "request_id": request_id,
                             "method": method,
-                            "path": scope["path"][:512],
+                            "path": path[:512],
                             "route": route,
                             "status": status,
                             "bytes_in": received,
