@@ -135,9 +135,10 @@ async def opened_store(settings: Settings) -> AsyncIterator[BlobStore]:
         await store.close()
 
 
-def operator_command(group: click.Group, name: str | None = None, **attrs: Any) -> Callable[[F], click.Command]:
-    """Register ``function(op: Operator, **arguments)`` on ``group`` with the shared options (``--config``,
-    ``--data-dir``, ``--json``, ``--init``) and JSON errors."""
+def operator_command(group: click.Group | None, name: str | None = None, **attrs: Any) -> Callable[[F], click.Command]:
+    """Register ``function(op: Operator, **arguments)`` on ``group`` (None: a top-level command, listed in
+    ``cli/main.py``) with the shared options (``--config``, ``--data-dir``, ``--json``, ``--init``) and JSON
+    errors."""
 
     def decorate(function: F) -> click.Command:
         @functools.wraps(function)
@@ -147,6 +148,8 @@ def operator_command(group: click.Group, name: str | None = None, **attrs: Any) 
             function(Operator(settings, as_json, init=init), **kwargs)
 
         command = init_option(json_option(settings_options(command)))
+        if group is None:
+            return click.command(name, cls=JsonCommand, **attrs)(command)
         return group.command(name, cls=JsonCommand, **attrs)(command)
 
     return decorate

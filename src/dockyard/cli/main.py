@@ -40,7 +40,10 @@ _ADMIN_GROUPS = {
     "team": "dockyard.cli.accounts:team",
     "robot": "dockyard.cli.access:robot",
     "token": "dockyard.cli.access:token",
-    "repo": "dockyard.cli.access:repo",
+    "repo": "dockyard.cli.content:repo",  # the group of cli/access.py, with content.py's list and delete
+    "tag": "dockyard.cli.content:tag",
+    "audit": "dockyard.cli.content:audit",
+    "whoami": "dockyard.cli.content:whoami",
     "token-key": "dockyard.cli.token_keys:token_key",
     "key": "dockyard.cli.keygen:key",
     "sign": "dockyard.cli.sign:sign",

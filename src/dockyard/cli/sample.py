@@ -67,7 +67,7 @@ async def push(op: Operator, db: Database, image: SampleImage, name: str, tag: s
         await store.close()
 
 
-@operator_command(click.Group(), "sample-image")
+@operator_command(None, "sample-image")
 @click.option(
     "--output",
     type=click.Path(path_type=Path, file_okay=False),
