@@ -12,8 +12,6 @@ import pytest
 from tests.support.app_server import AppServer
 from tests.support.oci import push_image, unique_name
 
-pytestmark = pytest.mark.embedded_only  # the labels are the same on both backends
-
 
 @pytest.fixture(scope="module")
 def server(secure_server: AppServer) -> Iterator[httpx.Client]:
