@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: help run test coverage lint typecheck bench system-deps venv dev clean
+.PHONY: help run install test coverage lint typecheck bench system-deps venv dev clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,11 @@ venv: $(UV) ## Create .venv and install Dockyard from the lock file
 
 run: venv ## Install and start Dockyard on http://127.0.0.1:5000 (SQLite + files under ./data)
 	$(VENV)/bin/dockyard serve
+
+install: venv ## Put `dockyard` on the PATH: a link in ~/.local/bin to .venv/bin/dockyard
+	mkdir -p $(HOME)/.local/bin
+	ln -sf $(CURDIR)/$(VENV)/bin/dockyard $(HOME)/.local/bin/dockyard
+	@echo "linked $(HOME)/.local/bin/dockyard -> $(CURDIR)/$(VENV)/bin/dockyard (is ~/.local/bin on your PATH?)"
 
 system-deps: ## Install the system tools the tests use (apt-get, when root)
 	bash scripts/install-system-deps.sh

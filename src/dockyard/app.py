@@ -40,7 +40,8 @@ from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
 from dockyard.http.lazy import LazyApp
 from dockyard.http.limits import Render, RequestLimits, blob_or_manifest_write
-from dockyard.http.middleware import Metrics, ObservabilityMiddleware, SecurityHeadersMiddleware
+from dockyard.http.metrics import Metrics
+from dockyard.http.middleware import ObservabilityMiddleware, SecurityHeadersMiddleware
 from dockyard.http.oci.auth import RegistryGuard
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
@@ -49,7 +50,7 @@ from dockyard.http.proxies import TrustedProxies, resolve_client
 from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
-from dockyard.jobs.runner import JobRunner
+from dockyard.jobs.runner import JobRunner, OutcomeObserver
 from dockyard.layers.service import ImageFiles
 from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
@@ -79,6 +80,7 @@ from dockyard.startup import prepare_data_dir as prepare_data_dir
 from dockyard.startup import resolve_secret_key as resolve_secret_key
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store
+from dockyard.storage.observed import ObservedBlobStore
 from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService
 from dockyard.trust.reverify import SignatureSubscriber
@@ -173,11 +175,14 @@ async def background_work(
     stop_grace: float = 30.0,
     on_gc: Callable[[GCReport], None] | None = None,
     vulns_observer: ScanObserver | None = None,
+    on_job_finished: OutcomeObserver | None = None,
 ) -> AsyncIterator[JobRunner]:
     """Run the job runner (every handler of ``dockyard.jobs.registry``, and ``periodic_jobs``) and the event bus
     (``event_subscribers``; it wakes the runner after dispatching) until the context exits. Yields the runner."""
     periodic = periodic_jobs(db, store, settings, on_gc=on_gc, vulns_observer=vulns_observer)
-    async with running_jobs(db, store, settings, stop_grace=stop_grace, periodic=periodic) as runner:
+    async with running_jobs(
+        db, store, settings, stop_grace=stop_grace, periodic=periodic, on_finished=on_job_finished
+    ) as runner:
         bus = OutboxDispatcher(
             db,
             event_subscribers(db, store, settings),
@@ -208,7 +213,10 @@ def create_app(settings: Settings) -> DockyardApp:
             pool_size=settings.db_pool_size,
             sqlite_synchronous=settings.sqlite_synchronous.upper(),
         )
-        store = open_blob_store(settings.effective_storage_url, fsync=settings.fsync)
+        db.observe_statements(metrics.statement_executed)
+        store = ObservedBlobStore(
+            open_blob_store(settings.effective_storage_url, fsync=settings.fsync), metrics.storage_operation
+        )
         ctx = RegistryContext(db=db, store=store, settings=settings)
         registry = Registry.build(ctx)
         app.state.registry = registry
@@ -322,7 +330,14 @@ def create_app(settings: Settings) -> DockyardApp:
                 # Background jobs (webhook deliveries, trust verification, GC, retention) and the event bus: every
                 # server process runs them; `dockyard worker` runs more without HTTP.
                 await jobs.enter_async_context(
-                    background_work(db, store, settings, on_gc=metrics.record_gc, vulns_observer=metrics)
+                    background_work(
+                        db,
+                        store,
+                        settings,
+                        on_gc=metrics.record_gc,
+                        vulns_observer=metrics,
+                        on_job_finished=metrics.job_finished,
+                    )
                 )
             yield
         finally:
@@ -376,10 +391,14 @@ class DockyardApp:
             return SecurityHeadersMiddleware(bounded)  # outermost, so refusals carry the headers too
 
         self._oci = ObservabilityMiddleware(
-            limited(oci, _oci_refusal, blob_or_manifest_write), metrics, log_requests=log_requests
+            limited(oci, _oci_refusal, blob_or_manifest_write), metrics, surface="oci", log_requests=log_requests
         )
-        self._api = ObservabilityMiddleware(limited(api, _problem_refusal), metrics, log_requests=log_requests)
-        self._other = ObservabilityMiddleware(limited(shell, _problem_refusal), metrics, log_requests=log_requests)
+        self._api = ObservabilityMiddleware(
+            limited(api, _problem_refusal), metrics, surface="api", log_requests=log_requests
+        )
+        self._other = ObservabilityMiddleware(
+            limited(shell, _problem_refusal), metrics, surface="web", log_requests=log_requests
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -242,14 +242,11 @@ def access_log(server: DockyardServer, repo: str) -> list[AccessRecord]:
     records: list[AccessRecord] = []
     prefix = f"/v2/{repo}/"
     for line in server.log_path.read_text(errors="replace").splitlines():
-        _, sep, payload = line.partition("dockyard.access ")
-        if not sep:
-            continue
         try:
-            doc = json.loads(payload)
+            doc = json.loads(line)
         except ValueError:
-            continue
-        if isinstance(doc, dict) and str(doc.get("path", "")).startswith(prefix):
+            continue  # the server's own output on stdout (what `dockyard serve` prints for people)
+        if isinstance(doc, dict) and doc.get("logger") == "dockyard.access" and str(doc["path"]).startswith(prefix):
             records.append(AccessRecord(doc["method"], doc["path"], int(doc["status"])))
     return records
 

@@ -54,12 +54,18 @@ class AuthObserver(Protocol):
 
     def login_throttled(self, reason: str) -> None: ...
 
+    def login_failed(self, credential: str) -> None:
+        """Credentials refused: ``password``, ``access_token``, ``robot_secret`` or ``malformed``."""
+
 
 class _Unobserved:
     def password_verified(self) -> None:
         pass
 
     def login_throttled(self, reason: str) -> None:
+        pass
+
+    def login_failed(self, credential: str) -> None:
         pass
 
 
@@ -78,21 +84,29 @@ class Authenticator:
         username = username.strip().lower()[:255]
         if not username.isprintable() or not secret.isprintable() or not secret or len(secret) > _MAX_SECRET:
             # No account name or secret has control characters (and PostgreSQL refuses NUL in text).
+            self._observer.login_failed("malformed")
             raise _unauthorized()
         if secret.startswith(PAT_PREFIX):
             principal = await self._with_access_token(username, secret)
             if principal is None:
+                self._observer.login_failed("access_token")
                 await self._failed(username, source_ip, None)
                 raise _unauthorized()
             return principal
         if ROBOT_SEPARATOR in username:
             principal = await self._with_robot_secret(username, secret)
             if principal is None:
+                self._observer.login_failed("robot_secret")
                 raise _unauthorized()
             return principal
         if not username:
+            self._observer.login_failed("malformed")
             raise _unauthorized()
-        return await self._with_password(username, secret, source_ip)
+        try:
+            return await self._with_password(username, secret, source_ip)
+        except Unauthorized:
+            self._observer.login_failed("password")
+            raise
 
     async def check_password(self, username: str, secret: str, source_ip: str = "") -> bool:
         """Whether ``secret`` is the user's current password, checked as a password login is: counted by the

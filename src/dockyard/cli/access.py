@@ -15,7 +15,7 @@ from dockyard.accounts.snapshots import RobotInfo, TokenInfo
 from dockyard.accounts.visibility import set_visibility
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import TOKEN_SCOPES
-from dockyard.cli.common import Operator, every_page, operator_command, print_fields, print_table, show_secret
+from dockyard.cli.common import Group, Operator, every_page, operator_command, print_fields, print_table, show_secret
 from dockyard.db.engine import Database
 from dockyard.errors import Invalid
 
@@ -65,7 +65,7 @@ def _print_robot(robot: RobotInfo) -> None:
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def robot() -> None:
     """Robot accounts of organizations (org+name) for CI and other machines."""
 
@@ -143,7 +143,7 @@ def robot_delete(op: Operator, org_name: str, name: str) -> None:
     op.emit({"org": org_name, "deleted": name}, lambda: click.echo(f"deleted robot {name} of {org_name}"))
 
 
-@click.group()
+@click.group(cls=Group)
 def token() -> None:
     """Personal access tokens of users."""
 
@@ -238,7 +238,7 @@ def token_revoke(op: Operator, username: str, uuid: str) -> None:
     op.emit(revoked, lambda: click.echo(f"revoked token {uuid} ({revoked.token_label}) of {username}"))
 
 
-@click.group()
+@click.group(cls=Group)
 def repo() -> None:
     """Repository settings."""
 

@@ -13,6 +13,7 @@ from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.authz.permissions import Level
 from dockyard.cli.common import (
+    Group,
     Operator,
     every_page,
     opened_store,
@@ -40,7 +41,7 @@ def _print_user(user: UserInfo) -> None:
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def user() -> None:
     """Users: create, list, disable, enable, delete, set passwords, revoke sessions."""
 
@@ -164,7 +165,7 @@ def user_revoke_sessions(op: Operator, name: str) -> None:
     op.emit({"user": name, "sessions_revoked": True}, lambda: click.echo(f"signed {name} out everywhere"))
 
 
-@click.group()
+@click.group(cls=Group)
 def org() -> None:
     """Organizations and their members."""
 
@@ -223,7 +224,13 @@ def org_members(op: Operator, name: str) -> None:
 @operator_command(org, "add-member")
 @click.argument("name")
 @click.argument("username")
-@click.option("--role", type=click.Choice(ORG_ROLES), default=MEMBER, show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice(ORG_ROLES),
+    default=MEMBER,
+    show_default=True,
+    help="Their role.",
+)
 def org_add_member(op: Operator, name: str, username: str, role: str) -> None:
     """Add a user to an organization."""
 
@@ -261,7 +268,7 @@ def org_remove_member(op: Operator, name: str, username: str) -> None:
     op.emit({"org": name, "removed": username}, lambda: click.echo(f"removed {username} from {name}"))
 
 
-@click.group()
+@click.group(cls=Group)
 def team() -> None:
     """Teams of an organization, their members and repository permissions."""
 

@@ -1,8 +1,16 @@
-"""What the administration commands share: the ``--config``/``--data-dir``/``--json`` options, running a service
-call against the (migrated) database as the server's operator, and printing results as tables or JSON.
+"""What the administration commands share: the ``--config``/``--data-dir``/``--json``/``--init`` options, finding
+the server's database (never creating one by accident), running a service call against it as the server's
+operator, and printing results as tables or JSON — errors included.
 
 The commands act as the *open* principal: whoever can run ``dockyard`` on the server machine with access to its
-data directory or database is the site operator. Domain errors become a one-line ``Error: …`` and exit status 1.
+data directory or database is the site operator. Domain errors become a one-line ``Error: …`` and exit status 1;
+with ``--json`` every error (usage errors too) is ``{"error": {"code", "message", "detail"}}`` on standard output
+and the same exit status.
+
+A new command gets all of this from one decorator: ``@operator_command(group, "name")`` for a command that works
+on the server's data (``function(op: Operator, **arguments)``), or ``@json_command(group, "name")`` plus
+``@json_option`` for one that does not; groups are created with ``@click.group(cls=Group)`` so that their
+commands render errors the same way.
 """
 
 from __future__ import annotations
@@ -24,9 +32,13 @@ from rich.console import Console
 from rich.table import Table
 
 from dockyard.authz.principal import OPEN, Principal
+from dockyard.cli.output import Group as Group
+from dockyard.cli.output import JsonCommand, init_option, json_option, settings_options
+from dockyard.cli.output import describe_error as describe_error
+from dockyard.cli.output import json_command as json_command
+from dockyard.cli.output import jsonable as jsonable
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
-from dockyard.errors import DomainError
 from dockyard.logs import configure_logging
 from dockyard.repos.access import full_name
 from dockyard.settings import Settings, SettingsError, load_settings
@@ -36,6 +48,45 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def load_cli_settings(config: Path | None, data_dir: Path | None) -> Settings:
+    try:
+        return load_settings(config, data_dir=data_dir)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def where(settings: Settings) -> str:
+    """Which data the command uses, for people: the data directory, and a database URL when one is set (without
+    its password)."""
+    place = f"data directory {settings.data_dir.resolve()}"
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        place += f", database {make_url(settings.database_url).render_as_string(hide_password=True)}"
+    return place
+
+
+def require_database(settings: Settings, *, init: bool) -> None:
+    """Refuse to create an embedded (SQLite) database where none exists, unless ``init``: run from the wrong folder,
+    a command would otherwise answer from a new empty database. A configured ``database_url`` names its database
+    explicitly; its schema is migrated as usual."""
+    if settings.database_url or init:
+        return
+    path = settings.data_dir / "dockyard.db"
+    if not path.exists():
+        raise click.ClickException(
+            f"no Dockyard database in {settings.data_dir.resolve()} (looked for {path.name}); pass the server's "
+            "--data-dir or --config (or set DOCKYARD_DATA_DIR), or --init to create a new one there"
+        )
+
+
+def announce(settings: Settings, as_json: bool) -> None:
+    """Say on standard error which data the command works on, when a person is watching (standard error is a
+    terminal, no ``--json``): scripts keep their one-line errors and clean output."""
+    if not as_json and sys.stderr.isatty():
+        click.echo(f"dockyard: {where(settings)}", err=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class Operator:
     """One administration command's context: the settings, the acting principal and the output format."""
@@ -43,10 +94,14 @@ class Operator:
     settings: Settings
     as_json: bool
     actor: Principal = OPEN
+    init: bool = False
 
     def run(self, work: Callable[[Database], Awaitable[T]]) -> T:
-        """Open the database (migrating it first, so that commands work on a fresh data directory), run
-        ``work``, close it. A domain error ends the command with its message."""
+        """Open the server's database (migrating it first), run ``work``, close it. Without ``init`` a missing
+        embedded database is an error rather than a new empty one. A domain error ends the command with its
+        message."""
+        require_database(self.settings, init=self.init)
+        announce(self.settings, self.as_json)
 
         async def main() -> T:
             from dockyard.migrations.runner import upgrade
@@ -58,10 +113,7 @@ class Operator:
             finally:
                 await db.close()
 
-        try:
-            return asyncio.run(main())
-        except DomainError as exc:
-            raise click.ClickException(describe_error(exc)) from None
+        return asyncio.run(main())
 
     def emit(self, data: Any, human: Callable[[], None]) -> None:
         """Print ``data`` as JSON with ``--json``, else call ``human`` to print it for people."""
@@ -83,54 +135,24 @@ async def opened_store(settings: Settings) -> AsyncIterator[BlobStore]:
         await store.close()
 
 
-def describe_error(exc: DomainError) -> str:
-    if exc.detail in (None, {}, []):
-        return exc.message
-    return f"{exc.message} ({json.dumps(jsonable(exc.detail), separators=(', ', ': '))})"
-
-
-def operator_command(group: click.Group, name: str | None = None, **attrs: Any) -> Callable[[F], click.Command]:
-    """Register ``function(op: Operator, **arguments)`` on ``group`` with the shared options."""
+def operator_command(group: click.Group | None, name: str | None = None, **attrs: Any) -> Callable[[F], click.Command]:
+    """Register ``function(op: Operator, **arguments)`` on ``group`` (None: a top-level command, listed in
+    ``cli/main.py``) with the shared options (``--config``, ``--data-dir``, ``--json``, ``--init``) and JSON
+    errors."""
 
     def decorate(function: F) -> click.Command:
         @functools.wraps(function)
-        def command(config: Path | None, data_dir: Path | None, as_json: bool, **kwargs: Any) -> None:
-            try:
-                settings = load_settings(config, data_dir=data_dir)
-            except SettingsError as exc:
-                raise click.ClickException(str(exc)) from exc
+        def command(config: Path | None, data_dir: Path | None, as_json: bool, init: bool, **kwargs: Any) -> None:
+            settings = load_cli_settings(config, data_dir)
             configure_logging("warning")
-            function(Operator(settings, as_json), **kwargs)
+            function(Operator(settings, as_json, init=init), **kwargs)
 
-        command = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(command)
-        command = click.option(
-            "--data-dir", type=click.Path(path_type=Path), default=None, help="The server's data directory."
-        )(command)
-        command = click.option(
-            "--config",
-            "config",
-            type=click.Path(path_type=Path, dir_okay=False),
-            default=None,
-            help="A TOML settings file.",
-        )(command)
-        return group.command(name, **attrs)(command)
+        command = init_option(json_option(settings_options(command)))
+        if group is None:
+            return click.command(name, cls=JsonCommand, **attrs)(command)
+        return group.command(name, cls=JsonCommand, **attrs)(command)
 
     return decorate
-
-
-def jsonable(value: Any) -> Any:
-    """Views (frozen dataclasses), datetimes, levels and collections → JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Enum):
-        return value.name.lower()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(item) for item in value]
-    return value
 
 
 def cell(value: Any) -> str:

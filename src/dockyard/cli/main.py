@@ -1,7 +1,8 @@
 """``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``--version``, ``dockyard worker``
 (``cli/worker.py``), and the administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``,
-``webhook`` and ``trust`` (``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key``
-(cosign key pairs, ``cli/keygen.py``) and ``sign`` (``cli/sign.py``)."""
+``tag``, ``audit``, ``whoami``, ``webhook`` and ``trust`` (``cli/accounts.py``, ``cli/access.py``,
+``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign``
+(``cli/sign.py``) and ``sample-image`` (``cli/sample.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import click
 
 from dockyard import __version__
 from dockyard.cli.lazy import LazyGroup
+from dockyard.cli.output import Group, JsonCommand, init_option, json_option, settings_options
 from dockyard.logs import configure_logging
 from dockyard.settings import Settings, SettingsError, load_settings
 
@@ -20,6 +22,7 @@ log = logging.getLogger("dockyard")
 
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
+    """The settings of ``dockyard serve`` (the command-line options override the file and environment)."""
     try:
         return load_settings(config, **overrides)
     except SettingsError as exc:
@@ -37,7 +40,10 @@ _ADMIN_GROUPS = {
     "team": "dockyard.cli.accounts:team",
     "robot": "dockyard.cli.access:robot",
     "token": "dockyard.cli.access:token",
-    "repo": "dockyard.cli.access:repo",
+    "repo": "dockyard.cli.content:repo",  # the group of cli/access.py, with content.py's list and delete
+    "tag": "dockyard.cli.content:tag",
+    "audit": "dockyard.cli.content:audit",
+    "whoami": "dockyard.cli.content:whoami",
     "token-key": "dockyard.cli.token_keys:token_key",
     "key": "dockyard.cli.keygen:key",
     "sign": "dockyard.cli.sign:sign",
@@ -49,13 +55,54 @@ _ADMIN_GROUPS = {
     "retention": "dockyard.cli.lifecycle:retention",
     "scan": "dockyard.cli.vulns:scan",
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
+    "sample-image": "dockyard.cli.sample:sample_image",
 }
 
 
-@click.group(cls=LazyGroup, lazy_subcommands=_ADMIN_GROUPS)
+class MainGroup(LazyGroup):
+    command_class = JsonCommand
+    group_class = Group
+
+
+@click.group(cls=MainGroup, lazy_subcommands=_ADMIN_GROUPS)
 @click.version_option(__version__, prog_name="dockyard")
 def main() -> None:
     """Dockyard: a self-hosted Docker Hub."""
+
+
+def client_address(settings: Settings) -> str:
+    """``host:port`` as a client on this machine reaches the server (a wildcard listen address → loopback)."""
+    host = settings.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
+
+
+def dockyard_command() -> str:
+    """How to run this ``dockyard`` from any folder: ``dockyard`` when it is the one on the PATH, else its path."""
+    import shutil
+    import sys
+
+    this = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if this is None or this.name != "dockyard":
+        return f"{sys.executable} -m dockyard.cli.main"
+    on_path = shutil.which("dockyard")
+    return "dockyard" if on_path is not None and Path(on_path).resolve() == this else str(this)
+
+
+def first_steps(settings: Settings) -> list[str]:
+    """The commands ``dockyard serve`` prints for a first image: each works as printed, from any folder."""
+    address = client_address(settings)
+    steps: list[str] = []
+    if not settings.open:
+        steps.append(f"podman login --tls-verify=false -u {settings.admin_username} {address}")
+    data = f"--data-dir {settings.data_dir.resolve()}" if not settings.database_url else ""
+    image = f"{settings.admin_username}/hello:latest"
+    steps.append(f"{dockyard_command()} sample-image --push {image} {data}".rstrip())
+    steps.append(f"podman run --rm --tls-verify=false {address}/{image}")
+    return steps
 
 
 @main.command()
@@ -96,6 +143,7 @@ def serve(
     _configure_logging(settings.log_level)
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
+    from dockyard.cli.serve import bind_listener
     from dockyard.startup import admin_password_notice, prepare_data_dir, prepare_database, resolve_secret_key
 
     prepare_data_dir(settings)
@@ -103,6 +151,7 @@ def serve(
         settings = resolve_secret_key(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    sock = bind_listener(settings)  # a busy port fails here, before anything says "serving on"
     if settings.effective_workers == 1:
         # With several workers, each prepares the database before it serves (dockyard.cli.server_worker).
         from dockyard.errors import DomainError
@@ -113,37 +162,49 @@ def serve(
             raise click.ClickException(f"cannot set up the administrator account: {exc.message}") from exc
         if generated is not None:
             click.echo(admin_password_notice(settings, generated))
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"http://{client_address(settings)}"
     click.echo(f"Dockyard {__version__} serving on {url}  (data: {settings.data_dir.resolve()})")
-    address = f"{settings.host}:{settings.port}"
-    if not settings.open:
-        click.echo(f"Log in: podman login --tls-verify=false -u {settings.admin_username} {address}")
-    click.echo(
-        f"Push an image: skopeo copy --dest-tls-verify=false oci-archive:image.tar "
-        f"docker://{address}/{settings.admin_username}/hello:latest"
-    )
-    run_server(settings)
+    click.echo("Push and run a first image (in another terminal; each command works as printed):")
+    for step in first_steps(settings):
+        click.echo(f"  {step}")
+    run_server(settings, sock)
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@settings_options
+@init_option
+@json_option
 @click.option("--dry-run", is_flag=True, help="List what would be freed; delete nothing.")
 @click.option("--grace-seconds", type=int, default=None, help="Keep content younger than this (default: setting).")
 @click.option("--verbose", "-v", is_flag=True, help="List every manifest and blob.")
-def gc(config: Path | None, data_dir: Path | None, dry_run: bool, grace_seconds: int | None, verbose: bool) -> None:
-    """Collect unreferenced manifests, blobs and abandoned uploads (safe while the registry serves)."""
+def gc(
+    config: Path | None,
+    data_dir: Path | None,
+    init: bool,
+    as_json: bool,
+    dry_run: bool,
+    grace_seconds: int | None,
+    verbose: bool,
+) -> None:
+    """Collect unreferenced manifests, blobs and abandoned uploads (safe while the registry serves).
+
+    Prints a JSON summary (with ``--json`` the summary and, with ``-v``, the lists as one document); on a
+    terminal a progress display shows the phases."""
     import asyncio
     import json
     from datetime import timedelta
 
+    from dockyard.cli.common import announce, load_cli_settings, require_database
+    from dockyard.cli.progress import phase_progress
     from dockyard.db.engine import Database
     from dockyard.migrations.runner import upgrade_sync
     from dockyard.registry.context import RegistryContext
     from dockyard.registry.gc import GarbageCollector, GCReport
     from dockyard.storage.factory import open_blob_store
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = load_cli_settings(config, data_dir)
+    require_database(settings, init=init)
+    announce(settings, as_json)
     _configure_logging("warning")
     upgrade_sync(settings.effective_database_url)
 
@@ -153,12 +214,21 @@ def gc(config: Path | None, data_dir: Path | None, dry_run: bool, grace_seconds:
         try:
             collector = GarbageCollector(RegistryContext(db=database, store=store, settings=settings))
             grace = None if grace_seconds is None else timedelta(seconds=grace_seconds)
-            return await collector.run(dry_run=dry_run, grace=grace)
+            with phase_progress("garbage collection", quiet=as_json) as progress:
+                return await collector.run(dry_run=dry_run, grace=grace, progress=progress)
         finally:
             await store.close()
             await database.close()
 
     report = asyncio.run(run())
+    if as_json:
+        document: dict[str, object] = {"dry_run": dry_run, **report.summary()}
+        if verbose:
+            document["manifests"] = [{"repository": r, "digest": d} for r, d in report.manifests]
+            document["blobs"] = [{"digest": d, "size": size} for d, size in report.blobs]
+            document["uploads"] = list(report.uploads)
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+        return
     if verbose:
         for repository, digest in report.manifests:
             click.echo(f"manifest {repository}@{digest}")
@@ -169,21 +239,30 @@ def gc(config: Path | None, data_dir: Path | None, dry_run: bool, grace_seconds:
     click.echo(json.dumps(report.summary()))
 
 
-@main.group()
+@main.group(cls=Group)
 def db() -> None:
     """Database maintenance."""
 
 
 @db.command()
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-def upgrade(config: Path | None, data_dir: Path | None) -> None:
-    """Apply all DB migrations."""
+@settings_options
+@init_option
+@json_option
+def upgrade(config: Path | None, data_dir: Path | None, init: bool, as_json: bool) -> None:
+    """Apply all DB migrations (``--init`` creates the database on a fresh data directory)."""
+    import json
+
+    from dockyard.cli.common import announce, load_cli_settings, require_database
     from dockyard.migrations.runner import upgrade_sync
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = load_cli_settings(config, data_dir)
+    require_database(settings, init=init)
+    announce(settings, as_json)
     upgrade_sync(settings.effective_database_url)
-    click.echo("database is up to date")
+    if as_json:
+        click.echo(json.dumps({"status": "up_to_date"}))
+    else:
+        click.echo("database is up to date")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -88,6 +89,7 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go to dockyard.logs' JSON handler (configure_logging), not its own
         access_log=False,
         loop="uvloop",
         http=HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
@@ -112,17 +114,32 @@ def _metrics_listener(settings: Settings, registry: Callable[[], CollectorRegist
         raise click.ClickException(f"metrics_address {settings.metrics_address}: {exc.strerror or exc}") from exc
 
 
-def run_server(settings: Settings) -> None:
-    """Serve until stopped: in this process (one worker), or by becoming the supervisor of several."""
+def bind_listener(settings: Settings) -> socket.socket:
+    """The server's listening socket, bound now — before anything says "serving on" — so that a busy port or a
+    wrong address is an error at once. (Bound as uvicorn binds: ``SO_REUSEADDR``, inheritable for the workers.)"""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(settings: Settings, sock: socket.socket) -> None:
+    """Serve on ``sock`` until stopped: in this process (one worker), or by becoming the supervisor of several."""
     if settings.effective_workers > 1:
-        exec_supervisor(settings)
+        exec_supervisor(settings, sock)
     from dockyard.app import create_app
 
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(settings, app))
     listener = _metrics_listener(settings, app.state.metrics.exposition_registry)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         if listener is not None:
             listener.close()
@@ -130,21 +147,14 @@ def run_server(settings: Settings) -> None:
         raise SystemExit(STARTUP_FAILURE)
 
 
-def exec_supervisor(settings: Settings) -> None:
-    """Bind the listening socket and replace this process with ``dockyard.cli.supervisor``; never returns. The
-    workers find the settings, the supervisor's PID and the metrics directory in the environment they inherit."""
+def exec_supervisor(settings: Settings, sock: socket.socket) -> None:
+    """Replace this process with ``dockyard.cli.supervisor`` serving on ``sock``; never returns. The workers find
+    the settings, the supervisor's PID and the metrics directory in the environment they inherit."""
     # One metrics directory per server (replicas may share a data directory); the supervisor removes it at exit.
     metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
     enable_multiprocess_metrics(Path(metrics_dir))
     serialize_for_workers(settings)
     mark_supervisor()  # this PID: execv keeps it
-    config = uvicorn_config(settings, "dockyard.app:app_from_environment", workers=settings.effective_workers)
-    try:
-        sock = config.bind_socket()
-    except SystemExit:  # uvicorn has logged why (address in use, …)
-        os.rmdir(metrics_dir)
-        raise
-    sock.set_inheritable(True)
     argv = [
         sys.executable,
         "-m",

@@ -13,17 +13,23 @@ from urllib.parse import urlsplit
 
 import click
 
+from dockyard.cli.output import settings_options
 from dockyard.settings import SettingsError, load_settings
 
 
 @click.command("sign")
 @click.argument("reference")
-@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="A cosign private key file to sign with.",
+)
 @click.option("--namespace-key", is_flag=True, help="Sign with the namespace's Dockyard-managed key instead.")
 @click.option("--password-stdin", is_flag=True, help="Read the key's password from standard input.")
 @click.option("--identity", default=None, help="The reference clients pull by (default: HOST:PORT/NS/REPO).")
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@settings_options
 def sign(
     reference: str,
     key_path: Path | None,

@@ -221,8 +221,8 @@ def _metrics(settings_needed: bool) -> Callable[[], None]:
     and prometheus_client loaded into this process."""
     if not settings_needed:
         return lambda: None
+    from dockyard.http.metrics import multiprocess_registry
     from dockyard.http.metrics_listener import MetricsListener
-    from dockyard.http.middleware import multiprocess_registry
     from dockyard.settings import load_serialized, multiprocess_metrics_dir
 
     settings = load_serialized()

@@ -1,4 +1,5 @@
-"""``dockyard token-key rotate|list``: the keys that sign registry and API tokens."""
+"""``dockyard token-key rotate|list``: the keys that sign registry and API tokens (their output is JSON with or
+without ``--json``; ``--json`` makes errors JSON too)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,42 @@ from pathlib import Path
 
 import click
 
-from dockyard.settings import Settings, SettingsError, load_settings
+from dockyard.cli.common import Group, announce, load_cli_settings, require_database
+from dockyard.cli.output import init_option, json_option, settings_options
+from dockyard.settings import Settings, SettingsError
 
 
-def _settings(config: Path | None, data_dir: Path | None) -> Settings:
+def _settings(config: Path | None, data_dir: Path | None, init: bool, as_json: bool) -> Settings:
     from dockyard.app import resolve_secret_key
     from dockyard.migrations.runner import upgrade_sync
 
+    settings = load_cli_settings(config, data_dir)
+    require_database(settings, init=init)
+    announce(settings, as_json)
     try:
-        settings = resolve_secret_key(load_settings(config, data_dir=data_dir))
+        settings = resolve_secret_key(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     upgrade_sync(settings.effective_database_url)
     return settings
 
 
-@click.group("token-key")
+@click.group("token-key", cls=Group)
 def token_key() -> None:
     """Token-signing keys (shared by every replica through the DB)."""
 
 
 @token_key.command()
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-def rotate(config: Path | None, data_dir: Path | None) -> None:
+@settings_options
+@init_option
+@json_option
+def rotate(config: Path | None, data_dir: Path | None, init: bool, as_json: bool) -> None:
     """Make a new key sign from now on; tokens signed by the old one stay valid until they expire."""
     from dockyard.app import key_ring
     from dockyard.db.engine import Database
     from dockyard.events.audit import record_audit
 
-    settings = _settings(config, data_dir)
+    settings = _settings(config, data_dir, init, as_json)
 
     async def run() -> str:
         db = Database(settings.effective_database_url, pool_size=1)
@@ -55,14 +62,15 @@ def rotate(config: Path | None, data_dir: Path | None) -> None:
 
 
 @token_key.command("list")
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
-def list_keys(config: Path | None, data_dir: Path | None) -> None:
+@settings_options
+@init_option
+@json_option
+def list_keys(config: Path | None, data_dir: Path | None, init: bool, as_json: bool) -> None:
     """The keys that verify tokens now (JWK Set); the newest unretired one signs."""
     from dockyard.app import key_ring
     from dockyard.db.engine import Database
 
-    settings = _settings(config, data_dir)
+    settings = _settings(config, data_dir, init, as_json)
 
     async def run() -> dict[str, object]:
         db = Database(settings.effective_database_url, pool_size=1)

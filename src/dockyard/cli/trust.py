@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from dockyard.authz.principal import Principal
-from dockyard.cli.common import Operator, operator_command, parse_scope, print_fields, print_table
+from dockyard.cli.common import Group, Operator, operator_command, parse_scope, print_fields, print_table
 from dockyard.db.engine import Database
 from dockyard.errors import Invalid, NotFound
 from dockyard.signing.keys import MAX_PEM_SIZE, InvalidKey, key_id, load_public_key
@@ -55,7 +55,7 @@ def default_key_name(file: str, kid: str) -> str:
     return (stem if stem and stem.isprintable() else f"key {kid[:12]}")[:100]
 
 
-@click.group()
+@click.group(cls=Group)
 def trust() -> None:
     """Image-signing trust: the public keys a namespace trusts and its trust policies (off, warn, enforce)."""
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from dockyard.cli.common import Operator, jsonable, opened_store, operator_command, print_fields, print_table
+from dockyard.cli.common import Group, Operator, jsonable, opened_store, operator_command, print_fields, print_table
+from dockyard.cli.progress import phase_progress
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
 from dockyard.registry.context import RegistryContext
@@ -19,7 +20,7 @@ from dockyard.vulns.tasks import inventory_source
 from dockyard.vulns.vulndb import ImportResult, VulnDatabase
 
 
-@click.group()
+@click.group(cls=Group)
 def vulndb() -> None:
     """The vulnerability database (OSV data): import files, directories or all.zip exports; show its status."""
 
@@ -31,8 +32,15 @@ def import_(op: Operator, path: Path) -> None:
     transaction, then re-match the scanned images holding packages whose advisories changed."""
 
     async def work(db: Database) -> tuple[ImportResult, int]:
-        result = await VulnDatabase(db).import_path(path)
-        rematched = await Scanner(db, inventory_source(op.settings, db)).rematch(result.keys) if result.keys else 0
+        with phase_progress("importing OSV data", unit="documents", quiet=op.as_json) as tell:
+            if tell is not None:
+                tell("reading")
+            result = await VulnDatabase(db).import_path(
+                path, progress=None if tell is None else lambda count: tell(None, count)
+            )
+            if tell is not None and result.keys:
+                tell("re-matching scanned images")
+            rematched = await Scanner(db, inventory_source(op.settings, db)).rematch(result.keys) if result.keys else 0
         return result, rematched
 
     result, rematched = op.run(work)

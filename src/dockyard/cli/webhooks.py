@@ -4,14 +4,17 @@ added; deliveries queued here go out from the server's (or a ``dockyard worker``
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
 from dockyard.auth.secrets import SecretBox
 from dockyard.cli.common import (
+    Group,
     Operator,
     every_page,
+    jsonable,
     operator_command,
     parse_scope,
     print_fields,
@@ -24,6 +27,19 @@ from dockyard.webhooks.dispatch import public_base_url
 from dockyard.webhooks.hmac import SIGNATURE_HEADER
 from dockyard.webhooks.manage import WebhookService
 from dockyard.webhooks.snapshots import PAYLOAD_FORMATS, DeliveryView, WebhookView
+
+
+def as_api(value: Any) -> Any:
+    """Webhook and delivery views as the Hub API names their fields: ``id``, not ``uuid``."""
+
+    def rename(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {("id" if key == "uuid" else key): rename(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [rename(inner) for inner in item]
+        return item
+
+    return rename(jsonable(value))
 
 
 def default_name(url: str) -> str:
@@ -60,7 +76,7 @@ def _print_webhook(hook: WebhookView) -> None:
     )
 
 
-@click.group()
+@click.group(cls=Group)
 def webhook() -> None:
     """Webhooks: HTTP callbacks on pushes, deletions and other events of a namespace or a repository."""
 
@@ -72,7 +88,14 @@ def webhook() -> None:
 @click.option(
     "--event", "events", multiple=True, metavar="EVENT", help="An event to deliver (repeatable; default push)."
 )
-@click.option("--format", "payload_format", type=click.Choice(PAYLOAD_FORMATS), default="dockerhub", show_default=True)
+@click.option(
+    "--format",
+    "payload_format",
+    type=click.Choice(PAYLOAD_FORMATS),
+    default="dockerhub",
+    show_default=True,
+    help="The payload format the receiver expects (docs/webhooks.md).",
+)
 @click.option("--tag-filter", default=None, metavar="GLOB", help="Only tags matching this glob (e.g. 'v*').")
 @click.option("--auth-header", default=None, metavar='"NAME: VALUE"', help="A header sent with every delivery.")
 @click.option("--after", default=None, metavar="UUID", help="Fire only after this webhook's callback says success.")
@@ -114,7 +137,7 @@ def webhook_add(
         show_secret("signing secret", secret)
         click.echo(f"Receivers verify {SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of the raw body with this secret>.")
 
-    op.emit({"webhook": hook, "secret": secret}, human)
+    op.emit(as_api({"webhook": hook, "secret": secret}), human)
 
 
 @operator_command(webhook, "list")
@@ -129,7 +152,7 @@ def webhook_list(op: Operator, target: str) -> None:
 
     hooks = op.run(work)
     op.emit(
-        hooks,
+        as_api(hooks),
         lambda: print_table(
             f"webhooks of {repository or namespace}",
             ["id", "name", "url", "events", "format", "active", "failures"],
@@ -142,42 +165,50 @@ def webhook_list(op: Operator, target: str) -> None:
 
 
 @operator_command(webhook, "rm")
-@click.argument("webhook_id", metavar="UUID")
+@click.argument("webhook_id", metavar="ID")
 def webhook_rm(op: Operator, webhook_id: str) -> None:
     """Delete a webhook and its delivery history."""
 
-    async def work(db: Database) -> None:
-        await _service(op, db).delete(op.actor, webhook_id)
+    async def work(db: Database) -> str:
+        service = _service(op, db)
+        full_id = await service.resolve_id(webhook_id)
+        await service.delete(op.actor, full_id)
+        return full_id
 
-    op.run(work)
-    op.emit({"deleted": webhook_id}, lambda: click.echo(f"deleted webhook {webhook_id}"))
+    deleted = op.run(work)
+    op.emit({"deleted": deleted}, lambda: click.echo(f"deleted webhook {deleted}"))
 
 
 @operator_command(webhook, "test")
-@click.argument("webhook_id", metavar="UUID")
+@click.argument("webhook_id", metavar="ID")
 def webhook_test(op: Operator, webhook_id: str) -> None:
     """Queue a sample push delivery to the webhook; see it with `dockyard webhook deliveries`."""
 
     async def work(db: Database) -> DeliveryView:
-        return await _service(op, db).send_test(op.actor, webhook_id, base_url=public_base_url(op.settings))
+        service = _service(op, db)
+        full_id = await service.resolve_id(webhook_id)
+        return await service.send_test(op.actor, full_id, base_url=public_base_url(op.settings))
 
     delivery = op.run(work)
-    op.emit(delivery, lambda: click.echo(f"queued test delivery {delivery.uuid} ({delivery.state})"))
+    op.emit(as_api(delivery), lambda: click.echo(f"queued test delivery {delivery.uuid} ({delivery.state})"))
 
 
 @operator_command(webhook, "deliveries")
-@click.argument("webhook_id", metavar="UUID")
-@click.option("--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=20, show_default=True)
+@click.argument("webhook_id", metavar="ID")
+@click.option(
+    "--limit", type=click.IntRange(1, MAX_PAGE_SIZE), default=20, show_default=True, help="How many, newest first."
+)
 def webhook_deliveries(op: Operator, webhook_id: str, limit: int) -> None:
     """The webhook's latest deliveries, newest first."""
 
     async def work(db: Database) -> list[DeliveryView]:
-        page = await _service(op, db).deliveries(op.actor, webhook_id, PageRequest(1, limit))
+        service = _service(op, db)
+        page = await service.deliveries(op.actor, await service.resolve_id(webhook_id), PageRequest(1, limit))
         return page.items
 
     deliveries = op.run(work)
     op.emit(
-        deliveries,
+        as_api(deliveries),
         lambda: print_table(
             f"deliveries of {webhook_id}",
             ["id", "event", "state", "attempts", "created", "completed", "last error"],
@@ -187,13 +218,14 @@ def webhook_deliveries(op: Operator, webhook_id: str, limit: int) -> None:
 
 
 @operator_command(webhook, "redeliver")
-@click.argument("webhook_id", metavar="UUID")
+@click.argument("webhook_id", metavar="ID")
 @click.argument("delivery_id", metavar="DELIVERY")
 def webhook_redeliver(op: Operator, webhook_id: str, delivery_id: str) -> None:
     """Send a past delivery's body again, as a new delivery."""
 
     async def work(db: Database) -> DeliveryView:
-        return await _service(op, db).redeliver(op.actor, webhook_id, delivery_id)
+        service = _service(op, db)
+        return await service.redeliver(op.actor, await service.resolve_id(webhook_id), delivery_id)
 
     delivery = op.run(work)
-    op.emit(delivery, lambda: click.echo(f"queued delivery {delivery.uuid} (again {delivery_id})"))
+    op.emit(as_api(delivery), lambda: click.echo(f"queued delivery {delivery.uuid} (again {delivery_id})"))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from dockyard.cli.output import settings_options
 from dockyard.logs import configure_logging
 from dockyard.settings import Settings, SettingsError, load_settings
 
@@ -23,8 +24,7 @@ log = logging.getLogger("dockyard.worker")
 
 
 @click.command()
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@settings_options
 @click.option("--concurrency", type=int, default=None, help="Handlers running at once (default: jobs_concurrency).")
 @click.option("--grace", type=float, default=30.0, show_default=True, help="Seconds running jobs get on SIGTERM.")
 def worker(config: Path | None, data_dir: Path | None, concurrency: int | None, grace: float) -> None:

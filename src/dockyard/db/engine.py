@@ -19,6 +19,7 @@ import fcntl
 import os
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
@@ -36,6 +37,7 @@ from sqlalchemy.util import await_only
 T = TypeVar("T")
 _WRITE_OPTION = "dockyard_write"
 _SNAPSHOT_OPTION = "dockyard_snapshot"
+_STARTED = "dockyard_statement_started"  # connection info key: when the running statement started
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
 
 
@@ -166,6 +168,7 @@ class Database:
         self._snapshot_engine = self.engine.execution_options(**{_SNAPSHOT_OPTION: True})
         # SQLite's synchronous units: one sync connection, used only by one writer thread (it is the writer).
         self._unit_engine: Engine | None = None
+        self._unit_base: Engine | None = None
         self._unit_thread: ThreadPoolExecutor | None = None
         if self._writer_gate is not None:
             sync_url = make_url(url).set(drivername="sqlite+pysqlite")
@@ -178,8 +181,26 @@ class Database:
                 connect_args={"check_same_thread": False},  # created in the writer thread, closed from the loop's
             )
             _configure_sqlite(engine, sqlite_synchronous)
+            self._unit_base = engine
             self._unit_engine = engine.execution_options(**{_WRITE_OPTION: True})
             self._unit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-writer")
+
+    def observe_statements(self, observe: Callable[[float], None]) -> None:
+        """Call ``observe(seconds)`` after each statement, with the time from the cursor's execute to its return
+        (for the statement-latency metric; two clock reads and a dict entry per statement)."""
+
+        def before(conn: Connection, *_: object) -> None:
+            conn.info[_STARTED] = time.perf_counter()
+
+        def after(conn: Connection, *_: object) -> None:
+            started = conn.info.pop(_STARTED, None)
+            if started is not None:
+                observe(time.perf_counter() - started)
+
+        for engine in (self.engine.sync_engine, self._unit_base):
+            if engine is not None:
+                event.listen(engine, "before_cursor_execute", before)
+                event.listen(engine, "after_cursor_execute", after)
 
     @property
     def dialect(self) -> str:

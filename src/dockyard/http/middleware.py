@@ -1,140 +1,37 @@
-"""Pure ASGI middleware: request ids, Prometheus metrics and the structured (JSON) access log; security headers."""
+"""Pure ASGI middleware: request ids, the HTTP Prometheus metrics (``dockyard.http.metrics``) and the structured
+access log; security headers.
+
+Every request is counted under a *named* route label, never a path: the registry's (``base``, ``catalog``,
+``token``, ``tags``, ``manifests``, ``blobs``, ``uploads``, ``referrers``) from the path, before the request runs
+(the upload gauge needs it); the Hub API's and the web hub's from the route that answered (``api.<endpoint>``,
+``web.<page>``, ``ops.<endpoint>``), which the routers leave in the ASGI scope; ``<surface>.unmatched`` when no
+route matched (404s, and Hub API paths with a trailing slash the route does not take)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dockyard.registry.gc import GCReport
-from dockyard.vulns.matching import Finding
+from dockyard.http.metrics import Metrics
+from dockyard.logs import FIELDS
 
 access_log = logging.getLogger("dockyard.access")
 
-
-class Metrics:
-    """The app's Prometheus collectors, on a registry of its own (never the process-global one)."""
-
-    def __init__(self, *, multiprocess_dir: str | None = None) -> None:
-        self.registry = CollectorRegistry()
-        self.multiprocess_dir = multiprocess_dir
-        self.requests = Counter(
-            "dockyard_http_requests_total",
-            "HTTP requests",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "dockyard_http_request_duration_seconds",
-            "HTTP request latency",
-            ["route", "method"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-        )
-        self.bytes_in = Counter(
-            "dockyard_http_received_bytes_total", "Request body bytes", ["route"], registry=self.registry
-        )
-        self.bytes_out = Counter(
-            "dockyard_http_sent_bytes_total", "Response body bytes", ["route"], registry=self.registry
-        )
-        self.uploads_in_progress = Gauge(
-            "dockyard_uploads_in_progress",
-            "Blob upload requests being received",
-            registry=self.registry,
-            multiprocess_mode="livesum",
-        )
-
-        self.gc_runs = Counter("dockyard_gc_runs_total", "Garbage collections", registry=self.registry)
-        self.gc_deleted = Counter(
-            "dockyard_gc_deleted_total", "Objects deleted by garbage collection", ["kind"], registry=self.registry
-        )
-        self.gc_freed_bytes = Counter(
-            "dockyard_gc_freed_bytes_total", "Blob bytes freed by garbage collection", registry=self.registry
-        )
-
-        self.password_verifications = Counter(
-            "dockyard_password_verifications_total",
-            "Password verifications (argon2) run for logins, unknown accounts' dummy ones included",
-            registry=self.registry,
-        )
-        self.logins_throttled = Counter(
-            "dockyard_logins_throttled_total",
-            "Password logins refused with 429 before verifying: backoff (failures) or busy (no free slot)",
-            ["reason"],
-            registry=self.registry,
-        )
-
-        self.vuln_scan_seconds = Histogram(
-            "dockyard_vulnerability_scan_duration_seconds",
-            "Vulnerability scans of image manifests (matching and storing the findings)",
-            registry=self.registry,
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-        )
-        self.vuln_findings = Counter(
-            "dockyard_vulnerability_findings_total",
-            "Findings of the vulnerability scans run by this server, by severity",
-            ["severity"],
-            registry=self.registry,
-        )
-        self.vulndb_import_seconds = Histogram(
-            "dockyard_vulndb_import_duration_seconds",
-            "Imports of vulnerability data (scheduled syncs)",
-            registry=self.registry,
-            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800),
-        )
-
-    # The authenticator's observer (dockyard.auth.credentials.AuthObserver).
-    def password_verified(self) -> None:
-        self.password_verifications.inc()
-
-    def login_throttled(self, reason: str) -> None:
-        self.logins_throttled.labels(reason).inc()
-
-    # The vulnerability scanner's observer (dockyard.vulns.scanner.ScanObserver).
-    def scan_finished(self, seconds: float, findings: Sequence[Finding]) -> None:
-        self.vuln_scan_seconds.observe(seconds)
-        for finding in findings:
-            self.vuln_findings.labels(finding.severity).inc()
-
-    def import_finished(self, seconds: float) -> None:
-        self.vulndb_import_seconds.observe(seconds)
-
-    def record_gc(self, report: GCReport) -> None:
-        self.gc_runs.inc()
-        self.gc_deleted.labels("manifest").inc(len(report.manifests))
-        self.gc_deleted.labels("blob_link").inc(report.blob_links)
-        self.gc_deleted.labels("blob").inc(len(report.blobs))
-        self.gc_deleted.labels("upload").inc(len(report.uploads))
-        self.gc_freed_bytes.inc(report.bytes_freed)
-
-    def exposition_registry(self) -> CollectorRegistry:
-        """What /metrics renders: this process's collectors, or all workers' when several share a directory."""
-        if self.multiprocess_dir is None:
-            return self.registry
-        return multiprocess_registry(self.multiprocess_dir)
-
-
-def multiprocess_registry(directory: str) -> CollectorRegistry:
-    """Every worker's collectors, summed from the files they share in ``directory``."""
-    combined = CollectorRegistry()
-    MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]  # untyped upstream
-    return combined
+Surface = Literal["oci", "api", "web"]
 
 
 def route_label(path: str) -> str:
-    """A low-cardinality label for a request path."""
-    if not path.startswith("/v2"):
-        return path if path in ("/healthz", "/readyz", "/metrics") else "other"
+    """The label of a registry (``/v2``) request path."""
     if path in ("/v2", "/v2/"):
         return "base"
     if path == "/v2/_catalog":
         return "catalog"
+    if path == "/v2/token":
+        return "token"
     if path.endswith("/tags/list"):
         return "tags"
     if "/blobs/uploads" in path:
@@ -145,13 +42,49 @@ def route_label(path: str) -> str:
         return "manifests"
     if "/referrers/" in path:
         return "referrers"
-    return "other"
+    return "oci.unmatched"
+
+
+def matched_route_label(scope: Scope, surface: Surface) -> str:
+    """The label of a Hub API or web request, from the route the routers matched (left in ``scope``)."""
+    route = scope.get("route")
+    name = getattr(route, "name", None)
+    if not name:
+        return f"{surface}.unmatched"
+    if name.startswith("ops."):
+        return str(name)
+    return f"{surface}.{name}"
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == wanted:
+            return str(value.decode("latin-1"))[:256]
+    return None
+
+
+def _repository(scope: Scope) -> str | None:
+    """The repository a request named, from the route's path parameters (``/v2/<name>/…``, ``…/{ns}/{repo}``)."""
+    params: dict[str, Any] = scope.get("path_params") or {}
+    if "name" in params:
+        return str(params["name"])
+    namespace = params.get("namespace", params.get("ns"))
+    repository = params.get("repository", params.get("repo"))
+    if namespace is not None and repository is not None:
+        return f"{namespace}/{repository}"
+    return None
 
 
 class ObservabilityMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> None:
+    """Request id, metrics and the access log of one surface (``oci``: /v2; ``api``: /api and /v1; ``web``: the
+    rest). The access log's record (``dockyard.access``, one JSON line through ``dockyard.logs``) names the
+    request, the route, the status, sizes and time, the client, the actor (who authenticated, when a check ran),
+    the user agent and the repository."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, surface: Surface, log_requests: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.surface: Surface = surface
         self.log_requests = log_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -161,7 +94,8 @@ class ObservabilityMiddleware:
         start = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        route = route_label(scope["path"])
+        path: str = scope["path"]  # as asked (a surface may normalise the scope's, e.g. a trailing slash)
+        route = route_label(path) if self.surface == "oci" else ""
         method = scope["method"]
         status = 500
         received = 0
@@ -192,6 +126,8 @@ class ObservabilityMiddleware:
             if upload:
                 self.metrics.uploads_in_progress.dec()
             elapsed = time.perf_counter() - start
+            if self.surface != "oci":
+                route = matched_route_label(scope, self.surface)
             m = self.metrics
             m.requests.labels(route, method, str(status)).inc()
             m.latency.labels(route, method).observe(elapsed)
@@ -201,21 +137,25 @@ class ObservabilityMiddleware:
                 m.bytes_out.labels(route).inc(sent)
             if self.log_requests:
                 client = scope.get("client")
+                principal = scope["state"].get("principal")
                 access_log.info(
-                    json.dumps(
-                        {
+                    "request",
+                    extra={
+                        FIELDS: {
                             "request_id": request_id,
                             "method": method,
-                            "path": scope["path"][:512],
+                            "path": path[:512],
                             "route": route,
                             "status": status,
                             "bytes_in": received,
                             "bytes_out": sent,
                             "duration_ms": round(elapsed * 1000, 2),
                             "remote": client[0] if client else None,
-                        },
-                        separators=(",", ":"),
-                    )
+                            "actor": getattr(principal, "name", None) or None,
+                            "user_agent": _header(scope, b"user-agent"),
+                            "repository": _repository(scope),
+                        }
+                    },
                 )
 
 

@@ -1,5 +1,7 @@
 """Operational endpoints: ``/healthz`` (process alive), ``/readyz`` (DB and storage reachable), ``/metrics``
-(behind ``metrics_token`` when set; not here at all when ``metrics_address`` gives it a listener of its own)."""
+(behind ``metrics_token`` when set; not here at all when ``metrics_address`` gives it a listener of its own). The
+job queue's gauges are read from the database when ``/metrics`` is scraped here; the ``metrics_address`` listener
+(the supervisor's, without a database) does not measure the queue."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from dockyard.http.metrics import Metrics
+from dockyard.jobs.stats import queue_stats
 from dockyard.registry.services import Registry
 from dockyard.settings import Settings
 
@@ -51,7 +55,15 @@ async def metrics(request: Request) -> Response:
         return PlainTextResponse("Not Found", status_code=404)
     if settings.metrics_token and not bearer_matches(request.headers.get("authorization", ""), settings.metrics_token):
         return PlainTextResponse("Unauthorized", status_code=401, headers=METRICS_CHALLENGE)
-    return Response(generate_latest(request.app.state.metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)
+    metrics: Metrics = request.app.state.metrics
+    reg: Registry = request.app.state.registry
+    try:
+        stats = await asyncio.wait_for(queue_stats(reg.ctx.db), timeout=5)
+    except Exception as exc:  # the rest of the metrics are still worth serving
+        log.warning("job queue metrics: %s", exc)
+    else:
+        metrics.job_queue(stats.depth, stats.oldest_due_seconds)
+    return Response(generate_latest(metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 ROUTES = [

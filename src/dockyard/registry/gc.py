@@ -148,28 +148,46 @@ def blob_candidates(cutoff: datetime, after: Key | None = None, upper: Key | Non
 Phase = Callable[[datetime, "Key | None", "Key | None", GCReport], Awaitable[int]]
 
 
+GCProgress = Callable[[str | None], None]
+"""Told a phase's name when it starts, and None after each scanned window."""
+
+
+def _silent(phase: str | None) -> None:
+    """No progress display."""
+
+
 class GarbageCollector:
     def __init__(self, ctx: RegistryContext) -> None:
         self.ctx = ctx
 
-    async def run(self, *, dry_run: bool = False, grace: timedelta | None = None) -> GCReport:
-        """One collection. ``grace``: content younger than this is kept (default: the configured grace)."""
+    async def run(
+        self, *, dry_run: bool = False, grace: timedelta | None = None, progress: GCProgress | None = None
+    ) -> GCReport:
+        """One collection. ``grace``: content younger than this is kept (default: the configured grace);
+        ``progress`` is told each phase and each scanned window (for a terminal's progress display)."""
         settings = self.ctx.settings
         grace = timedelta(seconds=settings.gc_grace_seconds) if grace is None else grace
         cutoff = utcnow() - grace
         report = GCReport(dry_run)
+        tell = progress or _silent
+        tell("uploads")
         await self._expire_uploads(report)
         if settings.gc_untagged_manifests:
             # Removing an index can orphan its children: sweep again while a sweep finds something.
             for _ in range(_MAX_ROUNDS):
-                if not await self._sweep(MANIFEST_KEY, self._manifest_batch, cutoff, report) or dry_run:
+                tell("manifests")
+                if not await self._sweep(MANIFEST_KEY, self._manifest_batch, cutoff, report, tell) or dry_run:
                     break
-        await self._sweep(LINK_KEY, self._link_batch, cutoff, report)
-        await self._sweep(BLOB_KEY, self._blob_batch, cutoff, report)
+        tell("blob links")
+        await self._sweep(LINK_KEY, self._link_batch, cutoff, report, tell)
+        tell("blobs")
+        await self._sweep(BLOB_KEY, self._blob_batch, cutoff, report, tell)
         log.info("garbage collection finished: %s", report.summary())
         return report
 
-    async def _sweep(self, key: tuple[Any, ...], batch: Phase, cutoff: datetime, report: GCReport) -> int:
+    async def _sweep(
+        self, key: tuple[Any, ...], batch: Phase, cutoff: datetime, report: GCReport, tell: GCProgress = _silent
+    ) -> int:
         """Walk a table in key order, one window of ``gc_scan_window`` rows at a time, so that every statement
         is bounded (an index range) however large the table is; ``batch`` collects within each window."""
         found = 0
@@ -179,6 +197,7 @@ class GarbageCollector:
                 row = (await conn.execute(window_upper(key, after, self.ctx.settings.gc_scan_window))).first()
             upper = tuple(row) if row is not None else None
             found += await batch(cutoff, after, upper, report)
+            tell(None)
             if upper is None:
                 return found
             after = upper

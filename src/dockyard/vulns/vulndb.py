@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -127,11 +127,14 @@ class VulnDatabase:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def import_path(self, path: Path, *, source: str | None = None) -> ImportResult:
-        """Import an OSV file, directory or ``all.zip``. Raises ``Invalid("vulndb")`` for a missing path."""
+    async def import_path(
+        self, path: Path, *, source: str | None = None, progress: Callable[[int], None] | None = None
+    ) -> ImportResult:
+        """Import an OSV file, directory or ``all.zip``; ``progress`` is told how many documents each batch read.
+        Raises ``Invalid("vulndb")`` for a missing path."""
         if not await asyncio.to_thread(path.exists):
             raise Invalid("vulndb", f"{path}: no such file or directory")
-        return await self._import(source or str(await asyncio.to_thread(path.resolve)), _documents(path))
+        return await self._import(source or str(await asyncio.to_thread(path.resolve)), _documents(path), progress)
 
     async def import_url(self, url: str, client: httpx.AsyncClient) -> ImportResult:
         """Fetch an OSV export (a zip or a JSON file) from ``url`` into a temporary file and import it."""
@@ -155,12 +158,16 @@ class VulnDatabase:
             spool.seek(0)
             return await self._import(url, _decoded(spool.read(MAX_DOCUMENT_BYTES + 1), url))
 
-    async def _import(self, source: str, documents: Iterator[object]) -> ImportResult:
+    async def _import(
+        self, source: str, documents: Iterator[object], progress: Callable[[int], None] | None = None
+    ) -> ImportResult:
         result = ImportResult(source)
         started = time.monotonic()
         try:
             async with self.db.write() as conn:
                 while batch := await asyncio.to_thread(_take, documents, BATCH):
+                    if progress is not None:
+                        progress(len(batch))
                     advisories: dict[str, Advisory] = {}
                     for doc in batch:
                         try:

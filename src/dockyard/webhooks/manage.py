@@ -13,6 +13,7 @@ in ``webhooks.history``. This module authorizes, audits and runs the units of wo
 from __future__ import annotations
 
 import json
+import re
 import uuid as uuidlib
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +45,8 @@ from dockyard.webhooks.validation import (
 )
 
 MAX_WEBHOOKS_PER_SCOPE = 100
+
+_ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")  # webhook ids are UUIDs: a prefix needs no LIKE escaping
 
 
 class WebhookService:
@@ -226,6 +229,20 @@ class WebhookService:
                 )
             ).all()
             return Page([await self._view(conn, row) for row in rows], total, page)
+
+    async def resolve_id(self, prefix: str) -> str:
+        """The webhook id that ``prefix`` (at least 4 characters of it) starts, for the operator's commands, where
+        ids are typed by hand. Raises ``NotFound("webhook")`` for none and ``Invalid("webhook")`` for several."""
+        prefix = prefix.strip().lower()
+        if not _ID_PREFIX.fullmatch(prefix):
+            raise NotFound("webhook", "webhook not found", {"id": prefix[:64]})
+        async with self.db.read() as conn:
+            found = (await conn.execute(select(Webhook.uuid).where(Webhook.uuid.like(f"{prefix}%")).limit(2))).all()
+        if not found:
+            raise NotFound("webhook", "webhook not found", {"id": prefix})
+        if len(found) > 1:
+            raise Invalid("webhook", "several webhooks have ids starting so: give more of it", {"id": prefix})
+        return str(found[0].uuid)
 
     async def get(self, actor: Principal, webhook_uuid: str) -> WebhookView:
         async with self.db.read(consistent=True) as conn:

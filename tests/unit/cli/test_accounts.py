@@ -22,6 +22,9 @@ class Dockyard:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
+        # A fresh data directory: the database is created on request only (--init).
+        created = CliRunner().invoke(main, ["db", "upgrade", "--init", "--data-dir", str(data_dir)])
+        assert created.exit_code == 0, created.output
 
     def __call__(self, *args: str, stdin: str | None = None, ok: bool = True) -> Result:
         result = CliRunner().invoke(main, [*args, "--data-dir", str(self.data_dir)], input=stdin)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,18 @@ def test_version() -> None:
     assert __version__ in result.output
 
 
-def test_db_upgrade_creates_schema(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
+def test_db_upgrade_creates_schema_only_when_asked(tmp_path: Path) -> None:
+    refused = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
+    assert refused.exit_code == 1
+    assert f"no Dockyard database in {tmp_path.resolve()}" in refused.output
+    assert "--init" in refused.output
+    assert not (tmp_path / "dockyard.db").exists()
+    result = CliRunner().invoke(main, ["db", "upgrade", "--init", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "dockyard.db").exists()
-    again = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
+    again = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path), "--json"])
     assert again.exit_code == 0
+    assert json.loads(again.stdout) == {"status": "up_to_date"}
 
 
 def test_serve_rejects_bad_settings_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,3 +37,15 @@ def test_serve_rejects_bad_settings_with_a_clear_message(monkeypatch: pytest.Mon
     assert result.exit_code != 0
     assert "workers" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_on_a_busy_port_fails_before_saying_it_serves(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port), "--data-dir", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+    assert "serving on" not in result.output
+    assert "password" not in result.output  # nor made the administrator (whose password it would print once)

@@ -11,7 +11,7 @@ from dockyard.cli.main import main
 
 
 def run(data_dir: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, ["token-key", *args, "--data-dir", str(data_dir)])
+    result = CliRunner().invoke(main, ["token-key", *args, "--data-dir", str(data_dir), "--init"])
     assert result.exit_code == 0, result.output
     return result.stdout
 

@@ -40,12 +40,12 @@ def test_add_prints_the_secret_once_and_stores_it_sealed(dockyard: Dockyard) -> 
         False,
     )
     assert hook["created_by"] == "open"
-    ((sealed,),) = dockyard.sql("SELECT secret FROM webhooks WHERE uuid = ?", hook["uuid"])
+    ((sealed,),) = dockyard.sql("SELECT secret FROM webhooks WHERE uuid = ?", hook["id"])
     assert secret not in sealed
     key = (dockyard.data_dir / "secret.key").read_text().strip()  # the server secret the server will use
     assert SecretBox(key).open(sealed).decode() == secret
     listed = dockyard.json("webhook", "list", "acme")
-    assert [h["uuid"] for h in listed] == [hook["uuid"]]
+    assert [h["id"] for h in listed] == [hook["id"]]
     assert "secret" not in json.dumps(listed)
 
     human = dockyard("webhook", "add", "acme", URL).stdout
@@ -60,37 +60,37 @@ def test_repository_webhooks_with_every_option(dockyard: Dockyard) -> None:
     added = dockyard.json(
         "webhook", "add", "acme/app", "https://hooks.example.com/x",
         "--event", "push", "--event", "tag_deleted", "--format", "cloudevents", "--tag-filter", "v*",
-        "--auth-header", "Authorization: Bearer abc", "--after", first["uuid"], "--inactive",
+        "--auth-header", "Authorization: Bearer abc", "--after", first["id"], "--inactive",
     )["webhook"]  # fmt: skip
     assert added["repository"] == "acme/app"
     assert added["namespace"] == "acme"
     assert added["events"] == ["push", "tag_deleted"]
-    assert (added["payload_format"], added["tag_filter"], added["after"]) == ("cloudevents", "v*", first["uuid"])
+    assert (added["payload_format"], added["tag_filter"], added["after"]) == ("cloudevents", "v*", first["id"])
     assert (added["has_auth_header"], added["active"]) == (True, False)
-    ((header,),) = dockyard.sql("SELECT auth_header FROM webhooks WHERE uuid = ?", added["uuid"])
+    ((header,),) = dockyard.sql("SELECT auth_header FROM webhooks WHERE uuid = ?", added["id"])
     assert "abc" not in header
-    assert [h["uuid"] for h in dockyard.json("webhook", "list", "acme/app")] == [first["uuid"], added["uuid"]]
+    assert [h["id"] for h in dockyard.json("webhook", "list", "acme/app")] == [first["id"], added["id"]]
     assert dockyard.json("webhook", "list", "acme") == []  # namespace-wide webhooks only
     assert "first" in dockyard("webhook", "list", "acme/app").stdout
 
 
 def test_test_deliveries_redeliver_and_remove(dockyard: Dockyard) -> None:
-    hook = dockyard.json("webhook", "add", "acme/app", URL)["webhook"]["uuid"]
+    hook = dockyard.json("webhook", "add", "acme/app", URL)["webhook"]["id"]
     sent = dockyard.json("webhook", "test", hook)
     assert (sent["webhook"], sent["event"], sent["state"], sent["attempts"]) == (hook, "push", "pending", 0)
     body = json.loads(sent["request_body"])
     assert body["repository"]["repo_name"] == "acme/app"
     assert body["push_data"]["tag"] == "latest"
-    again = dockyard.json("webhook", "redeliver", hook, sent["uuid"])
-    assert again["uuid"] != sent["uuid"]
+    again = dockyard.json("webhook", "redeliver", hook, sent["id"])
+    assert again["id"] != sent["id"]
     assert (again["redelivery_of"], again["event_id"], again["request_body"]) == (
-        sent["uuid"],
+        sent["id"],
         sent["event_id"],
         sent["request_body"],
     )
     listed = dockyard.json("webhook", "deliveries", hook)
-    assert [d["uuid"] for d in listed] == [again["uuid"], sent["uuid"]]  # newest first
-    assert [d["uuid"] for d in dockyard.json("webhook", "deliveries", hook, "--limit", "1")] == [again["uuid"]]
+    assert [d["id"] for d in listed] == [again["id"], sent["id"]]  # newest first
+    assert [d["id"] for d in dockyard.json("webhook", "deliveries", hook, "--limit", "1")] == [again["id"]]
     assert "queued test delivery" in dockyard("webhook", "test", hook).stdout
     assert "pending" in dockyard("webhook", "deliveries", hook).stdout
     assert dockyard.json("webhook", "rm", hook) == {"deleted": hook}
@@ -130,7 +130,7 @@ def test_unknown_format_and_bad_target_are_usage_errors(dockyard: Dockyard) -> N
 
 
 def test_redeliver_unknown_delivery(dockyard: Dockyard) -> None:
-    hook = dockyard.json("webhook", "add", "acme", URL)["webhook"]["uuid"]
+    hook = dockyard.json("webhook", "add", "acme", URL)["webhook"]["id"]
     result = dockyard("webhook", "redeliver", hook, "nope", ok=False)
     assert "delivery not found" in result.output
 
@@ -143,3 +143,20 @@ def test_parse_scope_and_default_name() -> None:
     with pytest.raises(click.BadParameter):
         parse_scope("acme/")
     assert default_name("https://ci.example.com:8443/x") == "ci.example.com"
+
+
+def test_webhooks_are_named_by_id_prefixes(dockyard: Dockyard) -> None:
+    hook = dockyard.json("webhook", "add", "acme/app", URL)["webhook"]
+    assert "uuid" not in hook  # the API's field name
+    prefix = hook["id"][:8]
+    deliveries = dockyard.json("webhook", "deliveries", prefix)
+    assert deliveries == []
+    tested = dockyard.json("webhook", "test", prefix)
+    assert "id" in tested
+    assert "uuid" not in tested
+    assert dockyard.json("webhook", "rm", prefix) == {"deleted": hook["id"]}
+    unknown = dockyard("webhook", "rm", prefix, "--json", ok=False)
+    assert unknown.exit_code == 1
+    assert json.loads(unknown.stdout)["error"]["code"] == "not_found"
+    too_short = dockyard("webhook", "rm", "ab", ok=False)
+    assert too_short.exit_code == 1

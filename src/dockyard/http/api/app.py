@@ -1,16 +1,21 @@
 """The Hub API application: FastAPI (routes, request validation, the OpenAPI document at
-``/api/v2/openapi.json``) with problem+json errors. Mounted by the composition root for ``/api/`` and ``/v1/``."""
+``/api/v2/openapi.json`` with its security schemes, the interactive docs at ``/api/v2/docs``: ``docs.py``) with
+problem+json errors; paths are accepted with or without a trailing slash, as on Docker Hub. Mounted by the
+composition root for ``/api/`` and ``/v1/``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from dockyard import __version__
 from dockyard.http.api import problems
 from dockyard.http.api.deps import ApiServices
+from dockyard.http.api.docs import install_docs, install_security_schemes
 from dockyard.http.api.routes import (
     access_tokens,
     audit,
@@ -33,7 +38,7 @@ from dockyard.http.api.routes import (
     vulns,
     webhooks,
 )
-from dockyard.http.api.routing import LimitedJSONRoute
+from dockyard.http.api.routing import AcceptTrailingSlash, LimitedJSONRoute
 
 # One module per resource, in the order their routes are matched.
 ROUTE_MODULES = (
@@ -74,6 +79,10 @@ def api_app(services: ApiServices | None = None) -> FastAPI:
         if module.router.route_class is not LimitedJSONRoute:  # JSON bodies must be parsed depth-limited
             raise TypeError(f"{module.__name__}.router must be made by http.api.routing.api_router")
         app.include_router(module.router)
+    install_security_schemes(app)
+    install_docs(app, Path(swagger_ui_bundle.swagger_ui_path))
+    app.router.redirect_slashes = False  # AcceptTrailingSlash routes the path without it instead
+    app.add_middleware(AcceptTrailingSlash)
     if services is not None:
         app.state.api = services
     return app

@@ -86,6 +86,13 @@ def services(request: Request) -> ApiServices:
 
 
 async def caller(request: Request) -> Principal:
+    """The caller (also left in the request's state, where the access log finds the actor)."""
+    principal = await _authenticate(request)
+    request.scope.setdefault("state", {})["principal"] = principal
+    return principal
+
+
+async def _authenticate(request: Request) -> Principal:
     svc = services(request)
     if svc.settings.open:
         return OPEN

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.core.jsonparse import loads_limited
 
@@ -39,3 +40,23 @@ class LimitedJSONRoute(APIRoute):
 def api_router(*, prefix: str, tags: list[str]) -> APIRouter:
     """A router for one Hub API resource (every router of the API is made here)."""
     return APIRouter(prefix=prefix, tags=list(tags), route_class=LimitedJSONRoute)
+
+
+class AcceptTrailingSlash:
+    """Docker Hub answers ``/v2/repositories/library/`` as ``/v2/repositories/library``; clients written against it
+    send both. Instead of Starlette's 307 redirect (with an empty body, which some clients do not follow for a
+    POST), the path is routed without its trailing slash. The path is changed in the request's scope in place,
+    so the route that answered is still visible to the metrics around the API."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope["path"] = path.rstrip("/") or "/"
+                raw: bytes | None = scope.get("raw_path")
+                if raw is not None:
+                    scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
