@@ -136,7 +136,7 @@ def test_members(hub: Accounts) -> None:
     assert set(listed) == PAGE_FIELDS
     assert listed["count"] == 2
     assert {m["username"]: m["role"] for m in listed["results"]} == {owner: "Owner", member: "Member"}
-    assert [m["email"] for m in listed["results"]] == [None, None]  # members do not see e-mail addresses
+    assert ["email" in m for m in listed["results"]] == [False, False]  # members do not see e-mail addresses
     by_owner = ok(hub.as_user(owner).get(path, params={"role": "member"}))["results"]
     assert [(m["username"], m["email"]) for m in by_owner] == [(member, f"{member}@example.com")]
     assert [m["username"] for m in ok(hub.as_user(owner).get(path, params={"search": owner[2:]}))["results"]] == [owner]
@@ -219,7 +219,9 @@ def test_teams_members_and_permissions(hub: Accounts) -> None:
     problem(hub.as_user(member).post(f"{teams}/devs/members", json={"member": stranger}), 403)
     joined = ok(hub.as_user(newcomer).get(f"/api/v2/orgs/{org}/members/{newcomer}"))
     assert (joined["role"], joined["groups"]) == ("Member", ["devs"])
-    assert ok(hub.as_user(member).get(f"{teams}/devs/members"))["results"] == [{**seat, "email": None}]
+    assert ok(hub.as_user(member).get(f"{teams}/devs/members"))["results"] == [
+        {k: v for k, v in seat.items() if k != "email"}
+    ]
     assert ok(hub.as_user(owner).get(f"{teams}/devs/members"))["results"] == [seat]
     assert ok(hub.as_user(member).get(f"{teams}/devs"))["member_count"] == 1
     # Permissions: the team's grant is what its members get from /v2/token.

@@ -80,7 +80,9 @@ class Member(BaseModel):
     gravatar_url: str = ""
     type: Literal["User"] = "User"
     date_joined: Timestamp = Field(description="when the user joined the organization")
-    email: str | None = Field(default=None, description="for the organization's owners only")
+    email: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="for the organization's owners only (else absent)"
+    )
     role: Literal["Owner", "Editor", "Member"]
     groups: list[str] = Field(description="the organization's teams the user is in")
     is_guest: bool = False

@@ -92,7 +92,9 @@ class TeamMember(BaseModel):
     gravatar_url: str = ""
     type: Literal["User"] = "User"
     date_joined: Timestamp | None
-    email: str | None = Field(default=None, description="for the organization's owners only")
+    email: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="for the organization's owners only (else absent)"
+    )
 
 
 class AddTeamMember(BaseModel):
