@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: help run install test coverage lint typecheck bench system-deps venv dev clean
+.PHONY: help run install test coverage lint typecheck bench system-deps venv dev clean api-docs
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ lint: dev ## ruff (lint and format check) and the import-layer contracts
 
 typecheck: dev ## mypy --strict on src/
 	$(VENV)/bin/mypy
+
+api-docs: dev ## Regenerate the Docker Hub compatibility table of docs/api.md from tests/api/data
+	$(VENV)/bin/python -m tests.support.hub_parity
 
 test: system-deps dev lint typecheck ## Install everything, lint, type-check and run the whole suite
 	bash scripts/run-tests.sh

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
@@ -274,6 +275,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     teams=teams,
                     collaborators=collaborators,
                     robots=RobotService(db, settings),
+                    org_tokens=OrgTokenService(db, settings),
                     access_tokens=access_tokens,
                     webhooks=webhooks,
                     trust=TrustService(db, SecretBox(settings.secret_key)),

@@ -5,6 +5,10 @@ secrets, and validation errors as problem+json."""
 
 from __future__ import annotations
 
+import csv
+import io
+import uuid
+
 from tests.support.checks import problem, unique
 from tests.support.hub_accounts import (
     ORG_FIELDS,
@@ -86,8 +90,30 @@ def test_organization_creation_rules(hub: Accounts) -> None:
     name = unique("org")
     ok(hub.admin.post("/api/v2/orgs", json={"orgname": name, "owner": other}), 201)
     members = ok(hub.as_user(other).get(f"/api/v2/orgs/{name}/members"))["results"]
-    assert members == [{"username": other, "full_name": "", "role": "owner"}]
+    assert [_summary(m) for m in members] == [{"username": other, "full_name": "", "role": "Owner"}]
     problem(hub.admin.post("/api/v2/orgs", json={"orgname": unique("org"), "owner": "nosuchuser1"}), 404)
+
+
+MEMBER_FIELDS = {
+    "id",
+    "username",
+    "full_name",
+    "company",
+    "location",
+    "profile_url",
+    "gravatar_email",
+    "gravatar_url",
+    "type",
+    "date_joined",
+    "email",
+    "role",
+    "groups",
+    "is_guest",
+}
+
+
+def _summary(member: dict[str, object]) -> dict[str, object]:
+    return {key: member[key] for key in ("username", "full_name", "role")}
 
 
 def test_members(hub: Accounts) -> None:
@@ -95,7 +121,12 @@ def test_members(hub: Accounts) -> None:
     org = hub.org(owner)
     path = f"/api/v2/orgs/{org}/members"
     added = ok(hub.as_user(owner).post(path, json={"member": member}), 201)
-    assert added == {"username": member, "full_name": "", "role": "member"}
+    assert set(added) == MEMBER_FIELDS
+    assert _summary(added) == {"username": member, "full_name": "", "role": "Member"}
+    assert added["email"] == f"{member}@example.com"  # owners see e-mail addresses
+    assert (added["type"], added["groups"], added["is_guest"]) == ("User", [], False)
+    assert added["id"].isdigit()
+    assert is_rfc3339_utc(added["date_joined"])
     problem(hub.as_user(owner).post(path, json={"member": member}), 409)
     problem(hub.as_user(owner).post(path, json={"member": "nosuchuser1"}), 404)
     problem(hub.as_user(owner).post(path, json={"member": stranger, "role": "king"}), 422)
@@ -104,16 +135,21 @@ def test_members(hub: Accounts) -> None:
     listed = ok(hub.as_user(member).get(path))
     assert set(listed) == PAGE_FIELDS
     assert listed["count"] == 2
-    assert {m["username"]: m["role"] for m in listed["results"]} == {owner: "owner", member: "member"}
+    assert {m["username"]: m["role"] for m in listed["results"]} == {owner: "Owner", member: "Member"}
+    assert ["email" in m for m in listed["results"]] == [False, False]  # members do not see e-mail addresses
+    by_owner = ok(hub.as_user(owner).get(path, params={"role": "member"}))["results"]
+    assert [(m["username"], m["email"]) for m in by_owner] == [(member, f"{member}@example.com")]
+    assert [m["username"] for m in ok(hub.as_user(owner).get(path, params={"search": owner[2:]}))["results"]] == [owner]
+    problem(hub.as_user(owner).get(path, params={"role": "king"}), 422)
     problem(hub.as_user(stranger).get(path), 403)
     problem(hub.anon.get(path), 401)
-    assert ok(hub.as_user(member).get(f"{path}/{owner}"))["role"] == "owner"
+    assert ok(hub.as_user(member).get(f"{path}/{owner}"))["role"] == "Owner"
     problem(hub.as_user(member).get(f"{path}/{stranger}"), 404)
     # Roles: owners promote and demote; the last owner stays.
     problem(hub.as_user(member).put(f"{path}/{member}", json={"role": "owner"}), 403)
     problem(hub.as_user(owner).put(f"{path}/{owner}", json={"role": "member"}), 409)
-    assert ok(hub.as_user(owner).put(f"{path}/{member}", json={"role": "owner"}))["role"] == "owner"
-    assert ok(hub.as_user(member).put(f"{path}/{owner}", json={"role": "member"}))["role"] == "member"
+    assert ok(hub.as_user(owner).put(f"{path}/{member}", json={"role": "owner"}))["role"] == "Owner"
+    assert ok(hub.as_user(member).put(f"{path}/{owner}", json={"role": "member"}))["role"] == "Member"
     problem(hub.as_user(owner).patch(f"/api/v2/orgs/{org}", json={"full_name": "x"}), 403)
     problem(hub.as_user(member).delete(f"{path}/{member}"), 409)  # now the only owner
     # Members leave by themselves; others are removed by owners only.
@@ -140,6 +176,20 @@ def test_deleting_an_organization(hub: Accounts) -> None:
 
 # Teams
 
+TEAM_MEMBER_FIELDS = {
+    "id",
+    "username",
+    "full_name",
+    "company",
+    "location",
+    "profile_url",
+    "gravatar_email",
+    "gravatar_url",
+    "type",
+    "date_joined",
+    "email",
+}
+
 
 def test_teams_members_and_permissions(hub: Accounts) -> None:
     owner, member, newcomer, stranger = hub.user("owner"), hub.user("member"), hub.user("new"), hub.user("x")
@@ -147,7 +197,8 @@ def test_teams_members_and_permissions(hub: Accounts) -> None:
     push_image(hub.admin, f"{org}/app")
     teams = f"/api/v2/orgs/{org}/groups"
     team = ok(hub.as_user(owner).post(teams, json={"name": "devs", "description": "Developers"}), 201)
-    assert set(team) == {"id", "name", "description", "member_count"}
+    assert set(team) == {"id", "uuid", "name", "description", "member_count"}
+    assert str(uuid.UUID(team["uuid"])) == team["uuid"]
     assert team["name"] == "devs"
     assert team["description"] == "Developers"
     assert team["member_count"] == 0
@@ -161,12 +212,17 @@ def test_teams_members_and_permissions(hub: Accounts) -> None:
     problem(hub.anon.get(teams), 401)
     problem(hub.as_user(member).get(f"{teams}/nope"), 404)
     # Members: a user outside the organization joins it as a member.
-    seat = ok(hub.as_user(owner).post(f"{teams}/devs/members", json={"member": newcomer}), 201)
-    assert seat == {"username": newcomer, "full_name": ""}
+    seat = ok(hub.as_user(owner).post(f"{teams}/devs/members", json={"member": newcomer}))
+    assert set(seat) == TEAM_MEMBER_FIELDS
+    assert (seat["username"], seat["full_name"], seat["email"]) == (newcomer, "", f"{newcomer}@example.com")
     problem(hub.as_user(owner).post(f"{teams}/devs/members", json={"member": newcomer}), 409)
     problem(hub.as_user(member).post(f"{teams}/devs/members", json={"member": stranger}), 403)
-    assert ok(hub.as_user(newcomer).get(f"/api/v2/orgs/{org}/members/{newcomer}"))["role"] == "member"
-    assert ok(hub.as_user(member).get(f"{teams}/devs/members"))["results"] == [seat]
+    joined = ok(hub.as_user(newcomer).get(f"/api/v2/orgs/{org}/members/{newcomer}"))
+    assert (joined["role"], joined["groups"]) == ("Member", ["devs"])
+    assert ok(hub.as_user(member).get(f"{teams}/devs/members"))["results"] == [
+        {k: v for k, v in seat.items() if k != "email"}
+    ]
+    assert ok(hub.as_user(owner).get(f"{teams}/devs/members"))["results"] == [seat]
     assert ok(hub.as_user(member).get(f"{teams}/devs"))["member_count"] == 1
     # Permissions: the team's grant is what its members get from /v2/token.
     newcomer_auth = (newcomer, PASSWORD)
@@ -339,3 +395,53 @@ def test_robots(hub: Accounts) -> None:
     assert response.content == b""
     assert token_status(hub.anon, (created["name"], regenerated["secret"])) == 401
     problem(hub.admin.get(f"{robots}/deployer"), 404)
+
+
+# Settings (Docker Hub's org settings)
+
+
+def test_organization_settings(hub: Accounts) -> None:
+    owner, member, stranger = hub.user("owner"), hub.user("member"), hub.user("stranger")
+    org = hub.org(owner, member)
+    path = f"/api/v2/orgs/{org}/settings"
+    off = {"enabled": False, "allow_official_images": True, "allow_verified_publishers": True}
+    assert ok(hub.as_user(member).get(path)) == {"restricted_images": off, "default_private": True}
+    problem(hub.as_user(stranger).get(path), 403)
+    problem(hub.anon.get(path), 401)
+    changed = ok(hub.as_user(owner).put(path, json={"restricted_images": off, "default_private": False}))
+    assert changed == {"restricted_images": off, "default_private": False}
+    assert ok(hub.anon.get(f"/api/v2/orgs/{org}"))["default_private"] is False
+    problem(hub.as_user(member).put(path, json={"restricted_images": off}), 403)
+    # What Dockyard cannot enforce, and what it does not know, is refused.
+    problem(hub.as_user(owner).put(path, json={"restricted_images": {**off, "enabled": True}}), 422)
+    problem(hub.as_user(owner).put(path, json={"restricted_images": off, "sso_enforced": True}), 422)
+    problem(hub.as_user(owner).put(path, json={"default_private": True}), 422)  # Hub requires restricted_images
+    assert ok(hub.as_user(owner).get(path))["default_private"] is False
+    actions = [e["action"] for e in ok(hub.as_user(owner).get(f"/api/v2/auditlogs/{org}"))["logs"]]
+    assert actions.count("org.update") == 1
+
+
+def test_editors_push_everywhere_but_manage_nothing(hub: Accounts) -> None:
+    owner, editor = hub.user("owner"), hub.user("editor")
+    org = hub.org(owner, editor)
+    push_image(hub.admin, f"{org}/app")
+    members = f"/api/v2/orgs/{org}/members"
+    assert ok(hub.as_user(owner).put(f"{members}/{editor}", json={"role": "editor"}))["role"] == "Editor"
+    assert grant_actions(hub.anon, f"{org}/app", (editor, PASSWORD)) == ["pull", "push"]
+    assert grant_actions(hub.anon, f"{org}/new", (editor, PASSWORD)) == []  # creating repositories is the owners'
+    listed = ok(hub.as_user(editor).get(f"/api/v2/namespaces/{org}/repositories"))
+    assert [r["name"] for r in listed["results"]] == ["app"]
+    problem(hub.as_user(editor).delete(f"/api/v2/namespaces/{org}/repositories/app"), 403)
+    problem(hub.as_user(editor).post(members, json={"member": hub.user()}), 403)
+    problem(hub.as_user(editor).post(f"/api/v2/orgs/{org}/groups", json={"name": "devs"}), 403)
+    problem(hub.as_user(editor).get(f"{members}/export"), 403)
+    assert [m["role"] for m in ok(hub.as_user(owner).get(members, params={"role": "editor"}))["results"]] == ["Editor"]
+    exported = hub.as_user(owner).get(f"{members}/export")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert exported.headers["content-disposition"].startswith(f'attachment;filename="{org}-members-')
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["Username"], r["Permission"], r["Role"], r["Type"]) for r in rows] == sorted(
+        [(owner, "Owner", "Owner", "User"), (editor, "Member", "Editor", "User")]
+    )
+    assert rows[0]["Email"].endswith("@example.com")

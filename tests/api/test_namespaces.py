@@ -53,7 +53,7 @@ def test_an_administrators_push_creates_an_organization_nobody_else_can_claim(hu
     push_image(hub.admin, f"{ns}/app", "v1")
     org = ok(hub.admin.get(f"/api/v2/orgs/{ns}"))
     assert org["orgname"] == ns
-    assert members(hub, ns) == {"admin": "owner"}
+    assert members(hub, ns) == {"admin": "Owner"}
     assert ("org.create", {"owner": "admin", "reason": "first push into a namespace without an account"}) in (
         audit_actions(hub.admin, ns)
     )
@@ -71,7 +71,7 @@ def test_an_administrators_push_creates_an_organization_nobody_else_can_claim(hu
 def test_an_administrators_push_into_library_creates_the_library_organization(hub: Accounts) -> None:
     push_image(hub.admin, f"official{uuid.uuid4().hex[:8]}", "v1")
     assert ok(hub.admin.get("/api/v2/orgs/library"))["orgname"] == "library"
-    assert members(hub, "library")["admin"] == "owner"
+    assert members(hub, "library")["admin"] == "Owner"
 
 
 def test_a_push_into_a_namespace_without_an_account_is_refused(hub: Accounts) -> None:

@@ -180,6 +180,52 @@ def test_robot_account_with_pull_on_one_repository(
     assert refused(proc.stderr)
 
 
+def test_organization_access_token_pushes_and_pulls_only_its_repositories(
+    secure: DockyardServer, hub: HubAdmin, skopeo: Tool, image_layout: Layout
+) -> None:
+    """An OAT signs in with the organization's name (``docker login -u <org>``): push where it has repo-push,
+    pull where it has repo-pull, nothing elsewhere; switched off, it signs in no more."""
+    owner, owner_pw = hub.user("olga")
+    org = hub.org(owner)
+    ref = docker_ref(secure, f"{org}/service", "v1")
+    push(skopeo, image_layout, ref, f"{owner}:{owner_pw}")
+    push(skopeo, image_layout, docker_ref(secure, f"{org}/secret", "v1"), f"{owner}:{owner_pw}")
+    resources = [
+        {"type": "TYPE_REPO", "path": f"{org}/service", "scopes": ["repo-pull"]},
+        {"type": "TYPE_REPO", "path": f"{org}/builds", "scopes": ["repo-pull", "repo-push"]},
+    ]
+    with httpx.Client(base_url=secure.url, auth=(owner, owner_pw), timeout=30) as client:
+        made = client.post(f"/api/v2/orgs/{org}/access-tokens", json={"label": "ci", "resources": resources})
+        assert made.status_code == 201, made.text
+        token = made.json()["token"]
+        assert token.startswith("dy_oat_")
+        creds = f"{org}:{token}"
+        status, out = inspect(skopeo, ref, creds)
+        assert status == 0, out
+        push(skopeo, image_layout, docker_ref(secure, f"{org}/builds", "v1"), creds)
+        status, out = inspect(skopeo, docker_ref(secure, f"{org}/builds", "v1"), creds)
+        assert status == 0, out
+        status, out = inspect(skopeo, docker_ref(secure, f"{org}/secret", "v1"), creds)
+        assert status != 0
+        proc = skopeo.run(
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            creds,
+            f"oci:{image_layout.path}:{image_layout.tag}",
+            docker_ref(secure, f"{org}/service", "v2"),
+            check=False,
+        )
+        assert proc.returncode != 0
+        assert refused(proc.stderr)
+        status, out = inspect(skopeo, ref, f"{owner}:{token}")  # the user name is the organization's
+        assert status != 0
+        switched = client.patch(f"/api/v2/orgs/{org}/access-tokens/{made.json()['id']}", json={"is_active": False})
+        assert switched.status_code == 200, switched.text
+        status, out = inspect(skopeo, ref, creds)
+        assert status != 0
+
+
 def test_podman_login_push_and_pull(
     secure: DockyardServer, hub: HubAdmin, podman: Tool, skopeo: Tool, image_layout: Layout
 ) -> None:

@@ -14,6 +14,7 @@ from tests.security.rows_oci import LEVEL, Call, Expect
 from tests.security.world import (
     ANON,
     DEAD,
+    OAT,
     OWNER,
     PAT_READ,
     PRINCIPALS,
@@ -135,6 +136,14 @@ def owner_token(world: World) -> str:
     return str(response.json()["uuid"])
 
 
+def fresh_org_token(world: World) -> str:
+    resources = [{"type": "TYPE_REPO", "path": world.repo, "scopes": ["repo-pull"]}]
+    made = world.admin_api(
+        "POST", f"/api/v2/orgs/{world.org}/access-tokens", json={"label": "m", "resources": resources}
+    )
+    return str(made["id"])
+
+
 def fresh_collaborator(world: World) -> str:
     name = fresh_user(world)
     world.admin_api(
@@ -190,7 +199,7 @@ row(
 )
 # Another user's token does not exist for them (404); robots and access tokens may not manage tokens at all (403,
 # whatever the token).
-token_denied = {**by({OWNER}, 0, denied=HIDDEN), ROBOT: DENIED, PAT_READ: DENIED}
+token_denied = {**by({OWNER}, 0, denied=HIDDEN), ROBOT: DENIED, OAT: DENIED, PAT_READ: DENIED}
 row(
     "GET",
     "/api/v2/access-tokens/{uuid}",
@@ -279,13 +288,19 @@ for base in ("/api/v2/namespaces/{ns}/repositories/{repo}", "/api/v2/repositorie
     )
 row(
     "HEAD",
+    "/api/v2/namespaces/{ns}/repositories/{repo}/tags",
+    api("HEAD", lambda w, p: f"/api/v2/namespaces/{w.org}/repositories/{APP}/tags"),
+    repo_level(1, 200),
+)
+row(
+    "HEAD",
     "/api/v2/namespaces/{ns}/repositories/{repo}/tags/{tag}",
     api("HEAD", lambda w, p: f"/api/v2/namespaces/{w.org}/repositories/{APP}/tags/latest"),
     repo_level(1, 200),
 )
 
 # Stars: people who can see the repository; robots have no stars.
-star_expect = {**repo_level(1, 204), ROBOT: DENIED, ANON: 401}
+star_expect = {**repo_level(1, 204), ROBOT: DENIED, OAT: DENIED, ANON: 401}
 row(
     "POST",
     "/api/v2/repositories/{ns}/{repo}/stars",
@@ -389,6 +404,50 @@ row(
 )
 row(
     "GET",
+    "/api/v2/orgs/{org}/settings",
+    api("GET", lambda w, p: f"/api/v2/orgs/{w.org}/settings"),
+    by(MEMBERS, 200, denied=DENIED),
+)
+row(
+    "PUT",
+    "/api/v2/orgs/{org}/settings",
+    api("PUT", lambda w, p: f"/api/v2/orgs/{w.org}/settings", lambda w, p: {"restricted_images": {"enabled": False}}),
+    by(ORG_ADMINS, 200, denied=DENIED),
+)
+OATS = "/api/v2/orgs/{org}/access-tokens"
+row(
+    "POST",
+    OATS,
+    api("POST", lambda w, p: f"/api/v2/orgs/{w.org}/access-tokens", lambda w, p: {"label": "m"}),
+    by(ORG_ADMINS, 201, denied=DENIED),
+)
+row("GET", OATS, api("GET", lambda w, p: f"/api/v2/orgs/{w.org}/access-tokens"), by(ORG_ADMINS, 200, denied=DENIED))
+row(
+    "GET",
+    f"{OATS}/{{token_id}}",
+    api("GET", lambda w, p: f"/api/v2/orgs/{w.org}/access-tokens/{fresh_org_token(w)}"),
+    by(ORG_ADMINS, 200, denied=DENIED),
+)
+row(
+    "PATCH",
+    f"{OATS}/{{token_id}}",
+    api("PATCH", lambda w, p: f"/api/v2/orgs/{w.org}/access-tokens/{fresh_org_token(w)}", lambda w, p: {"label": p}),
+    by(ORG_ADMINS, 200, denied=DENIED),
+)
+row(
+    "DELETE",
+    f"{OATS}/{{token_id}}",
+    api("DELETE", lambda w, p: f"/api/v2/orgs/{w.org}/access-tokens/{fresh_org_token(w)}"),
+    by(ORG_ADMINS, 204, denied=DENIED),
+)
+row(
+    "GET",
+    "/api/v2/orgs/{org}/members/export",
+    api("GET", lambda w, p: f"/api/v2/orgs/{w.org}/members/export"),
+    by(ORG_ADMINS, 200, denied=DENIED),
+)
+row(
+    "GET",
     "/api/v2/orgs/{org}/members/{username}",
     api("GET", lambda w, p: f"/api/v2/orgs/{w.org}/members/{w.users[READER]}"),
     by(MEMBERS, 200, denied=DENIED),
@@ -433,6 +492,12 @@ row(
     by(ORG_ADMINS, 200, denied=DENIED),
 )
 row(
+    "PUT",
+    TEAM,
+    api("PUT", lambda w, p: f"/api/v2/orgs/{w.org}/groups/{w.teams[READER]}", lambda w, p: {"name": w.teams[READER]}),
+    by(ORG_ADMINS, 200, denied=DENIED),
+)
+row(
     "DELETE",
     TEAM,
     api("DELETE", lambda w, p: f"/api/v2/orgs/{w.org}/groups/{fresh_team(w)}"),
@@ -452,7 +517,7 @@ row(
         lambda w, p: f"/api/v2/orgs/{w.org}/groups/{w.teams[READER]}/members",
         lambda w, p: {"member": fresh_user(w)},
     ),
-    by(ORG_ADMINS, 201, denied=DENIED),
+    by(ORG_ADMINS, 200, denied=DENIED),
 )
 row(
     "DELETE",

@@ -9,6 +9,7 @@ import httpx
 from tests.security.world import (
     ANON,
     DEAD,
+    OAT,
     OWNER,
     PAT_READ,
     PRINCIPALS,
@@ -24,7 +25,7 @@ Expect = dict[str, int]  # principal → the one status it must get
 Call = Callable[[World, str, str], httpx.Response]  # (world, principal, method) → response
 
 # What each live principal holds on the private repository: 0 none, 1 read, 2 write, 3 admin.
-LEVEL = {OWNER: 3, READER: 1, WRITER: 2, TEAM_ADMIN: 3, STRANGER: 0, ROBOT: 1, PAT_READ: 1}
+LEVEL = {OWNER: 3, READER: 1, WRITER: 2, TEAM_ADMIN: 3, STRANGER: 0, ROBOT: 1, OAT: 1, PAT_READ: 1}
 PULL, PUSH, DELETE = 1, 2, 3
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

@@ -28,12 +28,26 @@ WRITER = "team_writer"
 TEAM_ADMIN = "team_admin"
 STRANGER = "other_org_member"
 ROBOT = "robot_pull_one_repo"
+OAT = "org_token_pull_one_repo"  # an organization access token: user name = the organization
 PAT_READ = "pat_repo_read"
 PAT_EXPIRED = "pat_expired"
 PAT_REVOKED = "pat_revoked"
 DISABLED = "disabled_user"
 
-PRINCIPALS = (ANON, OWNER, READER, WRITER, TEAM_ADMIN, STRANGER, ROBOT, PAT_READ, PAT_EXPIRED, PAT_REVOKED, DISABLED)
+PRINCIPALS = (
+    ANON,
+    OWNER,
+    READER,
+    WRITER,
+    TEAM_ADMIN,
+    STRANGER,
+    ROBOT,
+    OAT,
+    PAT_READ,
+    PAT_EXPIRED,
+    PAT_REVOKED,
+    DISABLED,
+)
 DEAD = (PAT_EXPIRED, PAT_REVOKED, DISABLED)  # credentials that no longer authenticate
 
 
@@ -191,6 +205,12 @@ def build_world(server: Server) -> World:
     world.robot_short = robot.name.split("+", 1)[1]
     world.creds[ROBOT] = (robot.name, robot.secret)
     world.users[ROBOT] = robot.name
+    resources = [{"type": "TYPE_REPO", "path": world.repo, "scopes": ["repo-pull"]}]
+    org_token = world.admin_api(
+        "POST", f"/api/v2/orgs/{world.org}/access-tokens", json={"label": "matrix", "resources": resources}
+    )
+    world.creds[OAT] = (world.org, org_token["token"])
+    world.users[OAT] = world.org
     read_token = pat(server, owner, owner_pw, "repo:read")["token"]
     world.creds[PAT_READ] = (owner, read_token)
     expiring = pat(server, owner, owner_pw, "repo:admin")

@@ -1,16 +1,18 @@
-"""Organizations: creation, profile, deletion, and membership (roles owner / member).
+"""Organizations: creation, profile, deletion, and membership (roles owner / editor / member).
 
 ``org_members`` is the source of truth for roles: owners administer the organization's namespace (every
-repository in it, its teams, robots and members); members see the organization's teams and members and get
-repository access through teams. There is no implicit "owners" team. An organization always keeps an owner.
+repository in it, its teams, robots and members); editors push to every repository of it (``authz.permissions``)
+but manage nothing; members see the organization's teams and members and get repository access through teams.
+There is no implicit "owners" team. An organization always keeps an owner.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,7 +46,7 @@ from dockyard.storage.base import BlobStore
 
 def validate_role(role: str) -> str:
     if role not in ORG_ROLES:
-        raise Invalid("member", "role must be owner or member", {"role": str(role)[:50]})
+        raise Invalid("member", "role must be owner, editor or member", {"role": str(role)[:50]})
     return role
 
 
@@ -110,6 +112,11 @@ class OrgService:
         async with self._db.read() as conn:
             return org_info(await require_org_owner(conn, actor, name))
 
+    async def get_settings(self, name: str, *, actor: Principal) -> OrgInfo:
+        """The organization, for its settings (its members)."""
+        async with self._db.read(consistent=True) as conn:
+            return org_info(await require_org_member(conn, actor, name))
+
     async def update_org(
         self,
         name: str,
@@ -168,22 +175,34 @@ class OrgService:
         await drop_upload_objects(self._store, uploads)
         return deleted
 
-    async def list_members(self, org: str, page: PageRequest, *, actor: Principal) -> Page[MemberInfo]:
-        """Members and owners by name; visible to the organization's members."""
+    async def list_members(
+        self, org: str, page: PageRequest, *, actor: Principal, role: str | None = None, search: str | None = None
+    ) -> Page[MemberInfo]:
+        """Members by name, with their teams, optionally of one ``role`` or whose name contains ``search``;
+        visible to the organization's members (e-mail addresses to its owners and site administrators)."""
         async with self._db.read(consistent=True) as conn:
             row = await require_org_member(conn, actor, org)
-            query = (
-                select(Account.name, Account.full_name, OrgMember.role, OrgMember.created_at)
-                .join(OrgMember, OrgMember.user_id == Account.id)
-                .where(OrgMember.org_id == row.id)
-                .order_by(Account.name)
-            )
-            return await paged(conn, query, page, _member_info)
+            query = _member_query(row.id).order_by(Account.name)
+            if role is not None:
+                query = query.where(OrgMember.role == validate_role(role))
+            if search:
+                query = query.where(Account.name.contains(search, autoescape=True))
+            found = await paged(conn, query, page, _member_info)
+            members = await _with_groups(conn, row.id, found.items, await is_org_owner(conn, actor, row.id))
+            return replace(found, items=members)
+
+    async def export_members(self, org: str, *, actor: Principal) -> list[MemberInfo]:
+        """Every member with e-mail address and teams, by name (owners and site administrators)."""
+        async with self._db.read(consistent=True) as conn:
+            row = await require_org_owner(conn, actor, org)
+            rows = (await conn.execute(_member_query(row.id).order_by(Account.name))).all()
+            return await _with_groups(conn, row.id, [_member_info(r) for r in rows], True)
 
     async def get_member(self, org: str, username: str, *, actor: Principal) -> MemberInfo:
         async with self._db.read(consistent=True) as conn:
             row = await require_org_member(conn, actor, org)
-            return await _member(conn, row.id, username)
+            member = await _member(conn, row.id, username)
+            return (await _with_groups(conn, row.id, [member], await is_org_owner(conn, actor, row.id)))[0]
 
     async def add_member(
         self, org: str, username: str, role: str = MEMBER, *, actor: Principal, source_ip: str = ""
@@ -196,12 +215,12 @@ class OrgService:
             if await _role_of(conn, org_row.id, user.id) is not None:
                 raise Conflict("member", "the user is already a member", {"org": org, "username": username})
             await add_membership(conn, org_row.id, org, user.id, username, role, actor, source_ip)
-            return await _member(conn, org_row.id, username)
+            return (await _with_groups(conn, org_row.id, [await _member(conn, org_row.id, username)], True))[0]
 
     async def set_member_role(
         self, org: str, username: str, role: str, *, actor: Principal, source_ip: str = ""
     ) -> MemberInfo:
-        """Make a member an owner or an owner a member (owners only; the last owner stays)."""
+        """Change a member's role: owner, editor or member (owners only; the last owner stays)."""
         validate_role(role)
         async with self._db.write() as conn:
             org_row = await require_org_owner(conn, actor, org)
@@ -226,7 +245,7 @@ class OrgService:
                     source_ip=source_ip,
                     data={"role": role, "previous": current},
                 )
-            return await _member(conn, org_row.id, username)
+            return (await _with_groups(conn, org_row.id, [await _member(conn, org_row.id, username)], True))[0]
 
     async def remove_member(self, org: str, username: str, *, actor: Principal, source_ip: str = "") -> None:
         """Remove a user from the organization and all its teams. Owners may remove anyone, members may leave;
@@ -312,18 +331,65 @@ async def _require_another_owner(conn: AsyncConnection, org_id: int, user_id: in
         raise Conflict("member", "an organization needs at least one owner")
 
 
-async def _member(conn: AsyncConnection, org_id: int, username: str) -> MemberInfo:
-    row = (
-        await conn.execute(
-            select(Account.name, Account.full_name, OrgMember.role, OrgMember.created_at)
-            .join(OrgMember, OrgMember.user_id == Account.id)
-            .where(OrgMember.org_id == org_id, Account.name == username)
+def _member_query(org_id: int) -> Select[*tuple[Any, ...]]:
+    return (
+        select(
+            Account.id,
+            Account.name,
+            Account.full_name,
+            Account.email,
+            Account.company,
+            Account.location,
+            Account.profile_url,
+            OrgMember.role,
+            OrgMember.created_at,
         )
-    ).first()
+        .join(OrgMember, OrgMember.user_id == Account.id)
+        .where(OrgMember.org_id == org_id)
+    )
+
+
+async def _member(conn: AsyncConnection, org_id: int, username: str) -> MemberInfo:
+    row = (await conn.execute(_member_query(org_id).where(Account.name == username))).first()
     if row is None:
         raise NotFound("member", "the user is not a member", {"username": username})
     return _member_info(row)
 
 
 def _member_info(row: Any) -> MemberInfo:
-    return MemberInfo(username=row.name, full_name=row.full_name, role=row.role, joined_at=row.created_at)
+    return MemberInfo(
+        username=row.name,
+        full_name=row.full_name,
+        role=row.role,
+        joined_at=row.created_at,
+        user_id=row.id,
+        email=row.email,
+        company=row.company,
+        location=row.location,
+        profile_url=row.profile_url,
+    )
+
+
+async def is_org_owner(conn: AsyncConnection, actor: Principal, org_id: int) -> bool:
+    """Whether ``actor`` is an owner of the organization or a site administrator: who sees members' e-mail
+    addresses."""
+    if actor.superuser:
+        return True
+    return actor.account_id is not None and await _role_of(conn, org_id, actor.account_id) == OWNER
+
+
+async def _with_groups(
+    conn: AsyncConnection, org_id: int, members: list[MemberInfo], show_email: bool
+) -> list[MemberInfo]:
+    """``members`` with the organization's teams each is in, and without e-mail unless ``show_email``."""
+    groups: dict[int, list[str]] = {}
+    if members:
+        rows = await conn.execute(
+            select(TeamMember.user_id, Team.name)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(Team.org_id == org_id, TeamMember.user_id.in_([m.user_id for m in members]))
+            .order_by(Team.name)
+        )
+        for user_id, team in rows:
+            groups.setdefault(user_id, []).append(team)
+    return [replace(m, groups=tuple(groups.get(m.user_id, ())), email=m.email if show_email else None) for m in members]

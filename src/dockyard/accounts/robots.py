@@ -5,6 +5,9 @@ A robot's secret is random (256 bits), shown once at creation or regeneration, a
 Only owners of the organization (and site administrators) manage robots. Disabling or deleting a robot, or
 regenerating its secret, takes effect at the next authentication; regenerating the secret also ends the robot's
 refresh and API tokens (registry tokens already issued run out within their short lifetime).
+
+Organization access tokens are robots too (``accounts.org_tokens``: one permission path), hidden from this
+service: they are listed and managed as tokens.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict, NotFound
 from dockyard.events.audit import record_audit
-from dockyard.models import Account, Repository, RepositoryPermission
+from dockyard.models import Account, OrgAccessToken, Repository, RepositoryPermission
 from dockyard.models.accounts import ROBOT
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
@@ -97,7 +100,11 @@ class RobotService:
     async def list_robots(self, org: str, page: PageRequest, *, actor: Principal) -> Page[RobotInfo]:
         async with self._db.read(consistent=True) as conn:
             org_row = await require_org_owner(conn, actor, org)
-            query = select(Account).where(Account.owner_id == org_row.id, Account.kind == ROBOT).order_by(Account.name)
+            query = (
+                select(Account)
+                .where(Account.owner_id == org_row.id, Account.kind == ROBOT, _NOT_A_TOKEN)
+                .order_by(Account.name)
+            )
             listed = await paged(conn, query, page, lambda row: row)
             items = await _robot_infos(conn, org, listed.items)
         return Page(items=items, count=listed.count, request=page)
@@ -183,12 +190,19 @@ class RobotService:
             await grant(conn, repo_id, levels[repository], account_id=robot_id)
 
 
+# The robots behind organization access tokens are the tokens' business (``accounts.org_tokens``), not robots'.
+_NOT_A_TOKEN = ~Account.id.in_(select(OrgAccessToken.robot_id))
+
+
 async def _require_robot(conn: AsyncConnection, org_id: int, org: str, shortname: str) -> Row[Any]:
     short = split_robot_name(org, shortname)
     row = (
         await conn.execute(
             select(Account).where(
-                Account.name == f"{org}{ROBOT_SEPARATOR}{short}", Account.kind == ROBOT, Account.owner_id == org_id
+                Account.name == f"{org}{ROBOT_SEPARATOR}{short}",
+                Account.kind == ROBOT,
+                Account.owner_id == org_id,
+                _NOT_A_TOKEN,
             )
         )
     ).first()

@@ -11,8 +11,9 @@ from datetime import datetime
 from dockyard.authz.permissions import Level
 
 OWNER = "owner"
+EDITOR = "editor"  # pushes to every repository of the organization; does not manage it
 MEMBER = "member"
-ORG_ROLES = (OWNER, MEMBER)
+ORG_ROLES = (OWNER, EDITOR, MEMBER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,14 @@ class MemberInfo:
 
     username: str
     full_name: str
-    role: str  # owner | member
+    role: str  # owner | editor | member
     joined_at: datetime
+    user_id: int = 0
+    email: str | None = None  # only for the organization's owners and site administrators
+    company: str = ""
+    location: str = ""
+    profile_url: str = ""
+    groups: tuple[str, ...] = ()  # the organization's teams the user is in, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +81,19 @@ class TeamInfo:
     description: str
     member_count: int
     created_at: datetime
+    uuid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TeamMemberInfo:
     username: str
     full_name: str
+    user_id: int = 0
+    email: str | None = None  # only for the organization's owners and site administrators
+    company: str = ""
+    location: str = ""
+    profile_url: str = ""
+    date_joined: datetime | None = None  # when the account was created
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,7 +23,7 @@ from dockyard.accounts.common import (
 )
 from dockyard.accounts.grants import grant, org_repository, revoke
 from dockyard.accounts.names import validate_team_name, validate_text
-from dockyard.accounts.orgs import add_membership
+from dockyard.accounts.orgs import add_membership, is_org_owner
 from dockyard.accounts.snapshots import MEMBER, RepositoryGrant, TeamGrant, TeamInfo, TeamMemberInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
@@ -155,7 +155,7 @@ class TeamService:
                 source_ip=source_ip,
                 data={"team": team},
             )
-            return TeamMemberInfo(username=user.name, full_name=user.full_name)
+            return _team_member(user, True)
 
     async def remove_team_member(
         self, org: str, team: str, username: str, *, actor: Principal, source_ip: str = ""
@@ -181,18 +181,24 @@ class TeamService:
             )
 
     async def list_team_members(
-        self, org: str, team: str, page: PageRequest, *, actor: Principal
+        self, org: str, team: str, page: PageRequest, *, actor: Principal, search: str | None = None
     ) -> Page[TeamMemberInfo]:
+        """The team's members by name, optionally those whose name or full name contains ``search`` (or, for the
+        organization's owners, whose e-mail address does; only they see addresses)."""
         async with self._db.read(consistent=True) as conn:
             org_row = await require_org_member(conn, actor, org)
             team_row = await _require_team(conn, org_row.id, org, team)
+            owner = await is_org_owner(conn, actor, org_row.id)
             query = (
-                select(Account.name, Account.full_name)
+                select(Account)
                 .join(TeamMember, TeamMember.user_id == Account.id)
                 .where(TeamMember.team_id == team_row.id)
                 .order_by(Account.name)
             )
-            return await paged(conn, query, page, lambda r: TeamMemberInfo(username=r.name, full_name=r.full_name))
+            if search:
+                fields = [Account.name, Account.full_name] + ([Account.email] if owner else [])
+                query = query.where(or_(*(field.contains(search, autoescape=True) for field in fields)))
+            return await paged(conn, query, page, lambda r: _team_member(r, owner))
 
     async def set_team_permission(
         self, org: str, team: str, repository: str, level: Level, *, actor: Principal, source_ip: str = ""
@@ -269,6 +275,19 @@ async def _require_team(conn: AsyncConnection, org_id: int, org: str, name: str)
     return row
 
 
+def _team_member(row: Any, show_email: bool) -> TeamMemberInfo:
+    return TeamMemberInfo(
+        username=row.name,
+        full_name=row.full_name,
+        user_id=row.id,
+        email=row.email if show_email else None,
+        company=row.company,
+        location=row.location,
+        profile_url=row.profile_url,
+        date_joined=row.created_at,
+    )
+
+
 async def _in_team(conn: AsyncConnection, team_id: int, user_id: int) -> bool:
     found = await conn.execute(
         select(TeamMember.user_id).where(TeamMember.team_id == team_id, TeamMember.user_id == user_id)
@@ -291,4 +310,5 @@ def _to_info(org: str, row: Any) -> TeamInfo:
         description=row.description,
         member_count=int(row.members),
         created_at=row.created_at,
+        uuid=row.uuid,
     )

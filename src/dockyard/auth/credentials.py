@@ -1,4 +1,5 @@
-"""Who is this? Checks a user name and secret (password, personal access token or robot secret), and turns the
+"""Who is this? Checks a user name and secret (password, personal access token, robot secret, or an organization's
+name and one of its access tokens, which authenticates as the token's robot: ``accounts.org_tokens``), and turns the
 identity inside a verified token back into a live ``Principal`` (the account may have been disabled since, its
 password changed or its sessions revoked: see ``principal_for_token``).
 
@@ -24,15 +25,16 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.auth.secrets import PAT_PREFIX, fingerprint, verify_robot_secret, verify_secret
+from dockyard.auth.secrets import OAT_PREFIX, PAT_PREFIX, fingerprint, verify_robot_secret, verify_secret
 from dockyard.auth.throttle import LoginThrottle, Reservation, busy
 from dockyard.auth.tokens import VerifiedToken
 from dockyard.authz.principal import Principal, PrincipalKind
 from dockyard.db.engine import Database
 from dockyard.errors import RateLimited, Unauthorized
 from dockyard.events.audit import record_audit
-from dockyard.models import AccessToken, Account
+from dockyard.models import AccessToken, Account, OrgAccessToken
 from dockyard.models.accounts import ORG, ROBOT, USER
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
@@ -86,6 +88,11 @@ class Authenticator:
             # No account name or secret has control characters (and PostgreSQL refuses NUL in text).
             self._observer.login_failed("malformed")
             raise _unauthorized()
+        if secret.startswith(OAT_PREFIX):
+            principal = await self._with_org_token(username, secret)
+            if principal is None:
+                raise _unauthorized()
+            return principal
         if secret.startswith(PAT_PREFIX):
             principal = await self._with_access_token(username, secret)
             if principal is None:
@@ -198,6 +205,26 @@ class Authenticator:
                 await conn.execute(update(AccessToken).where(AccessToken.id == row.id).values(last_used_at=utcnow()))
         return principal
 
+    async def _with_org_token(self, org: str, secret: str) -> Principal | None:
+        """An organization access token, given with its organization's name as the user name."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(OrgAccessToken.id, OrgAccessToken.robot_id, OrgAccessToken.last_used_at, Account.name)
+                    .join(Account, Account.id == OrgAccessToken.org_id)
+                    .where(OrgAccessToken.token_hash == fingerprint(secret))
+                )
+            ).first()
+        if row is None or row.name != org:
+            return None
+        principal = await self.principal_for(row.robot_id, row.id)
+        if principal is not None and (row.last_used_at is None or utcnow() - row.last_used_at > _LAST_USED_RESOLUTION):
+            async with self._db.write() as conn:
+                await conn.execute(
+                    update(OrgAccessToken).where(OrgAccessToken.id == row.id).values(last_used_at=utcnow())
+                )
+        return principal
+
     async def principal_for_token(self, token: VerifiedToken) -> Principal | None:
         """The live principal behind a verified refresh or API token, or None. A token got with a personal access
         token lives as long as that token does; any other must carry the account's current credential
@@ -229,6 +256,8 @@ class Authenticator:
                 if org_disabled is not False:
                     return None
             token: Row[Any] | None = None
+            if token_id is not None and account.kind == ROBOT:
+                return await _org_token_principal(conn, account, token_id)
             if token_id is not None:
                 token = (
                     await conn.execute(
@@ -294,3 +323,21 @@ class Authenticator:
                 source_ip=source_ip,
                 data={"via": via, "token_id": principal.token_id},
             )
+
+
+async def _org_token_principal(conn: AsyncConnection, robot: Row[Any], token_id: str) -> Principal | None:
+    """The robot behind an organization access token, while the token is switched on and not expired."""
+    token = (
+        await conn.execute(
+            select(OrgAccessToken.is_active, OrgAccessToken.expires_at).where(
+                OrgAccessToken.id == token_id, OrgAccessToken.robot_id == robot.id
+            )
+        )
+    ).first()
+    if token is None or not token.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        return None
+    return Principal(
+        "robot", robot.id, robot.name, False, token_id=token_id, credential_generation=robot.credential_generation
+    )

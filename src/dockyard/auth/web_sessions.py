@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 
 from dockyard.auth.credentials import Authenticator
-from dockyard.auth.secrets import PAT_PREFIX, ROBOT_PREFIX, fingerprint
+from dockyard.auth.secrets import OAT_PREFIX, PAT_PREFIX, ROBOT_PREFIX, fingerprint
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
@@ -53,7 +53,7 @@ class WebSessions:
     async def sign_in(self, username: str, password: str, source_ip: str = "") -> WebSignIn:
         """Check a user's password (throttled as every password login is) and open a session. Raises
         ``Unauthorized`` (wrong credentials, not a user, a token instead of a password) or ``RateLimited``."""
-        if password.startswith((PAT_PREFIX, ROBOT_PREFIX)) or "+" in username:
+        if password.startswith((PAT_PREFIX, ROBOT_PREFIX, OAT_PREFIX)) or "+" in username:
             raise Unauthorized("credentials", "sign in with a user name and password")
         principal = await self._authenticator.login(username, password, source_ip)
         if principal.kind != "user" or principal.account_id is None or principal.token_id is not None:

@@ -5,6 +5,7 @@ admin → pull+push+delete). Sources of a level, highest wins:
 - site administrators and open servers: admin everywhere;
 - the namespace's owner (the user themselves, or an owner of the organization): admin on every repository in it,
   and the right to create new ones by pushing;
+- an editor of the organization: write (pull and push) on every repository it has;
 - grants in ``repository_permissions`` to the account (collaborators, robots) or to a team the user is in;
 - public repositories: read for everyone, anonymous callers included.
 A personal access token then caps the result by its scopes and optional repository list.
@@ -59,6 +60,7 @@ class Facts:
     owned_namespaces: frozenset[str]
     member_orgs: frozenset[str]
     team_ids: tuple[int, ...]
+    edited_namespaces: frozenset[str] = frozenset()  # organizations where the user is an editor
 
 
 NO_FACTS = Facts(frozenset(), frozenset(), ())
@@ -80,7 +82,8 @@ async def load_facts(conn: AsyncConnection, principal: Principal) -> Facts:
         .all()
     )
     owned = {principal.name} | {name for name, role in orgs if role == "owner"}
-    return Facts(frozenset(owned), frozenset(name for name, _ in orgs), tuple(sorted(teams)))
+    edited = frozenset(name for name, role in orgs if role == "editor")
+    return Facts(frozenset(owned), frozenset(name for name, _ in orgs), tuple(sorted(teams)), edited)
 
 
 def cap_by_token(principal: Principal, name: str, level: Level, public: bool) -> Level:
@@ -164,6 +167,8 @@ async def levels_of(
             level = Level.ADMIN
         elif row is not None:
             level = grants.get(row.id, Level.NONE)
+            if namespace in facts.edited_namespaces:
+                level = max(level, Level.WRITE)
         else:
             level = Level.NONE
         public = row is not None and not row.is_private
@@ -190,9 +195,8 @@ def visible_repositories(principal: Principal, facts: Facts) -> ColumnElement[bo
     if facts.team_ids:
         who.append(RepositoryPermission.team_id.in_(facts.team_ids))
     granted = Repository.id.in_(select(RepositoryPermission.repository_id).where(or_(*who)))
-    own: ColumnElement[bool] = (
-        Repository.namespace.in_(sorted(facts.owned_namespaces)) if facts.owned_namespaces else false()
-    )
+    seen = facts.owned_namespaces | facts.edited_namespaces
+    own: ColumnElement[bool] = Repository.namespace.in_(sorted(seen)) if seen else false()
     mine = true() if principal.is_admin else or_(own, granted)
     if principal.token_scopes is not None and principal.token_scopes <= {REPO_PUBLIC_READ}:
         mine = false()
@@ -202,7 +206,7 @@ def visible_repositories(principal: Principal, facts: Facts) -> ColumnElement[bo
 
 
 async def namespace_role(conn: AsyncConnection, principal: Principal, namespace: str) -> str | None:
-    """``owner`` (may administer the namespace), ``member`` (of an organization) or None. Tokens with less
+    """``owner`` (may administer the namespace), ``editor`` or ``member`` (of an organization) or None. Tokens with less
     than ``repo:admin`` never administer a namespace."""
     if principal.kind == "open":
         return "owner"
@@ -218,6 +222,6 @@ async def namespace_role(conn: AsyncConnection, principal: Principal, namespace:
             .where(Account.name == namespace, Account.kind == ORG, OrgMember.user_id == principal.account_id)
         )
     ).scalar_one_or_none()
-    if role == "owner" and not admin_capable:
+    if role in ("owner", "editor") and not admin_capable:
         return "member"
     return role

@@ -18,6 +18,7 @@ from dockyard.models.accounts import (
 from dockyard.models.base import Base, metadata
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
+from dockyard.models.hub import OrgAccessToken
 from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInventory, LayerPackage
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
@@ -68,6 +69,7 @@ __all__ = [
     "NamespaceBlob",
     "NamespaceSigningKey",
     "NamespaceUsage",
+    "OrgAccessToken",
     "OrgMember",
     "Proxy",
     "ProxyFetch",

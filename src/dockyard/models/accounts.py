@@ -4,6 +4,7 @@ personal access tokens, refresh tokens, stars, the audit log, token-signing keys
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import uuid4
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,7 +51,7 @@ class OrgMember(Base):
 
     org_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
-    role: Mapped[str] = mapped_column(String(8))  # owner | member
+    role: Mapped[str] = mapped_column(String(8))  # owner | editor | member
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_org_members_user_id", "user_id"),)
@@ -64,6 +65,7 @@ class Team(Base):
     name: Mapped[str] = mapped_column(ascii_string(64))
     description: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid4()))  # Docker Hub's group uuid
 
     __table_args__ = (UniqueConstraint("org_id", "name", name="uq_teams_org_name"),)
 

@@ -11,6 +11,7 @@ from tests.security.rows_oci import Call, Expect
 from tests.security.world import (
     ANON,
     DISABLED,
+    OAT,
     OWNER,
     PAT_EXPIRED,
     PAT_READ,
@@ -71,19 +72,20 @@ def _all(statuses: dict[str, int]) -> Expect:
 ROWS: dict[str, tuple[Call, Expect]] = {
     "push into a namespace with no account": (
         _push_nowhere,
-        _all({**DEAD_401, **dict.fromkeys((*USERS, ROBOT, PAT_READ), 403)}),
+        _all({**DEAD_401, **dict.fromkeys((*USERS, ROBOT, OAT, PAT_READ), 403)}),
     ),
     "push into the namespace of an organization deleted within the grace period": (
         _push_reserved,
-        _all({**DEAD_401, **dict.fromkeys((*USERS, ROBOT, PAT_READ), 403)}),
+        _all({**DEAD_401, **dict.fromkeys((*USERS, ROBOT, OAT, PAT_READ), 403)}),
     ),
-    # Robots and access tokens may not create organizations at all (403); users find the name taken (409).
+    # Robots and access tokens (personal or organization) may not create organizations (403); users find the name
+    # taken (409).
     "create an organization named like a namespace an administrator pushed into": (
         _create_org("pushed"),
-        _all({**DEAD_401, **dict.fromkeys(USERS, 409), ROBOT: 403, PAT_READ: 403}),
+        _all({**DEAD_401, **dict.fromkeys(USERS, 409), ROBOT: 403, OAT: 403, PAT_READ: 403}),
     ),
     "create an organization with the name of one deleted within the grace period": (
         _create_org("deleted"),
-        _all({**DEAD_401, **dict.fromkeys(USERS, 409), ROBOT: 403, PAT_READ: 403}),
+        _all({**DEAD_401, **dict.fromkeys(USERS, 409), ROBOT: 403, OAT: 403, PAT_READ: 403}),
     ),
 }

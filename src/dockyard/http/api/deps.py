@@ -2,9 +2,9 @@
 
 Callers authenticate with ``Authorization: Bearer <token>`` where the token is an API token from
 ``POST /api/v2/auth/token`` (or the legacy ``/users/login``) or a personal access token, or with Basic auth
-(password, personal access token or robot secret). Every request re-checks that the account and token behind it
-are still live, so disabling or revoking takes effect on the next request; an API token got with a password also
-dies with that password (``Authenticator.principal_for_token``).
+(password, personal access token, robot secret, or an organization's name and access token). Every request
+re-checks that the account and token behind it are still live, so disabling or revoking takes effect on the next
+request; an API token got with a password also dies with that password (``Authenticator.principal_for_token``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fastapi import Depends, Query, Request
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
@@ -61,6 +62,7 @@ class ApiServices:
     teams: TeamService
     collaborators: CollaboratorService
     robots: RobotService
+    org_tokens: OrgTokenService
     access_tokens: AccessTokenService
     webhooks: WebhookService
     trust: TrustService

@@ -23,7 +23,7 @@ from dockyard.http.web.render import page
 from dockyard.http.web.security import Visit, finish, form
 
 MAX_LISTED = 100
-ROLES = ("member", "owner")
+ROLES = ("member", "editor", "owner")
 
 
 async def new_org_form(request: Request) -> Response:

@@ -8,11 +8,12 @@ anyone else 404, as for a namespace that does not exist. Entries carry ``source_
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Invalid
@@ -45,10 +46,20 @@ class AuditLogModel(BaseModel):
     action: str = Field(description="e.g. ``repo.tag.push``")
     name: str = Field(description="the target: ``ns/repo``, ``ns/repo:tag``, a token label, …")
     actor: str
-    data: dict[str, Any]
+    data: dict[str, str] = Field(description="Docker Hub's string map: a value that is not a string is its JSON text")
     timestamp: Timestamp
     action_description: str
     source_ip: str
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _strings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            str(key): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+            for key, value in data.items()
+        }
 
 
 class AuditLogPage(BaseModel):

@@ -15,8 +15,14 @@ router = api_router(prefix="/api/v2", tags=["auth"])
 
 
 class TokenRequest(BaseModel):
-    identifier: str = Field(min_length=1, max_length=255, description="user name (or robot name)")
-    secret: str = Field(min_length=1, max_length=1024, description="password, personal access token or robot secret")
+    identifier: str = Field(
+        min_length=1, max_length=255, description="user name, robot name, or organization name (with its access token)"
+    )
+    secret: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="password, personal access token, robot secret or organization access token",
+    )
 
 
 class TokenResponse(BaseModel):

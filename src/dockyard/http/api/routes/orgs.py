@@ -1,25 +1,32 @@
 """Organizations in the Hub API: creation, public profile, changes, deletion, and membership (roles owner /
-member)."""
+editor / member; members as Docker Hub shows them, and their CSV export)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Request, Response
-from pydantic import AfterValidator, BaseModel, Field
+from fastapi import Query, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dockyard.accounts.names import validate_profile_url, validate_text
-from dockyard.accounts.snapshots import MemberInfo
+from dockyard.accounts.snapshots import MemberInfo, OrgInfo
 from dockyard.errors import Invalid
 from dockyard.http.api.deps import Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.accounts import AccountName, AccountPath, ExistingName, Organization, Text, organization
-from dockyard.http.api.schemas.common import NO_CONTENT, Paginated, error_responses
+from dockyard.http.api.schemas.common import NO_CONTENT, PRINTABLE, Paginated, Timestamp, error_responses
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["organizations"])
 
-Role = Literal["owner", "member"]
+Role = Literal["owner", "editor", "member"]
+# Docker Hub's spelling of a role in member objects (requests spell it in lower case).
+HUB_ROLES: dict[str, str] = {"owner": "Owner", "editor": "Editor", "member": "Member"}
+ROLE_FILTER = Annotated[Role | None, Query(description="only members with this role")]
+SEARCH = Annotated[str | None, Query(max_length=255, pattern=PRINTABLE, description="user names containing this")]
 
 
 def _checked_url(value: str) -> str:
@@ -61,9 +68,24 @@ class UpdateOrg(BaseModel):
 
 
 class Member(BaseModel):
+    """An organization member as Docker Hub's ``org_member``."""
+
+    id: str = Field(description="the user's id")
     username: str
     full_name: str
-    role: Role
+    company: str
+    location: str
+    profile_url: str
+    gravatar_email: str = ""
+    gravatar_url: str = ""
+    type: Literal["User"] = "User"
+    date_joined: Timestamp = Field(description="when the user joined the organization")
+    email: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="for the organization's owners only (else absent)"
+    )
+    role: Literal["Owner", "Editor", "Member"]
+    groups: list[str] = Field(description="the organization's teams the user is in")
+    is_guest: bool = False
 
 
 class AddMember(BaseModel):
@@ -76,7 +98,42 @@ class SetRole(BaseModel):
 
 
 def _member(info: MemberInfo) -> Member:
-    return Member(username=info.username, full_name=info.full_name, role="owner" if info.role == "owner" else "member")
+    return Member(
+        id=str(info.user_id),
+        username=info.username,
+        full_name=info.full_name,
+        company=info.company,
+        location=info.location,
+        profile_url=info.profile_url,
+        date_joined=info.joined_at,
+        email=info.email,
+        role=HUB_ROLES[info.role],
+        groups=list(info.groups),
+    )
+
+
+def _members_csv(org: str, members: list[MemberInfo]) -> Response:
+    """Docker Hub's members export: one row per member, ``Permission`` Owner or Member (an editor's is Member;
+    ``Role`` names it)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["Name", "Username", "Email", "Type", "Permission", "Role", "Teams", "Date Joined"])
+    for m in members:
+        permission = "Owner" if m.role == "owner" else "Member"
+        joined = m.joined_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
+        row = [m.full_name, m.username, m.email or "", "User", permission, HUB_ROLES[m.role], ", ".join(m.groups)]
+        writer.writerow([_csv_safe(cell) for cell in [*row, joined]])
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment;filename="{org}-members-{stamp}.csv"'},
+    )
+
+
+def _csv_safe(cell: str) -> str:
+    """A cell a spreadsheet will not run as a formula (full names are free text)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 @router.post(
@@ -127,17 +184,83 @@ async def delete_org(org: AccountPath, request: Request, svc: Services, who: Sig
     return Response(status_code=204)
 
 
+class RestrictedImages(BaseModel):
+    """Docker Hub's image restriction for Docker Desktop users. Dockyard cannot enforce it (it is the desktop's
+    policy, not the registry's), so it is always off and only "off" is accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: Literal[False] = False
+    allow_official_images: Literal[True] = True
+    allow_verified_publishers: Literal[True] = True
+
+
+class OrgSettings(BaseModel):
+    """Docker Hub's ``orgSettings``, and the settings Dockyard enforces."""
+
+    restricted_images: RestrictedImages
+    default_private: bool = Field(description="new repositories of the organization are private")
+
+
+class PutOrgSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown setting is refused (422), never silently dropped
+
+    restricted_images: RestrictedImages
+    default_private: bool | None = Field(default=None, description="unchanged when omitted")
+
+
+def _settings(info: OrgInfo, server_default_private: bool) -> OrgSettings:
+    private = info.default_private if info.default_private is not None else server_default_private
+    return OrgSettings(restricted_images=RestrictedImages(), default_private=private)
+
+
+@router.get("/orgs/{org}/settings", response_model=OrgSettings, responses=error_responses(401, 403, 404))
+async def get_settings(org: AccountPath, svc: Services, who: SignedIn) -> OrgSettings:
+    """The organization's settings (its members)."""
+    return _settings(await svc.orgs.get_settings(org, actor=who), svc.settings.default_private)
+
+
+@router.put("/orgs/{org}/settings", response_model=OrgSettings, responses=error_responses(401, 403, 404))
+async def put_settings(
+    org: AccountPath, body: PutOrgSettings, request: Request, svc: Services, who: SignedIn
+) -> OrgSettings:
+    """Change the organization's settings (owners). ``restricted_images`` can only be off; unknown settings are
+    refused."""
+    info = await svc.orgs.update_org(org, default_private=body.default_private, actor=who, source_ip=client_ip(request))
+    return _settings(info, svc.settings.default_private)
+
+
 @router.get(
     "/orgs/{org}/members",
     response_model=Paginated[Member],
     responses=error_responses(401, 403, 404),
 )
 async def list_members(
-    org: AccountPath, request: Request, svc: Services, who: SignedIn, page: Paging
+    org: AccountPath,
+    request: Request,
+    svc: Services,
+    who: SignedIn,
+    page: Paging,
+    role: ROLE_FILTER = None,
+    search: SEARCH = None,
 ) -> dict[str, Any]:
-    """Owners and members by name (visible to the organization's members)."""
-    members = await svc.orgs.list_members(org, page, actor=who)
+    """Members by name with their role and teams (visible to the organization's members; e-mail addresses to its
+    owners)."""
+    members = await svc.orgs.list_members(org, page, actor=who, role=role, search=search)
     return paginated(request, members, [_member(info) for info in members.items])
+
+
+@router.get(
+    "/orgs/{org}/members/export",
+    response_class=Response,
+    responses={
+        200: {"description": "the members as CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+        **error_responses(401, 403, 404),
+    },
+)
+async def export_members(org: AccountPath, svc: Services, who: SignedIn) -> Response:
+    """Every member as CSV, as Docker Hub exports them (owners)."""
+    return _members_csv(org, await svc.orgs.export_members(org, actor=who))
 
 
 @router.post(
@@ -169,7 +292,8 @@ async def get_member(org: AccountPath, username: AccountPath, svc: Services, who
 async def set_member_role(
     org: AccountPath, username: AccountPath, body: SetRole, request: Request, svc: Services, who: SignedIn
 ) -> Member:
-    """Make a member an owner or an owner a member (owners; the last owner stays)."""
+    """Change a member's role: owner, editor (pushes to every repository) or member (owners; the last owner
+    stays)."""
     info = await svc.orgs.set_member_role(org, username, body.role, actor=who, source_ip=client_ip(request))
     return _member(info)
 

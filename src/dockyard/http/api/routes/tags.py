@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
+from dockyard.errors import NotFound
 from dockyard.http.api.deps import ApiServices, Caller, Paging, Services, SignedIn, paginated
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE, NsPath, Paginated, RepoPath, Timestamp, error_responses
@@ -140,6 +141,20 @@ async def list_tags(
 ) -> TagPage:
     """The repository's tags with their images."""
     return await _list(request, svc, who, ns, repo, paging, name, ordering)
+
+
+@router.head(
+    "/namespaces/{ns}/repositories/{repo}/tags",
+    status_code=200,
+    response_class=Response,
+    responses=error_responses(401, 404, ok=(200, "the repository has at least one tag")),
+)
+async def check_tags(svc: Services, who: Caller, ns: NsPath, repo: RepoPath) -> Response:
+    """200 if the repository (one the caller may see) has a tag, 404 if it has none (no body)."""
+    page = await svc.tags.list_tags(who, ns, repo, PageRequest(page=1, page_size=1))
+    if not page.items:
+        raise NotFound("tag", "the repository has no tag", {"repository": f"{ns}/{repo}"})
+    return Response(status_code=200)
 
 
 @router.get(

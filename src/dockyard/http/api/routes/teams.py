@@ -5,13 +5,13 @@ those permissions (``/api/v2/repositories/{ns}/{repo}/groups``)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Path, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from dockyard.accounts.names import TEAM_NAME_RE
-from dockyard.accounts.snapshots import TeamInfo
+from dockyard.accounts.snapshots import TeamInfo, TeamMemberInfo
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
@@ -28,7 +28,15 @@ from dockyard.http.api.schemas.accounts import (
     level_label,
     repository_permission,
 )
-from dockyard.http.api.schemas.common import MAX_NAME_LENGTH, NO_CONTENT, PRINTABLE, Paginated, error_responses, page_of
+from dockyard.http.api.schemas.common import (
+    MAX_NAME_LENGTH,
+    NO_CONTENT,
+    PRINTABLE,
+    Paginated,
+    Timestamp,
+    error_responses,
+    page_of,
+)
 from dockyard.http.credentials import client_ip
 
 router = api_router(prefix="/api/v2", tags=["teams"])
@@ -47,7 +55,10 @@ GroupId = Annotated[int, Path(ge=1, le=2**62, description="the team's id")]
 
 
 class Team(BaseModel):
+    """Docker Hub's ``org_group``."""
+
     id: int
+    uuid: str
     name: str
     description: str
     member_count: int
@@ -63,9 +74,27 @@ class UpdateTeam(BaseModel):
     description: Text | None = None
 
 
+class ReplaceTeam(BaseModel):
+    name: TeamName
+    description: Text = ""
+
+
 class TeamMember(BaseModel):
+    """Docker Hub's ``group_member``."""
+
+    id: str = Field(description="the user's id")
     username: str
     full_name: str
+    company: str
+    location: str
+    profile_url: str
+    gravatar_email: str = ""
+    gravatar_url: str = ""
+    type: Literal["User"] = "User"
+    date_joined: Timestamp | None
+    email: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="for the organization's owners only (else absent)"
+    )
 
 
 class AddTeamMember(BaseModel):
@@ -99,7 +128,22 @@ class GrantGroup(BaseModel):
 
 
 def _team(info: TeamInfo) -> Team:
-    return Team(id=info.id, name=info.name, description=info.description, member_count=info.member_count)
+    return Team(
+        id=info.id, uuid=info.uuid, name=info.name, description=info.description, member_count=info.member_count
+    )
+
+
+def _team_member(info: TeamMemberInfo) -> TeamMember:
+    return TeamMember(
+        id=str(info.user_id),
+        username=info.username,
+        full_name=info.full_name,
+        company=info.company,
+        location=info.location,
+        profile_url=info.profile_url,
+        date_joined=info.date_joined,
+        email=info.email,
+    )
 
 
 async def _all_teams(svc: ApiServices, org: str, who: Principal) -> list[TeamInfo]:
@@ -162,6 +206,21 @@ async def update_team(
     return _team(info)
 
 
+@router.put(
+    "/orgs/{org}/groups/{team}",
+    response_model=Team,
+    responses=error_responses(400, 401, 403, 404, 409),
+)
+async def replace_team(
+    org: AccountPath, team: NamePath, body: ReplaceTeam, request: Request, svc: Services, who: SignedIn
+) -> Team:
+    """Set the team's name and description (an omitted description becomes empty; owners)."""
+    info = await svc.teams.update_team(
+        org, team, name=body.name, description=body.description, actor=who, source_ip=client_ip(request)
+    )
+    return _team(info)
+
+
 @router.delete(
     "/orgs/{org}/groups/{team}",
     status_code=204,
@@ -183,16 +242,26 @@ async def delete_team(org: AccountPath, team: NamePath, request: Request, svc: S
     responses=error_responses(401, 403, 404),
 )
 async def list_team_members(
-    org: AccountPath, team: NamePath, request: Request, svc: Services, who: SignedIn, page: Paging
+    org: AccountPath,
+    team: NamePath,
+    request: Request,
+    svc: Services,
+    who: SignedIn,
+    page: Paging,
+    search: Annotated[
+        str | None, Query(max_length=255, pattern=PRINTABLE, description="in user names and full names")
+    ] = None,
 ) -> dict[str, Any]:
-    members = await svc.teams.list_team_members(org, team, page, actor=who)
-    return paginated(request, members, [TeamMember(username=m.username, full_name=m.full_name) for m in members.items])
+    """The team's members (visible to the organization's members; e-mail addresses to its owners, who may also
+    search them)."""
+    members = await svc.teams.list_team_members(org, team, page, actor=who, search=search)
+    return paginated(request, members, [_team_member(m) for m in members.items])
 
 
 @router.post(
     "/orgs/{org}/groups/{team}/members",
     response_model=TeamMember,
-    status_code=201,
+    status_code=200,
     responses=error_responses(401, 403, 404, 409),
 )
 async def add_team_member(
@@ -200,7 +269,7 @@ async def add_team_member(
 ) -> TeamMember:
     """Put a user in the team; a user outside the organization joins it as a member (owners)."""
     info = await svc.teams.add_team_member(org, team, body.member, actor=who, source_ip=client_ip(request))
-    return TeamMember(username=info.username, full_name=info.full_name)
+    return _team_member(info)
 
 
 @router.delete(
