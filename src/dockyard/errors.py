@@ -41,6 +41,10 @@ Subject = Literal[
     "vulndb",
     "vex",
     "allowlist",
+    "build_link",
+    "build_rule",
+    "build",
+    "trigger",
 ]
 
 

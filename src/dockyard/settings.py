@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     # factory(settings, db) -> dockyard.vulns.scanner's InventorySource (tests hand fixture packages this way).
     vulns_inventory_source: str = ""
 
+    # Automated builds (dockyard.builds, docs/builds.md). The executor: "module:Class", constructed with the settings.
+    build_executor: str = "dockyard.builds.buildah:BuildahExecutor"
+    build_registry_url: str = ""  # where builders reach /v2; default base_url, else this server's listener
+    build_wall_seconds: float = Field(default=3600.0, gt=0, le=86400)  # a build's time limit (its token lives longer)
+    build_poll_check_seconds: int = Field(default=60, ge=5)  # how often links due for polling are looked for
+
     @field_validator("notifications_endpoints", mode="before")
     @classmethod
     def _endpoints_json(cls, value: Any) -> Any:

@@ -32,6 +32,14 @@ POLICY_VIOLATED = "policy.violated"  # a pull of an unsigned image under a trust
 REPOSITORY_PULLED = "repository.pulled"  # aggregated pulls (opt-in): written by the pull counter's flush
 SCAN_COMPLETED = "scan.completed"  # an image manifest was scanned for vulnerabilities (dockyard.vulns)
 VULNERABILITY_FOUND = "vulnerability.found"  # a re-match after a vulnerability-data import found new high/critical
+# automated builds (dockyard.builds): each state a build enters; the payload's "build" holds its record
+BUILD_QUEUED = "build.queued"
+BUILD_STARTED = "build.started"  # cloning
+BUILD_BUILDING = "build.building"
+BUILD_PUSHING = "build.pushing"
+BUILD_SUCCEEDED = "build.succeeded"
+BUILD_FAILED = "build.failed"
+BUILD_CANCELLED = "build.cancelled"
 
 EVENT_TYPES = frozenset(
     {
@@ -48,6 +56,13 @@ EVENT_TYPES = frozenset(
         POLICY_VIOLATED,
         SCAN_COMPLETED,
         VULNERABILITY_FOUND,
+        BUILD_QUEUED,
+        BUILD_STARTED,
+        BUILD_BUILDING,
+        BUILD_PUSHING,
+        BUILD_SUCCEEDED,
+        BUILD_FAILED,
+        BUILD_CANCELLED,
     }
 )
 

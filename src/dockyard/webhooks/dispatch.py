@@ -255,7 +255,7 @@ class WebhookSubscriber:
 
 
 # Outbox payload fields that webhook payloads carry in ``details``.
-_DETAILS = ("count", "window_seconds", "mode", "reason", "policy", "summary", "vulnerabilities")
+_DETAILS = ("count", "window_seconds", "mode", "reason", "policy", "summary", "vulnerabilities", "build")
 
 
 def sample_view(repository: str, base_url: str) -> EventView:
