@@ -290,6 +290,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     files=files,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
+                    builds=builds,
                 )
             )
 

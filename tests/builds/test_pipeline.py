@@ -12,37 +12,17 @@ import hmac
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support.checks import wait_for
 from tests.support.gitserver import GitServer, WorkTree
-from tests.support.hub_accounts import SIGN_IN_OFTEN
 from tests.support.hub_api import People, Person, create_repository
 from tests.support.oci import OCI_MANIFEST, push_image
 
 FINISHED = ("succeeded", "failed", "cancelled")
-
-
-@pytest.fixture(scope="module")
-def secure_server_env() -> dict[str, str]:
-    return {
-        **SIGN_IN_OFTEN,
-        "DOCKYARD_BUILD_EXECUTOR": "tests.support.build_executor:GitTarExecutor",
-        "DOCKYARD_JOBS_POLL_SECONDS": "0.2",
-        "DOCKYARD_WEBHOOK_DISPATCH_POLL_SECONDS": "0.1",
-    }
-
-
-@pytest.fixture(scope="module")
-def gitserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
-    server = GitServer(tmp_path_factory.mktemp("git")).start()
-    yield server
-    server.stop()
 
 
 class Linked:

@@ -172,3 +172,5 @@ row(
 _OWN_TOKEN = {p: 303 if p == "owner" else 404 if p in SIGNED_IN else 401 for p in PRINCIPALS}
 row("POST", "/settings/tokens/{uuid}/revoke", _post(lambda w: f"/settings/tokens/{owner_token(w)}/revoke"), _OWN_TOKEN)
 row("POST", "/settings/tokens/{uuid}/delete", _post(lambda w: f"/settings/tokens/{owner_token(w)}/delete"), _OWN_TOKEN)
+# The build status badge: as a pull (a private repository's badge shows only to who may pull it).
+row("GET", "/r/{ns}/{repo}/badge.svg", _get(lambda w: _repo_page(w, "badge.svg")), _private(200))

@@ -321,6 +321,17 @@ class BuildService:
                 return str(row.state)
         return None
 
+    async def locate(self, build_id: str) -> tuple[str, str]:
+        """(namespace, Hub name) of the repository of build ``build_id`` (for the CLI, which names a build alone);
+        ``NotFound`` when there is none. Callers then authorize through ``get``."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(Build.namespace, Build.repository).where(Build.uuid == build_id))).first()
+        if row is None:
+            raise NotFound("build", "build not found", {"id": build_id[:64]})
+        prefix = f"{row.namespace}/"
+        name = row.repository[len(prefix) :] if row.repository.startswith(prefix) else row.repository
+        return str(row.namespace), name
+
     async def is_automated(self, namespace: str, name: str) -> bool:
         async with self.db.read() as conn:
             record = await find_record(conn, namespace, name)

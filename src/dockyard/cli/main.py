@@ -1,7 +1,8 @@
 """``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``--version``, ``dockyard worker``
-(``cli/worker.py``), and the administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``,
-``webhook`` and ``trust`` (``cli/accounts.py``, ``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key``
-(cosign key pairs, ``cli/keygen.py``) and ``sign`` (``cli/sign.py``)."""
+(``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration groups
+``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``webhook``, ``trust`` and ``build`` (``cli/accounts.py``,
+``cli/access.py``, ``cli/webhooks.py``, ``cli/trust.py``, ``cli/builds.py``), ``key`` (cosign key pairs,
+``cli/keygen.py``) and ``sign`` (``cli/sign.py``)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ _ADMIN_GROUPS = {
     "trust": "dockyard.cli.trust:trust",
     "vulndb": "dockyard.cli.vulns:vulndb",
     "scan": "dockyard.cli.vulns:scan",
+    "build": "dockyard.cli.builds:build",
+    "builder": "dockyard.cli.builds:builder",  # runs build jobs only (other machines)
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
 }
 

@@ -10,6 +10,7 @@ from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
+from dockyard.builds.service import BuildService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
 from dockyard.repos.inspect import ImageInspector
@@ -34,6 +35,7 @@ class WebServices:
     files: ImageFiles
     access_tokens: AccessTokenService
     webhooks: WebhookService
+    builds: BuildService
 
     @property
     def inspector(self) -> ImageInspector:
