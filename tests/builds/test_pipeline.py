@@ -159,6 +159,8 @@ def test_pushes_build_exactly_the_tags_the_rules_predict(people: People, gitserv
 
 def test_wrong_or_missing_signatures_queue_nothing(people: People, gitserver: GitServer, tmp_path: Path) -> None:
     repo = link(people, gitserver, tmp_path, "signed", {"Dockerfile": "ECHO x\n"})
+    details = repo.owner.api.get(f"/api/v2/namespaces/{repo.owner.name}/repositories/signed").json()
+    assert details["is_automated"] is True  # linked to a git repository
     repo.rule(source_type="Branch", source_name="main", tag="latest")
     commit = repo.tree.head()
     client = people.anonymous
@@ -221,13 +223,25 @@ def test_a_base_image_push_queues_the_dependent_build_once(
     repo = link(people, gitserver, tmp_path, "child", {"Dockerfile": "placeholder\n"})
     owner = repo.owner
     host = people.server.url.split("://", 1)[1]
-    push_image(owner.registry, f"{owner.name}/base", "latest")
-    repo.tree.commit({"Dockerfile": f"FROM {host}/{owner.name}/base:latest\nECHO child\n"}, "on base")
+    base = push_image(owner.registry, f"{owner.name}/base", "latest")
+    stranger = people.user("stranger")
+    push_image(stranger.registry, f"{stranger.name}/secret", "latest")  # private: the child's owner may not pull it
+    dockerfile = (
+        f"FROM --platform=linux/amd64 {host}/{owner.name}/base:latest AS first\n"
+        f"FROM {host}/{stranger.name}/secret:latest\n"
+        "FROM first\n"
+        "ECHO child\n"
+    )
+    repo.tree.commit({"Dockerfile": dockerfile}, "on base")
     repo.tree.push("main")
     repo.rule(source_type="Branch", source_name="main", tag="latest")
     started = owner.api.post(f"{repo.base}/builds", json={"source_type": "Branch", "source_name": "main"})
     (first,) = started.json()["builds"]
     assert repo.finished(first)["state"] == "succeeded"
+    log = repo.owner.api.get(f"{repo.base}/builds/{first}/logs").text
+    # the token pulls the base its Dockerfile names (found before the build), never someone else's private image
+    assert f"base {host}/{owner.name}/base:latest -> {base.digest}" in log
+    assert f"base {host}/{stranger.name}/secret:latest -> not pullable" in log
 
     push_image(owner.registry, f"{owner.name}/base", "latest")  # a new base image
     dependent = wait_for(

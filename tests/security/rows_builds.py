@@ -1,12 +1,12 @@
-"""Matrix rows for automated builds (``http/api/routes/builds.py``) on the private repository ``app``: admin on it
-(the owner, the admins' team) links a git remote and manages rules; write lists rules, starts and cancels builds;
-read lists builds and reads their logs. A stranger gets the 404 of a missing repository; a reader asking for more
-a 403. The link points at a port nothing listens on, so the builds the rows start fail quickly and harmlessly.
+"""Matrix rows for automated builds (``http/api/routes/builds.py``) on the private repository ``app``: admin on it (the
+owner, the admins' team) links a git remote and manages rules; write lists rules, starts and cancels builds; read lists
+builds and reads their logs. A stranger gets the 404 of a missing repository; a reader asking for more a 403. The link
+points at a port nothing listens on, so the builds the rows start fail quickly and harmlessly.
 
-The inbound triggers take no credentials: a push webhook signed with the link's secret and the trigger URL with
-its token are accepted from anyone (202; no rule matches the ref they name, so nothing is built) — the signature or
-the token is the capability. Each call re-links the repository as the administrator first and signs with the new
-secret (re-linking keeps the rules)."""
+The inbound triggers take no credentials: a push webhook signed with the link's secret and the trigger URL with its
+token are accepted from anyone, whatever credentials come with them (202; no rule matches the ref they name, so nothing
+is built) — the signature or the token is the capability. Each call re-links the repository as the administrator first
+and signs with the new secret (re-linking keeps the rules)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from tests.security.rows_api import api, everyone, repo_level
+from tests.security.rows_api import api, repo_level
 from tests.security.rows_oci import Call, Expect
-from tests.security.world import World
+from tests.security.world import PRINCIPALS, World
 
 URL = "git://127.0.0.1:9/none.git"
 ROWS: dict[tuple[str, str], tuple[Call, Expect]] = {}
@@ -97,8 +97,8 @@ row(
 )
 row("GET", "/build-link", with_link("GET", "/build-link"), repo_level(3, 200))
 row("DELETE", "/build-link", with_link("DELETE", "/build-link"), repo_level(3, 204))
-row("POST", "/build-link/webhook", signed_push, everyone(202))
-row("POST", "/trigger/{token}/call/", trigger_call, everyone(202))
+row("POST", "/build-link/webhook", signed_push, dict.fromkeys(PRINCIPALS, 202))
+row("POST", "/trigger/{token}/call/", trigger_call, dict.fromkeys(PRINCIPALS, 202))
 row("GET", "/build-rules", with_link("GET", "/build-rules"), repo_level(2, 200))
 row(
     "POST",

@@ -1,14 +1,13 @@
-"""A build executor for the pipeline's tests (``build_executor = "tests.support.build_executor:GitTarExecutor"``):
-no buildah, but honest about everything the pipeline relies on. It clones the spec's git URL with the git CLI at the
-spec's commit (with the spec's credentials, through ``dockyard.builds.git``), reads the Dockerfile at the rule's
-path, makes one layer of the build context's files (a deterministic tar: the commit's time as every mtime) and
-pushes config, layer and manifest to Dockyard over HTTP with the spec's bearer token under every tag of the spec.
+"""A build executor for the pipeline's tests (``build_executor = "tests.support.build_executor:GitTarExecutor"``): no
+buildah, but honest about everything the pipeline relies on. It clones the spec's git URL with the git CLI at the spec's
+commit (with the spec's credentials, through ``dockyard.builds.git``), reads the Dockerfile at the rule's path, makes
+one layer of the build context's files (a deterministic tar: the commit's time as every mtime) and pushes config, layer
+and manifest to Dockyard over HTTP with the spec's bearer token under every tag of the spec.
 
-The Dockerfile is a tiny language of its own: ``FROM ref`` (a base: resolved to a digest on this registry with the
-token when it can be, else reported with an empty digest), ``ECHO text`` (logs the text with ``${ARG}`` build args
-expanded — as a real ``RUN echo`` would), ``SLEEP seconds`` (stops early, failing, when cancelled), ``FAIL reason``;
-anything else is logged and ignored.
-"""
+The Dockerfile is a tiny language of its own: ``FROM [--flag] ref [AS name]`` (a base: resolved to a digest on this
+registry with the token when it can be, else reported with an empty digest; a name without "/" is a stage), ``ECHO
+text`` (logs the text with ``${ARG}`` build args expanded — as a real ``RUN echo`` would), ``SLEEP seconds`` (stops
+early, failing, when cancelled), ``FAIL reason``; anything else is logged and ignored."""
 
 from __future__ import annotations
 
@@ -96,7 +95,10 @@ class GitTarExecutor:
             instruction, _, rest = line.partition(" ")
             await log(f"STEP {number}/{len(lines)}: {line}")
             if instruction == "FROM":
-                bases.append((rest.strip(), await self._resolve(spec, rest.strip())))
+                image = next(word for word in rest.split() if not word.startswith("--"))
+                if "/" in image:  # not a stage name
+                    bases.append((image, await self._resolve(spec, image)))
+                    await log(f"base {image} -> {bases[-1][1] or 'not pullable'}")
             elif instruction == "ECHO":
                 await log(re.sub(r"\$\{(\w+)\}", lambda m: spec.build_args.get(m.group(1), ""), rest))
             elif instruction == "SLEEP":

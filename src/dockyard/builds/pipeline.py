@@ -7,8 +7,9 @@ names (``module:Class``, constructed with the settings), loaded the first time a
 watcher reads ``cancel_requested`` every second and sets the executor's ``cancelled`` event. A runner that died
 mid-build leaves the build in a running state; the job's next attempt starts it again from cloning.
 
-The token grants push and pull on the repository and pull on the base images the rule's previous build used
-(``build_bases``); it lives as long as the build may (``build_wall_seconds`` plus a margin). Builders need no
+The token grants push and pull on the repository and pull on the base images on this Dockyard that the commit's
+Dockerfile builds ``FROM`` and the rule's previous build used, those the link's creator may pull
+(``dockyard.builds.bases``); it lives as long as the build may (``build_wall_seconds`` plus a margin). Builders need no
 storage credentials: the executor pushes through ``/v2`` with the token.
 """
 
@@ -19,6 +20,7 @@ import contextlib
 import importlib
 import json
 import logging
+import posixpath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +32,7 @@ from dockyard.auth.secrets import SecretBox
 from dockyard.auth.tokens import TokenService
 from dockyard.authz.principal import Principal
 from dockyard.builds import records
+from dockyard.builds.bases import fetch_dockerfile, parse_from, pullable, repository_of
 from dockyard.builds.executor import (
     BuildExecutor,
     BuildFailed,
@@ -70,19 +73,6 @@ def registry_url(settings: Settings) -> str:
         return settings.base_url.rstrip("/")
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     return f"http://{host}:{settings.port}"
-
-
-def _base_repository(reference: str, registry_host: str) -> tuple[str, str] | None:
-    """(repository, tag) of a ``FROM`` reference that names an image on this Dockyard, else None."""
-    host, _, rest = reference.partition("/")
-    if host != registry_host or not rest:
-        return None
-    name, _, digest = rest.partition("@")
-    if ":" in name.rsplit("/", 1)[-1]:
-        repository, tag = name.rsplit(":", 1)
-    else:
-        repository, tag = name, "" if digest else "latest"
-    return (repository, tag) if tag else None  # pinned by digest alone: a new push there changes nothing
 
 
 class Pipeline:
@@ -229,7 +219,13 @@ class Pipeline:
 
     async def _succeeded(self, build_id: int, rule: Row[Any], ref: GitRef, result: BuildResult) -> None:
         host = urlsplit(registry_url(self.settings)).netloc
-        bases = {found for reference, _ in result.base_images if (found := _base_repository(reference, host))}
+        bases = {
+            (repository, tag)
+            for reference, _ in result.base_images
+            if (found := repository_of(reference, host)) is not None
+            for repository, tag in [found]
+            if tag  # pinned by digest alone: a new push there changes nothing
+        }
         async with self.db.write() as conn:
             done = await records.change_state(
                 conn,
@@ -275,14 +271,18 @@ class Pipeline:
         secret_args: frozenset[str],
     ) -> BuildSpec:
         base_url = registry_url(self.settings)
+        host = urlsplit(base_url).netloc
         async with self.db.read() as conn:
-            bases = (
+            recorded = (
                 (await conn.execute(select(BuildBase.repository).where(BuildBase.rule_id == rule.id))).scalars().all()
             )
+        context = rule.context.strip("/") or "."
+        path = posixpath.normpath(posixpath.join(context, rule.dockerfile))
+        text = await fetch_dockerfile(link.url, auth, commit, ref.full, path)
+        declared = {found[0] for image in parse_from(text or "", build_args) if (found := repository_of(image, host))}
+        bases = await pullable(self.db, link.created_by, (set(recorded) | declared) - {build.repository})
         access = [ResourceScope("repository", build.repository, ("pull", "push"))]
-        access += [
-            ResourceScope("repository", name, ("pull",)) for name in sorted(set(bases)) if name != build.repository
-        ]
+        access += [ResourceScope("repository", name, ("pull",)) for name in sorted(bases)]
         wall = self.settings.build_wall_seconds
         token = await self.tokens.issue_registry(
             Principal("user", None, f"build:{build.uuid}"),
@@ -290,7 +290,6 @@ class Pipeline:
             access,
             lifetime=int(min(wall + 600, 86400)),
         )
-        context = rule.context.strip("/") or "."
         return BuildSpec(
             build_id=build.uuid,
             source=SourceCheckout(

@@ -152,13 +152,14 @@ def detail(
     level: Level,
     has_starred: bool,
     collaborator_count: int,
+    is_automated: bool = False,
 ) -> RepositoryView:
     base = summary(record, content, affiliated)
     inherited: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(RepositorySummary)}
     return RepositoryView(
         **inherited,
         user=record.namespace,
-        is_automated=False,
+        is_automated=is_automated,
         collaborator_count=collaborator_count,
         hub_user=record.namespace,
         has_starred=has_starred,
