@@ -18,6 +18,8 @@ def secure_server_env() -> dict[str, str]:
         "DOCKYARD_BUILD_EXECUTOR": "tests.support.build_executor:GitTarExecutor",
         "DOCKYARD_JOBS_POLL_SECONDS": "0.2",
         "DOCKYARD_WEBHOOK_DISPATCH_POLL_SECONDS": "0.1",
+        "DOCKYARD_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # build_* events to a receiver on loopback
+        "DOCKYARD_BUILD_POLL_CHECK_SECONDS": "5",
     }
 
 

@@ -12,6 +12,7 @@ import hmac
 import io
 import json
 import tarfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.support.checks import wait_for
 from tests.support.gitserver import GitServer, WorkTree
 from tests.support.hub_api import People, Person, create_repository
 from tests.support.oci import OCI_MANIFEST, push_image
+from tests.support.webhook_receiver import WebhookReceiver
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -85,13 +87,15 @@ class Linked:
             return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
-def link(people: People, gitserver: GitServer, tmp_path: Path, name: str, files: dict[str, str]) -> Linked:
+def link(
+    people: People, gitserver: GitServer, tmp_path: Path, name: str, files: dict[str, str], **fields: Any
+) -> Linked:
     owner = people.user("builder")
     create_repository(owner, name)
     tree = gitserver.create(f"{owner.name}-{name}", tmp_path / name)
     tree.commit(files, "initial")
     tree.push("main")
-    response = owner.api.post(f"/api/v2/repositories/{owner.name}/{name}/build-link", json={"url": tree.url})
+    response = owner.api.post(f"/api/v2/repositories/{owner.name}/{name}/build-link", json={"url": tree.url, **fields})
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["auth"] == "none"
@@ -288,3 +292,68 @@ def test_secret_build_args_never_reach_the_log(people: People, gitserver: GitSer
     assert "say hi and ***" in log
     assert "tok-very-secret" not in log
     assert "tok-very-secret" not in json.dumps(repo.owner.api.get(f"{repo.base}/build-rules").json())
+
+
+def test_polling_listing_and_build_events(people: People, gitserver: GitServer, tmp_path: Path) -> None:
+    repo = link(people, gitserver, tmp_path, "polled", {"Dockerfile": "ECHO polled\n"}, poll_interval_seconds=60)
+    server = people.server
+    with WebhookReceiver() as receiver:
+        for payload_format in ("dockerhub", "dockyard"):
+            hook = repo.owner.api.post(
+                f"/api/v2/namespaces/{repo.owner.name}/repositories/polled/webhooks",
+                json={
+                    "name": payload_format,
+                    "url": receiver.url(f"/{payload_format}"),
+                    "events": ["build_queued", "build_started", "build_building", "build_pushing", "build_succeeded"],
+                    "payload_format": payload_format,
+                },
+            )
+            assert hook.status_code == 201, hook.text
+        repo.rule(source_type="Branch", source_name="/.*/", tag="{sourceref}")
+        name = f"{repo.owner.name}/polled"
+
+        def polled() -> bool:
+            rows = server.query_sql("SELECT polled_at FROM build_links WHERE repository = :r", r=name)
+            return rows[0][0] is not None
+
+        wait_for(polled, timeout=30, what="the first poll")  # it records the refs and builds nothing
+        assert repo.builds() == []
+        repo.tree.branch("dev")
+        commit = repo.tree.commit({"dev.txt": "dev"}, "on dev")
+        repo.tree.push("dev")
+        server.execute_sql(
+            "UPDATE build_links SET polled_at = :t WHERE repository = :r", t=datetime(2000, 1, 1), r=name
+        )
+        (build,) = wait_for(repo.builds, timeout=30, what="a build queued by polling")
+        assert (build["trigger"], build["source_name"], build["commit"]) == ("poll", "dev", commit)
+        assert repo.finished(build["id"])["tags"] == ["dev"]
+
+        # build now without a ref: every ref some rule matches, listed by a background job
+        listed = repo.owner.api.post(f"{repo.base}/builds", json={})
+        assert (listed.status_code, listed.json()) == (202, {"builds": []})
+        by_api = wait_for(
+            lambda: len(b := [x for x in repo.builds() if x["trigger"] == "api"]) == 2 and b, what="two builds"
+        )
+        assert sorted(b["source_name"] for b in by_api) == ["dev", "main"]
+
+        hub = receiver.wait_for(5, path="/dockerhub", timeout=20)
+        events = [json.loads(r.body).get("event") for r in hub[:5]]
+        assert events == ["build_queued", "build_started", "build_building", "build_pushing", "build_succeeded"]
+        succeeded = json.loads(hub[4].body)
+        assert succeeded["repository"]["is_trusted"] is True
+        assert succeeded["repository"]["dockerfile"] == "Dockerfile"
+        assert succeeded["push_data"]["tag"] == "dev"
+        (mine,) = [
+            json.loads(r.body)
+            for r in receiver.wait_for(5, path="/dockyard", timeout=20)
+            if json.loads(r.body)["event"] == "build_succeeded"
+        ][:1]
+        details = mine["details"]["build"]
+        assert (details["id"], details["commit"], details["ref"], details["tags"]) == (
+            build["id"],
+            commit,
+            "dev",
+            ["dev"],
+        )
+        assert details["duration_seconds"] > 0
+        assert mine["digest"] == repo.build(build["id"])["digest"]
