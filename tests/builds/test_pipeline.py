@@ -357,3 +357,20 @@ def test_polling_listing_and_build_events(people: People, gitserver: GitServer, 
         )
         assert details["duration_seconds"] > 0
         assert mine["digest"] == repo.build(build["id"])["digest"]
+
+
+def test_deleting_the_repository_takes_its_link_and_history(
+    people: People, gitserver: GitServer, tmp_path: Path
+) -> None:
+    repo = link(people, gitserver, tmp_path, "gone", {"Dockerfile": "ECHO x\n"})
+    repo.rule(source_name="main", tag="latest")
+    (build,) = repo.owner.api.post(f"{repo.base}/builds", json={"source_name": "main"}).json()["builds"]
+    repo.finished(build)
+    hub = f"/api/v2/namespaces/{repo.owner.name}/repositories/gone"
+    assert repo.owner.api.delete(hub).status_code in (202, 204)
+    create_repository(repo.owner, "gone")
+    assert repo.owner.api.get(f"{repo.base}/build-link").status_code == 404
+    assert repo.builds() == []
+    assert repo.owner.api.get(hub).json()["is_automated"] is False
+    # the old secret opens nothing any more
+    assert repo.github(people.anonymous, "refs/heads/main", repo.tree.head(), "m").status_code == 401

@@ -25,6 +25,8 @@ from dockyard.events.audit import audit_row, record_audits
 from dockyard.models import (
     Account,
     AuditEntry,
+    Build,
+    BuildLink,
     NamespaceSigningKey,
     OrgMember,
     Repository,
@@ -52,6 +54,8 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     VulnPolicy.namespace,
     VulnAllowlistEntry.namespace,
     VulnVex.namespace,
+    BuildLink.namespace,
+    Build.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
 _PURGED = (
@@ -63,6 +67,8 @@ _PURGED = (
     VulnPolicy,
     VulnAllowlistEntry,
     VulnVex,
+    BuildLink,
+    Build,
 )
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"
