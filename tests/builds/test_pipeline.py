@@ -88,10 +88,17 @@ class Linked:
 
 
 def link(
-    people: People, gitserver: GitServer, tmp_path: Path, name: str, files: dict[str, str], **fields: Any
+    people: People,
+    gitserver: GitServer,
+    tmp_path: Path,
+    name: str,
+    files: dict[str, str],
+    *,
+    public: bool = False,
+    **fields: Any,
 ) -> Linked:
     owner = people.user("builder")
-    create_repository(owner, name)
+    create_repository(owner, name, is_private=not public)
     tree = gitserver.create(f"{owner.name}-{name}", tmp_path / name)
     tree.commit(files, "initial")
     tree.push("main")
@@ -374,3 +381,30 @@ def test_deleting_the_repository_takes_its_link_and_history(
     assert repo.owner.api.get(hub).json()["is_automated"] is False
     # the old secret opens nothing any more
     assert repo.github(people.anonymous, "refs/heads/main", repo.tree.head(), "m").status_code == 401
+
+
+def test_badge_and_pages(people: People, gitserver: GitServer, tmp_path: Path) -> None:
+    repo = link(people, gitserver, tmp_path, "shown", {"Dockerfile": "ECHO on the page\n"}, public=True)
+    hidden = link(people, gitserver, tmp_path, "hidden", {"Dockerfile": "ECHO x\n"})
+    visitor = people.anonymous
+    page = f"/r/{repo.owner.name}/shown"
+    assert "none" in visitor.get(f"{page}/badge.svg").text
+    repo.rule(source_name="main", tag="latest")
+    (build,) = repo.owner.api.post(f"{repo.base}/builds", json={"source_name": "main"}).json()["builds"]
+    repo.finished(build)
+    badge = visitor.get(f"{page}/badge.svg")
+    assert badge.status_code == 200
+    assert badge.headers["content-type"].startswith("image/svg+xml")
+    assert "passing" in badge.text
+    assert "passing" in visitor.get(f"{page}/badge.svg", params={"tag": "latest"}).text
+    assert "none" in visitor.get(f"{page}/badge.svg", params={"tag": "other"}).text
+    history = visitor.get(f"{page}/builds")
+    assert history.status_code == 200
+    assert build[:8] in history.text
+    assert "Build now" not in history.text  # a visitor may not build
+    one = visitor.get(f"{page}/builds/{build}")
+    assert one.status_code == 200
+    assert "STEP 1/1: ECHO on the page" in one.text
+    # a private repository's badge and builds are the 404 of a missing one
+    for path in ("badge.svg", "builds"):
+        assert visitor.get(f"/r/{hidden.owner.name}/hidden/{path}").status_code == 404
