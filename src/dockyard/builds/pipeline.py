@@ -51,6 +51,7 @@ from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.builds")
 CANCEL_POLL_SECONDS = 1.0
+EXECUTOR_GRACE_SECONDS = 120.0  # past build_wall_seconds, the pipeline gives up on an executor
 
 
 def load_executor(settings: Settings) -> BuildExecutor:
@@ -195,7 +196,16 @@ class Pipeline:
                     await records.change_state(conn, build_id, name, expect=records.RUNNING_STATES)
 
         try:
-            result = await self.executor().run(spec, writer.line, stage, cancelled)
+            # The executor enforces the wall limit; this is the pipeline's own backstop against one that hangs.
+            async with asyncio.timeout(self.settings.build_wall_seconds + EXECUTOR_GRACE_SECONDS):
+                result = await self.executor().run(spec, writer.line, stage, cancelled)
+        except TimeoutError:
+            cancelled.set()
+            reason = f"the executor ran past the time limit ({self.settings.build_wall_seconds:.0f} s)"
+            await writer.line(f"build failed: {reason}")
+            await writer.flush()
+            await self._finish(build_id, records.FAILED, error=reason)
+            return
         except BuildFailed as exc:
             state = records.CANCELLED if cancelled.is_set() else records.FAILED
             reason = "cancelled" if cancelled.is_set() else f"{exc.stage}: {exc.reason}"
