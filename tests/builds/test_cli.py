@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from dockyard.cli.main import main
 from tests.support.app_server import AppServer
+from tests.support.checks import wait_for
 from tests.support.gitserver import GitServer
 from tests.support.hub_api import People, create_repository
 
@@ -49,6 +50,15 @@ def test_the_operator_links_adds_a_rule_builds_and_follows_the_log(
     assert f"pushed {target}:main" in log
     (listed,) = as_json(secure_server, "build", "list", target)
     assert (listed["id"], listed["state"], listed["tags"]) == (build, "succeeded", ["main"])
+
+    # the log is archived to blob storage, where garbage collection keeps it (no repository links that blob)
+    archived = wait_for(
+        lambda: secure_server.query_sql("SELECT log_digest FROM builds WHERE uuid = :b", b=build)[0][0],
+        what="the archived log",
+    )
+    cli(secure_server, "gc", "--grace-seconds", "0")
+    assert secure_server.query_sql("SELECT digest FROM blobs WHERE digest = :d", d=archived)
+    assert "STEP 1/1: ECHO from the cli" in owner.api.get(f"/api/v2/repositories/{target}/builds/{build}/logs").text
 
     cli(secure_server, "build", "rule", "rm", target, rule["id"])
     assert as_json(secure_server, "build", "rule", "list", target) == []

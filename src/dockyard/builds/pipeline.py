@@ -187,45 +187,45 @@ class Pipeline:
         spec = await self._spec(build, rule, link, auth, commit, ref, tags, build_args, secret_args)
         writer.secrets = sorted({*writer.secrets, spec.target.token}, key=len, reverse=True)
         await writer.line(f"build {build.uuid}: {ref.source_type.lower()} {ref.name} at {commit} -> {', '.join(tags)}")
+        result = await self._execute(build_id, build.uuid, spec, writer)
+        if result is not None:
+            await writer.line(f"build succeeded: {result.digest}")
+            await writer.flush()
+            await self._succeeded(build_id, rule, ref, result)
+
+    async def _execute(self, build_id: int, name: str, spec: BuildSpec, writer: LogWriter) -> BuildResult | None:
+        """Run the executor, following its stages and the cancel requests; record a failure or cancellation and
+        return None, or return what it pushed."""
         cancelled = asyncio.Event()
         watcher = asyncio.create_task(self._watch_cancel(build_id, cancelled))
 
-        async def stage(name: str) -> None:
-            if name in (records.BUILDING, records.PUSHING):
+        async def stage(stage_name: str) -> None:
+            if stage_name in (records.BUILDING, records.PUSHING):
                 async with self.db.write() as conn:
-                    await records.change_state(conn, build_id, name, expect=records.RUNNING_STATES)
+                    await records.change_state(conn, build_id, stage_name, expect=records.RUNNING_STATES)
 
+        state, reason = records.FAILED, ""
         try:
             # The executor enforces the wall limit; this is the pipeline's own backstop against one that hangs.
             async with asyncio.timeout(self.settings.build_wall_seconds + EXECUTOR_GRACE_SECONDS):
-                result = await self.executor().run(spec, writer.line, stage, cancelled)
+                return await self.executor().run(spec, writer.line, stage, cancelled)
         except TimeoutError:
             cancelled.set()
             reason = f"the executor ran past the time limit ({self.settings.build_wall_seconds:.0f} s)"
-            await writer.line(f"build failed: {reason}")
-            await writer.flush()
-            await self._finish(build_id, records.FAILED, error=reason)
-            return
         except BuildFailed as exc:
             state = records.CANCELLED if cancelled.is_set() else records.FAILED
             reason = "cancelled" if cancelled.is_set() else f"{exc.stage}: {exc.reason}"
-            await writer.line(f"build {state}: {reason}")
-            await writer.flush()
-            await self._finish(build_id, state, error=reason[:1000])
-            return
         except Exception as exc:
-            log.exception("build %s: the executor failed", build.uuid)
-            await writer.line(f"build failed: the executor failed ({type(exc).__name__})")
-            await writer.flush()
-            await self._finish(build_id, records.FAILED, error=f"executor error: {type(exc).__name__}")
-            return
+            log.exception("build %s: the executor failed", name)
+            reason = f"the executor failed ({type(exc).__name__})"
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-        await writer.line(f"build succeeded: {result.digest}")
+        await writer.line(f"build {state}: {reason}")
         await writer.flush()
-        await self._succeeded(build_id, rule, ref, result)
+        await self._finish(build_id, state, error=reason[:1000])
+        return None
 
     async def _succeeded(self, build_id: int, rule: Row[Any], ref: GitRef, result: BuildResult) -> None:
         host = urlsplit(registry_url(self.settings)).netloc

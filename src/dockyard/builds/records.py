@@ -79,7 +79,6 @@ class BuildView:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    has_log: bool
 
     @property
     def duration_seconds(self) -> float | None:
@@ -131,7 +130,6 @@ async def view_of(conn: AsyncConnection, row: Row[Any]) -> BuildView:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        has_log=row.log_digest is not None or row.state != QUEUED,
     )
 
 
