@@ -116,14 +116,11 @@ async def push_webhook(request: Request, svc: Services, ns: NsPath, repo: RepoPa
 @router.post(
     BASE + "/trigger/{token}/call/", status_code=202, response_model=Queued, responses=error_responses(400, 401)
 )
-async def trigger_call(
-    svc: Services, ns: NsPath, repo: RepoPath, token: TriggerToken, body: TriggerCall | None = None
-) -> Queued:
+async def trigger_call(svc: Services, ns: NsPath, repo: RepoPath, token: TriggerToken, body: TriggerCall) -> Queued:
     """Docker Hub's build trigger: ``{"source_type": "Branch", "source_name": "main"}`` builds that ref with
-    every rule that matches it; ``{"build": true}`` (or no body) every ref the rules match. 401 for a wrong token."""
-    call = body or TriggerCall()
+    every rule that matches it; ``{"build": true}`` (or ``{}``) every ref the rules match. 401 for a wrong token."""
     queued = await svc.builds.on_trigger(
-        ns, repo, token, {"source_type": call.source_type, "source_name": call.source_name}
+        ns, repo, token, {"source_type": body.source_type, "source_name": body.source_name}
     )
     return Queued(builds=[q.build for q in queued])
 
@@ -188,18 +185,17 @@ async def list_builds(
 
 @router.post(BASE + "/builds", status_code=202, response_model=Queued, responses=error_responses(400, 401, 403, 404))
 async def run_build(
-    request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, body: RunBuild | None = None
+    request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, body: RunBuild
 ) -> Queued:
     """Build now (write): a branch or tag with every rule that matches it (or only ``rule``); without
     ``source_name`` every ref the rules match (listed in the background: the answer is then empty)."""
-    run = body or RunBuild()
     queued = await svc.builds.run(
         who,
         ns,
         repo,
-        source_type=run.source_type,
-        source_name=run.source_name,
-        rule=run.rule,
+        source_type=body.source_type,
+        source_name=body.source_name,
+        rule=body.rule,
         source_ip=client_ip(request),
     )
     return Queued(builds=[q.build for q in queued])
