@@ -1,5 +1,6 @@
-"""Fixtures of the build pipeline's tests: a server whose builds run on the test executor
-(``tests/support/build_executor.py``) and a git server on loopback (``tests/support/gitserver.py``)."""
+"""Fixtures of the build tests: a git server on loopback (``tests/support/gitserver.py``). The pipeline's modules
+choose the test executor for their servers themselves (``tests.support.build_executor.PIPELINE_ENV``), so tests of
+the real executor under ``executor/`` are not handed it."""
 
 from __future__ import annotations
 
@@ -8,19 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.gitserver import GitServer
-from tests.support.hub_accounts import SIGN_IN_OFTEN
-
-
-@pytest.fixture(scope="module")
-def secure_server_env() -> dict[str, str]:
-    return {
-        **SIGN_IN_OFTEN,
-        "DOCKYARD_BUILD_EXECUTOR": "tests.support.build_executor:GitTarExecutor",
-        "DOCKYARD_JOBS_POLL_SECONDS": "0.2",
-        "DOCKYARD_WEBHOOK_DISPATCH_POLL_SECONDS": "0.1",
-        "DOCKYARD_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",  # build_* events to a receiver on loopback
-        "DOCKYARD_BUILD_POLL_CHECK_SECONDS": "5",
-    }
 
 
 @pytest.fixture(scope="module")

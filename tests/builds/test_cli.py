@@ -7,13 +7,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from dockyard.cli.main import main
 from tests.support.app_server import AppServer
+from tests.support.build_executor import PIPELINE_ENV
 from tests.support.checks import wait_for
 from tests.support.gitserver import GitServer
+from tests.support.hub_accounts import SIGN_IN_OFTEN
 from tests.support.hub_api import People, create_repository
+
+
+@pytest.fixture(scope="module")
+def secure_server_env() -> dict[str, str]:
+    """This module's servers run their builds on the test executor."""
+    return {**SIGN_IN_OFTEN, **PIPELINE_ENV}
 
 
 def cli(server: AppServer, *args: str) -> str:

@@ -17,14 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.support.build_executor import PIPELINE_ENV
 from tests.support.checks import wait_for
 from tests.support.gitserver import GitServer, WorkTree
+from tests.support.hub_accounts import SIGN_IN_OFTEN
 from tests.support.hub_api import People, Person, create_repository
 from tests.support.oci import OCI_MANIFEST, push_image
 from tests.support.webhook_receiver import WebhookReceiver
 
 FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def secure_server_env() -> dict[str, str]:
+    """This module's servers run their builds on the test executor."""
+    return {**SIGN_IN_OFTEN, **PIPELINE_ENV}
 
 
 class Linked:

@@ -28,6 +28,15 @@ from dockyard.builds.executor import BuildFailed, BuildResult, BuildSpec, LogSin
 from dockyard.builds.git import GitAuth, git_environment
 from dockyard.settings import Settings
 
+# The settings of a server whose builds run here, fast: jobs and events looked for often, build_* webhook deliveries
+# allowed to a receiver on loopback, links due for polling looked for every 5 s.
+PIPELINE_ENV = {
+    "DOCKYARD_BUILD_EXECUTOR": "tests.support.build_executor:GitTarExecutor",
+    "DOCKYARD_JOBS_POLL_SECONDS": "0.2",
+    "DOCKYARD_WEBHOOK_DISPATCH_POLL_SECONDS": "0.1",
+    "DOCKYARD_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+    "DOCKYARD_BUILD_POLL_CHECK_SECONDS": "5",
+}
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
