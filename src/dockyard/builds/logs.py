@@ -130,16 +130,16 @@ async def read_log(
     db: Database, blobs: BlobService, build_id: int, *, follow: bool = False, poll: float = FOLLOW_POLL_SECONDS
 ) -> AsyncIterator[str]:
     """The build's log line by line; with ``follow``, new lines as they are written until the build has finished
-    and every line was sent. Continues from the archive when the lines move there while it reads."""
+    and every line was sent. Continues from the archive when the lines move there while it reads (the archive job
+    deletes them in the transaction that names the archive, so a read that finds no line looks again)."""
     sent = 0
     while True:
-        async with db.read() as conn:
-            row = (await conn.execute(select(Build.state, Build.log_digest).where(Build.id == build_id))).first()
-        if row is None:
-            return
-        if row.log_digest is not None:
-            for text in (await _archived_lines(blobs, row.log_digest))[sent:]:
+        state, archived = await _status(db, build_id)
+        if archived is not None:
+            for text in (await _archived_lines(blobs, archived))[sent:]:
                 yield text
+            return
+        if state is None:
             return
         batch = await lines_after(db, build_id, sent)
         for seq, text in batch:
@@ -147,12 +147,19 @@ async def read_log(
             yield text
         if batch:
             continue
-        finished = row.state in ("succeeded", "failed", "cancelled")
-        if not follow or finished:
-            if finished:
-                # lines written just before the state changed: one more look, then done
-                for seq, text in await lines_after(db, build_id, sent):
-                    sent = seq
-                    yield text
+        latest, archived = await _status(db, build_id)
+        if archived is not None or (latest in FINISHED and state not in FINISHED):
+            continue  # archived meanwhile, or finished just now: its last lines may have come in since
+        if latest in FINISHED or latest is None or not follow:
             return
         await asyncio.sleep(poll)
+
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+async def _status(db: Database, build_id: int) -> tuple[str | None, str | None]:
+    """(state, archived log digest) of the build; (None, None) when there is no such build."""
+    async with db.read() as conn:
+        row = (await conn.execute(select(Build.state, Build.log_digest).where(Build.id == build_id))).first()
+    return (None, None) if row is None else (str(row.state), row.log_digest)
