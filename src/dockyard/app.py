@@ -36,6 +36,9 @@ from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox
 from dockyard.auth.tokens import TokenService
 from dockyard.auth.web_sessions import WebSessions
+from dockyard.builds.manage import BuildSettingsService
+from dockyard.builds.service import BuildService
+from dockyard.builds.tasks import BuildSubscriber, enqueue_due_polls
 from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
@@ -110,6 +113,7 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
     if settings.inventory_on_push:
         subscribers.append(InventorySubscriber())  # a pushed image: its SBOM inventory (inventory.compute)
     subscribers.append(ScanSubscriber())  # a pushed image: scan it for vulnerabilities (vulns.scan)
+    subscribers.append(BuildSubscriber())  # a pushed base image: queue the builds built FROM it (builds.run)
     return subscribers
 
 
@@ -134,10 +138,17 @@ def periodic_jobs(
     async def expire_uploads() -> None:
         await expire_idle_uploads(ctx)
 
+    async def poll_links() -> None:
+        await enqueue_due_polls(db)
+
     expiry_check = timedelta(seconds=min(max(settings.upload_expiry_seconds / 4, 0.5), 3600))
     jobs = [
         PeriodicJob("events.retention", timedelta(hours=1), prune_events, ttl=timedelta(minutes=15), at_start=True),
         PeriodicJob("uploads.expire", expiry_check, expire_uploads, ttl=timedelta(minutes=10)),
+        # git remotes that cannot call in: builds.poll for each link whose polling interval has passed
+        PeriodicJob(
+            "builds.poll", timedelta(seconds=settings.build_poll_check_seconds), poll_links, ttl=timedelta(minutes=5)
+        ),
     ]
     if settings.gc_interval_seconds:
         gc = GarbageCollector(ctx)
@@ -260,6 +271,15 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.mirror = MirrorRouter(db, settings.mirror_namespace)  # docker.io names → the mirror's namespace
         proxies = ProxyService(db, SecretBox(settings.secret_key))
 
+        runners: list[JobRunner] = []  # this process's job runner, once started: woken after a build is queued
+
+        def wake_jobs() -> None:
+            for runner in runners:
+                runner.wake()
+
+        builds = BuildService(db, SecretBox(settings.secret_key), wake_jobs)
+        build_settings = BuildSettingsService(db, SecretBox(settings.secret_key))
+
         def hub_api() -> ASGIApp:
             from dockyard.http.api.app import api_app
             from dockyard.http.api.deps import ApiServices
@@ -293,6 +313,9 @@ def create_app(settings: Settings) -> DockyardApp:
                     quotas=QuotaService(db),
                     retention=RetentionService(ctx),
                     immutability=ImmutabilityService(ctx),
+                    builds=builds,
+                    build_settings=build_settings,
+                    blobs=BlobService(ctx),
                 )
             )
 
@@ -319,6 +342,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     collaborators=collaborators,
                     inventory=inventory,
                     reports=reports,
+                    builds=builds,
                 )
             )
 
@@ -331,14 +355,16 @@ def create_app(settings: Settings) -> DockyardApp:
             if settings.jobs_enabled:
                 # Background jobs (webhook deliveries, trust verification, GC, retention) and the event bus: every
                 # server process runs them; `dockyard worker` runs more without HTTP.
-                await jobs.enter_async_context(
-                    background_work(
-                        db,
-                        store,
-                        settings,
-                        on_gc=metrics.record_gc,
-                        vulns_observer=metrics,
-                        on_job_finished=metrics.job_finished,
+                runners.append(
+                    await jobs.enter_async_context(
+                        background_work(
+                            db,
+                            store,
+                            settings,
+                            on_gc=metrics.record_gc,
+                            vulns_observer=metrics,
+                            on_job_finished=metrics.job_finished,
+                        )
                     )
                 )
             yield

@@ -44,6 +44,10 @@ Subject = Literal[
     "quota",
     "retention",
     "upstream",
+    "build_link",
+    "build_rule",
+    "build",
+    "trigger",
 ]
 
 

@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     build_sandbox: Literal["auto", "cgroup2", "cgroup1", "rlimits"] = "auto"
     build_cgroup_parent: str = Field(default="dockyard-builds", pattern=r"^[A-Za-z0-9._-]{1,64}$")
 
+    # Automated builds (dockyard.builds, docs/builds.md). The executor: "module:Class", constructed with the settings.
+    build_executor: str = "dockyard.builds.buildah:BuildahExecutor"
+    build_registry_url: str = ""  # where builders reach /v2; default base_url, else this server's listener
+    build_wall_seconds: float = Field(default=3600.0, gt=0, le=86400)  # a build's time limit (its token lives longer)
+    build_poll_check_seconds: int = Field(default=60, ge=5)  # how often links due for polling are looked for
+
     @field_validator("notifications_endpoints", mode="before")
     @classmethod
     def _endpoints_json(cls, value: Any) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.security.rows_api import owner_token
+from tests.security.rows_builds import main_rule, shared_build
 from tests.security.rows_files import TAG as FILES_TAG
 from tests.security.rows_files import files_image
 from tests.security.rows_oci import LEVEL, Call, Expect
@@ -234,3 +235,24 @@ row(
     ),
     {p: 303 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
 )
+
+# The build status badge: as a pull (a private repository's badge shows only to who may pull it).
+row("GET", "/r/{ns}/{repo}/badge.svg", _get(lambda w: _repo_page(w, "badge.svg")), _private(200))
+
+
+# The builds pages (through BuildService): the history and a build's log as a pull; "Build now" for writers.
+def _writers(ok: int) -> Expect:
+    return {
+        p: 401 if p not in SIGNED_IN else ok if LEVEL.get(p, 0) >= 2 else 403 if LEVEL.get(p, 0) else 404
+        for p in PRINCIPALS
+    }
+
+
+def _build_now(world: World, principal: str, method: str) -> httpx.Response:
+    main_rule(world)  # linked, with a rule for main (a row of rows_builds may have unlinked it)
+    return world.web(principal, method, _repo_page(world, "builds"), form={"ref": "main"})
+
+
+row("GET", "/r/{ns}/{repo}/builds", _get(lambda w: _repo_page(w, "builds")), _private(200))
+row("POST", "/r/{ns}/{repo}/builds", _build_now, _writers(303))
+row("GET", "/r/{ns}/{repo}/builds/{build}", _get(lambda w: _repo_page(w, f"builds/{shared_build(w)}")), _private(200))

@@ -19,6 +19,7 @@ from dockyard.http.oci.routes import ROUTES as OCI_ROUTES
 from dockyard.http.web.app import served_routes as web_routes
 from dockyard.http.web.app import web_app
 from tests.security.rows_api import ROWS as API_ROWS
+from tests.security.rows_builds import ROWS as BUILD_ROWS
 from tests.security.rows_files import ROWS as FILES_ROWS
 from tests.security.rows_immutability import ROWS as IMMUTABILITY_ROWS
 from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.embedded_only
 ROWS = {
     **OCI_ROWS,
     **API_ROWS,
+    **BUILD_ROWS,
     **FILES_ROWS,
     **SBOM_ROWS,
     **WEBHOOK_ROWS,

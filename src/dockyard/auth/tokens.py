@@ -93,14 +93,18 @@ class TokenService:
             claims["gen"] = principal.credential_generation
         return claims
 
-    async def issue_registry(self, principal: Principal, service: str, access: list[ResourceScope]) -> IssuedToken:
+    async def issue_registry(
+        self, principal: Principal, service: str, access: list[ResourceScope], *, lifetime: int | None = None
+    ) -> IssuedToken:
+        """A registry bearer token granting ``access``; ``lifetime`` seconds (default ``token_lifetime_seconds``;
+        automated builds ask for as long as a build may run)."""
         claims = {
             **self._identity(principal),
             "aud": service,
             "use": "registry",
             "access": [scope.claim() for scope in access],
         }
-        return await self._sign(claims, self.settings.token_lifetime_seconds)
+        return await self._sign(claims, lifetime or self.settings.token_lifetime_seconds)
 
     async def issue_refresh(self, principal: Principal, service: str, client_id: str) -> IssuedToken:
         """A signed refresh token. Callers store it (``RefreshTokens``): a refresh token without a row is refused."""

@@ -1,8 +1,9 @@
 """``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``--version``, ``dockyard worker``
-(``cli/worker.py``), and the administration groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``,
-``tag``, ``audit``, ``whoami``, ``webhook`` and ``trust`` (``cli/accounts.py``, ``cli/access.py``,
-``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign``
-(``cli/sign.py``) and ``sample-image`` (``cli/sample.py``)."""
+(``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration groups
+``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``tag``, ``audit``, ``whoami``, ``webhook``, ``trust``
+and ``build`` (``cli/accounts.py``, ``cli/access.py``, ``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``,
+``cli/builds.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign`` (``cli/sign.py``) and ``sample-image``
+(``cli/sample.py``)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ _ADMIN_GROUPS = {
     "quota": "dockyard.cli.lifecycle:quota",
     "retention": "dockyard.cli.lifecycle:retention",
     "scan": "dockyard.cli.vulns:scan",
+    "build": "dockyard.cli.builds:build",
+    "builder": "dockyard.cli.builds:builder",  # runs build jobs only (other machines)
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
     "sample-image": "dockyard.cli.sample:sample_image",
 }

@@ -34,6 +34,14 @@ SCAN_COMPLETED = "scan.completed"  # an image manifest was scanned for vulnerabi
 VULNERABILITY_FOUND = "vulnerability.found"  # a re-match after a vulnerability-data import found new high/critical
 QUOTA_WARNING = "quota.warning"  # a namespace's storage crossed its soft threshold (once per crossing)
 QUOTA_EXCEEDED = "quota.exceeded"  # a push was refused at a namespace's hard limit
+# automated builds (dockyard.builds): each state a build enters; the payload's "build" holds its record
+BUILD_QUEUED = "build.queued"
+BUILD_STARTED = "build.started"  # cloning
+BUILD_BUILDING = "build.building"
+BUILD_PUSHING = "build.pushing"
+BUILD_SUCCEEDED = "build.succeeded"
+BUILD_FAILED = "build.failed"
+BUILD_CANCELLED = "build.cancelled"
 
 EVENT_TYPES = frozenset(
     {
@@ -52,6 +60,13 @@ EVENT_TYPES = frozenset(
         VULNERABILITY_FOUND,
         QUOTA_WARNING,
         QUOTA_EXCEEDED,
+        BUILD_QUEUED,
+        BUILD_STARTED,
+        BUILD_BUILDING,
+        BUILD_PUSHING,
+        BUILD_SUCCEEDED,
+        BUILD_FAILED,
+        BUILD_CANCELLED,
     }
 )
 

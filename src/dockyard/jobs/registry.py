@@ -26,7 +26,7 @@ composition root decides what is loaded, and this layer never imports the domain
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -45,6 +45,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "dockyard.layers.tasks",
     "dockyard.vulns.tasks",
     "dockyard.inventory.tasks",
+    "dockyard.builds.tasks",
 )
 
 
@@ -123,15 +124,19 @@ async def running_jobs(
     on_finished: OutcomeObserver | None = None,
     stop_grace: float = 30.0,
     periodic: Sequence[PeriodicJob] = (),
+    kinds: Collection[str] | None = None,
 ) -> AsyncIterator[JobRunner]:
     """Load ``HANDLER_MODULES`` and ``settings.jobs_handler_modules``, build the handlers, and run a
     ``JobRunner`` in the background until the context exits (then ``stop(stop_grace)`` and close what the
-    factories opened), with the ``periodic`` jobs. Yields the runner, whose ``wake()`` in-process enqueuers may
-    call after commit."""
+    factories opened), with the ``periodic`` jobs. ``kinds``: run only the handlers of these job kinds (``dockyard
+    builder`` runs builds only). Yields the runner, whose ``wake()`` in-process enqueuers may call after commit."""
     import_handler_modules([*HANDLER_MODULES, *settings.jobs_handler_modules])
     async with AsyncExitStack() as resources:
         env = JobEnvironment(db, settings, store, resources)
-        runner = JobRunner(db, settings, registry.build(env), owner=owner, on_finished=on_finished, periodic=periodic)
+        handlers = registry.build(env)
+        if kinds is not None:
+            handlers = {kind: handler for kind, handler in handlers.items() if kind in kinds}
+        runner = JobRunner(db, settings, handlers, owner=owner, on_finished=on_finished, periodic=periodic)
         env._runner = runner
         runner.start()
         try:

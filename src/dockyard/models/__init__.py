@@ -16,6 +16,7 @@ from dockyard.models.accounts import (
     WebSession,
 )
 from dockyard.models.base import Base, metadata
+from dockyard.models.builds import Build, BuildBase, BuildLink, BuildLogLine, BuildRule
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
 from dockyard.models.hub import OrgAccessToken
@@ -53,6 +54,11 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Blob",
+    "Build",
+    "BuildBase",
+    "BuildLink",
+    "BuildLogLine",
+    "BuildRule",
     "Event",
     "ImageInventory",
     "ImagePackage",

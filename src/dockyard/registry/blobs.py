@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -225,6 +226,20 @@ class BlobService:
         await self._land(
             name, digest, len(data), actor, lambda: await_in_unit(store.put_blob(digest, data)), session, source_ip
         )
+
+    async def keep(self, data: bytes) -> str:
+        """Store small ``data`` as a blob that no repository links and return its digest (``sha256:…``). Garbage
+        collection keeps it only while a row names it (``builds.log_digest``: archived build logs); the caller
+        writes that row after this returns, within ``gc_grace_seconds``."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        store = self.ctx.store
+
+        def work(conn: Connection) -> None:
+            hold_blob(conn, digest, len(data))
+            await_in_unit(store.put_blob(digest, data))
+
+        await self.ctx.db.run_unit(work, attempts=1)
+        return digest
 
     async def _land(
         self,

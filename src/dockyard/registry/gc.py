@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from dockyard.events.outbox import MANIFEST_DELETED, record_event
-from dockyard.models import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
+from dockyard.models import Blob, Build, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.quotas import release_links
@@ -86,7 +86,12 @@ def _unreferenced_link(cutoff: datetime) -> object:
 
 
 def _unlinked_blob(cutoff: datetime) -> object:
-    return and_(Blob.created_at < cutoff, not_(exists().where(RepositoryBlob.digest == Blob.digest)))
+    # A blob no repository links may still be kept by a row that names it: an archived build log.
+    return and_(
+        Blob.created_at < cutoff,
+        not_(exists().where(RepositoryBlob.digest == Blob.digest)),
+        not_(exists().where(Build.log_digest == Blob.digest)),
+    )
 
 
 Key = tuple[Any, ...]

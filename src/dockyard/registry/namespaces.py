@@ -25,6 +25,8 @@ from dockyard.events.audit import audit_row, record_audits
 from dockyard.models import (
     Account,
     AuditEntry,
+    Build,
+    BuildLink,
     ImmutabilityRule,
     NamespaceBlob,
     NamespaceSigningKey,
@@ -62,6 +64,8 @@ NAMESPACE_COLUMNS: tuple[Any, ...] = (
     RetentionPolicy.namespace,
     ImmutabilityRule.namespace,
     Proxy.namespace,
+    BuildLink.namespace,
+    Build.namespace,
 )
 # The tables ``purge_namespace`` empties of a namespace's rows (repositories go first, through their own delete).
 _PURGED = (
@@ -79,6 +83,8 @@ _PURGED = (
     RetentionRun,
     ImmutabilityRule,
     Proxy,
+    BuildLink,
+    Build,
 )
 
 CLAIMED_BY_PUSH = "first push into a namespace without an account"

@@ -24,7 +24,7 @@ from dockyard.db.statements import insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, event_row, record_event, record_events
-from dockyard.models import Account, Repository, RepositoryBlob, Upload
+from dockyard.models import Account, Build, BuildLink, Repository, RepositoryBlob, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.namespaces import claim_namespace_sync
 from dockyard.registry.quotas import count_repository, release_links
@@ -298,10 +298,10 @@ async def update_repository(
 async def delete_repositories(
     conn: AsyncConnection, repositories: Sequence[DoomedRepository], *, actor: str | None, source_ip: str = ""
 ) -> list[str]:
-    """Delete the repositories with their upload sessions inside ``conn``'s transaction (tags, manifests, blob
-    links, grants and stars go by cascade), recording ``repository.deleted`` and the ``repo.delete`` audit entry
-    for each. Blob bytes are left to garbage collection. Returns the ids of the upload sessions, whose objects
-    the caller drops with ``drop_upload_objects`` once the transaction has committed."""
+    """Delete the repositories with their upload sessions, build links and builds inside ``conn``'s transaction
+    (tags, manifests, blob links, grants and stars go by cascade), recording ``repository.deleted`` and the
+    ``repo.delete`` audit entry for each. Blob bytes are left to garbage collection. Returns the ids of the upload
+    sessions, whose objects the caller drops with ``drop_upload_objects`` once the transaction has committed."""
     uploads: list[str] = []
     for start in range(0, len(repositories), _BATCH):
         batch = repositories[start : start + _BATCH]
@@ -317,6 +317,10 @@ async def delete_repositories(
             )
         ).all()
         released = [(str(row[0]), str(row[1])) for row in links]
+        # automated builds: the link (its rules by cascade) and the history (log lines by cascade; archived logs
+        # are then left to garbage collection), so a repository made again under the name inherits none of them
+        await conn.execute(delete(BuildLink).where(BuildLink.repository.in_(names)))
+        await conn.execute(delete(Build).where(Build.repository.in_(names)))
         await conn.execute(delete(Repository).where(Repository.id.in_(ids)))
         await conn.run_sync(release_links, released)
     for repo in repositories:

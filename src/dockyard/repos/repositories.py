@@ -20,7 +20,7 @@ from dockyard.core.names import validate_name
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.statements import insert_ignore
 from dockyard.errors import Conflict, Denied, Invalid, NotFound, Unauthorized
-from dockyard.models import Account, Repository, RepositoryPermission, Star
+from dockyard.models import Account, BuildLink, Repository, RepositoryPermission, Star
 from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
@@ -182,6 +182,10 @@ class RepositoryService:
                 )
             ).scalar_one()
             immutable = await repository_settings(conn, record.id)
+            # Docker Hub's "automated build" mark: the repository is linked to a git repository (dockyard.builds)
+            automated = (
+                await conn.execute(select(BuildLink.id).where(BuildLink.repository == record.name))
+            ).first() is not None
         return detail(
             record,
             content,
@@ -190,6 +194,7 @@ class RepositoryService:
             has_starred=starred,
             collaborator_count=int(collaborators),
             immutable_tags=immutable,
+            is_automated=automated,
         )
 
     async def create(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, exists, func, or_, select
 
 from dockyard.authz.permissions import load_facts, visible_repositories
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
-from dockyard.models import Repository
+from dockyard.models import BuildLink, Repository
 from dockyard.registry.context import RegistryContext
 from dockyard.repos.access import LIKE_ESCAPE, like_contains
 
@@ -57,12 +57,20 @@ async def search(ctx: RegistryContext, actor: Principal, query: str, page_reques
         total = int((await conn.execute(select(func.count()).select_from(Repository).where(*where))).scalar_one())
         rows = (
             await conn.execute(
-                select(Repository.name, Repository.description, Repository.star_count)
+                select(
+                    Repository.name,
+                    Repository.description,
+                    Repository.star_count,
+                    exists().where(BuildLink.repository == Repository.name).label("automated"),
+                )
                 .where(*where)
                 .order_by(rank, Repository.star_count.desc(), Repository.pull_count.desc(), Repository.name)
                 .limit(page_request.page_size)
                 .offset(page_request.offset)
             )
         ).all()
-    items = [SearchResult(row.name, row.description or "", int(row.star_count or 0), False, False) for row in rows]
+    items = [
+        SearchResult(row.name, row.description or "", int(row.star_count or 0), False, bool(row.automated))
+        for row in rows
+    ]
     return Page(items, total, page_request)

@@ -153,13 +153,14 @@ def detail(
     has_starred: bool,
     collaborator_count: int,
     immutable_tags: ImmutableTagsSettings | None = None,
+    is_automated: bool = False,
 ) -> RepositoryView:
     base = summary(record, content, affiliated)
     inherited: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(RepositorySummary)}
     return RepositoryView(
         **inherited,
         user=record.namespace,
-        is_automated=False,
+        is_automated=is_automated,
         collaborator_count=collaborator_count,
         hub_user=record.namespace,
         has_starred=has_starred,

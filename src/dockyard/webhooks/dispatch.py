@@ -267,6 +267,7 @@ _DETAILS = (
     "used",
     "limit",
     "soft_percent",
+    "build",
 )
 
 

@@ -73,10 +73,14 @@ EVENT_TABLE: tuple[EventType, ...] = (
     # dockyard.registry.quotas: a namespace's storage crossed its soft threshold; a push refused at a hard limit
     EventType("quota_warning", LIVE, outbox.QUOTA_WARNING, _EXCEPT_DISTRIBUTION),
     EventType("quota_exceeded", LIVE, outbox.QUOTA_EXCEEDED, _EXCEPT_DISTRIBUTION),
-    EventType("build_queued", RESERVED, None, _EXCEPT_DISTRIBUTION),
-    EventType("build_started", RESERVED, None, _EXCEPT_DISTRIBUTION),
-    EventType("build_succeeded", RESERVED, None, _EXCEPT_DISTRIBUTION),
-    EventType("build_failed", RESERVED, None, _EXCEPT_DISTRIBUTION),
+    # dockyard.builds: each state of an automated build (details.build: id, rule, ref, commit, tags, duration, digest)
+    EventType("build_queued", LIVE, outbox.BUILD_QUEUED, _EXCEPT_DISTRIBUTION),
+    EventType("build_started", LIVE, outbox.BUILD_STARTED, _EXCEPT_DISTRIBUTION),
+    EventType("build_building", LIVE, outbox.BUILD_BUILDING, _EXCEPT_DISTRIBUTION),
+    EventType("build_pushing", LIVE, outbox.BUILD_PUSHING, _EXCEPT_DISTRIBUTION),
+    EventType("build_succeeded", LIVE, outbox.BUILD_SUCCEEDED, _EXCEPT_DISTRIBUTION),
+    EventType("build_failed", LIVE, outbox.BUILD_FAILED, _EXCEPT_DISTRIBUTION),
+    EventType("build_cancelled", LIVE, outbox.BUILD_CANCELLED, _EXCEPT_DISTRIBUTION),
 )
 
 EVENT_TYPES: Mapping[str, EventType] = {event.name: event for event in EVENT_TABLE}

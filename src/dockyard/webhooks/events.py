@@ -34,6 +34,9 @@ BUILD_QUEUED = "build_queued"
 BUILD_STARTED = "build_started"
 BUILD_SUCCEEDED = "build_succeeded"
 BUILD_FAILED = "build_failed"
+BUILD_BUILDING = "build_building"
+BUILD_PUSHING = "build_pushing"
+BUILD_CANCELLED = "build_cancelled"
 
 # Derived from the event table (``dockyard.webhooks.event_table``): live events are sent today; reserved ones are
 # for later features (builds), and webhooks may subscribe to them already.

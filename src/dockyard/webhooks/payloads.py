@@ -99,9 +99,12 @@ def unix_seconds(moment: datetime) -> int:
 
 
 def dockerhub_object(view: EventView, callback_url: str | None = None) -> dict[str, Any]:
-    """Docker Hub's webhook payload. ``dockerfile`` is always "" and ``is_trusted`` false (no automated builds);
-    ``comment_count`` is 0 (no comments). Epoch values are integers."""
+    """Docker Hub's webhook payload. ``dockerfile`` is "" and ``is_trusted`` false, except for the events of an
+    automated build (``details.build``): then the rule's Dockerfile path and true. ``comment_count`` is 0 (no
+    comments). Epoch values are integers."""
     info = view.info
+    build = view.details.get("build")
+    dockerfile = str(build.get("dockerfile", "")) if isinstance(build, dict) else ""
     created = info.date_created or view.occurred_at
     body: dict[str, Any] = {
         "callback_url": callback_url or "",
@@ -115,11 +118,11 @@ def dockerhub_object(view: EventView, callback_url: str | None = None) -> dict[s
             "comment_count": 0,
             "date_created": unix_seconds(created),
             "description": info.description,
-            "dockerfile": "",
+            "dockerfile": dockerfile,
             "full_description": info.full_description,
             "is_official": view.is_official,
             "is_private": info.is_private,
-            "is_trusted": False,
+            "is_trusted": isinstance(build, dict),
             "name": view.name,
             "namespace": view.namespace,
             "owner": info.owner or view.namespace,

@@ -39,13 +39,21 @@ def test_event_name_sets() -> None:
         "vulnerability_found",
         "quota_warning",
         "quota_exceeded",
+        "build_queued",
+        "build_started",
+        "build_building",
+        "build_pushing",
+        "build_succeeded",
+        "build_failed",
+        "build_cancelled",
     } == ev.EMITTED_EVENTS
-    assert {"build_queued", "build_started", "build_succeeded", "build_failed"} == ev.RESERVED_EVENTS
+    assert frozenset() == ev.RESERVED_EVENTS  # builds made the last reserved events live
     assert ev.WEBHOOK_EVENTS == ev.EMITTED_EVENTS | ev.RESERVED_EVENTS
     assert ev.webhook_event_for(outbox.REPOSITORY_PULLED) == "pull"
     assert ev.webhook_event_for(outbox.POLICY_VIOLATED) == "policy_violation"
     assert ev.webhook_event_for(outbox.SCAN_COMPLETED) == "scan_completed"
     assert ev.webhook_event_for(outbox.VULNERABILITY_FOUND) == "vulnerability_found"
+    assert ev.webhook_event_for(outbox.BUILD_SUCCEEDED) == "build_succeeded"
 
 
 @pytest.mark.parametrize(

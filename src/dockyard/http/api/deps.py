@@ -26,12 +26,15 @@ from dockyard.auth.credentials import Authenticator
 from dockyard.auth.secrets import PAT_PREFIX
 from dockyard.auth.tokens import API_AUDIENCE, TokenService
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal
+from dockyard.builds.manage import BuildSettingsService
+from dockyard.builds.service import BuildService
 from dockyard.core.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest
 from dockyard.errors import Unauthorized
 from dockyard.http.credentials import client_ip, parse_authorization
 from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.proxy.manage import ProxyService
+from dockyard.registry.blobs import BlobService
 from dockyard.registry.services import Registry
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
@@ -80,6 +83,9 @@ class ApiServices:
     retention: RetentionService
     immutability: ImmutabilityService
     proxies: ProxyService
+    builds: BuildService
+    build_settings: BuildSettingsService
+    blobs: BlobService  # build logs archived in storage
 
 
 def services(request: Request) -> ApiServices:

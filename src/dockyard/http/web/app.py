@@ -29,7 +29,20 @@ from dockyard.errors import (
     Unauthorized,
     Unsupported,
 )
-from dockyard.http.web import access, diff, explore, files, orgs, repository, scans, settings, signin, webhooks
+from dockyard.http.web import (
+    access,
+    badge,
+    builds,
+    diff,
+    explore,
+    files,
+    orgs,
+    repository,
+    scans,
+    settings,
+    signin,
+    webhooks,
+)
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.render import page
 from dockyard.http.web.services import WebServices
@@ -55,6 +68,10 @@ ROUTES: list[BaseRoute] = [
     Route("/r/{ns}/{repo}/tags/{tag}/security", scans.security_page, methods=["GET"], name="security"),
     Route("/r/{ns}/{repo}/tags/{tag}/sbom", scans.sbom_download, methods=["GET"], name="sbom"),
     Route("/r/{ns}/{repo}/diff", diff.diff_page, methods=["GET"], name="diff"),
+    Route("/r/{ns}/{repo}/badge.svg", badge.build_badge, methods=["GET"], name="build_badge"),
+    Route("/r/{ns}/{repo}/builds", builds.builds_page, methods=["GET"], name="builds"),
+    Route("/r/{ns}/{repo}/builds", builds.build_now, methods=["POST"], name="builds_post"),
+    Route("/r/{ns}/{repo}/builds/{build}", builds.build_page, methods=["GET"], name="build"),
     Route("/r/{ns}/{repo}/settings", settings.repo_settings, methods=["GET"], name="repo_settings"),
     Route("/r/{ns}/{repo}/settings", settings.save_repo_settings, methods=["POST"], name="repo_settings_post"),
     Route("/r/{ns}/{repo}/webhooks", webhooks.webhooks_page, methods=["GET"], name="webhooks"),

@@ -11,6 +11,7 @@ from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
+from dockyard.builds.service import BuildService
 from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
@@ -40,6 +41,7 @@ class WebServices:
     collaborators: CollaboratorService
     inventory: InventoryService
     reports: VulnerabilityReports
+    builds: BuildService
 
     @property
     def inspector(self) -> ImageInspector:

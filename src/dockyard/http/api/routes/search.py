@@ -25,7 +25,7 @@ class SearchResultModel(BaseModel):
     description: str
     star_count: int
     is_official: bool
-    is_automated: bool = Field(description="deprecated by Docker; always false")
+    is_automated: bool = Field(description="linked to a git repository for automated builds")
 
 
 class SearchResponse(BaseModel):
