@@ -109,19 +109,19 @@ def rows(p: Params, dockyard: Results | None, reference: Results | None) -> list
 HEADER = ("measure", "dockyard", "reference", "ratio")
 
 
-def text_table(table: list[tuple[str, str, str, str]]) -> str:
-    widths = [max(len(row[i]) for row in [HEADER, *table]) for i in range(4)]
+def text_table(table: list[tuple[str, str, str, str]], header: tuple[str, str, str, str] = HEADER) -> str:
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(4)]
 
     def line(row: tuple[str, str, str, str]) -> str:
         cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in range(1, 4)]
         return " | ".join(cells)
 
     rule = "-+-".join("-" * w for w in widths)
-    return "\n".join([line(HEADER), rule, *(line(row) for row in table)])
+    return "\n".join([line(header), rule, *(line(row) for row in table)])
 
 
-def markdown_table(table: list[tuple[str, str, str, str]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|---|---:|---:|---:|"]
+def markdown_table(table: list[tuple[str, str, str, str]], header: tuple[str, str, str, str] = HEADER) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|---:|"]
     lines.extend("| " + " | ".join(row) + " |" for row in table)
     return "\n".join(lines)
 

@@ -50,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
 DEFAULT_SCALEOUT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scaleout.md"
 DEFAULT_STARTUP_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-startup.md"
+DEFAULT_RATELIMITS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-ratelimits.md"
 STARTUP_ROUNDS = {"full": 5, "quick": 2}  # measured starts per server in the start-up section
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
@@ -120,10 +121,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
-        choices=["embedded", "scaleout", "startup", "all"],
+        choices=["embedded", "scaleout", "startup", "ratelimits", "all"],
         default="all",
         help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), startup (start "
-        "time and idle memory), or all three",
+        "time and idle memory), ratelimits (manifest GET with pull rate limits off and on), or all four",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
     parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
@@ -150,6 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--startup-output", type=Path, default=DEFAULT_STARTUP_OUTPUT, help="Markdown results file, start-up"
+    )
+    parser.add_argument(
+        "--ratelimits-output", type=Path, default=DEFAULT_RATELIMITS_OUTPUT, help="Markdown results file, rate limits"
     )
     parser.add_argument("--startup-rounds", type=int, help="measured starts per server, start-up section (5)")
     parser.add_argument("--workdir", type=Path, default=None, help="parent directory for temp data (system temp)")
@@ -417,12 +421,43 @@ def startup_section(args: argparse.Namespace, wanted: list[str], argv: list[str]
     return 1 if errors else 0
 
 
+def ratelimits_section(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Dockyard's manifest GET with pull rate limits off and on (``bench.ratelimits``); writes
+    ``args.ratelimits_output``."""
+    from bench.ratelimits import HEADER, facts, run_pair, table
+
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    params = params_from(args)
+    workdir = _workdir(args, "dockyard-bench-ratelimits-")
+    try:
+        results = run_pair(workdir, make_small_images(params.small_images), params)
+    finally:
+        _finish_workdir(args, workdir)
+    off, on = results["dockyard"], results["dockyard-limits"]
+    grid = table(off, on)
+    notes = [f"{r.server}: {note}" for r in results.values() for note in r.notes]
+    errors = [f"{r.server}: {err}" for r in results.values() for err in r.errors]
+    _publish(
+        args.ratelimits_output,
+        "Pull rate limits: manifest GET with limits off and on",
+        text_table(grid, HEADER),
+        markdown_table(grid, HEADER),
+        "on/off: limits on relative to off (higher is better; the issue's budget is within 10 %, i.e. >= 0.90).",
+        [],
+        facts(started, load_start, _command(argv)),
+        notes,
+        errors,
+    )
+    return 1 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
-    sections = ["embedded", "scaleout", "startup"] if args.config == "all" else [args.config]
+    sections = ["embedded", "scaleout", "startup", "ratelimits"] if args.config == "all" else [args.config]
     tools = [
-        *(["wrk"] if "embedded" in sections else []),
+        *(["wrk"] if "embedded" in sections or "ratelimits" in sections else []),
         *(["docker-registry"] if "reference" in wanted else []),
     ]
     missing = [tool for tool in tools if not shutil.which(tool)]
@@ -443,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         status |= embedded_section(args, wanted, argv)
     if "startup" in sections:
         status |= startup_section(args, wanted, argv)
+    if "ratelimits" in sections and "dockyard" in wanted:
+        status |= ratelimits_section(args, argv)
     if "scaleout" in sections:
         if unavailable is None:
             status |= scaleout_section(args, wanted, argv)

@@ -88,3 +88,21 @@ def test_quick_startup_benchmark_measures_both_servers(tmp_path: Path) -> None:
     ]
     missing_values = [row for row in rows if any(cell.strip() == "—" for cell in row.split("|")[2:4])]
     assert not missing_values, "measures without a value:\n" + "\n".join(missing_values)
+
+
+@pytest.mark.embedded_only
+def test_quick_rate_limit_benchmark_compares_limits_off_and_on(tmp_path: Path) -> None:
+    require_tool("wrk")
+    output = tmp_path / "latest-ratelimits.md"
+    _run_bench(tmp_path, "--config", "ratelimits", "--servers", "dockyard", "--ratelimits-output", str(output))
+    text = output.read_text()
+    rows = _table_rows(text)
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "manifest GET (wrk), req/s",
+        "server CPU per manifest GET, µs",
+    ]
+    missing_values = [row for row in rows if any(cell.strip() == "—" for cell in row.split("|")[2:5])]
+    assert not missing_values, "measures without a value:\n" + "\n".join(missing_values)
+    # The limited server really counted: its answers carried the headers (checked by the section, noted here).
+    assert f"ratelimit-limit: {1_000_000_000};w=21600" in text
+    assert "dockyard: manifest GET answers 200; ratelimit-limit: absent" in text

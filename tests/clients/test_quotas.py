@@ -203,3 +203,8 @@ def test_repository_count_quota_refuses_a_new_repository(server: DockyardServer,
     assert error["message"] == f"quota exceeded: namespace '{ns}' repository count quota, used 2 of limit 1"
     assert _usage(client, ns)["used"] == {"storage": 3, "repositories": 1}
     assert [e["quota"] for e in _events(server, "quota.exceeded", ns)] == ["repositories"]
+    # The Hub API's door is held to the same limit, and its refusal is recorded the same way.
+    by_api = client.post(f"/api/v2/namespaces/{ns}/repositories", json={"name": "three"})
+    assert by_api.status_code == 403, by_api.text
+    assert "repository count quota" in by_api.json()["detail"]
+    assert [e["quota"] for e in _events(server, "quota.exceeded", ns)] == ["repositories", "repositories"]

@@ -19,12 +19,13 @@ from dockyard.authz.principal import Principal
 from dockyard.core.names import validate_name
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.statements import insert_ignore
-from dockyard.errors import Conflict, Denied, Invalid, NotFound, Unauthorized
+from dockyard.errors import Conflict, Denied, Invalid, NotFound, QuotaExceeded, Unauthorized
 from dockyard.models import Account, BuildLink, Repository, RepositoryPermission, Star
 from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.namespaces import claim_namespace
+from dockyard.registry.quotas import record_refusal
 from dockyard.registry.repositories import (
     DoomedRepository,
     check_texts,
@@ -235,7 +236,11 @@ class RepositoryService:
                 source_ip=source_ip,
             )
 
-        await self.ctx.db.run_write(work)
+        try:
+            await self.ctx.db.run_write(work)
+        except QuotaExceeded as exc:  # past the namespace's repository limit: refused, and said so as a push is
+            await record_refusal(self.ctx.db, exc, repository=name_full, actor=who)
+            raise
         return await self.get(actor, namespace, name)
 
     async def update(
