@@ -17,7 +17,7 @@ from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict
 from dockyard.migrations.runner import upgrade
-from dockyard.models import AuditEntry, Repository, Webhook
+from dockyard.models import AuditEntry, Webhook
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
 from tests.support.accounts import database_url, services
@@ -57,8 +57,12 @@ async def _old_rows(db: Database) -> None:
     # and that account's audit log. (Only columns that existed at 0007 are written.)
     now = utcnow()
     async with db.write() as conn:
-        await conn.execute(
-            insert(Repository).values(name="projx/app", namespace="projx", is_private=True, created_at=now)
+        await conn.execute(  # text, not the model: today's model adds columns (with defaults) 0007 lacks
+            text(
+                "INSERT INTO repositories (name, namespace, is_private, description, full_description, star_count, "
+                "pull_count, created_at) VALUES ('projx/app', 'projx', :private, '', '', 0, 0, :now)"
+            ),
+            {"private": True, "now": now},
         )
         await conn.execute(
             insert(Webhook).values(

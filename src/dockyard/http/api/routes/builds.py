@@ -114,7 +114,7 @@ async def push_webhook(request: Request, svc: Services, ns: NsPath, repo: RepoPa
 
 
 @router.post(
-    BASE + "/trigger/{token}/call/", status_code=202, response_model=Queued, responses=error_responses(400, 401)
+    BASE + "/trigger/{token}/call", status_code=202, response_model=Queued, responses=error_responses(400, 401)
 )
 async def trigger_call(svc: Services, ns: NsPath, repo: RepoPath, token: TriggerToken, body: TriggerCall) -> Queued:
     """Docker Hub's build trigger: ``{"source_type": "Branch", "source_name": "main"}`` builds that ref with
