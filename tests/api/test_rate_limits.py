@@ -131,9 +131,10 @@ def test_accounts_are_counted_by_account_and_an_organization_lifts_the_limit(peo
     assert response.status_code == 201, response.text
 
     def unlimited() -> bool:
+        # Until the override is read, bob is counted like anyone (a loaded machine may let him reach the limit).
         response = _get(bob.registry, repo)
-        assert response.status_code == 200, response.text
-        return "ratelimit-limit" not in response.headers
+        assert response.status_code in (200, 429), response.text
+        return response.status_code == 200 and "ratelimit-limit" not in response.headers
 
     wait_for(unlimited, timeout=15, what="the organization's override")
     for _ in range(AUTHENTICATED * 2):

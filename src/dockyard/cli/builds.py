@@ -92,11 +92,16 @@ def build() -> None:
 @operator_command(build, "link")
 @click.argument("target", metavar="NS/REPO")
 @click.argument("url", metavar="GIT_URL")
-@click.option("--https-username", default=None)
+@click.option("--https-username", default=None, help="User name for the HTTPS token (default x-access-token).")
 @click.option(
     "--https-token", default=None, envvar="DOCKYARD_BUILD_HTTPS_TOKEN", help="Or $DOCKYARD_BUILD_HTTPS_TOKEN."
 )
-@click.option("--ssh-known-hosts", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None)
+@click.option(
+    "--ssh-known-hosts",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="A known_hosts file pinning the SSH remote's host key (default: accept the first key seen).",
+)
 @click.option("--poll", "poll_seconds", type=int, default=0, help="Poll the remote every N seconds (0: never).")
 def build_link(
     op: Operator,
@@ -157,15 +162,22 @@ def rule() -> None:
 
 @operator_command(rule, "add")
 @click.argument("target", metavar="NS/REPO")
-@click.option("--type", "source_type", type=click.Choice(["Branch", "Tag"]), default="Branch", show_default=True)
+@click.option(
+    "--type",
+    "source_type",
+    type=click.Choice(["Branch", "Tag"]),
+    default="Branch",
+    show_default=True,
+    help="Build branches or tags.",
+)
 @click.option("--source", "source_name", default="main", show_default=True, help="A name, or /regex/.")
 @click.option("--tag", default="latest", show_default=True, help="Template: {sourceref}, {\\1}…{\\9}.")
-@click.option("--dockerfile", default="Dockerfile", show_default=True)
-@click.option("--context", "build_context", default="/", show_default=True)
-@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@click.option("--dockerfile", default="Dockerfile", show_default=True, help="Path of the Dockerfile in the context.")
+@click.option("--context", "build_context", default="/", show_default=True, help="Build context in the repository.")
+@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE", help="A build argument (repeatable).")
 @click.option("--secret-build-arg", "secret_args", multiple=True, metavar="NAME=VALUE", help="Sealed, never shown.")
 @click.option("--no-autobuild", is_flag=True, help="Build only when asked (not on pushes).")
-@click.option("--no-cache", is_flag=True)
+@click.option("--no-cache", is_flag=True, help="Build without the repository's layer cache.")
 @click.option("--also-latest", is_flag=True, help="Also tag latest.")
 @click.option("--network", is_flag=True, help="Let RUN steps reach the network.")
 def rule_add(
@@ -302,8 +314,10 @@ def build_logs(op: Operator, build_id: str, follow: bool) -> None:
 
 
 @click.command()
-@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Settings file (TOML)."
+)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data directory (default ./data).")
 @click.option("--concurrency", type=int, default=None, help="Builds running at once here (default: jobs_concurrency).")
 @click.option("--grace", type=float, default=30.0, show_default=True, help="Seconds running builds get on SIGTERM.")
 def builder(config: Path | None, data_dir: Path | None, concurrency: int | None, grace: float) -> None:
