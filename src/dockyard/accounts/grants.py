@@ -113,3 +113,20 @@ async def revoke(
         removed = result.rowcount
     if not removed:
         raise NotFound("permission", "no such permission", {"repository": repository[:300]})
+
+
+async def grant_org_repositories(
+    conn: AsyncConnection,
+    org: str,
+    account_id: int,
+    levels: Mapping[str, Level],
+    settings: Settings,
+    actor: Principal,
+    *,
+    source_ip: str = "",
+) -> None:
+    """Give ``account_id`` (a robot of ``org``) each level of ``levels`` on its repository of ``org``, creating a
+    repository that does not exist yet (``org_repository``). Robots and organization access tokens both grant so."""
+    for repository in sorted(levels):
+        repo_id = await org_repository(conn, org, repository, settings, actor, source_ip=source_ip)
+        await grant(conn, repo_id, levels[repository], account_id=account_id)

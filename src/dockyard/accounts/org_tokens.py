@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.access_tokens import validate_expiry
 from dockyard.accounts.common import require_org_owner
-from dockyard.accounts.grants import check_org_repositories, grant, org_repository
+from dockyard.accounts.grants import check_org_repositories, grant_org_repositories
 from dockyard.accounts.names import robot_name, validate_text
 from dockyard.auth.refresh import end_sessions
 from dockyard.auth.secrets import OAT_PREFIX, fingerprint, new_token
@@ -134,7 +134,7 @@ class OrgTokenService:
                     .returning(Account.id)
                 )
             ).scalar_one()
-            await self._grant(conn, org, robot_id, levels, actor, source_ip)
+            await grant_org_repositories(conn, org, robot_id, levels, self._settings, actor, source_ip=source_ip)
             await conn.execute(
                 insert(OrgAccessToken).values(
                     id=token_id,
@@ -212,7 +212,9 @@ class OrgTokenService:
                 await conn.execute(update(OrgAccessToken).where(OrgAccessToken.id == row.id).values(**values))
             if levels is not None:
                 await conn.execute(delete(RepositoryPermission).where(RepositoryPermission.account_id == row.robot_id))
-                await self._grant(conn, org, row.robot_id, levels, actor, source_ip)
+                await grant_org_repositories(
+                    conn, org, row.robot_id, levels, self._settings, actor, source_ip=source_ip
+                )
             if values.get("is_active") is False:
                 await end_sessions(conn, row.robot_id)  # its API and refresh tokens go with it
             if values:
@@ -243,19 +245,6 @@ class OrgTokenService:
                 source_ip=source_ip,
                 data={"type": "organization", "id": row.id},
             )
-
-    async def _grant(
-        self,
-        conn: AsyncConnection,
-        org: str,
-        robot_id: int,
-        levels: Mapping[str, Level],
-        actor: Principal,
-        source_ip: str,
-    ) -> None:
-        for repository in sorted(levels):
-            repo_id = await org_repository(conn, org, repository, self._settings, actor, source_ip=source_ip)
-            await grant(conn, repo_id, levels[repository], account_id=robot_id)
 
 
 def _label(label: str) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.common import name_taken, paged, require_org_owner
-from dockyard.accounts.grants import check_org_repositories, grant, org_repository
+from dockyard.accounts.grants import check_org_repositories, grant_org_repositories
 from dockyard.accounts.names import ROBOT_SEPARATOR, robot_name, split_robot_name, validate_text
 from dockyard.accounts.snapshots import RepositoryGrant, RobotInfo
 from dockyard.auth.refresh import end_sessions
@@ -82,7 +82,7 @@ class RobotService:
                         .returning(Account.id)
                     )
                 ).scalar_one()
-                await self._replace_grants(conn, org, robot_id, levels, actor, source_ip)
+                await grant_org_repositories(conn, org, robot_id, levels, self._settings, actor, source_ip=source_ip)
                 await record_audit(
                     conn,
                     org,
@@ -140,7 +140,7 @@ class RobotService:
                 await conn.execute(update(Account).where(Account.id == robot.id).values(**values))
             if levels is not None:
                 await conn.execute(delete(RepositoryPermission).where(RepositoryPermission.account_id == robot.id))
-                await self._replace_grants(conn, org, robot.id, levels, actor, source_ip)
+                await grant_org_repositories(conn, org, robot.id, levels, self._settings, actor, source_ip=source_ip)
             if values or levels is not None:
                 data: dict[str, Any] = dict(values)
                 if levels is not None:
@@ -175,19 +175,6 @@ class RobotService:
             await record_audit(
                 conn, org, "robot.delete", actor=actor.audit_name, target=robot.name, source_ip=source_ip
             )
-
-    async def _replace_grants(
-        self,
-        conn: AsyncConnection,
-        org: str,
-        robot_id: int,
-        levels: Mapping[str, Level],
-        actor: Principal,
-        source_ip: str,
-    ) -> None:
-        for repository in sorted(levels):
-            repo_id = await org_repository(conn, org, repository, self._settings, actor, source_ip=source_ip)
-            await grant(conn, repo_id, levels[repository], account_id=robot_id)
 
 
 # The robots behind organization access tokens are the tokens' business (``accounts.org_tokens``), not robots'.

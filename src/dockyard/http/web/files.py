@@ -84,7 +84,8 @@ class Links:
         return crumbs
 
 
-def _platform(request: Request) -> str | None:
+def platform_param(request: Request) -> str | None:
+    """The ``?platform=os/arch[/variant]`` of a page that shows one platform image of a tag (None: the default)."""
     value = request.query_params.get("platform", "").strip()
     return value[:MAX_PLATFORM] or None
 
@@ -125,7 +126,7 @@ async def _preview(request: Request, namespace: str, name: str, reference: str, 
     services = services_of(request)
     current = await visit_of(request)
     found = await services.files.open_file(
-        current.principal, namespace, name, reference, entry.path, platform=_platform(request)
+        current.principal, namespace, name, reference, entry.path, platform=platform_param(request)
     )
     return render(entry.name, await read_capped(found.chunks))
 
@@ -135,7 +136,7 @@ async def browse(request: Request) -> Response:
     services = services_of(request)
     current = await visit_of(request)
     namespace, name, reference = request.path_params["ns"], request.path_params["repo"], request.path_params["tag"]
-    platform = _platform(request)
+    platform = platform_param(request)
     view = await services.repositories.get(current.principal, namespace, name)
     info = await services.files.lookup(current.principal, namespace, name, reference, _path(request), platform=platform)
     links = Links(namespace, name, reference, platform, info.image)
@@ -182,7 +183,7 @@ async def download(request: Request) -> Response:
     current = await visit_of(request)
     namespace, name, reference = request.path_params["ns"], request.path_params["repo"], request.path_params["tag"]
     found = await services.files.open_file(
-        current.principal, namespace, name, reference, _path(request), platform=_platform(request)
+        current.principal, namespace, name, reference, _path(request), platform=platform_param(request)
     )
     headers = {
         "Content-Length": str(found.entry.size),

@@ -16,18 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.http.web.context import services_of, visit_of
+from dockyard.http.web.files import platform_param
 from dockyard.http.web.render import page
 from dockyard.http.web.repository import home_of, pull_ref
 from dockyard.inventory.sbom import MEDIA_TYPES, SbomFormat, image_sbom, render_sbom
 from dockyard.vulns.reports import ReportedFinding
 
-MAX_PLATFORM = 100
 SEVERITY_ORDER = ("critical", "high", "medium", "low", "unknown")
-
-
-def _platform(request: Request) -> str | None:
-    value = request.query_params.get("platform", "").strip()
-    return value[:MAX_PLATFORM] or None
 
 
 def _finding_order(finding: ReportedFinding) -> tuple[int, int, float, str, str]:
@@ -39,7 +34,7 @@ async def security_page(request: Request) -> Response:
     services = services_of(request)
     current = await visit_of(request)
     namespace, name, tag = request.path_params["ns"], request.path_params["repo"], request.path_params["tag"]
-    platform = _platform(request)
+    platform = platform_param(request)
     view = await services.repositories.get(current.principal, namespace, name)
     image = await services.files.image(current.principal, namespace, name, tag, platform=platform)
     sbom = await image_sbom(services.inventory, image)
@@ -76,7 +71,7 @@ async def sbom_download(request: Request) -> Response:
     namespace, name, tag = request.path_params["ns"], request.path_params["repo"], request.path_params["tag"]
     wanted = request.query_params.get("format", "spdx")
     format_: SbomFormat = "cyclonedx" if wanted == "cyclonedx" else "spdx"
-    image = await services.files.image(current.principal, namespace, name, tag, platform=_platform(request))
+    image = await services.files.image(current.principal, namespace, name, tag, platform=platform_param(request))
     sbom = await image_sbom(services.inventory, image)
     if sbom.subject is None:
         message = (
