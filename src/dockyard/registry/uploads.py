@@ -254,19 +254,28 @@ class UploadService:
         lease = self._lease
 
         def work(conn: Connection) -> UploadState:
+            # One statement takes the lease and reads the size of the row version it took it on. A SELECT before
+            # the UPDATE could read a size that a writer releasing meanwhile has moved on (on PostgreSQL the
+            # UPDATE re-checks its WHERE on the newest version, the earlier SELECT does not), and two writers
+            # would both append at that stale offset.
             row = conn.execute(
-                select(Upload.size, Upload.algorithm).where(Upload.id == upload_id, Upload.repository == name)
-            ).first()
-            if row is None:
-                raise _upload_unknown(upload_id)
-            result = conn.execute(
                 update(Upload)
-                .where(Upload.id == upload_id, or_(Upload.lease_until.is_(None), Upload.lease_until < now))
+                .where(
+                    Upload.id == upload_id,
+                    Upload.repository == name,
+                    or_(Upload.lease_until.is_(None), Upload.lease_until < now),
+                )
                 .values(lease_token=token, lease_until=now + lease)
-            )
-            if result.rowcount == 0:
-                raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
-            return UploadState(upload_id, name, row[0], row[1])
+                .returning(Upload.size, Upload.algorithm)
+            ).first()
+            if row is not None:
+                return UploadState(upload_id, name, row[0], row[1])
+            exists = conn.execute(
+                select(Upload.id).where(Upload.id == upload_id, Upload.repository == name)
+            ).first()
+            if exists is None:
+                raise _upload_unknown(upload_id)
+            raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
 
         return await self.ctx.db.run_unit(work), token
 
