@@ -270,9 +270,7 @@ class UploadService:
             ).first()
             if row is not None:
                 return UploadState(upload_id, name, row[0], row[1])
-            exists = conn.execute(
-                select(Upload.id).where(Upload.id == upload_id, Upload.repository == name)
-            ).first()
+            exists = conn.execute(select(Upload.id).where(Upload.id == upload_id, Upload.repository == name)).first()
             if exists is None:
                 raise _upload_unknown(upload_id)
             raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
