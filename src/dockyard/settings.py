@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     open: bool = False
     workers: int = Field(default=0, ge=0, le=64)  # server processes; 0: one per CPU core (at most 8)
     base_url: str = ""  # production: set it, else the token realm follows the client's Host header
+    # HTTPS: the certificate chain and its private key (PEM files, both or neither); reloaded when they change
+    # (dockyard.http.tls). Relative paths are taken from the current directory.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     log_level: str = "info"
     access_log: bool = True
     max_manifest_bytes: int = Field(default=4 * MiB, ge=64 * 1024)
@@ -294,6 +298,22 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
         return out
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _tls_path(cls, value: Path | None) -> Path | None:
+        # Absolute, so that worker processes and reloads read the same files whatever their directory.
+        return None if value is None or str(value) == "" else value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both (HTTPS) or neither (HTTP)")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @field_validator("database_url")
     @classmethod

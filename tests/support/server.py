@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -45,6 +46,9 @@ class Server(abc.ABC):
     """
 
     ADMIN_PASSWORD = "admin-password-for-tests"
+    # HTTPS servers (DOCKYARD_TLS_CERT/KEY in ``env``) set these: the scheme of ``url`` and what verifies it.
+    scheme = "http"
+    verify: ssl.SSLContext | bool = True
 
     def __init__(
         self,
@@ -70,7 +74,7 @@ class Server(abc.ABC):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     @property
     def database_url(self) -> str:
@@ -157,7 +161,7 @@ class DockyardServer(Server):
                 self.process = None
                 raise RuntimeError(f"dockyard exited with {code}: {self.log_tail()}")
             try:
-                ready = httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+                ready = httpx.get(f"{self.url}/readyz", timeout=1, verify=self.verify).status_code == 200
             except httpx.HTTPError:
                 ready = False
             if ready and self._started_workers(log_offset) >= self.workers:

@@ -122,6 +122,18 @@ def first_steps(settings: Settings) -> list[str]:
 @click.option("--open", "open_", is_flag=True, default=None, help="No authentication: anyone may pull, push, delete.")
 @click.option("--workers", type=int, default=None, help="Server processes (default: one per CPU core).")
 @click.option("--no-jobs", is_flag=True, help="Run no background jobs here (leave them to `dockyard worker`).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Serve HTTPS with this certificate chain (PEM; reloaded when the file changes). Needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The private key of --tls-cert (PEM; reloaded when the file changes).",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -130,9 +142,11 @@ def serve(
     open_: bool | None,
     workers: int | None,
     no_jobs: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
 ) -> None:
-    """Run the registry server (migrating the DB first)."""
-    from dockyard.cli.serve import run_server, startup_warnings
+    """Run the registry server (migrating the DB first); HTTPS with ``--tls-cert`` and ``--tls-key``."""
+    from dockyard.cli.serve import run_server, startup_warnings, tls_context
 
     settings = _settings(
         config,
@@ -142,8 +156,11 @@ def serve(
         open=open_,
         workers=workers,
         jobs_enabled=False if no_jobs else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     _configure_logging(settings.log_level)
+    tls_context(settings)  # a certificate that does not load fails here, before anything says "serving on"
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
     from dockyard.cli.serve import bind_listener
@@ -165,7 +182,7 @@ def serve(
             raise click.ClickException(f"cannot set up the administrator account: {exc.message}") from exc
         if generated is not None:
             click.echo(admin_password_notice(settings, generated))
-    url = f"http://{client_address(settings)}"
+    url = f"{'https' if settings.tls else 'http'}://{client_address(settings)}"
     click.echo(f"Dockyard {__version__} serving on {url}  (data: {settings.data_dir.resolve()})")
     click.echo("Push and run a first image (in another terminal; each command works as printed):")
     for step in first_steps(settings):

@@ -1,7 +1,8 @@
 """How ``dockyard serve`` runs the HTTP server: in this process (one worker), or — several workers — by replacing
 this process with the small supervisor of ``dockyard.cli.supervisor``, which starts the worker processes
-(``dockyard.cli.server_worker``) on the socket bound here; the optional ``/metrics`` listener; and the warnings an
-operator sees at start.
+(``dockyard.cli.server_worker``) on the socket bound here; the optional ``/metrics`` listener; HTTPS with
+``--tls-cert``/``--tls-key`` (``dockyard.http.tls``: the context each process listens with, reloaded when the files
+change); and the warnings an operator sees at start.
 
 The supervisor is entered with ``os.execv`` (same PID, so signals sent to ``dockyard serve`` reach it), after the
 preparation (migrations, first start) has run here: what that loaded — SQLAlchemy, Alembic, the application — goes
@@ -16,6 +17,7 @@ import ipaddress
 import logging
 import os
 import socket
+import ssl
 import sys
 import tempfile
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from uvicorn._types import ASGIApplication
 from uvicorn.config import STARTUP_FAILURE
 
 from dockyard.http.server import PROTOCOL as HTTP_PROTOCOL
+from dockyard.http.tls import ReloadingContext
 from dockyard.settings import (
     Settings,
     enable_multiprocess_metrics,
@@ -81,7 +84,21 @@ def startup_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+def tls_context(settings: Settings) -> ReloadingContext | None:
+    """The reloading TLS context of ``--tls-cert``/``--tls-key`` (``dockyard.http.tls``), or None for plain HTTP.
+    A pair that does not load is a ``click.ClickException`` naming the files."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        return ReloadingContext(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise click.ClickException(
+            f"cannot use the TLS certificate {settings.tls_cert} with the key {settings.tls_key}: {exc}"
+        ) from exc
+
+
 def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, workers: int = 1) -> uvicorn.Config:
+    tls = tls_context(settings)
     return uvicorn.Config(
         app,
         factory=isinstance(app, str),
@@ -100,6 +117,8 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
         # X-Forwarded-* are believed from `trusted_proxies` only, by the app (dockyard.http.proxies); uvicorn's own
         # handling would trust 127.0.0.1 (or $FORWARDED_ALLOW_IPS) behind the app's back.
         proxy_headers=False,
+        # HTTPS with the certificate reloaded when its files change (each process keeps its own context).
+        ssl_context_factory=None if tls is None else (lambda _config, _default: tls.listener),
     )
 
 
