@@ -2,8 +2,8 @@
 (``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration groups
 ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``tag``, ``audit``, ``whoami``, ``webhook``, ``trust``
 and ``build`` (``cli/accounts.py``, ``cli/access.py``, ``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``,
-``cli/builds.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign`` (``cli/sign.py``) and ``sample-image``
-(``cli/sample.py``)."""
+``cli/builds.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign`` (``cli/sign.py``), ``sample-image``
+(``cli/sample.py``), and ``backup``, ``restore`` and ``fsck`` (``cli/backups.py``)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ _ADMIN_GROUPS = {
     "builder": "dockyard.cli.builds:builder",  # runs build jobs only (other machines)
     "worker": "dockyard.cli.worker:worker",  # not an administration group, but as heavy to import
     "sample-image": "dockyard.cli.sample:sample_image",
+    "backup": "dockyard.cli.backups:backup",
+    "restore": "dockyard.cli.backups:restore",
+    "fsck": "dockyard.cli.backups:fsck",
 }
 
 
