@@ -3,11 +3,12 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver)
+PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx podman-compose)
 # git: the build executor checks source out with it (its tests serve repositories with `git daemon`); the executor
 # also needs unshare and prlimit, from util-linux (essential on Debian, so never missing there).
 # chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
-TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver)
+# nginx: the TLS-terminating proxy recipe (deploy/nginx) is run by its test; podman-compose checks deploy/compose.yaml.
+TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx podman-compose)
 
 missing=()
 for tool in "${TOOLS[@]}"; do
@@ -34,6 +35,8 @@ apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # The reference registry is a service of its own on Debian; the benchmark starts it by hand.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 pkill -x docker-registry >/dev/null 2>&1 || true
+# Likewise nginx's default site: its test runs nginx itself, unprivileged, with the recipe.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
 # Likewise PostgreSQL's default cluster: the tests never use it (tests/support/postgres.py starts their own).
 if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now postgresql >/dev/null 2>&1 || true
