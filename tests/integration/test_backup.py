@@ -195,3 +195,93 @@ def _config(directory: Path, text: str) -> Path:
     path = directory / "dockyard.toml"
     path.write_text(text)
     return path
+
+
+def test_postgresql_and_s3_restore_from_pg_dump_with_the_bucket_as_it_is(tmp_path: Path) -> None:
+    """docs/backup.md for the scale-out deployment: dump the database first (``pg_dump`` while pushes go on), then
+    the bucket needs no copy of its own for consistency — storage is append-only within the GC grace period, so
+    every blob the dump references is still there. Restored with ``pg_restore`` into an empty database, the
+    deployment passes ``fsck`` and serves every image pushed before the dump."""
+    from tests.support.postgres import SUPERUSER, shared_cluster
+    from tests.support.s3 import shared_moto_server
+
+    cluster = shared_cluster()
+    moto = shared_moto_server()
+    storage = {**moto.env, "DOCKYARD_STORAGE_URL": moto.storage_url(moto.make_bucket())}
+    secret = {"DOCKYARD_SECRET_KEY": "test-secret-backup-pg-xxxxxxxxxx"}
+    source_url = cluster.create_database("backup_source")
+    source = DockyardServer(
+        tmp_path / "source" / "data", embedded=True, env={"DOCKYARD_DATABASE_URL": source_url, **storage, **secret}
+    )
+    source.data_dir.parent.mkdir(parents=True)
+    source.start()
+    pushed: list[Pushed] = []
+    dump = tmp_path / "dockyard.dump"
+    connect = ["--host", "127.0.0.1", "--port", str(cluster.port), "--username", SUPERUSER]
+    try:
+        with httpx.Client(base_url=source.url, timeout=60) as client:
+            pushed += [_push_one(client, unique_name("pgbackup"), "before") for _ in range(3)]
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=_pusher, args=(source.url, stop, pushed, errors)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(1)
+            started = time.monotonic()
+            subprocess.run(
+                [str(cluster.bin_dir / "pg_dump"), "--format=custom", "--file", str(dump), *connect,
+                 make_url_database(source_url)],
+                check=True, capture_output=True, timeout=300,
+            )  # fmt: skip
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=120)
+        assert not errors, errors
+    finally:
+        source.stop()
+    before = [image for image in pushed if image.finished < started]
+
+    restored_url = cluster.create_database("backup_restored")
+    subprocess.run(
+        [str(cluster.bin_dir / "pg_restore"), "--no-owner", "--exit-on-error", *connect,
+         "--dbname", make_url_database(restored_url), str(dump)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    env = {"DOCKYARD_DATABASE_URL": restored_url, **storage, **secret}
+    check = json.loads(dockyard_env(env, "fsck", "--data-dir", str(tmp_path / "restored"), "--json").stdout)
+    assert check["ok"], check
+    assert check["tags"] >= len(before)
+    server = DockyardServer(tmp_path / "restored" / "data", embedded=True, env=env)
+    server.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for image in before:
+                _assert_pulls(client, image)
+    finally:
+        server.stop()
+
+
+def make_url_database(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    assert database
+    return database
+
+
+def dockyard_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("DOCKYARD_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dockyard.cli.main", *args],
+        env={**clean, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    return proc
