@@ -1,4 +1,4 @@
-"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``--version``, ``dockyard worker``
+"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``db status``, ``--version``, ``dockyard worker``
 (``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration groups
 ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``tag``, ``audit``, ``whoami``, ``webhook``, ``trust``
 and ``build`` (``cli/accounts.py``, ``cli/access.py``, ``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``,
@@ -286,6 +286,40 @@ def upgrade(config: Path | None, data_dir: Path | None, init: bool, as_json: boo
         click.echo(json.dumps({"status": "up_to_date"}))
     else:
         click.echo("database is up to date")
+
+
+@db.command()
+@settings_options
+@json_option
+def status(config: Path | None, data_dir: Path | None, as_json: bool) -> None:
+    """The database's schema revision and this release's newest one: whether ``db upgrade`` (or the next start)
+    has migrations to apply (docs/upgrade.md). Changes nothing."""
+    import asyncio
+    import json
+
+    from dockyard.cli.common import announce, load_cli_settings, require_database
+    from dockyard.db.engine import Database
+    from dockyard.migrations.runner import current_revision, head_revision
+
+    settings = load_cli_settings(config, data_dir)
+    require_database(settings, init=False)
+    announce(settings, as_json)
+
+    async def read() -> str | None:
+        database = Database(settings.effective_database_url)
+        try:
+            return await current_revision(database)
+        finally:
+            await database.close()
+
+    current, head = asyncio.run(read()), head_revision()
+    document = {"revision": current, "head": head, "pending": current != head}
+    if as_json:
+        click.echo(json.dumps(document, sort_keys=True))
+    elif current == head:
+        click.echo(f"database at revision {current}: up to date")
+    else:
+        click.echo(f"database at revision {current or '(none)'}; this release migrates it to {head}")
 
 
 if __name__ == "__main__":

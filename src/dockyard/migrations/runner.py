@@ -41,14 +41,19 @@ def head_revision() -> str:
     return heads.pop()
 
 
-async def is_current(db: Database) -> bool:
-    """Whether the database is at ``head_revision()`` (False when it has never been migrated)."""
+async def current_revision(db: Database) -> str | None:
+    """The database's schema revision (None when it has never been migrated)."""
     try:
         async with db.read() as conn:
             stored = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
     except DBAPIError:
-        return False  # no alembic_version table yet
-    return list(stored) == [head_revision()]
+        return None  # no alembic_version table yet
+    return str(stored[0]) if len(stored) == 1 else None
+
+
+async def is_current(db: Database) -> bool:
+    """Whether the database is at ``head_revision()`` (False when it has never been migrated)."""
+    return await current_revision(db) == head_revision()
 
 
 def alembic_config(url: str) -> Config:

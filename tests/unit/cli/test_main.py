@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,30 @@ def test_serve_on_a_busy_port_fails_before_saying_it_serves(tmp_path: Path) -> N
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
     assert "serving on" not in result.output
     assert "password" not in result.output  # nor made the administrator (whose password it would print once)
+
+
+def test_db_status_says_whether_this_release_has_migrations_to_apply(tmp_path: Path) -> None:
+    from dockyard.migrations.runner import head_revision
+
+    assert CliRunner().invoke(main, ["db", "upgrade", "--init", "--data-dir", str(tmp_path)]).exit_code == 0
+    current = CliRunner().invoke(main, ["db", "status", "--data-dir", str(tmp_path), "--json"])
+    assert current.exit_code == 0, current.output
+    assert json.loads(current.output) == {"revision": head_revision(), "head": head_revision(), "pending": False}
+
+    with sqlite3.connect(tmp_path / "dockyard.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    behind = CliRunner().invoke(main, ["db", "status", "--data-dir", str(tmp_path), "--json"])
+    assert json.loads(behind.output) == {"revision": "0001", "head": head_revision(), "pending": True}
+
+
+def test_an_older_release_refuses_a_database_migrated_by_a_newer_one(tmp_path: Path) -> None:
+    """What docs/upgrade.md promises for a rollback: an unknown (newer) revision stops the start, nothing is
+    changed."""
+    assert CliRunner().invoke(main, ["db", "upgrade", "--init", "--data-dir", str(tmp_path)]).exit_code == 0
+    with sqlite3.connect(tmp_path / "dockyard.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    result = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "9999_from_the_future" in str(result.exception) + result.output
+    with sqlite3.connect(tmp_path / "dockyard.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999_from_the_future",)]
