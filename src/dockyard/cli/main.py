@@ -1,4 +1,5 @@
-"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``db status``, ``--version``, ``dockyard worker``
+"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``db status``, ``--version``,
+``dockyard worker``
 (``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration groups
 ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``tag``, ``audit``, ``whoami``, ``webhook``, ``trust``
 and ``build`` (``cli/accounts.py``, ``cli/access.py``, ``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``,
