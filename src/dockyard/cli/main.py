@@ -1,10 +1,9 @@
-"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``db status``, ``--version``,
-``dockyard worker``
-(``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration groups
-``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``tag``, ``audit``, ``whoami``, ``webhook``, ``trust``
-and ``build`` (``cli/accounts.py``, ``cli/access.py``, ``cli/content.py``, ``cli/webhooks.py``, ``cli/trust.py``,
-``cli/builds.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign`` (``cli/sign.py``), ``sample-image``
-(``cli/sample.py``), and ``backup``, ``restore`` and ``fsck`` (``cli/backups.py``)."""
+"""``dockyard serve`` (run by ``cli/serve.py``), ``gc``, ``db upgrade``, ``db status``, ``--version``, ``dockyard
+worker`` (``cli/worker.py``), ``dockyard builder`` (build jobs only, ``cli/builds.py``), and the administration
+groups ``user``, ``org``, ``team``, ``robot``, ``token``, ``repo``, ``tag``, ``audit``, ``whoami``, ``webhook``,
+``trust`` and ``build`` (``cli/accounts.py``, ``cli/access.py``, ``cli/content.py``, ``cli/webhooks.py``,
+``cli/trust.py``, ``cli/builds.py``), ``key`` (cosign key pairs, ``cli/keygen.py``), ``sign`` (``cli/sign.py``),
+``sample-image`` (``cli/sample.py``), and ``backup``, ``restore`` and ``fsck`` (``cli/backups.py``)."""
 
 from __future__ import annotations
 
