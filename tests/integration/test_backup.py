@@ -109,7 +109,7 @@ def test_a_backup_taken_during_pushes_restores_consistent_and_complete(source: D
         started = time.monotonic()
         manifest = dockyard_json("backup", str(tmp_path / "backup"), "--data-dir", str(source.data_dir))
         finished = time.monotonic()
-        time.sleep(1)  # pushes go on after the backup too
+        time.sleep(2)  # pushes go on after the backup too
     finally:
         stop.set()
         for thread in threads:

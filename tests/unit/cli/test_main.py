@@ -77,3 +77,17 @@ def test_an_older_release_refuses_a_database_migrated_by_a_newer_one(tmp_path: P
     assert "9999_from_the_future" in str(result.exception) + result.output
     with sqlite3.connect(tmp_path / "dockyard.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999_from_the_future",)]
+
+
+def test_serve_with_a_certificate_that_does_not_load_fails_before_saying_it_serves(tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("not a certificate\n")
+    key.write_text("not a key\n")
+    args = ["serve", "--port", "1", "--data-dir", str(tmp_path / "data"), "--workers", "1"]
+    result = CliRunner().invoke(main, [*args, "--tls-cert", str(cert), "--tls-key", str(key)])
+    assert result.exit_code == 1
+    assert f"cannot use the TLS certificate {cert}" in result.output
+    assert "serving on" not in result.output
+    half = CliRunner().invoke(main, [*args, "--tls-cert", str(cert)])
+    assert half.exit_code == 1
+    assert "tls_cert and tls_key go together" in half.output
