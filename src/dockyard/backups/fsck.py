@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from dockyard.db.engine import Database
@@ -106,7 +106,7 @@ async def check_consistency(
                 .where(ManifestReference.kind == "blob")
             )
         ).all()
-        report.manifests = len((await conn.execute(select(Manifest.id))).all())
+        report.manifests = int((await conn.execute(select(func.count()).select_from(Manifest))).scalar_one())
     report.tags = len(tags)
     for repository, tag, manifest_id in tags:
         if manifest_id is None:
