@@ -30,15 +30,20 @@ from dockyard.models.base import utcnow
 
 RUN: Final = "builds.run"
 ARCHIVE_LOG: Final = "builds.archive_log"
+ATTEST: Final = "builds.attest"  # SBOM, provenance, signature: handled by dockyard.provenance.tasks
 
 QUEUED: Final = "queued"
 CLONING: Final = "cloning"
 BUILDING: Final = "building"
 PUSHING: Final = "pushing"
+SIGNING: Final = "signing"
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
-RUNNING_STATES: Final = (CLONING, BUILDING, PUSHING)
+RUNNING_STATES: Final = (CLONING, BUILDING, PUSHING, SIGNING)
+# The states a retried ``builds.run`` starts again from; a build in SIGNING has pushed: its ``builds.attest`` job
+# goes on.
+RESTARTABLE_STATES: Final = (QUEUED, CLONING, BUILDING, PUSHING)
 FINISHED_STATES: Final = (SUCCEEDED, FAILED, CANCELLED)
 STATES: Final = (QUEUED, *RUNNING_STATES, *FINISHED_STATES)
 
@@ -47,6 +52,7 @@ EVENT_OF_STATE: Final = {
     CLONING: outbox.BUILD_STARTED,
     BUILDING: outbox.BUILD_BUILDING,
     PUSHING: outbox.BUILD_PUSHING,
+    SIGNING: outbox.BUILD_SIGNING,
     SUCCEEDED: outbox.BUILD_SUCCEEDED,
     FAILED: outbox.BUILD_FAILED,
     CANCELLED: outbox.BUILD_CANCELLED,
