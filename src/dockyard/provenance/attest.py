@@ -115,7 +115,7 @@ class Attester:
         except NotFound:
             await writer.line(
                 f"{namespace} has no managed signing key: the SBOM and provenance are attached unsigned and the "
-                "image is not signed (create one: POST /api/v2/namespaces/{ns}/trust/managed-key)"
+                f"image is not signed (create one: POST /api/v2/namespaces/{namespace}/signing-key)"
             )
             return None
         return key
