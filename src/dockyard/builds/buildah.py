@@ -417,6 +417,9 @@ class _Build:
             "-t",
             self.local_image,
         ]
+        if "SOURCE_DATE_EPOCH" not in spec.build_args:
+            # BuildKit's convention: a Dockerfile that declares ARG SOURCE_DATE_EPOCH gets the build's timestamp.
+            args += ["--build-arg", f"SOURCE_DATE_EPOCH={timestamp}"]
         for key, value in spec.build_args.items():
             if key not in spec.secret_build_args:
                 args += ["--build-arg", f"{key}={value}"]

@@ -301,8 +301,9 @@ class Pipeline:
             )
         context = rule.context.strip("/") or "."
         path = posixpath.normpath(posixpath.join(context, rule.dockerfile))
-        text = await fetch_dockerfile(link.url, auth, commit, ref.full, path)
-        declared = {found[0] for image in parse_from(text or "", build_args) if (found := repository_of(image, host))}
+        facts = await fetch_dockerfile(link.url, auth, commit, ref.full, path)
+        images = parse_from(facts.dockerfile or "", build_args)
+        declared = {found[0] for image in images if (found := repository_of(image, host))}
         bases = await pullable(self.db, link.created_by, (set(recorded) | declared) - {build.repository})
         access = [ResourceScope("repository", build.repository, ("pull", "push"))]
         access += [ResourceScope("repository", name, ("pull",)) for name in sorted(bases)]
@@ -338,5 +339,8 @@ class Pipeline:
             network=bool(rule.network),
             use_cache=bool(rule.build_cache),
             cache_key=build.repository,
+            # SOURCE_DATE_EPOCH: the commit's time, so the same commit gives the same image (the executor falls back
+            # to the time of its own checkout when the commit could not be fetched here).
+            timestamp=facts.time,
             limits=BuildLimits(wall_seconds=wall),
         )

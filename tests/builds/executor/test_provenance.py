@@ -139,6 +139,7 @@ def test_a_built_image_is_signed_and_carries_its_sbom_and_provenance(
         assert (done["tags"], done["commit"]) == (["v7"], commit)
         digest = done["digest"]
         assert "signed with the namespace's managed key" in log, log
+        assert "at timestamp 1700000777;" in log  # the commit's time (SOURCE_DATE_EPOCH), set by the pipeline
 
         # Under enforce the image is served — it is signed — and skopeo pulls it with the file the RUN wrote.
         served = admin.registry.get(f"/v2/{repo}/manifests/v7", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
