@@ -57,6 +57,7 @@ from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.builds")
 CANCEL_POLL_SECONDS = 1.0
+NAMESPACE_WAIT_SECONDS = 3.0  # a build waiting for a slot of its namespace looks again after this
 EXECUTOR_GRACE_SECONDS = 120.0  # past build_wall_seconds, the pipeline gives up on an executor
 
 
@@ -176,6 +177,12 @@ class Pipeline:
                 await self._finish(build_id, records.FAILED, error=message)
                 return
         async with self.db.write() as conn:
+            limit = self.settings.build_namespace_concurrency
+            if build.state == records.QUEUED and not await records.namespace_slot_free(
+                conn, build_id, build.namespace, limit
+            ):
+                await records.postpone(conn, build, NAMESPACE_WAIT_SECONDS)
+                return
             started = await records.change_state(
                 conn,
                 build_id,
