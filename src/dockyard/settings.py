@@ -186,6 +186,7 @@ class Settings(BaseSettings):
     build_registry_url: str = ""  # where builders reach /v2; default base_url, else this server's listener
     build_wall_seconds: float = Field(default=3600.0, gt=0, le=86400)  # a build's time limit (its token lives longer)
     build_poll_check_seconds: int = Field(default=60, ge=5)  # how often links due for polling are looked for
+    build_namespace_concurrency: int = Field(default=0, ge=0)  # builds of one namespace running at once; 0: no limit
 
     @field_validator("notifications_endpoints", mode="before")
     @classmethod

@@ -55,6 +55,20 @@ def start_builder(server: DockyardServer, tmp_path: Path) -> subprocess.Popen[by
         )
 
 
+def start_worker(server: DockyardServer, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``dockyard worker`` with the server's own settings (database and blob storage)."""
+    env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env, "DOCKYARD_JOBS_ENABLED": "true"}
+    env["DOCKYARD_JOBS_POLL_SECONDS"] = "0.2"
+    with (tmp_path / "worker.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dockyard.cli.main", "worker", "--grace", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+
+
 def test_a_builder_process_runs_the_builds_of_a_server_without_jobs(
     server: DockyardServer, gitserver: GitServer, tmp_path: Path
 ) -> None:
@@ -77,7 +91,9 @@ def test_a_builder_process_runs_the_builds_of_a_server_without_jobs(
 
         assert state() == "queued"  # the server runs no jobs
         builder = start_builder(server, tmp_path)
-        wait_for(lambda: state() == "succeeded", timeout=60, interval=0.2, what="the build on the builder")
+        # The builder's part ends with the image pushed: the signing stage (SBOM, provenance, signature) needs blob
+        # storage, so a process that has it runs it — none here yet.
+        wait_for(lambda: state() == "signing", timeout=60, interval=0.2, what="the build on the builder")
         tags = owner.registry.get(f"/v2/{owner.name}/app/tags/list").json()["tags"]
         assert tags == ["latest"]
         log = owner.api.get(f"{base}/builds/{build}/logs").text  # live lines: nothing archives them here
@@ -86,6 +102,16 @@ def test_a_builder_process_runs_the_builds_of_a_server_without_jobs(
         builder.send_signal(signal.SIGTERM)
         assert builder.wait(30) == 0
         assert "running builds.run" in (tmp_path / "builder.log").read_text()
+        assert state() == "signing"
+        worker = start_worker(server, tmp_path)
+        try:
+            wait_for(lambda: state() == "succeeded", timeout=60, interval=0.2, what="the signing stage on a worker")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        digest = owner.api.get(f"{base}/builds/{build}").json()["digest"]
+        referrers = owner.registry.get(f"/v2/{owner.name}/app/referrers/{digest}")
+        assert len(referrers.json()["manifests"]) == 2  # the SBOM and the provenance
     finally:
         if builder is not None and builder.poll() is None:
             builder.kill()

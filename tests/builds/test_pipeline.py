@@ -320,7 +320,14 @@ def test_polling_listing_and_build_events(people: People, gitserver: GitServer, 
                 json={
                     "name": payload_format,
                     "url": receiver.url(f"/{payload_format}"),
-                    "events": ["build_queued", "build_started", "build_building", "build_pushing", "build_succeeded"],
+                    "events": [
+                        "build_queued",
+                        "build_started",
+                        "build_building",
+                        "build_pushing",
+                        "build_signing",
+                        "build_succeeded",
+                    ],
                     "payload_format": payload_format,
                 },
             )
@@ -352,16 +359,23 @@ def test_polling_listing_and_build_events(people: People, gitserver: GitServer, 
         )
         assert sorted(b["source_name"] for b in by_api) == ["dev", "main"]
 
-        hub = receiver.wait_for(5, path="/dockerhub", timeout=20)
-        events = [json.loads(r.body).get("event") for r in hub[:5]]
-        assert events == ["build_queued", "build_started", "build_building", "build_pushing", "build_succeeded"]
-        succeeded = json.loads(hub[4].body)
+        hub = receiver.wait_for(6, path="/dockerhub", timeout=20)
+        events = [json.loads(r.body).get("event") for r in hub[:6]]
+        assert events == [
+            "build_queued",
+            "build_started",
+            "build_building",
+            "build_pushing",
+            "build_signing",
+            "build_succeeded",
+        ]
+        succeeded = json.loads(hub[5].body)
         assert succeeded["repository"]["is_trusted"] is True
         assert succeeded["repository"]["dockerfile"] == "Dockerfile"
         assert succeeded["push_data"]["tag"] == "dev"
         (mine,) = [
             json.loads(r.body)
-            for r in receiver.wait_for(5, path="/dockyard", timeout=20)
+            for r in receiver.wait_for(6, path="/dockyard", timeout=20)
             if json.loads(r.body)["event"] == "build_succeeded"
         ][:1]
         details = mine["details"]["build"]
@@ -417,3 +431,32 @@ def test_badge_and_pages(people: People, gitserver: GitServer, tmp_path: Path) -
     # a private repository's badge and builds are the 404 of a missing one
     for path in ("badge.svg", "builds"):
         assert visitor.get(f"/r/{hidden.owner.name}/hidden/{path}").status_code == 404
+
+
+def test_without_a_managed_key_the_attestations_are_attached_unsigned(
+    people: People, gitserver: GitServer, tmp_path: Path
+) -> None:
+    """A namespace without a managed signing key: the build still succeeds with its SBOM and provenance attached as
+    referrers of the image (DSSE envelopes without signatures), the image is not signed, and the log says why."""
+    repo = link(people, gitserver, tmp_path, "unkeyed", {"Dockerfile": "ECHO unkeyed\n"})
+    repo.rule(source_name="main", tag="latest")
+    (build,) = repo.owner.api.post(f"{repo.base}/builds", json={"source_name": "main"}).json()["builds"]
+    done = repo.finished(build)
+    log = repo.owner.api.get(f"{repo.base}/builds/{build}/logs").text
+    assert done["state"] == "succeeded", log
+    assert "has no managed signing key" in log
+    name = f"{repo.owner.name}/unkeyed"
+    listed = repo.owner.registry.get(f"/v2/{name}/referrers/{done['digest']}").json()["manifests"]
+    assert sorted(r["annotations"]["in-toto.io/predicate-type"] for r in listed) == [
+        "https://slsa.dev/provenance/v1",
+        "https://spdx.dev/Document",
+    ]
+    for referrer in listed:
+        assert referrer["artifactType"] == "application/vnd.dsse.envelope.v1+json"
+        manifest = repo.owner.registry.get(
+            f"/v2/{name}/manifests/{referrer['digest']}", headers={"Accept": OCI_MANIFEST}
+        )
+        envelope = repo.owner.registry.get(f"/v2/{name}/blobs/{manifest.json()['layers'][0]['digest']}").json()
+        assert envelope["signatures"] == []
+    signature_tag = done["digest"].replace(":", "-") + ".sig"
+    assert repo.owner.registry.get(f"/v2/{name}/manifests/{signature_tag}").status_code == 404

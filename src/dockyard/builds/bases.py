@@ -1,12 +1,13 @@
 """The base images a build will pull from this Dockyard, found before it runs, so that its registry token can grant
 ``pull`` on exactly those (a bearer token's grant is its claims: nothing beyond them is allowed).
 
-``fetch_dockerfile`` fetches only the commit's Dockerfile (a shallow fetch of the commit, else of its ref, without
-checkout) and ``parse_from`` reads its ``FROM`` lines (``--platform`` flags, ``AS`` names, stage references,
-``scratch`` and ``ARG`` defaults and build args in ``$VAR`` / ``${VAR}`` handled). ``pullable`` keeps those the
-link's creator may pull now (the operator's links: all; a creator who is gone: public ones), so a repository's
-administrator cannot use a build to read a private image they could not pull themselves. Best effort: a Dockerfile
-that cannot be fetched grants only the bases the rule's previous build used (``build_bases``).
+``fetch_dockerfile`` fetches only the commit's Dockerfile and its committer time (a shallow fetch of the commit, else
+of its ref, without checkout; the time becomes the build's ``--timestamp``) and ``parse_from`` reads its ``FROM``
+lines (``--platform`` flags, ``AS`` names, stage references, ``scratch`` and ``ARG`` defaults and build args in
+``$VAR`` / ``${VAR}`` handled). ``pullable`` keeps those the link's creator may pull now (the operator's links: all;
+a creator who is gone: public ones), so a repository's administrator cannot use a build to read a private image they
+could not pull themselves. Best effort: a Dockerfile that cannot be fetched grants only the bases the rule's previous
+build used (``build_bases``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import select
@@ -95,19 +97,29 @@ async def _git(env: dict[str, str], cwd: str, *args: str) -> tuple[int, bytes]:
     return process.returncode or 0, out
 
 
-async def fetch_dockerfile(url: str, auth: GitAuth, commit: str, ref: str, path: str) -> str | None:
-    """The text of the Dockerfile at ``path`` in ``commit`` (fetched shallowly, without checkout), or None."""
+@dataclass(frozen=True, slots=True)
+class CommitFacts:
+    """What a build needs to know of its commit before it runs: the Dockerfile's text and the committer time
+    (seconds since the epoch); either None when it could not be read."""
+
+    dockerfile: str | None = None
+    time: int | None = None
+
+
+async def fetch_dockerfile(url: str, auth: GitAuth, commit: str, ref: str, path: str) -> CommitFacts:
+    """The Dockerfile at ``path`` in ``commit`` and the commit's time (fetched shallowly, without checkout)."""
     with tempfile.TemporaryDirectory(prefix="dockyard-dockerfile-") as tmp, git_environment(auth) as env:
         if (await _git(env, tmp, "init", "-q"))[0] != 0:
-            return None
+            return CommitFacts()
         fetched = (await _git(env, tmp, "fetch", "-q", "--depth=1", "--", url, commit))[0] == 0
         if not fetched and (await _git(env, tmp, "fetch", "-q", "--depth=1", "--", url, ref))[0] != 0:
-            return None
+            return CommitFacts()
         target = commit if fetched else "FETCH_HEAD"
         code, out = await _git(env, tmp, "show", f"{target}:{path}")
-    if code != 0 or len(out) > MAX_DOCKERFILE:
-        return None
-    return out.decode(errors="replace")
+        when_code, when = await _git(env, tmp, "show", "-s", "--format=%ct", target)
+    moment = int(when) if when_code == 0 and when.strip().isdigit() and fetched else None
+    text = out.decode(errors="replace") if code == 0 and len(out) <= MAX_DOCKERFILE else None
+    return CommitFacts(text, moment)
 
 
 async def pullable(db: Database, created_by: str, names: Iterable[str]) -> set[str]:

@@ -9,9 +9,10 @@ and the git credential helpers. Everything but the cache is removed afterwards, 
 Order: ``cloning`` (git, :mod:`dockyard.builds.checkout`) → ``building`` (base images resolved to digests on the
 registry and pulled by digest through a :class:`~dockyard.builds.registry_gate.RegistryGate`; then the build with
 ``--pull=never`` and ``--timestamp`` = the commit time unless the spec gives one, in a network namespace of its
-own unless ``spec.network``) → ``pushing`` (``buildah push --digestfile`` to the first tag; the same manifest
-bytes PUT to the other tags). Every process runs under the build's :class:`~dockyard.builds.sandbox.Confinement`
-as PID 1 of a PID namespace (``unshare --pid --fork --kill-child --mount-proc``), so one kill ends it all.
+own unless ``spec.network``) → ``pushing`` (``buildah push`` to an OCI layout in the build's directory, then its
+blobs and manifest uploaded with the token under every tag: ``dockyard.builds.oci_push``). Every process runs under
+the build's :class:`~dockyard.builds.sandbox.Confinement` as PID 1 of a PID namespace (``unshare --pid --fork
+--kill-child --mount-proc``), so one kill ends it all.
 
 A watchdog stops the build (and says why in the log) on cancel, wall time, disk use of the build's directories,
 CPU time (cgroup modes) and the first fork the pids limit refuses. Secrets (the registry token, the git token,
@@ -41,6 +42,7 @@ import httpx
 from dockyard.builds.checkout import CheckoutFailed, checkout, redact_url
 from dockyard.builds.dockerfile import from_references, split_reference
 from dockyard.builds.executor import BuildFailed, BuildLimits, BuildResult, BuildSpec, LogSink, StageSink
+from dockyard.builds.oci_push import push_layout
 from dockyard.builds.registry_gate import RegistryGate
 from dockyard.builds.sandbox import Confinement, Sandbox, tree_bytes
 from dockyard.settings import Settings
@@ -415,6 +417,9 @@ class _Build:
             "-t",
             self.local_image,
         ]
+        if "SOURCE_DATE_EPOCH" not in spec.build_args:
+            # BuildKit's convention: a Dockerfile that declares ARG SOURCE_DATE_EPOCH gets the build's timestamp.
+            args += ["--build-arg", f"SOURCE_DATE_EPOCH={timestamp}"]
         for key, value in spec.build_args.items():
             if key not in spec.secret_build_args:
                 args += ["--build-arg", f"{key}={value}"]
@@ -448,32 +453,19 @@ class _Build:
                 raise BuildFailed("memory limit reached", "building")
             raise BuildFailed(f"buildah build exited with status {status}", "building")
 
-    async def push(self, client: httpx.AsyncClient, gate: RegistryGate) -> tuple[str, str, int]:
+    async def push(self, client: httpx.AsyncClient, mount_from: Sequence[str]) -> tuple[str, str, int]:
+        """Write the image to an OCI layout, then push that with the token (``dockyard.builds.oci_push``)."""
         spec = self.spec
         tags = list(spec.target.tags)
         if not tags:
             raise BuildFailed("no tags to push", "pushing")
-        digest_file = self.dir / "digest"
-        first = f"docker://{gate.host}/{spec.target.repository}:{tags[0]}"
-        push = self.buildah("push", "--tls-verify=false", "--digestfile", str(digest_file), self.local_image, first)
-        if await self.exec(push, self.buildah_env(), self.dir) != 0:
-            raise BuildFailed(f"push to {spec.target.repository}:{tags[0]} failed", "pushing")
-        digest = digest_file.read_text().strip()
-        response = await client.get(
-            f"/v2/{spec.target.repository}/manifests/{digest}", headers={"Accept": _MANIFEST_ACCEPT}
-        )
-        if response.status_code != 200:
-            raise BuildFailed(f"pushed manifest {digest} not readable ({response.status_code})", "pushing")
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        body = response.content
-        for tag in tags[1:]:
-            put = await client.put(
-                f"/v2/{spec.target.repository}/manifests/{tag}", content=body, headers={"Content-Type": media_type}
-            )
-            if put.status_code != 201:
-                raise BuildFailed(f"tagging {tag} failed ({put.status_code})", "pushing")
+        layout = self.dir / "layout"
+        write = self.buildah("push", "--quiet", self.local_image, f"oci:{layout}")
+        if await self.exec(write, self.buildah_env(), self.dir) != 0:
+            raise BuildFailed("writing the image failed", "pushing")
+        digest, media_type, size = await push_layout(client, layout, spec.target.repository, tags, mount_from)
         await self.log(f"pushed {spec.target.repository}@{digest} as {', '.join(tags)}")
-        return digest, media_type, len(body)
+        return digest, media_type, size
 
 
 class BuildahExecutor:
@@ -536,9 +528,13 @@ class BuildahExecutor:
             await b.build(spec.timestamp if spec.timestamp is not None else done.commit_time)
             b.stage = "pushing"
             await stage("pushing")
-            async with RegistryGate(spec.target.base_url, spec.target.token, spec.target.tls_verify) as gate:
-                b.admit(gate)
-                digest, media_type, size = await b.push(client, gate)
+            mount_from = [
+                repository
+                for reference, _ in resolved
+                for host, repository, _ in [split_reference(reference, b.registry_host)]
+                if host == b.registry_host and repository != spec.target.repository
+            ]
+            digest, media_type, size = await b.push(client, mount_from)
         took = time.monotonic() - b.started
         await b.log(f"build succeeded in {took:.1f} s")
         return BuildResult(digest, media_type, size, done.commit, tuple(resolved))

@@ -1,11 +1,15 @@
 """Running one build (the ``builds.run`` job): resolve the commit, mint a short-lived registry token, hand the
 executor a ``BuildSpec``, follow its stages and log, and record the outcome.
 
-States: queued → cloning → building → pushing → succeeded | failed | cancelled; each change is one transaction
-with its ``build.*`` event (``records.change_state``). The executor is the class the ``build_executor`` setting
-names (``module:Class``, constructed with the settings), loaded the first time a build runs. Cancellation: a
-watcher reads ``cancel_requested`` every second and sets the executor's ``cancelled`` event. A runner that died
-mid-build leaves the build in a running state; the job's next attempt starts it again from cloning.
+States: queued → cloning → building → pushing → signing → succeeded | failed | cancelled; each change is one
+transaction with its ``build.*`` event (``records.change_state``). When the executor has pushed, the build enters
+``signing`` and, in that transaction, its ``builds.attest`` job is queued with what the provenance needs
+(``dockyard.builds.attestation``): that job runs where blob storage is (``dockyard serve``/``worker``, not a
+builder), attaches the SBOM and provenance, signs the image and ends the build (``dockyard.provenance``). The
+executor is the class the ``build_executor`` setting names (``module:Class``, constructed with the settings), loaded
+the first time a build runs. Cancellation: a watcher reads ``cancel_requested`` every second and sets the executor's
+``cancelled`` event (a build in ``signing`` has pushed: it is not cancelled). A runner that died mid-build leaves
+the build in a running state; the job's next attempt starts it again from cloning.
 
 The token grants push and pull on the repository and pull on the base images on this Dockyard that the commit's
 Dockerfile builds ``FROM`` and the rule's previous build used, those the link's creator may pull
@@ -32,6 +36,7 @@ from dockyard.auth.secrets import SecretBox
 from dockyard.auth.tokens import TokenService
 from dockyard.authz.principal import Principal
 from dockyard.builds import records
+from dockyard.builds.attestation import AttestInputs, attest_inputs
 from dockyard.builds.bases import fetch_dockerfile, parse_from, pullable, repository_of
 from dockyard.builds.executor import (
     BuildExecutor,
@@ -46,11 +51,13 @@ from dockyard.builds.git import GitAuth, GitError, ls_remote
 from dockyard.builds.logs import LogWriter
 from dockyard.builds.rules import GitRef
 from dockyard.db.engine import Database
+from dockyard.jobs.queue import enqueue
 from dockyard.models import Build, BuildBase, BuildLink, BuildRule
 from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.builds")
 CANCEL_POLL_SECONDS = 1.0
+NAMESPACE_WAIT_SECONDS = 3.0  # a build waiting for a slot of its namespace looks again after this
 EXECUTOR_GRACE_SECONDS = 120.0  # past build_wall_seconds, the pipeline gives up on an executor
 
 
@@ -113,9 +120,7 @@ class Pipeline:
 
     async def _finish(self, build_id: int, state: str, **values: Any) -> None:
         async with self.db.write() as conn:
-            await records.change_state(
-                conn, build_id, state, expect=(records.QUEUED, *records.RUNNING_STATES), **values
-            )
+            await records.change_state(conn, build_id, state, expect=records.RESTARTABLE_STATES, **values)
 
     async def run(self, build_id: int, attempt: int = 1) -> None:
         """Run build ``build_id`` to an end state. Idempotent: a finished or cancelled build is left alone."""
@@ -123,7 +128,7 @@ class Pipeline:
             build, rule, link = await self._rows(build_id)
         except LookupError:
             return
-        restartable = (records.QUEUED, *records.RUNNING_STATES) if attempt > 1 else (records.QUEUED,)
+        restartable = records.RESTARTABLE_STATES if attempt > 1 else (records.QUEUED,)
         if build.state not in restartable:
             return
         if build.cancel_requested:
@@ -172,11 +177,17 @@ class Pipeline:
                 await self._finish(build_id, records.FAILED, error=message)
                 return
         async with self.db.write() as conn:
+            limit = self.settings.build_namespace_concurrency
+            if build.state == records.QUEUED and not await records.namespace_slot_free(
+                conn, build_id, build.namespace, limit
+            ):
+                await records.postpone(conn, build, NAMESPACE_WAIT_SECONDS)
+                return
             started = await records.change_state(
                 conn,
                 build_id,
                 records.CLONING,
-                expect=(records.QUEUED, *records.RUNNING_STATES),
+                expect=records.RESTARTABLE_STATES,
                 commit=commit,
                 error=None,
                 digest=None,
@@ -189,9 +200,10 @@ class Pipeline:
         await writer.line(f"build {build.uuid}: {ref.source_type.lower()} {ref.name} at {commit} -> {', '.join(tags)}")
         result = await self._execute(build_id, build.uuid, spec, writer)
         if result is not None:
-            await writer.line(f"build succeeded: {result.digest}")
-            await writer.flush()
-            await self._succeeded(build_id, rule, ref, result)
+            await writer.line(f"image pushed: {result.digest}; attaching its SBOM and provenance and signing it")
+            await writer.flush()  # the attest job appends to this log: nothing more is written from here
+            inputs = attest_inputs(build, rule, link, spec, result, self.settings.build_executor, started.started_at)
+            await self._pushed(build_id, rule, ref, result, inputs)
 
     async def _execute(self, build_id: int, name: str, spec: BuildSpec, writer: LogWriter) -> BuildResult | None:
         """Run the executor, following its stages and the cancel requests; record a failure or cancellation and
@@ -202,7 +214,9 @@ class Pipeline:
         async def stage(stage_name: str) -> None:
             if stage_name in (records.BUILDING, records.PUSHING):
                 async with self.db.write() as conn:
-                    await records.change_state(conn, build_id, stage_name, expect=records.RUNNING_STATES)
+                    await records.change_state(
+                        conn, build_id, stage_name, expect=(records.CLONING, records.BUILDING, records.PUSHING)
+                    )
 
         state, reason = records.FAILED, ""
         try:
@@ -227,7 +241,11 @@ class Pipeline:
         await self._finish(build_id, state, error=reason[:1000])
         return None
 
-    async def _succeeded(self, build_id: int, rule: Row[Any], ref: GitRef, result: BuildResult) -> None:
+    async def _pushed(
+        self, build_id: int, rule: Row[Any], ref: GitRef, result: BuildResult, inputs: AttestInputs
+    ) -> None:
+        """The image is pushed: enter ``signing`` and queue the ``builds.attest`` job that ends the build; record
+        the bases the build used (for base-image links)."""
         host = urlsplit(registry_url(self.settings)).netloc
         bases = {
             (repository, tag)
@@ -240,13 +258,15 @@ class Pipeline:
             done = await records.change_state(
                 conn,
                 build_id,
-                records.SUCCEEDED,
-                expect=records.RUNNING_STATES,
+                records.SIGNING,
+                expect=(records.PUSHING,),
                 digest=result.digest,
                 commit=result.commit,
             )
             if done is None:
                 return
+            key = f"{records.ATTEST}:{build_id}"
+            await enqueue(conn, records.ATTEST, inputs.payload(), dedupe_key=key, max_attempts=5)
             await conn.execute(delete(BuildBase).where(BuildBase.rule_id == rule.id))
             if bases:
                 await conn.execute(
@@ -288,8 +308,9 @@ class Pipeline:
             )
         context = rule.context.strip("/") or "."
         path = posixpath.normpath(posixpath.join(context, rule.dockerfile))
-        text = await fetch_dockerfile(link.url, auth, commit, ref.full, path)
-        declared = {found[0] for image in parse_from(text or "", build_args) if (found := repository_of(image, host))}
+        facts = await fetch_dockerfile(link.url, auth, commit, ref.full, path)
+        images = parse_from(facts.dockerfile or "", build_args)
+        declared = {found[0] for image in images if (found := repository_of(image, host))}
         bases = await pullable(self.db, link.created_by, (set(recorded) | declared) - {build.repository})
         access = [ResourceScope("repository", build.repository, ("pull", "push"))]
         access += [ResourceScope("repository", name, ("pull",)) for name in sorted(bases)]
@@ -325,5 +346,8 @@ class Pipeline:
             network=bool(rule.network),
             use_cache=bool(rule.build_cache),
             cache_key=build.repository,
+            # SOURCE_DATE_EPOCH: the commit's time, so the same commit gives the same image (the executor falls back
+            # to the time of its own checkout when the commit could not be fetched here).
+            timestamp=facts.time,
             limits=BuildLimits(wall_seconds=wall),
         )

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import uuid as uuidlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,15 +30,20 @@ from dockyard.models.base import utcnow
 
 RUN: Final = "builds.run"
 ARCHIVE_LOG: Final = "builds.archive_log"
+ATTEST: Final = "builds.attest"  # SBOM, provenance, signature: handled by dockyard.provenance.tasks
 
 QUEUED: Final = "queued"
 CLONING: Final = "cloning"
 BUILDING: Final = "building"
 PUSHING: Final = "pushing"
+SIGNING: Final = "signing"
 SUCCEEDED: Final = "succeeded"
 FAILED: Final = "failed"
 CANCELLED: Final = "cancelled"
-RUNNING_STATES: Final = (CLONING, BUILDING, PUSHING)
+RUNNING_STATES: Final = (CLONING, BUILDING, PUSHING, SIGNING)
+# The states a retried ``builds.run`` starts again from; a build in SIGNING has pushed: its ``builds.attest`` job
+# goes on.
+RESTARTABLE_STATES: Final = (QUEUED, CLONING, BUILDING, PUSHING)
 FINISHED_STATES: Final = (SUCCEEDED, FAILED, CANCELLED)
 STATES: Final = (QUEUED, *RUNNING_STATES, *FINISHED_STATES)
 
@@ -47,6 +52,7 @@ EVENT_OF_STATE: Final = {
     CLONING: outbox.BUILD_STARTED,
     BUILDING: outbox.BUILD_BUILDING,
     PUSHING: outbox.BUILD_PUSHING,
+    SIGNING: outbox.BUILD_SIGNING,
     SUCCEEDED: outbox.BUILD_SUCCEEDED,
     FAILED: outbox.BUILD_FAILED,
     CANCELLED: outbox.BUILD_CANCELLED,
@@ -222,6 +228,37 @@ async def queue_build(
         await record_state_event(conn, row)
         return Queued(build_uuid, new=True)
     raise RuntimeError("could not queue or coalesce the build")  # unreachable but for pathological races
+
+
+async def namespace_slot_free(conn: AsyncConnection, build_id: int, namespace: str, limit: int) -> bool:
+    """Whether build ``build_id`` may start under a limit of ``limit`` running builds in ``namespace`` (0: no limit).
+    Call it in the transaction that starts the build: on PostgreSQL it takes the namespace's transaction-scoped
+    advisory lock, so two builders cannot both take the last slot (SQLite's writers are serialised already)."""
+    if limit <= 0:
+        return True
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"builds:{namespace}"})
+    running = (
+        await conn.execute(
+            select(func.count())
+            .select_from(Build)
+            .where(Build.namespace == namespace, Build.state.in_((CLONING, BUILDING, PUSHING)), Build.id != build_id)
+        )
+    ).scalar_one()
+    return int(running) < limit
+
+
+async def postpone(conn: AsyncConnection, row: Row[Any], seconds: float) -> None:
+    """Run queued build ``row`` again in ``seconds`` (a new ``builds.run`` job behind the current one of its rule and
+    ref: waiting for a slot is not a failed attempt)."""
+    await enqueue(
+        conn,
+        RUN,
+        {"build": int(row.id)},
+        run_at=utcnow() + timedelta(seconds=seconds),
+        ordering_key=f"{RUN}:{row.coalesce_key}"[:255],
+        max_attempts=3,
+    )
 
 
 async def change_state(

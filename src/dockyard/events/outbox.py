@@ -39,6 +39,7 @@ BUILD_QUEUED = "build.queued"
 BUILD_STARTED = "build.started"  # cloning
 BUILD_BUILDING = "build.building"
 BUILD_PUSHING = "build.pushing"
+BUILD_SIGNING = "build.signing"  # SBOM, provenance and signature (dockyard.provenance)
 BUILD_SUCCEEDED = "build.succeeded"
 BUILD_FAILED = "build.failed"
 BUILD_CANCELLED = "build.cancelled"
@@ -64,6 +65,7 @@ EVENT_TYPES = frozenset(
         BUILD_STARTED,
         BUILD_BUILDING,
         BUILD_PUSHING,
+        BUILD_SIGNING,
         BUILD_SUCCEEDED,
         BUILD_FAILED,
         BUILD_CANCELLED,

@@ -78,6 +78,7 @@ EVENT_TABLE: tuple[EventType, ...] = (
     EventType("build_started", LIVE, outbox.BUILD_STARTED, _EXCEPT_DISTRIBUTION),
     EventType("build_building", LIVE, outbox.BUILD_BUILDING, _EXCEPT_DISTRIBUTION),
     EventType("build_pushing", LIVE, outbox.BUILD_PUSHING, _EXCEPT_DISTRIBUTION),
+    EventType("build_signing", LIVE, outbox.BUILD_SIGNING, _EXCEPT_DISTRIBUTION),
     EventType("build_succeeded", LIVE, outbox.BUILD_SUCCEEDED, _EXCEPT_DISTRIBUTION),
     EventType("build_failed", LIVE, outbox.BUILD_FAILED, _EXCEPT_DISTRIBUTION),
     EventType("build_cancelled", LIVE, outbox.BUILD_CANCELLED, _EXCEPT_DISTRIBUTION),

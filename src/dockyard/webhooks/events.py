@@ -36,6 +36,7 @@ BUILD_SUCCEEDED = "build_succeeded"
 BUILD_FAILED = "build_failed"
 BUILD_BUILDING = "build_building"
 BUILD_PUSHING = "build_pushing"
+BUILD_SIGNING = "build_signing"
 BUILD_CANCELLED = "build_cancelled"
 
 # Derived from the event table (``dockyard.webhooks.event_table``): live events are sent today; reserved ones are

@@ -43,6 +43,7 @@ def test_event_name_sets() -> None:
         "build_started",
         "build_building",
         "build_pushing",
+        "build_signing",
         "build_succeeded",
         "build_failed",
         "build_cancelled",

@@ -21,6 +21,7 @@ _LABELS = {
     "cloning": ("building", "#dfb317"),
     "building": ("building", "#dfb317"),
     "pushing": ("building", "#dfb317"),
+    "signing": ("building", "#dfb317"),
 }
 _MAX_TAG = 128
 

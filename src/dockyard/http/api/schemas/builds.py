@@ -125,7 +125,7 @@ class BuildModel(BaseModel):
     build_context: str
     trigger: str
     actor: str
-    state: Literal["queued", "cloning", "building", "pushing", "succeeded", "failed", "cancelled"]
+    state: Literal["queued", "cloning", "building", "pushing", "signing", "succeeded", "failed", "cancelled"]
     digest: str | None
     error: str | None
     created_at: Timestamp

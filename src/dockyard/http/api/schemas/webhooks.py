@@ -29,6 +29,7 @@ EventName = Literal[
     "build_failed",
     "build_building",
     "build_pushing",
+    "build_signing",
     "build_cancelled",
     "signature_added",
     "policy_violation",
