@@ -280,6 +280,11 @@ def create_app(settings: Settings) -> DockyardApp:
         builds = BuildService(db, SecretBox(settings.secret_key), wake_jobs)
         build_settings = BuildSettingsService(db, SecretBox(settings.secret_key))
 
+        # One of each for the Hub API and the web pages.
+        robots, audit_log = RobotService(db, settings), AuditLogService(ctx)
+        quota_service, retention_service = QuotaService(db), RetentionService(ctx)
+        immutability = ImmutabilityService(ctx)
+
         def hub_api() -> ASGIApp:
             from dockyard.http.api.app import api_app
             from dockyard.http.api.deps import ApiServices
@@ -294,7 +299,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     orgs=orgs,
                     teams=teams,
                     collaborators=collaborators,
-                    robots=RobotService(db, settings),
+                    robots=robots,
                     org_tokens=OrgTokenService(db, settings),
                     access_tokens=access_tokens,
                     webhooks=webhooks,
@@ -302,7 +307,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     checker=checker,
                     repositories=repositories,
                     tags=tags,
-                    audit=AuditLogService(ctx),
+                    audit=audit_log,
                     pulls=pulls,
                     files=files,
                     inventory=inventory,
@@ -310,9 +315,9 @@ def create_app(settings: Settings) -> DockyardApp:
                     vulns=VulnSettingsService(db),
                     gate=gate,
                     reports=reports,
-                    quotas=QuotaService(db),
-                    retention=RetentionService(ctx),
-                    immutability=ImmutabilityService(ctx),
+                    quotas=quota_service,
+                    retention=retention_service,
+                    immutability=immutability,
                     builds=builds,
                     build_settings=build_settings,
                     blobs=BlobService(ctx),
@@ -343,6 +348,12 @@ def create_app(settings: Settings) -> DockyardApp:
                     inventory=inventory,
                     reports=reports,
                     builds=builds,
+                    robots=robots,
+                    audit=audit_log,
+                    quotas=quota_service,
+                    retention=retention_service,
+                    immutability=immutability,
+                    ratelimits=limiter,
                 )
             )
 

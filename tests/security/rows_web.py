@@ -256,3 +256,32 @@ def _build_now(world: World, principal: str, method: str) -> httpx.Response:
 row("GET", "/r/{ns}/{repo}/builds", _get(lambda w: _repo_page(w, "builds")), _private(200))
 row("POST", "/r/{ns}/{repo}/builds", _build_now, _writers(303))
 row("GET", "/r/{ns}/{repo}/builds/{build}", _get(lambda w: _repo_page(w, f"builds/{shared_build(w)}")), _private(200))
+
+# Lifecycle (issue 18): a repository's page is its administrators' (a dry run is the form: it deletes nothing); a
+# namespace's page and its audit log are its owners' (403 to every other signed-in user: namespaces are public); the
+# site-wide audit log is the site administrators' (none among the matrix's principals). The namespace form saves
+# the retention options only, with the rules the policy already has (the lifecycle rows' policies keep every tag).
+row("GET", "/r/{ns}/{repo}/lifecycle", _get(lambda w: _repo_page(w, "lifecycle")), _admin(200, 303))
+row(
+    "POST",
+    "/r/{ns}/{repo}/lifecycle",
+    _post(lambda w: _repo_page(w, "lifecycle"), lambda w, p: {"action": "dry_run"}),
+    _admin(200, 401),
+)
+row("GET", "/namespaces/{ns}/lifecycle", _get(lambda w: f"/namespaces/{w.org}/lifecycle"), _ORG_OWNER)
+row(
+    "POST",
+    "/namespaces/{ns}/lifecycle",
+    _post(lambda w: f"/namespaces/{w.org}/lifecycle", lambda w, p: {"action": "retention_options"}),
+    {p: 303 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
+)
+row("GET", "/namespaces/{ns}/audit", _get(lambda w: f"/namespaces/{w.org}/audit"), _ORG_OWNER)
+row("GET", "/admin/audit", _get(lambda w: "/admin/audit"), _signed_in(403, 303))
+# Robots (issue 14): the organization's owners; a new robot without permissions is shown with its secret (200).
+row("GET", "/orgs/{org}/robots", _get(lambda w: f"/orgs/{w.org}/robots"), _ORG_OWNER)
+row(
+    "POST",
+    "/orgs/{org}/robots",
+    _post(lambda w: f"/orgs/{w.org}/robots", lambda w, p: {"action": "create", "name": f"w{uuid.uuid4().hex[:10]}"}),
+    {p: 200 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
+)

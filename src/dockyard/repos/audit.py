@@ -1,5 +1,6 @@
 """Reading the audit log (``GET /v2/auditlogs/{namespace}``): a namespace's entries, newest first, for its
-owners (and site administrators) only, in Docker Hub's shape."""
+owners (and site administrators) only, in Docker Hub's shape; and every namespace's entries at once, for site
+administrators only (the web hub's site-wide log)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.authorizer import NamespaceResource, Permission, require
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
+from dockyard.errors import Denied
 from dockyard.events.audit import ACTION_DESCRIPTIONS
 from dockyard.models import AuditEntry
 from dockyard.registry.context import RegistryContext
@@ -76,39 +79,69 @@ class AuditLogService:
             await require(
                 conn, actor, Permission.NAMESPACE_ADMIN, NamespaceResource(namespace), doing="read its audit log"
             )
-            # Entries of a deleted account of the same name are archived: never shown under the name again.
-            where: list[ColumnElement[bool]] = [AuditEntry.namespace == namespace, AuditEntry.archived_at.is_(None)]
-            if action:
-                where.append(AuditEntry.action == action)
-            if name:
-                where.append(_target_is(name))
-            if actor_name:
-                where.append(AuditEntry.actor == actor_name)
-            if since is not None:
-                where.append(AuditEntry.created_at >= since)
-            if until is not None:
-                where.append(AuditEntry.created_at < until)
-            total = int((await conn.execute(select(func.count()).select_from(AuditEntry).where(*where))).scalar_one())
-            rows = (
-                await conn.execute(
-                    select(AuditEntry)
-                    .where(*where)
-                    .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
-                    .limit(page.page_size)
-                    .offset(page.offset)
-                )
-            ).all()
-        items = [
-            AuditLogEntry(
-                account=row.namespace,
-                action=row.action,
-                name=row.target,
-                actor=row.actor,
-                data=_data(row.data),
-                timestamp=row.created_at,
-                action_description=ACTION_DESCRIPTIONS.get(row.action, row.action),
-                source_ip=row.source_ip,
-            )
-            for row in rows
-        ]
-        return Page(items, total, page)
+            where = [AuditEntry.namespace == namespace, *_filters(action, name, actor_name, since, until)]
+            return await _entries(conn, where, page)
+
+    async def list_everything(
+        self,
+        actor: Principal,
+        *,
+        namespace: str | None = None,
+        action: str | None = None,
+        actor_name: str | None = None,
+        page: PageRequest,
+    ) -> Page[AuditLogEntry]:
+        """Every namespace's entries (or one's, by ``namespace``), newest first; site administrators only
+        (``Denied("account")`` for anyone else). Archived entries stay hidden, as in ``list``."""
+        if not actor.superuser:
+            raise Denied("account", "only site administrators read every namespace's audit log")
+        where = _filters(action, None, actor_name, None, None)
+        if namespace:
+            where.append(AuditEntry.namespace == namespace)
+        async with self.ctx.db.read(consistent=True) as conn:
+            return await _entries(conn, where, page)
+
+
+def _filters(
+    action: str | None, name: str | None, actor_name: str | None, since: datetime | None, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    # Entries of a deleted account of the same name are archived: never shown under the name again.
+    where: list[ColumnElement[bool]] = [AuditEntry.archived_at.is_(None)]
+    if action:
+        where.append(AuditEntry.action == action)
+    if name:
+        where.append(_target_is(name))
+    if actor_name:
+        where.append(AuditEntry.actor == actor_name)
+    if since is not None:
+        where.append(AuditEntry.created_at >= since)
+    if until is not None:
+        where.append(AuditEntry.created_at < until)
+    return where
+
+
+async def _entries(conn: AsyncConnection, where: list[ColumnElement[bool]], page: PageRequest) -> Page[AuditLogEntry]:
+    total = int((await conn.execute(select(func.count()).select_from(AuditEntry).where(*where))).scalar_one())
+    rows = (
+        await conn.execute(
+            select(AuditEntry)
+            .where(*where)
+            .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
+            .limit(page.page_size)
+            .offset(page.offset)
+        )
+    ).all()
+    items = [
+        AuditLogEntry(
+            account=row.namespace,
+            action=row.action,
+            name=row.target,
+            actor=row.actor,
+            data=_data(row.data),
+            timestamp=row.created_at,
+            action_description=ACTION_DESCRIPTIONS.get(row.action, row.action),
+            source_ip=row.source_ip,
+        )
+        for row in rows
+    ]
+    return Page(items, total, page)

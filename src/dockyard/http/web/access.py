@@ -30,7 +30,9 @@ from dockyard.repos.snapshots import RepositoryView
 MAX_ORGS = 100
 
 
-async def _admin_view(request: Request, current: Visit) -> RepositoryView:
+async def admin_view(request: Request, current: Visit) -> RepositoryView:
+    """The repository of the path for its administrators (the authorizer's level): 404 to who may not see it, 403
+    to its other readers."""
     require_signed_in(current)
     services = services_of(request)
     view = await services.repositories.get(current.principal, request.path_params["ns"], request.path_params["repo"])
@@ -76,7 +78,7 @@ async def _is_org(request: Request, namespace: str) -> bool:
 
 async def repo_access(request: Request) -> Response:
     current = await visit_of(request)
-    return await _render(request, current, await _admin_view(request, current))
+    return await _render(request, current, await admin_view(request, current))
 
 
 def _action(
@@ -117,7 +119,7 @@ def _action(
 async def save_repo_access(request: Request) -> Response:
     current = await visit_of(request)
     fields = await form(request, current)
-    view = await _admin_view(request, current)
+    view = await admin_view(request, current)
     is_org = await _is_org(request, view.namespace)
     failed = await attempt(_action(request, current, view, fields, is_org))
     if failed is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
+from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
@@ -15,8 +16,13 @@ from dockyard.builds.service import BuildService
 from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
 from dockyard.registry.services import Registry
+from dockyard.repos.audit import AuditLogService
+from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.inspect import ImageInspector
+from dockyard.repos.quotas import QuotaService
+from dockyard.repos.ratelimits import PullRateLimiter
 from dockyard.repos.repositories import RepositoryService
+from dockyard.repos.retention import RetentionService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
@@ -42,6 +48,12 @@ class WebServices:
     inventory: InventoryService
     reports: VulnerabilityReports
     builds: BuildService
+    robots: RobotService
+    audit: AuditLogService
+    quotas: QuotaService
+    retention: RetentionService
+    immutability: ImmutabilityService
+    ratelimits: PullRateLimiter | None  # None: pull rate limits are off
 
     @property
     def inspector(self) -> ImageInspector:
