@@ -6,6 +6,7 @@ Servers run on the backend named by ``DOCKYARD_TEST_BACKEND`` (``embedded`` or `
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,18 @@ import pytest
 
 from tests.support import backend
 from tests.support.server import DockyardServer
+
+# Cheap password hashes for every server, CLI run and in-process app of the session (set before any of them reads
+# its settings): argon2id at its production cost (~0.2 s of CPU) on each of the suite's many thousand password
+# checks was a large part of its CPU time. tests/security/test_throttle.py puts the production cost back where
+# the cost itself is what is tested.
+TEST_PASSWORD_HASH = {
+    "DOCKYARD_PASSWORD_HASH_MEMORY_KIB": "8",
+    "DOCKYARD_PASSWORD_HASH_TIME_COST": "1",
+    "DOCKYARD_PASSWORD_HASH_PARALLELISM": "1",
+}
+for _name, _value in TEST_PASSWORD_HASH.items():
+    os.environ.setdefault(_name, _value)
 
 # secure_server, secure_server_env, people, hub: an in-process server per module for tests that only speak HTTP.
 pytest_plugins = ["tests.support.fixtures"]

@@ -33,7 +33,7 @@ from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.refresh import RefreshTokens
-from dockyard.auth.secrets import SecretBox
+from dockyard.auth.secrets import SecretBox, configure_password_hashing_from
 from dockyard.auth.tokens import TokenService
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.builds.manage import BuildSettingsService
@@ -213,6 +213,7 @@ async def background_work(
 def create_app(settings: Settings) -> DockyardApp:
     metrics = Metrics(multiprocess_dir=multiprocess_metrics_dir())
     settings = resolve_secret_key(settings)
+    configure_password_hashing_from(settings)
     # The Hub API (FastAPI, its pydantic models and routes: ~15 MiB and half a second per worker) and the web hub
     # (jinja2 and its templates: ~0.4 s) are built on their first request; a worker that serves only /v2 never
     # loads them.

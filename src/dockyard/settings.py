@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     secret_key: str = ""  # encrypts token-signing keys in the DB; every replica needs the same one
     admin_username: str = "admin"
     admin_password: str = ""  # first start only; generated and printed once when empty
+    # argon2id cost of new password hashes (dockyard.auth.secrets): RFC 9106's second recommended set by default
+    # (64 MiB, 3 passes, 4 lanes: ~0.2 s of CPU per sign-in). A stored hash keeps the cost it was made with.
+    password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)
+    password_hash_time_cost: int = Field(default=3, ge=1, le=100)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
     default_private: bool = True  # visibility of a repository created by a push (per namespace overridable)
     # A deleted account's name stays reserved this long before anyone may claim it (0: free at once).
     deleted_name_grace_days: int = Field(default=30, ge=0, le=3650)

@@ -77,9 +77,11 @@ async def first_start(settings: Settings) -> str | None:
     """Create what a fresh installation needs: the token-signing key and the administrator account. Returns the
     administrator's generated password the one time it is created without ``DOCKYARD_ADMIN_PASSWORD``."""
     from dockyard.accounts.users import UserService
+    from dockyard.auth.secrets import configure_password_hashing_from
     from dockyard.db.engine import Database
     from dockyard.webhooks.notifications import sync_endpoints
 
+    configure_password_hashing_from(settings)
     db = Database(settings.effective_database_url, pool_size=2)
     try:
         await key_ring(settings, db).ensure()

@@ -27,6 +27,11 @@ COMMON_ENV = {
     "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": str(LIMIT),
     "DOCKYARD_LOGIN_BACKOFF_SECONDS": "120",  # the backoff outlasts every test here
     "DOCKYARD_CREDENTIAL_CACHE_SECONDS": "0",
+    # The production cost of a password hash (the suite runs with a cheap one, tests/conftest.py): a miss must cost
+    # what a hit costs, and a check must take long enough for the concurrency limit to be reached.
+    "DOCKYARD_PASSWORD_HASH_MEMORY_KIB": "65536",
+    "DOCKYARD_PASSWORD_HASH_TIME_COST": "3",
+    "DOCKYARD_PASSWORD_HASH_PARALLELISM": "4",
 }
 
 

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,12 +17,16 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+if TYPE_CHECKING:
+    from dockyard.settings import Settings
+
 PAT_PREFIX = "dy_pat_"
 ROBOT_PREFIX = "dy_rbt_"
 OAT_PREFIX = "dy_oat_"  # organization access tokens (Docker Hub: dckr_oat_)
 _SHA256 = "sha256$"
 
-# argon2id with RFC 9106's second recommended parameter set (64 MiB, 3 passes, 4 lanes).
+# argon2id with RFC 9106's second recommended parameter set (64 MiB, 3 passes, 4 lanes) unless the process's
+# settings say otherwise (configure_password_hashing). Verification takes the cost from the stored hash.
 _HASHER = PasswordHasher()
 # Compared when a robot does not exist, so that a miss costs as much as a wrong robot secret.
 _DUMMY_ROBOT_HASH = _SHA256 + hashlib.sha256(secrets.token_bytes(32)).hexdigest()
@@ -32,6 +37,26 @@ def _dummy_hash() -> str:
     """Verified when the account does not exist, so that a miss costs as much as a wrong password. Made on first
     use, not at import: hashing costs 64 MiB and a tenth of a second in every process that imports this module."""
     return _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def configure_password_hashing(*, memory_kib: int, time_cost: int, parallelism: int) -> None:
+    """Set the argon2id cost of the password hashes this process makes (the settings ``password_hash_*``; called
+    where a process reads its settings: the server app and the CLI). Hashes already stored keep their own cost."""
+    global _HASHER
+    memory_kib = max(memory_kib, 8 * parallelism)  # argon2's own floor: 8 KiB per lane
+    current = _HASHER
+    if (current.memory_cost, current.time_cost, current.parallelism) == (memory_kib, time_cost, parallelism):
+        return
+    _HASHER = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _dummy_hash.cache_clear()  # a miss must cost what a hit costs under the new parameters
+
+
+def configure_password_hashing_from(settings: Settings) -> None:
+    configure_password_hashing(
+        memory_kib=settings.password_hash_memory_kib,
+        time_cost=settings.password_hash_time_cost,
+        parallelism=settings.password_hash_parallelism,
+    )
 
 
 def new_token(prefix: str) -> str:

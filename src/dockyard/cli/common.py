@@ -31,6 +31,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from dockyard.auth.secrets import configure_password_hashing_from
 from dockyard.authz.principal import OPEN, Principal
 from dockyard.cli.output import Group as Group
 from dockyard.cli.output import JsonCommand, init_option, json_option, settings_options
@@ -50,9 +51,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def load_cli_settings(config: Path | None, data_dir: Path | None) -> Settings:
     try:
-        return load_settings(config, data_dir=data_dir)
+        settings = load_settings(config, data_dir=data_dir)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    configure_password_hashing_from(settings)
+    return settings
 
 
 def where(settings: Settings) -> str:

@@ -25,9 +25,14 @@ log = logging.getLogger("dockyard")
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     """The settings of ``dockyard serve`` (the command-line options override the file and environment)."""
     try:
-        return load_settings(config, **overrides)
+        settings = load_settings(config, **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    # Imported here: argon2 and cryptography are not worth loading for `dockyard --help`.
+    from dockyard.auth.secrets import configure_password_hashing_from
+
+    configure_password_hashing_from(settings)
+    return settings
 
 
 def _configure_logging(level: str) -> None:
