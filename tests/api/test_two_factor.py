@@ -7,7 +7,6 @@ reset (audited)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.checks import problem, unique
 from tests.support.hub_accounts import PASSWORD, Accounts, grant_actions, ok, token_status
+from tests.support.oci import push_image
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,17 @@ def enrol(hub: Accounts, name: str | None = None) -> Enrolled:
     assert made["otpauth_uri"].startswith("otpauth://totp/")
     assert f"secret={secret}" in made["otpauth_uri"]
     assert "issuer=Dockyard" in made["otpauth_uri"]
-    assert made["qr_svg"].startswith("<svg") and made["qr_svg"].rstrip().endswith("</svg>")
+    assert made["qr_svg"].startswith("<svg")
+    assert made["qr_svg"].rstrip().endswith("</svg>")
     fresh_step()
     codes = ok(me.post(f"/api/v2/users/{name}/2fa/confirm", json={"code": code_at(secret, -1)}))["recovery_codes"]
     return Enrolled(name, secret, codes, bearer)
+
+
+def pat_of(hub: Accounts, user: Enrolled) -> str:
+    body = {"token_label": unique("l"), "scopes": ["repo:write"]}
+    token: str = ok(hub.client(bearer=user.bearer).post("/api/v2/access-tokens", json=body), 201)["token"]
+    return token
 
 
 def login_token(hub: Accounts, name: str) -> str:
@@ -76,8 +83,8 @@ def second_step(hub: Accounts, token: str, code: str) -> Any:
 
 
 @pytest.fixture
-def enrolled(hub: Accounts) -> Iterator[Enrolled]:
-    yield enrol(hub)
+def enrolled(hub: Accounts) -> Enrolled:
+    return enrol(hub)
 
 
 def test_enrolment_needs_a_valid_first_code_and_shows_recovery_codes_once(hub: Accounts) -> None:
@@ -98,9 +105,12 @@ def test_enrolment_needs_a_valid_first_code_and_shows_recovery_codes_once(hub: A
     assert hub.anon.post("/api/v2/users/login", json={"username": name, "password": PASSWORD}).status_code == 200
     fresh_step()
     codes = ok(me.post(f"/api/v2/users/{name}/2fa/confirm", json={"code": code_at(secret)}))["recovery_codes"]
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
     state = ok(me.get(f"/api/v2/users/{name}/2fa"))
-    assert state["enabled"] is True and state["pending"] is False and state["recovery_codes_left"] == 10
+    assert state["enabled"] is True
+    assert state["pending"] is False
+    assert state["recovery_codes_left"] == 10
     problem(me.post(f"/api/v2/users/{name}/2fa/enrolment"), 409)  # already on
     # Another user, and an administrator, may not enrol or turn it off for them; a PAT may not either.
     other = hub.user("other")
@@ -169,12 +179,7 @@ def test_passwords_are_refused_for_clients_and_tokens_keep_working(hub: Accounts
     body = problem(hub.anon.post("/api/v2/users/login", json={"username": enrolled.name, "password": "nope-" * 3}), 401)
     assert "login_2fa_token" not in body
     # Personal access tokens are what clients use.
-    pat = ok(
-        hub.client(bearer=enrolled.bearer).post(
-            "/api/v2/access-tokens", json={"token_label": "ci", "scopes": ["repo:write"]}
-        ),
-        201,
-    )["token"]
+    pat = pat_of(hub, enrolled)
     assert token_status(hub.anon, (enrolled.name, pat)) == 200
     assert ok(hub.client(auth=(enrolled.name, pat)).get("/api/v2/user"))["username"] == enrolled.name
     assert grant_actions(hub.anon, f"{enrolled.name}/app", (enrolled.name, pat)) == ["pull", "push"]
@@ -227,5 +232,43 @@ def test_site_administrators_reset_a_second_factor(hub: Accounts, enrolled: Enro
     assert token_status(hub.anon, (enrolled.name, PASSWORD)) == 200
     logs = ok(hub.admin.get(f"/api/v2/auditlogs/{enrolled.name}"))["logs"]
     reset = [entry for entry in logs if entry["action"] == "user.2fa.reset"]
-    assert reset and reset[0]["actor"] == "admin"
+    assert reset
+    assert reset[0]["actor"] == "admin"
     problem(hub.admin.delete("/api/v2/users/no-such-user-here/2fa"), 404)
+
+
+def test_an_organization_can_require_two_factor_of_its_members(hub: Accounts) -> None:
+    owner = enrol(hub)
+    owner_client = hub.client(bearer=owner.bearer)
+    member, plain_owner = hub.user("member"), hub.user("powner")
+    org = unique("org")
+    ok(owner_client.post("/api/v2/orgs", json={"orgname": org}), 201)
+    ok(owner_client.post(f"/api/v2/orgs/{org}/members", json={"member": member}), 201)
+    ok(owner_client.post(f"/api/v2/orgs/{org}/members", json={"member": plain_owner, "role": "owner"}), 201)
+    push_image(hub.admin, f"{org}/app", "v1")
+    team = ok(owner_client.post(f"/api/v2/orgs/{org}/groups", json={"name": "readers"}), 201)["name"]
+    ok(owner_client.post(f"/api/v2/orgs/{org}/groups/{team}/members", json={"member": member}))
+    ok(owner_client.put(f"/api/v2/orgs/{org}/groups/{team}/repositories/app", json={"permission": "read"}))
+    assert grant_actions(hub.anon, f"{org}/app", (member, PASSWORD)) == ["pull"]
+    settings = f"/api/v2/orgs/{org}/settings"
+    off = {"enabled": False, "allow_official_images": True, "allow_verified_publishers": True}
+    # An owner without two-factor sign-in may not require it (they would lock themselves out).
+    problem(hub.as_user(plain_owner).put(settings, json={"restricted_images": off, "require_two_factor": True}), 409)
+    changed = ok(owner_client.put(settings, json={"restricted_images": off, "require_two_factor": True}))
+    assert changed["require_two_factor"] is True
+    assert ok(hub.as_user(member).get(settings))["require_two_factor"] is True
+    # The member without two-factor sign-in: no access through /v2/token, a clear refusal on the API.
+    assert grant_actions(hub.anon, f"{org}/app", (member, PASSWORD)) == []
+    body = problem(hub.as_user(member).get(f"/api/v2/namespaces/{org}/repositories/app"), 403)
+    assert "requires two-factor authentication" in body["detail"]
+    # Their personal access tokens are refused the organization's repositories too.
+    pat = hub.pat(member, "repo:read")["token"]
+    assert grant_actions(hub.anon, f"{org}/app", (member, pat)) == []
+    # The enrolled owner keeps access; so does the member once enrolled.
+    assert "pull" in grant_actions(hub.anon, f"{org}/app", (owner.name, pat_of(hub, owner)))
+    enrolled = enrol(hub, member)
+    assert grant_actions(hub.anon, f"{org}/app", (member, pat_of(hub, enrolled))) == ["pull"]
+    # The owner without two-factor sign-in is refused too, until the requirement is off again.
+    assert grant_actions(hub.anon, f"{org}/app", (plain_owner, PASSWORD)) == []
+    ok(owner_client.put(settings, json={"restricted_images": off, "require_two_factor": False}))
+    assert "pull" in grant_actions(hub.anon, f"{org}/app", (plain_owner, PASSWORD))

@@ -79,7 +79,8 @@ class TwoFactorService:
         return user
 
     async def status(self, username: str, *, actor: Principal) -> TwoFactorStatus:
-        """The user's own status (site administrators may read anyone's)."""
+        """The user's own status, with the account's own credentials (site administrators may read anyone's)."""
+        require_interactive(actor, "see two-factor sign-in")
         async with self._db.read() as conn:
             user = await require_user(conn, username)
             if not is_self(actor, user.id) and not actor.superuser:
