@@ -9,6 +9,7 @@ from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
+from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.builds.service import BuildService
@@ -42,6 +43,7 @@ class WebServices:
     inventory: InventoryService
     reports: VulnerabilityReports
     builds: BuildService
+    two_factor: TwoFactorService
 
     @property
     def inspector(self) -> ImageInspector:
