@@ -109,3 +109,33 @@ def test_turn_on_sign_in_with_a_code_and_turn_off(
     assert "off" in page.inner_text("[data-testid=two-factor-state]")
     _sign_out(page)
     sign_in(page, secure_server, user, password)
+
+
+def test_organization_settings_require_two_factor(
+    browser_context_factory: Any, secure_server: AppServer, admin: HubAdmin
+) -> None:
+    owner, password = admin.user("tfaowner")
+    org = admin.org(owner)
+    page = browser_context_factory().new_page()
+    sign_in(page, secure_server, owner, password)
+    page.goto(f"{secure_server.url}/orgs/{org}/settings")
+    assert not page.is_checked("#require-two-factor")
+    # An owner without two-factor sign-in may not require it.
+    page.check("#require-two-factor")
+    page.click("[data-testid=require-two-factor] button")
+    page.wait_for_selector("[data-testid=form-error]")
+    assert "two-factor" in page.inner_text("[data-testid=form-error]")
+    # With it, the owner may.
+    page.goto(f"{secure_server.url}/settings/security")
+    page.click("[data-testid=enrol-form] button")
+    secret = page.inner_text("[data-testid=totp-secret]").strip()
+    _fresh_step()
+    page.fill("#confirm-code", pyotp.TOTP(secret).at(time.time() - 30))
+    page.click("[data-testid=confirm-form] button")
+    page.wait_for_selector("[data-testid=recovery-codes]")
+    page.goto(f"{secure_server.url}/orgs/{org}/settings")
+    page.check("#require-two-factor")
+    page.click("[data-testid=require-two-factor] button")
+    page.wait_for_selector("[data-testid=saved]")
+    assert page.is_checked("#require-two-factor")
+    shot(page, "org-settings-require-two-factor")
