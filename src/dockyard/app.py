@@ -30,6 +30,7 @@ from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
+from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.refresh import RefreshTokens
@@ -260,6 +261,7 @@ def create_app(settings: Settings) -> DockyardApp:
         collaborators = CollaboratorService(db, settings)
         reports = VulnerabilityReports(db, scanner)
         access_tokens = AccessTokenService(db, settings)
+        two_factor = TwoFactorService(db, authenticator.second_factor)
         webhooks = WebhookService(db, SecretBox(settings.secret_key))
         upstreams = UpstreamClient(settings.proxy_upstream_timeout_seconds)
         app.state.proxy = ProxyCache(  # pulls of a proxy namespace's repositories (dockyard.proxy)
@@ -322,6 +324,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     builds=builds,
                     build_settings=build_settings,
                     blobs=BlobService(ctx),
+                    two_factor=two_factor,
                 )
             )
 
@@ -355,6 +358,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     retention=retention_service,
                     immutability=immutability,
                     ratelimits=limiter,
+                    two_factor=two_factor,
                 )
             )
 

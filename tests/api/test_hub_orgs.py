@@ -405,11 +405,15 @@ def test_organization_settings(hub: Accounts) -> None:
     org = hub.org(owner, member)
     path = f"/api/v2/orgs/{org}/settings"
     off = {"enabled": False, "allow_official_images": True, "allow_verified_publishers": True}
-    assert ok(hub.as_user(member).get(path)) == {"restricted_images": off, "default_private": True}
+    assert ok(hub.as_user(member).get(path)) == {
+        "restricted_images": off,
+        "default_private": True,
+        "require_two_factor": False,
+    }
     problem(hub.as_user(stranger).get(path), 403)
     problem(hub.anon.get(path), 401)
     changed = ok(hub.as_user(owner).put(path, json={"restricted_images": off, "default_private": False}))
-    assert changed == {"restricted_images": off, "default_private": False}
+    assert changed == {"restricted_images": off, "default_private": False, "require_two_factor": False}
     assert ok(hub.anon.get(f"/api/v2/orgs/{org}"))["default_private"] is False
     problem(hub.as_user(member).put(path, json={"restricted_images": off}), 403)
     # What Dockyard cannot enforce, and what it does not know, is refused.

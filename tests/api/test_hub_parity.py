@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
 from tests.support.checks import unique
@@ -123,12 +125,25 @@ def _get(path: str) -> Call:
     return lambda w: w.as_owner.get(path.format(**vars(w)))
 
 
+def _second_factor_login(w: World) -> httpx.Response:
+    """A fresh user turns two-factor sign-in on, then logs in with the password and a TOTP code."""
+    name = w.hub.user("tfa")
+    me = w.hub.client(bearer=w.hub.api_token(name))
+    secret = ok(me.post(f"/api/v2/users/{name}/2fa/enrolment"), 201)["secret"]
+    ok(me.post(f"/api/v2/users/{name}/2fa/confirm", json={"code": pyotp.TOTP(secret).at(time.time() - 30)}))
+    login = w.hub.anon.post("/api/v2/users/login", json={"username": name, "password": PASSWORD})
+    assert login.status_code == 401, login.text
+    token = login.json()["login_2fa_token"]
+    return w.hub.anon.post("/api/v2/users/2fa-login", json={"login_2fa_token": token, "code": pyotp.TOTP(secret).now()})
+
+
 # How each operation is called, and with which success status; operations without a case here fail below.
 CASES: dict[str, tuple[Call, int]] = {
     "POST /v2/users/login": (
         lambda w: w.hub.anon.post("/api/v2/users/login", json={"username": w.owner, "password": PASSWORD}),
         200,
     ),
+    "POST /v2/users/2fa-login": (_second_factor_login, 200),
     "POST /v2/auth/token": (
         lambda w: w.hub.anon.post("/api/v2/auth/token", json={"identifier": w.owner, "secret": PASSWORD}),
         200,

@@ -4,11 +4,13 @@ same state."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pyotp
 
 from tests.security.rows_oci import LEVEL, Call, Expect
 from tests.security.world import (
@@ -640,6 +642,51 @@ row(
     "/api/v2/users/{username}/revoke-sessions",
     ending_sessions(api("POST", lambda w, p: f"/api/v2/users/{w.users[OWNER]}/revoke-sessions")),
     by({OWNER}, 204, denied=DENIED),
+)
+
+
+# Two-factor sign-in: only the user, with the account's own password, sees and changes it; site administrators
+# (none in the matrix) reset it. The matrix never turns it on for its owner (that would change how the owner signs
+# in for the other rows): a wrong first code is the owner's 400, turning off what is not on its 409.
+def _two_factor(suffix: str, body: dict[str, str] | None = None, method: str = "POST") -> Call:
+    return api(
+        method, lambda w, p: f"/api/v2/users/{w.users[OWNER]}/2fa{suffix}", (lambda w, p: body) if body else None
+    )
+
+
+def _enrol_then_confirm_wrong(world: World, principal: str, verb: str) -> httpx.Response:
+    path = f"/api/v2/users/{world.users[OWNER]}/2fa"
+    made = world.api(principal, "POST", f"{path}/enrolment")
+    wrong = "000000"
+    if made.status_code == 201:
+        right = pyotp.TOTP(made.json()["secret"])
+        wrong = next(
+            c for c in ("000000", "111111", "222222") if c not in {right.at(time.time() + d) for d in (-30, 0, 30)}
+        )
+    return world.api(principal, "POST", f"{path}/confirm", json={"code": wrong})
+
+
+row("GET", "/api/v2/users/{username}/2fa", _two_factor("", method="GET"), by({OWNER}, 200, denied=DENIED))
+row("POST", "/api/v2/users/{username}/2fa/enrolment", _two_factor("/enrolment"), by({OWNER}, 201, denied=DENIED))
+row("POST", "/api/v2/users/{username}/2fa/confirm", _enrol_then_confirm_wrong, by({OWNER}, 400, denied=DENIED))
+row(
+    "POST",
+    "/api/v2/users/{username}/2fa/recovery-codes",
+    _two_factor("/recovery-codes", {"code": "123456"}),
+    by({OWNER}, 409, denied=DENIED),
+)
+row(
+    "POST",
+    "/api/v2/users/{username}/2fa/disable",
+    _two_factor("/disable", {"code": "123456"}),
+    by({OWNER}, 409, denied=DENIED),
+)
+row("DELETE", "/api/v2/users/{username}/2fa", _two_factor("", method="DELETE"), by(set(), 204, denied=DENIED))
+row(
+    "POST",
+    "/api/v2/users/2fa-login",
+    api("POST", lambda w, p: "/api/v2/users/2fa-login", lambda w, p: {"login_2fa_token": "unknown", "code": "123456"}),
+    everyone(401),
 )
 
 # docker search: anyone (it shows what the caller may see).

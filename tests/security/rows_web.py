@@ -176,6 +176,24 @@ _OWN_TOKEN = {p: 303 if p == "owner" else 404 if p in SIGNED_IN else 401 for p i
 row("POST", "/settings/tokens/{uuid}/revoke", _post(lambda w: f"/settings/tokens/{owner_token(w)}/revoke"), _OWN_TOKEN)
 row("POST", "/settings/tokens/{uuid}/delete", _post(lambda w: f"/settings/tokens/{owner_token(w)}/delete"), _OWN_TOKEN)
 
+# Two-factor sign-in: each signed-in user's own (the matrix never turns it on: a wrong first code, and turning off
+# or renewing what is not on, are 400); the code step of a sign-in with an unknown login_2fa_token is 401.
+row("GET", "/settings/security", _get(lambda w: "/settings/security"), _signed_in(200, 303))
+row("POST", "/settings/security/enrol", _post(lambda w: "/settings/security/enrol"), _signed_in(200, 401))
+for _action in ("confirm", "recovery-codes", "disable"):
+    row(
+        "POST",
+        f"/settings/security/{_action}",
+        _post(lambda w, a=_action: f"/settings/security/{a}", lambda w, p: {"code": "000000"}),
+        _signed_in(400, 401),
+    )
+row(
+    "POST",
+    "/login/2fa",
+    lambda w, p, m: w.web(ANON, m, "/login/2fa", form={"login_2fa_token": "unknown", "code": "000000"}),
+    _all(401),
+)
+
 # A tag's security page and its SBOM download: as its other pages (the SBOM waits out the background inventory).
 row("GET", "/r/{ns}/{repo}/tags/{tag}/security", _get(lambda w: _files(w, "security")), _private(200))
 

@@ -130,6 +130,7 @@ def org_info(row: Any) -> OrgInfo:
         default_private=row.default_private,
         disabled=bool(row.disabled),
         created_at=row.created_at,
+        require_two_factor=bool(row.require_two_factor),
     )
 
 

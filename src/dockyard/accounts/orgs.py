@@ -30,6 +30,7 @@ from dockyard.accounts.common import (
 )
 from dockyard.accounts.names import validate_org_name, validate_profile_url, validate_text
 from dockyard.accounts.snapshots import MEMBER, ORG_ROLES, OWNER, MemberInfo, OrgInfo, UserOrgInfo
+from dockyard.auth.second_factor import has_second_factor
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
@@ -127,10 +128,13 @@ class OrgService:
         profile_url: str | None = None,
         description: str | None = None,
         default_private: bool | None = None,
+        require_two_factor: bool | None = None,
         actor: Principal,
         source_ip: str = "",
     ) -> OrgInfo:
-        """Change the given fields (None: unchanged). Owners only."""
+        """Change the given fields (None: unchanged). Owners only. Turning ``require_two_factor`` on needs an
+        owner who has two-factor sign-in (or a site administrator): an owner cannot lock themselves out of the
+        organization's repositories by accident."""
         values: dict[str, Any] = {}
         for field, value in (("full_name", full_name), ("company", company), ("location", location)):
             if value is not None:
@@ -141,8 +145,16 @@ class OrgService:
             values["profile_url"] = validate_profile_url(profile_url)
         if default_private is not None:
             values["default_private"] = bool(default_private)
+        if require_two_factor is not None:
+            values["require_two_factor"] = bool(require_two_factor)
         async with self._db.write() as conn:
             row = await require_org_owner(conn, actor, name)
+            turning_on = require_two_factor and not row.require_two_factor and not actor.superuser
+            if turning_on and (actor.account_id is None or not await has_second_factor(conn, actor.account_id)):
+                raise Conflict(
+                    "organization",
+                    "turn on two-factor sign-in for your own account before requiring it of the organization",
+                )
             if values:
                 await conn.execute(update(Account).where(Account.id == row.id).values(**values))
                 await record_audit(

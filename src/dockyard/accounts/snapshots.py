@@ -47,6 +47,7 @@ class OrgInfo:
     default_private: bool | None  # None: the server's default
     disabled: bool
     created_at: datetime
+    require_two_factor: bool = False  # members need two-factor sign-in to reach its repositories
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,11 @@ address, and per address): the attempt is counted before it is verified, and at 
 ``effective_password_checks`` argon2 verifications run at once in a process (a login that cannot get a slot within
 ``password_check_wait_seconds`` gets 429, ``Retry-After: 1``). Access tokens and robot secrets are random 256-bit
 values checked by one SHA-256: they are never throttled, so a backed-off password never stops them.
+
+A user with two-factor sign-in (``auth.second_factor``) cannot log in with the password alone: the right password
+raises ``SecondFactorNeeded`` — an ``Unauthorized`` telling clients such as ``docker login`` to use a personal
+access token —, which the two doors that can ask for a code (the Hub's ``/users/login`` and the web hub's sign-in)
+turn into a challenge. Access tokens, robot secrets and organization access tokens are unaffected.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.auth.second_factor import Purpose, SecondFactor, SecondFactorNeeded, has_second_factor
 from dockyard.auth.secrets import OAT_PREFIX, PAT_PREFIX, fingerprint, verify_robot_secret, verify_secret
 from dockyard.auth.throttle import LoginThrottle, Reservation, busy
 from dockyard.auth.tokens import VerifiedToken
@@ -75,6 +81,7 @@ class Authenticator:
     def __init__(self, db: Database, settings: Settings, observer: AuthObserver | None = None) -> None:
         self._db = db
         self.throttle = LoginThrottle(db, settings)
+        self.second_factor = SecondFactor(db, settings, self.throttle)
         self._observer = observer or _Unobserved()
         self._slots = asyncio.Semaphore(settings.effective_password_checks)
         self._slot_wait = settings.password_check_wait_seconds
@@ -111,6 +118,8 @@ class Authenticator:
             raise _unauthorized()
         try:
             return await self._with_password(username, secret, source_ip)
+        except SecondFactorNeeded:
+            raise
         except Unauthorized:
             self._observer.login_failed("password")
             raise
@@ -125,9 +134,21 @@ class Authenticator:
             return False
         try:
             await self._with_password(username, secret, source_ip)
+        except SecondFactorNeeded:
+            return True
         except Unauthorized:
             return False
         return True
+
+    async def complete_second_factor(self, token: str, code: str, purpose: Purpose, source_ip: str) -> Principal:
+        """The principal of a password login completed with its second factor (``login_2fa_token`` and a TOTP
+        or recovery code). Raises Unauthorized (bad token or code, the account changed meanwhile) or
+        RateLimited."""
+        redeemed = await self.second_factor.redeem(token, code, purpose, source_ip)
+        principal = await self.principal_for(redeemed.account_id, generation=redeemed.generation)
+        if principal is None:
+            raise _unauthorized()
+        return principal
 
     async def _with_password(self, username: str, secret: str, source_ip: str) -> Principal:
         try:
@@ -157,6 +178,11 @@ class Authenticator:
             await self._failed(username, source_ip, reservation, known=account is not None)
             raise _unauthorized()
         await self.throttle.succeeded(reservation)
+        assert account is not None
+        assert principal.account_id is not None
+        async with self._db.read() as conn:
+            if await has_second_factor(conn, principal.account_id):
+                raise SecondFactorNeeded(principal.account_id, principal.name, account.credential_generation)
         return principal
 
     @asynccontextmanager

@@ -7,7 +7,10 @@ generation it had at sign-in — so "sign out everywhere" (``auth.refresh.end_se
 rows) and a password change end every web session of the account, and disabling the account ends them at once.
 
 Sign-in goes through ``Authenticator.login`` — the same brute-force throttle as the token endpoints — and only
-with a user's password: personal access tokens and robot secrets are for clients, not for the browser.
+with a user's password: personal access tokens and robot secrets are for clients, not for the browser. For a user
+with two-factor sign-in the right password raises ``SecondFactorNeeded``; ``challenge`` turns it into a
+``login_2fa_token`` for the page that asks for the code, and ``sign_in_second_factor`` opens the session once a
+code completes it (``auth.second_factor``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 
 from dockyard.auth.credentials import Authenticator
+from dockyard.auth.second_factor import SecondFactorNeeded
 from dockyard.auth.secrets import OAT_PREFIX, PAT_PREFIX, ROBOT_PREFIX, fingerprint
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
@@ -58,6 +62,20 @@ class WebSessions:
         principal = await self._authenticator.login(username, password, source_ip)
         if principal.kind != "user" or principal.account_id is None or principal.token_id is not None:
             raise Unauthorized("credentials", "sign in with a user name and password")
+        return await self._open(principal, source_ip, "web")
+
+    async def challenge(self, needed: SecondFactorNeeded) -> str:
+        """The ``login_2fa_token`` of a web sign-in whose password was right and that needs a code."""
+        return await self._authenticator.second_factor.challenge(needed, "web")
+
+    async def sign_in_second_factor(self, token: str, code: str, source_ip: str = "") -> WebSignIn:
+        """Open a session for a web sign-in's challenge and a TOTP or recovery code. Raises ``Unauthorized`` or
+        ``RateLimited`` (wrong codes are throttled as wrong passwords are)."""
+        principal = await self._authenticator.complete_second_factor(token, code, "web", source_ip)
+        return await self._open(principal, source_ip, "web-2fa")
+
+    async def _open(self, principal: Principal, source_ip: str, via: str) -> WebSignIn:
+        assert principal.account_id is not None
         token = secrets.token_urlsafe(32)
         now = utcnow()
         expires = now + self._lifetime
@@ -79,7 +97,7 @@ class WebSessions:
                     expires_at=expires,
                 )
             )
-        await self._authenticator.audit_login(principal, source_ip, "web")
+        await self._authenticator.audit_login(principal, source_ip, via)
         return WebSignIn(token, principal, expires)
 
     async def resolve(self, token: str) -> Principal | None:

@@ -38,9 +38,9 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.authz.permissions import Facts, Level, levels_of, namespace_role, repository_rows
+from dockyard.authz.permissions import Facts, Level, levels_of, load_facts, namespace_role, repository_rows
 from dockyard.authz.principal import Principal
-from dockyard.core.names import LIBRARY
+from dockyard.core.names import LIBRARY, namespace_of
 from dockyard.errors import Denied, NotFound
 from dockyard.models import Account
 from dockyard.models.accounts import ORG, USER
@@ -129,7 +129,17 @@ async def _repository(
     detail = dict(resource.detail) if resource.detail is not None else {"name": resource.name[:300]}
     rows = await repository_rows(conn, [resource.name])
     row = rows.get(resource.name)
+    if facts is None:
+        facts = await load_facts(conn, principal)
     level = (await levels_of(conn, principal, [resource.name], rows, facts))[resource.name]
+    namespace = row.namespace if row is not None else namespace_of(resource.name)
+    if level < need and namespace in facts.blocked_orgs:
+        raise Denied(
+            "repository",
+            f"the organization {namespace} requires two-factor authentication: turn it on for your account to "
+            "reach its repositories",
+            {**detail, "organization": namespace, "required": "two_factor"},
+        )
     if row is None or level < Level.READ:
         raise NotFound("repository", "repository not found", detail)
     if level < need:

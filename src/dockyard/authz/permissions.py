@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.principal import REPO_ADMIN, REPO_PUBLIC_READ, REPO_READ, REPO_WRITE, Principal
 from dockyard.core.names import namespace_of
-from dockyard.models import Account, OrgMember, Repository, RepositoryPermission, TeamMember
+from dockyard.models import Account, OrgMember, Repository, RepositoryPermission, Team, TeamMember, TwoFactor
 from dockyard.models.accounts import ORG
 
 
@@ -61,6 +61,9 @@ class Facts:
     member_orgs: frozenset[str]
     team_ids: tuple[int, ...]
     edited_namespaces: frozenset[str] = frozenset()  # organizations where the user is an editor
+    # Organizations that require two-factor sign-in of a member who has none: their memberships and teams give
+    # nothing (the member is refused their repositories with a message saying why: authorizer._repository).
+    blocked_orgs: frozenset[str] = frozenset()
 
 
 NO_FACTS = Facts(frozenset(), frozenset(), ())
@@ -69,21 +72,36 @@ NO_FACTS = Facts(frozenset(), frozenset(), ())
 async def load_facts(conn: AsyncConnection, principal: Principal) -> Facts:
     if principal.kind != "user" or principal.account_id is None:
         return NO_FACTS
-    orgs = (
+    memberships = (
         await conn.execute(
-            select(Account.name, OrgMember.role)
+            select(Account.id, Account.name, OrgMember.role, Account.require_two_factor)
             .join(OrgMember, OrgMember.org_id == Account.id)
             .where(OrgMember.user_id == principal.account_id, Account.disabled == false())
         )
     ).all()
-    teams = (
-        (await conn.execute(select(TeamMember.team_id).where(TeamMember.user_id == principal.account_id)))
-        .scalars()
-        .all()
-    )
+    blocked: dict[int, str] = {}
+    if any(row.require_two_factor for row in memberships):
+        enabled = await conn.execute(
+            select(TwoFactor.account_id).where(
+                TwoFactor.account_id == principal.account_id, TwoFactor.enabled_at.is_not(None)
+            )
+        )
+        if enabled.first() is None:
+            blocked = {row.id: row.name for row in memberships if row.require_two_factor}
+    orgs = [(row.name, row.role) for row in memberships if row.id not in blocked]
+    team_query = select(TeamMember.team_id).where(TeamMember.user_id == principal.account_id)
+    if blocked:
+        team_query = team_query.join(Team, Team.id == TeamMember.team_id).where(Team.org_id.not_in(sorted(blocked)))
+    teams = (await conn.execute(team_query)).scalars().all()
     owned = {principal.name} | {name for name, role in orgs if role == "owner"}
     edited = frozenset(name for name, role in orgs if role == "editor")
-    return Facts(frozenset(owned), frozenset(name for name, _ in orgs), tuple(sorted(teams)), edited)
+    return Facts(
+        frozenset(owned),
+        frozenset(name for name, _ in orgs),
+        tuple(sorted(teams)),
+        edited,
+        frozenset(blocked.values()),
+    )
 
 
 def cap_by_token(principal: Principal, name: str, level: Level, public: bool) -> Level:

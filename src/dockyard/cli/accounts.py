@@ -10,7 +10,10 @@ import click
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.snapshots import MEMBER, ORG_ROLES, MemberInfo, OrgInfo, TeamInfo, UserInfo
 from dockyard.accounts.teams import TeamService
+from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
+from dockyard.auth.second_factor import SecondFactor
+from dockyard.auth.throttle import LoginThrottle
 from dockyard.authz.permissions import Level
 from dockyard.cli.common import (
     Group,
@@ -163,6 +166,23 @@ def user_revoke_sessions(op: Operator, name: str) -> None:
 
     op.run(work)
     op.emit({"user": name, "sessions_revoked": True}, lambda: click.echo(f"signed {name} out everywhere"))
+
+
+@operator_command(user, "reset-2fa")
+@click.argument("name")
+def user_reset_2fa(op: Operator, name: str) -> None:
+    """Remove a user's two-factor sign-in (a lost device and lost recovery codes): they sign in with the password
+    alone until they enrol again. Audited (user.2fa.reset)."""
+
+    async def work(db: Database) -> bool:
+        factor = SecondFactor(db, op.settings, LoginThrottle(db, op.settings))
+        return await TwoFactorService(db, factor).reset(name, actor=op.actor)
+
+    had = op.run(work)
+    op.emit(
+        {"user": name, "reset": True, "had_second_factor": had},
+        lambda: click.echo(f"reset the two-factor sign-in of {name}" if had else f"{name} had no two-factor sign-in"),
+    )
 
 
 @click.group(cls=Group)

@@ -34,6 +34,7 @@ from dockyard.models.lifecycle import (
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
+from dockyard.models.two_factor import RecoveryCode, TwoFactor, TwoFactorChallenge
 from dockyard.models.uploads import Upload
 from dockyard.models.vulns import (
     VulnAdvisory,
@@ -81,6 +82,7 @@ __all__ = [
     "ProxyFetch",
     "ProxyTagCheck",
     "PullRateCount",
+    "RecoveryCode",
     "RefreshToken",
     "Repository",
     "RepositoryBlob",
@@ -97,6 +99,8 @@ __all__ = [
     "TrustPolicy",
     "TrustedIdentity",
     "TrustedKey",
+    "TwoFactor",
+    "TwoFactorChallenge",
     "Upload",
     "VulnAdvisory",
     "VulnAffected",

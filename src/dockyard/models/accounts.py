@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import uuid4
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
@@ -40,6 +40,8 @@ class Account(Base):
     profile_url: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(String(255), default="")
     default_private: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: the server default
+    # Organizations: members must have two-factor sign-in to reach the organization's repositories.
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -228,3 +228,22 @@ def test_parse_expiry_and_grants() -> None:
     for bad in ("app", ":read", "app:none"):
         with pytest.raises(click.BadParameter):
             parse_grants("acme", (bad,))
+
+
+def test_user_reset_2fa(dockyard: Dockyard) -> None:
+    dockyard.json("user", "create", "carol")
+    ((carol,),) = dockyard.sql("SELECT id FROM accounts WHERE name = 'carol'")
+    assert dockyard.json("user", "reset-2fa", "carol") == {"user": "carol", "reset": True, "had_second_factor": False}
+    with sqlite3.connect(dockyard.data_dir / "dockyard.db") as conn:  # an enabled factor with recovery codes
+        now = datetime.now(UTC).isoformat()
+        conn.execute(
+            "INSERT INTO two_factor (account_id, secret, created_at, enabled_at) VALUES (?, 'sealed', ?, ?)",
+            (carol, now, now),
+        )
+        conn.execute("INSERT INTO two_factor_recovery_codes (account_id, code_hash) VALUES (?, 'h')", (carol,))
+    assert "reset the two-factor sign-in of carol" in dockyard("user", "reset-2fa", "carol").stdout
+    assert dockyard.sql("SELECT count(*) FROM two_factor") == [(0,)]
+    assert dockyard.sql("SELECT count(*) FROM two_factor_recovery_codes") == [(0,)]
+    audited = dockyard.sql("SELECT action, target FROM audit_log WHERE action = 'user.2fa.reset'")
+    assert audited == [("user.2fa.reset", "carol"), ("user.2fa.reset", "carol")]
+    assert dockyard("user", "reset-2fa", "nobody", ok=False).exit_code != 0

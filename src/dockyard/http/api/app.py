@@ -36,6 +36,7 @@ from dockyard.http.api.routes import (
     tags,
     teams,
     trust,
+    two_factor,
     users,
     vulns,
     webhooks,
@@ -45,6 +46,7 @@ from dockyard.http.api.routing import AcceptTrailingSlash, LimitedJSONRoute
 # One module per resource, in the order their routes are matched.
 ROUTE_MODULES = (
     auth,
+    two_factor,
     users,
     access_tokens,
     orgs,

@@ -21,6 +21,7 @@ from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
+from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.secrets import PAT_PREFIX
@@ -86,6 +87,7 @@ class ApiServices:
     builds: BuildService
     build_settings: BuildSettingsService
     blobs: BlobService  # build logs archived in storage
+    two_factor: TwoFactorService
 
 
 def services(request: Request) -> ApiServices:

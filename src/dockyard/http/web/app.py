@@ -45,6 +45,7 @@ from dockyard.http.web import (
     scans,
     settings,
     signin,
+    two_factor,
     webhooks,
 )
 from dockyard.http.web.context import services_of, visit_of
@@ -104,6 +105,11 @@ ROUTES: list[BaseRoute] = [
     Route("/orgs/{org}/robots", robots.robots_page, methods=["GET"], name="robots"),
     Route("/orgs/{org}/robots", robots.save_robots, methods=["POST"], name="robots_post"),
     Route("/settings/tokens", settings.tokens_page, methods=["GET"], name="tokens"),
+    Route("/settings/security", two_factor.security_page, methods=["GET"], name="security_settings"),
+    Route("/settings/security/enrol", two_factor.enrol, methods=["POST"], name="two_factor_enrol"),
+    Route("/settings/security/confirm", two_factor.confirm, methods=["POST"], name="two_factor_confirm"),
+    Route("/settings/security/recovery-codes", two_factor.renew_codes, methods=["POST"], name="two_factor_codes"),
+    Route("/settings/security/disable", two_factor.disable, methods=["POST"], name="two_factor_disable"),
     Route("/settings/tokens", settings.create_token, methods=["POST"], name="tokens_post"),
     Route("/settings/tokens/{uuid}/revoke", settings.revoke_token, methods=["POST"], name="token_revoke"),
     Route("/settings/tokens/{uuid}/delete", settings.delete_token, methods=["POST"], name="token_delete"),
@@ -111,6 +117,7 @@ ROUTES: list[BaseRoute] = [
     Route("/r/{ns}/{repo}/unstar", repository.unstar, methods=["POST"], name="unstar"),
     Route("/login", signin.login_form, methods=["GET"], name="login"),
     Route("/login", signin.login, methods=["POST"], name="login_post"),
+    Route("/login/2fa", signin.login_second_factor, methods=["POST"], name="login_2fa_post"),
     Route("/logout", signin.logout, methods=["POST"], name="logout"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]

@@ -121,6 +121,9 @@ def _actions(request: Request, current: Visit, org: str, fields: dict[str, str])
         "revoke": lambda: teams.remove_team_permission(
             org, field(fields, "team"), repository(), actor=actor, source_ip=ip
         ),
+        "require_two_factor": lambda: orgs.update_org(
+            org, require_two_factor=fields.get("require_two_factor") == "on", actor=actor, source_ip=ip
+        ),
     }
     if action not in calls:
 

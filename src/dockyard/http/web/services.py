@@ -10,6 +10,7 @@ from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
+from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.builds.service import BuildService
@@ -54,6 +55,7 @@ class WebServices:
     retention: RetentionService
     immutability: ImmutabilityService
     ratelimits: PullRateLimiter | None  # None: pull rate limits are off
+    two_factor: TwoFactorService
 
     @property
     def inspector(self) -> ImageInspector:

@@ -200,6 +200,9 @@ class OrgSettings(BaseModel):
 
     restricted_images: RestrictedImages
     default_private: bool = Field(description="new repositories of the organization are private")
+    require_two_factor: bool = Field(
+        description="members without two-factor sign-in are refused the organization's repositories (docs/auth.md)"
+    )
 
 
 class PutOrgSettings(BaseModel):
@@ -207,11 +210,16 @@ class PutOrgSettings(BaseModel):
 
     restricted_images: RestrictedImages
     default_private: bool | None = Field(default=None, description="unchanged when omitted")
+    require_two_factor: bool | None = Field(
+        default=None, description="unchanged when omitted; turning it on needs an owner with two-factor sign-in"
+    )
 
 
 def _settings(info: OrgInfo, server_default_private: bool) -> OrgSettings:
     private = info.default_private if info.default_private is not None else server_default_private
-    return OrgSettings(restricted_images=RestrictedImages(), default_private=private)
+    return OrgSettings(
+        restricted_images=RestrictedImages(), default_private=private, require_two_factor=info.require_two_factor
+    )
 
 
 @router.get("/orgs/{org}/settings", response_model=OrgSettings, responses=error_responses(401, 403, 404))
@@ -226,7 +234,13 @@ async def put_settings(
 ) -> OrgSettings:
     """Change the organization's settings (owners). ``restricted_images`` can only be off; unknown settings are
     refused."""
-    info = await svc.orgs.update_org(org, default_private=body.default_private, actor=who, source_ip=client_ip(request))
+    info = await svc.orgs.update_org(
+        org,
+        default_private=body.default_private,
+        require_two_factor=body.require_two_factor,
+        actor=who,
+        source_ip=client_ip(request),
+    )
     return _settings(info, svc.settings.default_private)
 
 
