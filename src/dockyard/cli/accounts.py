@@ -23,6 +23,7 @@ from dockyard.cli.common import (
     read_password,
     show_secret,
 )
+from dockyard.cli.scim import scim_token
 from dockyard.db.engine import Database
 
 LEVELS = click.Choice(["read", "write", "admin"])
@@ -167,7 +168,10 @@ def user_revoke_sessions(op: Operator, name: str) -> None:
 
 @click.group(cls=Group)
 def org() -> None:
-    """Organizations and their members."""
+    """Organizations, their members and their SCIM token."""
+
+
+org.add_command(scim_token)
 
 
 def _print_members(org_name: str, members: list[MemberInfo]) -> None:

@@ -20,6 +20,8 @@ from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
+from dockyard.accounts.scim_tokens import ScimTokenService
+from dockyard.accounts.scim_users import ScimUserService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
@@ -66,6 +68,8 @@ class ApiServices:
     collaborators: CollaboratorService
     robots: RobotService
     org_tokens: OrgTokenService
+    scim_tokens: ScimTokenService  # SCIM provisioning: each organization's token, and its users
+    scim_users: ScimUserService
     access_tokens: AccessTokenService
     webhooks: WebhookService
     trust: TrustService
