@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, Path, Query, Request, Response
+from fastapi import Body, Path, Query, Request, Response
 
 from dockyard.accounts.scim_attributes import parse_user
-from dockyard.accounts.scim_tokens import ScimOrg
 from dockyard.accounts.scim_users import MAX_COUNT
-from dockyard.errors import NotFound, Unauthorized
+from dockyard.errors import NotFound
 from dockyard.http.api import scim_documents as docs
-from dockyard.http.api.deps import Services, services
+from dockyard.http.api.deps import ScimCaller, Services
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE
-from dockyard.http.credentials import client_ip, parse_authorization
+from dockyard.http.credentials import client_ip
 
 router = api_router(prefix=docs.SCIM_PATH, tags=["scim"])
 
@@ -37,17 +36,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 ScimId = Annotated[str, Path(min_length=1, max_length=255, pattern=PRINTABLE)]
 UserBody = Annotated[dict[str, Any], Body(media_type=docs.SCIM_JSON)]
-
-
-async def scim_org(request: Request) -> ScimOrg:
-    """The organization whose SCIM token is the request's bearer token."""
-    credentials = parse_authorization(request.headers.get("authorization", ""))
-    if credentials.scheme != "bearer":
-        raise Unauthorized("token", "a SCIM bearer token of an organization is required")
-    return await services(request).scim_tokens.authenticate(credentials.raw)
-
-
-ScimCaller = Annotated[ScimOrg, Depends(scim_org)]
 
 
 def _base(request: Request) -> str:
