@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dockyard.accounts.names import RESERVED_NAMES, validate_email, validate_text
+from dockyard.accounts.names import MAX_TEXT_LENGTH, RESERVED_NAMES, validate_email, validate_text
 from dockyard.errors import Invalid
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -44,7 +44,8 @@ class ScimUserFields:
 
     @property
     def full_name(self) -> str:
-        return self.display_name or " ".join(part for part in (self.given_name, self.family_name) if part)
+        joined = " ".join(part for part in (self.given_name, self.family_name) if part)
+        return self.display_name or joined[:MAX_TEXT_LENGTH]  # the account's column holds that much
 
 
 def parse_user(body: Any) -> ScimUserFields:
