@@ -2,8 +2,8 @@
 ``userName``/``externalId`` filter and paging), created, read, replaced, patched and deleted — for the one
 organization whose SCIM token authenticated the request, which sees only the users it provisioned.
 
-A provisioned user is an ordinary Dockyard user without a password (they sign in by SSO, or after a site
-administrator sets a password), a member of the organization while ``active``. ``active: false`` disables the
+A provisioned user is an ordinary Dockyard user without a password (they sign in once a site administrator sets
+one, or by SSO where the server has it), a member of the organization while ``active``. ``active: false`` disables the
 account — its sign-ins, API and refresh tokens, personal access tokens and web sessions stop working at once, as
 ``dockyard user disable`` does — and removes it from the organization and its teams; ``active: true`` enables it
 and makes it a member again. A deletion deletes the account as ``dockyard user delete`` does. Every change is
