@@ -16,6 +16,7 @@ Raises NotFound (no such provisioned user in this organization), Conflict with `
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,12 +197,14 @@ class ScimUserService:
         uploads = await self._db.run_write(work)
         await drop_upload_objects(self._store, uploads)
 
-    async def _update(self, org: ScimOrg, user_id: str, change: Any, source_ip: str) -> ScimUserInfo:
+    async def _update(
+        self, org: ScimOrg, user_id: str, change: Callable[[ScimUserFields], ScimUserFields], source_ip: str
+    ) -> ScimUserInfo:
         try:
             async with self._db.write() as conn:
                 row = await _require(conn, org, user_id)
                 current = _fields(row)
-                fields: ScimUserFields = change(current)
+                fields = change(current)
                 if fields.user_name.lower() != row.user_name_key:
                     await _require_user_name_free(conn, fields.user_name, row.id)
                 await conn.execute(
