@@ -29,6 +29,8 @@ from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
+from dockyard.accounts.scim_tokens import ScimTokenService
+from dockyard.accounts.scim_users import ScimUserService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
@@ -304,6 +306,8 @@ def create_app(settings: Settings) -> DockyardApp:
                     collaborators=collaborators,
                     robots=robots,
                     org_tokens=OrgTokenService(db, settings),
+                    scim_tokens=ScimTokenService(db),
+                    scim_users=ScimUserService(db, settings, store),
                     access_tokens=access_tokens,
                     webhooks=webhooks,
                     trust=TrustService(db, SecretBox(settings.secret_key)),

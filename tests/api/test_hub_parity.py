@@ -86,7 +86,8 @@ def test_operation_is_served(op: Operation) -> None:
 
 @dataclass
 class World:
-    """An organization with an owner, a member, a team, a repository with a pushed tag, and the owner's PAT."""
+    """An organization with an owner, a member, a team, a repository with a pushed tag, the owner's PAT, and the
+    organization's SCIM token with a user it provisioned."""
 
     hub: Accounts
     owner: str
@@ -96,10 +97,17 @@ class World:
     repo: str
     tag: str
     pat_uuid: str
+    scim_token: str
+    scim_user: str
 
     @property
     def as_owner(self) -> httpx.Client:
         return self.hub.as_user(self.owner)
+
+    @property
+    def as_idp(self) -> httpx.Client:
+        """The organization's identity provider: its SCIM token as a bearer token."""
+        return self.hub.client(bearer=self.scim_token)
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +122,25 @@ def world(secure_server: Any) -> Iterator[World]:
         repo = unique("repo")
         push_image(client, f"{org}/{repo}", "v1")
         pat = hub.pat(owner, "repo:read")
-        yield World(hub, owner, member, org, team, repo, "v1", pat["uuid"])
+        scim_token = ok(client.post(f"/api/v2/orgs/{org}/scim-token"), 201)["token"]
+        scim_user = ok(hub.client(bearer=scim_token).post(SCIM + "/Users", json=_scim_user()), 201)["id"]
+        yield World(hub, owner, member, org, team, repo, "v1", pat["uuid"], scim_token, scim_user)
 
 
 Call = Callable[[World], httpx.Response]
 NS_REPO = "/api/v2/namespaces/{org}/repositories/{repo}"
+SCIM = "/api/v2/scim/2.0"
+
+
+def _scim_user(**extra: Any) -> dict[str, Any]:
+    user_name = f"{unique('idp')}@example.com"
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"value": user_name, "primary": True}],
+        **extra,
+    }
 
 
 def _get(path: str) -> Call:
@@ -270,6 +292,24 @@ CASES: dict[str, tuple[Call, int]] = {
     "DELETE /v2/orgs/{org_name}/groups/{group_name}/members/{username}": (
         lambda w: w.as_owner.delete(f"/api/v2/orgs/{w.org}/groups/{_new_team(w, w.member)}/members/{w.member}"),
         204,
+    ),
+    "GET /v2/scim/2.0/ServiceProviderConfig": (lambda w: w.hub.anon.get(SCIM + "/ServiceProviderConfig"), 200),
+    "GET /v2/scim/2.0/ResourceTypes": (lambda w: w.hub.anon.get(SCIM + "/ResourceTypes"), 200),
+    "GET /v2/scim/2.0/ResourceTypes/{name}": (lambda w: w.hub.anon.get(SCIM + "/ResourceTypes/User"), 200),
+    "GET /v2/scim/2.0/Schemas": (lambda w: w.hub.anon.get(SCIM + "/Schemas"), 200),
+    "GET /v2/scim/2.0/Schemas/{id}": (
+        lambda w: w.hub.anon.get(SCIM + "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"),
+        200,
+    ),
+    "GET /v2/scim/2.0/Users": (lambda w: w.as_idp.get(SCIM + "/Users", params={"startIndex": 1, "count": 10}), 200),
+    "POST /v2/scim/2.0/Users": (lambda w: w.as_idp.post(SCIM + "/Users", json=_scim_user()), 201),
+    "GET /v2/scim/2.0/Users/{id}": (lambda w: w.as_idp.get(f"{SCIM}/Users/{w.scim_user}"), 200),
+    "PUT /v2/scim/2.0/Users/{id}": (
+        lambda w: w.as_idp.put(
+            f"{SCIM}/Users/{w.scim_user}",
+            json={**ok(w.as_idp.get(f"{SCIM}/Users/{w.scim_user}")), "displayName": "Countess"},
+        ),
+        200,
     ),
 }
 

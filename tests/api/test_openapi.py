@@ -1,8 +1,11 @@
 """The Hub API's OpenAPI document matches its routes, and fuzzing every operation with schemathesis (as the
-administrator, who reaches every handler, and anonymously) finds no server error and no error that is not
-problem+json."""
+administrator, who reaches every handler, and anonymously; SCIM's operations also with an organization's SCIM
+token) finds no server error and no error that is not problem+json — or, under ``/api/v2/scim/``, SCIM's error
+schema (RFC 7644 §3.12), which is what SCIM clients read."""
 
 from __future__ import annotations
+
+import uuid
 
 import httpx
 import pytest
@@ -40,9 +43,18 @@ def anonymous_schema(secure_server: AppServer) -> schemathesis.BaseSchema:
     return _schema(secure_server, {})
 
 
+SCIM_PATH = "/api/v2/scim/2.0/"
+
+
 def _check(response: schemathesis.Response) -> None:
     assert response.status_code < 500, (response.status_code, response.text[:500])
-    if response.status_code >= 400 and response.request.method != "HEAD":
+    if response.status_code >= 400 and response.request.method != "HEAD" and SCIM_PATH in str(response.request.url):
+        assert response.headers["content-type"][0].startswith("application/scim+json"), response.text[:300]
+        body = response.json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert body["status"] == str(response.status_code)
+        assert isinstance(body["detail"], str)
+    elif response.status_code >= 400 and response.request.method != "HEAD":
         assert response.headers["content-type"][0].startswith("application/problem+json"), response.text[:300]
         body = response.json()
         assert body["status"] == response.status_code
@@ -82,6 +94,22 @@ def _fuzz(schema: schemathesis.BaseSchema, examples: int = MAX_EXAMPLES) -> int:
 
 def test_fuzz_as_admin(admin_schema: schemathesis.BaseSchema) -> None:
     assert _fuzz(admin_schema) > 0
+
+
+@pytest.fixture(scope="module")
+def scim_schema(secure_server: AppServer) -> schemathesis.BaseSchema:
+    admin = ("admin", Server.ADMIN_PASSWORD)
+    with httpx.Client(base_url=secure_server.url, timeout=30, auth=admin) as client:
+        org = f"fuzz{uuid.uuid4().hex[:10]}"
+        assert client.post("/api/v2/orgs", json={"orgname": org}).status_code == 201
+        made = client.post(f"/api/v2/orgs/{org}/scim-token")
+    assert made.status_code == 201, made.text
+    schema = _schema(secure_server, {"Authorization": f"Bearer {made.json()['token']}"})
+    return schema.include(path_regex="^/api/v2/scim/")
+
+
+def test_fuzz_scim(scim_schema: schemathesis.BaseSchema) -> None:
+    assert _fuzz(scim_schema, MAX_EXAMPLES * 2) > 0
 
 
 def test_fuzz_anonymously(anonymous_schema: schemathesis.BaseSchema) -> None:

@@ -26,6 +26,7 @@ from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_proxies import ROWS as PROXY_ROWS
 from tests.security.rows_sbom import ROWS as SBOM_ROWS
+from tests.security.rows_scim import ROWS as SCIM_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_vulns import ROWS as VULN_ROWS
 from tests.security.rows_web import ROWS as WEB_ROWS
@@ -49,6 +50,7 @@ ROWS = {
     **WEB_ROWS,
     **IMMUTABILITY_ROWS,
     **PROXY_ROWS,
+    **SCIM_ROWS,
 }
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 PAT_PREFIX = "dy_pat_"
 ROBOT_PREFIX = "dy_rbt_"
 OAT_PREFIX = "dy_oat_"  # organization access tokens (Docker Hub: dckr_oat_)
+SCIM_PREFIX = "dy_scim_"  # an organization's SCIM bearer token (accounts/scim_tokens.py)
 _SHA256 = "sha256$"
 
 # argon2id with RFC 9106's second recommended parameter set (64 MiB, 3 passes, 4 lanes) unless the process's

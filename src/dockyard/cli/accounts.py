@@ -26,6 +26,7 @@ from dockyard.cli.common import (
     read_password,
     show_secret,
 )
+from dockyard.cli.scim import scim_token
 from dockyard.db.engine import Database
 
 LEVELS = click.Choice(["read", "write", "admin"])
@@ -187,7 +188,10 @@ def user_reset_2fa(op: Operator, name: str) -> None:
 
 @click.group(cls=Group)
 def org() -> None:
-    """Organizations and their members."""
+    """Organizations, their members and their SCIM token."""
+
+
+org.add_command(scim_token)
 
 
 def _print_members(org_name: str, members: list[MemberInfo]) -> None:

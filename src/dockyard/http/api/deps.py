@@ -20,6 +20,8 @@ from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
+from dockyard.accounts.scim_tokens import ScimOrg, ScimTokenService
+from dockyard.accounts.scim_users import ScimUserService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
@@ -67,6 +69,8 @@ class ApiServices:
     collaborators: CollaboratorService
     robots: RobotService
     org_tokens: OrgTokenService
+    scim_tokens: ScimTokenService  # SCIM provisioning: each organization's token, and its users
+    scim_users: ScimUserService
     access_tokens: AccessTokenService
     webhooks: WebhookService
     trust: TrustService
@@ -131,9 +135,18 @@ async def signed_in(who: Annotated[Principal, Depends(caller)]) -> Principal:
     return who
 
 
+async def scim_org(request: Request) -> ScimOrg:
+    """The organization whose SCIM token is the request's bearer token (SCIM's ``Users`` take nothing else)."""
+    credentials = parse_authorization(request.headers.get("authorization", ""))
+    if credentials.scheme != "bearer":
+        raise Unauthorized("token", "a SCIM bearer token of an organization is required")
+    return await services(request).scim_tokens.authenticate(credentials.raw)
+
+
 Caller = Annotated[Principal, Depends(caller)]
 SignedIn = Annotated[Principal, Depends(signed_in)]
 Services = Annotated[ApiServices, Depends(services)]
+ScimCaller = Annotated[ScimOrg, Depends(scim_org)]
 
 
 def page_request(

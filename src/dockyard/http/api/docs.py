@@ -5,7 +5,8 @@ the ``swagger-ui-bundle`` package on this server (no CDN), under a policy that a
 
 An operation's ``security`` is derived from its dependencies: one that needs a signed-in caller
 (``deps.signed_in``) lists the three schemes; one that takes any caller (``deps.caller``) lists them and ``{}``
-(anonymous allowed); one that reads no credentials (the sign-in endpoints, which take them in the body) has none.
+(anonymous allowed); one that reads no credentials (the sign-in endpoints, which take them in the body; SCIM's
+discovery documents) has none; SCIM's ``Users`` (``deps.scim_org``) take an organization's SCIM token only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from dockyard.http.api.deps import caller, signed_in
+from dockyard.http.api.deps import caller, scim_org, signed_in
 
 DOCS_PATH = "/api/v2/docs"
 SCHEMES: dict[str, dict[str, Any]] = {
@@ -43,6 +44,12 @@ SCHEMES: dict[str, dict[str, Any]] = {
     },
 }
 _ALL: list[dict[str, list[str]]] = [{name: []} for name in SCHEMES]
+SCIM_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "dy_scim_…",
+    "description": "An organization's SCIM token (POST /api/v2/orgs/{org}/scim-token): SCIM's Users only.",
+}
 
 # Swagger UI runs its own script and sets style attributes; everything else stays as locked down as the API.
 DOCS_POLICY = (
@@ -56,6 +63,8 @@ def _uses(dependant: Dependant, function: Any) -> bool:
 
 
 def operation_security(route: APIRoute) -> list[dict[str, list[str]]]:
+    if _uses(route.dependant, scim_org):
+        return [{"scimToken": []}]
     if _uses(route.dependant, signed_in):
         return list(_ALL)
     if _uses(route.dependant, caller):
@@ -71,7 +80,7 @@ def install_security_schemes(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        schema.setdefault("components", {})["securitySchemes"] = SCHEMES
+        schema.setdefault("components", {})["securitySchemes"] = {**SCHEMES, "scimToken": SCIM_SCHEME}
         operations = {
             (method.lower(), route.path_format): operation_security(route)
             for route in _api_routes(app.routes)

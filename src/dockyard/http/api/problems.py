@@ -1,5 +1,8 @@
 """RFC 9457 problem details for every error the Hub API returns: domain errors, request validation failures,
-unknown routes and methods, and — without a traceback — anything unexpected (logged with the request id)."""
+unknown routes and methods, and — without a traceback — anything unexpected (logged with the request id).
+
+Under ``/api/v2/scim/`` the same errors are rendered in SCIM's error schema instead (RFC 7644 §3.12,
+``application/scim+json``, with the ``scimType`` a domain error's detail carries): SCIM clients read nothing else."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockyard import errors as e
+from dockyard.http.api import scim_documents as scim
 
 log = logging.getLogger("dockyard.http.api")
 PROBLEM = "application/problem+json"
@@ -62,9 +66,33 @@ def from_domain(exc: e.DomainError) -> Response:
     return problem(500, "Internal Server Error", "unexpected error")
 
 
+def _scim_type(exc: e.DomainError) -> str | None:
+    if isinstance(exc.detail, dict) and isinstance(exc.detail.get("scimType"), str):
+        return str(exc.detail["scimType"])
+    if isinstance(exc, e.Conflict):
+        return "uniqueness"
+    if isinstance(exc, e.Invalid):
+        return "invalidValue"
+    return None
+
+
+def scim_from_domain(exc: e.DomainError) -> Response:
+    problem_response = from_domain(exc)
+    headers = {
+        name: value for name, value in problem_response.headers.items() if name in ("www-authenticate", "retry-after")
+    }
+    return scim.error(problem_response.status_code, exc.message, _scim_type(exc), headers)
+
+
+def _is_scim(request: Request) -> bool:
+    return request.url.path.startswith(scim.SCIM_PATH + "/") or request.url.path == scim.SCIM_PATH
+
+
 def install(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, e.DomainError)
+        if _is_scim(request):
+            return scim_from_domain(exc)
         return from_domain(exc)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
@@ -73,16 +101,23 @@ def install(app: FastAPI) -> None:
             {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type")}
             for err in exc.errors()
         ][:50]
+        if _is_scim(request):
+            where = ", ".join(".".join(error["loc"]) for error in errors[:5])
+            return scim.error(400, f"the request is not valid: {where}", "invalidSyntax")
         return problem(422, "Unprocessable Content", "the request is not valid", errors=errors)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if _is_scim(request):
+            return scim.error(exc.status_code, detail, None, dict(exc.headers or {}))
         return problem(exc.status_code, _title(exc.status_code), detail, headers=dict(exc.headers or {}))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         request_id = request.scope.get("state", {}).get("request_id")
         log.error("unhandled error (request %s)", request_id, exc_info=exc)
+        if _is_scim(request):
+            return scim.error(500, f"internal server error (request {request_id})")
         return problem(500, "Internal Server Error", "internal server error", request_id=request_id)
 
     app.add_exception_handler(e.DomainError, domain_error)
