@@ -42,6 +42,9 @@ BUILD_PUSHING = "build.pushing"
 BUILD_SUCCEEDED = "build.succeeded"
 BUILD_FAILED = "build.failed"
 BUILD_CANCELLED = "build.cancelled"
+# replication (dockyard.replication): a run ended; the payload's "replication" holds the run's summary
+REPLICATION_COMPLETED = "replication.completed"
+REPLICATION_FAILED = "replication.failed"
 
 EVENT_TYPES = frozenset(
     {
@@ -67,6 +70,8 @@ EVENT_TYPES = frozenset(
         BUILD_SUCCEEDED,
         BUILD_FAILED,
         BUILD_CANCELLED,
+        REPLICATION_COMPLETED,
+        REPLICATION_FAILED,
     }
 )
 

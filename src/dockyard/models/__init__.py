@@ -33,6 +33,7 @@ from dockyard.models.lifecycle import (
 )
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
+from dockyard.models.replication import ReplicationResult, ReplicationRule, ReplicationRun
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.uploads import Upload
 from dockyard.models.vulns import (
@@ -82,6 +83,9 @@ __all__ = [
     "ProxyTagCheck",
     "PullRateCount",
     "RefreshToken",
+    "ReplicationResult",
+    "ReplicationRule",
+    "ReplicationRun",
     "Repository",
     "RepositoryBlob",
     "RepositoryPermission",

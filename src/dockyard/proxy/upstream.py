@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -104,12 +105,24 @@ class UpstreamClient:
         return token
 
     async def send(
-        self, upstream: Upstream, method: str, path: str, *, headers: dict[str, str] | None = None, stream: bool = False
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        actions: str = "pull",
+        scope: str | None = None,
+        content: bytes | AsyncIterator[bytes] | None = None,
     ) -> httpx.Response:
-        """Send one request to ``upstream`` (``path`` below its URL), authenticating when challenged. Returns the
-        response for any status (streamed: the caller closes it); raises ``UpstreamDown`` if none came."""
-        scope = f"repository:{_repository_of(path)}:pull"
-        url = f"{upstream.url}{path}"
+        """Send one request to ``upstream`` (``path`` below its URL, or an absolute URL the upstream gave, such as
+        an upload's ``Location``), authenticating when challenged. Returns the response for any status (streamed:
+        the caller closes it); raises ``UpstreamDown`` if none came. ``actions`` (``pull``; ``pull,push`` for a
+        replication's writes) or ``scope`` (``registry:catalog:*``) is the token's scope. A ``content`` iterator
+        cannot be sent twice: send a request of the same scope first, so that the token is at hand."""
+        scope = scope or f"repository:{_repository_of(path)}:{actions}"
+        url = path if path.startswith(("http://", "https://")) else f"{upstream.url}{path}"
         base_headers = dict(headers or {})
         cached = self._tokens.get((upstream.url, scope))
         auth_header: str | None = None
@@ -119,7 +132,7 @@ class UpstreamClient:
             sent = dict(base_headers)
             if auth_header is not None:
                 sent["Authorization"] = auth_header
-            request = self.http.build_request(method, url, headers=sent)
+            request = self.http.build_request(method, url, headers=sent, content=content)
             try:
                 response = await self.http.send(request, stream=stream, follow_redirects=True)
             except httpx.HTTPError as exc:
@@ -201,7 +214,7 @@ class UpstreamClient:
 
 def _repository_of(path: str) -> str:
     """The repository of ``/v2/<repository>/(manifests|blobs|referrers|tags)/…``."""
-    inner = path.removeprefix("/v2/")
+    inner = urlsplit(path).path.removeprefix("/v2/")
     for marker in ("/manifests/", "/blobs/", "/referrers/", "/tags/"):
         head, sep, _ = inner.rpartition(marker)
         if sep:

@@ -37,6 +37,8 @@ BUILD_FAILED = "build_failed"
 BUILD_BUILDING = "build_building"
 BUILD_PUSHING = "build_pushing"
 BUILD_CANCELLED = "build_cancelled"
+REPLICATION_COMPLETED = "replication_completed"
+REPLICATION_FAILED = "replication_failed"
 
 # Derived from the event table (``dockyard.webhooks.event_table``): live events are sent today; reserved ones are
 # for later features (builds), and webhooks may subscribe to them already.

@@ -36,6 +36,7 @@ from dockyard.layers.service import ImageFiles
 from dockyard.proxy.manage import ProxyService
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.services import Registry
+from dockyard.replication.rules import ReplicationService
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
@@ -86,6 +87,7 @@ class ApiServices:
     builds: BuildService
     build_settings: BuildSettingsService
     blobs: BlobService  # build logs archived in storage
+    replication: ReplicationService
 
 
 def services(request: Request) -> ApiServices:

@@ -30,6 +30,8 @@ EventName = Literal[
     "build_building",
     "build_pushing",
     "build_cancelled",
+    "replication_completed",
+    "replication_failed",
     "signature_added",
     "policy_violation",
     "scan_completed",
