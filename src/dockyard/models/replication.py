@@ -14,7 +14,7 @@ from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
 class ReplicationRule(Base):
     """Copy the repositories of ``namespace`` matching the filters to a remote registry (``push``), or the remote's
     repositories below ``remote_namespace`` into ``namespace`` (``pull``): local ``<namespace>/<path>`` is remote
-    ``<remote_namespace>/<path>`` (``<path>`` when ``remote_namespace`` is empty)."""
+    ``<remote_namespace>/<path>`` (``<namespace>/<path>`` when ``remote_namespace`` is empty)."""
 
     __tablename__ = "replication_rules"
 

@@ -2,7 +2,8 @@
 copies and deletions, and the bookkeeping — each artifact's result as it happens, the run's state at the end, and
 its event (``replication.completed`` / ``replication.failed``) in the same transaction as the final state.
 
-Names: local ``<namespace>/<path>`` is remote ``<remote_namespace>/<path>`` (``<path>`` with no remote namespace).
+Names: local ``<namespace>/<path>`` is remote ``<remote_namespace>/<path>`` (the same name when the rule has no
+remote namespace).
 A push rule's source is this Dockyard, a pull rule's the remote. The rule's ``repository_filter`` matches
 ``<path>``, its ``tag_filter`` the tag; cosign's signature tags are not images: they travel with what they sign.
 
@@ -59,13 +60,11 @@ class Names:
         return f"{self.namespace}/{path}"
 
     def _remote(self, path: str) -> str:
-        return f"{self.remote_namespace}/{path}" if self.remote_namespace else path
+        return f"{self.remote_namespace or self.namespace}/{path}"
 
     @property
     def source_prefix(self) -> str:
-        if self.push:
-            return f"{self.namespace}/"
-        return f"{self.remote_namespace}/" if self.remote_namespace else ""
+        return f"{self.namespace}/" if self.push else f"{self.remote_namespace or self.namespace}/"
 
     def path(self, source: str) -> str:
         return source.removeprefix(self.source_prefix)
