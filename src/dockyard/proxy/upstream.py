@@ -3,8 +3,8 @@
 Authentication as registries ask for it: a request goes out with the token cached for its scope (if any); a
 ``401`` with ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` fetches a token from the realm (with the
 proxy's Basic credentials, if it has any; anonymously otherwise) and the request is sent once more; a ``Basic``
-challenge is answered with the credentials. Tokens are cached per (upstream, scope) until shortly before they
-expire.
+challenge is answered with the credentials. Tokens are cached per (upstream, credentials, scope) until shortly
+before they expire.
 
 Failures are told apart because the cache answers them differently: ``UpstreamMissing`` (404, or Docker Hub's
 401 for a repository that does not exist) is a miss; ``UpstreamDown`` (no connection, time-out, 5xx, 429) lets
@@ -14,6 +14,7 @@ the cache serve what it holds, marked stale.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -62,7 +63,8 @@ class UpstreamClient:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
-        self._tokens: dict[tuple[str, str], tuple[float, str]] = {}
+        # (upstream, whose credentials, scope) → (expiry, token): a token is never reused for other credentials
+        self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -101,7 +103,7 @@ class UpstreamClient:
             lifetime = float(doc.get("expires_in") or 60)
         except (ValueError, TypeError) as exc:
             raise UpstreamDown("the upstream's token endpoint sent no token") from exc
-        self._tokens[(upstream.url, scope)] = (time.monotonic() + max(lifetime - _TOKEN_MARGIN, 1.0), token)
+        self._tokens[_token_key(upstream, scope)] = (time.monotonic() + max(lifetime - _TOKEN_MARGIN, 1.0), token)
         return token
 
     async def send(
@@ -124,7 +126,7 @@ class UpstreamClient:
         scope = scope or f"repository:{_repository_of(path)}:{actions}"
         url = path if path.startswith(("http://", "https://")) else f"{upstream.url}{path}"
         base_headers = dict(headers or {})
-        cached = self._tokens.get((upstream.url, scope))
+        cached = self._tokens.get(_token_key(upstream, scope))
         auth_header: str | None = None
         if cached is not None and cached[0] > time.monotonic():
             auth_header = f"Bearer {cached[1]}"
@@ -210,6 +212,16 @@ class UpstreamClient:
             return []
         manifests = doc.get("manifests") if isinstance(doc, dict) else None
         return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+
+
+def _token_key(upstream: Upstream, scope: str) -> tuple[str, str, str]:
+    """Tokens are cached per upstream, scope and credentials: two proxies or replication rules on one registry
+    with different accounts (or one anonymous) never share a token."""
+    who = ""
+    if upstream.username is not None:
+        secret = hashlib.sha256(f"{upstream.username}\0{upstream.password or ''}".encode()).hexdigest()
+        who = f"{upstream.username}:{secret}"
+    return upstream.url, who, scope
 
 
 def _repository_of(path: str) -> str:
