@@ -25,6 +25,7 @@ from tests.security.rows_immutability import ROWS as IMMUTABILITY_ROWS
 from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_proxies import ROWS as PROXY_ROWS
+from tests.security.rows_replication import ROWS as REPLICATION_ROWS
 from tests.security.rows_sbom import ROWS as SBOM_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_vulns import ROWS as VULN_ROWS
@@ -49,6 +50,7 @@ ROWS = {
     **WEB_ROWS,
     **IMMUTABILITY_ROWS,
     **PROXY_ROWS,
+    **REPLICATION_ROWS,
 }
 
 
@@ -96,6 +98,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             # The administrator's and the principals' API tokens are fetched once: on a loaded machine the
             # matrix outlasts the default 600 s lifetime.
             "DOCKYARD_API_TOKEN_LIFETIME_SECONDS": "86400",
+            # Replication rules point at a closed port on loopback (tests/security/rows_replication.py).
+            "DOCKYARD_REPLICATION_ALLOWED_HOSTS": "127.0.0.1",
         },
     )
     server.start()
