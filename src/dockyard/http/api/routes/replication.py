@@ -27,7 +27,9 @@ class RuleIn(BaseModel):
     direction: Literal["push", "pull"] = Field(description="push: this namespace → remote; pull: remote → here")
     remote_url: str = Field(min_length=1, max_length=2048, examples=["https://registry.example.com"])
     remote_namespace: str = Field(
-        default="", max_length=255, description="local <ns>/<path> is remote <remote_namespace>/<path> (default: the same name)"
+        default="",
+        max_length=255,
+        description="local <ns>/<path> is remote <remote_namespace>/<path> (default: the same name)",
     )
     username: str | None = Field(default=None, min_length=1, max_length=255)
     password: str | None = Field(default=None, min_length=1, max_length=4096, description="stored sealed, never shown")
