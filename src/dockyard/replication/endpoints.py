@@ -249,7 +249,13 @@ class RemoteRegistry:
         if response.status_code == 201:
             return True
         self.client.check(response, f"a mount of {digest}")
-        return False  # 202: an upload was opened instead; it expires unused at the remote
+        location = response.headers.get("location")
+        if location:  # 202: an upload was opened instead; cancel it rather than leave it to expire at the remote
+            cancelled = await self.client.send(
+                self.upstream, "DELETE", urljoin(f"{self.upstream.url}/", location), actions=WRITE
+            )
+            await cancelled.aclose()
+        return False
 
     async def put_blob(self, repository: str, digest: str, size: int, chunks: AsyncIterator[bytes]) -> None:
         started = await self._start_upload(repository)
