@@ -72,6 +72,8 @@ from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import GarbageCollector, GCReport
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import expire_idle_uploads
+from dockyard.replication.rules import ReplicationService
+from dockyard.replication.tasks import ReplicationSubscriber, enqueue_due_runs
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
@@ -117,6 +119,7 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
         subscribers.append(InventorySubscriber())  # a pushed image: its SBOM inventory (inventory.compute)
     subscribers.append(ScanSubscriber())  # a pushed image: scan it for vulnerabilities (vulns.scan)
     subscribers.append(BuildSubscriber())  # a pushed base image: queue the builds built FROM it (builds.run)
+    subscribers.append(ReplicationSubscriber(db, settings))  # push rules on events: their runs (replication.run)
     return subscribers
 
 
@@ -144,6 +147,9 @@ def periodic_jobs(
     async def poll_links() -> None:
         await enqueue_due_polls(db)
 
+    async def schedule_replication() -> None:
+        await enqueue_due_runs(db, settings)
+
     expiry_check = timedelta(seconds=min(max(settings.upload_expiry_seconds / 4, 0.5), 3600))
     jobs = [
         PeriodicJob("events.retention", timedelta(hours=1), prune_events, ttl=timedelta(minutes=15), at_start=True),
@@ -151,6 +157,13 @@ def periodic_jobs(
         # git remotes that cannot call in: builds.poll for each link whose polling interval has passed
         PeriodicJob(
             "builds.poll", timedelta(seconds=settings.build_poll_check_seconds), poll_links, ttl=timedelta(minutes=5)
+        ),
+        # scheduled replication rules whose interval has passed: their runs (replication.run)
+        PeriodicJob(
+            "replication.schedule",
+            timedelta(seconds=settings.replication_schedule_check_seconds),
+            schedule_replication,
+            ttl=timedelta(minutes=5),
         ),
     ]
     if settings.gc_interval_seconds:
@@ -329,6 +342,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     build_settings=build_settings,
                     blobs=BlobService(ctx),
                     two_factor=two_factor,
+                    replication=ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs),
                 )
             )
 

@@ -143,6 +143,13 @@ class Settings(BaseSettings):
     mirror_namespace: str = ""
     proxy_upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=600)  # connect/read wait on an upstream
     proxy_fetch_lease_seconds: int = Field(default=30, ge=3, le=3600)  # a dead fetcher's blob is fetched again after
+    # Replication to and from other registries (dockyard.replication; docs/proxy-and-replication.md): hosts,
+    # addresses or CIDR ranges a rule's remote may be although the SSRF guard refuses them by default (as
+    # webhook_allowed_hosts); how often a failed run is tried again and how many times; how often schedules are checked
+    replication_allowed_hosts: list[str] = Field(default_factory=list)
+    replication_retry_seconds: float = Field(default=60.0, ge=0, le=86400)
+    replication_max_attempts: int = Field(default=5, ge=1, le=100)
+    replication_schedule_check_seconds: float = Field(default=30.0, gt=0, le=3600)
     # Index the layers of every pushed image in the background (dockyard.layers); else on first look inside
     layer_index_on_push: bool = True
     # Compute the SBOM inventory of every pushed image in the background (dockyard.inventory); else on first request
@@ -235,7 +242,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r}: vulnerability data sources are http(s) URLs")
         return value
 
-    @field_validator("webhook_allowed_hosts", mode="before")
+    @field_validator("webhook_allowed_hosts", "replication_allowed_hosts", mode="before")
     @classmethod
     def _webhook_allowed_hosts_list(cls, value: Any) -> Any:
         # From the environment: a comma-separated list.

@@ -25,6 +25,7 @@ from tests.security.rows_immutability import ROWS as IMMUTABILITY_ROWS
 from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_proxies import ROWS as PROXY_ROWS
+from tests.security.rows_replication import ROWS as REPLICATION_ROWS
 from tests.security.rows_sbom import ROWS as SBOM_ROWS
 from tests.security.rows_scim import ROWS as SCIM_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
@@ -51,6 +52,7 @@ ROWS = {
     **IMMUTABILITY_ROWS,
     **PROXY_ROWS,
     **SCIM_ROWS,
+    **REPLICATION_ROWS,
 }
 
 
@@ -98,6 +100,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             # The administrator's and the principals' API tokens are fetched once: on a loaded machine the
             # matrix outlasts the default 600 s lifetime.
             "DOCKYARD_API_TOKEN_LIFETIME_SECONDS": "86400",
+            # Replication rules point at a closed port on loopback (tests/security/rows_replication.py).
+            "DOCKYARD_REPLICATION_ALLOWED_HOSTS": "127.0.0.1",
         },
     )
     server.start()

@@ -43,6 +43,9 @@ BUILD_SIGNING = "build.signing"  # SBOM, provenance and signature (dockyard.prov
 BUILD_SUCCEEDED = "build.succeeded"
 BUILD_FAILED = "build.failed"
 BUILD_CANCELLED = "build.cancelled"
+# replication (dockyard.replication): a run ended; the payload's "replication" holds the run's summary
+REPLICATION_COMPLETED = "replication.completed"
+REPLICATION_FAILED = "replication.failed"
 
 EVENT_TYPES = frozenset(
     {
@@ -69,6 +72,8 @@ EVENT_TYPES = frozenset(
         BUILD_SUCCEEDED,
         BUILD_FAILED,
         BUILD_CANCELLED,
+        REPLICATION_COMPLETED,
+        REPLICATION_FAILED,
     }
 )
 

@@ -47,6 +47,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "dockyard.inventory.tasks",
     "dockyard.builds.tasks",
     "dockyard.provenance.tasks",
+    "dockyard.replication.tasks",
 )
 
 

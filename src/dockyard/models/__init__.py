@@ -34,6 +34,7 @@ from dockyard.models.lifecycle import (
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.scim import ScimToken, ScimUser
+from dockyard.models.replication import ReplicationResult, ReplicationRule, ReplicationRun
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.two_factor import RecoveryCode, TwoFactor, TwoFactorChallenge
 from dockyard.models.uploads import Upload
@@ -85,6 +86,9 @@ __all__ = [
     "PullRateCount",
     "RecoveryCode",
     "RefreshToken",
+    "ReplicationResult",
+    "ReplicationRule",
+    "ReplicationRun",
     "Repository",
     "RepositoryBlob",
     "RepositoryPermission",

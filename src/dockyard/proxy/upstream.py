@@ -3,8 +3,8 @@
 Authentication as registries ask for it: a request goes out with the token cached for its scope (if any); a
 ``401`` with ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` fetches a token from the realm (with the
 proxy's Basic credentials, if it has any; anonymously otherwise) and the request is sent once more; a ``Basic``
-challenge is answered with the credentials. Tokens are cached per (upstream, scope) until shortly before they
-expire.
+challenge is answered with the credentials. Tokens are cached per (upstream, credentials, scope) until shortly
+before they expire.
 
 Failures are told apart because the cache answers them differently: ``UpstreamMissing`` (404, or Docker Hub's
 401 for a repository that does not exist) is a miss; ``UpstreamDown`` (no connection, time-out, 5xx, 429) lets
@@ -14,6 +14,7 @@ the cache serve what it holds, marked stale.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -61,7 +63,8 @@ class UpstreamClient:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
-        self._tokens: dict[tuple[str, str], tuple[float, str]] = {}
+        # (upstream, whose credentials, scope) → (expiry, token): a token is never reused for other credentials
+        self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -100,18 +103,30 @@ class UpstreamClient:
             lifetime = float(doc.get("expires_in") or 60)
         except (ValueError, TypeError) as exc:
             raise UpstreamDown("the upstream's token endpoint sent no token") from exc
-        self._tokens[(upstream.url, scope)] = (time.monotonic() + max(lifetime - _TOKEN_MARGIN, 1.0), token)
+        self._tokens[_token_key(upstream, scope)] = (time.monotonic() + max(lifetime - _TOKEN_MARGIN, 1.0), token)
         return token
 
     async def send(
-        self, upstream: Upstream, method: str, path: str, *, headers: dict[str, str] | None = None, stream: bool = False
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+        actions: str = "pull",
+        scope: str | None = None,
+        content: bytes | AsyncIterator[bytes] | None = None,
     ) -> httpx.Response:
-        """Send one request to ``upstream`` (``path`` below its URL), authenticating when challenged. Returns the
-        response for any status (streamed: the caller closes it); raises ``UpstreamDown`` if none came."""
-        scope = f"repository:{_repository_of(path)}:pull"
-        url = f"{upstream.url}{path}"
+        """Send one request to ``upstream`` (``path`` below its URL, or an absolute URL the upstream gave, such as
+        an upload's ``Location``), authenticating when challenged. Returns the response for any status (streamed:
+        the caller closes it); raises ``UpstreamDown`` if none came. ``actions`` (``pull``; ``pull,push`` for a
+        replication's writes) or ``scope`` (``registry:catalog:*``) is the token's scope. A ``content`` iterator
+        cannot be sent twice: send a request of the same scope first, so that the token is at hand."""
+        scope = scope or f"repository:{_repository_of(path)}:{actions}"
+        url = path if path.startswith(("http://", "https://")) else f"{upstream.url}{path}"
         base_headers = dict(headers or {})
-        cached = self._tokens.get((upstream.url, scope))
+        cached = self._tokens.get(_token_key(upstream, scope))
         auth_header: str | None = None
         if cached is not None and cached[0] > time.monotonic():
             auth_header = f"Bearer {cached[1]}"
@@ -119,7 +134,7 @@ class UpstreamClient:
             sent = dict(base_headers)
             if auth_header is not None:
                 sent["Authorization"] = auth_header
-            request = self.http.build_request(method, url, headers=sent)
+            request = self.http.build_request(method, url, headers=sent, content=content)
             try:
                 response = await self.http.send(request, stream=stream, follow_redirects=True)
             except httpx.HTTPError as exc:
@@ -199,9 +214,19 @@ class UpstreamClient:
         return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
 
 
+def _token_key(upstream: Upstream, scope: str) -> tuple[str, str, str]:
+    """Tokens are cached per upstream, scope and credentials: two proxies or replication rules on one registry
+    with different accounts (or one anonymous) never share a token."""
+    who = ""
+    if upstream.username is not None:
+        secret = hashlib.sha256(f"{upstream.username}\0{upstream.password or ''}".encode()).hexdigest()
+        who = f"{upstream.username}:{secret}"
+    return upstream.url, who, scope
+
+
 def _repository_of(path: str) -> str:
     """The repository of ``/v2/<repository>/(manifests|blobs|referrers|tags)/…``."""
-    inner = path.removeprefix("/v2/")
+    inner = urlsplit(path).path.removeprefix("/v2/")
     for marker in ("/manifests/", "/blobs/", "/referrers/", "/tags/"):
         head, sep, _ = inner.rpartition(marker)
         if sep:

@@ -268,6 +268,7 @@ _DETAILS = (
     "limit",
     "soft_percent",
     "build",
+    "replication",
 )
 
 

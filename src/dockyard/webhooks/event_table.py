@@ -82,6 +82,10 @@ EVENT_TABLE: tuple[EventType, ...] = (
     EventType("build_succeeded", LIVE, outbox.BUILD_SUCCEEDED, _EXCEPT_DISTRIBUTION),
     EventType("build_failed", LIVE, outbox.BUILD_FAILED, _EXCEPT_DISTRIBUTION),
     EventType("build_cancelled", LIVE, outbox.BUILD_CANCELLED, _EXCEPT_DISTRIBUTION),
+    # dockyard.replication: a run ended, all artifacts replicated or some failed for good (details.replication:
+    # run, rule, direction, remote, trigger, state and the counts); the repository is the first one it touched
+    EventType("replication_completed", LIVE, outbox.REPLICATION_COMPLETED, _EXCEPT_DISTRIBUTION),
+    EventType("replication_failed", LIVE, outbox.REPLICATION_FAILED, _EXCEPT_DISTRIBUTION),
 )
 
 EVENT_TYPES: Mapping[str, EventType] = {event.name: event for event in EVENT_TABLE}

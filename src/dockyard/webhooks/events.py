@@ -38,6 +38,8 @@ BUILD_BUILDING = "build_building"
 BUILD_PUSHING = "build_pushing"
 BUILD_SIGNING = "build_signing"
 BUILD_CANCELLED = "build_cancelled"
+REPLICATION_COMPLETED = "replication_completed"
+REPLICATION_FAILED = "replication_failed"
 
 # Derived from the event table (``dockyard.webhooks.event_table``): live events are sent today; reserved ones are
 # for later features (builds), and webhooks may subscribe to them already.

@@ -47,6 +47,8 @@ def test_event_name_sets() -> None:
         "build_succeeded",
         "build_failed",
         "build_cancelled",
+        "replication_completed",
+        "replication_failed",
     } == ev.EMITTED_EVENTS
     assert frozenset() == ev.RESERVED_EVENTS  # builds made the last reserved events live
     assert ev.WEBHOOK_EVENTS == ev.EMITTED_EVENTS | ev.RESERVED_EVENTS

@@ -28,6 +28,7 @@ from dockyard.http.api.routes import (
     org_tokens,
     orgs,
     proxies,
+    replication,
     repositories,
     robots,
     sbom,
@@ -71,6 +72,7 @@ ROUTE_MODULES = (
     vulns,
     lifecycle,
     proxies,
+    replication,
     search,
 )
 

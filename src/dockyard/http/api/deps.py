@@ -39,6 +39,7 @@ from dockyard.layers.service import ImageFiles
 from dockyard.proxy.manage import ProxyService
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.services import Registry
+from dockyard.replication.rules import ReplicationService
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.pulls import PullRecorder
@@ -92,6 +93,7 @@ class ApiServices:
     build_settings: BuildSettingsService
     blobs: BlobService  # build logs archived in storage
     two_factor: TwoFactorService
+    replication: ReplicationService
 
 
 def services(request: Request) -> ApiServices:

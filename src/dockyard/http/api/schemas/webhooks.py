@@ -31,6 +31,8 @@ EventName = Literal[
     "build_pushing",
     "build_signing",
     "build_cancelled",
+    "replication_completed",
+    "replication_failed",
     "signature_added",
     "policy_violation",
     "scan_completed",
