@@ -33,8 +33,8 @@ from dockyard.models.lifecycle import (
 )
 from dockyard.models.maintenance import MaintenanceLease
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
-from dockyard.models.scim import ScimToken, ScimUser
 from dockyard.models.replication import ReplicationResult, ReplicationRule, ReplicationRun
+from dockyard.models.scim import ScimToken, ScimUser
 from dockyard.models.signing import NamespaceSigningKey, SignatureCheck, TrustedIdentity, TrustedKey, TrustPolicy
 from dockyard.models.two_factor import RecoveryCode, TwoFactor, TwoFactorChallenge
 from dockyard.models.uploads import Upload

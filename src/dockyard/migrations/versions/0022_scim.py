@@ -2,7 +2,7 @@
 (``dockyard.models.scim``)
 
 Revision ID: 0022
-Revises: 0015
+Revises: 0020
 Create Date: 2026-12-06 12:30:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import dockyard.models.base
 
 revision = "0022"
-down_revision = "0015"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

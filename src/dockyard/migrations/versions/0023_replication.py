@@ -1,7 +1,7 @@
 """replication: rules, runs and per-artifact results (dockyard.replication)
 
 Revision ID: 0023
-Revises: 0015
+Revises: 0022
 Create Date: 2026-12-06 12:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import dockyard.models.base
 
 revision = "0023"
-down_revision = "0015"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
