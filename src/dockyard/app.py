@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.invites import InviteService
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
@@ -278,6 +279,7 @@ def create_app(settings: Settings) -> DockyardApp:
                 runner.wake()
 
         builds = BuildService(db, SecretBox(settings.secret_key), wake_jobs)
+        invites = InviteService(db, settings, wake_jobs)  # e-mail goes out from a job
         build_settings = BuildSettingsService(db, SecretBox(settings.secret_key))
 
         def hub_api() -> ASGIApp:
@@ -296,6 +298,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     collaborators=collaborators,
                     robots=RobotService(db, settings),
                     org_tokens=OrgTokenService(db, settings),
+                    invites=invites,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
                     trust=TrustService(db, SecretBox(settings.secret_key)),

@@ -48,6 +48,7 @@ Subject = Literal[
     "build_rule",
     "build",
     "trigger",
+    "invite",
 ]
 
 

@@ -46,6 +46,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "dockyard.vulns.tasks",
     "dockyard.inventory.tasks",
     "dockyard.builds.tasks",
+    "dockyard.accounts.tasks",
 )
 
 
