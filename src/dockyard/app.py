@@ -346,6 +346,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     inventory=inventory,
                     reports=reports,
                     builds=builds,
+                    invites=invites,
                 )
             )
 

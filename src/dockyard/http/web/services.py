@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.invites import InviteService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.users import UserService
@@ -42,6 +43,7 @@ class WebServices:
     inventory: InventoryService
     reports: VulnerabilityReports
     builds: BuildService
+    invites: InviteService
 
     @property
     def inspector(self) -> ImageInspector:
