@@ -127,8 +127,8 @@ class InviteService:
     def _base(self, base_url: str) -> str:
         return (self._settings.base_url or base_url).rstrip("/")
 
-    def _expiry(self) -> datetime:
-        return utcnow() + timedelta(days=self._settings.invite_expiry_days)
+    def _expiry(self, now: datetime) -> datetime:
+        return now + timedelta(days=self._settings.invite_expiry_days)
 
     async def invite(
         self,
@@ -194,6 +194,7 @@ class InviteService:
             await conn.execute(delete(OrgInvite).where(OrgInvite.id == existing.id))
         token = new_token(TOKEN_PREFIX)
         invite_id = str(uuid.uuid4())
+        now = utcnow()
         values = {
             "id": invite_id,
             "org_id": org_row.id,
@@ -204,8 +205,8 @@ class InviteService:
             "inviter": actor.audit_name,
             "token_hash": fingerprint(token),
             "token_sealed": self._box.seal(token.encode()),
-            "created_at": utcnow(),
-            "expires_at": self._expiry(),
+            "created_at": now,
+            "expires_at": self._expiry(now),
         }
         if not await insert_ignore(conn, OrgInvite, values):  # a concurrent invite of the same person
             return BulkResult(invitee, ALREADY_INVITED, None)
@@ -258,7 +259,7 @@ class InviteService:
         """Renew the invite's expiry and mail its link again (the same link)."""
         async with self._db.write() as conn:
             row, org = await self._managed(conn, invite_id, actor)
-            expires_at = self._expiry()
+            expires_at = self._expiry(utcnow())
             await conn.execute(update(OrgInvite).where(OrgInvite.id == row.id).values(expires_at=expires_at))
             queued = await self._queue_mail(conn, row.id, expires_at, base_url)
             await record_audit(
