@@ -4,6 +4,8 @@ invitees accept or decline with the link's token; only owners manage invites; re
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,6 +127,13 @@ def test_bulk_statuses_and_dry_run(hub: Accounts, sink: SmtpSink) -> None:
     assert again[0]["invite"]["id"] == results[0]["invite"]["id"]
     listed = ok(hub.as_user(owner).get(f"/api/v2/orgs/{org}/invites"))["data"]
     assert sorted(i["invitee"] for i in listed) == sorted([address, newcomer])
+
+    exported = hub.as_user(owner).get(f"/api/v2/orgs/{org}/members/export")
+    assert exported.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    invitees = {(r["Username"], r["Email"], r["Type"], r["Teams"]) for r in rows if r["Type"] == "Invitee"}
+    assert invitees == {("", address, "Invitee", ""), (newcomer, "", "Invitee", "")}
+    assert {r["Username"] for r in rows if r["Type"] == "User"} == {owner, member}
 
     bad_role = hub.as_user(owner).post("/api/v2/invites/bulk", json={"org": org, "invitees": [address], "role": "boss"})
     assert bad_role.status_code == 400
