@@ -122,6 +122,10 @@ def test_bulk_statuses_and_dry_run(hub: Accounts, sink: SmtpSink) -> None:
         ("not an address@", "invalid_email_or_docker_id"),
         (newcomer, "invited"),
     ]
+    # Each invitee of one request gets their mail, and each invite its audit entry.
+    assert sink.wait_for_mail(address).token != sink.wait_for_mail(f"{newcomer}@example.com").token
+    actions = [e["action"] for e in ok(hub.as_user(owner).get(f"/api/v2/auditlogs/{org}"))["logs"]]
+    assert actions.count("org.invite.create") == 2
     again = _bulk(hub.as_user(owner), org, address)
     assert again[0]["status"] == "already_invited"
     assert again[0]["invite"]["id"] == results[0]["invite"]["id"]

@@ -161,7 +161,8 @@ class InviteService:
                 )
                 results.append(result)
                 if result.status == INVITED and not dry_run:
-                    queued = queued or await self._created(conn, org, result.invite, base_url, actor, source_ip)
+                    mailed = await self._created(conn, org, result.invite, base_url, actor, source_ip)
+                    queued = queued or mailed
         if queued:
             self._wake()
         return results

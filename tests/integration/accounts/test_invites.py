@@ -124,6 +124,10 @@ async def test_mail_is_queued_with_the_invite_and_the_link_is_not_shown(
         await invites.delete(made.invite.id, actor=member)
     await invites.resend(made.invite.id, base_url=BASE, actor=owner)
     assert len(await _jobs(db)) == 2
+    both = await invites.invite("acme", ["d@example.com", "e@example.com"], base_url=BASE, actor=owner)
+    queued = [job["invite_id"] for job in await _jobs(db)][2:]
+    assert queued == [result.invite.id for result in both if result.invite is not None]
+    assert len(queued) == 2
 
 
 async def test_an_invite_goes_with_its_team_and_its_organization(db: Database, settings: Settings) -> None:
