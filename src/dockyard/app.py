@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.invites import InviteService
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
@@ -296,6 +297,7 @@ def create_app(settings: Settings) -> DockyardApp:
                 runner.wake()
 
         builds = BuildService(db, SecretBox(settings.secret_key), wake_jobs)
+        invites = InviteService(db, settings, wake_jobs)  # e-mail goes out from a job
         build_settings = BuildSettingsService(db, SecretBox(settings.secret_key))
 
         # One of each for the Hub API and the web pages.
@@ -321,6 +323,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     org_tokens=OrgTokenService(db, settings),
                     scim_tokens=ScimTokenService(db),
                     scim_users=ScimUserService(db, settings, store),
+                    invites=invites,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
                     trust=TrustService(db, SecretBox(settings.secret_key)),
@@ -377,6 +380,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     immutability=immutability,
                     ratelimits=limiter,
                     two_factor=two_factor,
+                    invites=invites,
                 )
             )
 

@@ -49,6 +49,7 @@ Subject = Literal[
     "build",
     "trigger",
     "replication",
+    "invite",
 ]
 
 

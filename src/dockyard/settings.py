@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     gc_scan_window: int = Field(default=5000, ge=10, le=100_000)  # rows examined per GC statement
     gc_untagged_manifests: bool = True
     retention_interval_seconds: int = Field(default=24 * 3600, ge=0)  # scheduled retention runs; 0: on demand only
+    # Organization invites (dockyard.accounts.invites; docs/auth.md): an invitation link is valid this long
+    invite_expiry_days: int = Field(default=7, ge=1, le=365)
+    # E-mail (invitation links) through an SMTP server; smtp_host "" (the default): no e-mail is sent, and the
+    # invitation link is shown to the inviting owner instead. smtp_starttls upgrades the connection with STARTTLS
+    # (certificate verified) before anything else is said; smtp_username and smtp_password, when set, sign in.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "dockyard@localhost"
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # Accounts and authentication
     secret_key: str = ""  # encrypts token-signing keys in the DB; every replica needs the same one
     admin_username: str = "admin"

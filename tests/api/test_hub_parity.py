@@ -256,6 +256,22 @@ CASES: dict[str, tuple[Call, int]] = {
         lambda w: w.as_owner.post(NS_REPO.format(**vars(w)) + "/immutabletags/verify", json={"regex": ".*"}),
         200,
     ),
+    "GET /v2/orgs/{org_name}/invites": (lambda w: _invite_and(w, lambda _: _get("/api/v2/orgs/{org}/invites")(w)), 200),
+    "POST /v2/invites/bulk": (
+        lambda w: w.as_owner.post(
+            "/api/v2/invites/bulk",
+            json={"org": w.org, "team": w.team, "role": "member", "invitees": [w.hub.user("guest"), "nobody@@x"]},
+        ),
+        202,
+    ),
+    "PATCH /v2/invites/{id}/resend": (
+        lambda w: _invite_and(w, lambda invite_id: w.as_owner.patch(f"/api/v2/invites/{invite_id}/resend")),
+        204,
+    ),
+    "DELETE /v2/invites/{id}": (
+        lambda w: _invite_and(w, lambda invite_id: w.as_owner.delete(f"/api/v2/invites/{invite_id}")),
+        204,
+    ),
     "GET /v2/orgs/{org_name}/members": (_get("/api/v2/orgs/{org}/members"), 200),
     "GET /v2/orgs/{org_name}/members/export": (_get("/api/v2/orgs/{org}/members/export"), 200),
     "PUT /v2/orgs/{org_name}/members/{username}": (
@@ -320,6 +336,13 @@ def _new_org_token(w: World) -> httpx.Response:
         f"/api/v2/orgs/{w.org}/access-tokens",
         json={"label": unique("oat"), "resources": resources, "expires_at": "2099-01-01T00:00:00Z"},
     )
+
+
+def _invite_and(w: World, then: Callable[[str], httpx.Response]) -> httpx.Response:
+    """Invite a new e-mail address to the organization, then make the call with the invite's id."""
+    body = {"org": w.org, "invitees": [f"{unique('guest')}@example.com"]}
+    invite_id = ok(w.as_owner.post("/api/v2/invites/bulk", json=body), 202)["invitees"][0]["invite"]["id"]
+    return then(invite_id)
 
 
 def _new_member(w: World) -> str:

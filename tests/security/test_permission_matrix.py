@@ -22,6 +22,7 @@ from tests.security.rows_api import ROWS as API_ROWS
 from tests.security.rows_builds import ROWS as BUILD_ROWS
 from tests.security.rows_files import ROWS as FILES_ROWS
 from tests.security.rows_immutability import ROWS as IMMUTABILITY_ROWS
+from tests.security.rows_invites import ROWS as INVITE_ROWS
 from tests.security.rows_lifecycle import ROWS as LIFECYCLE_ROWS
 from tests.security.rows_oci import ROWS as OCI_ROWS
 from tests.security.rows_proxies import ROWS as PROXY_ROWS
@@ -53,6 +54,7 @@ ROWS = {
     **PROXY_ROWS,
     **SCIM_ROWS,
     **REPLICATION_ROWS,
+    **INVITE_ROWS,
 }
 
 

@@ -48,6 +48,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "dockyard.builds.tasks",
     "dockyard.provenance.tasks",
     "dockyard.replication.tasks",
+    "dockyard.accounts.tasks",
 )
 
 

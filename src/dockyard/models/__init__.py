@@ -19,7 +19,7 @@ from dockyard.models.base import Base, metadata
 from dockyard.models.builds import Build, BuildBase, BuildLink, BuildLogLine, BuildRule
 from dockyard.models.content import Blob, Manifest, ManifestReference, Repository, RepositoryBlob, Tag
 from dockyard.models.events import Event
-from dockyard.models.hub import OrgAccessToken
+from dockyard.models.hub import OrgAccessToken, OrgInvite
 from dockyard.models.inventory import ImageInventory, ImagePackage, LayerInventory, LayerPackage
 from dockyard.models.jobs import Job
 from dockyard.models.layers import LayerFile, LayerIndex
@@ -79,6 +79,7 @@ __all__ = [
     "NamespaceSigningKey",
     "NamespaceUsage",
     "OrgAccessToken",
+    "OrgInvite",
     "OrgMember",
     "Proxy",
     "ProxyFetch",

@@ -17,6 +17,7 @@ from fastapi import Depends, Query, Request
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.invites import InviteService
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
@@ -72,6 +73,7 @@ class ApiServices:
     org_tokens: OrgTokenService
     scim_tokens: ScimTokenService  # SCIM provisioning: each organization's token, and its users
     scim_users: ScimUserService
+    invites: InviteService
     access_tokens: AccessTokenService
     webhooks: WebhookService
     trust: TrustService

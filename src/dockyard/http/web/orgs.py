@@ -1,6 +1,7 @@
 """Organization pages: ``/orgs/new`` (any signed-in user creates an organization they own) and
-``/orgs/<org>/settings`` (its owners manage it: members and their roles, teams, a team's members and its
-permissions on the organization's repositories).
+``/orgs/<org>/settings`` (its owners manage it: members and their roles, invitations — made, resent, cancelled,
+their links shown when no SMTP server mails them —, teams, a team's members and its permissions on the
+organization's repositories).
 
 Every change is one ``action`` of the settings form, handed to ``OrgService``/``TeamService`` — the services the
 Hub API calls, which ask the authorizer; the page's GET asks ``OrgService.get_managed_org`` (owners only: 403 to
@@ -9,11 +10,13 @@ the others, as the API answers; an unknown organization is a 404).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from dockyard.accounts.invites import EXISTING_MEMBER, INVALID_INVITEE
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Invalid
 from dockyard.http.credentials import client_ip
@@ -24,6 +27,10 @@ from dockyard.http.web.security import Visit, finish, form
 
 MAX_LISTED = 100
 ROLES = ("member", "editor", "owner")
+NOT_INVITED = {
+    EXISTING_MEMBER: "already a member",
+    INVALID_INVITEE: "no such user, nor an e-mail address",
+}
 
 
 async def new_org_form(request: Request) -> Response:
@@ -54,6 +61,7 @@ async def _render(request: Request, current: Visit, org: str, *, error: str = ""
     actor = current.principal
     info = await services.orgs.get_managed_org(org, actor=actor)
     members = (await services.orgs.list_members(org, PageRequest(1, MAX_LISTED), actor=actor)).items
+    invites = await services.invites.list(org, base_url=str(request.base_url), actor=actor)
     teams = []
     for team in (await services.teams.list_teams(org, PageRequest(1, MAX_LISTED), actor=actor)).items:
         people = (await services.teams.list_team_members(org, team.name, PageRequest(1, MAX_LISTED), actor=actor)).items
@@ -67,6 +75,8 @@ async def _render(request: Request, current: Visit, org: str, *, error: str = ""
         title=f"Manage {info.name}",
         org=info,
         members=members,
+        invites=invites,
+        mail=bool(services.settings.smtp_host),
         teams=teams,
         roles=ROLES,
         levels=GRANTABLE,
@@ -92,7 +102,29 @@ def _actions(request: Request, current: Visit, org: str, fields: dict[str, str])
         name = field(fields, "repository")
         return name if "/" in name else f"{org}/{name}"
 
+    invites, base = services.invites, str(request.base_url)
+
+    def invitees() -> list[str]:  # comma, semicolon or white space between names, as on Docker Hub
+        return [name for name in re.split(r"[\s,;]+", field(fields, "invitees")) if name]
+
+    async def invite() -> None:
+        results = await invites.invite(
+            org,
+            invitees(),
+            team=fields.get("team", "").strip() or None,
+            role=fields.get("role", "member"),
+            base_url=base,
+            actor=actor,
+            source_ip=ip,
+        )
+        refused = [f"{r.invitee} ({NOT_INVITED[r.status]})" for r in results if r.status in NOT_INVITED]
+        if refused:  # the others were invited; the page says who was not
+            raise Invalid("invite", "not invited: " + ", ".join(refused))
+
     calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "invite": invite,
+        "resend_invite": lambda: invites.resend(field(fields, "invite"), base_url=base, actor=actor, source_ip=ip),
+        "cancel_invite": lambda: invites.delete(field(fields, "invite"), actor=actor, source_ip=ip),
         "add_member": lambda: orgs.add_member(
             org, field(fields, "username"), fields.get("role", "member"), actor=actor, source_ip=ip
         ),

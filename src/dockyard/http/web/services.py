@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
+from dockyard.accounts.invites import InviteService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
@@ -56,6 +57,7 @@ class WebServices:
     immutability: ImmutabilityService
     ratelimits: PullRateLimiter | None  # None: pull rate limits are off
     two_factor: TwoFactorService
+    invites: InviteService
 
     @property
     def inspector(self) -> ImageInspector:

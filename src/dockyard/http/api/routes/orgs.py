@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from dockyard.accounts.invites import InviteInfo
 from dockyard.accounts.names import validate_profile_url, validate_text
 from dockyard.accounts.snapshots import MemberInfo, OrgInfo
 from dockyard.errors import Invalid
@@ -112,9 +113,10 @@ def _member(info: MemberInfo) -> Member:
     )
 
 
-def _members_csv(org: str, members: list[MemberInfo]) -> Response:
+def _members_csv(org: str, members: list[MemberInfo], invites: list[InviteInfo]) -> Response:
     """Docker Hub's members export: one row per member, ``Permission`` Owner or Member (an editor's is Member;
-    ``Role`` names it)."""
+    ``Role`` names it), then one per pending invitation (``Type`` Invitee, no teams, ``Date Joined`` when it was
+    made)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["Name", "Username", "Email", "Type", "Permission", "Role", "Teams", "Date Joined"])
@@ -123,6 +125,12 @@ def _members_csv(org: str, members: list[MemberInfo]) -> Response:
         joined = m.joined_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
         row = [m.full_name, m.username, m.email or "", "User", permission, HUB_ROLES[m.role], ", ".join(m.groups)]
         writer.writerow([_csv_safe(cell) for cell in [*row, joined]])
+    for i in invites:
+        permission = "Owner" if i.role == "owner" else "Member"
+        invited = i.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
+        email, username = (i.invitee, "") if "@" in i.invitee else ("", i.invitee)
+        row = ["", username, email, "Invitee", permission, HUB_ROLES[i.role], ""]
+        writer.writerow([_csv_safe(cell) for cell in [*row, invited]])
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     return Response(
         out.getvalue(),
@@ -273,8 +281,10 @@ async def list_members(
     },
 )
 async def export_members(org: AccountPath, svc: Services, who: SignedIn) -> Response:
-    """Every member as CSV, as Docker Hub exports them (owners)."""
-    return _members_csv(org, await svc.orgs.export_members(org, actor=who))
+    """Every member as CSV, as Docker Hub exports them, and the pending invitations (``Type`` Invitee) (owners)."""
+    members = await svc.orgs.export_members(org, actor=who)
+    invites = [i for i in await svc.invites.list(org, base_url="", actor=who) if not i.expired]
+    return _members_csv(org, members, invites)
 
 
 @router.post(
