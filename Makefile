@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
+# Compile every installed package to bytecode at install time: an environment with PYTHONDONTWRITEBYTECODE set
+# (this machine kind has it) would otherwise recompile each module in every new process — every server start,
+# worker and CLI run.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: help run install test coverage lint typecheck bench system-deps venv dev clean api-docs
 

@@ -8,6 +8,10 @@
 # DOCKYARD_COVERAGE=1 (what `make coverage` sets) measures coverage, servers included.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The suite starts hundreds of Python processes (servers, workers, CLI runs) over the same sources: let the first
+# one cache their bytecode. With PYTHONDONTWRITEBYTECODE set (as on this machine kind) each process compiled all of
+# src/ again, a fifth of the suite's CPU.
+unset PYTHONDONTWRITEBYTECODE
 
 if [ -n "${DOCKYARD_TEST_BACKEND:-}" ]; then
   read -r -a backends <<<"$DOCKYARD_TEST_BACKEND"

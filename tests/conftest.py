@@ -28,6 +28,32 @@ TEST_PASSWORD_HASH = {
 for _name, _value in TEST_PASSWORD_HASH.items():
     os.environ.setdefault(_name, _value)
 
+
+def _share_the_default_ssl_context() -> None:
+    """Every ``httpx.Client()`` builds an SSL context and loads a CA bundle into it (~30 ms of CPU), even for
+    plain-HTTP loopback servers; the suite makes tens of thousands of clients (a readiness poll makes one per try).
+    Clients with the default verification share one context per CA source here (certifi's, or the environment's
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``, which httpx reads on each call); anything else is built as before."""
+    import ssl
+
+    from httpx._transports import default as transport
+
+    create = transport.create_ssl_context
+    shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+    def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return create(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+        source = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if trust_env else (None, None)
+        if source not in shared:
+            shared[source] = create(trust_env=trust_env)
+        return shared[source]
+
+    transport.create_ssl_context = create_ssl_context  # type: ignore[assignment]
+
+
+_share_the_default_ssl_context()
+
 # secure_server, secure_server_env, people, hub: an in-process server per module for tests that only speak HTTP.
 pytest_plugins = ["tests.support.fixtures"]
 

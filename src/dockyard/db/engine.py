@@ -34,6 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
+# Jitter from a generator of this module's own: the process-wide `random` state stays untouched (a test
+# framework sharing the process, such as Hypothesis, watches it).
+_JITTER = random.Random()  # noqa: S311 - jitter only
+
 T = TypeVar("T")
 _WRITE_OPTION = "dockyard_write"
 _SNAPSHOT_OPTION = "dockyard_snapshot"
@@ -234,7 +238,7 @@ class Database:
             except DBAPIError as exc:
                 if attempt == attempts - 1 or not _is_transient(exc):
                     raise
-                await asyncio.sleep(0.005 * 2**attempt * (1 + random.random()))  # noqa: S311 - jitter only
+                await asyncio.sleep(0.005 * 2**attempt * (1 + _JITTER.random()))
         raise AssertionError("unreachable")
 
     async def run_unit(self, work: Callable[[Connection], T], *, attempts: int = 4) -> T:

@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Jitter from a generator of this module's own: the process-wide `random` state stays untouched (a test
+# framework sharing the process, such as Hypothesis, watches it).
+_JITTER = random.Random()  # noqa: S311 - jitter only
+
 
 class Retry(Exception):
     """Run the job again ``after`` seconds from now (``None``: exponential backoff with jitter)."""
@@ -77,7 +81,7 @@ Handler = Callable[[JobContext], Awaitable[None]]
 
 
 def backoff_delay(
-    attempt: int, *, base: float, cap: float, rand: Callable[[float, float], float] = random.uniform
+    attempt: int, *, base: float, cap: float, rand: Callable[[float, float], float] = _JITTER.uniform
 ) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based): "full jitter", a uniform draw from
     ``[0, min(cap, base · 2^(attempt-1))]``, which spreads retries of jobs that failed together."""

@@ -25,6 +25,10 @@ from dockyard.db.statements import insert_ignore
 from dockyard.models import MaintenanceLease
 from dockyard.models.base import utcnow
 
+# Jitter from a generator of this module's own: the process-wide `random` state stays untouched (a test
+# framework sharing the process, such as Hypothesis, watches it).
+_JITTER = random.Random()  # noqa: S311 - jitter only
+
 log = logging.getLogger("dockyard.jobs")
 
 HOLDER = uuid.uuid4().hex  # this process
@@ -87,7 +91,7 @@ async def run_periodically(
     first = at_start
     while True:
         if not first:
-            await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311 - jitter only
+            await asyncio.sleep(interval.total_seconds() * _JITTER.uniform(0.9, 1.1))
         first = False
         try:
             if await try_lease(db, name, ttl, due_after=interval * 0.9):
