@@ -80,11 +80,25 @@ PURE = tuple(
 )
 
 
+# Tests whose subject does not depend on the database or the blob store — a browser driving pages (the services
+# under them are tested on both backends through the API), the transport (TLS, the nginx recipe), process
+# supervision, the metrics listener, the compose file — run in the embedded pass only.
+ONE_PASS = (
+    "tests/web/",
+    "tests/clients/test_tls.py",
+    "tests/clients/test_nginx_recipe.py",
+    "tests/integration/test_compose.py",
+    "tests/integration/test_supervisor.py",
+    "tests/api/test_metrics_access.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     current = backend.current()
     root = Path(str(config.rootpath))
     for item in items:
-        if current != backend.EMBEDDED and Path(str(item.path)).relative_to(root).as_posix().startswith(PURE):
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if current != backend.EMBEDDED and where.startswith(PURE + ONE_PASS):
             item.add_marker(pytest.mark.embedded_only)
         if current != backend.EMBEDDED and item.get_closest_marker("embedded_only"):
             item.add_marker(pytest.mark.skip(reason="embedded_only: runs in the embedded pass"))
