@@ -92,12 +92,23 @@ ONE_PASS = (
     "tests/api/test_metrics_access.py",
 )
 
+# Backend-independent tests that run once in the *scale-out* pass instead: the two passes run side by side, and
+# these even out their wall time. (A run of the embedded pass alone skips them.)
+IN_SCALEOUT_PASS = (
+    "tests/bench/",
+    "tests/integration/test_storage_s3.py",
+)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     current = backend.current()
     root = Path(str(config.rootpath))
     for item in items:
         where = Path(str(item.path)).relative_to(root).as_posix()
+        if where.startswith(IN_SCALEOUT_PASS):
+            if current != backend.SCALEOUT:
+                item.add_marker(pytest.mark.skip(reason="backend-independent: runs once, in the scale-out pass"))
+            continue
         if current != backend.EMBEDDED and where.startswith(PURE + ONE_PASS):
             item.add_marker(pytest.mark.embedded_only)
         if current != backend.EMBEDDED and item.get_closest_marker("embedded_only"):

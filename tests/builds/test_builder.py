@@ -59,6 +59,9 @@ def start_worker(server: DockyardServer, tmp_path: Path) -> subprocess.Popen[byt
     """``dockyard worker`` with the server's own settings (database and blob storage)."""
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env, "DOCKYARD_JOBS_ENABLED": "true"}
     env["DOCKYARD_JOBS_POLL_SECONDS"] = "0.2"
+    # A failed attempt is retried within a second or two, not after the production backoff.
+    env["DOCKYARD_JOBS_BACKOFF_BASE_SECONDS"] = "0.5"
+    env["DOCKYARD_JOBS_BACKOFF_CAP_SECONDS"] = "2"
     with (tmp_path / "worker.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "dockyard.cli.main", "worker", "--grace", "1"],
@@ -105,7 +108,12 @@ def test_a_builder_process_runs_the_builds_of_a_server_without_jobs(
         assert state() == "signing"
         worker = start_worker(server, tmp_path)
         try:
-            wait_for(lambda: state() == "succeeded", timeout=60, interval=0.2, what="the signing stage on a worker")
+            try:
+                wait_for(lambda: state() == "succeeded", timeout=120, interval=0.2, what="signing on a worker")
+            except AssertionError as exc:
+                worker_log = (tmp_path / "worker.log").read_text(errors="replace")[-4000:]
+                logs = f"the worker's log ends:\n{worker_log}\nthe server's:\n{server.log_tail()}"
+                raise AssertionError(f"{exc}\n{logs}") from exc
         finally:
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(30) == 0

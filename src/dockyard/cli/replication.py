@@ -151,7 +151,13 @@ def replication_run(op: Operator, namespace: str, name: str) -> None:
 @click.argument("namespace", metavar="NS")
 @click.argument("name", metavar="RULE")
 @click.option("--run", "run_id", type=int, default=None, help="One run with the result of every artifact.")
-@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 500),
+    default=20,
+    show_default=True,
+    help="Show at most this many runs, newest first.",
+)
 def replication_history(op: Operator, namespace: str, name: str, run_id: int | None, limit: int) -> None:
     """The runs of RULE, newest first, or (``--run``) one run's per-artifact results."""
     if run_id is not None:

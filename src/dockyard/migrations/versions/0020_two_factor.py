@@ -23,8 +23,9 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("require_two_factor", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A plain ADD COLUMN, not a batch: on SQLite a batch may copy `accounts` into a new table and drop the old
+    # one, and with foreign keys on that drop cascades into every table that references an account.
+    op.add_column("accounts", sa.Column("require_two_factor", sa.Boolean(), server_default=sa.false(), nullable=False))
 
     op.create_table(
         "two_factor",
