@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +60,11 @@ class UpstreamClient:
     """Requests to upstream registries over one httpx client (connection pooling across proxies), made on first
     use: a worker that never proxies pays nothing for it."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, check: Callable[[httpx.Request], Awaitable[None]] | None = None) -> None:
+        """``check`` sees every request before it is sent, each redirect hop included, and may refuse it by
+        raising (replication checks each address with the SSRF guard: a remote must not redirect it inward)."""
         self.timeout = timeout
+        self._check = check
         self._http: httpx.AsyncClient | None = None
         # (upstream, whose credentials, scope) → (expiry, token): a token is never reused for other credentials
         self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
@@ -69,7 +72,8 @@ class UpstreamClient:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), trust_env=False)
+            hooks = {"request": [self._check]} if self._check is not None else {}
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), trust_env=False, event_hooks=hooks)
         return self._http
 
     async def aclose(self) -> None:

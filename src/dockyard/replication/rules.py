@@ -12,11 +12,12 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import httpx
 from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,6 +31,7 @@ from dockyard.jobs.queue import enqueue
 from dockyard.models import ReplicationResult, ReplicationRule, ReplicationRun
 from dockyard.models.base import utcnow
 from dockyard.proxy.manage import Upstream, normalize_url
+from dockyard.proxy.upstream import UpstreamDown
 from dockyard.settings import Settings
 from dockyard.webhooks.ssrf import AddressPolicy, DeliveryRefused, ResolutionFailed, check_url
 
@@ -175,6 +177,21 @@ async def check_remote(url: str, settings: Settings) -> None:
         raise Invalid("replication", f"the remote registry may not be reached: {exc}") from exc
     except ResolutionFailed as exc:
         raise Invalid("replication", f"the remote registry's host cannot be resolved: {exc}") from exc
+
+
+def address_check(settings: Settings) -> Callable[[httpx.Request], Awaitable[None]]:
+    """What the upstream client runs before every request of a replication, each redirect hop included: the
+    SSRF guard on its host, so that a remote cannot send Dockyard to an address a rule could not name itself.
+    (The host is resolved again to connect: unlike webhook deliveries, the address is not pinned.)"""
+    policy = AddressPolicy(settings.replication_allowed_hosts)
+
+    async def check(request: httpx.Request) -> None:
+        try:
+            await check_url(str(request.url), policy)
+        except (DeliveryRefused, ResolutionFailed) as exc:
+            raise UpstreamDown(f"refused to send a request to {request.url.host}: {exc}") from exc
+
+    return check
 
 
 def _validate(spec: RuleInput) -> None:
