@@ -301,12 +301,14 @@ async def test_a_dead_runners_jobs_are_picked_up_after_the_lease(db: Database, t
 
 
 async def test_a_long_job_keeps_its_lease(db: Database, url: str, tmp_path: Path) -> None:
-    settings = job_settings(tmp_path, jobs_lease_seconds=1)
+    # Two seconds of lease (renewed every 0.67 s) and a job of five: the job outlives its first lease twice over,
+    # with room for a loaded machine's late renewal (a 1 s lease was lost under the two passes' load in CI).
+    settings = job_settings(tmp_path, jobs_lease_seconds=2)
     runs = Counter[int]()
 
     async def handle(job: JobContext) -> None:
         runs[job.job_id] += 1
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(5)
 
     other_db = Database(url)
     try:
