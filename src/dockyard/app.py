@@ -41,6 +41,7 @@ from dockyard.auth.secrets import SecretBox, configure_password_hashing_from
 from dockyard.auth.tokens import TokenService
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.builds.manage import BuildSettingsService
+from dockyard.builds.reaper import reap_orphaned_builds
 from dockyard.builds.service import BuildService
 from dockyard.builds.tasks import BuildSubscriber, enqueue_due_polls
 from dockyard.db.engine import Database
@@ -148,6 +149,9 @@ def periodic_jobs(
     async def poll_links() -> None:
         await enqueue_due_polls(db)
 
+    async def reap_builds() -> None:
+        await reap_orphaned_builds(db)
+
     async def schedule_replication() -> None:
         await enqueue_due_runs(db, settings)
 
@@ -159,6 +163,8 @@ def periodic_jobs(
         PeriodicJob(
             "builds.poll", timedelta(seconds=settings.build_poll_check_seconds), poll_links, ttl=timedelta(minutes=5)
         ),
+        # builds whose last job ended without ending them (a runner that died in its last attempt)
+        PeriodicJob("builds.reap", timedelta(minutes=1), reap_builds, ttl=timedelta(minutes=5), at_start=True),
         # scheduled replication rules whose interval has passed: their runs (replication.run)
         PeriodicJob(
             "replication.schedule",
