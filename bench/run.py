@@ -51,6 +51,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
 DEFAULT_SCALEOUT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scaleout.md"
 DEFAULT_STARTUP_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-startup.md"
 DEFAULT_RATELIMITS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-ratelimits.md"
+DEFAULT_BUILDS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-builds.md"
 STARTUP_ROUNDS = {"full": 5, "quick": 2}  # measured starts per server in the start-up section
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
@@ -121,10 +122,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
-        choices=["embedded", "scaleout", "startup", "ratelimits", "all"],
+        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "all"],
         default="all",
         help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), startup (start "
-        "time and idle memory), ratelimits (manifest GET with pull rate limits off and on), or all four",
+        "time and idle memory), ratelimits (manifest GET with pull rate limits off and on), builds (git push to "
+        "pullable image, builds per minute), or all of them",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
     parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
@@ -156,6 +158,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ratelimits-output", type=Path, default=DEFAULT_RATELIMITS_OUTPUT, help="Markdown results file, rate limits"
     )
     parser.add_argument("--startup-rounds", type=int, help="measured starts per server, start-up section (5)")
+    parser.add_argument("--builds-rounds", type=int, help="warm builds measured, builds section (3)")
+    parser.add_argument("--builds-parallel", type=int, help="builds pushed at once, builds section (8)")
+    parser.add_argument(
+        "--builds-output", type=Path, default=DEFAULT_BUILDS_OUTPUT, help="Markdown results file, builds"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="parent directory for temp data (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (data and server logs)")
     args = parser.parse_args(argv)
@@ -166,6 +173,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.scaleout_rounds is not None:
         scaleout["rounds"] = args.scaleout_rounds
     args.scaleout = scaleout
+    if args.builds_rounds is None:
+        args.builds_rounds = 1 if args.quick else 3
+    if args.builds_parallel is None:
+        args.builds_parallel = 4 if args.quick else 8
     if args.startup_rounds is None:
         args.startup_rounds = STARTUP_ROUNDS["quick" if args.quick else "full"]
     base = QUICK if args.quick else FULL
@@ -452,10 +463,44 @@ def ratelimits_section(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 1 if errors else 0
 
 
+def builds_section(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Dockyard's automated builds: git push to pullable image, cold and warm, and builds per minute with four at
+    once (``bench.builds``); writes ``args.builds_output``."""
+    from bench.builds import HEADER, METHOD, rows, run_builds
+
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    workdir = _workdir(args, "dockyard-bench-builds-")
+    try:
+        result = run_builds(workdir, args.builds_rounds, args.builds_parallel)
+    finally:
+        _finish_workdir(args, workdir)
+    grid = rows(result)
+    facts = [
+        f"date: {started:%Y-%m-%d %H:%M} UTC; load average {load_start} at start, {load_average()} at end",
+        *machine_facts(),
+        f"Dockyard source: commit {source_revision()}",
+        f"command: `{_command(argv)}`",
+    ]
+    _publish(
+        args.builds_output,
+        "Automated builds: git push to pullable image",
+        text_table(grid, HEADER),
+        markdown_table(grid, HEADER),
+        "Dockyard only: the reference registry has no builds.",
+        METHOD,
+        facts,
+        result.notes,
+        result.errors,
+    )
+    return 1 if result.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
-    sections = ["embedded", "scaleout", "startup", "ratelimits"] if args.config == "all" else [args.config]
+    all_sections = ["embedded", "scaleout", "startup", "ratelimits", "builds"]
+    sections = all_sections if args.config == "all" else [args.config]
     tools = [
         *(["wrk"] if "embedded" in sections or "ratelimits" in sections else []),
         *(["docker-registry"] if "reference" in wanted else []),
@@ -480,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         status |= startup_section(args, wanted, argv)
     if "ratelimits" in sections and "dockyard" in wanted:
         status |= ratelimits_section(args, argv)
+    if "builds" in sections and "dockyard" in wanted:
+        status |= builds_section(args, argv)
     if "scaleout" in sections:
         if unavailable is None:
             status |= scaleout_section(args, wanted, argv)

@@ -106,3 +106,30 @@ def test_quick_rate_limit_benchmark_compares_limits_off_and_on(tmp_path: Path) -
     # The limited server really counted: its answers carried the headers (checked by the section, noted here).
     assert f"ratelimit-limit: {1_000_000_000};w=21600" in text
     assert "dockyard: manifest GET answers 200; ratelimit-limit: absent" in text
+
+
+@pytest.mark.embedded_only
+def test_quick_builds_benchmark_times_real_builds(tmp_path: Path) -> None:
+    for tool in ("buildah", "busybox", "git"):
+        require_tool(tool)
+    output = tmp_path / "latest-builds.md"
+    _run_bench(
+        tmp_path,
+        "--config",
+        "builds",
+        "--builds-parallel",
+        "2",
+        "--servers",
+        "dockyard",
+        "--builds-output",
+        str(output),
+    )
+    rows = _table_rows(output.read_text())
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "git push → pullable, cold (s)",
+        "git push → pullable, warm (s; 1 builds)",
+        "2 builds, 4 at once: first push → last pullable (s)",
+        "builds per minute, 4 at once",
+    ]
+    values = [float(row.split("|")[2]) for row in rows]  # a "—" (a failed measure) fails here
+    assert all(value > 0 for value in values), rows
