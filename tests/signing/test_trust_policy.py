@@ -242,7 +242,7 @@ def test_dockyard_sign_from_the_server(admin: httpx.Client, server: DockyardServ
     image = push_image(admin, repo, "v1")
     wrong = dockyard("sign", f"{repo}:v1", "--key", f"{prefix}.key", "--password-stdin", stdin="nope\n")
     assert wrong.returncode != 0
-    signed = dockyard("sign", f"{repo}:v1", "--key", f"{prefix}.key", "--password-stdin", stdin="s3cret\n")
+    signed = dockyard("sign", f"{repo}:v1", "--key", f"{prefix}.key", "--password-stdin", "--json", stdin="s3cret\n")
     assert signed.returncode == 0, signed.stderr
     result = json.loads(signed.stdout)
     assert result["digest"] == image.digest
@@ -278,6 +278,7 @@ def test_managed_namespace_key_signs_on_the_server(admin: httpx.Client, server: 
         check=False,
     )
     assert signed.returncode == 0, signed.stderr
+    assert signed.stdout.startswith(f"signed {repo}@sha256:")  # without --json: a line for people
     policy(admin, "enforce", repo)
     wait_for(lambda: get(admin, repo, "built").status_code == 200)
     shown = admin.get(f"/api/v2/namespaces/admin/repositories/{repo.split('/', 1)[1]}/tags/built").json()

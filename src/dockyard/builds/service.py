@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ from dockyard.events.audit import record_audit
 from dockyard.jobs.queue import enqueue
 from dockyard.models import Build, BuildBase, BuildLink, BuildRule
 from dockyard.repos.access import candidate_names, find_record, resolve
+
+_ID_PREFIX = re.compile(r"[0-9a-f-]{4,36}")  # build ids are UUIDs: a prefix needs no LIKE escaping
 
 POLL = "builds.poll"
 
@@ -320,6 +323,20 @@ class BuildService:
             if tag is None or tag in json.loads(row.tags):
                 return str(row.state)
         return None
+
+    async def resolve_id(self, prefix: str) -> str:
+        """The build id that ``prefix`` (at least 4 characters of it) starts, for the operator's commands, where ids
+        are typed by hand. Raises ``NotFound("build")`` for none and ``Invalid("build")`` for several."""
+        prefix = prefix.strip().lower()
+        if not _ID_PREFIX.fullmatch(prefix):
+            raise NotFound("build", "build not found", {"id": prefix[:64]})
+        async with self.db.read() as conn:
+            found = (await conn.execute(select(Build.uuid).where(Build.uuid.like(f"{prefix}%")).limit(2))).all()
+        if not found:
+            raise NotFound("build", "build not found", {"id": prefix})
+        if len(found) > 1:
+            raise Invalid("build", "several builds have ids starting so: give more of it", {"id": prefix})
+        return str(found[0].uuid)
 
     async def locate(self, build_id: str) -> tuple[str, str]:
         """(namespace, Hub name) of the repository of build ``build_id`` (for the CLI, which names a build alone);

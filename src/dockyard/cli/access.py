@@ -16,6 +16,7 @@ from dockyard.accounts.visibility import set_visibility
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import TOKEN_SCOPES
 from dockyard.cli.common import Group, Operator, every_page, operator_command, print_fields, print_table, show_secret
+from dockyard.cli.ids import unique_start
 from dockyard.db.engine import Database
 from dockyard.errors import Invalid
 
@@ -223,19 +224,18 @@ def token_list(op: Operator, username: str) -> None:
 
 @operator_command(token, "revoke")
 @click.argument("username", metavar="USER")
-@click.argument("uuid", metavar="UUID")
-def token_revoke(op: Operator, username: str, uuid: str) -> None:
-    """Revoke a user's access token: it stops working at once."""
+@click.argument("token_id", metavar="UUID")
+def token_revoke(op: Operator, username: str, token_id: str) -> None:
+    """Revoke a user's access token (UUID: its uuid, or a unique start of it): it stops working at once."""
 
     async def work(db: Database) -> TokenInfo:
         service = AccessTokenService(db, op.settings)
-        found = await service.get(op.actor, uuid)
-        if found.username != username:
-            raise click.ClickException(f"{username} has no access token {uuid}")
-        return await service.update(op.actor, uuid, is_active=False)
+        tokens = await every_page(lambda page: service.list(op.actor, page, username=username))
+        full = unique_start("token", token_id, [t.uuid for t in tokens])
+        return await service.update(op.actor, full, is_active=False)
 
     revoked = op.run(work)
-    op.emit(revoked, lambda: click.echo(f"revoked token {uuid} ({revoked.token_label}) of {username}"))
+    op.emit(revoked, lambda: click.echo(f"revoked token {revoked.uuid} ({revoked.token_label}) of {username}"))
 
 
 @click.group(cls=Group)

@@ -18,7 +18,7 @@ import click
 
 from dockyard.auth.secrets import SecretBox
 from dockyard.builds.manage import BuildSettingsService, LinkSecrets, LinkView, RuleView
-from dockyard.builds.records import BuildView
+from dockyard.builds.records import BuildView, Queued
 from dockyard.builds.service import BuildService
 from dockyard.cli.common import (
     Operator,
@@ -29,6 +29,7 @@ from dockyard.cli.common import (
     print_table,
     show_secret,
 )
+from dockyard.cli.ids import unique_start
 from dockyard.db.engine import Database
 from dockyard.settings import Settings, SettingsError, load_settings
 
@@ -237,9 +238,22 @@ def rule_list(op: Operator, target: str) -> None:
 @click.argument("target", metavar="NS/REPO")
 @click.argument("rule_id", metavar="RULE_ID")
 def rule_rm(op: Operator, target: str, rule_id: str) -> None:
+    """Remove a build rule (RULE_ID: its id, or a unique start of it)."""
     namespace, name = _split(target)
-    op.run(lambda db: BuildSettingsService(db, _box(op)).delete_rule(op.actor, namespace, name, rule_id))
-    op.emit({"removed": rule_id}, lambda: click.echo(f"removed rule {rule_id}"))
+
+    async def work(db: Database) -> str:
+        service = BuildSettingsService(db, _box(op))
+        full = await _rule_id(service, op, namespace, name, rule_id)
+        await service.delete_rule(op.actor, namespace, name, full)
+        return full
+
+    removed = op.run(work)
+    op.emit({"removed": removed}, lambda: click.echo(f"removed rule {removed}"))
+
+
+async def _rule_id(service: BuildSettingsService, op: Operator, namespace: str, name: str, given: str) -> str:
+    rules = await service.list_rules(op.actor, namespace, name)
+    return unique_start("build_rule", given, [r.id for r in rules])
 
 
 @operator_command(build, "run")
@@ -252,11 +266,18 @@ def rule_rm(op: Operator, target: str, rule_id: str) -> None:
 def build_run(op: Operator, target: str, ref: str | None, tag_ref: bool, rule_id: str | None) -> None:
     """Build now. The server's (or a builder's) job runner runs the build."""
     namespace, name = _split(target)
-    queued = op.run(
-        lambda db: BuildService(db, _box(op)).run(
-            op.actor, namespace, name, source_type="Tag" if tag_ref else "Branch", source_name=ref, rule=rule_id
+
+    async def work(db: Database) -> list[Queued]:
+        rule = (
+            None
+            if rule_id is None
+            else await _rule_id(BuildSettingsService(db, _box(op)), op, namespace, name, rule_id)
         )
-    )
+        return await BuildService(db, _box(op)).run(
+            op.actor, namespace, name, source_type="Tag" if tag_ref else "Branch", source_name=ref, rule=rule
+        )
+
+    queued = op.run(work)
     ids = [q.build for q in queued]
     op.emit(
         {"builds": ids},
@@ -299,13 +320,14 @@ def build_logs(op: Operator, build_id: str, follow: bool) -> None:
 
     async def work(db: Database) -> str:
         service = BuildService(db, _box(op))
-        namespace, name = await service.locate(build_id)
-        row_id, _ = await service.get(op.actor, namespace, name, build_id)
+        full = await service.resolve_id(build_id)
+        namespace, name = await service.locate(full)
+        row_id, _ = await service.get(op.actor, namespace, name, full)
         async with opened_store(op.settings) as store:
             blobs = BlobService(RegistryContext(db=db, store=store, settings=op.settings))
             async for line in read_log(db, blobs, row_id, follow=follow):
                 click.echo(line)
-        _, view = await service.get(op.actor, namespace, name, build_id)
+        _, view = await service.get(op.actor, namespace, name, full)
         return view.state
 
     state = op.run(work)

@@ -7,11 +7,14 @@ encrypted with a password (mode 0600), and ``P.pub``, its public key, to registe
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import click
+
+from dockyard.cli.output import JsonCommand, json_option
 
 PROMPT = "Enter password for private key"
 
@@ -49,7 +52,7 @@ def key() -> None:
     """Signing keys in cosign's format (for skopeo, podman and cosign)."""
 
 
-@key.command()
+@key.command(cls=JsonCommand)
 @click.option(
     "--output-prefix",
     default="cosign",
@@ -58,7 +61,8 @@ def key() -> None:
 )
 @click.option("--password-stdin", is_flag=True, help="Read the key's password from standard input.")
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
-def generate(output_prefix: str, password_stdin: bool, force: bool) -> None:
+@json_option
+def generate(output_prefix: str, password_stdin: bool, force: bool, as_json: bool) -> None:
     """Generate an ECDSA P-256 key pair as `cosign generate-key-pair` does.
 
     The password comes from --password-stdin, else $COSIGN_PASSWORD, else a prompt (typed twice); it may be empty.
@@ -79,6 +83,10 @@ def generate(output_prefix: str, password_stdin: bool, force: bool) -> None:
         _write(public_path, public_pem, 0o644, force=force)
     except OSError as exc:
         raise click.ClickException(f"cannot write the key pair: {exc}") from exc
+    kid = key_id(load_public_key(public_pem))
+    if as_json:
+        click.echo(json.dumps({"private_key": str(private_path), "public_key": str(public_path), "key_id": kid}))
+        return
     click.echo(f"Private key written to {private_path}")
     click.echo(f"Public key written to {public_path}")
-    click.echo(f"Key ID: {key_id(load_public_key(public_pem))}")
+    click.echo(f"Key ID: {kid}")

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import click
 
-from dockyard.cli.output import settings_options
+from dockyard.cli.output import JsonCommand, json_option, settings_options
 from dockyard.settings import SettingsError, load_settings
 
 
-@click.command("sign")
+@click.command("sign", cls=JsonCommand)
 @click.argument("reference")
 @click.option(
     "--key",
@@ -30,6 +30,7 @@ from dockyard.settings import SettingsError, load_settings
 @click.option("--password-stdin", is_flag=True, help="Read the key's password from standard input.")
 @click.option("--identity", default=None, help="The reference clients pull by (default: HOST:PORT/NS/REPO).")
 @settings_options
+@json_option
 def sign(
     reference: str,
     key_path: Path | None,
@@ -38,6 +39,7 @@ def sign(
     identity: str | None,
     config: Path | None,
     data_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Sign NS/REPO:TAG (or NS/REPO@sha256:…) with a cosign key; prints the signed digest and signature tag."""
     from dockyard.auth.secrets import SecretBox
@@ -100,8 +102,8 @@ def sign(
             await store.close()
             await db.close()
 
-    try:
-        digest, tag = asyncio.run(run())
-    except DomainError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(json.dumps({"repository": repository, "digest": digest, "signature_tag": tag, "identity": identity}))
+    digest, tag = asyncio.run(run())  # a DomainError is the command's error (JsonCommand: {"error": …} under --json)
+    if as_json:
+        click.echo(json.dumps({"repository": repository, "digest": digest, "signature_tag": tag, "identity": identity}))
+    else:
+        click.echo(f"signed {repository}@{digest} for {identity}; signature tag {tag}")

@@ -15,8 +15,8 @@ import click
 
 from dockyard.authz.principal import Principal
 from dockyard.cli.common import Group, Operator, operator_command, parse_scope, print_fields, print_table
+from dockyard.cli.ids import unique_start
 from dockyard.db.engine import Database
-from dockyard.errors import Invalid, NotFound
 from dockyard.signing.keys import MAX_PEM_SIZE, InvalidKey, key_id, load_public_key
 from dockyard.trust.checker import MODES
 from dockyard.trust.manage import IdentityView, KeyView, PolicyView, TrustService
@@ -124,17 +124,8 @@ MIN_KEY_ID_PREFIX = 8
 async def resolve_key_id(service: TrustService, actor: Principal, namespace: str, given: str) -> str:
     """The trusted key of ``namespace`` whose id is ``given`` or starts with it (at least ``MIN_KEY_ID_PREFIX`` hex
     digits, and only one key may match), as key ids are long and tables fold them."""
-    wanted = given.strip().lower()
-    if len(wanted) >= 64:
-        return wanted
-    if len(wanted) < MIN_KEY_ID_PREFIX:
-        raise Invalid("key", f"give the key id or at least {MIN_KEY_ID_PREFIX} of its first characters")
-    matches = [key.key_id for key in await service.list_keys(actor, namespace) if key.key_id.startswith(wanted)]
-    if len(matches) > 1:
-        raise Invalid("key", "more than one trusted key has an id starting so; give more of it", {"key_id": wanted})
-    if not matches:
-        raise NotFound("key", "no such trusted key", {"key_id": wanted[:80]})
-    return matches[0]
+    keys = await service.list_keys(actor, namespace)
+    return unique_start("key", given, [key.key_id for key in keys], label="trusted key", minimum=MIN_KEY_ID_PREFIX)
 
 
 @operator_command(trust_key, "rm")
@@ -222,11 +213,15 @@ def trust_identity_list(op: Operator, namespace: str) -> None:
 def trust_identity_rm(op: Operator, namespace: str, identity_id: str) -> None:
     """Stop trusting a keyless identity (IDENTITY_ID: oidc-…, as listed)."""
 
-    async def work(db: Database) -> None:
-        await _service(db).remove_identity(op.actor, namespace, identity_id.strip())
+    async def work(db: Database) -> str:
+        service = _service(db)
+        identities = await service.list_identities(op.actor, namespace)
+        full = unique_start("identity", identity_id, [i.identity_id for i in identities], label="trusted identity")
+        await service.remove_identity(op.actor, namespace, full)
+        return full
 
-    op.run(work)
-    op.emit({"deleted": identity_id}, lambda: click.echo(f"{namespace} no longer trusts identity {identity_id}"))
+    removed = op.run(work)
+    op.emit({"deleted": removed}, lambda: click.echo(f"{namespace} no longer trusts identity {removed}"))
 
 
 # -- policies ---------------------------------------------------------------------------------------------------------

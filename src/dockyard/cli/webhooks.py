@@ -21,6 +21,7 @@ from dockyard.cli.common import (
     print_table,
     show_secret,
 )
+from dockyard.cli.ids import unique_start
 from dockyard.core.paging import MAX_PAGE_SIZE, PageRequest
 from dockyard.db.engine import Database
 from dockyard.webhooks.dispatch import public_base_url
@@ -217,15 +218,23 @@ def webhook_deliveries(op: Operator, webhook_id: str, limit: int) -> None:
     )
 
 
+FULL_ID = 36  # a whole delivery id (a UUID): redelivered without listing the webhook's deliveries
+
+
 @operator_command(webhook, "redeliver")
 @click.argument("webhook_id", metavar="ID")
 @click.argument("delivery_id", metavar="DELIVERY")
 def webhook_redeliver(op: Operator, webhook_id: str, delivery_id: str) -> None:
-    """Send a past delivery's body again, as a new delivery."""
+    """Send a past delivery's body again, as a new delivery (ID and DELIVERY: ids, or unique starts of them)."""
 
     async def work(db: Database) -> DeliveryView:
         service = _service(op, db)
-        return await service.redeliver(op.actor, await service.resolve_id(webhook_id), delivery_id)
+        hook = await service.resolve_id(webhook_id)
+        wanted = delivery_id.strip().lower()
+        if len(wanted) < FULL_ID:
+            deliveries = await every_page(lambda page: service.deliveries(op.actor, hook, page))
+            wanted = unique_start("delivery", wanted, [d.uuid for d in deliveries])
+        return await service.redeliver(op.actor, hook, wanted)
 
     delivery = op.run(work)
     op.emit(as_api(delivery), lambda: click.echo(f"queued delivery {delivery.uuid} (again {delivery_id})"))

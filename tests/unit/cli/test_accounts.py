@@ -169,7 +169,10 @@ def test_tokens(dockyard: Dockyard) -> None:
     dockyard("user", "create", "bobby")
     wrong_owner = dockyard("token", "revoke", "bobby", token["uuid"], ok=False)
     assert wrong_owner.exit_code == 1
-    assert dockyard.json("token", "revoke", "alice", token["uuid"])["is_active"] is False
+    too_short = dockyard("token", "revoke", "alice", token["uuid"][:3], ok=False)
+    assert (too_short.exit_code, "at least 4 of its first characters" in too_short.output) == (1, True)
+    revoked = dockyard.json("token", "revoke", "alice", token["uuid"][:8])  # a unique start of the id is enough
+    assert (revoked["uuid"], revoked["is_active"]) == (token["uuid"], False)
     bad_scope = dockyard("token", "create", "alice", "--label", "x", "--scope", "repo:all", ok=False)
     assert bad_scope.exit_code == 2
     bad_expiry = dockyard(

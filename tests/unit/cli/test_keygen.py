@@ -3,6 +3,7 @@ overwrite a key pair without --force."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -134,3 +135,31 @@ def test_key_group_is_listed() -> None:
     assert usage.exit_code == 0
     assert "--output-prefix" in usage.output
     assert "--password-stdin" in usage.output
+
+
+def test_json_output_and_json_errors(tmp_path: Path) -> None:
+    made = generate("--output-prefix", "ci", "--password-stdin", "--json", stdin="pw\n")
+    assert made.exit_code == 0, made.output
+    document = json.loads(made.output)
+    assert document == {"private_key": "ci.key", "public_key": "ci.pub", "key_id": assert_pair(tmp_path / "ci", b"pw")}
+    again = generate("--output-prefix", "ci", "--password-stdin", "--json", stdin="pw\n")
+    assert again.exit_code == 1
+    error = json.loads(again.output)["error"]
+    assert (error["code"], "already exist" in error["message"]) == ("failed", True)
+
+
+def test_sign_errors_are_json_under_json(tmp_path: Path) -> None:
+    """``dockyard sign`` reports its errors as ``{"error": …}`` under ``--json`` (before touching any server)."""
+    usage = CliRunner().invoke(main, ["sign", "acme/app:1", "--key", "absent.key", "--json"])
+    assert usage.exit_code == 2
+    assert json.loads(usage.output)["error"]["code"] == "usage"
+    (tmp_path / "ci.key").write_text("not a key")
+    neither = CliRunner().invoke(
+        main, ["sign", "acme/app:1", "--key", "ci.key", "--namespace-key", "--json", "--data-dir", str(tmp_path)]
+    )
+    assert neither.exit_code == 1
+    assert json.loads(neither.output)["error"] == {
+        "code": "failed",
+        "message": "give either --key FILE or --namespace-key",
+        "detail": None,
+    }
