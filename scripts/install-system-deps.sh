@@ -3,13 +3,14 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx)
+PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus)
 # git: the build executor checks source out with it (its tests serve repositories with `git daemon`); the executor
 # also needs unshare and prlimit, from util-linux (essential on Debian, so never missing there).
 # chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
 # nginx: the TLS-terminating proxy recipe (deploy/nginx) is run by its test. (podman-compose, which checks
 # deploy/compose.yaml, comes from the lock file: Debian bookworm's 1.0.3 has no `config` command.)
-TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx)
+# prometheus: its promtool checks /metrics (tests/api/test_metrics_routes.py).
+TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool)
 
 missing=()
 for tool in "${TOOLS[@]}"; do
@@ -38,6 +39,9 @@ if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-reg
 pkill -x docker-registry >/dev/null 2>&1 || true
 # Likewise nginx's default site: its test runs nginx itself, unprivileged, with the recipe.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# And Prometheus' server: only its promtool is used.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+pkill -x prometheus >/dev/null 2>&1 || true
 # Likewise PostgreSQL's default cluster: the tests never use it (tests/support/postgres.py starts their own).
 if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now postgresql >/dev/null 2>&1 || true

@@ -4,6 +4,7 @@ watches beyond HTTP: build info, auth failures, the job queue and job runs, DB s
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from tests.support.app_server import AppServer
 from tests.support.oci import push_image, unique_name
+from tests.support.tools import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +59,19 @@ def test_operational_metrics(server: httpx.Client, secure_server: AppServer) -> 
     assert re.search(r"dockyard_job_queue_oldest_age_seconds \d", text)
     assert "# TYPE dockyard_job_runs_total counter" in text
     assert "# TYPE dockyard_webhook_delivery_attempts_total counter" in text
+
+
+def test_promtool_accepts_the_exposition(server: httpx.Client, secure_server: AppServer) -> None:
+    """Prometheus' own checker (Debian's ``prometheus`` package) parses and lints ``/metrics`` after traffic on
+    every surface: names, types, help texts, label syntax and counter suffixes."""
+    promtool = require_tool("promtool")
+    assert server.get("/v2/").status_code == 401
+    assert server.get("/v1/search", params={"q": "x"}).status_code == 200
+    assert server.get("/api/v2/repositories/library/nothing").status_code in (401, 404)
+    exposition = server.get("/metrics").text
+    assert "dockyard_http_requests_total" in exposition
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.strip() == "", checked.stdout  # no lint findings either
