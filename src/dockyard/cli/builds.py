@@ -229,6 +229,7 @@ def rule_add(
 @operator_command(rule, "list")
 @click.argument("target", metavar="NS/REPO")
 def rule_list(op: Operator, target: str) -> None:
+    """The build rules of NS/REPO, oldest first."""
     namespace, name = _split(target)
     rules = op.run(lambda db: BuildSettingsService(db, _box(op)).list_rules(op.actor, namespace, name))
     op.emit(rules, lambda: _print_rules(rules))
