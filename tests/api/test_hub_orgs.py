@@ -8,8 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 
-from tests.support.checks import problem, unique
+from tests.support.checks import problem, unique, wait_for
 from tests.support.hub_accounts import (
     ORG_FIELDS,
     PAGE_FIELDS,
@@ -341,6 +342,7 @@ def test_robots(hub: Accounts) -> None:
     assert created["org"] == org
     assert created["description"] == "CI"
     assert created["is_active"] is True
+    assert created["expires_at"] is None  # never, unless asked
     assert created["permissions"] == body["permissions"]
     assert is_rfc3339_utc(created["created_at"])
     secret = created["secret"]
@@ -395,6 +397,32 @@ def test_robots(hub: Accounts) -> None:
     assert response.content == b""
     assert token_status(hub.anon, (created["name"], regenerated["secret"])) == 401
     problem(hub.admin.get(f"{robots}/deployer"), 404)
+
+
+def test_robots_expire(hub: Accounts) -> None:
+    owner = hub.user("owner")
+    org = hub.org(owner)
+    robots = f"/api/v2/orgs/{org}/robots"
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    problem(hub.as_user(owner).post(robots, json={"name": "late", "expires_at": past}), 400)
+    naive = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat()
+    problem(hub.as_user(owner).post(robots, json={"name": "vague", "expires_at": naive}), 400)
+    soon = datetime.now(UTC) + timedelta(seconds=6)
+    created = ok(hub.as_user(owner).post(robots, json={"name": "brief", "expires_at": soon.isoformat()}), 201)
+    assert abs(datetime.fromisoformat(created["expires_at"].replace("Z", "+00:00")) - soon) < timedelta(seconds=1)
+    auth = (created["name"], created["secret"])
+    assert token_status(hub.anon, auth) == 200
+    # Past its date the robot is refused like a wrong secret, everywhere credentials are checked.
+    wait_for(lambda: token_status(hub.anon, auth) == 401, timeout=30, what="the robot expired")
+    assert hub.client(auth=auth).get("/v2/").status_code == 401
+    # A patch without expires_at keeps it; its owner can clear it (never) or move it.
+    assert ok(hub.as_user(owner).patch(f"{robots}/brief", json={"description": "x"}))["expires_at"] is not None
+    problem(hub.as_user(owner).patch(f"{robots}/brief", json={"expires_at": past}), 400)
+    assert ok(hub.as_user(owner).patch(f"{robots}/brief", json={"expires_at": None}))["expires_at"] is None
+    assert token_status(hub.anon, auth) == 200
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    assert ok(hub.as_user(owner).patch(f"{robots}/brief", json={"expires_at": later}))["expires_at"] is not None
+    assert token_status(hub.anon, auth) == 200
 
 
 # Settings (Docker Hub's org settings)

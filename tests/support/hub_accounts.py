@@ -63,7 +63,7 @@ SIGN_IN_OFTEN = {
     "DOCKYARD_LOGIN_MAX_FAILURES_PER_IP": "1000000",
     "DOCKYARD_LOGIN_MAX_FAILURES_PER_USER": "1000000",
 }
-ROBOT_FIELDS = {"name", "shortname", "org", "description", "is_active", "created_at", "permissions"}
+ROBOT_FIELDS = {"name", "shortname", "org", "description", "is_active", "created_at", "expires_at", "permissions"}
 PAGE_FIELDS = {"count", "next", "previous", "results"}
 
 

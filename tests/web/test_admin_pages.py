@@ -60,6 +60,21 @@ def test_a_robot_made_on_the_page_pulls_once_shown_and_is_deleted(
         assert pushed.status_code in (401, 403), pushed.text  # read only
         page.goto(f"{secure_server.url}/orgs/{org}/robots")
         assert secret not in page.content()  # shown once
+        # Edited on the page: write access from now on, and an expiry date.
+        page.click("[data-testid=edit-ci] summary")
+        page.fill("#perm-ci", "app write")
+        page.fill("#exp-ci", "2099-01-31")
+        page.click("[data-testid=edit-ci] button[type=submit]")
+        page.wait_for_selector("[data-testid=saved]")
+        row = page.inner_text("[data-testid=robot-ci]")
+        assert "write" in row
+        assert "2099-01-31" in row
+        assert robot.post(f"/v2/{org}/app/blobs/uploads/").status_code == 202
+        # A date already past is refused with the reason; nothing changes.
+        page.click("[data-testid=edit-ci] summary")
+        page.fill("#exp-ci", "2001-01-01")
+        page.click("[data-testid=edit-ci] button[type=submit]")
+        assert "in the future" in page.inner_text("[data-testid=form-error]")
         page.locator("[data-testid=robot-ci] button:has-text('Delete')").click()
         page.wait_for_selector("[data-testid=saved]")
         assert page.locator("[data-testid=robot-ci]").count() == 0

@@ -2,8 +2,9 @@
 repositories of that organization's namespace only (``repository_permissions`` rows with ``account_id``).
 
 A robot's secret is random (256 bits), shown once at creation or regeneration, and stored as its SHA-256.
-Only owners of the organization (and site administrators) manage robots. Disabling or deleting a robot, or
-regenerating its secret, takes effect at the next authentication; regenerating the secret also ends the robot's
+Only owners of the organization (and site administrators) manage robots. A robot may expire (``expires_at``; its
+owners can move or clear the date). Disabling, deleting or expiring a robot, or regenerating its secret, takes
+effect at the next authentication; regenerating the secret also ends the robot's
 refresh and API tokens (registry tokens already issued run out within their short lifetime).
 
 Organization access tokens are robots too (``accounts.org_tokens``: one permission path), hidden from this
@@ -13,7 +14,9 @@ service: they are listed and managed as tokens.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final, Literal
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Row
@@ -30,12 +33,31 @@ from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import Page, PageRequest
 from dockyard.db.engine import Database
-from dockyard.errors import Conflict, NotFound
+from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
 from dockyard.models import Account, OrgAccessToken, Repository, RepositoryPermission
 from dockyard.models.accounts import ROBOT
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP  # ``update_robot(expires_at=KEEP)``: the expiry stays as it is
+ExpiryChange = datetime | None | Literal[_Keep.KEEP]  # a new expiry, None for never, or KEEP
+
+
+def check_expiry(expires_at: datetime | None) -> datetime | None:
+    """An expiry date must be a moment (with its time zone) in the future; None is "never"."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        raise Invalid("robot", "expires_at needs a time zone (e.g. 2027-01-31T00:00:00Z)")
+    if expires_at <= utcnow():
+        raise Invalid("robot", "expires_at must be in the future", {"expires_at": expires_at.isoformat()})
+    return expires_at
 
 
 class RobotService:
@@ -53,13 +75,16 @@ class RobotService:
         *,
         description: str = "",
         permissions: Mapping[str, Level] | None = None,
+        expires_at: datetime | None = None,
         actor: Principal,
         source_ip: str = "",
     ) -> tuple[RobotInfo, str]:
-        """Create ``org+shortname`` with the given grants (creating missing repositories of the organization).
-        Returns the robot and its secret, which is not stored and cannot be shown again."""
+        """Create ``org+shortname`` with the given grants (creating missing repositories of the organization),
+        working until ``expires_at`` (None: until deleted or disabled). Returns the robot and its secret, which is
+        not stored and cannot be shown again."""
         name = robot_name(org, shortname)
         description = validate_text(description, "description")
+        expires_at = check_expiry(expires_at)
         levels = check_org_repositories(org, permissions or {})
         secret = new_token(ROBOT_PREFIX)
         try:
@@ -77,6 +102,7 @@ class RobotService:
                             password_changed_at=utcnow(),
                             owner_id=org_row.id,
                             description=description,
+                            expires_at=expires_at,
                             created_at=utcnow(),
                         )
                         .returning(Account.id)
@@ -90,7 +116,10 @@ class RobotService:
                     actor=actor.audit_name,
                     target=name,
                     source_ip=source_ip,
-                    data={"permissions": {repo: level.label for repo, level in sorted(levels.items())}},
+                    data={
+                        "permissions": {repo: level.label for repo, level in sorted(levels.items())},
+                        "expires_at": None if expires_at is None else expires_at.isoformat(),
+                    },
                 )
                 info = await _robot_info(conn, org, await _require_robot(conn, org_row.id, org, shortname))
         except IntegrityError as exc:  # a concurrent creation (PostgreSQL)
@@ -123,15 +152,19 @@ class RobotService:
         description: str | None = None,
         disabled: bool | None = None,
         permissions: Mapping[str, Level] | None = None,
+        expires_at: ExpiryChange = KEEP,
         actor: Principal,
         source_ip: str = "",
     ) -> RobotInfo:
-        """Change the description, disable or enable, or replace all grants (None: unchanged)."""
+        """Change the description, disable or enable, or replace all grants (None: unchanged); move the expiry
+        (``expires_at``: a future moment, or None for never; ``KEEP``: unchanged)."""
         values: dict[str, Any] = {}
         if description is not None:
             values["description"] = validate_text(description, "description")
         if disabled is not None:
             values["disabled"] = bool(disabled)
+        if expires_at is not KEEP:
+            values["expires_at"] = check_expiry(expires_at)
         levels = check_org_repositories(org, permissions) if permissions is not None else None
         async with self._db.write() as conn:
             org_row = await require_org_owner(conn, actor, org)
@@ -143,6 +176,8 @@ class RobotService:
                 await grant_org_repositories(conn, org, robot.id, levels, self._settings, actor, source_ip=source_ip)
             if values or levels is not None:
                 data: dict[str, Any] = dict(values)
+                if "expires_at" in data and data["expires_at"] is not None:
+                    data["expires_at"] = data["expires_at"].isoformat()
                 if levels is not None:
                     data["permissions"] = {repo: level.label for repo, level in sorted(levels.items())}
                 await record_audit(
@@ -224,6 +259,7 @@ async def _robot_infos(conn: AsyncConnection, org: str, rows: Sequence[Any]) -> 
             disabled=bool(row.disabled),
             created_at=row.created_at,
             permissions=tuple(grants[row.id]),
+            expires_at=row.expires_at,
         )
         for row in rows
     ]

@@ -130,6 +130,10 @@ class RobotInfo:
     disabled: bool
     created_at: datetime
     permissions: tuple[RepositoryGrant, ...]  # sorted by repository
+    expires_at: datetime | None = None  # None: never
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def permission_map(self) -> dict[str, Level]:

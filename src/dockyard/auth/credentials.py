@@ -273,6 +273,8 @@ class Authenticator:
             account = (await conn.execute(select(Account).where(Account.id == account_id))).first()
             if account is None or account.disabled or account.kind == ORG:
                 return None
+            if account.expires_at is not None and account.expires_at <= utcnow():
+                return None  # an expired robot
             if generation is not None and account.credential_generation != generation:
                 return None
             if account.kind == ROBOT and account.owner_id is not None:

@@ -10,7 +10,7 @@ import click
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.grants import parse_level
-from dockyard.accounts.robots import RobotService
+from dockyard.accounts.robots import KEEP, ExpiryChange, RobotService
 from dockyard.accounts.snapshots import RobotInfo, TokenInfo
 from dockyard.accounts.visibility import set_visibility
 from dockyard.authz.permissions import Level
@@ -61,6 +61,7 @@ def _print_robot(robot: RobotInfo) -> None:
             ("description", robot.description),
             ("disabled", robot.disabled),
             ("permissions", [f"{g.repository}:{g.level.label}" for g in robot.permissions]),
+            ("expires", robot.expires_at or "never"),
             ("created", robot.created_at),
         ],
     )
@@ -76,13 +77,17 @@ def robot() -> None:
 @click.argument("name", metavar="NAME")
 @click.option("--repo", "repos", multiple=True, metavar="REPO:PERM", help="A grant, e.g. app:read (repeatable).")
 @click.option("--description", default="", help="What the robot is for.")
-def robot_create(op: Operator, org_name: str, name: str, repos: tuple[str, ...], description: str) -> None:
+@click.option("--expires", default=None, help="30d, 12h, 2w or an ISO 8601 date (default: never).")
+def robot_create(
+    op: Operator, org_name: str, name: str, repos: tuple[str, ...], description: str, expires: str | None
+) -> None:
     """Create a robot and print its name and secret (once)."""
     grants = parse_grants(org_name, repos)
+    expires_at = parse_expiry(expires, datetime.now(UTC))
 
     async def work(db: Database) -> tuple[RobotInfo, str]:
         return await RobotService(db, op.settings).create_robot(
-            org_name, name, description=description, permissions=grants, actor=op.actor
+            org_name, name, description=description, permissions=grants, expires_at=expires_at, actor=op.actor
         )
 
     created, secret = op.run(work)
@@ -109,13 +114,60 @@ def robot_list(op: Operator, org_name: str) -> None:
         robots,
         lambda: print_table(
             f"robots of {org_name}",
-            ["name", "permissions", "disabled", "description"],
+            ["name", "permissions", "disabled", "expires", "description"],
             [
-                (r.name, [f"{g.repository}:{g.level.label}" for g in r.permissions], r.disabled, r.description)
+                (
+                    r.name,
+                    [f"{g.repository}:{g.level.label}" for g in r.permissions],
+                    r.disabled,
+                    r.expires_at or "never",
+                    r.description,
+                )
                 for r in robots
             ],
         ),
     )
+
+
+@operator_command(robot, "update")
+@click.argument("org_name", metavar="ORG")
+@click.argument("name", metavar="NAME")
+@click.option("--repo", "repos", multiple=True, metavar="REPO:PERM", help="Replace all grants with these (repeatable).")
+@click.option("--no-repos", is_flag=True, help="Take every grant away.")
+@click.option("--description", default=None, help="A new description.")
+@click.option("--expires", default=None, help="30d, 12h, 2w, an ISO 8601 date, or 'never'.")
+@click.option("--disable/--enable", "disabled", default=None, help="Switch the robot off (or on again).")
+def robot_update(
+    op: Operator,
+    org_name: str,
+    name: str,
+    repos: tuple[str, ...],
+    no_repos: bool,
+    description: str | None,
+    expires: str | None,
+    disabled: bool | None,
+) -> None:
+    """Change a robot: its grants, description, expiry, or switch it off or on."""
+    if repos and no_repos:
+        raise click.UsageError("give --repo or --no-repos, not both")
+    grants = parse_grants(org_name, repos) if repos else ({} if no_repos else None)
+    expires_at: ExpiryChange = KEEP
+    if expires is not None:
+        expires_at = None if expires.strip().lower() == "never" else parse_expiry(expires, datetime.now(UTC))
+
+    async def work(db: Database) -> RobotInfo:
+        return await RobotService(db, op.settings).update_robot(
+            org_name,
+            name,
+            description=description,
+            disabled=disabled,
+            permissions=grants,
+            expires_at=expires_at,
+            actor=op.actor,
+        )
+
+    updated = op.run(work)
+    op.emit(updated, lambda: _print_robot(updated))
 
 
 @operator_command(robot, "regenerate-secret")

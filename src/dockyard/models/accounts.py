@@ -43,6 +43,7 @@ class Account(Base):
     # Organizations: members must have two-factor sign-in to reach the organization's repositories.
     require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # robots: when they stop working
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (Index("ix_accounts_owner_id", "owner_id"),)

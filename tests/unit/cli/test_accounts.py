@@ -146,6 +146,27 @@ def test_robots(dockyard: Dockyard) -> None:
     assert malformed.exit_code == 2
 
 
+def test_robot_expiry_and_update(dockyard: Dockyard) -> None:
+    dockyard("user", "create", "alice")
+    dockyard("org", "create", "acme", "--owner", "alice")
+    created = dockyard.json("robot", "create", "acme", "ci", "--repo", "app:read", "--expires", "30d")["robot"]
+    expires = datetime.fromisoformat(created["expires_at"])
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+    assert "expires" in dockyard("robot", "list", "acme").stdout
+    past = dockyard("robot", "create", "acme", "old", "--expires", "2001-01-01", ok=False)
+    assert (past.exit_code, "in the future" in past.output) == (1, True)
+    updated = dockyard.json("robot", "update", "acme", "ci", "--repo", "app:write", "--expires", "never", "--disable")
+    assert updated["expires_at"] is None
+    assert updated["disabled"] is True
+    assert updated["permissions"] == [{"repository": "acme/app", "level": "write"}]
+    kept = dockyard.json("robot", "update", "acme", "ci", "--description", "CI", "--enable")
+    assert (kept["expires_at"], kept["disabled"], kept["description"]) == (None, False, "CI")
+    assert kept["permissions"] == updated["permissions"]  # grants unchanged unless given
+    assert dockyard.json("robot", "update", "acme", "ci", "--no-repos")["permissions"] == []
+    both = dockyard("robot", "update", "acme", "ci", "--repo", "app:read", "--no-repos", ok=False)
+    assert both.exit_code == 2
+
+
 def test_tokens(dockyard: Dockyard) -> None:
     dockyard("user", "create", "alice")
     made = dockyard.json(

@@ -1,6 +1,7 @@
 """An organization's robot accounts, ``/orgs/<org>/robots``, for its owners: the robots with their permissions,
-a new robot (its short name, a description, one permission per line ``repository level``) whose secret is shown
-once on the page that answers the form, and deletion.
+a new robot (its short name, a description, one permission per line ``repository level``, an optional expiry
+date) whose secret is shown once on the page that answers the form, editing a robot (its permissions, expiry,
+disabled or not), and deletion.
 
 Everything goes through ``RobotService``, the Hub API's, which requires the organization's owners (403 to the other
 signed-in users — organizations are public —, 404 for an unknown organization).
@@ -8,11 +9,13 @@ signed-in users — organizations are public —, 404 for an unknown organizatio
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from dockyard.accounts.robots import KEEP
 from dockyard.authz.permissions import Level
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Invalid
@@ -24,6 +27,17 @@ from dockyard.http.web.security import Visit, finish, form
 
 MAX_LISTED = 100
 MAX_PERMISSION_LINES = 100
+
+
+def expiry_of(value: str) -> datetime | None:
+    """A date field (``YYYY-MM-DD``): the robot stops working at 00:00 UTC that day; empty: never."""
+    if not value.strip():
+        return None
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise Invalid("robot", "the expiry must be a date (YYYY-MM-DD)") from None
+    return datetime.combine(day, time(0, 0), tzinfo=UTC)
 
 
 def permissions_of(org: str, text: str) -> dict[str, Level]:
@@ -63,6 +77,7 @@ async def _render(
         robots=robots,
         levels=GRANTABLE,
         created=created,
+        now=datetime.now(UTC),
         error=error,
         fields=fields or {},
         saved=request.query_params.get("saved") == "1",
@@ -92,6 +107,7 @@ async def save_robots(request: Request) -> Response:
                 field(fields, "name"),
                 description=fields.get("description", "").strip(),
                 permissions=permissions_of(org, fields.get("permissions", "")),
+                expires_at=expiry_of(fields.get("expires", "")),
                 actor=actor,
                 source_ip=ip,
             )
@@ -100,6 +116,29 @@ async def save_robots(request: Request) -> Response:
         failed = await attempt(create)
         if failed is None:
             return await _render(request, current, org, created=made[0])
+    elif action == "update":
+
+        async def update() -> None:
+            name = field(fields, "name")
+            current = await services.robots.get_robot(org, name, actor=actor)
+            submitted = expiry_of(fields.get("expires", ""))
+            # The form shows the expiry's day: the same day sent back keeps the stored moment (which may be past).
+            unchanged = (
+                submitted is not None
+                and current.expires_at is not None
+                and submitted.date() == current.expires_at.date()
+            )
+            await services.robots.update_robot(
+                org,
+                name,
+                permissions=permissions_of(org, fields.get("permissions", "")),
+                expires_at=KEEP if unchanged else submitted,
+                disabled=fields.get("disabled") == "1",
+                actor=actor,
+                source_ip=ip,
+            )
+
+        failed = await attempt(update)
     elif action == "delete":
         failed = await attempt(
             lambda: services.robots.delete_robot(org, field(fields, "name"), actor=actor, source_ip=ip)

@@ -11,6 +11,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from dockyard.accounts.names import ROBOT_SHORTNAME_RE
+from dockyard.accounts.robots import KEEP
 from dockyard.accounts.snapshots import RobotInfo
 from dockyard.authz.permissions import Level
 from dockyard.http.api.deps import Paging, Services, SignedIn, paginated
@@ -46,6 +47,7 @@ class CreateRobot(BaseModel):
     permissions: Permissions = Field(
         default_factory=list, description="repositories of the organization (full names) and the robot's level"
     )
+    expires_at: datetime | None = Field(default=None, description="when the robot stops working (null: never)")
 
     _check_permissions = field_validator("permissions")(_distinct)
 
@@ -54,6 +56,7 @@ class UpdateRobot(BaseModel):
     description: Text | None = None
     is_active: bool | None = Field(default=None, description="false disables the robot at once")
     permissions: Permissions | None = Field(default=None, description="replaces all of the robot's permissions")
+    expires_at: datetime | None = Field(default=None, description="a new expiry; null: never (absent: unchanged)")
 
     _check_permissions = field_validator("permissions")(_distinct)
 
@@ -65,6 +68,7 @@ class Robot(BaseModel):
     description: str
     is_active: bool
     created_at: datetime
+    expires_at: datetime | None = Field(description="when the robot stops working; null: never")
     permissions: list[RepositoryPermission]
 
 
@@ -85,6 +89,7 @@ def _robot(info: RobotInfo) -> dict[str, Any]:
         "description": info.description,
         "is_active": not info.disabled,
         "created_at": info.created_at,
+        "expires_at": info.expires_at,
         "permissions": [repository_permission(grant) for grant in info.permissions],
     }
 
@@ -116,6 +121,7 @@ async def create_robot(
         body.name,
         description=body.description,
         permissions=_levels(body.permissions),
+        expires_at=body.expires_at,
         actor=who,
         source_ip=client_ip(request),
     )
@@ -136,13 +142,14 @@ async def get_robot(org: AccountPath, name: NamePath, svc: Services, who: Signed
 async def update_robot(
     org: AccountPath, name: NamePath, body: UpdateRobot, request: Request, svc: Services, who: SignedIn
 ) -> Robot:
-    """Change the description, disable or enable, or replace the permissions (owners)."""
+    """Change the description, disable or enable, replace the permissions, or move the expiry (owners)."""
     info = await svc.robots.update_robot(
         org,
         name,
         description=body.description,
         disabled=None if body.is_active is None else not body.is_active,
         permissions=None if body.permissions is None else _levels(body.permissions),
+        expires_at=body.expires_at if "expires_at" in body.model_fields_set else KEEP,
         actor=who,
         source_ip=client_ip(request),
     )
