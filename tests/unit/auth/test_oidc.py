@@ -117,15 +117,20 @@ async def begin(oidc: OidcClient, provider: FakeProvider, next_path: str = "/r/a
 async def test_authorization_url_and_code_exchange(db: Database, provider: FakeProvider) -> None:
     oidc = client(db, provider)
     state, query = await begin(oidc, provider)
-    assert query["response_type"] == "code" and query["client_id"] == CLIENT and query["redirect_uri"] == CALLBACK
-    assert query["scope"] == "openid profile groups" and query["state"] == state
+    assert query["response_type"] == "code"
+    assert query["client_id"] == CLIENT
+    assert query["redirect_uri"] == CALLBACK
+    assert query["scope"] == "openid profile groups"
+    assert query["state"] == state
     assert query["code_challenge_method"] == "S256"
     provider.claims = {"preferred_username": "alice", "groups": ["a/b"]}
     signed = await oidc.complete(state, "code-1", CALLBACK)
     assert (signed.issuer, signed.subject, signed.next_path) == (ISSUER, "u-1", "/r/a/b")
     assert signed.claims["groups"] == ["a/b"]
     sent = provider.tokens[0]
-    assert sent["grant_type"] == "authorization_code" and sent["code"] == "code-1" and sent["redirect_uri"] == CALLBACK
+    assert sent["grant_type"] == "authorization_code"
+    assert sent["code"] == "code-1"
+    assert sent["redirect_uri"] == CALLBACK
     challenge = base64.urlsafe_b64encode(hashlib.sha256(sent["code_verifier"].encode()).digest()).rstrip(b"=")
     assert challenge.decode() == query["code_challenge"]
     # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic.
@@ -192,7 +197,8 @@ async def test_missing_claims_come_from_userinfo_for_the_same_subject(db: Databa
     state, _ = await begin(oidc, provider)
     provider.userinfo = {"sub": "u-1", "preferred_username": "alice", "groups": ["x/y"]}
     signed = await oidc.complete(state, "c", CALLBACK)
-    assert signed.claims["preferred_username"] == "alice" and signed.claims["groups"] == ["x/y"]
+    assert signed.claims["preferred_username"] == "alice"
+    assert signed.claims["groups"] == ["x/y"]
     state, _ = await begin(oidc, provider)
     provider.userinfo = {"sub": "u-2", "preferred_username": "mallory", "groups": ["admins/all"]}
     with pytest.raises(OidcRefused):
