@@ -4,10 +4,10 @@ groups → teams sync, and the CLI secret of single sign-on users.
 A sign-in is one transaction. The identity (issuer, ``sub``) already linked to a user is that user. Otherwise
 the user name claim (``oidc_username_claim``, else ``email``, else ``sub``) names the account: an existing user
 of that exact name — pre-provisioned by an administrator or through SCIM — is linked to the identity
-(``oidc.user.link``), unless it is a site administrator (the provider never signs in as the local administrator)
-or already linked to another identity; with no such user, ``oidc_auto_create_users`` creates one without a
-password (``oidc.user.create``; its name from ``attributes.account_names``, as SCIM's), else the sign-in is
-refused. A disabled account is refused. Refusals raise ``auth.oidc.OidcRefused``.
+(``oidc.user.link``), unless it is a site administrator (the provider never signs in as the local administrator);
+with no such user, or one linked to another identity already, ``oidc_auto_create_users`` creates one without a
+password (``oidc.user.create``; its name from ``attributes.account_names``, as SCIM's: the claim itself, else a
+free variant), else the sign-in is refused. A disabled account is refused. Refusals raise ``auth.oidc.OidcRefused``.
 
 Groups (``oidc_groups_claim``, when the claim is present) are synced at every sign-in: a group named ``org/team``
 is that team, and ``oidc_team_mapping`` maps other names; the teams that exist are joined (the organization too, as
@@ -103,10 +103,11 @@ class OidcAccounts:
             other = (
                 await conn.execute(select(OidcIdentity.subject).where(OidcIdentity.account_id == existing.id))
             ).first()
-            if other is not None:
+            if other is None:
+                await self._link(conn, existing.id, existing.name, signed, "oidc.user.link", source_ip)
+                return existing
+            if not self._settings.oidc_auto_create_users:
                 raise OidcRefused(f"the account {exact} is linked to another single sign-on identity")
-            await self._link(conn, existing.id, existing.name, signed, "oidc.user.link", source_ip)
-            return existing
         if not self._settings.oidc_auto_create_users:
             raise OidcRefused(
                 f"there is no Dockyard account for {wanted[:100]!r}; an administrator must create it before you sign in"

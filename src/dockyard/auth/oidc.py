@@ -17,7 +17,9 @@ the provider has one, for the same ``sub``.
 Errors: ``OidcUnavailable`` when the provider cannot be reached or answers something unusable (the web hub shows
 an error page and the local sign-in keeps working); ``OidcRefused`` when the sign-in itself is not valid (unknown,
 used or expired state, an error the provider sent back, a refused code, an ID token that fails verification).
-The discovery document and key set are kept in memory for ``_METADATA_TTL``; a failure is not kept.
+The discovery document is read at every ``begin`` (so that a provider that is down is noticed before the browser
+is sent to it) and kept for the callbacks; the key set is kept until the provider shows a new ``kid``. A failure
+is not kept.
 """
 
 from __future__ import annotations
@@ -106,7 +108,9 @@ class OidcClient:
     async def begin(self, next_path: str, redirect_uri: str) -> tuple[str, str]:
         """Start a sign-in: (the provider's authorization URL to send the browser to, the ``state`` the browser
         must bring back). Raises ``OidcUnavailable``."""
-        provider = await self._discover()
+        # Read afresh at every start: a provider that is down is an error page here, not a browser sent to a dead
+        # address (the callback uses what this read).
+        provider = await self._discover(fresh=True)
         state, nonce, verifier = generate_token(43), generate_token(32), generate_token(64)
         now = utcnow()
         async with self._db.write() as conn:
@@ -180,13 +184,13 @@ class OidcClient:
             raise OidcUnavailable(f"the identity provider answered {response.status_code} for {url}")
         return _json_object(response, OidcUnavailable)
 
-    async def _discover(self) -> _Provider:
+    async def _discover(self, *, fresh: bool = False) -> _Provider:
         provider = self._provider
-        if provider is not None and time.monotonic() - provider.fetched_at < _METADATA_TTL:
+        if not fresh and provider is not None and time.monotonic() - provider.fetched_at < _METADATA_TTL:
             return provider
         async with self._lock:
             provider = self._provider
-            if provider is not None and time.monotonic() - provider.fetched_at < _METADATA_TTL:
+            if not fresh and provider is not None and time.monotonic() - provider.fetched_at < _METADATA_TTL:
                 return provider
             configured = self._settings.oidc_issuer
             document = await self._get_json(configured.rstrip("/") + "/.well-known/openid-configuration")
@@ -201,8 +205,9 @@ class OidcClient:
             # OpenID Connect Discovery §4.3: the document's issuer is the one configured.
             if str(metadata["issuer"]).rstrip("/") != configured.rstrip("/"):
                 raise OidcUnavailable("the identity provider's discovery document names another issuer")
+            if provider is None or provider.metadata.get("jwks_uri") != metadata.get("jwks_uri"):
+                self._keys = None
             self._provider = _Provider(metadata, time.monotonic())
-            self._keys = None
             return self._provider
 
     async def _key_set(self, provider: _Provider, *, refresh: bool = False) -> KeySet:

@@ -45,6 +45,11 @@ def _failure(request: Request, current: Visit, status: int, title: str, message:
     return response
 
 
+def _sentence(exc: Exception) -> str:
+    text = str(exc)
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 def _provider(request: Request) -> str:
     return services_of(request).settings.oidc_provider_name
 
@@ -59,7 +64,7 @@ async def start(request: Request) -> Response:
             safe_next(request.query_params.get("next")), _redirect_uri(request, services)
         )
     except OidcUnavailable as exc:
-        return _failure(request, current, 502, "Single sign-on is unavailable", f"{exc}.")
+        return _failure(request, current, 502, "Single sign-on is unavailable", _sentence(exc))
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
         STATE_COOKIE,
@@ -93,9 +98,9 @@ async def callback(request: Request) -> Response:
         account_id = await services.oidc_accounts.sign_in(signed, ip)
         session = await services.sessions.sign_in_verified(account_id, ip, "oidc")
     except OidcUnavailable as exc:
-        return _failure(request, current, 502, "Single sign-on is unavailable", f"{exc}.")
+        return _failure(request, current, 502, "Single sign-on is unavailable", _sentence(exc))
     except OidcRefused as exc:
-        return _failure(request, current, 403, "Sign-in refused", f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+        return _failure(request, current, 403, "Sign-in refused", _sentence(exc))
     except Unauthorized:
         return _failure(request, current, 403, "Sign-in refused", "This account cannot sign in.")
     response = RedirectResponse(safe_next(signed.next_path), status_code=303)
