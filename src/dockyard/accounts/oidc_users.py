@@ -7,7 +7,9 @@ of that exact name — pre-provisioned by an administrator or through SCIM — i
 (``oidc.user.link``), unless it is a site administrator (the provider never signs in as the local administrator);
 with no such user, or one linked to another identity already, ``oidc_auto_create_users`` creates one without a
 password (``oidc.user.create``; its name from ``attributes.account_names``, as SCIM's: the claim itself, else a
-free variant), else the sign-in is refused. A disabled account is refused. Refusals raise ``auth.oidc.OidcRefused``.
+free variant), else the sign-in is refused. A disabled account is refused. Refusals raise
+``auth.oidc.OidcRefused``; one that names an existing account (an administrator, a disabled account, one linked
+to another identity) is also ``login.failure`` ``{"via": "oidc"}`` in that account's audit log.
 
 Groups (``oidc_groups_claim``, when the claim is present) are synced at every sign-in: a group named ``org/team``
 is that team, and ``oidc_team_mapping`` maps other names; the teams that exist are joined (the organization too, as
@@ -75,6 +77,19 @@ class OidcAccounts:
                 return int(account.id)
         except IntegrityError as exc:  # a concurrent first sign-in of the same identity or name (PostgreSQL)
             raise OidcRefused("another sign-in of this account is under way; try again") from exc
+        except OidcRefused as refused:
+            if refused.account is not None:  # recorded after the sign-in's transaction rolled back
+                async with self._db.write() as conn:
+                    await record_audit(
+                        conn,
+                        refused.account,
+                        "login.failure",
+                        actor=refused.account,
+                        target=refused.account,
+                        source_ip=source_ip,
+                        data={"via": "oidc", "reason": str(refused), "subject": signed.subject},
+                    )
+            raise
 
     async def _account_for(self, conn: AsyncConnection, signed: OidcSignIn, source_ip: str) -> Any:
         linked = (
@@ -86,7 +101,7 @@ class OidcAccounts:
         ).first()
         if linked is not None:
             if linked.disabled:
-                raise OidcRefused("this account is disabled")
+                raise OidcRefused("this account is disabled", linked.name)
             return linked
         wanted = _claimed_name(signed.claims, self._settings.oidc_username_claim)
         exact = wanted.strip().lower()
@@ -97,9 +112,9 @@ class OidcAccounts:
         )
         if existing is not None:
             if existing.is_admin:
-                raise OidcRefused(f"{exact} is a site administrator, who signs in with a password only")
+                raise OidcRefused(f"{exact} is a site administrator, who signs in with a password only", exact)
             if existing.disabled:
-                raise OidcRefused("this account is disabled")
+                raise OidcRefused("this account is disabled", exact)
             other = (
                 await conn.execute(select(OidcIdentity.subject).where(OidcIdentity.account_id == existing.id))
             ).first()
@@ -107,7 +122,7 @@ class OidcAccounts:
                 await self._link(conn, existing.id, existing.name, signed, "oidc.user.link", source_ip)
                 return existing
             if not self._settings.oidc_auto_create_users:
-                raise OidcRefused(f"the account {exact} is linked to another single sign-on identity")
+                raise OidcRefused(f"the account {exact} is linked to another single sign-on identity", exact)
         if not self._settings.oidc_auto_create_users:
             raise OidcRefused(
                 f"there is no Dockyard account for {wanted[:100]!r}; an administrator must create it before you sign in"

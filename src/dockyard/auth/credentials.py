@@ -73,7 +73,7 @@ class AuthObserver(Protocol):
     def login_throttled(self, reason: str) -> None: ...
 
     def login_failed(self, credential: str) -> None:
-        """Credentials refused: ``password``, ``access_token``, ``robot_secret`` or ``malformed``."""
+        """Credentials refused: ``password``, ``access_token``, ``robot_secret``, ``cli_secret`` or ``malformed``."""
 
 
 class _Unobserved:

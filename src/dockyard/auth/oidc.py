@@ -62,7 +62,12 @@ class OidcUnavailable(Exception):
 
 
 class OidcRefused(Exception):
-    """This sign-in is not valid: the message says why, in words a user may read."""
+    """This sign-in is not valid: the message says why, in words a user may read. ``account`` names the Dockyard
+    account it was refused for, when there is one (its audit log records the refusal)."""
+
+    def __init__(self, message: str, account: str | None = None) -> None:
+        super().__init__(message)
+        self.account = account
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,8 @@ async def test_existing_users_are_linked_but_never_an_administrator(db: Database
     await make_user(db, "gone", disabled=True)
     with pytest.raises(OidcRefused, match="disabled"):
         await accounts.sign_in(signed("s-5", preferred_username="gone"))
+    failures = [e for e in await audit(db, "root", logins=True) if e["action"] == "login.failure"]
+    assert [(e["actor"], e["data"]["via"], e["data"]["subject"]) for e in failures] == [("root", "oidc", "s-4")]
     async with db.write() as conn:  # a linked account disabled later
         await conn.execute(Account.__table__.update().where(Account.id == bob.account_id).values(disabled=True))
     with pytest.raises(OidcRefused, match="disabled"):
