@@ -9,7 +9,7 @@ UV := $(VENV)/bin/uv
 # worker and CLI run.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help run install test coverage lint typecheck bench system-deps venv dev clean api-docs
+.PHONY: help run install test coverage lint typecheck bench system-deps node-deps venv dev clean api-docs
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ install: venv ## Put `dockyard` on the PATH: a link in ~/.local/bin to .venv/bin
 system-deps: ## Install the system tools the tests use (apt-get, when root)
 	bash scripts/install-system-deps.sh
 
+node-deps: ## Install the npm packages the tests use (npm ci: the OpenID provider of the single sign-on tests)
+	bash scripts/install-node-deps.sh
+
 dev: $(UV) ## Install Dockyard and the development tools from the lock file
 	$(UV) sync --frozen --inexact --python $(VENV)/bin/python
 
@@ -46,10 +49,10 @@ typecheck: dev ## mypy --strict on src/
 api-docs: dev ## Regenerate the Docker Hub compatibility table of docs/api.md from tests/api/data
 	$(VENV)/bin/python -m tests.support.hub_parity
 
-test: system-deps dev lint typecheck ## Install everything, lint, type-check and run the whole suite
+test: system-deps dev node-deps lint typecheck ## Install everything, lint, type-check and run the whole suite
 	bash scripts/run-tests.sh
 
-coverage: system-deps dev ## Run the whole suite under coverage (servers included) and print the report
+coverage: system-deps dev node-deps ## Run the whole suite under coverage (servers included) and print the report
 	rm -rf .coverage-data && mkdir -p .coverage-data
 	DOCKYARD_COVERAGE=1 bash scripts/run-tests.sh; status=$$?; \
 	$(VENV)/bin/python -m coverage combine -q && $(VENV)/bin/python -m coverage report; exit $$status

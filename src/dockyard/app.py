@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.invites import InviteService
+from dockyard.accounts.oidc_users import OidcAccounts
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
@@ -36,6 +37,7 @@ from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
+from dockyard.auth.oidc import OidcClient
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox, configure_password_hashing_from
 from dockyard.auth.tokens import TokenService
@@ -387,6 +389,8 @@ def create_app(settings: Settings) -> DockyardApp:
                     ratelimits=limiter,
                     two_factor=two_factor,
                     invites=invites,
+                    oidc_accounts=OidcAccounts(db, settings, SecretBox(settings.secret_key)),
+                    oidc=OidcClient(db, settings, SecretBox(settings.secret_key)) if settings.oidc_enabled else None,
                 )
             )
 

@@ -114,6 +114,23 @@ class Settings(BaseSettings):
     # lifetime however busy it is.
     web_session_idle_seconds: int = Field(default=8 * 3600, ge=60)
     web_session_lifetime_seconds: int = Field(default=7 * 86400, ge=300)
+    # Single sign-on through an OpenID provider (dockyard.auth.oidc; docs/auth.md "Single sign-on: OIDC"):
+    # off while oidc_issuer is "". The issuer's discovery document (/.well-known/openid-configuration) names the
+    # endpoints and keys; the client is registered there with the redirect URI <base_url>/login/oidc/callback.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_provider_name: str = Field(default="single sign-on", min_length=1, max_length=64)  # "Sign in with …"
+    oidc_scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    oidc_username_claim: str = "preferred_username"  # the claim a new user's account name is made from
+    oidc_groups_claim: str = "groups"  # "": no group sync
+    # A user the provider knows but Dockyard does not: created at first sign-in, or refused (then an administrator
+    # creates the account first, with the same name; the first sign-in links it).
+    oidc_auto_create_users: bool = True
+    # Groups → teams: a group named "org/team" is that team; entries "group=org/team" map other group names.
+    # Memberships a group gave are taken away at the first sign-in without the group.
+    oidc_team_mapping: list[str] = Field(default_factory=list)
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # each request to the provider
     # Brute-force protection (dockyard.auth.throttle): password failures back off per (account, client address)
     # and per client address; never a lock-out of the account everywhere.
     login_max_failures_per_user: int = Field(default=5, ge=1)  # one account from one address, then backoff
@@ -304,6 +321,51 @@ class Settings(BaseSettings):
     def rate_limit_overrides(self) -> dict[str, int]:
         """``rate_limit_organizations`` as organization → limit (0: unlimited)."""
         return {org: int(limit) for org, _, limit in (entry.partition("=") for entry in self.rate_limit_organizations)}
+
+    @field_validator("oidc_scopes", "oidc_team_mapping", mode="before")
+    @classmethod
+    def _oidc_lists(cls, value: Any) -> Any:
+        # From the environment: a comma-separated list (scopes also space-separated, as OAuth writes them).
+        if isinstance(value, str):
+            return [entry.strip() for entry in re.split(r"[,\s]+" if "=" not in value else ",", value) if entry.strip()]
+        return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be the provider's http(s) URL")
+        return value
+
+    @field_validator("oidc_team_mapping")
+    @classmethod
+    def _oidc_team_mapping(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            group, sep, team = entry.partition("=")
+            org, slash, name = team.strip().partition("/")
+            if not sep or not group.strip() or not slash or not org or not name:
+                raise ValueError(f"{entry!r} is not group=org/team")
+        return [entry.strip() for entry in value]
+
+    @model_validator(mode="after")
+    def _oidc_client(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("oidc_client_id is needed with oidc_issuer")
+        if self.oidc_issuer and "openid" not in self.oidc_scopes:
+            raise ValueError("oidc_scopes must include openid")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @property
+    def oidc_team_map(self) -> dict[str, list[str]]:
+        """``oidc_team_mapping`` as group → the "org/team" names it gives."""
+        out: dict[str, list[str]] = {}
+        for group, _, team in (entry.partition("=") for entry in self.oidc_team_mapping):
+            out.setdefault(group.strip(), []).append(team.strip())
+        return out
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

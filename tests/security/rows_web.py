@@ -194,6 +194,14 @@ row(
     _all(401),
 )
 
+# Single sign-on (the matrix's server names a provider on a closed loopback port): starting a sign-in is the
+# "unavailable" page for everyone; a callback that this browser did not start is refused; the CLI secret page is
+# each signed-in user's own, and regenerating is 404 for users who have no single sign-on identity.
+row("GET", "/login/oidc", _get(lambda w: "/login/oidc?next=/"), _all(502))
+row("GET", "/login/oidc/callback", _get(lambda w: "/login/oidc/callback?state=forged&code=x"), _all(403))
+row("GET", "/settings/cli-secret", _get(lambda w: "/settings/cli-secret"), _signed_in(200, 303))
+row("POST", "/settings/cli-secret", _post(lambda w: "/settings/cli-secret"), _signed_in(404, 401))
+
 # A tag's security page and its SBOM download: as its other pages (the SBOM waits out the background inventory).
 row("GET", "/r/{ns}/{repo}/tags/{tag}/security", _get(lambda w: _files(w, "security")), _private(200))
 

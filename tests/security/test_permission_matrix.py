@@ -104,6 +104,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "DOCKYARD_API_TOKEN_LIFETIME_SECONDS": "86400",
             # Replication rules point at a closed port on loopback (tests/security/rows_replication.py).
             "DOCKYARD_REPLICATION_ALLOWED_HOSTS": "127.0.0.1",
+            # Single sign-on with a provider that is down (a closed port): tests/security/rows_web.py.
+            "DOCKYARD_OIDC_ISSUER": "http://127.0.0.1:9",
+            "DOCKYARD_OIDC_CLIENT_ID": "dockyard",
         },
     )
     server.start()

@@ -1,4 +1,5 @@
-"""Who is this? Checks a user name and secret (password, personal access token, robot secret, or an organization's
+"""Who is this? Checks a user name and secret (password, personal access token, robot secret, a single sign-on user's
+CLI secret (``accounts.oidc_users``), or an organization's
 name and one of its access tokens, which authenticates as the token's robot: ``accounts.org_tokens``), and turns the
 identity inside a verified token back into a live ``Principal`` (the account may have been disabled since, its
 password changed or its sessions revoked: see ``principal_for_token``).
@@ -10,8 +11,8 @@ against a dummy, as a known one does. Failures are written to the audit log of t
 Passwords are the only guessable secrets, so only they are throttled (``LoginThrottle``: per account and client
 address, and per address): the attempt is counted before it is verified, and at most
 ``effective_password_checks`` argon2 verifications run at once in a process (a login that cannot get a slot within
-``password_check_wait_seconds`` gets 429, ``Retry-After: 1``). Access tokens and robot secrets are random 256-bit
-values checked by one SHA-256: they are never throttled, so a backed-off password never stops them.
+``password_check_wait_seconds`` gets 429, ``Retry-After: 1``). Access tokens, robot secrets and CLI secrets are random
+256-bit values checked by one SHA-256: they are never throttled, so a backed-off password never stops them.
 
 A user with two-factor sign-in (``auth.second_factor``) cannot log in with the password alone: the right password
 raises ``SecondFactorNeeded`` — an ``Unauthorized`` telling clients such as ``docker login`` to use a personal
@@ -22,6 +23,7 @@ turn into a challenge. Access tokens, robot secrets and organization access toke
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,14 +35,21 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.second_factor import Purpose, SecondFactor, SecondFactorNeeded, has_second_factor
-from dockyard.auth.secrets import OAT_PREFIX, PAT_PREFIX, fingerprint, verify_robot_secret, verify_secret
+from dockyard.auth.secrets import (
+    CLI_PREFIX,
+    OAT_PREFIX,
+    PAT_PREFIX,
+    fingerprint,
+    verify_robot_secret,
+    verify_secret,
+)
 from dockyard.auth.throttle import LoginThrottle, Reservation, busy
 from dockyard.auth.tokens import VerifiedToken
 from dockyard.authz.principal import Principal, PrincipalKind
 from dockyard.db.engine import Database
 from dockyard.errors import RateLimited, Unauthorized
 from dockyard.events.audit import record_audit
-from dockyard.models import AccessToken, Account, OrgAccessToken
+from dockyard.models import AccessToken, Account, OidcIdentity, OrgAccessToken
 from dockyard.models.accounts import ORG, ROBOT, USER
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
@@ -49,6 +58,7 @@ _LAST_USED_RESOLUTION = timedelta(minutes=1)
 _MAX_SECRET = 1024
 ROBOT_SEPARATOR = "+"  # robot names are <org>+<name>; user names never contain it
 BAD_CREDENTIALS = "incorrect username or password"
+_DUMMY_FINGERPRINT = "0" * 64  # compared when the user has no CLI secret, so that a miss costs as a hit
 
 
 def _unauthorized() -> Unauthorized:
@@ -63,7 +73,7 @@ class AuthObserver(Protocol):
     def login_throttled(self, reason: str) -> None: ...
 
     def login_failed(self, credential: str) -> None:
-        """Credentials refused: ``password``, ``access_token``, ``robot_secret`` or ``malformed``."""
+        """Credentials refused: ``password``, ``access_token``, ``robot_secret``, ``cli_secret`` or ``malformed``."""
 
 
 class _Unobserved:
@@ -104,6 +114,13 @@ class Authenticator:
             principal = await self._with_access_token(username, secret)
             if principal is None:
                 self._observer.login_failed("access_token")
+                await self._failed(username, source_ip, None)
+                raise _unauthorized()
+            return principal
+        if secret.startswith(CLI_PREFIX):
+            principal = await self._with_cli_secret(username, secret)
+            if principal is None:
+                self._observer.login_failed("cli_secret")
                 await self._failed(username, source_ip, None)
                 raise _unauthorized()
             return principal
@@ -213,6 +230,21 @@ class Authenticator:
             return None
         assert account is not None
         return await self.principal_for(account.id, generation=account.credential_generation)
+
+    async def _with_cli_secret(self, username: str, secret: str) -> Principal | None:
+        """A single sign-on user's CLI secret (``accounts.oidc_users``), given with the user's name."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(Account.id, Account.credential_generation, OidcIdentity.cli_secret_hash)
+                    .join(OidcIdentity, OidcIdentity.account_id == Account.id)
+                    .where(Account.name == username, Account.kind == USER)
+                )
+            ).first()
+        stored = row.cli_secret_hash if row is not None else _DUMMY_FINGERPRINT
+        if not hmac.compare_digest(stored, fingerprint(secret)) or row is None:
+            return None
+        return await self.principal_for(row.id, generation=row.credential_generation)
 
     async def _with_access_token(self, username: str, secret: str) -> Principal | None:
         async with self._db.read() as conn:

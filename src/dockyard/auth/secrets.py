@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 PAT_PREFIX = "dy_pat_"
 ROBOT_PREFIX = "dy_rbt_"
 OAT_PREFIX = "dy_oat_"  # organization access tokens (Docker Hub: dckr_oat_)
+CLI_PREFIX = "dy_cli_"  # the CLI secret of a single sign-on user (accounts/oidc_users.py), Harbor's model
 SCIM_PREFIX = "dy_scim_"  # an organization's SCIM bearer token (accounts/scim_tokens.py)
 _SHA256 = "sha256$"
 

@@ -10,7 +10,8 @@ Sign-in goes through ``Authenticator.login`` — the same brute-force throttle a
 with a user's password: personal access tokens and robot secrets are for clients, not for the browser. For a user
 with two-factor sign-in the right password raises ``SecondFactorNeeded``; ``challenge`` turns it into a
 ``login_2fa_token`` for the page that asks for the code, and ``sign_in_second_factor`` opens the session once a
-code completes it (``auth.second_factor``).
+code completes it (``auth.second_factor``). A single sign-on (``auth.oidc``) opens its session with
+``sign_in_verified`` once the provider's answer is verified and the user is known (``accounts.oidc_users``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import delete, insert, select, update
 
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.second_factor import SecondFactorNeeded
-from dockyard.auth.secrets import OAT_PREFIX, PAT_PREFIX, ROBOT_PREFIX, fingerprint
+from dockyard.auth.secrets import CLI_PREFIX, OAT_PREFIX, PAT_PREFIX, ROBOT_PREFIX, fingerprint
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
 from dockyard.errors import Unauthorized
@@ -57,7 +58,7 @@ class WebSessions:
     async def sign_in(self, username: str, password: str, source_ip: str = "") -> WebSignIn:
         """Check a user's password (throttled as every password login is) and open a session. Raises
         ``Unauthorized`` (wrong credentials, not a user, a token instead of a password) or ``RateLimited``."""
-        if password.startswith((PAT_PREFIX, ROBOT_PREFIX, OAT_PREFIX)) or "+" in username:
+        if password.startswith((PAT_PREFIX, ROBOT_PREFIX, OAT_PREFIX, CLI_PREFIX)) or "+" in username:
             raise Unauthorized("credentials", "sign in with a user name and password")
         principal = await self._authenticator.login(username, password, source_ip)
         if principal.kind != "user" or principal.account_id is None or principal.token_id is not None:
@@ -73,6 +74,14 @@ class WebSessions:
         ``RateLimited`` (wrong codes are throttled as wrong passwords are)."""
         principal = await self._authenticator.complete_second_factor(token, code, "web", source_ip)
         return await self._open(principal, source_ip, "web-2fa")
+
+    async def sign_in_verified(self, account_id: int, source_ip: str, via: str) -> WebSignIn:
+        """Open a session for a user whom another door has verified (single sign-on: ``auth.oidc``). Raises
+        ``Unauthorized`` when the account is not a live user."""
+        principal = await self._authenticator.principal_for(account_id)
+        if principal is None or principal.kind != "user":
+            raise Unauthorized("credentials", "this account cannot sign in")
+        return await self._open(principal, source_ip, via)
 
     async def _open(self, principal: Principal, source_ip: str, via: str) -> WebSignIn:
         assert principal.account_id is not None

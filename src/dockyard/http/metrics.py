@@ -100,7 +100,7 @@ class Metrics:
         self.build_info.labels(__version__, platform.python_version()).set(1)
         self.auth_failures = Counter(
             "dockyard_auth_failures_total",
-            "Refused credentials (wrong password, unknown or revoked token, wrong robot secret, malformed), by kind",
+            "Refused credentials (wrong password, robot or CLI secret, unknown or revoked token, malformed), by kind",
             ["credential"],
             registry=self.registry,
         )

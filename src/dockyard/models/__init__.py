@@ -32,6 +32,7 @@ from dockyard.models.lifecycle import (
     RetentionRun,
 )
 from dockyard.models.maintenance import MaintenanceLease
+from dockyard.models.oidc import OidcIdentity, OidcLogin, OidcTeamGrant
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.replication import ReplicationResult, ReplicationRule, ReplicationRun
 from dockyard.models.scim import ScimToken, ScimUser
@@ -78,6 +79,9 @@ __all__ = [
     "NamespaceBlob",
     "NamespaceSigningKey",
     "NamespaceUsage",
+    "OidcIdentity",
+    "OidcLogin",
+    "OidcTeamGrant",
     "OrgAccessToken",
     "OrgInvite",
     "OrgMember",

@@ -40,6 +40,7 @@ from dockyard.http.web import (
     invites,
     lifecycle,
     namespaces,
+    oidc,
     orgs,
     repository,
     robots,
@@ -121,6 +122,10 @@ ROUTES: list[BaseRoute] = [
     Route("/login", signin.login_form, methods=["GET"], name="login"),
     Route("/login", signin.login, methods=["POST"], name="login_post"),
     Route("/login/2fa", signin.login_second_factor, methods=["POST"], name="login_2fa_post"),
+    Route("/login/oidc", oidc.start, methods=["GET"], name="oidc_start"),
+    Route("/login/oidc/callback", oidc.callback, methods=["GET"], name="oidc_callback"),
+    Route("/settings/cli-secret", oidc.cli_secret_page, methods=["GET"], name="cli_secret"),
+    Route("/settings/cli-secret", oidc.regenerate_cli_secret, methods=["POST"], name="cli_secret_post"),
     Route("/logout", signin.logout, methods=["POST"], name="logout"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]

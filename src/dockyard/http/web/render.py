@@ -80,6 +80,12 @@ def anchor_hex(value: str | None) -> str:
     return (value or "").partition(":")[2][:12]
 
 
+def sso_name(request: Request) -> str | None:
+    """The name of the single sign-on provider for the sign-in page's button, or None when there is none."""
+    settings = request.app.state.web.settings
+    return str(settings.oidc_provider_name) if settings.oidc_enabled else None
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -88,7 +94,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(size=human_size, ago=when, iso=iso, short=short_digest, anchor=anchor_hex)
-    env.globals.update(version=__version__, csrf_field=CSRF_FIELD, readme=readme_html)
+    env.globals.update(version=__version__, csrf_field=CSRF_FIELD, readme=readme_html, sso_name=sso_name)
     return env
 
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.invites import InviteService
+from dockyard.accounts.oidc_users import OidcAccounts
 from dockyard.accounts.orgs import OrgService
 from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
+from dockyard.auth.oidc import OidcClient
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.builds.service import BuildService
 from dockyard.inventory.service import InventoryService
@@ -58,6 +60,8 @@ class WebServices:
     ratelimits: PullRateLimiter | None  # None: pull rate limits are off
     two_factor: TwoFactorService
     invites: InviteService
+    oidc_accounts: OidcAccounts  # CLI secrets keep working while single sign-on is switched off
+    oidc: OidcClient | None  # None: single sign-on is not configured
 
     @property
     def inspector(self) -> ImageInspector:

@@ -1,7 +1,7 @@
 """Robot accounts expire: ``accounts.expires_at`` (set for robots only; NULL: never).
 
 Revision ID: 0030
-Revises: 0021
+Revises: 0024
 Create Date: 2026-12-06 15:40:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import dockyard.models.base
 
 revision = "0030"
-down_revision = "0021"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
