@@ -97,6 +97,7 @@ ACTION_DESCRIPTIONS = {
     "webhook.create": "created a webhook",
     "proxy.create": "made the namespace a proxy of an upstream registry",
     "proxy.delete": "stopped proxying an upstream registry",
+    "proxy.update": "changed a proxy's upstream registry, credentials or tag TTL",
     "replication.create": "added a replication rule",
     "replication.delete": "removed a replication rule",
     "replication.run": "started a replication run",
