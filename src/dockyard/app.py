@@ -304,6 +304,8 @@ def create_app(settings: Settings) -> DockyardApp:
         robots, audit_log = RobotService(db, settings), AuditLogService(ctx)
         quota_service, retention_service = QuotaService(db), RetentionService(ctx)
         immutability = ImmutabilityService(ctx)
+        trust = TrustService(db, SecretBox(settings.secret_key))
+        replication = ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs)
 
         def hub_api() -> ASGIApp:
             from dockyard.http.api.app import api_app
@@ -326,7 +328,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     invites=invites,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
-                    trust=TrustService(db, SecretBox(settings.secret_key)),
+                    trust=trust,
                     checker=checker,
                     repositories=repositories,
                     tags=tags,
@@ -345,7 +347,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     build_settings=build_settings,
                     blobs=BlobService(ctx),
                     two_factor=two_factor,
-                    replication=ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs),
+                    replication=replication,
                 )
             )
 
@@ -381,6 +383,10 @@ def create_app(settings: Settings) -> DockyardApp:
                     ratelimits=limiter,
                     two_factor=two_factor,
                     invites=invites,
+                    trust=trust,
+                    proxies=proxies,
+                    replication=replication,
+                    build_settings=build_settings,
                 )
             )
 
