@@ -66,7 +66,8 @@ def test_trusted_key_and_enforce_policy_decide_pulls(
         dialogs = watch_scripts(page)
         sign_in(page, secure_server, owner, password)
 
-        page.goto(f"{secure_server.url}/namespaces/{org}/trust")
+        page.goto(f"{secure_server.url}/orgs/{org}")
+        page.click("[data-testid=namespace-trust]")
         page.wait_for_selector("[data-testid=trusted-keys]")
         assert page.inner_text("[data-testid=policy-mode]") == "off"
         page.fill("#key-name", KEY_NAME)
@@ -150,7 +151,8 @@ def test_replication_rule_added_and_run_on_the_page(
     page = browser_context_factory().new_page()
     dialogs = watch_scripts(page)
     sign_in(page, secure_server, owner, password)
-    page.goto(f"{secure_server.url}/namespaces/{org}/replication")
+    page.goto(f"{secure_server.url}/orgs/{org}")
+    page.click("[data-testid=namespace-replication]")
     page.wait_for_selector("[data-testid=add-rule]")
     page.fill("#rule-name", "to-mirror")
     page.check("#direction-push")
@@ -257,6 +259,18 @@ def test_link_and_build_rules_on_the_builds_page(
         assert_inert(page, secure_server, "build rules")
         shot(page, "builds-rules", phone=True)
 
+        # Changed in place: the same rule, its new tag template, its build args (the secret one too) kept.
+        page.click("[data-testid=edit-rule-1] summary")
+        page.fill("#edit1-tag", "{\\1}-lts")
+        page.uncheck("#edit1-latest")
+        page.click("[data-testid=edit-rule-1] button[type=submit]")
+        page.wait_for_selector("[data-testid=saved]")
+        changed = api.get(f"/api/v2/repositories/{org}/built/build-rules").json()
+        assert [(r["id"], r["tag"], r["also_latest"], r["dockerfile"]) for r in changed] == [
+            (rules[0]["id"], "{\\1}-lts", False, "docker/Dockerfile")
+        ]
+        assert changed[0]["build_args"] == rules[0]["build_args"]
+
         # The trigger URL shown once is the real one; a made-up token is refused.
         called = httpx.post(trigger_url, json={"source_type": "Tag", "source_name": "nothing"}, timeout=30)
         assert called.status_code == 202, called.text
@@ -290,7 +304,7 @@ def test_site_administrator_manages_proxies(
     page = browser_context_factory().new_page()
     dialogs = watch_scripts(page)
     sign_in(page, secure_server, "admin", secure_server.ADMIN_PASSWORD)
-    page.goto(f"{secure_server.url}/admin/proxies")
+    page.click("[data-testid=site-proxies]")
     page.wait_for_selector("[data-testid=add-proxy]")
     page.fill("#proxy-namespace", org)
     page.fill("#proxy-upstream", "ftp://example.com")

@@ -92,6 +92,7 @@ ACTION_DESCRIPTIONS = {
     "build.link.delete": "removed the git repository link of automated builds",
     "build.rule.create": "added a build rule",
     "build.rule.delete": "removed a build rule",
+    "build.rule.update": "changed a build rule",
     "build.run": "started a build",
     "build.cancel": "cancelled a build",
     "webhook.create": "created a webhook",

@@ -2,7 +2,8 @@
 (its administrators): link a git remote (URL, HTTPS username and token or, for SSH, the known_hosts lines, polling
 interval) — the inbound webhook secret and the trigger URL are shown on the page that answers, this once —,
 unlink, add a build rule (Docker Hub's model: branch or tag, a name or ``/regex/``, a tag template with
-``{sourceref}`` and ``{\\1}``…, Dockerfile path, context, build args, switches) and remove one.
+``{sourceref}`` and ``{\\1}``…, Dockerfile path, context, build args, switches), change one (its build args stay as
+stored: secret values are never shown to edit) and remove one.
 
 The page's access check is ``access.admin_view`` (404 to who may not see the repository, 403 to its other readers);
 every change goes to ``BuildSettingsService``, the service of the Hub API's ``build-link`` and ``build-rules``
@@ -72,23 +73,25 @@ def _action(
         )
         made.append(secrets)
 
+    def rule_fields() -> dict[str, Any]:
+        return {
+            "source_type": "Tag" if fields.get("source_type") == "Tag" else "Branch",
+            "source_name": field(fields, "source_name"),
+            "tag": field(fields, "tag"),
+            "dockerfile": fields.get("dockerfile", "").strip() or "Dockerfile",
+            "build_context": fields.get("build_context", "").strip() or "/",
+            "autobuild": _checked(fields, "autobuild"),
+            "build_cache": _checked(fields, "build_cache"),
+            "also_latest": _checked(fields, "also_latest"),
+            "network": _checked(fields, "network"),
+            "source_ip": ip,
+        }
+
     async def add_rule() -> None:
-        await settings.add_rule(
-            actor,
-            namespace,
-            name,
-            source_type="Tag" if fields.get("source_type") == "Tag" else "Branch",
-            source_name=field(fields, "source_name"),
-            tag=field(fields, "tag"),
-            dockerfile=fields.get("dockerfile", "").strip() or "Dockerfile",
-            build_context=fields.get("build_context", "").strip() or "/",
-            build_args=build_args_of(fields),
-            autobuild=_checked(fields, "autobuild"),
-            build_cache=_checked(fields, "build_cache"),
-            also_latest=_checked(fields, "also_latest"),
-            network=_checked(fields, "network"),
-            source_ip=ip,
-        )
+        await settings.add_rule(actor, namespace, name, build_args=build_args_of(fields), **rule_fields())
+
+    async def update_rule() -> None:  # the build args stay as stored (secret values are never shown to edit)
+        await settings.update_rule(actor, namespace, name, field(fields, "rule"), **rule_fields())
 
     async def unknown() -> None:
         raise Invalid("request", "unknown action")
@@ -97,6 +100,7 @@ def _action(
         "link": link,
         "unlink": lambda: settings.unlink(actor, namespace, name, source_ip=ip),
         "add_rule": add_rule,
+        "update_rule": update_rule,
         "remove_rule": lambda: settings.delete_rule(actor, namespace, name, field(fields, "rule"), source_ip=ip),
     }
     return calls.get(fields.get("action", ""), unknown)
