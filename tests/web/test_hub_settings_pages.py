@@ -89,6 +89,11 @@ def test_trusted_key_and_enforce_policy_decide_pulls(
         page.wait_for_selector("[data-testid=saved]")
         identities = registry.get(f"/api/v2/namespaces/{org}/trusted-identities").json()["results"]
         assert [i["subject"] for i in identities] == [r"https://github\.com/acme/.+"]
+        page.click("[data-testid=create-managed-key] button")
+        page.wait_for_selector("[data-testid=managed-key-id]")
+        managed = registry.get(f"/api/v2/namespaces/{org}/signing-key").json()
+        assert page.inner_text("[data-testid=managed-key-id]") == managed["key_id"]
+        assert page.locator(f"[data-testid=key-{managed['key_id'][:12]}]").count() == 1  # trusted too
         assert_inert(page, secure_server, "namespace trust")
         shot(page, "trust-namespace", phone=True)
 
@@ -114,7 +119,8 @@ def test_trusted_key_and_enforce_policy_decide_pulls(
         page.goto(f"{secure_server.url}/namespaces/{org}/trust")
         page.locator(f"[data-testid=key-{key_id[:12]}] button").click()
         page.wait_for_selector("[data-testid=saved]")
-        assert registry.get(f"/api/v2/namespaces/{org}/trusted-keys").json()["count"] == 0
+        left = registry.get(f"/api/v2/namespaces/{org}/trusted-keys").json()["results"]
+        assert [k["key_id"] for k in left] == [managed["key_id"]]
         wait_for(lambda: get(registry, repo, "signed").status_code == 403, timeout=30, what="the key's removal")
     assert dialogs == []
 
