@@ -312,6 +312,8 @@ def create_app(settings: Settings) -> DockyardApp:
         robots, audit_log = RobotService(db, settings), AuditLogService(ctx)
         quota_service, retention_service = QuotaService(db), RetentionService(ctx)
         immutability = ImmutabilityService(ctx)
+        trust = TrustService(db, SecretBox(settings.secret_key))
+        replication = ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs)
 
         def hub_api() -> ASGIApp:
             from dockyard.http.api.app import api_app
@@ -334,7 +336,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     invites=invites,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
-                    trust=TrustService(db, SecretBox(settings.secret_key)),
+                    trust=trust,
                     checker=checker,
                     repositories=repositories,
                     tags=tags,
@@ -353,7 +355,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     build_settings=build_settings,
                     blobs=BlobService(ctx),
                     two_factor=two_factor,
-                    replication=ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs),
+                    replication=replication,
                 )
             )
 
@@ -391,6 +393,10 @@ def create_app(settings: Settings) -> DockyardApp:
                     invites=invites,
                     oidc_accounts=OidcAccounts(db, settings, SecretBox(settings.secret_key)),
                     oidc=OidcClient(db, settings, SecretBox(settings.secret_key)) if settings.oidc_enabled else None,
+                    trust=trust,
+                    proxies=proxies,
+                    replication=replication,
+                    build_settings=build_settings,
                 )
             )
 

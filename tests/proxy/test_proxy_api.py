@@ -36,3 +36,50 @@ def test_administrator_manages_proxies(admin: HubAdmin) -> None:
     assert admin.client.delete(f"/api/v2/proxies/{ns}").status_code == 204
     assert admin.client.delete(f"/api/v2/proxies/{ns}").status_code == 404
     assert ns not in [p["namespace"] for p in admin.client.get("/api/v2/proxies").json()["results"]]
+
+
+def test_administrator_changes_a_proxy(admin: HubAdmin) -> None:
+    """PATCH changes what it is given: the TTL alone keeps upstream and credentials; a username alone renames the
+    stored credentials (password kept); new credentials replace them; ``clear_credentials`` drops them."""
+    ns = admin.org("admin", "chg")
+    added = admin.client.post(
+        "/api/v2/proxies",
+        json={"namespace": ns, "upstream_url": "http://127.0.0.1:9", "username": "me", "password": "pat"},
+    )
+    assert added.status_code == 201, added.text
+
+    def change(body: dict[str, object], status: int = 200) -> dict[str, object]:
+        response = admin.client.patch(f"/api/v2/proxies/{ns}", json=body)
+        assert response.status_code == status, response.text
+        shown: dict[str, object] = response.json()
+        return shown
+
+    ttl = change({"tag_ttl_seconds": 30})
+    assert (ttl["upstream_url"], ttl["username"], ttl["has_password"], ttl["tag_ttl_seconds"]) == (
+        "http://127.0.0.1:9",
+        "me",
+        True,
+        30,
+    )
+    renamed = change({"username": "you", "upstream_url": "docker.io"})
+    assert (renamed["upstream_url"], renamed["username"], renamed["has_password"], renamed["tag_ttl_seconds"]) == (
+        "https://registry-1.docker.io",
+        "you",
+        True,
+        30,
+    )
+    replaced = change({"username": "them", "password": "new-secret"})
+    assert "new-secret" not in str(replaced)
+    assert (replaced["username"], replaced["has_password"]) == ("them", True)
+    change({"password": "alone"}, 400)
+    change({"clear_credentials": True, "username": "x", "password": "y"}, 400)
+    change({"upstream_url": "ftp://x"}, 400)
+    cleared = change({"clear_credentials": True})
+    assert (cleared["username"], cleared["has_password"]) == (None, False)
+    change({"username": "nobody-without-a-password"}, 400)
+    assert admin.client.patch("/api/v2/proxies/nosuchproxy123", json={}).status_code == 404
+
+    audit = admin.client.get(f"/api/v2/auditlogs/{ns}", params={"action": "proxy.update"})
+    assert audit.status_code == 200, audit.text
+    assert len(audit.json()["logs"]) == 4
+    admin.client.delete(f"/api/v2/proxies/{ns}")

@@ -108,6 +108,16 @@ row(
     repo_level(3, 201),
 )
 row(
+    "PUT",
+    "/build-rules/{rule}",
+    api(  # main's rule as it is: the row leaves nothing behind
+        "PUT",
+        lambda w, p: f"{base(w)}/build-rules/{main_rule(w)}",
+        lambda w, p: {"source_name": "main", "tag": "latest"},
+    ),
+    repo_level(3, 200),
+)
+row(
     "DELETE",
     "/build-rules/{rule}",
     api("DELETE", lambda w, p: f"{base(w)}/build-rules/{fresh_rule(w)}"),

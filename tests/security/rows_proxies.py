@@ -29,3 +29,9 @@ row(
     api("DELETE", lambda w, p: f"/api/v2/proxies/{w.other_org}"),
     by(set(), 204, denied=DENIED),
 )
+row(
+    "PATCH",
+    "/api/v2/proxies/{ns}",
+    api("PATCH", lambda w, p: f"/api/v2/proxies/{w.other_org}", lambda w, p: {"tag_ttl_seconds": 60}),
+    by(set(), 200, denied=DENIED),
+)

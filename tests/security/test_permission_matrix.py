@@ -32,6 +32,7 @@ from tests.security.rows_scim import ROWS as SCIM_ROWS
 from tests.security.rows_trust import ROWS as TRUST_ROWS
 from tests.security.rows_vulns import ROWS as VULN_ROWS
 from tests.security.rows_web import ROWS as WEB_ROWS
+from tests.security.rows_web_settings import ROWS as WEB_SETTINGS_ROWS
 from tests.security.rows_webhooks import ROWS as WEBHOOK_ROWS
 from tests.security.scenarios import SCENARIOS
 from tests.security.world import PRINCIPALS, World, build_world
@@ -50,6 +51,7 @@ ROWS = {
     **VULN_ROWS,
     **LIFECYCLE_ROWS,
     **WEB_ROWS,
+    **WEB_SETTINGS_ROWS,
     **IMMUTABILITY_ROWS,
     **PROXY_ROWS,
     **SCIM_ROWS,

@@ -319,6 +319,61 @@ class BuildSettingsService:
             row = (await conn.execute(select(BuildRule).where(BuildRule.uuid == rule_uuid))).one()
         return rule_view(row)
 
+    async def update_rule(
+        self,
+        actor: Principal,
+        namespace: str,
+        name: str,
+        rule_id: str,
+        *,
+        source_type: str = "Branch",
+        source_name: str = "main",
+        tag: str = "latest",
+        dockerfile: str = "Dockerfile",
+        build_context: str = "/",
+        build_args: Sequence[dict[str, Any]] | None = None,
+        autobuild: bool = True,
+        build_cache: bool = True,
+        also_latest: bool = False,
+        network: bool = False,
+        source_ip: str = "",
+    ) -> RuleView:
+        """Replace a rule's settings, keeping its id (``build_args`` None: the stored ones, secret values
+        included, stay). Builds already queued keep what they were queued with."""
+        validate_rule(source_type, source_name, tag)
+        values = {
+            "source_type": source_type,
+            "source_name": source_name,
+            "tag": tag,
+            "dockerfile": _clean_path(dockerfile, "dockerfile"),
+            "context": _clean_path(build_context, "build_context"),
+            "autobuild": autobuild,
+            "build_cache": build_cache,
+            "also_latest": also_latest,
+            "network": network,
+        }
+        if build_args is not None:
+            values["build_args"] = self._build_args(build_args)
+        async with self.db.write() as conn:
+            record = await self._repository(conn, actor, namespace, name, Level.ADMIN)
+            link = await self._link_row(conn, record.name)
+            changed = await conn.execute(
+                update(BuildRule).where(BuildRule.link_id == link.id, BuildRule.uuid == rule_id).values(**values)
+            )
+            if changed.rowcount != 1:
+                raise NotFound("build_rule", "build rule not found", {"id": rule_id[:64]})
+            await record_audit(
+                conn,
+                record.namespace,
+                "build.rule.update",
+                actor=actor.audit_name,
+                target=record.name,
+                source_ip=source_ip,
+                data={"rule": rule_id, "source_type": source_type, "source_name": source_name, "tag": tag},
+            )
+            row = (await conn.execute(select(BuildRule).where(BuildRule.uuid == rule_id))).one()
+        return rule_view(row)
+
     async def list_rules(self, actor: Principal, namespace: str, name: str) -> list[RuleView]:
         """The rules, oldest first (write on the repository: they name its build args)."""
         async with self.db.read() as conn:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import Row, delete, insert, select, update
 
 from dockyard.accounts.common import require_superuser
 from dockyard.auth.secrets import SecretBox
@@ -97,8 +97,8 @@ def _view(row: Row[Any]) -> ProxyView:
 
 
 class ProxyService:
-    """Add, list and remove proxies (site administrators only). Raises Denied, NotFound (no such namespace or
-    proxy), Conflict (already a proxy, or the namespace holds repositories) and Invalid."""
+    """Add, list, change and remove proxies (site administrators only). Raises Denied, NotFound (no such namespace
+    or proxy), Conflict (already a proxy, or the namespace holds repositories) and Invalid."""
 
     def __init__(self, db: Database, box: SecretBox) -> None:
         self.db = db
@@ -146,6 +146,65 @@ class ProxyService:
                 target=namespace,
                 source_ip=source_ip,
                 data={"upstream": url, "username": username, "tag_ttl_seconds": tag_ttl_seconds},
+            )
+            return _view((await conn.execute(_ROWS.where(Proxy.namespace == namespace))).one())
+
+    async def update(
+        self,
+        actor: Principal,
+        namespace: str,
+        upstream_url: str | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        clear_credentials: bool = False,
+        tag_ttl_seconds: int | None = None,
+        source_ip: str = "",
+    ) -> ProxyView:
+        """Change a proxy's upstream and tag TTL (None: unchanged) and its credentials: a username and a password
+        replace them; a username alone renames the stored ones (their password kept); neither keeps them as they
+        are; ``clear_credentials`` drops them. A changed upstream forgets when cached tags were last checked, so each
+        is checked against the new upstream at its next pull."""
+        require_superuser(actor, "configure proxies")
+        url = normalize_url(upstream_url) if upstream_url is not None else None
+        if password is not None and username is None:
+            raise Invalid("request", "a password needs its username")
+        if clear_credentials and (username is not None or password is not None):
+            raise Invalid("request", "give new credentials or clear them, not both")
+        if tag_ttl_seconds is not None and not 0 <= tag_ttl_seconds <= 365 * 86400:
+            raise Invalid("request", "tag_ttl_seconds must be between 0 and a year")
+        async with self.db.write() as conn:
+            row = (await conn.execute(_ROWS.where(Proxy.namespace == namespace))).first()
+            if row is None:
+                raise NotFound("account", "this namespace is not a proxy", {"namespace": namespace})
+            url = url or row.upstream_url
+            ttl = row.tag_ttl_seconds if tag_ttl_seconds is None else tag_ttl_seconds
+            values: dict[str, Any] = {"upstream_url": url, "tag_ttl_seconds": ttl, "updated_at": utcnow()}
+            if clear_credentials:
+                values.update(username=None, password=None)
+            elif password is not None:
+                values.update(username=username, password=self.box.seal(password.encode()))
+            elif username is not None:
+                if row.password is None:
+                    raise Invalid("request", "give both username and password, or neither")
+                values["username"] = username
+            await conn.execute(update(Proxy).where(Proxy.namespace == namespace).values(values))
+            if url != row.upstream_url:
+                cached_tags = ProxyTagCheck.repository.startswith(f"{namespace}/", autoescape=True)
+                await conn.execute(delete(ProxyTagCheck).where(cached_tags))
+            await record_audit(
+                conn,
+                namespace,
+                "proxy.update",
+                actor=actor.audit_name,
+                target=namespace,
+                source_ip=source_ip,
+                data={
+                    "upstream": url,
+                    "username": values.get("username", row.username),
+                    "credentials_changed": clear_credentials or password is not None,
+                    "tag_ttl_seconds": ttl,
+                },
             )
             return _view((await conn.execute(_ROWS.where(Proxy.namespace == namespace))).one())
 

@@ -3,15 +3,20 @@ copy, and for writers a "Build now" form) and ``/r/<ns>/<repo>/builds/<id>`` (on
 
 Everything goes through ``BuildService`` — the service the Hub API's build routes call, so the same rules decide:
 read on the repository sees the history and logs (a repository the visitor may not see is a 404), write may start
-a build. Forms carry the CSRF token. Links and rules are managed through the API and the CLI (docs/builds.md).
+a build and sees the build rules. For the repository's administrators the page also shows the git link and the
+forms that change it and the rules (``build_settings``, through ``BuildSettingsService``). Forms carry the CSRF
+token.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from dockyard.builds import logs
+from dockyard.builds.manage import LinkSecrets, LinkView, RuleView
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Invalid, NotFound, Unauthorized
 from dockyard.http.credentials import client_ip
@@ -19,6 +24,7 @@ from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.render import page
 from dockyard.http.web.repository import home_of, pull_ref
 from dockyard.http.web.security import Visit, finish, form
+from dockyard.repos.snapshots import RepositoryView
 
 BUILDS_SHOWN = 50
 LOG_LINES_SHOWN = 5000
@@ -28,7 +34,51 @@ def _names(request: Request) -> tuple[str, str]:
     return request.path_params["ns"], request.path_params["repo"]
 
 
-async def _render(request: Request, current: Visit, *, error: str = "", status: int = 200) -> Response:
+@dataclass(frozen=True, slots=True)
+class BuildSettings:
+    """What the page shows of the link and the rules: the link to its administrators (``manage``), the rules to
+    its writers (None: not shown); the webhook and trigger URLs; the secrets of a link just made (shown once)."""
+
+    manage: bool
+    link: LinkView | None
+    rules: list[RuleView] | None
+    webhook_url: str
+    trigger_url: str | None
+    webhook_secret: str | None
+
+
+def public_url(request: Request) -> str:
+    """The server's public base URL (the setting, else the request's), as the Hub API writes trigger URLs."""
+    return (services_of(request).settings.base_url or str(request.base_url)).rstrip("/")
+
+
+async def build_settings(
+    request: Request, current: Visit, view: RepositoryView, made: LinkSecrets | None = None
+) -> BuildSettings:
+    services = services_of(request)
+    api = f"{public_url(request)}/api/v2/repositories/{view.namespace}/{view.name}"
+    link = rules = None
+    try:  # NotFound("build_link"): the repository is not linked
+        if current.signed_in and view.permissions.admin:
+            link = await services.build_settings.get_link(current.principal, view.namespace, view.name)
+        if current.signed_in and view.permissions.write:
+            rules = await services.build_settings.list_rules(current.principal, view.namespace, view.name)
+    except NotFound as exc:
+        if exc.subject != "build_link":
+            raise
+    return BuildSettings(
+        manage=current.signed_in and view.permissions.admin,
+        link=link,
+        rules=rules,
+        webhook_url=f"{api}/build-link/webhook",
+        trigger_url=f"{api}/trigger/{made.trigger_token}/call/" if made else None,
+        webhook_secret=made.webhook_secret if made else None,
+    )
+
+
+async def render_builds(
+    request: Request, current: Visit, *, error: str = "", status: int = 200, made: LinkSecrets | None = None
+) -> Response:
     services = services_of(request)
     namespace, name = _names(request)
     view = await services.repositories.get(current.principal, namespace, name)
@@ -47,12 +97,14 @@ async def _render(request: Request, current: Visit, *, error: str = "", status: 
         builds=builds.items,
         build_count=builds.count,
         badge=f"{base}/r/{namespace}/{name}/badge.svg",
+        settings=await build_settings(request, current, view, made),
         error=error,
+        saved=request.query_params.get("saved", ""),
     )
 
 
 async def builds_page(request: Request) -> Response:
-    return await _render(request, await visit_of(request))
+    return await render_builds(request, await visit_of(request))
 
 
 async def build_now(request: Request) -> Response:
@@ -75,7 +127,7 @@ async def build_now(request: Request) -> Response:
     except (Invalid, NotFound) as exc:
         if isinstance(exc, NotFound) and exc.subject == "repository":
             raise
-        return await _render(request, current, error=exc.message, status=400)
+        return await render_builds(request, current, error=exc.message, status=400)
     return finish(RedirectResponse(f"/r/{namespace}/{name}/builds", status_code=303), request, current)
 
 

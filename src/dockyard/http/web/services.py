@@ -16,10 +16,13 @@ from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.oidc import OidcClient
 from dockyard.auth.web_sessions import WebSessions
+from dockyard.builds.manage import BuildSettingsService
 from dockyard.builds.service import BuildService
 from dockyard.inventory.service import InventoryService
 from dockyard.layers.service import ImageFiles
+from dockyard.proxy.manage import ProxyService
 from dockyard.registry.services import Registry
+from dockyard.replication.rules import ReplicationService
 from dockyard.repos.audit import AuditLogService
 from dockyard.repos.immutability import ImmutabilityService
 from dockyard.repos.inspect import ImageInspector
@@ -30,6 +33,7 @@ from dockyard.repos.retention import RetentionService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
+from dockyard.trust.manage import TrustService
 from dockyard.vulns.reports import VulnerabilityReports
 from dockyard.webhooks.manage import WebhookService
 
@@ -62,6 +66,10 @@ class WebServices:
     invites: InviteService
     oidc_accounts: OidcAccounts  # CLI secrets keep working while single sign-on is switched off
     oidc: OidcClient | None  # None: single sign-on is not configured
+    trust: TrustService
+    proxies: ProxyService
+    replication: ReplicationService
+    build_settings: BuildSettingsService
 
     @property
     def inspector(self) -> ImageInspector:

@@ -26,6 +26,7 @@ from dockyard.http.api.schemas.builds import (
     CreateRule,
     Link,
     Queued,
+    ReplaceRule,
     RuleModel,
     RunBuild,
     TriggerCall,
@@ -151,6 +152,31 @@ async def create_rule(
         dockerfile=body.dockerfile,
         build_context=body.build_context,
         build_args=[arg.model_dump() for arg in body.build_args],
+        autobuild=body.autobuild,
+        build_cache=body.build_cache,
+        also_latest=body.also_latest,
+        network=body.network,
+        source_ip=client_ip(request),
+    )
+    return rule_model(view)
+
+
+@router.put(BASE + "/build-rules/{rule}", response_model=RuleModel, responses=error_responses(400, 401, 403, 404))
+async def replace_rule(
+    body: ReplaceRule, request: Request, svc: Services, who: SignedIn, ns: NsPath, repo: RepoPath, rule: RuleId
+) -> RuleModel:
+    """Replace a build rule's settings, keeping its id (admin); without ``build_args`` the stored ones stay."""
+    view = await svc.build_settings.update_rule(
+        who,
+        ns,
+        repo,
+        rule,
+        source_type=body.source_type,
+        source_name=body.source_name,
+        tag=body.tag,
+        dockerfile=body.dockerfile,
+        build_context=body.build_context,
+        build_args=None if body.build_args is None else [arg.model_dump() for arg in body.build_args],
         autobuild=body.autobuild,
         build_cache=body.build_cache,
         also_latest=body.also_latest,

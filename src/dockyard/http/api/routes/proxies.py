@@ -34,6 +34,16 @@ class ProxyIn(BaseModel):
     tag_ttl_seconds: int = Field(default=300, ge=0, le=365 * 86400)
 
 
+class ProxyChange(BaseModel):
+    upstream_url: str | None = Field(default=None, min_length=1, max_length=2048, description="absent: unchanged")
+    username: str | None = Field(
+        default=None, min_length=1, max_length=255, description="alone: renames the stored credentials"
+    )
+    password: str | None = Field(default=None, min_length=1, max_length=4096, description="stored sealed, never shown")
+    clear_credentials: bool = Field(default=False, description="drop the stored username and password")
+    tag_ttl_seconds: int | None = Field(default=None, ge=0, le=365 * 86400, description="absent: unchanged")
+
+
 class ProxyList(BaseModel):
     count: int
     results: list[ProxyOut]
@@ -55,6 +65,24 @@ async def add_proxy(body: ProxyIn, request: Request, who: SignedIn, svc: Service
         body.upstream_url,
         username=body.username,
         password=body.password,
+        tag_ttl_seconds=body.tag_ttl_seconds,
+        source_ip=client_ip(request),
+    )
+    svc.registry.access.forget_proxies()
+    return ProxyOut.model_validate(view, from_attributes=True)
+
+
+@router.patch("/proxies/{ns}", response_model=ProxyOut, responses=error_responses(400, 401, 403, 404))
+async def change_proxy(ns: NsPath, body: ProxyChange, request: Request, who: SignedIn, svc: Services) -> ProxyOut:
+    """Change a proxy's upstream, credentials or tag TTL; what is absent stays. A new upstream re-checks every
+    cached tag at its next pull."""
+    view = await svc.proxies.update(
+        who,
+        ns,
+        body.upstream_url,
+        username=body.username,
+        password=body.password,
+        clear_credentials=body.clear_credentials,
         tag_ttl_seconds=body.tag_ttl_seconds,
         source_ip=client_ip(request),
     )

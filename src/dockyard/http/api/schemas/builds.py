@@ -81,6 +81,12 @@ class CreateRule(BaseModel):
     network: bool = Field(default=False, description="may RUN steps reach the network")
 
 
+class ReplaceRule(CreateRule):
+    build_args: list[BuildArgIn] | None = Field(  # type: ignore[assignment]
+        default=None, max_length=50, description="absent or null: the stored build args (secret ones too) stay"
+    )
+
+
 class RuleModel(BaseModel):
     id: str
     source_type: SourceType
