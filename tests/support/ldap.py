@@ -30,7 +30,7 @@ from tests.support.tools import missing
 
 BASE_DN = "dc=example,dc=org"
 ROOT_DN = f"cn=admin,{BASE_DN}"
-ROOT_PASSWORD = "root-secret-4-tests"  # noqa: S105 (a throwaway test directory's)
+ROOT_PASSWORD = "root-secret-4-tests"
 USERS_DN = f"ou=people,{BASE_DN}"
 GROUPS_DN = f"ou=groups,{BASE_DN}"
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
@@ -163,7 +163,7 @@ class SlapdServer:
         (directory / "config.ldif").write_text(_config_ldif(directory, ca, cert.cert, cert.key))
         (directory / "data.ldif").write_text(_data_ldif(users, groups))
         for args in (["-n", "0", "-l", "config.ldif"], ["-b", BASE_DN, "-l", "data.ldif"]):
-            done = subprocess.run(  # noqa: S603 (our own arguments)
+            done = subprocess.run(
                 [slapadd, "-F", str(config_dir), *args], cwd=directory, capture_output=True, text=True, check=False
             )
             if done.returncode != 0:
@@ -182,7 +182,7 @@ class SlapdServer:
 
     def start(self, timeout: float = 30.0) -> None:
         log = (self.directory / "slapd.log").open("ab")
-        self._process = subprocess.Popen(  # noqa: S603 (our own arguments)
+        self._process = subprocess.Popen(
             [
                 self._slapd,
                 "-d",
@@ -213,13 +213,16 @@ class SlapdServer:
             self._process.wait(timeout=30)
         self._process = None
 
-    def _admin(self) -> Connection:
-        return Connection(Server(self.url), user=ROOT_DN, password=ROOT_PASSWORD, auto_bind=True)
+    def _modify(self, group: str, change: dict[str, list[tuple[str, list[str]]]]) -> None:
+        """One change as the root DN (a bound ldap3 connection used as a context manager is left open: unbind)."""
+        conn = Connection(Server(self.url), user=ROOT_DN, password=ROOT_PASSWORD, auto_bind=True)
+        try:
+            assert conn.modify(group_dn(group), change), conn.result
+        finally:
+            conn.unbind()
 
     def add_member(self, group: str, uid: str) -> None:
-        with self._admin() as conn:
-            assert conn.modify(group_dn(group), {"member": [(MODIFY_ADD, [user_dn(uid)])]}), conn.result
+        self._modify(group, {"member": [(MODIFY_ADD, [user_dn(uid)])]})
 
     def remove_member(self, group: str, uid: str) -> None:
-        with self._admin() as conn:
-            assert conn.modify(group_dn(group), {"member": [(MODIFY_DELETE, [user_dn(uid)])]}), conn.result
+        self._modify(group, {"member": [(MODIFY_DELETE, [user_dn(uid)])]})

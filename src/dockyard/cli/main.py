@@ -55,6 +55,7 @@ _ADMIN_GROUPS = {
     "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
     "proxy": "dockyard.cli.proxies:proxy",
+    "ldap": "dockyard.cli.ldap:ldap",
     "replication": "dockyard.cli.replication:replication",
     "trust": "dockyard.cli.trust:trust",
     "vulndb": "dockyard.cli.vulns:vulndb",
