@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ USERS = {
     "carol": "carol-directory-pw",
     "david": "david-directory-pw",
     "erin": "erin-directory-pw",
+    "frank": "frank-directory-pw",
 }
 ADMIN = ("admin", AppServer.ADMIN_PASSWORD)
 
@@ -268,6 +270,34 @@ def test_tls_is_verified_and_creation_follows_the_setting(
         srv.stop()
 
 
+def test_groups_can_come_from_member_of(tmp_path: Path, slapd: SlapdServer, cas: tuple[TestCA, TestCA]) -> None:
+    """Without a group search base, the user entry's memberOf lists the groups (slapd's memberof overlay keeps it)."""
+    env = ldap_env(
+        slapd.ldaps_url,
+        cas[0].cert_path,
+        DOCKYARD_LDAP_GROUP_SEARCH_BASE="",
+        DOCKYARD_LDAP_GROUP_TEAMS=f"devs={ORG}/developers;{group_dn('ops')}={ORG}/operators",
+    )
+    srv = AppServer(tmp_path / "data", secure=True, env=env)
+    srv.start()
+    hub = HubAdmin(srv)
+    try:
+        hub._ok(hub.client.post("/api/v2/orgs", json={"orgname": ORG, "owner": "admin"}), 201)
+        for team in ("developers", "operators"):
+            hub._ok(hub.client.post(f"/api/v2/orgs/{ORG}/groups", json={"name": team}), 201)
+        user, password = "frank", USERS["frank"]
+        slapd.add_member("ops", user)
+        assert token(srv, user, password).status_code == 200
+        assert (team_members(hub, "developers"), team_members(hub, "operators")) == (set(), {user})
+        slapd.remove_member("ops", user)
+        slapd.add_member("devs", user)
+        assert token(srv, user, password).status_code == 200
+        assert (team_members(hub, "developers"), team_members(hub, "operators")) == ({user}, set())
+    finally:
+        hub.close()
+        srv.stop()
+
+
 def test_with_the_directory_down_local_accounts_still_sign_in(server: AppServer, slapd: SlapdServer) -> None:
     """Last in the module: it stops slapd (and starts it again)."""
     assert token(server, "alice", USERS["alice"]).status_code == 200
@@ -288,3 +318,18 @@ def test_with_the_directory_down_local_accounts_still_sign_in(server: AppServer,
     finally:
         slapd.start()
     assert token(server, "alice", USERS["alice"], source).status_code == 200
+    # A directory that accepts connections and never answers: each sign-in waits ldap_timeout_seconds (3 s), no
+    # more, and local passwords are checked meanwhile.
+    slapd.pause()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            started = time.monotonic()
+            hung = [pool.submit(token, server, "alice", USERS["alice"]) for _ in range(8)]
+            time.sleep(0.5)
+            assert token(server, *ADMIN).status_code == 200
+            assert time.monotonic() - started < 3
+            assert [answer.result().status_code for answer in hung] == [401] * 8
+            assert time.monotonic() - started < 30
+    finally:
+        slapd.resume()
+    assert token(server, "alice", USERS["alice"]).status_code == 200

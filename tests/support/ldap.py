@@ -1,11 +1,12 @@
 """A throwaway OpenLDAP server for the LDAP sign-in tests, from Debian's ``slapd`` (``make test`` installs it).
 
 ``SlapdServer`` writes a ``cn=config`` LDIF (the core, cosine and inetOrgPerson schemas, the mdb backend with the
-base DN ``dc=example,dc=org`` and a root DN for the tests' own changes, TLS with a certificate of the given test
-CA) and loads it with ``slapadd -n 0``, loads the directory's entries (users with ``{SSHA}`` passwords, groups
-as ``groupOfNames``) with ``slapadd``, then runs ``slapd`` in the foreground on two free loopback ports: plain
-LDAP (which offers StartTLS) and LDAPS. Nothing outside the temporary directory is used; ``stop`` kills it and
-``start`` runs it again over the same database.
+base DN ``dc=example,dc=org`` and a root DN for the tests' own changes, the memberof overlay — which keeps the
+``memberOf`` of users added to or removed from a group while slapd runs, not of entries loaded by slapadd —, TLS
+with a certificate of the given test CA) and loads it with ``slapadd -n 0``, loads the directory's entries (users
+with ``{SSHA}`` passwords, groups as ``groupOfNames``) with ``slapadd``, then runs ``slapd`` in the foreground on
+two free loopback ports: plain LDAP (which offers StartTLS) and LDAPS. Nothing outside the temporary directory is
+used; ``stop`` kills it and ``start`` runs it again over the same database; ``pause`` freezes it.
 
 A missing ``slapd`` skips the tests locally and fails them under CI=true (``tests.support.tools.missing``).
 """
@@ -16,6 +17,7 @@ import base64
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -52,7 +54,12 @@ def _find(program: str) -> str | None:
 def require_slapd() -> tuple[str, str]:
     """``slapd`` and ``slapadd``; missing ones skip the test locally and fail it under CI=true."""
     slapd, slapadd = _find("slapd"), _find("slapadd")
-    if slapd is None or slapadd is None or not (_MODULES / "back_mdb.so").exists():
+    if (
+        slapd is None
+        or slapadd is None
+        or not (_MODULES / "back_mdb.so").exists()
+        or not (_MODULES / "memberof.so").exists()
+    ):
         missing("OpenLDAP's slapd is not installed (package slapd; make test installs it when run as root)")
     return slapd, slapadd
 
@@ -93,6 +100,7 @@ objectClass: olcModuleList
 cn: module{{0}}
 olcModulePath: {_MODULES}
 olcModuleLoad: back_mdb
+olcModuleLoad: memberof
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -120,6 +128,14 @@ olcRootPW: {ROOT_PASSWORD}
 olcDbMaxSize: 67108864
 olcAccess: {{0}}to attrs=userPassword by self write by anonymous auth by * none
 olcAccess: {{1}}to * by * read
+
+dn: olcOverlay=memberof,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: memberof
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
 """
 
 
@@ -212,6 +228,15 @@ class SlapdServer:
             self._process.kill()
             self._process.wait(timeout=30)
         self._process = None
+
+    def pause(self) -> None:
+        """Freeze slapd (SIGSTOP): the kernel still accepts connections, nothing answers them."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def _modify(self, group: str, change: dict[str, list[tuple[str, list[str]]]]) -> None:
         """One change as the root DN (a bound ldap3 connection used as a context manager is left open: unbind)."""

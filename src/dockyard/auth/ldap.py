@@ -6,8 +6,9 @@ verified (``ldap_ca_file`` or the system's trust store, host name included).
 than one, or a wrong password) or raises ``DirectoryUnavailable`` (the server cannot be reached, TLS fails, the
 search account is refused: nothing the user did). The reason is logged here, never handed to the client.
 
-ldap3 speaks blocking sockets: each sign-in opens its own connections in a worker thread (``asyncio.to_thread``),
-bounded by ``ldap_timeout_seconds`` for connecting and for each answer, so a hung server never blocks the loop.
+ldap3 speaks blocking sockets: each sign-in opens its own connections in a thread of the directory's own pool
+(``_THREADS``), bounded by ``ldap_timeout_seconds`` for connecting and for each answer — so a hung server never
+blocks the event loop, nor the default executor where local passwords are verified (argon2).
 
 The search account's password is read once, at start: ``ldap_bind_password_sealed`` (sealed with the server
 secret, ``seal_bind_password``), else the file ``ldap_bind_password_file``, else ``ldap_bind_password``.
@@ -20,6 +21,7 @@ import logging
 import math
 import ssl
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ from dockyard.settings import Settings
 from dockyard.settings_ldap import USER_DN_PLACEHOLDER, USERNAME_PLACEHOLDER
 
 log = logging.getLogger("dockyard.auth.ldap")
+_THREADS = 8  # directory sign-ins at once per process; more wait their turn (each bounded by the timeouts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +77,13 @@ class LdapDirectory:
         self._bind_dn = settings.ldap_bind_dn
         self._bind_password = bind_password(settings) if settings.ldap_bind_dn else ""
         self._ca_file = str(settings.ldap_ca_file) if settings.ldap_ca_file is not None else None
+        self._pool = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="ldap")
 
     async def authenticate(self, username: str, password: str) -> DirectoryUser | None:
         """See the module docstring. ``username`` is the normalised (lowercase) name signed in with."""
         if not password or not username:
             return None  # an empty password would be an unauthenticated bind, which servers accept
-        return await asyncio.to_thread(self._authenticate, username, password)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._authenticate, username, password)
 
     def _authenticate(self, username: str, password: str) -> DirectoryUser | None:
         settings = self._settings
