@@ -12,7 +12,7 @@ from dockyard.settings import SettingsError, load_settings
 from dockyard.settings_ldap import GroupTeam, parse_group_team
 
 BASE = {"ldap_url": "ldaps://ldap.example:636", "ldap_user_search_base": "ou=people,dc=example,dc=org"}
-SECRET = "a-server-secret-of-some-length"  # noqa: S105 (a test value)
+SECRET = "a-server-secret-of-some-length"
 
 
 def test_the_mapping_splits_at_the_last_equals_sign() -> None:
