@@ -13,6 +13,7 @@ A missing ``slapd`` skips the tests locally and fails them under CI=true (``test
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import os
@@ -212,6 +213,7 @@ class SlapdServer:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        atexit.register(self.stop)  # a test run that ends without its teardown leaves no slapd behind
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
