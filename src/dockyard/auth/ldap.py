@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 import ssl
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -135,8 +136,12 @@ class LdapDirectory:
                 raise _BindRefused(connection.result.get("result", -1) if connection.result else -1, user)
             yield connection
         finally:
-            with suppress(LDAPException):  # a connection that broke is closed all the same
+            with suppress(LDAPException, OSError):
                 connection.unbind()
+            # A connection that broke (a timeout, a reset) is marked closed without closing its socket: close it.
+            broken: socket.socket | None = getattr(connection, "socket", None)
+            if broken is not None:
+                broken.close()
 
     def _find_user(self, search: Connection, username: str) -> dict[str, Any] | None:
         settings = self._settings
