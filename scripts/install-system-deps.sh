@@ -3,16 +3,17 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus nodejs npm)
+PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus nodejs npm slapd ldap-utils)
 # git: the build executor checks source out with it (its tests serve repositories with `git daemon`); the executor
 # also needs unshare and prlimit, from util-linux (essential on Debian, so never missing there).
 # chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
+# slapd, ldap-utils: the LDAP sign-in tests (tests/auth) start their own OpenLDAP server (slapadd builds its config).
 # nginx: the TLS-terminating proxy recipe (deploy/nginx) is run by its test. (podman-compose, which checks
 # deploy/compose.yaml, comes from the lock file: Debian bookworm's 1.0.3 has no `config` command.)
 # prometheus: its promtool checks /metrics (tests/api/test_metrics_routes.py).
 # nodejs, npm: the single sign-on tests run an OpenID provider (the npm package oidc-provider, installed by
 # scripts/install-node-deps.sh from tests/support/oidc/package-lock.json).
-TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool node npm)
+TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool node npm slapadd)
 
 missing=()
 for tool in "${TOOLS[@]}"; do
@@ -35,6 +36,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# slapd asks debconf for a directory of its own: none (the tests build theirs).
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # The reference registry is a service of its own on Debian; the benchmark starts it by hand.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
@@ -44,6 +47,8 @@ if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/de
 # And Prometheus' server: only its promtool is used.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 pkill -x prometheus >/dev/null 2>&1 || true
+# Likewise slapd's service: the LDAP tests start their own (tests/support/ldap.py).
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now slapd >/dev/null 2>&1 || true; fi
 # Likewise PostgreSQL's default cluster: the tests never use it (tests/support/postgres.py starts their own).
 if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now postgresql >/dev/null 2>&1 || true

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.invites import InviteService
+from dockyard.accounts.ldap_sign_in import LdapSignIn
 from dockyard.accounts.oidc_users import OidcAccounts
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
@@ -270,7 +271,9 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.ratelimits = limiter
         keys = key_ring(settings, db)
         await keys.ensure()
-        authenticator = Authenticator(db, settings, metrics)
+        # LDAP, when configured, checks the passwords of the accounts it owns (dockyard.accounts.ldap_sign_in)
+        directory = LdapSignIn(db, settings) if settings.ldap_enabled else None
+        authenticator = Authenticator(db, settings, metrics, directory)
         tokens = TokenService(keys, settings)
         refresh = RefreshTokens(db, tokens, authenticator, settings)
         app.state.guard = RegistryGuard(settings, registry.access, authenticator, tokens, refresh)

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dockyard.settings_ldap import LdapSettings
+
 MiB = 1024 * 1024
 _HOST_PATTERN = re.compile(
     r"^(\*\.)?[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$"
@@ -37,8 +39,9 @@ class NotificationEndpoint(BaseModel):
     events: list[str] = Field(default_factory=lambda: ["push", "tag_deleted", "manifest_deleted", "repository_deleted"])
 
 
-class Settings(BaseSettings):
-    """Everything Dockyard can be configured with. Defaults work with nothing configured."""
+class Settings(LdapSettings, BaseSettings):
+    """Everything Dockyard can be configured with. Defaults work with nothing configured. The LDAP sign-in
+    settings (``ldap_*``) are declared in ``settings_ldap``."""
 
     model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="forbid", validate_default=True)
 

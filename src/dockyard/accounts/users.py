@@ -159,6 +159,8 @@ class UserService:
         async with self._db.read() as conn:
             row = await require_user(conn, name)
         self._require_self_or_admin(actor, row.id, "change this password")
+        if row.auth_source is not None:  # e.g. LDAP: the directory checks the password, a local one is never used
+            raise Invalid("credentials", f"this account's password is managed by its directory ({row.auth_source})")
         if is_self(actor, row.id):
             if current is None:
                 raise Invalid("credentials", "give the current password to change it", {"field": "current_password"})

@@ -18,6 +18,12 @@ A user with two-factor sign-in (``auth.second_factor``) cannot log in with the p
 raises ``SecondFactorNeeded`` — an ``Unauthorized`` telling clients such as ``docker login`` to use a personal
 access token —, which the two doors that can ask for a code (the Hub's ``/users/login`` and the web hub's sign-in)
 turn into a challenge. Access tokens, robot secrets and organization access tokens are unaffected.
+
+With a ``PasswordDirectory`` (LDAP: ``accounts.ldap_sign_in``), the password of a name no local account has, or
+of an account the directory created (``auth_source``), is checked by the directory instead of argon2 — in this one
+place, so every door (the token endpoint, Basic on /v2, the Hub's login, the web hub) and the throttle treat both
+alike. Local accounts (the administrator) never depend on the directory. A directory that cannot answer gives
+the client the usual 401 (the attempt is given back to the throttle: it verified nothing).
 """
 
 from __future__ import annotations
@@ -65,6 +71,22 @@ def _unauthorized() -> Unauthorized:
     return Unauthorized("credentials", BAD_CREDENTIALS)
 
 
+class DirectoryUnavailable(Exception):
+    """The directory cannot check a password now (unreachable, TLS refused, misconfigured): not the user's fault."""
+
+
+class PasswordDirectory(Protocol):
+    """Checks the passwords of the accounts it owns (``Account.auth_source == source``) and of names no account
+    has, creating and updating accounts as it sees fit."""
+
+    source: str
+
+    async def sign_in(self, username: str, password: str, source_ip: str) -> int | None:
+        """The id of the account ``username`` signs in as, or None (unknown, wrong password, not allowed).
+        Raises DirectoryUnavailable."""
+        ...
+
+
 class AuthObserver(Protocol):
     """Where the authenticator reports what operators watch (the Prometheus metrics)."""
 
@@ -88,8 +110,15 @@ class _Unobserved:
 
 
 class Authenticator:
-    def __init__(self, db: Database, settings: Settings, observer: AuthObserver | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        observer: AuthObserver | None = None,
+        directory: PasswordDirectory | None = None,
+    ) -> None:
         self._db = db
+        self._directory = directory
         self.throttle = LoginThrottle(db, settings)
         self.second_factor = SecondFactor(db, settings, self.throttle)
         self._observer = observer or _Unobserved()
@@ -178,29 +207,42 @@ class Authenticator:
                 account = (
                     await conn.execute(select(Account).where(Account.name == username, Account.kind == USER))
                 ).first()
-            async with self._password_slot():
-                self._observer.password_verified()
-                matches = await verify_secret(account.password_hash if account is not None else None, secret)
-        except RateLimited:
+            if self._directory is not None and (account is None or account.auth_source == self._directory.source):
+                principal = await self._with_directory(self._directory, username, secret, source_ip)
+            else:
+                async with self._password_slot():
+                    self._observer.password_verified()
+                    matches = await verify_secret(account.password_hash if account is not None else None, secret)
+                # The generation read with the hash: a password changed meanwhile does not sign in with the old one.
+                principal = (
+                    await self.principal_for(account.id, generation=account.credential_generation)
+                    if matches and account is not None
+                    else None
+                )
+        except (RateLimited, DirectoryUnavailable) as exc:
             await self.throttle.cancelled(reservation)
+            if isinstance(exc, DirectoryUnavailable):
+                raise _unauthorized() from None  # logged by the directory; the client learns nothing of it
             self._observer.login_throttled("busy")
             raise
-        # The generation read with the hash: a password changed meanwhile does not sign in with the old one.
-        principal = (
-            await self.principal_for(account.id, generation=account.credential_generation)
-            if matches and account is not None
-            else None
-        )
         if principal is None:
             await self._failed(username, source_ip, reservation, known=account is not None)
             raise _unauthorized()
         await self.throttle.succeeded(reservation)
-        assert account is not None
         assert principal.account_id is not None
         async with self._db.read() as conn:
             if await has_second_factor(conn, principal.account_id):
-                raise SecondFactorNeeded(principal.account_id, principal.name, account.credential_generation)
+                generation = principal.credential_generation or 0
+                raise SecondFactorNeeded(principal.account_id, principal.name, generation)
         return principal
+
+    async def _with_directory(
+        self, directory: PasswordDirectory, username: str, secret: str, source_ip: str
+    ) -> Principal | None:
+        """The principal of a password the directory accepts (its account created or updated by it)."""
+        self._observer.password_verified()
+        account_id = await directory.sign_in(username, secret, source_ip)
+        return await self.principal_for(account_id) if account_id is not None else None
 
     @asynccontextmanager
     async def _password_slot(self) -> AsyncIterator[None]:

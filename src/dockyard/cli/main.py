@@ -55,6 +55,7 @@ _ADMIN_GROUPS = {
     "sign": "dockyard.cli.sign:sign",
     "webhook": "dockyard.cli.webhooks:webhook",
     "proxy": "dockyard.cli.proxies:proxy",
+    "ldap": "dockyard.cli.ldap:ldap",
     "replication": "dockyard.cli.replication:replication",
     "trust": "dockyard.cli.trust:trust",
     "vulndb": "dockyard.cli.vulns:vulndb",
@@ -180,6 +181,13 @@ def serve(
         settings = resolve_secret_key(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    if settings.ldap_enabled and settings.ldap_bind_dn:
+        from dockyard.auth.ldap import bind_password
+
+        try:  # a sealed password the secret cannot open fails here, before anything says "serving on"
+            bind_password(settings)
+        except ValueError as exc:
+            raise click.ClickException(f"ldap_bind_password: {exc}") from exc
     sock = bind_listener(settings)  # a busy port fails here, before anything says "serving on"
     if settings.effective_workers == 1:
         # With several workers, each prepares the database before it serves (dockyard.cli.server_worker).

@@ -45,6 +45,9 @@ class Account(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # robots: when they stop working
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Users of an external directory ("ldap": accounts.ldap_sign_in) have no local password: the directory checks
+    # it at every sign-in. None: a local account.
+    auth_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (Index("ix_accounts_owner_id", "owner_id"),)
 

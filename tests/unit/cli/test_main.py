@@ -91,3 +91,19 @@ def test_serve_with_a_certificate_that_does_not_load_fails_before_saying_it_serv
     half = CliRunner().invoke(main, [*args, "--tls-cert", str(cert)])
     assert half.exit_code == 1
     assert "tls_cert and tls_key go together" in half.output
+
+
+def test_serve_refuses_an_ldap_bind_password_the_secret_cannot_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "LDAP_URL": "ldaps://ldap.example",
+        "LDAP_USER_SEARCH_BASE": "ou=people,dc=example,dc=org",
+        "LDAP_BIND_DN": "cn=dockyard,dc=example,dc=org",
+        "LDAP_BIND_PASSWORD_SEALED": "gAAAAA-sealed-under-another-secret",
+    }.items():
+        monkeypatch.setenv(f"DOCKYARD_{name}", value)
+    result = CliRunner().invoke(main, ["serve", "--port", "1", "--data-dir", str(tmp_path / "data"), "--workers", "1"])
+    assert result.exit_code == 1
+    assert "ldap_bind_password: cannot decrypt: the server secret differs" in result.output
+    assert "serving on" not in result.output
