@@ -9,6 +9,7 @@ the Hub API does: the services raise ``NotFound`` for it, and a 404 page is what
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from dockyard.core.names import LIBRARY
 from dockyard.errors import (
     Conflict,
     Denied,
@@ -124,6 +126,49 @@ ROUTES: list[BaseRoute] = [
     Route("/logout", signin.logout, methods=["POST"], name="logout"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
+
+# The repository pages that ``/_/<name>/…`` also serves for ``library/<name>`` (the overview, tags and tag pages
+# have handlers of their own, which redirect ``/r/library/…`` to ``/_/…``). Pages only: their forms post to
+# ``/r/library/<name>/…``.
+LIBRARY_ALIASES = (
+    "files_root",
+    "files",
+    "download",
+    "security",
+    "sbom",
+    "diff",
+    "build_badge",
+    "builds",
+    "repo_settings",
+    "webhooks",
+    "repo_access",
+    "repo_lifecycle",
+)
+REPOSITORY_PREFIX = "/r/{ns}/{repo}/"
+
+
+def _library_endpoint(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def library(request: Request) -> Response:
+        request.scope["path_params"] = {**request.path_params, "ns": LIBRARY}
+        return await endpoint(request)
+
+    return library
+
+
+def library_aliases(routes: list[BaseRoute], names: tuple[str, ...] = LIBRARY_ALIASES) -> list[Route]:
+    """``/_/{repo}/<rest>`` for each named ``/r/{ns}/{repo}/<rest>`` page: the same handler, namespace ``library``."""
+    by_name = {route.name: route for route in routes if isinstance(route, Route)}
+    aliases = []
+    for name in names:
+        route = by_name[name]
+        if not route.path.startswith(REPOSITORY_PREFIX) or route.methods != {"GET", "HEAD"}:
+            raise ValueError(f"{route.path}: only a repository's pages have library aliases")
+        path = "/_/{repo}/" + route.path.removeprefix(REPOSITORY_PREFIX)
+        aliases.append(Route(path, _library_endpoint(route.endpoint), methods=["GET"], name=f"library_{name}"))
+    return aliases
+
+
+ROUTES.extend(library_aliases(ROUTES))
 
 _STATUS = {
     NotFound: (404, "Not found"),
