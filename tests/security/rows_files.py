@@ -36,9 +36,7 @@ def push_files_image(world: World, repository: str) -> str:
                 "layers": [descriptor(OCI_LAYER, blob)],
             }
         )
-        response = client.put(
-            f"/v2/{repository}/manifests/{TAG}", content=body, headers={"Content-Type": OCI_MANIFEST}
-        )
+        response = client.put(f"/v2/{repository}/manifests/{TAG}", content=body, headers={"Content-Type": OCI_MANIFEST})
         assert response.status_code == 201, response.text
     return sha256(body)
 

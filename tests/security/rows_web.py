@@ -306,6 +306,7 @@ row(
     {p: 200 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
 )
 
+
 # ``/_/<name>/…``: the library repository's pages under their short names (app.py, ``LIBRARY_ALIASES``). The
 # repository is public: its pages answer everyone, its administration pages refuse every signed-in principal (none
 # administers ``library``; 403: they may see it) and send visitors to sign in.
@@ -336,3 +337,27 @@ for _rest, _path in (
 row("GET", "/_/{repo}/tags/{tag}/sbom", _library_sbom, _all(200))
 for _rest in ("settings", "webhooks", "access", "lifecycle"):
     row("GET", f"/_/{{repo}}/{_rest}", _get(_library(_rest)), _signed_in(403, 303))
+
+# The site-admin area: site administrators only (none among the principals). Every other signed-in user finds
+# nothing there (404); visitors are sent to sign in (GET) or refused (a form). The forms would change something
+# for an administrator: a user to disable, a dead job, a collection.
+for _path in ("/admin/users", "/admin/storage", "/admin/jobs", "/admin/gc"):
+    row("GET", _path, _get(lambda w, p=_path: p), _signed_in(404, 303))
+row(
+    "POST",
+    "/admin/users",
+    _post(lambda w: "/admin/users", lambda w, p: {"action": "disable", "username": w.users[OWNER]}),
+    _signed_in(404, 401),
+)
+row("POST", "/admin/jobs/{job}/retry", _post(lambda w: "/admin/jobs/1/retry"), _signed_in(404, 401))
+row("POST", "/admin/gc", _post(lambda w: "/admin/gc", lambda w, p: {"action": "dry_run"}), _signed_in(404, 401))
+# Self sign-up is off unless allow_signup is set (it is not in the matrix's world): no such page for anyone.
+row("GET", "/signup", _get(lambda w: "/signup"), _all(404))
+row(
+    "POST",
+    "/signup",
+    _post(
+        lambda w: "/signup", lambda w, p: {"username": "signup" + p[:8], "email": "s@example.com", "password": "x" * 16}
+    ),
+    _all(404),
+)

@@ -31,7 +31,7 @@ from dockyard.models.lifecycle import (
     RetentionPolicy,
     RetentionRun,
 )
-from dockyard.models.maintenance import MaintenanceLease
+from dockyard.models.maintenance import GCRun, MaintenanceLease
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.replication import ReplicationResult, ReplicationRule, ReplicationRun
 from dockyard.models.scim import ScimToken, ScimUser
@@ -63,6 +63,7 @@ __all__ = [
     "BuildLogLine",
     "BuildRule",
     "Event",
+    "GCRun",
     "ImageInventory",
     "ImagePackage",
     "ImmutabilityRule",

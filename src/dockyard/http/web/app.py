@@ -33,6 +33,8 @@ from dockyard.errors import (
 )
 from dockyard.http.web import (
     access,
+    admin,
+    admin_system,
     audit,
     badge,
     builds,
@@ -48,6 +50,7 @@ from dockyard.http.web import (
     scans,
     settings,
     signin,
+    signup,
     two_factor,
     webhooks,
 )
@@ -105,6 +108,13 @@ ROUTES: list[BaseRoute] = [
     ),
     Route("/namespaces/{ns}/audit", audit.namespace_audit, methods=["GET"], name="ns_audit"),
     Route("/admin/audit", audit.site_audit, methods=["GET"], name="site_audit"),
+    Route("/admin/users", admin.users_page, methods=["GET"], name="admin_users"),
+    Route("/admin/users", admin.save_users, methods=["POST"], name="admin_users_post"),
+    Route("/admin/storage", admin_system.storage_page, methods=["GET"], name="admin_storage"),
+    Route("/admin/jobs", admin_system.jobs_page, methods=["GET"], name="admin_jobs"),
+    Route("/admin/jobs/{job}/retry", admin_system.retry_job, methods=["POST"], name="admin_job_retry"),
+    Route("/admin/gc", admin_system.gc_page, methods=["GET"], name="admin_gc"),
+    Route("/admin/gc", admin_system.start_gc, methods=["POST"], name="admin_gc_post"),
     Route("/orgs/{org}/robots", robots.robots_page, methods=["GET"], name="robots"),
     Route("/orgs/{org}/robots", robots.save_robots, methods=["POST"], name="robots_post"),
     Route("/invites/{token}", invites.invite_page, methods=["GET"], name="invite"),
@@ -124,6 +134,8 @@ ROUTES: list[BaseRoute] = [
     Route("/login", signin.login, methods=["POST"], name="login_post"),
     Route("/login/2fa", signin.login_second_factor, methods=["POST"], name="login_2fa_post"),
     Route("/logout", signin.logout, methods=["POST"], name="logout"),
+    Route("/signup", signup.signup_form, methods=["GET"], name="signup"),
+    Route("/signup", signup.sign_up, methods=["POST"], name="signup_post"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
 

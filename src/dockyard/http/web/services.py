@@ -25,6 +25,7 @@ from dockyard.repos.quotas import QuotaService
 from dockyard.repos.ratelimits import PullRateLimiter
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.retention import RetentionService
+from dockyard.repos.site_admin import SiteAdminService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
@@ -58,6 +59,7 @@ class WebServices:
     ratelimits: PullRateLimiter | None  # None: pull rate limits are off
     two_factor: TwoFactorService
     invites: InviteService
+    site_admin: SiteAdminService
 
     @property
     def inspector(self) -> ImageInspector:
