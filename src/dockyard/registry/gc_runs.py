@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select
 
 from dockyard.db.engine import Database
-from dockyard.jobs.periodic import finish_lease, try_lease
+from dockyard.jobs.periodic import finish_lease, release_lease, try_lease
 from dockyard.models import GCRun
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
@@ -67,7 +67,8 @@ async def record_gc_run(
 
 async def collect(ctx: RegistryContext, *, dry_run: bool, trigger: str, actor: str | None = None) -> GCReport:
     """Run one collection under the ``gc`` lease and record it. Raises ``CollectionBusy`` while another holds the
-    lease (the caller retries later)."""
+    lease (the caller retries later). A real collection counts as the scheduled one (the next waits its interval);
+    a dry run leaves the schedule as it was."""
     if not await try_lease(ctx.db, GC_LEASE, GC_LEASE_TTL):
         raise CollectionBusy("another garbage collection is running")
     try:
@@ -76,7 +77,7 @@ async def collect(ctx: RegistryContext, *, dry_run: bool, trigger: str, actor: s
         await record_gc_run(ctx.db, report, started_at=started, trigger=trigger, actor=actor)
         return report
     finally:
-        await finish_lease(ctx.db, GC_LEASE)
+        await (release_lease if dry_run else finish_lease)(ctx.db, GC_LEASE)
 
 
 async def recent_gc_runs(db: Database, limit: int = 10) -> list[GCRunView]:

@@ -14,14 +14,16 @@ from sqlalchemy import insert, select
 from dockyard.core.paging import PageRequest
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict, Denied, Invalid, NotFound
+from dockyard.jobs.periodic import try_lease
 from dockyard.jobs.queue import DEAD, QUEUED, enqueue
-from dockyard.models import Blob, GCRun, Job, NamespaceUsage
+from dockyard.models import Blob, GCRun, Job, MaintenanceLease, NamespaceUsage
 from dockyard.models.base import utcnow
 from dockyard.registry.gc import GCReport
-from dockyard.registry.gc_runs import MANUAL, record_gc_run
+from dockyard.registry.gc_runs import GC_LEASE, MANUAL, CollectionBusy, collect, recent_gc_runs, record_gc_run
 from dockyard.repos.site_admin import SiteAdminService
 from dockyard.settings import Settings
 from tests.support.accounts import Services, audit, make_user, services
+from tests.support.hub_services import hub_env
 
 
 async def test_users_are_searched_by_name_or_email_any_case(db: Database, svc: Services) -> None:
@@ -139,3 +141,30 @@ async def test_storage_jobs_and_collections_for_administrators_only(db: Database
     async with db.read() as conn:
         assert (await conn.execute(select(GCRun.trigger))).scalar_one() == MANUAL
     assert [e["action"] for e in await audit(db, "")] == ["job.retry", "gc.start"]
+
+
+async def test_a_collection_from_the_page_takes_the_gc_lease_and_a_dry_run_keeps_the_schedule(
+    tmp_path: Path,
+) -> None:
+    async with hub_env(tmp_path, gc_grace_seconds=0) as env:
+        db = env.ctx.db
+
+        async def finished_at() -> object:
+            async with db.read() as conn:
+                return (
+                    await conn.execute(
+                        select(MaintenanceLease.last_finished_at).where(MaintenanceLease.name == GC_LEASE)
+                    )
+                ).scalar_one_or_none()
+
+        dry = await collect(env.ctx, dry_run=True, trigger=MANUAL, actor="root")
+        assert dry.dry_run
+        assert await finished_at() is None  # the scheduled collection is not put off by a dry run
+        await collect(env.ctx, dry_run=False, trigger=MANUAL, actor="root")
+        assert await finished_at() is not None
+        assert [(r.dry_run, r.trigger) for r in await recent_gc_runs(db)] == [(False, MANUAL), (True, MANUAL)]
+        assert await try_lease(db, GC_LEASE, timedelta(minutes=5))  # another holder now…
+        async with db.write() as conn:  # …that is not this process
+            await conn.execute(MaintenanceLease.__table__.update().values(holder="elsewhere"))
+        with pytest.raises(CollectionBusy):
+            await collect(env.ctx, dry_run=True, trigger=MANUAL)
