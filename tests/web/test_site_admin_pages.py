@@ -281,3 +281,17 @@ def test_a_visitor_signs_up_and_is_signed_in(browser_context_factory: Any, secur
             "/signup", data={"username": "nocsrf", "email": "n@example.test", "password": "a-long-enough-password-3"}
         )
         assert refused.status_code == 403
+
+
+def test_a_deletion_needs_its_confirmation(secure_server: AppServer, admin: HubAdmin) -> None:
+    user, _ = admin.user("keep")
+    with signed_in_client(secure_server, "admin", secure_server.ADMIN_PASSWORD) as client:
+        token = csrf(client, "/admin/users")
+        refused = client.post("/admin/users", data={"csrf_token": token, "action": "delete", "username": user})
+        assert refused.status_code == 400
+        assert admin.client.get(f"/api/v2/users/{user}").status_code == 200
+        done = client.post(
+            "/admin/users", data={"csrf_token": token, "action": "delete", "username": user, "confirm": "on"}
+        )
+        assert done.status_code == 303
+        assert admin.client.get(f"/api/v2/users/{user}").status_code == 404

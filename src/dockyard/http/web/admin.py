@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from dockyard.authz.principal import Principal
 from dockyard.core.paging import PageRequest
-from dockyard.errors import NotFound
+from dockyard.errors import Invalid, NotFound
 from dockyard.http.credentials import client_ip
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.forms import attempt, field, require_signed_in
@@ -88,6 +88,11 @@ def _actions(
             source_ip=ip,
         )
 
+    async def delete() -> None:
+        if fields.get("confirm") != "on":
+            raise Invalid("request", "tick the box to confirm the deletion")
+        await services.users.delete_user(name(), actor=actor, source_ip=ip)
+
     return {
         "create": create,
         "disable": lambda: services.users.set_disabled(name(), True, actor=actor, source_ip=ip),
@@ -95,7 +100,7 @@ def _actions(
         "make_admin": lambda: services.users.set_admin(name(), True, actor=actor, source_ip=ip),
         "unmake_admin": lambda: services.users.set_admin(name(), False, actor=actor, source_ip=ip),
         "reset_2fa": lambda: services.two_factor.reset(name(), actor=actor, source_ip=ip),
-        "delete": lambda: services.users.delete_user(name(), actor=actor, source_ip=ip),
+        "delete": delete,
     }
 
 
