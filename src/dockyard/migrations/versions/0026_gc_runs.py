@@ -1,7 +1,7 @@
 """The history of garbage collections: ``gc_runs`` (``dockyard.models.maintenance.GCRun``; the site-admin page).
 
 Revision ID: 0026
-Revises: 0021
+Revises: 0030
 Create Date: 2026-12-06 15:15:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import dockyard.models.base
 
 revision = "0026"
-down_revision = "0021"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
