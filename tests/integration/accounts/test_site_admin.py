@@ -168,3 +168,16 @@ async def test_a_collection_from_the_page_takes_the_gc_lease_and_a_dry_run_keeps
             await conn.execute(MaintenanceLease.__table__.update().values(holder="elsewhere"))
         with pytest.raises(CollectionBusy):
             await collect(env.ctx, dry_run=True, trigger=MANUAL)
+
+
+async def test_the_scheduled_collection_is_in_the_history(tmp_path: Path) -> None:
+    from dockyard.app import periodic_jobs
+
+    async with hub_env(tmp_path) as env:
+        reports: list[GCReport] = []
+        jobs = periodic_jobs(env.ctx.db, env.ctx.store, env.ctx.settings, on_gc=reports.append)
+        await next(job for job in jobs if job.name == "gc").run()
+        assert len(reports) == 1
+        assert [(r.trigger, r.dry_run, r.actor) for r in await recent_gc_runs(env.ctx.db)] == [
+            ("schedule", False, None)
+        ]
