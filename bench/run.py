@@ -10,6 +10,9 @@ Three sections, all by default (``--config all``):
   ``bench/results/latest-scaleout.md``.
 - ``startup``: each server's start until ``/v2/`` answers on an initialised data directory, the CPU it took, and
   the idle memory of its whole process tree (``bench.startup``). Table in ``bench/results/latest-startup.md``.
+- ``web``: Dockyard alone: the web hub's repository page of a repository with 5,000 tags, the filesystem listing
+  of an image of 50,000 files (cold, building the layer index; warm), and the diff of two such images
+  (``bench.web``). Table in ``bench/results/latest-web.md``.
 
 The tables go to stdout and, as Markdown with the machine facts, to those files. The exit status is 1 if any
 measurement failed.
@@ -52,6 +55,8 @@ DEFAULT_SCALEOUT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scaleout.md"
 DEFAULT_STARTUP_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-startup.md"
 DEFAULT_RATELIMITS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-ratelimits.md"
 DEFAULT_BUILDS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-builds.md"
+DEFAULT_WEB_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-web.md"
+WEB_SIZES = {"full": (5000, 50_000, 10), "quick": (200, 2000, 3)}  # tags, files, warm repeats
 STARTUP_ROUNDS = {"full": 5, "quick": 2}  # measured starts per server in the start-up section
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
@@ -122,11 +127,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
-        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "all"],
+        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "web", "all"],
         default="all",
         help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), startup (start "
         "time and idle memory), ratelimits (manifest GET with pull rate limits off and on), builds (git push to "
-        "pullable image, builds per minute), or all of them",
+        "pullable image, builds per minute), web (the web hub's heavy pages), or all of them",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
     parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
@@ -157,6 +162,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ratelimits-output", type=Path, default=DEFAULT_RATELIMITS_OUTPUT, help="Markdown results file, rate limits"
     )
+    parser.add_argument("--web-output", type=Path, default=DEFAULT_WEB_OUTPUT, help="Markdown results file, web")
+    parser.add_argument("--files", type=int, help="files in the web section's image (50000)")
+    parser.add_argument("--web-repeats", type=int, help="warm fetches of each page, web section (10)")
     parser.add_argument("--startup-rounds", type=int, help="measured starts per server, start-up section (5)")
     parser.add_argument("--builds-rounds", type=int, help="warm builds measured, builds section (3)")
     parser.add_argument("--builds-parallel", type=int, help="builds pushed at once, builds section (8)")
@@ -177,6 +185,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.builds_rounds = 1 if args.quick else 3
     if args.builds_parallel is None:
         args.builds_parallel = 4 if args.quick else 8
+    web_tags, web_files, web_repeats = WEB_SIZES["quick" if args.quick else "full"]
+    args.web_tags = args.tags if args.tags is not None else web_tags
+    args.files = args.files or web_files
+    args.web_repeats = args.web_repeats or web_repeats
     if args.startup_rounds is None:
         args.startup_rounds = STARTUP_ROUNDS["quick" if args.quick else "full"]
     base = QUICK if args.quick else FULL
@@ -496,10 +508,48 @@ def builds_section(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 1 if result.errors else 0
 
 
+def web_section(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The web hub's heavy pages on Dockyard (``bench.web``); writes ``args.web_output``."""
+    from bench.web import WEB_HEADER, WEB_METHOD, run_web, web_rows
+
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    workdir = _workdir(args, "dockyard-bench-web-")
+    errors: list[str] = []
+    timings, made = [], []
+    try:
+        timings, made = run_web(workdir, tags=args.web_tags, files=args.files, repeats=args.web_repeats)
+    except Exception as exc:
+        errors.append(f"dockyard: {exc}")
+        log(f"web: {exc}")
+    finally:
+        _finish_workdir(args, workdir)
+    grid = web_rows(timings)
+    facts = [
+        f"date: {started:%Y-%m-%d %H:%M} UTC; load average {load_start} at start, {load_average()} at end",
+        *machine_facts(),
+        *made,
+        f"Dockyard source: commit {source_revision()}",
+        f"command: `{_command(argv)}`",
+    ]
+    _publish(
+        args.web_output,
+        "Web hub: server time of the heavy pages",
+        text_table(grid, WEB_HEADER),
+        markdown_table(grid, WEB_HEADER),
+        "Times in milliseconds, lower is better; the issue's budget is warm pages under 100 ms on this machine kind.",
+        WEB_METHOD,
+        facts,
+        [],
+        errors,
+    )
+    return 1 if errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
-    all_sections = ["embedded", "scaleout", "startup", "ratelimits", "builds"]
+    all_sections = ["embedded", "scaleout", "startup", "ratelimits", "builds", "web"]
     sections = all_sections if args.config == "all" else [args.config]
     tools = [
         *(["wrk"] if "embedded" in sections or "ratelimits" in sections else []),
@@ -527,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         status |= ratelimits_section(args, argv)
     if "builds" in sections and "dockyard" in wanted:
         status |= builds_section(args, argv)
+    if "web" in sections and "dockyard" in wanted:
+        status |= web_section(args, argv)
     if "scaleout" in sections:
         if unavailable is None:
             status |= scaleout_section(args, wanted, argv)

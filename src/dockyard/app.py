@@ -66,6 +66,7 @@ from dockyard.jobs.runner import JobRunner, OutcomeObserver
 from dockyard.layers.service import ImageFiles
 from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
+from dockyard.models.base import utcnow
 from dockyard.proxy.cache import ProxyCache
 from dockyard.proxy.flights import BlobFlights
 from dockyard.proxy.manage import ProxyDirectory, ProxyService
@@ -75,6 +76,7 @@ from dockyard.proxy.upstream import UpstreamClient
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.gc import GarbageCollector, GCReport
+from dockyard.registry.gc_runs import SCHEDULE, record_gc_run
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import expire_idle_uploads
 from dockyard.replication.rules import ReplicationService
@@ -86,6 +88,7 @@ from dockyard.repos.quotas import QuotaService
 from dockyard.repos.ratelimits import PullRateLimiter
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.retention import RetentionService
+from dockyard.repos.site_admin import SiteAdminService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings, load_serialized, multiprocess_metrics_dir, supervisor_pid
 from dockyard.startup import first_start as first_start
@@ -180,7 +183,9 @@ def periodic_jobs(
         gc = GarbageCollector(ctx)
 
         async def collect() -> None:
+            started = utcnow()
             report = await gc.run()
+            await record_gc_run(db, report, started_at=started, trigger=SCHEDULE)
             if on_gc is not None:
                 on_gc(report)
 
@@ -400,6 +405,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     proxies=proxies,
                     replication=replication,
                     build_settings=build_settings,
+                    site_admin=SiteAdminService(db, wake_jobs),
                 )
             )
 

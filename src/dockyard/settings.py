@@ -97,6 +97,8 @@ class Settings(LdapSettings, BaseSettings):
     secret_key: str = ""  # encrypts token-signing keys in the DB; every replica needs the same one
     admin_username: str = "admin"
     admin_password: str = ""  # first start only; generated and printed once when empty
+    # Self sign-up on the web hub's /signup (off: only site administrators create users)
+    allow_signup: bool = False
     # argon2id cost of new password hashes (dockyard.auth.secrets): RFC 9106's second recommended set by default
     # (64 MiB, 3 passes, 4 lanes: ~0.2 s of CPU per sign-in). A stored hash keeps the cost it was made with.
     password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024)

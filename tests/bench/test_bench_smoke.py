@@ -133,3 +133,22 @@ def test_quick_builds_benchmark_times_real_builds(tmp_path: Path) -> None:
     ]
     values = [float(row.split("|")[2]) for row in rows]  # a "—" (a failed measure) fails here
     assert all(value > 0 for value in values), rows
+
+
+@pytest.mark.embedded_only
+def test_quick_web_benchmark_times_every_heavy_page(tmp_path: Path) -> None:
+    output = tmp_path / "latest-web.md"
+    _run_bench(tmp_path, "--config", "web", "--servers", "dockyard", "--web-output", str(output))
+    rows = _table_rows(output.read_text())
+    pages = [row.split("|")[1].strip() for row in rows]
+    assert pages == [
+        "repository page, 200 tags",
+        "tags tab page 1, 200 tags",
+        "filesystem listing /, 2,000 files",
+        "filesystem listing /data/d0010 (100 entries), 2,000 files",
+        "diff a → b, 2,000 files each",
+    ]
+    for row in rows:
+        cold, warm = (float(cell) for cell in row.split("|")[2:4])
+        assert cold > 0, row
+        assert warm > 0, row

@@ -20,28 +20,32 @@ TAG = "files"
 _pushed: dict[int, str] = {}
 
 
+def push_files_image(world: World, repository: str) -> str:
+    """Push an image whose one layer holds ``/etc/hello`` to ``repository``, tagged ``files``; returns its manifest
+    digest."""
+    config = canonical({"architecture": "amd64", "os": "linux", "config": {"Env": ["A=1"]}})
+    blob = layer([E("etc/hello", data=b"hello\n")])
+    with world.admin_v2() as client:
+        push_blob(client, repository, config)
+        push_blob(client, repository, blob)
+        body = canonical(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": descriptor(OCI_CONFIG, config),
+                "layers": [descriptor(OCI_LAYER, blob)],
+            }
+        )
+        response = client.put(f"/v2/{repository}/manifests/{TAG}", content=body, headers={"Content-Type": OCI_MANIFEST})
+        assert response.status_code == 201, response.text
+    return sha256(body)
+
+
 def files_image(world: World) -> str:
-    """Push (once per world) an image whose one layer holds ``/etc/hello`` to the private repository, tagged
-    ``files``; returns its manifest digest."""
+    """Push (once per world) the ``/etc/hello`` image to the private repository, tagged ``files``; returns its
+    manifest digest."""
     if id(world) not in _pushed:
-        config = canonical({"architecture": "amd64", "os": "linux", "config": {"Env": ["A=1"]}})
-        blob = layer([E("etc/hello", data=b"hello\n")])
-        with world.admin_v2() as client:
-            push_blob(client, world.repo, config)
-            push_blob(client, world.repo, blob)
-            body = canonical(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": OCI_MANIFEST,
-                    "config": descriptor(OCI_CONFIG, config),
-                    "layers": [descriptor(OCI_LAYER, blob)],
-                }
-            )
-            response = client.put(
-                f"/v2/{world.repo}/manifests/{TAG}", content=body, headers={"Content-Type": OCI_MANIFEST}
-            )
-            assert response.status_code == 201, response.text
-        _pushed[id(world)] = sha256(body)
+        _pushed[id(world)] = push_files_image(world, world.repo)
     return _pushed[id(world)]
 
 

@@ -14,7 +14,7 @@ import httpx
 from tests.security.rows_api import owner_token
 from tests.security.rows_builds import main_rule, shared_build
 from tests.security.rows_files import TAG as FILES_TAG
-from tests.security.rows_files import files_image
+from tests.security.rows_files import files_image, push_files_image
 from tests.security.rows_oci import LEVEL, Call, Expect
 from tests.security.rows_webhooks import URL, shared_delivery, shared_hook
 from tests.security.world import ANON, OWNER, PRINCIPALS, READER, TEAM_ADMIN, World
@@ -57,11 +57,13 @@ def _post(path: Callable[[World], str], fields: Callable[[World, str], dict[str,
 
 
 def library_repo(world: World) -> str:
-    """A public ``library`` repository (made once per world)."""
+    """A public ``library`` repository (made once per world): ``latest``, and the ``/etc/hello`` image tagged
+    ``files``."""
     if id(world) not in _LIBRARY:
         name = f"web{id(world) % 100000}"
         with world.admin_v2() as client:
             push_image(client, name, "latest")
+        push_files_image(world, name)
         world.admin_api("PATCH", f"/api/v2/namespaces/library/repositories/{name}", json={"is_private": False})
         _LIBRARY[id(world)] = name
     return _LIBRARY[id(world)]
@@ -310,4 +312,60 @@ row(
     "/orgs/{org}/robots",
     _post(lambda w: f"/orgs/{w.org}/robots", lambda w, p: {"action": "create", "name": f"w{uuid.uuid4().hex[:10]}"}),
     {p: 200 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
+)
+
+
+# ``/_/<name>/…``: the library repository's pages under their short names (app.py, ``LIBRARY_ALIASES``). The
+# repository is public: its pages answer everyone, its administration pages refuse every signed-in principal (none
+# administers ``library``; 403: they may see it) and send visitors to sign in.
+def _library(rest: str) -> Callable[[World], str]:
+    return lambda w: f"/_/{library_repo(w)}/{rest}"
+
+
+def _library_sbom(world: World, principal: str, method: str) -> httpx.Response:
+    path = f"/_/{library_repo(world)}/tags/{FILES_TAG}/sbom?format=spdx"
+    for _ in range(150):  # 503 + Retry-After while the inventory is being computed after the push
+        response = world.web(principal, method, path)
+        if response.status_code != 503:
+            return response
+        time.sleep(0.2)
+    return response
+
+
+for _rest, _path in (
+    ("tags/{tag}/files", f"tags/{FILES_TAG}/files"),
+    ("tags/{tag}/files/{path:path}", f"tags/{FILES_TAG}/files/etc/hello"),
+    ("tags/{tag}/download/{path:path}", f"tags/{FILES_TAG}/download/etc/hello"),
+    ("tags/{tag}/security", f"tags/{FILES_TAG}/security"),
+    ("diff", f"diff?from={FILES_TAG}&to={FILES_TAG}"),
+    ("badge.svg", "badge.svg"),
+    ("builds", "builds"),
+):
+    row("GET", f"/_/{{repo}}/{_rest}", _get(_library(_path)), _all(200))
+row("GET", "/_/{repo}/tags/{tag}/sbom", _library_sbom, _all(200))
+for _rest in ("settings", "webhooks", "access", "lifecycle"):
+    row("GET", f"/_/{{repo}}/{_rest}", _get(_library(_rest)), _signed_in(403, 303))
+
+# The site-admin area: site administrators only (none among the principals). Every other signed-in user finds
+# nothing there (404); visitors are sent to sign in (GET) or refused (a form). The forms would change something
+# for an administrator: a user to disable, a dead job, a collection.
+for _path in ("/admin/users", "/admin/storage", "/admin/jobs", "/admin/gc"):
+    row("GET", _path, _get(lambda w, p=_path: p), _signed_in(404, 303))
+row(
+    "POST",
+    "/admin/users",
+    _post(lambda w: "/admin/users", lambda w, p: {"action": "disable", "username": w.users[OWNER]}),
+    _signed_in(404, 401),
+)
+row("POST", "/admin/jobs/{job}/retry", _post(lambda w: "/admin/jobs/1/retry"), _signed_in(404, 401))
+row("POST", "/admin/gc", _post(lambda w: "/admin/gc", lambda w, p: {"action": "dry_run"}), _signed_in(404, 401))
+# Self sign-up is off unless allow_signup is set (it is not in the matrix's world): no such page for anyone.
+row("GET", "/signup", _get(lambda w: "/signup"), _all(404))
+row(
+    "POST",
+    "/signup",
+    _post(
+        lambda w: "/signup", lambda w, p: {"username": "signup" + p[:8], "email": "s@example.com", "password": "x" * 16}
+    ),
+    _all(404),
 )

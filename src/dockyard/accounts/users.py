@@ -1,5 +1,6 @@
-"""User accounts: creation (by site administrators, and the first administrator at start-up), profiles,
-passwords (a change ends every refresh and API token issued before), "revoke sessions", disabling and deletion.
+"""User accounts: creation (by site administrators, the first administrator at start-up, and self sign-up when
+``allow_signup`` is on), profiles, passwords (a change ends every refresh and API token issued before), "revoke
+sessions", site administration granted and removed, disabling and deletion.
 
 Every change is authorized here, written to the audit log in the same transaction, and answered with a
 ``UserInfo``. Passwords are hashed (argon2id) before the write transaction starts, so that the hash's deliberate
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, insert, select, true, update
+from sqlalchemy import and_, exists, false, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -77,20 +78,44 @@ class UserService:
         actor: Principal,
         source_ip: str = "",
     ) -> UserInfo:
-        """Create a user (site administrators only, as in Harbor: there is no self sign-up)."""
+        """Create a user (site administrators only; people create their own accounts with ``sign_up``)."""
         require_superuser(actor, "create users")
         name = validate_username(name)
         email = validate_email(email) if email else None
         password_hash = await hash_password(validate_password(password))
         return await self._insert_user(name, email, password_hash, is_admin, actor.audit_name, source_ip)
 
+    async def sign_up(self, name: str, email: str, password: str, *, source_ip: str = "") -> UserInfo:
+        """Self sign-up: a new user creates their own account (not an administrator), with the validation and
+        password policy of ``create_user``. ``Denied`` unless the ``allow_signup`` setting is on; audited as
+        ``account.create`` by the new user, ``via: signup``. The caller throttles attempts (the web page counts
+        each as a password attempt of the login throttle)."""
+        if not self._settings.allow_signup:
+            raise Denied("account", "self sign-up is off on this server")
+        name = validate_username(name)
+        if not email.strip():
+            raise Invalid("account", "an e-mail address is required", {"field": "email"})
+        address = validate_email(email)
+        password_hash = await hash_password(validate_password(password))
+        return await self._insert_user(name, address, password_hash, False, name, source_ip, via="signup")
+
     async def _insert_user(
-        self, name: str, email: str | None, password_hash: str, is_admin: bool, actor: str, source_ip: str
+        self,
+        name: str,
+        email: str | None,
+        password_hash: str,
+        is_admin: bool,
+        actor: str,
+        source_ip: str,
+        *,
+        via: str | None = None,
     ) -> UserInfo:
         try:
             async with self._db.write() as conn:
                 await require_name_free(conn, name, "account")
-                account_id = await _insert_account(conn, name, email, password_hash, is_admin, actor, source_ip)
+                account_id = await _insert_account(
+                    conn, name, email, password_hash, is_admin, actor, source_ip, via=via
+                )
                 row = (await conn.execute(select(Account).where(Account.id == account_id))).one()
         except IntegrityError as exc:  # a concurrent creation of the same name (PostgreSQL)
             raise Conflict("account", "this name is already taken", {"name": name}) from exc
@@ -219,6 +244,31 @@ class UserService:
             row = (await conn.execute(select(Account).where(Account.id == row.id))).one()
         return user_info(row)
 
+    async def set_admin(self, name: str, is_admin: bool, *, actor: Principal, source_ip: str = "") -> UserInfo:
+        """Make a user a site administrator or remove that. Administrators only; nobody removes their own, nor the
+        last enabled administrator's."""
+        require_superuser(actor, "grant or remove site administration")
+        async with self._db.write() as conn:
+            row = await require_user(conn, name)
+            if not is_admin and is_self(actor, row.id):
+                raise Conflict("account", "you cannot remove your own site administration")
+            if not is_admin and row.is_admin and not row.disabled:
+                await self._require_another_admin(conn, row.id)
+            if bool(row.is_admin) != is_admin:
+                await conn.execute(update(Account).where(Account.id == row.id).values(is_admin=is_admin))
+                if not is_admin:  # tokens issued while an administrator end, as at a password change
+                    await end_sessions(conn, row.id)
+                await record_audit(
+                    conn,
+                    name,
+                    "account.admin_grant" if is_admin else "account.admin_revoke",
+                    actor=actor.audit_name,
+                    target=name,
+                    source_ip=source_ip,
+                )
+            row = (await conn.execute(select(Account).where(Account.id == row.id))).one()
+        return user_info(row)
+
     async def delete_user(self, name: str, *, actor: Principal, source_ip: str = "") -> list[str]:
         """Delete a user and everything their namespace holds (``delete_account``: repositories with
         ``repository.deleted`` each, webhooks, trust settings; the audit log archived, the name reserved for the
@@ -256,13 +306,21 @@ class UserService:
         await drop_upload_objects(self._store, uploads)
         return deleted
 
-    async def list_users(self, page: PageRequest, *, actor: Principal) -> Page[UserInfo]:
-        """All users by name (site administrators only)."""
+    async def list_users(self, page: PageRequest, *, actor: Principal, query: str = "") -> Page[UserInfo]:
+        """All users by name, or those whose name or e-mail address contains ``query`` (any case); site
+        administrators only."""
         require_superuser(actor, "list users")
-        async with self._db.read(consistent=True) as conn:
-            return await paged(
-                conn, select(Account).where(Account.kind == USER).order_by(Account.name), page, user_info
+        statement = select(Account).where(Account.kind == USER)
+        if query:
+            needle = query.lower()
+            statement = statement.where(
+                or_(
+                    func.lower(Account.name).contains(needle, autoescape=True),
+                    func.lower(Account.email).contains(needle, autoescape=True),
+                )
             )
+        async with self._db.read(consistent=True) as conn:
+            return await paged(conn, statement.order_by(Account.name), page, user_info)
 
     async def ensure_admin(self, username: str, password: str | None) -> str | None:
         """On first start: if no administrator exists, create ``username`` as one, with ``password`` or a generated
@@ -350,6 +408,8 @@ async def _insert_account(
     is_admin: bool,
     actor: str,
     source_ip: str,
+    *,
+    via: str | None = None,
 ) -> int:
     now = utcnow()
     account_id: int = (
@@ -374,6 +434,6 @@ async def _insert_account(
         actor=actor,
         target=name,
         source_ip=source_ip,
-        data={"kind": USER, "is_admin": is_admin},
+        data={"kind": USER, "is_admin": is_admin, **({"via": via} if via else {})},
     )
     return account_id

@@ -65,6 +65,11 @@ class WebSessions:
             raise Unauthorized("credentials", "sign in with a user name and password")
         return await self._open(principal, source_ip, "web")
 
+    async def count_attempt(self, username: str, source_ip: str = "") -> None:
+        """Count a self sign-up as a password attempt of the login throttle (it stays counted); raises
+        ``RateLimited`` while the address or the (name, address) pair backs off."""
+        await self._authenticator.throttle.reserve(username, source_ip)
+
     async def challenge(self, needed: SecondFactorNeeded) -> str:
         """The ``login_2fa_token`` of a web sign-in whose password was right and that needs a code."""
         return await self._authenticator.second_factor.challenge(needed, "web")

@@ -235,8 +235,10 @@ def gc(
     from dockyard.cli.progress import phase_progress
     from dockyard.db.engine import Database
     from dockyard.migrations.runner import upgrade_sync
+    from dockyard.models.base import utcnow
     from dockyard.registry.context import RegistryContext
     from dockyard.registry.gc import GarbageCollector, GCReport
+    from dockyard.registry.gc_runs import CLI, record_gc_run
     from dockyard.storage.factory import open_blob_store
 
     settings = load_cli_settings(config, data_dir)
@@ -251,8 +253,11 @@ def gc(
         try:
             collector = GarbageCollector(RegistryContext(db=database, store=store, settings=settings))
             grace = None if grace_seconds is None else timedelta(seconds=grace_seconds)
+            started = utcnow()
             with phase_progress("garbage collection", quiet=as_json) as progress:
-                return await collector.run(dry_run=dry_run, grace=grace, progress=progress)
+                report = await collector.run(dry_run=dry_run, grace=grace, progress=progress)
+            await record_gc_run(database, report, started_at=started, trigger=CLI)
+            return report
         finally:
             await store.close()
             await database.close()

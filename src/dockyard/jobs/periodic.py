@@ -77,6 +77,16 @@ async def finish_lease(db: Database, name: str) -> None:
         )
 
 
+async def release_lease(db: Database, name: str) -> None:
+    """Give the named lease up without counting the job as done (its schedule stays as it was)."""
+    async with db.write() as conn:
+        await conn.execute(
+            update(MaintenanceLease)
+            .where(MaintenanceLease.name == name, MaintenanceLease.holder == HOLDER)
+            .values(until=utcnow())
+        )
+
+
 async def run_periodically(
     db: Database,
     name: str,

@@ -49,6 +49,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "dockyard.provenance.tasks",
     "dockyard.replication.tasks",
     "dockyard.accounts.tasks",
+    "dockyard.registry.tasks",
 )
 
 

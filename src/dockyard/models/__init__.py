@@ -31,7 +31,7 @@ from dockyard.models.lifecycle import (
     RetentionPolicy,
     RetentionRun,
 )
-from dockyard.models.maintenance import MaintenanceLease
+from dockyard.models.maintenance import GCRun, MaintenanceLease
 from dockyard.models.oidc import OidcIdentity, OidcLogin, OidcTeamGrant
 from dockyard.models.proxy import Proxy, ProxyFetch, ProxyTagCheck
 from dockyard.models.replication import ReplicationResult, ReplicationRule, ReplicationRun
@@ -64,6 +64,7 @@ __all__ = [
     "BuildLogLine",
     "BuildRule",
     "Event",
+    "GCRun",
     "ImageInventory",
     "ImagePackage",
     "ImmutabilityRule",

@@ -9,6 +9,7 @@ the Hub API does: the services raise ``NotFound`` for it, and a 404 page is what
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -18,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from dockyard.core.names import LIBRARY
 from dockyard.errors import (
     Conflict,
     Denied,
@@ -31,6 +33,8 @@ from dockyard.errors import (
 )
 from dockyard.http.web import (
     access,
+    admin,
+    admin_system,
     audit,
     badge,
     build_settings,
@@ -50,6 +54,7 @@ from dockyard.http.web import (
     scans,
     settings,
     signin,
+    signup,
     trust,
     two_factor,
     webhooks,
@@ -120,6 +125,13 @@ ROUTES: list[BaseRoute] = [
     Route("/namespaces/{ns}/replication/runs/{run}", replication.run_page, methods=["GET"], name="replication_run"),
     Route("/admin/proxies", proxies.proxies_page, methods=["GET"], name="proxies"),
     Route("/admin/proxies", proxies.save_proxies, methods=["POST"], name="proxies_post"),
+    Route("/admin/users", admin.users_page, methods=["GET"], name="admin_users"),
+    Route("/admin/users", admin.save_users, methods=["POST"], name="admin_users_post"),
+    Route("/admin/storage", admin_system.storage_page, methods=["GET"], name="admin_storage"),
+    Route("/admin/jobs", admin_system.jobs_page, methods=["GET"], name="admin_jobs"),
+    Route("/admin/jobs/{job}/retry", admin_system.retry_job, methods=["POST"], name="admin_job_retry"),
+    Route("/admin/gc", admin_system.gc_page, methods=["GET"], name="admin_gc"),
+    Route("/admin/gc", admin_system.start_gc, methods=["POST"], name="admin_gc_post"),
     Route("/orgs/{org}/robots", robots.robots_page, methods=["GET"], name="robots"),
     Route("/orgs/{org}/robots", robots.save_robots, methods=["POST"], name="robots_post"),
     Route("/invites/{token}", invites.invite_page, methods=["GET"], name="invite"),
@@ -143,8 +155,54 @@ ROUTES: list[BaseRoute] = [
     Route("/settings/cli-secret", oidc.cli_secret_page, methods=["GET"], name="cli_secret"),
     Route("/settings/cli-secret", oidc.regenerate_cli_secret, methods=["POST"], name="cli_secret_post"),
     Route("/logout", signin.logout, methods=["POST"], name="logout"),
+    Route("/signup", signup.signup_form, methods=["GET"], name="signup"),
+    Route("/signup", signup.sign_up, methods=["POST"], name="signup_post"),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]
+
+# The repository pages that ``/_/<name>/…`` also serves for ``library/<name>`` (the overview, tags and tag pages
+# have handlers of their own, which redirect ``/r/library/…`` to ``/_/…``). Pages only: their forms post to
+# ``/r/library/<name>/…``.
+LIBRARY_ALIASES = (
+    "files_root",
+    "files",
+    "download",
+    "security",
+    "sbom",
+    "diff",
+    "build_badge",
+    "builds",
+    "repo_settings",
+    "webhooks",
+    "repo_access",
+    "repo_lifecycle",
+    "repo_trust",
+)
+REPOSITORY_PREFIX = "/r/{ns}/{repo}/"
+
+
+def _library_endpoint(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def library(request: Request) -> Response:
+        request.scope["path_params"] = {**request.path_params, "ns": LIBRARY}
+        return await endpoint(request)
+
+    return library
+
+
+def library_aliases(routes: list[BaseRoute], names: tuple[str, ...] = LIBRARY_ALIASES) -> list[Route]:
+    """``/_/{repo}/<rest>`` for each named ``/r/{ns}/{repo}/<rest>`` page: the same handler, namespace ``library``."""
+    by_name = {route.name: route for route in routes if isinstance(route, Route)}
+    aliases = []
+    for name in names:
+        route = by_name[name]
+        if not route.path.startswith(REPOSITORY_PREFIX) or route.methods != {"GET", "HEAD"}:
+            raise ValueError(f"{route.path}: only a repository's pages have library aliases")
+        path = "/_/{repo}/" + route.path.removeprefix(REPOSITORY_PREFIX)
+        aliases.append(Route(path, _library_endpoint(route.endpoint), methods=["GET"], name=f"library_{name}"))
+    return aliases
+
+
+ROUTES.extend(library_aliases(ROUTES))
 
 _STATUS = {
     NotFound: (404, "Not found"),

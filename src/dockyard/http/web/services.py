@@ -30,6 +30,7 @@ from dockyard.repos.quotas import QuotaService
 from dockyard.repos.ratelimits import PullRateLimiter
 from dockyard.repos.repositories import RepositoryService
 from dockyard.repos.retention import RetentionService
+from dockyard.repos.site_admin import SiteAdminService
 from dockyard.repos.tags import TagService
 from dockyard.settings import Settings
 from dockyard.trust.checker import TrustChecker
@@ -70,6 +71,7 @@ class WebServices:
     proxies: ProxyService
     replication: ReplicationService
     build_settings: BuildSettingsService
+    site_admin: SiteAdminService
 
     @property
     def inspector(self) -> ImageInspector:
