@@ -343,7 +343,7 @@ for _rest, _path in (
 ):
     row("GET", f"/_/{{repo}}/{_rest}", _get(_library(_path)), _all(200))
 row("GET", "/_/{repo}/tags/{tag}/sbom", _library_sbom, _all(200))
-for _rest in ("settings", "webhooks", "access", "lifecycle"):
+for _rest in ("settings", "webhooks", "access", "lifecycle", "trust"):
     row("GET", f"/_/{{repo}}/{_rest}", _get(_library(_rest)), _signed_in(403, 303))
 
 # The site-admin area: site administrators only (none among the principals). Every other signed-in user finds
