@@ -102,7 +102,7 @@ class GroupCommit:
         self._queue.append(unit)
         if self._drainer is None:
             self._drainer = loop.create_task(self._drain(), name="db.group-commit")
-        return cast(T, await unit.answer)  # a cancelled caller's unit is skipped unless it already started
+        return cast(T, await unit.answer)  # a caller cancelled before its group formed has its unit skipped
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
