@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import require_postgres
-from tests.support.server import REPO_ROOT
+from tests.support.server import REPO_ROOT, DockyardServer
 from tests.support.tools import missing, require_tool
 
 
@@ -106,3 +107,23 @@ def test_quick_rate_limit_benchmark_compares_limits_off_and_on(tmp_path: Path) -
     # The limited server really counted: its answers carried the headers (checked by the section, noted here).
     assert f"ratelimit-limit: {1_000_000_000};w=21600" in text
     assert "dockyard: manifest GET answers 200; ratelimit-limit: absent" in text
+
+
+def test_write_load_reports_rate_and_cpu_per_operation(server: DockyardServer) -> None:
+    """``bench.writes`` drives each write phase against a live server and reports its rate and the server's CPU."""
+    assert server.process is not None
+    target = ["--port", str(server.port), "--pid", str(server.process.pid), "--clients", "2", "--seconds", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.writes", *target],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [row["phase"] for row in rows] == ["tag", "mount", "image"]
+    for row in rows:
+        assert row["ops"] > 0, row
+        assert row["cpu_ms_per_op"] > 0, row
