@@ -51,13 +51,13 @@ from dockyard.db.engine import Database
 from dockyard.events.bus import OutboxDispatcher, Subscriber, prune_dispatched
 from dockyard.http import ops
 from dockyard.http.lazy import LazyApp
-from dockyard.http.limits import Render, RequestLimits, blob_or_manifest_write
+from dockyard.http.limits import blob_or_manifest_write
 from dockyard.http.metrics import Metrics
-from dockyard.http.middleware import ObservabilityMiddleware, SecurityHeadersMiddleware
+from dockyard.http.middleware import Front
 from dockyard.http.oci.auth import RegistryGuard
 from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
-from dockyard.http.oci.routes import oci_app
+from dockyard.http.oci.routes import failure_response, oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
 from dockyard.inventory.tasks import InventorySubscriber, inventory_service
 from dockyard.jobs.periodic import PeriodicJob
@@ -475,21 +475,22 @@ class DockyardApp:
         self.shell = shell
         self.proxies = proxies or TrustedProxies(())
         self.state = shell.state
-        body, head = settings.max_request_body_bytes, settings.max_request_header_bytes
-
-        def limited(app: ASGIApp, render: Render, exempt: Callable[[Scope], bool] | None = None) -> ASGIApp:
-            bounded = RequestLimits(app, max_body_bytes=body, max_header_bytes=head, render=render, exempt=exempt)
-            return SecurityHeadersMiddleware(bounded)  # outermost, so refusals carry the headers too
-
-        self._oci = ObservabilityMiddleware(
-            limited(oci, _oci_refusal, blob_or_manifest_write), metrics, surface="oci", log_requests=log_requests
+        limits: dict[str, Any] = {
+            "max_body_bytes": settings.max_request_body_bytes,
+            "max_header_bytes": settings.max_request_header_bytes,
+            "log_requests": log_requests,
+        }
+        self._oci = Front(
+            oci,
+            metrics,
+            surface="oci",
+            render=_oci_refusal,
+            exempt=blob_or_manifest_write,
+            boundary=failure_response,
+            **limits,
         )
-        self._api = ObservabilityMiddleware(
-            limited(api, _problem_refusal), metrics, surface="api", log_requests=log_requests
-        )
-        self._other = ObservabilityMiddleware(
-            limited(shell, _problem_refusal), metrics, surface="web", log_requests=log_requests
-        )
+        self._api = Front(api, metrics, surface="api", render=_problem_refusal, **limits)
+        self._other = Front(shell, metrics, surface="web", render=_problem_refusal, **limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

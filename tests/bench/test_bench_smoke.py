@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import require_postgres
-from tests.support.server import REPO_ROOT
+from tests.support.server import REPO_ROOT, DockyardServer
 from tests.support.tools import missing, require_tool
 
 
@@ -152,3 +153,19 @@ def test_quick_web_benchmark_times_every_heavy_page(tmp_path: Path) -> None:
         cold, warm = (float(cell) for cell in row.split("|")[2:4])
         assert cold > 0, row
         assert warm > 0, row
+def test_write_load_reports_rate_and_cpu_per_operation(server: DockyardServer) -> None:
+    """``bench.writes`` drives each write phase against a live server and reports its rate and the server's CPU."""
+    assert server.process is not None
+    target = ["--port", str(server.port), "--pid", str(server.process.pid), "--clients", "2", "--seconds", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.writes", *target],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [row["phase"] for row in rows] == ["tag", "mount", "image"]
+        assert row["ops"] > 0, row
+        assert row["cpu_ms_per_op"] > 0, row

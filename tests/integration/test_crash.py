@@ -11,10 +11,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support import backend
 from tests.support.checks import wait_for
 from tests.support.oci import OCI_LAYER, OCI_MANIFEST, canonical, descriptor, push_blob, push_image, unique_name
 from tests.support.server import DockyardServer
@@ -288,12 +290,24 @@ def test_kill_during_manifest_put(
     assert json.loads(client.get(f"/v2/{repo}/manifests/{digest}").content)["annotations"]["pad"] == "p" * MiB
 
 
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
 def test_every_answered_push_survives_sigkill_of_the_whole_server(
-    fresh_server: DockyardServer, make_client: Callable[[DockyardServer], httpx.Client]
+    tmp_path: Path, make_client: Callable[[DockyardServer], httpx.Client], synchronous: str
 ) -> None:
     """Writers keep pushing while the whole process tree is SIGKILLed: every push that was answered 201 before the
-    kill (its blobs, manifest and tag; the writes of concurrent units of work queued on the writer) is there after
-    the restart, whatever was in flight."""
+    kill (its blobs, manifest and tag; the writes of concurrent units of work, which on SQLite queue on the writer
+    and commit in groups) is there after the restart, whatever was in flight — at either durability setting."""
+    if synchronous == "full" and backend.is_scaleout():
+        pytest.skip("sqlite_synchronous is a setting of the embedded database")
+    fresh_server = DockyardServer(tmp_path / "data", env={"DOCKYARD_SQLITE_SYNCHRONOUS": synchronous})
+    fresh_server.start()
+    try:
+        _push_kill_and_check(fresh_server, make_client)
+    finally:
+        fresh_server.stop()
+
+
+def _push_kill_and_check(fresh_server: DockyardServer, make_client: Callable[[DockyardServer], httpx.Client]) -> None:
     answered: list[tuple[str, str, str]] = []  # (repository, tag, digest)
     lock = threading.Lock()
     stop = threading.Event()

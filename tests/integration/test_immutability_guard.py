@@ -33,8 +33,8 @@ def statements(env: HubEnv) -> Iterator[list[str]]:
     seen: list[str] = []
     db = env.db
     engines: list[Any] = [db.engine.sync_engine]
-    if db._unit_engine is not None:
-        engines.append(db._unit_engine)
+    if db._unit_base is not None:
+        engines.append(db._unit_base)
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)

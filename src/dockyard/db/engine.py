@@ -15,12 +15,10 @@ Inside such a unit ``await_in_unit(coroutine)`` runs a coroutine (a storage call
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import random
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -32,7 +30,9 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_only
+
+from dockyard.db.writer import GroupCommit, WriterGate
+from dockyard.db.writer import await_in_unit as await_in_unit
 
 # Jitter from a generator of this module's own: the process-wide `random` state stays untouched (a test
 # framework sharing the process, such as Hypothesis, watches it).
@@ -83,41 +83,6 @@ def _is_transient(exc: DBAPIError) -> bool:
     return False
 
 
-class _WriterGate:
-    """Queues SQLite writers promptly: an asyncio lock in this process, an ``flock`` across processes.
-
-    SQLite's own busy handler makes a blocked writer sleep and poll (up to 100 ms between tries), which under
-    many concurrent pushes costs far more than the transactions themselves. Waiting here instead wakes the next
-    writer the moment the lock is released.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.local = asyncio.Lock()  # this process's writers, async and sync units alike (flock is per process)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        async with self.local:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def hold_blocking(self) -> None:
-        """Take the cross-process lock from a thread (the caller holds ``local``); ``release`` gives it back."""
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
 def _create_private(path: Path) -> None:
     """Create the SQLite file (and its directory) readable by this user only, before SQLite does: SQLite creates
     a database with the umask's mode, and its ``-wal`` and ``-shm`` files with the mode of the database."""
@@ -125,18 +90,6 @@ def _create_private(path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with suppress(FileExistsError):
         os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-_unit_state = threading.local()  # the event loop of the unit the writer thread is running, if any
-
-
-def await_in_unit(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` from inside a ``run_unit`` unit of work and return its result: on the event loop when the
-    unit runs in the SQLite writer thread, through SQLAlchemy's greenlet bridge when it runs in ``run_sync``."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_unit_state, "loop", None)
-    if loop is None:
-        return await_only(coroutine)
-    return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
 
 
 class Database:
@@ -168,12 +121,11 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine.sync_engine, sqlite_synchronous)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
-        self._writer_gate = _WriterGate(Path(f"{db_path}.writelock")) if self.is_sqlite and db_path else None
+        self._writer_gate = WriterGate(Path(f"{db_path}.writelock")) if self.is_sqlite and db_path else None
         self._snapshot_engine = self.engine.execution_options(**{_SNAPSHOT_OPTION: True})
         # SQLite's synchronous units: one sync connection, used only by one writer thread (it is the writer).
-        self._unit_engine: Engine | None = None
         self._unit_base: Engine | None = None
-        self._unit_thread: ThreadPoolExecutor | None = None
+        self._group: GroupCommit | None = None
         if self._writer_gate is not None:
             sync_url = make_url(url).set(drivername="sqlite+pysqlite")
             engine = create_engine(
@@ -186,8 +138,11 @@ class Database:
             )
             _configure_sqlite(engine, sqlite_synchronous)
             self._unit_base = engine
-            self._unit_engine = engine.execution_options(**{_WRITE_OPTION: True})
-            self._unit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-writer")
+            self._group = GroupCommit(
+                engine.execution_options(**{_WRITE_OPTION: True}),
+                self._writer_gate,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dockyard-writer"),
+            )
 
     def observe_statements(self, observe: Callable[[float], None]) -> None:
         """Call ``observe(seconds)`` after each statement, with the time from the cursor's execute to its return
@@ -244,28 +199,17 @@ class Database:
     async def run_unit(self, work: Callable[[Connection], T], *, attempts: int = 4) -> T:
         """Run the synchronous unit of work ``work(conn)`` in one write transaction (see the module docstring). On
         PostgreSQL it is restarted from scratch after a deadlock or serialization failure, up to ``attempts``
-        times: a unit with effects outside the database (a storage call) passes ``attempts=1``."""
-        if self._unit_engine is None or self._unit_thread is None or self._writer_gate is None:
+        times: a unit with effects outside the database (a storage call) passes ``attempts=1``.
+
+        On SQLite units that queue while the writer is busy are committed together (``_group.GroupCommit``): each
+        in a savepoint of one transaction, answered only once that transaction has committed."""
+        if self._group is None:
 
             async def bridged(conn: AsyncConnection) -> T:
                 return await conn.run_sync(work)
 
             return await self.run_write(bridged, attempts=attempts)
-        loop = asyncio.get_running_loop()
-        async with self._writer_gate.local:
-            return await loop.run_in_executor(self._unit_thread, self._sqlite_unit, loop, work)
-
-    def _sqlite_unit(self, loop: asyncio.AbstractEventLoop, work: Callable[[Connection], T]) -> T:
-        assert self._unit_engine is not None
-        assert self._writer_gate is not None
-        self._writer_gate.hold_blocking()
-        _unit_state.loop = loop
-        try:
-            with self._unit_engine.connect() as conn, conn.begin():
-                return work(conn)
-        finally:
-            _unit_state.loop = None
-            self._writer_gate.release()
+        return await self._group.run(work)
 
     async def check(self) -> None:
         """Raise unless the DB answers a query on the migrated schema."""
@@ -274,8 +218,7 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
-        if self._unit_engine is not None and self._unit_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._unit_thread, self._unit_engine.dispose)
-            self._unit_thread.shutdown()
+        if self._group is not None:
+            await self._group.close()
         if self._writer_gate is not None:
             self._writer_gate.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert
+from sqlalchemy import Executable, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,3 +47,31 @@ def _insert_ignore(conn: AsyncConnection | Connection, model: type[DeclarativeBa
 
 # Built once per (dialect, table): values are passed as parameters, so SQLAlchemy's compiled cache is reused.
 _INSERT_IGNORE: dict[tuple[str, type[DeclarativeBase]], Insert] = {}
+
+
+S = TypeVar("S", bound=Executable)
+# (dialect name, builder) → the statement it built; see ``prepared``.
+_PREPARED: dict[tuple[str, Callable[[str], Any]], Any] = {}
+
+
+def prepared(conn: AsyncConnection | Connection, build: Callable[[str], S]) -> S:
+    """The statement ``build(dialect_name)`` returns, built once per dialect and reused by every later call.
+
+    A hot statement built anew on every request costs ~75 µs of Python before it reaches the database (building
+    the expression tree, then computing its cache key to find the compiled form); a reused statement object with
+    ``bindparam``s for its values skips both (its cache key is memoized on the object). ``build`` must be a
+    module-level function (it is the cache's key) whose statement takes every varying value as a bound parameter
+    (in an INSERT or UPDATE, named unlike the table's columns).
+    """
+    key = (conn.dialect.name, build)
+    statement = _PREPARED.get(key)
+    if statement is None:
+        statement = _PREPARED[key] = build(conn.dialect.name)
+    return cast(S, statement)
+
+
+def dialect_insert(dialect: str, model: type[DeclarativeBase]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's own ``INSERT`` into ``model``'s table (with ``on_conflict_do_…``), for ``prepared`` builders."""
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)

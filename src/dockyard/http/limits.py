@@ -1,4 +1,4 @@
-"""Pure ASGI middleware bounding what one request may make the server hold: its headers and its body.
+"""What one request may make the server hold: its headers and its body (enforced by ``dockyard.http.middleware.Front``).
 
 * Headers (request target included) larger than ``max_header_bytes``: 431. The HTTP protocol
   (``http.server.LimitedHttpToolsProtocol``) already refuses a head that arrives in pieces past the limit before
@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from dockyard.errors import TooLarge
 
 # (status, message, limit) → the response in the surface's error format
 Render = Callable[[int, str, int], Response]
-_CLOSE = {"Connection": "close"}
 
 
 class BodyTooLarge(TooLarge):
@@ -37,75 +36,6 @@ def header_bytes(scope: Scope) -> int:
     for name, value in scope["headers"]:
         size += len(name) + len(value) + 4
     return size
-
-
-class RequestLimits:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body_bytes: int,
-        max_header_bytes: int,
-        render: Render,
-        exempt: Callable[[Scope], bool] | None = None,
-    ) -> None:
-        self.app = app
-        self.max_body = max_body_bytes
-        self.max_headers = max_header_bytes
-        self.render = render
-        self.exempt = exempt
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str, limit: int) -> None:
-        response = self.render(status, message, limit)
-        response.headers.update(_CLOSE)
-        await response(scope, receive, send)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if header_bytes(scope) > self.max_headers:
-            message = f"request headers are larger than {self.max_headers} bytes"
-            await self._refuse(scope, receive, send, 431, message, self.max_headers)
-            return
-        if self.exempt is not None and self.exempt(scope):
-            await self.app(scope, receive, send)
-            return
-        body_message = f"request body is larger than {self.max_body} bytes"
-        for name, value in scope["headers"]:
-            # An invalid Content-Length never gets here: the HTTP server refuses the request itself.
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                await self._refuse(scope, receive, send, 413, body_message, self.max_body)
-                return
-        received = 0
-        started = False
-        refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    if not started and not refused:
-                        refused = True
-                        await self._refuse(scope, receive, send, 413, body_message, self.max_body)
-                    raise BodyTooLarge("request", body_message, {"limit": self.max_body})
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except BodyTooLarge:
-            if not refused:
-                raise
 
 
 def blob_or_manifest_write(scope: Scope) -> bool:

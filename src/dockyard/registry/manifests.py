@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.core.names import namespace_of
-from dockyard.db.statements import insert_or_nothing
+from dockyard.db.statements import dialect_insert, prepared
 from dockyard.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import (
@@ -67,6 +66,65 @@ def _manifest_unknown(reference: str) -> NotFound:
     return NotFound("manifest", "manifest unknown to registry", {"reference": reference[:200]})
 
 
+_LINKED_BLOBS = (
+    select(RepositoryBlob.digest)
+    .where(
+        RepositoryBlob.repository_id == bindparam("repo_id"),
+        RepositoryBlob.digest.in_(bindparam("digests", expanding=True)),
+    )
+    .with_for_update(read=True)
+)
+_CHILD_MANIFESTS = (
+    select(Manifest.digest)
+    .where(Manifest.repository_id == bindparam("repo_id"), Manifest.digest.in_(bindparam("digests", expanding=True)))
+    .with_for_update(read=True)
+)
+_INSERT_REFERENCES = insert(ManifestReference)
+_PUSHED = (
+    update(Repository)
+    .where(Repository.id == bindparam("repo_id"))
+    .values(last_pushed_at=bindparam("p_now"), updated_at=bindparam("p_now"))
+)
+
+
+def _insert_manifest_statement(dialect: str) -> Insert:
+    return (
+        dialect_insert(dialect, Manifest)
+        .on_conflict_do_nothing()
+        .values(
+            repository_id=bindparam("p_repo_id"),
+            digest=bindparam("p_digest"),
+            media_type=bindparam("p_media_type"),
+            artifact_type=bindparam("p_artifact_type"),
+            subject_digest=bindparam("p_subject_digest"),
+            annotations=bindparam("p_annotations"),
+            size=bindparam("p_size"),
+            content=bindparam("p_content"),
+            created_at=bindparam("p_now"),
+        )
+        .returning(Manifest.id)
+    )
+
+
+def _set_tag_statement(dialect: str) -> Insert:
+    upsert = dialect_insert(dialect, Tag).values(
+        repository_id=bindparam("p_repo_id"),
+        name=bindparam("p_tag"),
+        manifest_id=bindparam("p_manifest_id"),
+        updated_at=bindparam("p_now"),
+        pushed_by=bindparam("p_pushed_by"),
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=[Tag.repository_id, Tag.name],
+        set_={
+            "manifest_id": upsert.excluded.manifest_id,
+            "updated_at": upsert.excluded.updated_at,
+            "pushed_by": upsert.excluded.pushed_by,
+        },
+        where=Tag.manifest_id != upsert.excluded.manifest_id,
+    ).returning(Tag.name)
+
+
 def _missing(conn: Connection, repo_id: int, parsed: ParsedManifest) -> list[dict[str, str]]:
     """Descriptors the manifest needs that the repository lacks (subjects and foreign layers excepted).
 
@@ -76,15 +134,13 @@ def _missing(conn: Connection, repo_id: int, parsed: ParsedManifest) -> list[dic
     missing: list[dict[str, str]] = []
     blob_digests = {str(d.digest) for d in parsed.blob_references()}
     if blob_digests:
-        query = select(RepositoryBlob.digest).where(
-            RepositoryBlob.repository_id == repo_id, RepositoryBlob.digest.in_(blob_digests)
-        )
-        present = set(conn.execute(query.with_for_update(read=True)).scalars())
+        params = {"repo_id": repo_id, "digests": sorted(blob_digests)}
+        present = set(conn.execute(_LINKED_BLOBS, params).scalars())
         missing.extend({"digest": d, "kind": "blob"} for d in sorted(blob_digests - present))
     child_digests = {str(d.digest) for d in parsed.children}
     if child_digests:
-        query = select(Manifest.digest).where(Manifest.repository_id == repo_id, Manifest.digest.in_(child_digests))
-        present = set(conn.execute(query.with_for_update(read=True)).scalars())
+        params = {"repo_id": repo_id, "digests": sorted(child_digests)}
+        present = set(conn.execute(_CHILD_MANIFESTS, params).scalars())
         missing.extend({"digest": d, "kind": "manifest"} for d in sorted(child_digests - present))
     return missing
 
@@ -104,22 +160,19 @@ def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: Par
     between the two, the insert is tried again. A concurrent push of the same manifest is no error: the insert
     does nothing and the row the other push stored is used.
     """
+    values = {
+        "p_repo_id": repo_id,
+        "p_digest": digest,
+        "p_media_type": parsed.media_type,
+        "p_artifact_type": parsed.referrer_artifact_type,
+        "p_subject_digest": str(parsed.subject.digest) if parsed.subject else None,
+        "p_annotations": json.dumps(parsed.annotations) if parsed.annotations else None,
+        "p_size": len(body),
+        "p_content": body,
+        "p_now": utcnow(),
+    }
     for _ in range(3):
-        inserted: int | None = conn.execute(
-            insert_or_nothing(conn, Manifest)
-            .values(
-                repository_id=repo_id,
-                digest=digest,
-                media_type=parsed.media_type,
-                artifact_type=parsed.referrer_artifact_type,
-                subject_digest=str(parsed.subject.digest) if parsed.subject else None,
-                annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
-                size=len(body),
-                content=body,
-                created_at=utcnow(),
-            )
-            .returning(Manifest.id)
-        ).scalar_one_or_none()
+        inserted: int | None = conn.execute(prepared(conn, _insert_manifest_statement), values).scalar_one_or_none()
         if inserted is not None:
             break
         existing = conn.execute(_EXISTING_MANIFEST, {"repo_id": repo_id, "digest": digest}).scalar_one_or_none()
@@ -134,8 +187,7 @@ def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: Par
         refs.add(("subject", str(parsed.subject.digest)))
     if refs:
         conn.execute(
-            insert(ManifestReference),
-            [{"manifest_id": manifest_id, "kind": kind, "digest": d} for kind, d in sorted(refs)],
+            _INSERT_REFERENCES, [{"manifest_id": manifest_id, "kind": kind, "digest": d} for kind, d in sorted(refs)]
         )
     return manifest_id, True
 
@@ -143,16 +195,14 @@ def _store(conn: Connection, repo_id: int, digest: str, body: bytes, parsed: Par
 def _set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, pushed_by: str | None) -> bool:
     """Point ``tag`` at the manifest in one statement (an upsert that changes nothing if the tag already points
     there). Returns True if the tag changed."""
-    now = utcnow()
-    upsert = (postgresql.insert(Tag) if conn.dialect.name == "postgresql" else sqlite.insert(Tag)).values(
-        repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now, pushed_by=pushed_by
-    )
-    statement = upsert.on_conflict_do_update(
-        index_elements=[Tag.repository_id, Tag.name],
-        set_={"manifest_id": manifest_id, "updated_at": now, "pushed_by": pushed_by},
-        where=Tag.manifest_id != manifest_id,
-    ).returning(Tag.name)
-    return conn.execute(statement).first() is not None
+    params = {
+        "p_repo_id": repo_id,
+        "p_tag": tag,
+        "p_manifest_id": manifest_id,
+        "p_now": utcnow(),
+        "p_pushed_by": pushed_by,
+    }
+    return conn.execute(prepared(conn, _set_tag_statement), params).first() is not None
 
 
 class ManifestService:
@@ -231,7 +281,7 @@ class ManifestService:
                 )
             ]
             now = utcnow()
-            conn.execute(update(Repository).where(Repository.id == repo_id).values(last_pushed_at=now, updated_at=now))
+            conn.execute(_PUSHED, {"repo_id": repo_id, "p_now": now})
             namespace = namespace_of(name)
             record_audits(
                 conn,

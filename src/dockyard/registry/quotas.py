@@ -20,12 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, false, func, insert, literal, select, update
+from sqlalchemy import BigInteger, Insert, bindparam, case, delete, false, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
+from dockyard.db.statements import dialect_insert, prepared
 from dockyard.errors import Invalid, QuotaExceeded
 from dockyard.events.outbox import QUOTA_EXCEEDED, QUOTA_WARNING, event_row, record_event, record_events
 from dockyard.models import Account, Blob, NamespaceBlob, NamespaceUsage, Repository, RepositoryBlob
@@ -75,27 +76,38 @@ _LIMITS = (
 )
 
 
+def _count_ref_statement(dialect: str) -> Insert:
+    return (
+        dialect_insert(dialect, NamespaceBlob)
+        .values(namespace=bindparam("p_ns"), digest=bindparam("p_digest"), refs=1, size=bindparam("p_size"))
+        .on_conflict_do_update(
+            index_elements=[NamespaceBlob.namespace, NamespaceBlob.digest], set_={"refs": NamespaceBlob.refs + 1}
+        )
+        .returning(NamespaceBlob.refs)
+    )
+
+
+def _add_usage_statement(dialect: str) -> Insert:
+    return (
+        dialect_insert(dialect, NamespaceUsage)
+        .values(namespace=bindparam("p_ns"), storage_bytes=bindparam("p_size"))
+        .on_conflict_do_update(
+            index_elements=[NamespaceUsage.namespace],
+            set_={"storage_bytes": NamespaceUsage.storage_bytes + bindparam("p_size", type_=BigInteger)},
+        )
+        .returning(*_LIMITS)
+    )
+
+
 def count_link(conn: Connection, namespace: str, digest: str, size: int) -> list[dict[str, Any]]:
     """Account for a new link of blob ``digest`` (``size`` bytes) by a repository of ``namespace``. Raises
     ``QuotaExceeded`` if the blob is new to the namespace and takes it past its storage limit. Returns the
     outbox rows to record with the change (a ``quota.warning`` when the soft threshold is crossed)."""
-    ref = _upsert(conn)(NamespaceBlob).values(namespace=namespace, digest=digest, refs=1, size=size)
-    refs = conn.execute(
-        ref.on_conflict_do_update(
-            index_elements=[NamespaceBlob.namespace, NamespaceBlob.digest], set_={"refs": NamespaceBlob.refs + 1}
-        ).returning(NamespaceBlob.refs)
-    ).scalar_one()
+    params = {"p_ns": namespace, "p_digest": digest, "p_size": size}
+    refs = conn.execute(prepared(conn, _count_ref_statement), params).scalar_one()
     if refs != 1:
         return []  # another repository of the namespace links it: counted already
-    row = conn.execute(
-        _upsert(conn)(NamespaceUsage)
-        .values(namespace=namespace, storage_bytes=size)
-        .on_conflict_do_update(
-            index_elements=[NamespaceUsage.namespace],
-            set_={"storage_bytes": NamespaceUsage.storage_bytes + size},
-        )
-        .returning(*_LIMITS)
-    ).one()
+    row = conn.execute(prepared(conn, _add_usage_statement), params).one()
     used, limit, percent, warned = int(row[0]), row[1], int(row[2]), bool(row[3])
     if limit is None:
         return []

@@ -15,12 +15,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Insert, bindparam, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.names import namespace_of
-from dockyard.db.statements import insert_or_nothing
+from dockyard.db.statements import dialect_insert, prepared
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, event_row, record_event, record_events
@@ -62,7 +62,7 @@ async def require_repository(conn: AsyncConnection, name: str) -> int:
 
 def default_visibility(conn: Connection, namespace: str, server_default: bool) -> bool:
     """Whether a new repository in ``namespace`` starts private: the namespace's setting, else the server's."""
-    own = conn.execute(select(Account.default_private).where(Account.name == namespace)).scalar_one_or_none()
+    own = conn.execute(_DEFAULT_PRIVATE, {"name": namespace}).scalar_one_or_none()
     return server_default if own is None else bool(own)
 
 
@@ -76,6 +76,26 @@ def check_texts(description: str | None, full_description: str | None) -> None:
             f"full_description must be at most {MAX_FULL_DESCRIPTION} characters",
             {"field": "full_description"},
         )
+
+
+_DEFAULT_PRIVATE = select(Account.default_private).where(Account.name == bindparam("name"))
+
+
+def _insert_repository_statement(dialect: str) -> Insert:
+    return (
+        dialect_insert(dialect, Repository)
+        .on_conflict_do_nothing()
+        .values(
+            name=bindparam("p_name"),
+            namespace=bindparam("p_namespace"),
+            is_private=bindparam("p_private"),
+            description=bindparam("p_description"),
+            full_description=bindparam("p_full_description"),
+            created_at=bindparam("p_now"),
+            updated_at=bindparam("p_now"),
+        )
+        .returning(Repository.id)
+    )
 
 
 def _insert_repository(
@@ -97,17 +117,15 @@ def _insert_repository(
     private = is_private if is_private is not None else default_visibility(conn, namespace, default_private)
     now = utcnow()
     repo_id: int | None = conn.execute(
-        insert_or_nothing(conn, Repository)
-        .values(
-            name=name,
-            namespace=namespace,
-            is_private=private,
-            description=description,
-            full_description=full_description,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(Repository.id)
+        prepared(conn, _insert_repository_statement),
+        {
+            "p_name": name,
+            "p_namespace": namespace,
+            "p_private": private,
+            "p_description": description,
+            "p_full_description": full_description,
+            "p_now": now,
+        },
     ).scalar_one_or_none()
     if repo_id is None:
         return None

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
@@ -153,6 +153,32 @@ async def expire_idle_uploads(ctx: RegistryContext, *, dry_run: bool = False) ->
     return ids
 
 
+# The statements of the push path, built once (see ``dockyard.db.statements.prepared``).
+_INSERT_UPLOAD = insert(Upload)
+_LOCK_ACCOUNT = select(Account.id).where(Account.id == bindparam("account_id")).with_for_update()
+_ACCOUNT_UPLOADS = select(func.count()).where(
+    Upload.account_id == bindparam("account_id"), Upload.updated_at >= bindparam("since")
+)
+_REPOSITORY_UPLOADS = select(func.count()).where(
+    Upload.repository == bindparam("name"), Upload.updated_at >= bindparam("since")
+)
+_THIS_UPLOAD = (Upload.id == bindparam("upload_id"), Upload.repository == bindparam("name"))
+_CLAIM = (
+    update(Upload)
+    .where(*_THIS_UPLOAD, or_(Upload.lease_until.is_(None), Upload.lease_until < bindparam("now")))
+    .values(lease_token=bindparam("token"), lease_until=bindparam("until"))
+    .returning(Upload.size, Upload.algorithm)
+)
+_UPLOAD_EXISTS = select(Upload.id).where(*_THIS_UPLOAD)
+_LEASED = (Upload.id == bindparam("upload_id"), Upload.lease_token == bindparam("token"))
+_RELEASE = update(Upload).where(*_LEASED).values(lease_token=None, lease_until=None)
+_RELEASE_AT = (
+    update(Upload)
+    .where(*_LEASED)
+    .values(lease_token=None, lease_until=None, size=bindparam("p_size"), updated_at=bindparam("now"))
+)
+
+
 class UploadService:
     def __init__(self, ctx: RegistryContext, blobs: BlobService) -> None:
         self.ctx = ctx
@@ -178,15 +204,16 @@ class UploadService:
                 may_create_in_sync(conn, namespace_of(name), actor)
             self._check_capacity(conn, name, account_id, now)
             conn.execute(
-                insert(Upload).values(
-                    id=upload_id,
-                    repository=name,
-                    account_id=account_id,
-                    algorithm=algorithm,
-                    size=0,
-                    created_at=now,
-                    updated_at=now,
-                )
+                _INSERT_UPLOAD,
+                {
+                    "id": upload_id,
+                    "repository": name,
+                    "account_id": account_id,
+                    "algorithm": algorithm,
+                    "size": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
 
         await self.ctx.db.run_unit(work)
@@ -200,11 +227,11 @@ class UploadService:
 
     def _check_capacity(self, conn: Connection, name: str, account_id: int | None, now: datetime) -> None:
         settings = self.ctx.settings
-        live = Upload.updated_at >= now - timedelta(seconds=settings.upload_expiry_seconds)
+        since = now - timedelta(seconds=settings.upload_expiry_seconds)
         if account_id is not None:
             # Serialises one account's concurrent starts on PostgreSQL (SQLite's write transaction already does).
-            conn.execute(select(Account.id).where(Account.id == account_id).with_for_update())
-            held = conn.scalar(select(func.count()).where(Upload.account_id == account_id, live))
+            conn.execute(_LOCK_ACCOUNT, {"account_id": account_id})
+            held = conn.scalar(_ACCOUNT_UPLOADS, {"account_id": account_id, "since": since})
             if (held or 0) >= settings.upload_sessions_per_account:
                 raise RateLimited(
                     "upload",
@@ -212,7 +239,7 @@ class UploadService:
                     {"limit": settings.upload_sessions_per_account},
                     retry_after=60,
                 )
-        held = conn.scalar(select(func.count()).where(Upload.repository == name, live))
+        held = conn.scalar(_REPOSITORY_UPLOADS, {"name": name, "since": since})
         if (held or 0) >= settings.upload_sessions_per_repository:
             raise RateLimited(
                 "upload",
@@ -258,19 +285,11 @@ class UploadService:
             # the UPDATE could read a size that a writer releasing meanwhile has moved on (on PostgreSQL the
             # UPDATE re-checks its WHERE on the newest version, the earlier SELECT does not), and two writers
             # would both append at that stale offset.
-            row = conn.execute(
-                update(Upload)
-                .where(
-                    Upload.id == upload_id,
-                    Upload.repository == name,
-                    or_(Upload.lease_until.is_(None), Upload.lease_until < now),
-                )
-                .values(lease_token=token, lease_until=now + lease)
-                .returning(Upload.size, Upload.algorithm)
-            ).first()
+            params = {"upload_id": upload_id, "name": name, "now": now, "token": token, "until": now + lease}
+            row = conn.execute(_CLAIM, params).first()
             if row is not None:
                 return UploadState(upload_id, name, row[0], row[1])
-            exists = conn.execute(select(Upload.id).where(Upload.id == upload_id, Upload.repository == name)).first()
+            exists = conn.execute(_UPLOAD_EXISTS, params).first()
             if exists is None:
                 raise _upload_unknown(upload_id)
             raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
@@ -289,11 +308,11 @@ class UploadService:
                     )
 
     async def _release(self, upload_id: str, token: str, size: int | None) -> None:
-        values: dict[str, object] = {"lease_token": None, "lease_until": None}
+        params: dict[str, object] = {"upload_id": upload_id, "token": token}
         if size is not None:
-            values.update(size=size, updated_at=utcnow())
-        statement = update(Upload).where(Upload.id == upload_id, Upload.lease_token == token).values(values)
-        await self.ctx.db.run_unit(lambda conn: conn.execute(statement))
+            params.update(p_size=size, now=utcnow())
+        statement = _RELEASE if size is None else _RELEASE_AT
+        await self.ctx.db.run_unit(lambda conn: conn.execute(statement, params))
 
     # -- streaming ------------------------------------------------------------------------------------------
 

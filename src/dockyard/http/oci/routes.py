@@ -1,12 +1,13 @@
-"""The /v2 route table (named routes) and the ASGI error boundary that renders every failure as OCI JSON."""
+"""The /v2 route table (named routes) and the error boundary that renders every failure as OCI JSON."""
 
 from __future__ import annotations
 
 import logging
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from dockyard.errors import DomainError
 from dockyard.http.oci import blobs, listing, manifests, token, uploads
@@ -49,54 +50,28 @@ ROUTES = [
 ]
 
 
-class OCIErrorBoundary:
-    """Renders domain errors, OCIError and routing failures as the spec's JSON; turns anything else into a
-    logged ``UNKNOWN`` 500 without a traceback for the client."""
+def failure_response(exc: Exception, scope: Scope) -> Response:
+    """The /v2 error boundary (``Front``'s ``boundary``): domain errors, OCIError and routing failures as the
+    spec's JSON; anything else a logged ``UNKNOWN`` 500 without a traceback for the client."""
+    return render(_translate(exc, scope), head=scope["method"] == "HEAD")
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, guarded_send)
-        except Exception as exc:
-            if started:
-                log.warning(
-                    "request failed after the response started: %s",
-                    exc,
-                    extra={"request_id": scope.get("state", {}).get("request_id")},
-                )
-                return
-            err = self._translate(exc, scope)
-            await render(err, head=scope["method"] == "HEAD")(scope, receive, send)
-
-    @staticmethod
-    def _translate(exc: Exception, scope: Scope) -> OCIError:
-        if isinstance(exc, OCIError):
-            return exc
-        if isinstance(exc, DomainError):
-            return from_domain(exc)
-        if isinstance(exc, HTTPException):
-            if exc.status_code == 405:
-                return OCIError("UNSUPPORTED", "method not allowed on this endpoint", status=405)
-            if exc.status_code == 404:
-                return OCIError("UNSUPPORTED", "no such endpoint", {"path": scope.get("path", "")[:200]}, status=404)
-            return OCIError("UNSUPPORTED", exc.detail, status=exc.status_code)
-        request_id = scope.get("state", {}).get("request_id")
-        log.error("unhandled error (request %s)", request_id, exc_info=exc)
-        return OCIError("UNKNOWN", "internal server error", {"request_id": request_id})
+def _translate(exc: Exception, scope: Scope) -> OCIError:
+    if isinstance(exc, OCIError):
+        return exc
+    if isinstance(exc, DomainError):
+        return from_domain(exc)
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 405:
+            return OCIError("UNSUPPORTED", "method not allowed on this endpoint", status=405)
+        if exc.status_code == 404:
+            return OCIError("UNSUPPORTED", "no such endpoint", {"path": scope.get("path", "")[:200]}, status=404)
+        return OCIError("UNSUPPORTED", exc.detail, status=exc.status_code)
+    request_id = scope.get("state", {}).get("request_id")
+    log.error("unhandled error (request %s)", request_id, exc_info=exc)
+    return OCIError("UNKNOWN", "internal server error", {"request_id": request_id})
 
 
 def oci_app() -> ASGIApp:
-    return OCIErrorBoundary(MirrorPaths(Router(routes=ROUTES)))
+    """The /v2 surface behind its ``Front`` (which renders its failures with ``failure_response``)."""
+    return MirrorPaths(Router(routes=ROUTES))
