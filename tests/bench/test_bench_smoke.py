@@ -153,6 +153,8 @@ def test_quick_web_benchmark_times_every_heavy_page(tmp_path: Path) -> None:
         cold, warm = (float(cell) for cell in row.split("|")[2:4])
         assert cold > 0, row
         assert warm > 0, row
+
+
 def test_write_load_reports_rate_and_cpu_per_operation(server: DockyardServer) -> None:
     """``bench.writes`` drives each write phase against a live server and reports its rate and the server's CPU."""
     assert server.process is not None
@@ -164,8 +166,10 @@ def test_write_load_reports_rate_and_cpu_per_operation(server: DockyardServer) -
         text=True,
         timeout=120,
         check=False,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [json.loads(line) for line in run.stdout.splitlines()]
     assert [row["phase"] for row in rows] == ["tag", "mount", "image"]
+    for row in rows:
         assert row["ops"] > 0, row
         assert row["cpu_ms_per_op"] > 0, row
