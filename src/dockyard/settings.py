@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     layer_index_on_push: bool = True
     # Compute the SBOM inventory of every pushed image in the background (dockyard.inventory); else on first request
     inventory_on_push: bool = True
+    # Attach each pushed image platform's SPDX 2.3 SBOM to it as an OCI referrer once its inventory is computed
+    sbom_referrers: bool = True
     # Webhooks (dockyard.webhooks): hosts, addresses or CIDR ranges deliveries may reach although the SSRF guard
     # refuses them by default (loopback, private, link-local…); "ci.internal", "*.corp.example", "10.1.0.0/16"
     webhook_allowed_hosts: list[str] = Field(default_factory=list)

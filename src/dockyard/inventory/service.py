@@ -11,6 +11,7 @@ as ``failed`` with the error recorded; a storage failure raises, and the job ret
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,8 +67,11 @@ class ImageTarget:
 
 
 async def enqueue_compute(conn: AsyncConnection, repository: str, digest: str) -> None:
-    """Compute the inventory of image manifest ``repository@digest`` soon (once per digest while queued)."""
-    await enqueue(conn, COMPUTE, {"repository": repository, "digest": digest}, dedupe_key=f"{COMPUTE}:{digest}")
+    """Compute the inventory of image manifest ``repository@digest`` soon (once per repository and digest while
+    queued: the job also attaches the SBOM referrer in that repository; the inventory itself is computed once)."""
+    payload = {"repository": repository, "digest": digest}
+    where = hashlib.sha256(repository.encode()).hexdigest()[:32]  # a name may be 255 characters, the key too
+    await enqueue(conn, COMPUTE, payload, dedupe_key=f"{COMPUTE}:{digest}:{where}")
 
 
 _STATE_COLUMNS = (
