@@ -1,18 +1,23 @@
 """The SBOM referrer the inventory job attaches to every pushed image platform (``dockyard.inventory.referrers``),
 on a real database of the test backend and a filesystem store: an SPDX 2.3 artifact whose subject is the image,
 listed by the referrers query; attaching again adds nothing; a referrer made from an older inventory is replaced;
-a namespace past its storage quota gets none; the referrer itself is neither inventoried nor scanned."""
+a namespace with a storage limit and a pull-through cache get none; the referrer itself is neither inventoried nor
+scanned."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from sqlalchemy import insert
+
 from dockyard.core import mediatypes as mt
 from dockyard.events.bus import OutboxEvent
 from dockyard.inventory.referrers import SBOM_ANNOTATION, SbomReferrers, push_referrer, referrer_manifest
 from dockyard.inventory.tasks import inventory_service
+from dockyard.models import Proxy
 from dockyard.models.base import utcnow
+from dockyard.registry.quotas import set_limits, usage
 from dockyard.repos.access import new_image_pushed
 from tests.support.hub_services import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, HubEnv, canonical, hub_env, sha256
 from tests.support.layers import DEBIAN_12_OS_RELEASE, E, dpkg_status, layer
@@ -20,13 +25,16 @@ from tests.support.layers import DEBIAN_12_OS_RELEASE, E, dpkg_status, layer
 SPDX = "application/spdx+json"
 
 
+BASE = layer(  # built once: gzip stamps the time, and the same image must have the same digest everywhere
+    [
+        E("etc/os-release", data=DEBIAN_12_OS_RELEASE),
+        E("var/lib/dpkg/status", data=dpkg_status(("libc6", "2.36-9", "glibc"), ("bash", "5.2.15-2", None))),
+    ]
+)
+
+
 async def _image(env: HubEnv, repo: str) -> tuple[str, bytes]:
-    blob = layer(
-        [
-            E("etc/os-release", data=DEBIAN_12_OS_RELEASE),
-            E("var/lib/dpkg/status", data=dpkg_status(("libc6", "2.36-9", "glibc"), ("bash", "5.2.15-2", None))),
-        ]
-    )
+    blob = BASE
     config = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
     await env.blob(repo, config)
     await env.blob(repo, blob)
@@ -142,3 +150,31 @@ async def test_no_sbom_for_a_failed_inventory_or_an_unknown_image(tmp_path: Path
         assert await sboms.attach(repo, sha256(body)) is None
         assert await sboms.attach(repo, "sha256:" + "0" * 64) is None
         assert await env.registry.listing.referrers(repo, sha256(body), None) == []
+
+
+async def test_none_in_a_namespace_with_a_storage_limit_or_a_pull_through_cache(tmp_path: Path) -> None:
+    async with hub_env(tmp_path, open=True) as env:
+        inventory = inventory_service(env.ctx)
+        sboms = SbomReferrers(env.registry, inventory, "https://hub.example")
+        limited, _ = await _image(env, "quota/app")
+        cached, _ = await _image(env, "mirror/app")
+        async with env.db.write() as conn:
+            await set_limits(conn, "quota", storage_limit=10**12)
+            await conn.execute(insert(Proxy).values(namespace="mirror", upstream_url="https://upstream.example"))
+        before = {ns: (await _used(env, ns)) for ns in ("quota", "mirror")}
+        for repo, digest in (("quota/app", limited), ("mirror/app", cached)):
+            state = await inventory.compute(repo, digest)
+            assert state is not None
+            assert state.state == "ready"
+            assert await sboms.attach(repo, digest) is None
+            assert await env.registry.listing.referrers(repo, digest, None) == []
+        assert {ns: (await _used(env, ns)) for ns in ("quota", "mirror")} == before
+        async with env.db.write() as conn:  # without the limit, it is attached (and counted like any artifact)
+            await set_limits(conn, "quota", storage_limit=None)
+        assert await sboms.attach("quota/app", limited) is not None
+        assert await _used(env, "quota") > before["quota"]
+
+
+async def _used(env: HubEnv, namespace: str) -> int:
+    async with env.db.read() as conn:
+        return (await usage(conn, namespace)).storage_bytes

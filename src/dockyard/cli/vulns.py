@@ -13,10 +13,12 @@ from dockyard.cli.common import Group, Operator, jsonable, opened_store, operato
 from dockyard.cli.progress import phase_progress
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
+from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.vulns.reports import Report, VulnerabilityReports
 from dockyard.vulns.scanner import Scanner
 from dockyard.vulns.tasks import inventory_source
+from dockyard.vulns.vexrefs import ReferrerVex
 from dockyard.vulns.vulndb import ImportResult, VulnDatabase
 
 
@@ -105,11 +107,16 @@ def _scan(op: Operator, image: str, platform: str | None) -> None:
         async with opened_store(op.settings) as store:
             registry = RegistryContext(db=db, store=store, settings=op.settings)
             scanner = Scanner(db, inventory_source(op.settings, db, registry))
-            return await VulnerabilityReports(db, scanner).for_tag(op.actor, namespace, short, reference, platform)
+            vex = ReferrerVex(BlobService(registry))
+            reports = VulnerabilityReports(db, scanner, vex)
+            return await reports.for_tag(op.actor, namespace, short, reference, platform)
 
     report = op.run(work)
     if op.as_json:
         click.echo(json.dumps(jsonable(report)))
+        return
+    if report.error is not None:
+        click.echo(f"{image} ({report.digest}) cannot be scanned: {report.error}")
         return
     if not report.scanned:
         click.echo(f"{image} ({report.digest}) has not been scanned: its inventory is not available yet")

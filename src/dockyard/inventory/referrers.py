@@ -12,8 +12,9 @@ image's inventory as such a referrer.
   to every pushed image platform, in every repository holding it. Idempotent: the document of one inventory is
   byte-for-byte the same (its ``created`` is when the inventory was computed), so attaching again finds the
   referrer already there and pushes nothing; a document made by older detectors is replaced (the previous
-  referrer deleted). Its blobs count against the namespace's storage like any artifact's: a namespace past its
-  quota gets no SBOM referrer (logged, the inventory stands); a pull-through cache's repositories get none (they
+  referrer deleted). Its blobs count in the namespace's storage usage like any artifact's, but a namespace with a
+  storage limit gets no SBOM referrers (the server never itself causes a quota warning or refusal; a limit set
+  meanwhile refuses the push: logged, the inventory stands); a pull-through cache's repositories get none (they
   mirror their upstream, referrers included). The referrer is not an image, so it is neither
   inventoried nor scanned (``repos.access.new_image_pushed``), and it stays pullable under every policy.
 """
@@ -35,6 +36,7 @@ from dockyard.errors import DomainError, Invalid, NotFound, QuotaExceeded
 from dockyard.inventory.documents import SPDX_MEDIA_TYPE, SbomSubject, spdx_json
 from dockyard.inventory.service import READY, InventoryService
 from dockyard.models import Proxy
+from dockyard.registry.quotas import usage
 from dockyard.registry.services import Registry
 from dockyard.registry.uploads import ChunkSpec
 from dockyard.settings import Settings
@@ -142,7 +144,7 @@ class SbomReferrers:
         """Attach the SBOM of image platform ``repository@digest``; the referrer's digest, or None when there is
         none to attach (not an image, its inventory failed or pending, the image gone, a quota reached)."""
         state = await self.inventory.state(digest)
-        if state is None or state.state != READY or await self._is_cache(repository):
+        if state is None or state.state != READY or not await self._may_add(repository):
             return None
         try:
             subject = await self.registry.manifests.get(repository, digest)
@@ -178,8 +180,13 @@ class SbomReferrers:
                 continue
         return attached
 
-    async def _is_cache(self, repository: str) -> bool:
-        """A pull-through cache's repository mirrors its upstream (whose referrers it fetches): nothing is added."""
+    async def _may_add(self, repository: str) -> bool:
+        """Not in a pull-through cache (it mirrors its upstream, whose referrers it fetches) nor in a namespace
+        with a storage limit (a quota bounds what its users push: the server adds nothing to it, so never itself
+        causes a quota warning or refusal)."""
+        namespace = namespace_of(repository)
         async with self.registry.ctx.db.read() as conn:
-            found = await conn.execute(select(Proxy.namespace).where(Proxy.namespace == namespace_of(repository)))
-            return found.first() is not None
+            cache = await conn.execute(select(Proxy.namespace).where(Proxy.namespace == namespace))
+            if cache.first() is not None:
+                return False
+            return (await usage(conn, namespace)).storage_limit is None

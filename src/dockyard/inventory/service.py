@@ -133,6 +133,11 @@ class InventoryService:
             )
             return [InstalledPackage(**row._asdict()) for row in rows]
 
+    async def failure(self, digest: str) -> str | None:
+        """The recorded error of image manifest ``digest``'s inventory, if it failed."""
+        state = await self.state(digest)
+        return state.error or "the inventory failed" if state is not None and state.state == FAILED else None
+
     async def request(self, repository: str, target: ImageTarget) -> InventoryState:
         """The inventory of ``target`` (in ``repository``), queueing its computation if it was never computed
         (pushed before this feature) or by older detectors."""

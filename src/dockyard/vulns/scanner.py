@@ -41,6 +41,7 @@ from dockyard.vulns.osv import SEVERITIES, severity_rank
 log = logging.getLogger("dockyard.vulns")
 
 KEY_BATCH = 200
+SCANNED, FAILED = "scanned", "failed"  # vuln_scans.state
 NOTIFY_AT = severity_rank("high")  # vulnerability.found: new findings at or above this
 
 
@@ -52,11 +53,19 @@ class InventorySource(Protocol):
         its inventory is not available (not computed yet, not an image, or it failed)."""
         ...
 
+    async def failure(self, manifest_digest: str) -> str | None:
+        """Why the inventory of ``manifest_digest`` failed (an unreadable layer or package database: it will not
+        be tried again), or None when it did not fail (it may still be pending)."""
+        ...
+
 
 class NoInventory:
     """An ``InventorySource`` that knows no image (used when none is configured): every image stays unscanned."""
 
     async def packages(self, manifest_digest: str) -> list[InstalledPackage] | None:
+        return None
+
+    async def failure(self, manifest_digest: str) -> str | None:
         return None
 
 
@@ -70,9 +79,12 @@ class ScanObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
+    """A scan's outcome; ``error`` when the image cannot be scanned (its inventory failed: no findings)."""
+
     manifest_digest: str
     packages: int
     findings: list[Finding]
+    error: str | None = None
 
 
 async def affected_rows(conn: AsyncConnection, keys: Iterable[PackageKey]) -> dict[PackageKey, list[AffectedRow]]:
@@ -111,11 +123,16 @@ class Scanner:
         self.observer = observer
 
     async def scan(self, manifest_digest: str) -> ScanResult | None:
-        """Scan the image manifest; None when the inventory has nothing for it (it stays unscanned)."""
+        """Scan the image manifest; None when the inventory has nothing for it yet (it stays unscanned). An image
+        whose inventory failed ends ``failed`` with that error recorded (``vuln_scans``), shown in its report."""
         started = time.monotonic()
         installed = await self.inventory.packages(manifest_digest)
         if installed is None:
-            return None
+            error = await self.inventory.failure(manifest_digest)
+            if error is None:
+                return None
+            await self._failed(manifest_digest, error)
+            return ScanResult(manifest_digest, 0, [], error)
         packages = list({IndexedPackage.of(p): None for p in installed})
         async with self.db.read() as conn:
             affected = await affected_rows(conn, (p.key for p in packages))
@@ -153,6 +170,17 @@ class Scanner:
         if self.observer is not None:
             self.observer.scan_finished(time.monotonic() - started, findings)
         return ScanResult(manifest_digest, len(packages), findings)
+
+    async def _failed(self, manifest_digest: str, error: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
+            await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == manifest_digest))
+            values = {"state": FAILED, "packages": 0, "findings": 0, "error": error[:1000], "scanned_at": utcnow()}
+            updated = await conn.execute(
+                update(VulnScan).where(VulnScan.manifest_digest == manifest_digest).values(**values)
+            )
+            if updated.rowcount == 0:
+                await conn.execute(insert(VulnScan).values(manifest_digest=manifest_digest, **values))
 
     async def rematch(self, keys: Iterable[PackageKey]) -> int:
         """Match again every scanned image holding one of ``keys`` (after an import changed their advisories), from
@@ -237,7 +265,7 @@ async def _store_findings(conn: AsyncConnection, digest: str, findings: Sequence
             ],
         )
     values = {
-        "state": "scanned",
+        "state": SCANNED,
         "packages": packages,
         "findings": len(findings),
         "error": None,
