@@ -193,7 +193,7 @@ def periodic_jobs(
 
         every_retention = timedelta(seconds=settings.retention_interval_seconds)
         jobs.append(PeriodicJob("retention", every_retention, apply_retention, ttl=timedelta(hours=2)))
-    if settings.vulndb_sources:
+    if settings.vulndb_sources and not settings.vulndb_air_gapped:
         scanner = Scanner(db, inventory_source(settings, db, ctx), vulns_observer)
 
         async def sync() -> None:

@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     # per-ecosystem all.zip) synced every vulndb_sync_interval_seconds. Empty (the default): no sync, nothing is
     # fetched — air-gapped servers load data with `dockyard vulndb import PATH`.
     vulndb_sources: list[str] = Field(default_factory=list)
+    # Air-gapped: the scheduled sync never runs, whatever vulndb_sources lists (a server cut off for a while keeps
+    # its sources configured); data comes only from `dockyard vulndb import PATH`
+    vulndb_air_gapped: bool = False
     vulndb_sync_interval_seconds: int = Field(default=6 * 3600, ge=1)
     vulndb_sync_timeout_seconds: float = Field(default=600.0, gt=0)
     # Where scans get an image's packages: "" the SBOM inventory (dockyard.inventory); else "module:factory",
