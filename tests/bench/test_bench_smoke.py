@@ -133,3 +133,19 @@ def test_quick_builds_benchmark_times_real_builds(tmp_path: Path) -> None:
     ]
     values = [float(row.split("|")[2]) for row in rows]  # a "—" (a failed measure) fails here
     assert all(value > 0 for value in values), rows
+
+
+@pytest.mark.embedded_only
+def test_quick_scan_benchmark_measures_sboms_matching_and_rematching(tmp_path: Path) -> None:
+    output = tmp_path / "latest-scan.md"
+    _run_bench(tmp_path, "--config", "scan", "--scan-output", str(output))
+    values = {row.split("|")[1].strip(): row.split("|")[2].strip() for row in _table_rows(output.read_text())}
+    assert set(values) >= {
+        "SBOM cold (index + read both layers)",
+        "SBOM sharing the base layer",
+        "match one image (scan)",
+        "re-match of the images holding them",
+    }
+    assert values["advisories imported"] == "2,000"
+    assert int(values["packages found"]) == 65  # 60 dpkg packages and 5 Python distributions
+    assert 0 < int(values["images re-matched"]) < int(values["images in the index"])  # the index narrows it
