@@ -261,7 +261,8 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.registry = registry
         checker = TrustChecker(ctx)
         app.state.trust = checker  # manifest GETs ask it whether the trust policy lets the image out
-        attached_vex = ReferrerVex(registry.blobs)  # OpenVEX attached to images, for pull decisions and reports
+        # OpenVEX attached to images, for pull decisions and reports (vex_referrers)
+        attached_vex = ReferrerVex(registry.blobs) if settings.vex_referrers else None
         gate = VulnerabilityGate(db, attached_vex)
         app.state.vulns = gate  # …and whether the vulnerability policy does (http/oci/policies.py asks both)
         scanner = Scanner(db, inventory_source(settings, db, ctx), metrics)

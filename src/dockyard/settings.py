@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     # Air-gapped: the scheduled sync never runs, whatever vulndb_sources lists (a server cut off for a while keeps
     # its sources configured); data comes only from `dockyard vulndb import PATH`
     vulndb_air_gapped: bool = False
+    # Apply OpenVEX documents attached to images as referrers (by whoever may push to the repository) to their
+    # reports and pull decisions; off: only the VEX a namespace's owners upload counts
+    vex_referrers: bool = True
     vulndb_sync_interval_seconds: int = Field(default=6 * 3600, ge=1)
     vulndb_sync_timeout_seconds: float = Field(default=600.0, gt=0)
     # Where scans get an image's packages: "" the SBOM inventory (dockyard.inventory); else "module:factory",

@@ -118,7 +118,7 @@ def _scan(op: Operator, image: str, platform: str | None) -> None:
         async with opened_store(op.settings) as store:
             registry = RegistryContext(db=db, store=store, settings=op.settings)
             scanner = Scanner(db, inventory_source(op.settings, db, registry))
-            vex = ReferrerVex(BlobService(registry))
+            vex = ReferrerVex(BlobService(registry)) if op.settings.vex_referrers else None
             reports = VulnerabilityReports(db, scanner, vex)
             return await reports.for_tag(op.actor, namespace, short, reference, platform)
 
