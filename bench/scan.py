@@ -61,7 +61,7 @@ class ScanParams:
     files: int = 20_000
     python: int = 60
     advisories: int = 100_000
-    images: int = 200
+    images: int = 50
     seed: int = 16
 
 
