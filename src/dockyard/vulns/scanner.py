@@ -3,9 +3,10 @@ advisories, the findings and the package index written in one transaction, and r
 
 The package index (``vuln_image_packages``: (ecosystem, package) → image manifest) is what makes re-matching
 cheap: an import touching a few packages re-matches only the images that hold one of them, and in each only those
-packages (its other findings stand), from the stored packages, without reading any layer again. ``scan.completed`` is recorded for each scan and
-``vulnerability.found`` when a re-match finds a new critical or high finding in an image that was scanned before
-(one event per repository holding the image; webhooks turn them into ``scan_completed``/``vulnerability_found``).
+packages (its other findings stand), from the stored packages, without reading any layer again.
+``scan.completed`` is recorded for each scan and ``vulnerability.found`` when a re-match finds a new critical or
+high finding in an image that was scanned before (one event per repository holding the image; webhooks turn them
+into ``scan_completed``/``vulnerability_found``).
 """
 
 from __future__ import annotations
