@@ -1,6 +1,7 @@
 """``python -m bench.run``: Dockyard and the reference registry, one after the other, same workload, side by side.
 
-Three sections, all by default (``--config all``):
+The sections below (and ``builds``: automated builds, ``bench.builds``), all by default (``--config all``),
+and ``scan`` on request:
 
 - ``embedded``: Dockyard with default settings (SQLite + files) and the reference on its filesystem driver. Each
   server starts fresh (temp data directory) on a free loopback port, runs every phase of ``bench.workload`` and
@@ -13,6 +14,10 @@ Three sections, all by default (``--config all``):
 - ``web``: Dockyard alone: the web hub's repository page of a repository with 5,000 tags, the filesystem listing
   of an image of 50,000 files (cold, building the layer index; warm), and the diff of two such images
   (``bench.web``). Table in ``bench/results/latest-web.md``.
+
+- ``scan``: SBOM and vulnerability-matching costs, in process (``bench.scan``): the SBOM of a Debian-like image
+  cold and of another sharing its base layer, matching against a generated 100,000-advisory OSV database, and the
+  re-match after an import touching 1 % of packages. Table in ``bench/results/latest-scan.md``.
 
 The tables go to stdout and, as Markdown with the machine facts, to those files. The exit status is 1 if any
 measurement failed.
@@ -57,6 +62,7 @@ DEFAULT_RATELIMITS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-ratelimits
 DEFAULT_BUILDS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-builds.md"
 DEFAULT_WEB_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-web.md"
 WEB_SIZES = {"full": (5000, 50_000, 10), "quick": (200, 2000, 3)}  # tags, files, warm repeats
+DEFAULT_SCAN_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scan.md"
 STARTUP_ROUNDS = {"full": 5, "quick": 2}  # measured starts per server in the start-up section
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
@@ -127,11 +133,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
-        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "web", "all"],
+        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "web", "scan", "all"],
         default="all",
         help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), startup (start "
         "time and idle memory), ratelimits (manifest GET with pull rate limits off and on), builds (git push to "
-        "pullable image, builds per minute), web (the web hub's heavy pages), or all of them",
+        "pullable image, builds per minute), web (the web hub's heavy pages), or all of them; scan (SBOM and "
+        "vulnerability matching, in process) only when asked",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
     parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
@@ -165,6 +172,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-output", type=Path, default=DEFAULT_WEB_OUTPUT, help="Markdown results file, web")
     parser.add_argument("--files", type=int, help="files in the web section's image (50000)")
     parser.add_argument("--web-repeats", type=int, help="warm fetches of each page, web section (10)")
+    parser.add_argument("--scan-output", type=Path, default=DEFAULT_SCAN_OUTPUT, help="Markdown results file, scanning")
+    parser.add_argument("--scan-advisories", type=int, help="advisories in the scan section's database (100000)")
     parser.add_argument("--startup-rounds", type=int, help="measured starts per server, start-up section (5)")
     parser.add_argument("--builds-rounds", type=int, help="warm builds measured, builds section (3)")
     parser.add_argument("--builds-parallel", type=int, help="builds pushed at once, builds section (8)")
@@ -444,6 +453,46 @@ def startup_section(args: argparse.Namespace, wanted: list[str], argv: list[str]
     return 1 if errors else 0
 
 
+def scan_section(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """SBOM and vulnerability-matching costs (``bench.scan``); writes ``args.scan_output``."""
+    from bench.scan import ScanParams, run, scan_markdown, scan_text
+
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    params = ScanParams()
+    if args.quick:
+        params = ScanParams(packages=60, files=500, python=5, advisories=2000, images=10)
+    if args.scan_advisories is not None:
+        params = ScanParams(**{**params.__dict__, "advisories": args.scan_advisories})
+    log(f"scan section: {params}")
+    results = run(params, args.workdir, args.keep)
+    notes = [
+        f"{params.packages} dpkg packages ({params.packages // 3 + 1} source packages), {params.files} other files "
+        f"and {params.python} Python distributions; {params.advisories:,} advisories (Debian 12, one in twenty about "
+        f"an installed source package); {params.images} more images in the package index, each holding a random "
+        "half of the packages",
+        "in process: SQLite + filesystem store in a temporary directory, no HTTP; one run, wall-clock seconds",
+    ]
+    facts = [
+        f"started {started:%Y-%m-%d %H:%M} UTC; load average at start {load_start}, at end {load_average()}",
+        f"command: {_command(argv)}",
+        f"revision: {source_revision()}",
+        *machine_facts(),
+    ]
+    _publish(
+        args.scan_output,
+        "Scanning: SBOM, matching, re-matching",
+        scan_text(results),
+        scan_markdown(results),
+        "Lower is better for every time.",
+        [],
+        facts,
+        notes,
+        results.errors,
+    )
+    return 1 if results.errors else 0
+
+
 def ratelimits_section(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Dockyard's manifest GET with pull rate limits off and on (``bench.ratelimits``); writes
     ``args.ratelimits_output``."""
@@ -579,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         status |= builds_section(args, argv)
     if "web" in sections and "dockyard" in wanted:
         status |= web_section(args, argv)
+    if "scan" in sections:
+        status |= scan_section(args, argv)
     if "scaleout" in sections:
         if unavailable is None:
             status |= scaleout_section(args, wanted, argv)

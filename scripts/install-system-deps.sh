@@ -3,17 +3,19 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus nodejs npm slapd ldap-utils)
+PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus nodejs npm slapd ldap-utils golang-go)
 # git: the build executor checks source out with it (its tests serve repositories with `git daemon`); the executor
 # also needs unshare and prlimit, from util-linux (essential on Debian, so never missing there).
 # chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
 # slapd, ldap-utils: the LDAP sign-in tests (tests/auth) start their own OpenLDAP server (slapadd builds its config).
+# golang-go: the SBOM test builds a Go binary into an image layer (tests/clients/test_sbom_languages.py, which also
+# runs npm install).
 # nginx: the TLS-terminating proxy recipe (deploy/nginx) is run by its test. (podman-compose, which checks
 # deploy/compose.yaml, comes from the lock file: Debian bookworm's 1.0.3 has no `config` command.)
 # prometheus: its promtool checks /metrics (tests/api/test_metrics_routes.py).
 # nodejs, npm: the single sign-on tests run an OpenID provider (the npm package oidc-provider, installed by
 # scripts/install-node-deps.sh from tests/support/oidc/package-lock.json).
-TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool node npm slapadd)
+TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool node npm slapadd go)
 
 missing=()
 for tool in "${TOOLS[@]}"; do

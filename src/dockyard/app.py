@@ -106,6 +106,7 @@ from dockyard.vulns.manage import VulnSettingsService
 from dockyard.vulns.reports import VulnerabilityReports
 from dockyard.vulns.scanner import Scanner, ScanObserver
 from dockyard.vulns.tasks import ScanSubscriber, inventory_source, sync_sources
+from dockyard.vulns.vexrefs import ReferrerVex
 from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
 
@@ -198,7 +199,7 @@ def periodic_jobs(
 
         every_retention = timedelta(seconds=settings.retention_interval_seconds)
         jobs.append(PeriodicJob("retention", every_retention, apply_retention, ttl=timedelta(hours=2)))
-    if settings.vulndb_sources:
+    if settings.vulndb_sources and not settings.vulndb_air_gapped:
         scanner = Scanner(db, inventory_source(settings, db, ctx), vulns_observer)
 
         async def sync() -> None:
@@ -266,7 +267,9 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.registry = registry
         checker = TrustChecker(ctx)
         app.state.trust = checker  # manifest GETs ask it whether the trust policy lets the image out
-        gate = VulnerabilityGate(db)
+        # OpenVEX attached to images, for pull decisions and reports (vex_referrers)
+        attached_vex = ReferrerVex(registry.blobs) if settings.vex_referrers else None
+        gate = VulnerabilityGate(db, attached_vex)
         app.state.vulns = gate  # …and whether the vulnerability policy does (http/oci/policies.py asks both)
         scanner = Scanner(db, inventory_source(settings, db, ctx), metrics)
         pulls = PullRecorder(ctx)
@@ -291,7 +294,7 @@ def create_app(settings: Settings) -> DockyardApp:
         files = ImageFiles(ctx)  # one per process: its indexer coalesces index builds for the API and the pages
         inventory = inventory_service(ctx, files.indexer)
         collaborators = CollaboratorService(db, settings)
-        reports = VulnerabilityReports(db, scanner)
+        reports = VulnerabilityReports(db, scanner, attached_vex)
         access_tokens = AccessTokenService(db, settings)
         two_factor = TwoFactorService(db, authenticator.second_factor)
         webhooks = WebhookService(db, SecretBox(settings.secret_key))

@@ -188,6 +188,8 @@ class Settings(LdapSettings, BaseSettings):
     layer_index_on_push: bool = True
     # Compute the SBOM inventory of every pushed image in the background (dockyard.inventory); else on first request
     inventory_on_push: bool = True
+    # Attach each pushed image platform's SPDX 2.3 SBOM to it as an OCI referrer once its inventory is computed
+    sbom_referrers: bool = True
     # Webhooks (dockyard.webhooks): hosts, addresses or CIDR ranges deliveries may reach although the SSRF guard
     # refuses them by default (loopback, private, link-local…); "ci.internal", "*.corp.example", "10.1.0.0/16"
     webhook_allowed_hosts: list[str] = Field(default_factory=list)
@@ -213,6 +215,12 @@ class Settings(LdapSettings, BaseSettings):
     # per-ecosystem all.zip) synced every vulndb_sync_interval_seconds. Empty (the default): no sync, nothing is
     # fetched — air-gapped servers load data with `dockyard vulndb import PATH`.
     vulndb_sources: list[str] = Field(default_factory=list)
+    # Air-gapped: the scheduled sync never runs, whatever vulndb_sources lists (a server cut off for a while keeps
+    # its sources configured); data comes only from `dockyard vulndb import PATH`
+    vulndb_air_gapped: bool = False
+    # Apply OpenVEX documents attached to images as referrers (by whoever may push to the repository) to their
+    # reports and pull decisions; off: only the VEX a namespace's owners upload counts
+    vex_referrers: bool = True
     vulndb_sync_interval_seconds: int = Field(default=6 * 3600, ge=1)
     vulndb_sync_timeout_seconds: float = Field(default=600.0, gt=0)
     # Where scans get an image's packages: "" the SBOM inventory (dockyard.inventory); else "module:factory",

@@ -22,7 +22,7 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from tests.support.layers import DEBIAN_12_OS_RELEASE as OS_RELEASE
 from tests.support.layers import E, dpkg_status, layer
 from tests.support.layers import push_layers as push
-from tests.support.oci import sha256, unique_name
+from tests.support.oci import OCI_MANIFEST, sha256, unique_name
 from tests.support.server import DockyardServer
 
 
@@ -123,6 +123,37 @@ def test_sbom_of_a_layered_image(client: httpx.Client, repo: str, tmp_path: Path
     props = {p["name"]: p["value"] for p in components["pkg:pypi/six@1.16.0"]["properties"]}
     assert props["dockyard:path"] == "/usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA"
     assert len(components) == 6
+
+    # the same SPDX document is attached to the image as an OCI referrer, once, and is not itself inventoried
+    referrers = wait_for_referrers(client, repo, digest)
+    assert len(referrers) == 1
+    assert referrers[0]["artifactType"] == "application/spdx+json"
+    manifest = client.get(f"/v2/{repo}/manifests/{referrers[0]['digest']}", headers={"Accept": OCI_MANIFEST})
+    assert manifest.status_code == 200
+    assert manifest.json()["subject"]["digest"] == digest
+    document = client.get(f"/v2/{repo}/blobs/{manifest.json()['layers'][0]['digest']}").json()
+    assert document["packages"] == response.json()["packages"]
+    ns, name = repo.split("/", 1)
+    artifact = client.get(f"/api/v2/repositories/{ns}/{name}/manifests/{referrers[0]['digest']}/sbom")
+    assert artifact.status_code == 400, artifact.text
+    assert "not a container image" in artifact.json()["detail"]
+    rows = 0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # no inventory (and so no SBOM of the SBOM) is ever made for it
+        rows += len(client.get(f"/v2/{repo}/referrers/{referrers[0]['digest']}").json()["manifests"])
+        time.sleep(0.5)
+    assert rows == 0
+    assert len(wait_for_referrers(client, repo, digest)) == 1
+
+
+def wait_for_referrers(client: httpx.Client, repo: str, digest: str, timeout: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = client.get(f"/v2/{repo}/referrers/{digest}", params={"artifactType": "application/spdx+json"})
+        assert listed.status_code == 200, listed.text
+        if listed.json()["manifests"] or time.monotonic() > deadline:
+            return list(listed.json()["manifests"])
+        time.sleep(0.2)
 
 
 def test_a_shared_base_layer_is_inventoried_once(

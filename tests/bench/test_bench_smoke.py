@@ -173,3 +173,19 @@ def test_write_load_reports_rate_and_cpu_per_operation(server: DockyardServer) -
     for row in rows:
         assert row["ops"] > 0, row
         assert row["cpu_ms_per_op"] > 0, row
+
+
+@pytest.mark.embedded_only
+def test_quick_scan_benchmark_measures_sboms_matching_and_rematching(tmp_path: Path) -> None:
+    output = tmp_path / "latest-scan.md"
+    _run_bench(tmp_path, "--config", "scan", "--scan-output", str(output))
+    values = {row.split("|")[1].strip(): row.split("|")[2].strip() for row in _table_rows(output.read_text())}
+    assert set(values) >= {
+        "SBOM cold (index + read both layers)",
+        "SBOM sharing the base layer",
+        "match one image (scan)",
+        "re-match of the images holding them",
+    }
+    assert values["advisories imported"] == "2,000"
+    assert int(values["packages found"]) == 65  # 60 dpkg packages and 5 Python distributions
+    assert 0 < int(values["images re-matched"]) < int(values["images in the index"])  # the index narrows it

@@ -446,7 +446,10 @@ def test_without_a_managed_key_the_attestations_are_attached_unsigned(
     assert done["state"] == "succeeded", log
     assert "has no managed signing key" in log
     name = f"{repo.owner.name}/unkeyed"
-    listed = repo.owner.registry.get(f"/v2/{name}/referrers/{done['digest']}").json()["manifests"]
+    # (the inventory job attaches the plain SPDX document beside them: application/spdx+json, docs/scanning.md)
+    listed = repo.owner.registry.get(
+        f"/v2/{name}/referrers/{done['digest']}", params={"artifactType": "application/vnd.dsse.envelope.v1+json"}
+    ).json()["manifests"]
     assert sorted(r["annotations"]["in-toto.io/predicate-type"] for r in listed) == [
         "https://slsa.dev/provenance/v1",
         "https://spdx.dev/Document",

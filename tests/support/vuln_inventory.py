@@ -26,6 +26,9 @@ class FixtureInventory:
         entries = json.loads(self.path.read_text()).get(manifest_digest)
         return None if entries is None else [InstalledPackage(**e) for e in entries]
 
+    async def failure(self, manifest_digest: str) -> str | None:
+        return None
+
 
 def write_inventory(data_dir: Path, images: dict[str, list[InstalledPackage]]) -> None:
     path = data_dir / FILE

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -230,3 +231,118 @@ def test_report_is_a_pull(server: AppServer, admin: httpx.Client) -> None:
     with httpx.Client(base_url=server.url) as anonymous:
         assert anonymous.get("/api/v2/repositories/admin/hidden/tags/v1/vulnerabilities").status_code == 404
     assert report(admin, "admin/hidden", "v1")["scanned"] is False  # no inventory for it: unscanned, not an error
+
+
+def attach_vex(
+    admin: httpx.Client, repo: str, subject: Any, document: bytes, *, artifact_type: str, layer_type: str
+) -> str:
+    """Push ``document`` as an OCI referrer of image ``subject`` (as ``oras attach`` would); the referrer's digest."""
+    config = b"{}"
+    push_blob(admin, repo, config)
+    push_blob(admin, repo, document)
+    body = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": descriptor("application/vnd.oci.empty.v1+json", config),
+            "layers": [descriptor(layer_type, document)],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": len(subject.manifest)},
+        }
+    )
+    digest = sha256(body)
+    put = admin.put(f"/v2/{repo}/manifests/{digest}", content=body, headers={"Content-Type": OCI_MANIFEST})
+    assert put.status_code == 201, put.text
+    return digest
+
+
+def openvex(ident: str, statements: list[dict[str, Any]]) -> bytes:
+    return canonical(
+        {
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": ident,
+            "author": "the image's maintainers",
+            "timestamp": "2026-02-01T00:00:00Z",
+            "version": 1,
+            "statements": statements,
+        }
+    )
+
+
+def test_vex_attached_to_an_image_suppresses_its_findings_only(
+    server: AppServer, admin: httpx.Client, tmp_path: Path
+) -> None:
+    repo = "admin/vexed"
+    image = push_image(admin, repo, "attached")
+    twin = push_image(admin, repo, "twin")  # the same packages, no VEX of its own
+    layer = sha256(image.layers[0])
+    packages = [deb("libssl3", "3.0.11-1~deb12u1", layer, source="openssl"), lang("PyPI", "requests", "2.25.0", layer)]
+    write_inventory(server.data_dir, {image.digest: packages, twin.digest: packages})
+    vulndb(server, "import", str(write_zip(tmp_path / "all.zip", database_v1())))
+    assert set(ids(report(admin, repo, "attached"), suppressed=False)) == {"DSA-0001-1", "GHSA-aaaa-bbbb-cccc"}
+
+    # an OpenVEX artifact (artifactType and layer typed OpenVEX), naming the package by purl without a version
+    attach_vex(
+        admin,
+        repo,
+        image,
+        openvex(
+            "https://vex.example/vexed-1",
+            [
+                {
+                    "vulnerability": {"name": "CVE-2024-0001"},
+                    "products": [{"@id": "pkg:deb/debian/libssl3"}],
+                    "status": "not_affected",
+                    "justification": "vulnerable_code_not_in_execute_path",
+                }
+            ],
+        ),
+        artifact_type="application/vnd.openvex+json",
+        layer_type="application/vnd.openvex+json",
+    )
+    # another artifact type whose layer is an OpenVEX document, naming the image itself
+    attach_vex(
+        admin,
+        repo,
+        image,
+        openvex(
+            "https://vex.example/vexed-2",
+            [
+                {
+                    "vulnerability": {"name": "GHSA-aaaa-bbbb-cccc"},
+                    "products": [{"@id": f"pkg:oci/vexed@{image.digest}"}],
+                    "status": "fixed",
+                }
+            ],
+        ),
+        artifact_type="application/vnd.example.attestations",
+        layer_type="application/vnd.openvex+json",
+    )
+    # junk attached as OpenVEX is skipped: the report still answers
+    attach_vex(
+        admin,
+        repo,
+        image,
+        b'{"@context": "not vex", "statements": 7}',
+        artifact_type="application/vnd.openvex+json",
+        layer_type="application/json",
+    )
+    shown = report(admin, repo, "attached")
+    reasons = {f["id"]: f["suppressed"] for f in shown["findings"]}  # type: ignore[union-attr]
+    assert reasons["DSA-0001-1"]["kind"] == "vex"
+    assert reasons["DSA-0001-1"]["reason"] == (
+        "not_affected: vulnerable_code_not_in_execute_path (OpenVEX https://vex.example/vexed-1 attached to the image)"
+    )
+    assert reasons["GHSA-aaaa-bbbb-cccc"]["kind"] == "vex"
+    assert reasons["GHSA-aaaa-bbbb-cccc"]["reason"].startswith("fixed (OpenVEX https://vex.example/vexed-2")
+    assert shown["suppressed"] == 2
+    # the same packages in another image: the attached documents do not apply to it
+    assert set(ids(report(admin, repo, "twin"), suppressed=False)) == {"DSA-0001-1", "GHSA-aaaa-bbbb-cccc"}
+
+    # and the pull policy honours them: enforce at high serves the image its VEX clears and refuses its twin
+    policy = f"/api/v2/namespaces/admin/repositories/{repo.split('/', 1)[1]}/vulnerability-policy"
+    assert admin.put(policy, json={"mode": "enforce", "severity": "medium"}).status_code == 200
+    assert admin.get(f"/v2/{repo}/manifests/attached").status_code == 200
+    refused = admin.get(f"/v2/{repo}/manifests/twin")
+    assert refused.status_code == 403
+    assert "DSA-0001-1" in refused.json()["errors"][0]["message"]

@@ -13,10 +13,13 @@ from dockyard.cli.common import Group, Operator, jsonable, opened_store, operato
 from dockyard.cli.progress import phase_progress
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
+from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
+from dockyard.settings import Settings
 from dockyard.vulns.reports import Report, VulnerabilityReports
 from dockyard.vulns.scanner import Scanner
 from dockyard.vulns.tasks import inventory_source
+from dockyard.vulns.vexrefs import ReferrerVex
 from dockyard.vulns.vulndb import ImportResult, VulnDatabase
 
 
@@ -63,7 +66,7 @@ def status(op: Operator) -> None:
     """Sources, advisory counts per ecosystem and the last update."""
     state = op.run(lambda db: VulnDatabase(db).status())
     if op.as_json:
-        click.echo(json.dumps(jsonable(state)))
+        click.echo(json.dumps({**jsonable(state), "sync": sync_schedule(op.settings)}))
         return
     print_fields(
         "vulnerability database",
@@ -72,6 +75,7 @@ def status(op: Operator) -> None:
             ("affected entries", state.affected),
             ("withdrawn", state.withdrawn),
             ("last update", state.last_update),
+            ("scheduled sync", sync_schedule(op.settings)),
             *((f"  {ecosystem}", count) for ecosystem, count in state.by_ecosystem.items()),
         ],
     )
@@ -83,6 +87,15 @@ def status(op: Operator) -> None:
             for s in state.sources
         ],
     )
+
+
+def sync_schedule(settings: Settings) -> str:
+    """When the server syncs ``vulndb_sources``, in words."""
+    if not settings.vulndb_sources:
+        return "off: no vulndb_sources"
+    if settings.vulndb_air_gapped:
+        return f"off: air-gapped ({len(settings.vulndb_sources)} sources configured)"
+    return f"every {settings.vulndb_sync_interval_seconds} s from {len(settings.vulndb_sources)} sources"
 
 
 _top = click.Group()
@@ -105,11 +118,16 @@ def _scan(op: Operator, image: str, platform: str | None) -> None:
         async with opened_store(op.settings) as store:
             registry = RegistryContext(db=db, store=store, settings=op.settings)
             scanner = Scanner(db, inventory_source(op.settings, db, registry))
-            return await VulnerabilityReports(db, scanner).for_tag(op.actor, namespace, short, reference, platform)
+            vex = ReferrerVex(BlobService(registry)) if op.settings.vex_referrers else None
+            reports = VulnerabilityReports(db, scanner, vex)
+            return await reports.for_tag(op.actor, namespace, short, reference, platform)
 
     report = op.run(work)
     if op.as_json:
         click.echo(json.dumps(jsonable(report)))
+        return
+    if report.error is not None:
+        click.echo(f"{image} ({report.digest}) cannot be scanned: {report.error}")
         return
     if not report.scanned:
         click.echo(f"{image} ({report.digest}) has not been scanned: its inventory is not available yet")

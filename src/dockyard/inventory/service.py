@@ -11,6 +11,7 @@ as ``failed`` with the error recorded; a storage failure raises, and the job ret
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,8 +67,11 @@ class ImageTarget:
 
 
 async def enqueue_compute(conn: AsyncConnection, repository: str, digest: str) -> None:
-    """Compute the inventory of image manifest ``repository@digest`` soon (once per digest while queued)."""
-    await enqueue(conn, COMPUTE, {"repository": repository, "digest": digest}, dedupe_key=f"{COMPUTE}:{digest}")
+    """Compute the inventory of image manifest ``repository@digest`` soon (once per repository and digest while
+    queued: the job also attaches the SBOM referrer in that repository; the inventory itself is computed once)."""
+    payload = {"repository": repository, "digest": digest}
+    where = hashlib.sha256(repository.encode()).hexdigest()[:32]  # a name may be 255 characters, the key too
+    await enqueue(conn, COMPUTE, payload, dedupe_key=f"{COMPUTE}:{digest}:{where}")
 
 
 _STATE_COLUMNS = (
@@ -128,6 +132,11 @@ class InventoryService:
                 select(*_PACKAGE_COLUMNS).where(ImagePackage.image_digest == digest).order_by(ImagePackage.seq)
             )
             return [InstalledPackage(**row._asdict()) for row in rows]
+
+    async def failure(self, digest: str) -> str | None:
+        """The recorded error of image manifest ``digest``'s inventory, if it failed."""
+        state = await self.state(digest)
+        return state.error or "the inventory failed" if state is not None and state.state == FAILED else None
 
     async def request(self, repository: str, target: ImageTarget) -> InventoryState:
         """The inventory of ``target`` (in ``repository``), queueing its computation if it was never computed

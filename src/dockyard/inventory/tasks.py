@@ -1,8 +1,10 @@
 """Inventory on push: ``InventorySubscriber`` (a subscriber of the event bus) enqueues ``inventory.compute`` for
 every pushed image manifest, in the transaction that dispatches its ``manifest.pushed`` event, next to the
 ``layers.index`` job of the same image; the job computes the image's inventory (waiting for, or building, the
-layer indexes it needs). Deduplicated per image digest while queued; idempotent (a current inventory is a
-look-up). A storage error retries the job; every other failure is recorded on the image's inventory."""
+layer indexes it needs), then (``sbom_referrers``, on by default) attaches its SPDX document to the image in the
+pushed repository as an OCI referrer (``dockyard.inventory.referrers``). Deduplicated per image digest and
+repository while queued; idempotent (a current inventory is a look-up, an attached SBOM is found again). A storage
+error retries the job; every other failure is recorded on the image's inventory."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.events.bus import OutboxEvent
-from dockyard.inventory.service import COMPUTE, InventoryService, enqueue_compute
+from dockyard.inventory.referrers import SbomReferrers, server_url
+from dockyard.inventory.service import COMPUTE, READY, InventoryService, enqueue_compute
 from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.registry import JobEnvironment, register
 from dockyard.layers.index import LayerIndexer
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
+from dockyard.registry.services import Registry
 from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings
 
@@ -48,9 +52,14 @@ def inventory_tmp_dir(settings: Settings) -> Path:
 
 @register(COMPUTE)
 def compute(env: JobEnvironment) -> Handler:
-    service = inventory_service(RegistryContext(db=env.db, store=env.store, settings=env.settings))
+    ctx = RegistryContext(db=env.db, store=env.store, settings=env.settings)
+    service = inventory_service(ctx)
+    sboms = SbomReferrers(Registry.build(ctx), service, server_url(env.settings))
 
     async def handle(job: JobContext) -> None:
-        await service.compute(str(job.payload["repository"]), str(job.payload["digest"]))
+        repository, digest = str(job.payload["repository"]), str(job.payload["digest"])
+        state = await service.compute(repository, digest)
+        if state is not None and state.state == READY and env.settings.sbom_referrers:
+            await sboms.attach(repository, digest)
 
     return handle

@@ -31,6 +31,12 @@ PEEK_BUFFER = 64 * 1024
 MAX_PATH_BYTES = 2048  # longer names are skipped (counted): index keys stay small enough for any engine
 MAX_HASHED_BYTES = 4 * 1024**3  # larger files are listed without a content hash
 MAX_ENTRIES = 1_000_000  # a layer with more entries is refused as a tar bomb
+# A compressed layer expanding past MAX_EXPANDED_BYTES, or past EXPANSION_FLOOR at more than MAX_EXPANSION_RATIO
+# times what was read of it, is refused as a decompression bomb: reading it is bounded in time. (Real layers
+# compress 2-20x; a layer whose content is mostly one long run of zeros — a pre-allocated file — is refused too.)
+MAX_EXPANDED_BYTES = 64 * 1024**3
+MAX_EXPANSION_RATIO = 200
+EXPANSION_FLOOR = 256 * 1024**2
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 
@@ -119,16 +125,56 @@ def base_of(path: str) -> str:
     return path.rpartition("/")[2]
 
 
+class _Counted:
+    """What a decompressor reads: the compressed bytes, counted."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.count = 0
+        self.mode = "rb"
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.count += len(data)
+        return data
+
+
+class _Bounded:
+    """A decompressed stream that refuses to expand like a decompression bomb (``MAX_EXPANSION_RATIO``)."""
+
+    def __init__(self, inner: IO[bytes], compressed: _Counted) -> None:
+        self.inner = inner
+        self.compressed = compressed
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.count += len(data)
+        if self.count > MAX_EXPANDED_BYTES or (
+            self.count > EXPANSION_FLOOR and self.count > MAX_EXPANSION_RATIO * max(self.compressed.count, 1)
+        ):
+            raise LayerFormatError(
+                f"decompression bomb: {self.compressed.count} compressed bytes expand past {self.count}"
+            )
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def decompressed(raw: IO[bytes]) -> IO[bytes]:
     """``raw`` decompressed according to its first bytes: gzip (``1f 8b``), zstd (``28 b5 2f fd``) or none.
-    Magic bytes decide, not the media type: pushed media types are often wrong (``tar.gzip`` on a plain tar)."""
+    Magic bytes decide, not the media type: pushed media types are often wrong (``tar.gzip`` on a plain tar).
+    Reading a compressed stream raises ``LayerFormatError`` when it expands like a decompression bomb."""
     buffered = io.BufferedReader(cast("io.RawIOBase", raw), PEEK_BUFFER) if not hasattr(raw, "peek") else raw
     head = cast("io.BufferedReader", buffered).peek(4)[:4]
+    counted = _Counted(buffered)
+    source = cast("IO[bytes]", counted)  # read() is all either decompressor calls
     if head.startswith(GZIP_MAGIC):
-        return cast("IO[bytes]", gzip.GzipFile(fileobj=buffered, mode="rb"))
+        return cast("IO[bytes]", _Bounded(cast("IO[bytes]", gzip.GzipFile(fileobj=source, mode="rb")), counted))
     if head == ZSTD_MAGIC:
-        reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True, closefd=False)
-        return cast("IO[bytes]", reader)
+        reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False)
+        return cast("IO[bytes]", _Bounded(cast("IO[bytes]", reader), counted))
     return buffered
 
 

@@ -1,10 +1,11 @@
 """``Attester``: the ``signing`` stage of a build (the ``builds.attest`` job). For every image platform the build
-pushed, it computes the SBOM with the scanning feature's inventory (``dockyard.inventory``: the same packages and
-the same SPDX 2.3 writer as ``GET …/sbom``) and the SLSA v1 provenance (``statements.slsa_predicate``), wraps each
-as an in-toto Statement v1 about the platform's manifest digest in a DSSE envelope signed with the namespace's
-managed signing key, and attaches both as OCI referrers through the registry services; then it signs the pushed
-manifest (an index covers its platforms) in cosign's tag scheme (``dockyard.trust.signer``), so a repository under
-``enforce`` serves it, and ends the build ``succeeded``.
+pushed, it computes the SBOM with the scanning feature's inventory (``dockyard.inventory.referrers``: the same
+SPDX 2.3 document as ``GET …/sbom``) and the SLSA v1 provenance (``statements.slsa_predicate``), wraps each as an
+in-toto Statement v1 about the platform's manifest digest in a DSSE envelope signed with the namespace's managed
+signing key, and attaches both as OCI referrers (``referrers.push_referrer``, through the registry services); then
+it signs the pushed manifest (an index covers its platforms) in cosign's tag scheme (``dockyard.trust.signer``), so
+a repository under ``enforce`` serves it, and ends the build ``succeeded``. (The unsigned SPDX document itself is
+attached to every pushed image, built or not, by the inventory job.)
 
 A namespace without a managed signing key still gets its SBOM and provenance, in envelopes without signatures,
 and an unsigned image; the build's log says so. A domain error (the image deleted meanwhile, a quota reached) fails
@@ -14,11 +15,8 @@ is left alone, and attaching again pushes the same blobs and (for the same input
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,16 +24,14 @@ from dockyard.builds import records
 from dockyard.builds.attestation import AttestInputs
 from dockyard.builds.logs import LogWriter
 from dockyard.core import mediatypes as mt
-from dockyard.core.digest import Digest
 from dockyard.core.manifest import parse_manifest
 from dockyard.core.names import namespace_of
 from dockyard.db.engine import Database
-from dockyard.errors import DomainError, Invalid, NotFound
-from dockyard.inventory.documents import SbomSubject, spdx_json
+from dockyard.errors import DomainError, NotFound
+from dockyard.inventory import referrers
 from dockyard.inventory.service import InventoryService
 from dockyard.provenance import statements
 from dockyard.registry.services import Registry
-from dockyard.registry.uploads import ChunkSpec
 from dockyard.settings import Settings
 from dockyard.signing.keys import PrivateKey
 from dockyard.trust.manage import TrustService
@@ -57,18 +53,6 @@ class Platform:
     @property
     def descriptor(self) -> dict[str, Any]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
-
-
-def server_url(settings: Settings) -> str:
-    """This Dockyard's URL as its users know it: ``base_url``, else the listener."""
-    if settings.base_url:
-        return settings.base_url.rstrip("/")
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class Attester:
@@ -121,7 +105,7 @@ class Attester:
         return key
 
     async def _attest(self, inputs: AttestInputs, writer: LogWriter) -> None:
-        base = server_url(self.settings)
+        base = referrers.server_url(self.settings)
         host = urlsplit(base).netloc
         subject_name = f"{host}/{inputs.repository}"
         key = await self._key(namespace_of(inputs.repository), writer)
@@ -162,33 +146,11 @@ class Attester:
 
     async def _sbom(self, repository: str, platform: Platform, base: str) -> dict[str, Any]:
         """The SPDX 2.3 document of ``platform`` (computing its inventory now if the push's job has not yet)."""
-        state = await self.inventory.compute(repository, platform.digest)
-        packages = await self.inventory.packages(platform.digest) if state is not None else None
-        if state is None or packages is None:
-            why = state.error if state is not None else "not an image"
-            raise Invalid("manifest", f"no SBOM of {platform.digest}: its inventory failed ({why})")
-        subject = SbomSubject(
-            repository=repository,
-            digest=platform.digest,
-            platform=platform.platform,
-            os=state.os,
-            packages=packages,
-            created=state.finished_at or datetime.now(UTC),
-        )
-        document: dict[str, Any] = json.loads(spdx_json(subject, f"{base}/spdx/{repository}/{platform.digest}"))
-        return document
-
-    async def _put_blob(self, repository: str, data: bytes) -> None:
-        digest = Digest.of(data)
-        await self.registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), ACTOR)
+        return await referrers.sbom_document(self.inventory, repository, platform.digest, platform.platform, base)
 
     async def _attach(self, inputs: AttestInputs, platform: Platform, predicate_type: str, envelope: bytes) -> str:
         """Push the envelope and its referrer manifest; the manifest's digest."""
-        await self._put_blob(inputs.repository, statements.EMPTY_CONFIG)
-        await self._put_blob(inputs.repository, envelope)
         body = statements.referrer_manifest(
             platform.descriptor, envelope, predicate_type, created=inputs.finished_on, build=inputs.build_uuid
         )
-        digest = str(Digest.of(body))
-        await self.registry.manifests.put(inputs.repository, digest, body, mt.OCI_MANIFEST, actor=ACTOR)
-        return digest
+        return await referrers.push_referrer(self.registry, inputs.repository, body, envelope, actor=ACTOR)

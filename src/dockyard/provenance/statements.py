@@ -17,8 +17,7 @@ from typing import Any, Final
 
 from dockyard import __version__
 from dockyard.builds.attestation import AttestInputs
-from dockyard.core import mediatypes as mt
-from dockyard.core.digest import Digest
+from dockyard.inventory import referrers
 from dockyard.signing import keys as signing_keys
 from dockyard.signing.formats import DSSE_ENVELOPE, IN_TOTO, dsse_pae
 
@@ -31,7 +30,7 @@ BUILD_TYPE: Final = "urn:dockyard:build-type:dockerfile:v1"
 PREDICATE_ANNOTATION: Final = "in-toto.io/predicate-type"
 CREATED_ANNOTATION: Final = "org.opencontainers.image.created"
 BUILD_ANNOTATION: Final = "dev.dockyard.build"
-EMPTY_CONFIG: Final = b"{}"
+EMPTY_CONFIG: Final = referrers.EMPTY_CONFIG
 
 
 def _compact(document: object) -> bytes:
@@ -118,27 +117,14 @@ def referrer_manifest(
     subject: dict[str, Any], envelope_bytes: bytes, predicate_type: str, *, created: str, build: str
 ) -> bytes:
     """The OCI image manifest that attaches ``envelope_bytes`` to ``subject`` (a descriptor: mediaType, digest,
-    size). Its config (``{}``) and layer (the envelope) must be pushed as blobs first."""
+    size): ``dockyard.inventory.referrers.referrer_manifest`` with this convention's types and annotations. Its
+    config (``{}``) and layer (the envelope) must be pushed as blobs first."""
     annotations = {PREDICATE_ANNOTATION: predicate_type, CREATED_ANNOTATION: created, BUILD_ANNOTATION: build}
-    return _compact(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST,
-            "artifactType": DSSE_ENVELOPE,
-            "config": {
-                "mediaType": mt.OCI_EMPTY,
-                "digest": str(Digest.of(EMPTY_CONFIG)),
-                "size": len(EMPTY_CONFIG),
-            },
-            "layers": [
-                {
-                    "mediaType": DSSE_ENVELOPE,
-                    "digest": str(Digest.of(envelope_bytes)),
-                    "size": len(envelope_bytes),
-                    "annotations": {PREDICATE_ANNOTATION: predicate_type},
-                }
-            ],
-            "subject": subject,
-            "annotations": annotations,
-        }
+    return referrers.referrer_manifest(
+        subject,
+        DSSE_ENVELOPE,
+        DSSE_ENVELOPE,
+        envelope_bytes,
+        layer_annotations={PREDICATE_ANNOTATION: predicate_type},
+        annotations=annotations,
     )

@@ -27,6 +27,8 @@ from dockyard.repos.access import IMAGE_CONFIG_TYPES
 from dockyard.vulns.manage import load_suppressions
 from dockyard.vulns.osv import severity_rank
 from dockyard.vulns.reports import ReportedFinding, image_findings
+from dockyard.vulns.scanner import FAILED
+from dockyard.vulns.vexrefs import ReferrerVex
 
 CACHE_SECONDS = 2.0
 _ATTESTATION = "attestation-manifest"
@@ -92,8 +94,9 @@ def _weight(finding: ReportedFinding) -> tuple[int, float]:
 
 
 class VulnerabilityGate:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, vex: ReferrerVex | None = None) -> None:
         self.db = db
+        self.vex = vex  # the OpenVEX documents attached to images (``vexrefs``)
         self._policies: dict[str, tuple[float, dict[str, Policy]]] = {}
         self._decisions: dict[tuple[str, str, Policy], tuple[float, Decision]] = {}
         self._warned: dict[tuple[str, str, str], float] = {}
@@ -137,8 +140,11 @@ class VulnerabilityGate:
         async with self.db.read(consistent=True) as conn:
             suppressions = await load_suppressions(conn, namespace_of(repository))
             for image in images:
-                scan, findings = await image_findings(conn, image, suppressions)
-                if scan is None:
+                applied = suppressions
+                if self.vex is not None:
+                    applied = await self.vex.with_referrers(conn, suppressions, repository, image)
+                scan, findings = await image_findings(conn, image, applied)
+                if scan is None or scan.state == FAILED:  # an image that cannot be scanned is judged as unscanned
                     unscanned.append(image)
                     continue
                 counted = [f for f in findings if f.suppressed is None and severity_rank(f.severity) >= threshold]

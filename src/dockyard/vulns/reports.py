@@ -1,8 +1,8 @@
 """Vulnerability reports: the findings of an image platform with their advisories' aliases and summaries, and
-the namespace's VEX statements and allowlist applied (a suppressed finding stays in the report, marked with the
-reason). ``VulnerabilityReports.for_tag`` is the Hub API's and the CLI's: it resolves the image under the pull
-check (``layers.images.resolve_image``: a repository the caller may not pull is ``NotFound``) and scans it first
-when it was never scanned."""
+the namespace's VEX statements and allowlist and the OpenVEX documents attached to the image (``vexrefs``) applied
+(a suppressed finding stays in the report, marked with the reason). ``VulnerabilityReports.for_tag`` is the Hub
+API's and the CLI's: it resolves the image under the pull check (``layers.images.resolve_image``: a repository the
+caller may not pull is ``NotFound``) and scans it first when it was never scanned."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from dockyard.models import VulnAdvisory, VulnFinding, VulnScan
 from dockyard.models.base import utcnow
 from dockyard.vulns.manage import load_suppressions
 from dockyard.vulns.osv import SEVERITIES
-from dockyard.vulns.scanner import Scanner
+from dockyard.vulns.scanner import FAILED, Scanner
 from dockyard.vulns.suppress import Suppression, Suppressions
+from dockyard.vulns.vexrefs import ReferrerVex
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Report:
     scanned_at: datetime | None
     packages: int
     findings: list[ReportedFinding]
+    error: str | None = None  # the image cannot be scanned: why (its inventory failed)
 
     def summary(self, *, include_suppressed: bool = False) -> dict[str, int]:
         counts = dict.fromkeys(reversed(SEVERITIES), 0)
@@ -64,10 +66,11 @@ class Report:
 async def image_findings(
     conn: AsyncConnection, digest: str, suppressions: Suppressions
 ) -> tuple[Any, list[ReportedFinding]]:
-    """The scan row of image manifest ``digest`` (None: never scanned) and its findings, suppressions applied."""
+    """The scan row of image manifest ``digest`` (None: never scanned; ``state`` ``failed``: cannot be, ``error``
+    says why) and its findings, suppressions applied."""
     scan = (await conn.execute(select(VulnScan).where(VulnScan.manifest_digest == digest))).first()
-    if scan is None:
-        return None, []
+    if scan is None or scan.state == FAILED:
+        return scan, []
     rows = await conn.execute(
         select(VulnFinding.__table__, VulnAdvisory.aliases, VulnAdvisory.summary)
         .join(VulnAdvisory, VulnAdvisory.id == VulnFinding.advisory_id, isouter=True)
@@ -98,9 +101,13 @@ async def image_findings(
 
 
 class VulnerabilityReports:
-    def __init__(self, db: Database, scanner: Scanner) -> None:
+    """``vex`` reads the OpenVEX documents attached to images (``vexrefs``); without it only the namespace's
+    uploaded VEX and allowlist apply."""
+
+    def __init__(self, db: Database, scanner: Scanner, vex: ReferrerVex | None = None) -> None:
         self.db = db
         self.scanner = scanner
+        self.vex = vex
 
     async def for_tag(
         self, actor: Principal, namespace: str, name: str, reference: str, platform: str | None = None
@@ -117,14 +124,17 @@ class VulnerabilityReports:
             await self.scanner.scan(image.digest)
         async with self.db.read(consistent=True) as conn:
             suppressions = await load_suppressions(conn, namespace_of(image.repository))
+            if self.vex is not None:
+                suppressions = await self.vex.with_referrers(conn, suppressions, image.repository, image.digest)
             scan, findings = await image_findings(conn, image.digest, suppressions)
         return Report(
             repository=image.repository,
             reference=reference,
             digest=image.digest,
             platform=image.platform,
-            scanned=scan is not None,
+            scanned=scan is not None and scan.state != FAILED,
             scanned_at=scan.scanned_at if scan is not None else None,
             packages=scan.packages if scan is not None else 0,
             findings=findings,
+            error=scan.error if scan is not None and scan.state == FAILED else None,
         )

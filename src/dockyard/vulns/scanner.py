@@ -2,10 +2,11 @@
 advisories, the findings and the package index written in one transaction, and re-matching after an import.
 
 The package index (``vuln_image_packages``: (ecosystem, package) → image manifest) is what makes re-matching
-cheap: an import touching a few packages re-matches only the images that hold one of them, from the stored
-packages, without reading any layer again. ``scan.completed`` is recorded for each scan and
-``vulnerability.found`` when a re-match finds a new critical or high finding in an image that was scanned before
-(one event per repository holding the image; webhooks turn them into ``scan_completed``/``vulnerability_found``).
+cheap: an import touching a few packages re-matches only the images that hold one of them, and in each only those
+packages (its other findings stand), from the stored packages, without reading any layer again.
+``scan.completed`` is recorded for each scan and ``vulnerability.found`` when a re-match finds a new critical or
+high finding in an image that was scanned before (one event per repository holding the image; webhooks turn them
+into ``scan_completed``/``vulnerability_found``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
@@ -41,6 +42,7 @@ from dockyard.vulns.osv import SEVERITIES, severity_rank
 log = logging.getLogger("dockyard.vulns")
 
 KEY_BATCH = 200
+SCANNED, FAILED = "scanned", "failed"  # vuln_scans.state
 NOTIFY_AT = severity_rank("high")  # vulnerability.found: new findings at or above this
 
 
@@ -52,11 +54,19 @@ class InventorySource(Protocol):
         its inventory is not available (not computed yet, not an image, or it failed)."""
         ...
 
+    async def failure(self, manifest_digest: str) -> str | None:
+        """Why the inventory of ``manifest_digest`` failed (an unreadable layer or package database: it will not
+        be tried again), or None when it did not fail (it may still be pending)."""
+        ...
+
 
 class NoInventory:
     """An ``InventorySource`` that knows no image (used when none is configured): every image stays unscanned."""
 
     async def packages(self, manifest_digest: str) -> list[InstalledPackage] | None:
+        return None
+
+    async def failure(self, manifest_digest: str) -> str | None:
         return None
 
 
@@ -70,9 +80,12 @@ class ScanObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
+    """A scan's outcome; ``error`` when the image cannot be scanned (its inventory failed: no findings)."""
+
     manifest_digest: str
     packages: int
     findings: list[Finding]
+    error: str | None = None
 
 
 async def affected_rows(conn: AsyncConnection, keys: Iterable[PackageKey]) -> dict[PackageKey, list[AffectedRow]]:
@@ -111,11 +124,16 @@ class Scanner:
         self.observer = observer
 
     async def scan(self, manifest_digest: str) -> ScanResult | None:
-        """Scan the image manifest; None when the inventory has nothing for it (it stays unscanned)."""
+        """Scan the image manifest; None when the inventory has nothing for it yet (it stays unscanned). An image
+        whose inventory failed ends ``failed`` with that error recorded (``vuln_scans``), shown in its report."""
         started = time.monotonic()
         installed = await self.inventory.packages(manifest_digest)
         if installed is None:
-            return None
+            error = await self.inventory.failure(manifest_digest)
+            if error is None:
+                return None
+            await self._failed(manifest_digest, error)
+            return ScanResult(manifest_digest, 0, [], error)
         packages = list({IndexedPackage.of(p): None for p in installed})
         async with self.db.read() as conn:
             affected = await affected_rows(conn, (p.key for p in packages))
@@ -154,6 +172,17 @@ class Scanner:
             self.observer.scan_finished(time.monotonic() - started, findings)
         return ScanResult(manifest_digest, len(packages), findings)
 
+    async def _failed(self, manifest_digest: str, error: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
+            await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == manifest_digest))
+            values = {"state": FAILED, "packages": 0, "findings": 0, "error": error[:1000], "scanned_at": utcnow()}
+            updated = await conn.execute(
+                update(VulnScan).where(VulnScan.manifest_digest == manifest_digest).values(**values)
+            )
+            if updated.rowcount == 0:
+                await conn.execute(insert(VulnScan).values(manifest_digest=manifest_digest, **values))
+
     async def rematch(self, keys: Iterable[PackageKey]) -> int:
         """Match again every scanned image holding one of ``keys`` (after an import changed their advisories), from
         the stored packages. Records ``vulnerability.found`` for new critical/high findings. Returns how many images
@@ -169,32 +198,51 @@ class Scanner:
                     .distinct()
                 )
                 digests.update(rows.scalars().all())
+        touched = {PackageKey(e, p) for e, p in wanted}
         for digest in sorted(digests):
-            await self._rematch_one(digest)
+            await self._rematch_one(digest, touched)
         return len(digests)
 
-    async def _rematch_one(self, digest: str) -> None:
+    async def _rematch_one(self, digest: str, touched: set[PackageKey]) -> None:
+        """Match again the packages of image ``digest`` that ``touched`` names; its other findings stand."""
         async with self.db.read(consistent=True) as conn:
             stored = (
                 await conn.execute(select(VulnImagePackage).where(VulnImagePackage.manifest_digest == digest))
             ).all()
             packages = [
-                IndexedPackage(p.ecosystem, p.package, p.version, p.name, p.installed, p.purl, p.layer) for p in stored
+                IndexedPackage(p.ecosystem, p.package, p.version, p.name, p.installed, p.purl, p.layer)
+                for p in stored
+                if PackageKey(p.ecosystem, p.package) in touched
             ]
             affected = await affected_rows(conn, (p.key for p in packages))
         findings = match(packages, affected)
+        names = sorted({(p.ecosystem, p.name[:512]) for p in packages})
         async with self.db.write() as conn:
+            mine = tuple_(VulnFinding.ecosystem, VulnFinding.package).in_(names)
             before = {
                 (r.advisory_id, r.package, r.installed)
                 for r in await conn.execute(
                     select(VulnFinding.advisory_id, VulnFinding.package, VulnFinding.installed).where(
-                        VulnFinding.manifest_digest == digest
+                        VulnFinding.manifest_digest == digest, mine
                     )
                 )
             }
-            await _store_findings(conn, digest, findings, len(packages))
+            await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == digest, mine))
+            await _insert_findings(conn, digest, findings)
+            total = (
+                await conn.execute(
+                    select(func.count()).select_from(VulnFinding).where(VulnFinding.manifest_digest == digest)
+                )
+            ).scalar_one()
+            await conn.execute(
+                update(VulnScan).where(VulnScan.manifest_digest == digest).values(findings=total, scanned_at=utcnow())
+            )
             new = [f for f in findings if f.identity not in before and severity_rank(f.severity) >= NOTIFY_AT]
             if new:
+                every = [
+                    Finding(r.advisory_id, r.ecosystem, r.package, r.installed, r.fixed, r.severity, r.score, "", "")
+                    for r in await conn.execute(select(VulnFinding).where(VulnFinding.manifest_digest == digest))
+                ]
                 listed = [
                     {"id": f.advisory_id, "package": f.package, "severity": f.severity, "fixed": f.fixed} for f in new
                 ][:50]
@@ -205,7 +253,7 @@ class Scanner:
                         repository=repository,
                         tag=tag,
                         digest=digest,
-                        payload={"vulnerabilities": listed, "summary": summarise(findings)},
+                        payload={"vulnerabilities": listed, "summary": summarise(every)},
                     )
 
 
@@ -217,6 +265,20 @@ def summarise(findings: Iterable[Finding]) -> dict[str, int]:
 
 async def _store_findings(conn: AsyncConnection, digest: str, findings: Sequence[Finding], packages: int) -> None:
     await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == digest))
+    await _insert_findings(conn, digest, findings)
+    values = {
+        "state": SCANNED,
+        "packages": packages,
+        "findings": len(findings),
+        "error": None,
+        "scanned_at": utcnow(),
+    }
+    updated = await conn.execute(update(VulnScan).where(VulnScan.manifest_digest == digest).values(**values))
+    if updated.rowcount == 0:
+        await conn.execute(insert(VulnScan).values(manifest_digest=digest, **values))
+
+
+async def _insert_findings(conn: AsyncConnection, digest: str, findings: Sequence[Finding]) -> None:
     if findings:
         await conn.execute(
             insert(VulnFinding),
@@ -236,16 +298,6 @@ async def _store_findings(conn: AsyncConnection, digest: str, findings: Sequence
                 for f in findings
             ],
         )
-    values = {
-        "state": "scanned",
-        "packages": packages,
-        "findings": len(findings),
-        "error": None,
-        "scanned_at": utcnow(),
-    }
-    updated = await conn.execute(update(VulnScan).where(VulnScan.manifest_digest == digest).values(**values))
-    if updated.rowcount == 0:
-        await conn.execute(insert(VulnScan).values(manifest_digest=digest, **values))
 
 
 async def _holders(conn: AsyncConnection, digest: str) -> list[tuple[str, str | None]]:

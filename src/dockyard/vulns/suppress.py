@@ -6,6 +6,8 @@
   or the finding's package (a purl; without a version it covers every version), and its subcomponent (if any)
   is the finding's package. The latest applicable statement decides: ``not_affected`` and ``fixed`` suppress,
   ``affected`` and ``under_investigation`` do not.
+  Statements come from the namespace's uploads (``manage``) and from OpenVEX documents attached to the image as
+  referrers (``vexrefs``), which apply to that image only.
 - **Allowlist** (Harbor's CVE allowlist): a vulnerability id (or alias) with a reason and an optional expiry;
   an expired entry suppresses nothing.
 """
@@ -34,6 +36,7 @@ class VexStatement:
     status: str
     justification: str
     timestamp: datetime | None
+    source: str = ""  # where it comes from when not the namespace's uploads (a document attached to the image)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,8 @@ class Suppressions:
             if applies and (latest is None or (s.timestamp or now) >= (latest.timestamp or now)):
                 latest = s
         if latest is not None and latest.status in SUPPRESSING:
-            return Suppression("vex", f"{latest.status}: {latest.justification}".rstrip(": "))
+            reason = f"{latest.status}: {latest.justification}".rstrip(": ")
+            return Suppression("vex", f"{reason} ({latest.source})" if latest.source else reason)
         for entry in self.allowlist:
             if entry.vulnerability in names and (entry.expires_at is None or entry.expires_at > now):
                 return Suppression("allowlist", entry.reason or "allowlisted")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from dockyard.layers import tarstream
 from dockyard.layers.tarstream import Kind, LayerFormatError, ScanStats, TarEntry, member_content, normalise, scan
 from tests.support.layers import E, compress, layer, tar_of
 
@@ -145,3 +146,21 @@ def test_stats_count_entries_and_skipped_names() -> None:
     long_name = "d/" + "x" * 3000
     list(scan(io.BytesIO(layer([E("ok", data=b"1"), E(long_name, data=b"2")])), stats))
     assert (stats.entries, stats.skipped) == (1, 1)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_decompression_bombs_are_refused_and_ordinary_ratios_are_not(
+    compression: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tarstream, "EXPANSION_FLOOR", 1024 * 1024)
+    zeros = layer([E("zeros", data=bytes(8 * 1024 * 1024))], compression)  # far more than 200:1
+    with pytest.raises(LayerFormatError, match="decompression bomb"):
+        entries_of(zeros)
+    text = b"".join(b"line %d of a text file that compresses well\n" % i for i in range(60_000))
+    assert len(text) > 2 * 1024 * 1024
+    (entry,) = entries_of(layer([E("text", data=text)], compression))  # a few times smaller: read
+    assert entry.sha256 == hashlib.sha256(text).hexdigest()
+    monkeypatch.setattr(tarstream, "MAX_EXPANDED_BYTES", 1024 * 1024)
+    with pytest.raises(LayerFormatError, match="decompression bomb"):
+        entries_of(layer([E("text", data=text)], compression))
+    assert len(entries_of(tar_of([E("zeros", data=bytes(8 * 1024 * 1024))]))) == 1  # uncompressed: no ratio

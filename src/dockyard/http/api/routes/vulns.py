@@ -53,7 +53,10 @@ class ReportOut(BaseModel):
     reference: str
     digest: str = Field(description="the image (platform) manifest's digest")
     platform: str
-    scanned: bool = Field(description="false: no inventory of the image yet; findings is empty")
+    scanned: bool = Field(description="false: no inventory of the image yet, or it cannot be scanned; no findings")
+    error: str | None = Field(
+        default=None, description="why the image cannot be scanned (its inventory failed: an unreadable layer…)"
+    )
     scanned_at: Timestamp | None
     packages: int
     summary: dict[str, int] = Field(description="unsuppressed findings per severity")
@@ -68,6 +71,7 @@ def _report(report: Report) -> ReportOut:
         digest=report.digest,
         platform=report.platform,
         scanned=report.scanned,
+        error=report.error,
         scanned_at=report.scanned_at,
         packages=report.packages,
         summary=report.summary(),
