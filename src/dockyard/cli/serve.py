@@ -109,6 +109,7 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
         log_config=None,  # uvicorn's records go to dockyard.logs' JSON handler (configure_logging), not its own
         access_log=False,
         loop="uvloop",
+        ws="none",  # no WebSocket routes: the websockets library stays unloaded
         http=HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
@@ -133,6 +134,15 @@ def _metrics_listener(settings: Settings, registry: Callable[[], CollectorRegist
         raise click.ClickException(f"metrics_address {settings.metrics_address}: {exc.strerror or exc}") from exc
 
 
+def skip_httpx_command_line() -> None:
+    """Keep httpx's command-line client out of a server process: ``import httpx`` imports it whenever click, rich
+    and pygments are installed (~4.5 MiB and ~0.1 s per process), and falls back to a stub when it cannot be
+    imported, which a ``None`` entry in ``sys.modules`` makes it. Call before anything imports httpx; the server
+    never runs the ``httpx`` command."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def bind_listener(settings: Settings) -> socket.socket:
     """The server's listening socket, bound now — before anything says "serving on" — so that a busy port or a
     wrong address is an error at once. (Bound as uvicorn binds: ``SO_REUSEADDR``, inheritable for the workers.)"""
@@ -152,6 +162,7 @@ def run_server(settings: Settings, sock: socket.socket) -> None:
     """Serve on ``sock`` until stopped: in this process (one worker), or by becoming the supervisor of several."""
     if settings.effective_workers > 1:
         exec_supervisor(settings, sock)
+    skip_httpx_command_line()
     from dockyard.app import create_app
 
     app = create_app(settings)

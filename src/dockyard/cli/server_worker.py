@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from dockyard.cli.serve import uvicorn_config
+from dockyard.cli.serve import skip_httpx_command_line, uvicorn_config
 from dockyard.cli.supervisor import STARTED, STARTING, STARTUP_FAILURE
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def main(argv: list[str]) -> None:
 
 
 def _prepared_app() -> DockyardApp:
+    skip_httpx_command_line()
     from dockyard.app import create_app, die_with_supervisor
     from dockyard.logs import configure_logging
     from dockyard.settings import load_serialized
