@@ -92,7 +92,6 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store
 from dockyard.storage.observed import ObservedBlobStore
 from dockyard.trust.checker import TrustChecker
-from dockyard.trust.manage import TrustService
 from dockyard.trust.reverify import SignatureSubscriber
 from dockyard.vulns.gate import VulnerabilityGate
 from dockyard.vulns.manage import VulnSettingsService
@@ -260,8 +259,7 @@ def create_app(settings: Settings) -> DockyardApp:
         # Pull rate limits (off unless configured): decided in memory, counts shared through the DB every ~1 s.
         limiter = PullRateLimiter(db, settings) if PullRateLimiter.enabled(settings) else None
         app.state.ratelimits = limiter
-        keys = key_ring(settings, db)
-        await keys.ensure()
+        keys = key_ring(settings, db)  # loaded on the first token signed or verified (first_start created one)
         authenticator = Authenticator(db, settings, metrics)
         tokens = TokenService(keys, settings)
         refresh = RefreshTokens(db, tokens, authenticator, settings)
@@ -308,6 +306,7 @@ def create_app(settings: Settings) -> DockyardApp:
         def hub_api() -> ASGIApp:
             from dockyard.http.api.app import api_app
             from dockyard.http.api.deps import ApiServices
+            from dockyard.trust.manage import TrustService  # signing keys (cryptography): with the Hub API
 
             return api_app(
                 ApiServices(
