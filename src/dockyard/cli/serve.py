@@ -134,15 +134,6 @@ def _metrics_listener(settings: Settings, registry: Callable[[], CollectorRegist
         raise click.ClickException(f"metrics_address {settings.metrics_address}: {exc.strerror or exc}") from exc
 
 
-def skip_httpx_command_line() -> None:
-    """Keep httpx's command-line client out of a server process: ``import httpx`` imports it whenever click, rich
-    and pygments are installed (~4.5 MiB and ~0.1 s per process), and falls back to a stub when it cannot be
-    imported, which a ``None`` entry in ``sys.modules`` makes it. Call before anything imports httpx; the server
-    never runs the ``httpx`` command."""
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-
 def bind_listener(settings: Settings) -> socket.socket:
     """The server's listening socket, bound now — before anything says "serving on" — so that a busy port or a
     wrong address is an error at once. (Bound as uvicorn binds: ``SO_REUSEADDR``, inheritable for the workers.)"""
@@ -162,7 +153,6 @@ def run_server(settings: Settings, sock: socket.socket) -> None:
     """Serve on ``sock`` until stopped: in this process (one worker), or by becoming the supervisor of several."""
     if settings.effective_workers > 1:
         exec_supervisor(settings, sock)
-    skip_httpx_command_line()
     from dockyard.app import create_app
 
     app = create_app(settings)
