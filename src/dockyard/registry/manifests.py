@@ -6,14 +6,13 @@ import json
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.core.names import namespace_of
-from dockyard.db.statements import insert_or_nothing
+from dockyard.db.statements import dialect_insert, insert_or_nothing
 from dockyard.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import (
@@ -144,7 +143,7 @@ def _set_tag(conn: Connection, repo_id: int, tag: str, manifest_id: int, pushed_
     """Point ``tag`` at the manifest in one statement (an upsert that changes nothing if the tag already points
     there). Returns True if the tag changed."""
     now = utcnow()
-    upsert = (postgresql.insert(Tag) if conn.dialect.name == "postgresql" else sqlite.insert(Tag)).values(
+    upsert = dialect_insert(conn)(Tag).values(
         repository_id=repo_id, name=tag, manifest_id=manifest_id, updated_at=now, pushed_by=pushed_by
     )
     statement = upsert.on_conflict_do_update(

@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, false, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
+from dockyard.db.statements import dialect_insert
 from dockyard.errors import Invalid, QuotaExceeded
 from dockyard.events.outbox import QUOTA_EXCEEDED, QUOTA_WARNING, event_row, record_event, record_events
 from dockyard.models import Account, Blob, NamespaceBlob, NamespaceUsage, Repository, RepositoryBlob
@@ -60,7 +60,7 @@ class Usage:
 
 
 def _upsert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(conn)
 
 
 def _over_soft(used: Any, limit: Any, percent: Any) -> Any:
@@ -267,7 +267,7 @@ async def set_limits(
         if not 1 <= soft_percent <= 100:
             raise Invalid("quota", "soft_percent must be between 1 and 100", {"field": "soft_percent"})
         values["soft_percent"] = soft_percent
-    dialect = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    dialect = dialect_insert(conn)
     statement = dialect(NamespaceUsage).values(namespace=namespace, **values)
     if values:
         statement = statement.on_conflict_do_update(index_elements=[NamespaceUsage.namespace], set_=values)
