@@ -66,6 +66,7 @@ class KeyRing:
         self._signing: LoadedKey | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._first_load = asyncio.Lock()
 
     async def ensure(self) -> None:
         """Create the first key if there is none (safe when several replicas start at once), then load."""
@@ -148,7 +149,15 @@ class KeyRing:
             self._signing = signing
             self._loaded_at = time.monotonic()
 
+    async def _load_once(self) -> None:
+        """Load the ring on its first use, once however many first requests wait for it."""
+        if self._loaded_at == 0.0:
+            async with self._first_load:
+                if self._loaded_at == 0.0:
+                    await self.reload()
+
     async def signing_key(self) -> LoadedKey:
+        await self._load_once()
         if self._signing is None or time.monotonic() - self._loaded_at > _RELOAD_INTERVAL:
             await self.reload()
         if self._signing is None:
@@ -162,6 +171,7 @@ class KeyRing:
 
     async def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         """The verification key for ``kid``; an unknown id reloads from the DB (rate-limited)."""
+        await self._load_once()
         key = self._keys.get(kid)
         if key is None:
             # At most one reload per interval whatever the callers send: a miss right after a reload waits for
