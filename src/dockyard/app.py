@@ -99,7 +99,6 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import open_blob_store
 from dockyard.storage.observed import ObservedBlobStore
 from dockyard.trust.checker import TrustChecker
-from dockyard.trust.manage import TrustService
 from dockyard.trust.reverify import SignatureSubscriber
 from dockyard.vulns.gate import VulnerabilityGate
 from dockyard.vulns.manage import VulnSettingsService
@@ -277,8 +276,7 @@ def create_app(settings: Settings) -> DockyardApp:
         # Pull rate limits (off unless configured): decided in memory, counts shared through the DB every ~1 s.
         limiter = PullRateLimiter(db, settings) if PullRateLimiter.enabled(settings) else None
         app.state.ratelimits = limiter
-        keys = key_ring(settings, db)
-        await keys.ensure()
+        keys = key_ring(settings, db)  # loaded on the first token signed or verified (first_start created one)
         # LDAP, when configured, checks the passwords of the accounts it owns (dockyard.accounts.ldap_sign_in)
         directory = LdapSignIn(db, settings) if settings.ldap_enabled else None
         authenticator = Authenticator(db, settings, metrics, directory)
@@ -323,6 +321,8 @@ def create_app(settings: Settings) -> DockyardApp:
         robots, audit_log = RobotService(db, settings), AuditLogService(ctx)
         quota_service, retention_service = QuotaService(db), RetentionService(ctx)
         immutability = ImmutabilityService(ctx)
+        from dockyard.trust.manage import TrustService  # the Hub API's and the web hub's (cryptography on first use)
+
         trust = TrustService(db, SecretBox(settings.secret_key))
         replication = ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs)
 

@@ -84,7 +84,7 @@ async def first_start(settings: Settings) -> str | None:
     configure_password_hashing_from(settings)
     db = Database(settings.effective_database_url, pool_size=2)
     try:
-        await key_ring(settings, db).ensure()
+        await key_ring(settings, db).create_if_missing()
         await sync_endpoints(db, settings)
         return await UserService(db, settings).ensure_admin(settings.admin_username, settings.admin_password or None)
     finally:

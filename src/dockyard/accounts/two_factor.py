@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import segno
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,6 +57,8 @@ class Enrolment:
 
 def qr_svg(uri: str) -> str:
     """The QR code of ``uri`` as a standalone SVG document (no XML declaration, scalable)."""
+    import segno  # QR codes (and xml): on the first enrolment, not in every server process
+
     out = io.BytesIO()
     segno.make(uri, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, svgclass=None)
     return out.getvalue().decode()

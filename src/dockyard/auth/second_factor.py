@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-import pyotp
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -82,6 +81,8 @@ def throttle_name(username: str) -> str:
 
 def new_totp_secret() -> str:
     """A random base32 TOTP secret of 160 bits (RFC 4226's recommended length)."""
+    import pyotp  # on first use, here and below: a server process may never see a second factor
+
     return pyotp.random_base32(32)
 
 
@@ -100,6 +101,8 @@ def recovery_hash(code: str) -> str:
 
 
 def otpauth_uri(secret: str, account: str, issuer: str) -> str:
+    import pyotp
+
     return pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD).provisioning_uri(name=account, issuer_name=issuer)
 
 
@@ -108,6 +111,8 @@ def matching_step(secret: str, code: str, after: int | None, now: float | None =
     code = code.strip().replace(" ", "")
     if not _TOTP.fullmatch(code):
         return None
+    import pyotp
+
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD)
     current = int((time.time() if now is None else now) // PERIOD)
     found = None

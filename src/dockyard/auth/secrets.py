@@ -1,5 +1,6 @@
 """Secrets at rest: argon2id password hashes, SHA-256 fingerprints of random tokens, and the server secret's
-symmetric encryption (Fernet) for keys stored in the DB."""
+symmetric encryption (Fernet) for keys stored in the DB. ``cryptography`` is loaded on the first seal or open (~9 MiB
+of a server process that may never need it: ``SecretBox`` is built at start for every service that might)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
     from dockyard.settings import Settings
 
 PAT_PREFIX = "dy_pat_"
@@ -113,15 +113,25 @@ class SecretBox:
     def __init__(self, server_secret: str) -> None:
         if len(server_secret) < 16:
             raise ValueError("the server secret must be at least 16 characters")
+        self._secret = server_secret
+
+    @functools.cached_property
+    def _fernet(self) -> Fernet:
+        from cryptography.fernet import Fernet
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"dockyard signing keys").derive(
-            server_secret.encode()
+            self._secret.encode()
         )
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        return Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, plaintext: bytes) -> str:
         return self._fernet.encrypt(plaintext).decode()
 
     def open(self, sealed: str) -> bytes:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(sealed.encode())
         except InvalidToken as exc:

@@ -3,6 +3,9 @@ that every replica signs and verifies with the same keys; rotated with ``dockyar
 
 The newest unretired key signs; every key that is not older than the longest token lifetime since it retired
 still verifies, so rotation never cuts off tokens already handed out. Tokens carry the key's id in ``kid``.
+
+A server process loads the ring on the first token it signs or verifies (``signing_key``, ``public_key``), and
+``cryptography`` with it: a process that never sees a token neither reads the keys nor loads the library.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert, select, update
 
 from dockyard.auth.secrets import SecretBox
 from dockyard.db.engine import Database
 from dockyard.models import SigningKey
 from dockyard.models.base import utcnow
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 ALGORITHM = "ES256"
 _RELOAD_INTERVAL = 30.0  # seconds between checks for a key another replica rotated in
@@ -61,16 +66,26 @@ class KeyRing:
         self._signing: LoadedKey | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._first_load = asyncio.Lock()
 
     async def ensure(self) -> None:
         """Create the first key if there is none (safe when several replicas start at once), then load."""
+        await self.create_if_missing()
+        await self.reload()
+
+    async def create_if_missing(self) -> bool:
+        """Create the first key if there is none, without loading the ring (each start of a server: the keys are
+        loaded by the first token). Returns whether it created one."""
+        async with self._db.read() as conn:
+            if (await conn.execute(select(SigningKey.kid).where(SigningKey.retired_at.is_(None)).limit(1))).first():
+                return False
         async with self._db.write() as conn:
             active = (
                 await conn.execute(select(SigningKey.kid).where(SigningKey.retired_at.is_(None)).limit(1))
             ).first()
             if active is None:
                 await conn.execute(insert(SigningKey).values(**self._new_key_row()))
-        await self.reload()
+            return active is None
 
     async def rotate(self) -> str:
         """Retire the current keys and make a new one; returns the new key id."""
@@ -82,6 +97,9 @@ class KeyRing:
         return str(row["kid"])
 
     def _new_key_row(self) -> dict[str, object]:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         private = ec.generate_private_key(ec.SECP256R1())
         pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -99,6 +117,9 @@ class KeyRing:
         }
 
     async def reload(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         async with self._lock:
             cutoff = utcnow() - self._horizon
             async with self._db.read(consistent=True) as conn:
@@ -128,7 +149,15 @@ class KeyRing:
             self._signing = signing
             self._loaded_at = time.monotonic()
 
+    async def _load_once(self) -> None:
+        """Load the ring on its first use, once however many first requests wait for it."""
+        if self._loaded_at == 0.0:
+            async with self._first_load:
+                if self._loaded_at == 0.0:
+                    await self.reload()
+
     async def signing_key(self) -> LoadedKey:
+        await self._load_once()
         if self._signing is None or time.monotonic() - self._loaded_at > _RELOAD_INTERVAL:
             await self.reload()
         if self._signing is None:
@@ -142,6 +171,7 @@ class KeyRing:
 
     async def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         """The verification key for ``kid``; an unknown id reloads from the DB (rate-limited)."""
+        await self._load_once()
         key = self._keys.get(kid)
         if key is None:
             # At most one reload per interval whatever the callers send: a miss right after a reload waits for

@@ -9,6 +9,9 @@ once per token, not once per request.
 Tokens carry the account's credential generation (``gen``) they were issued under. This module only signs and
 reads it: whoever turns a refresh or API token back into a live principal checks it against the account
 (``Authenticator.principal_for_token``); registry tokens are verified offline and simply run out.
+
+PyJWT (and with it ``cryptography``) is imported when the first token is signed or verified, not when a server
+process starts (``--open`` servers and processes that serve only anonymous pulls never load it).
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import jwt
 
 from dockyard.auth.scopes import ResourceScope
 from dockyard.auth.token_keys import ALGORITHM, KeyRing
@@ -79,6 +80,8 @@ class TokenService:
             **claims,
         }
         assert key.private is not None
+        import jwt
+
         token = jwt.encode(body, key.private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"})
         return IssuedToken(token, lifetime, datetime.fromtimestamp(now, UTC), jti)
 
@@ -124,6 +127,8 @@ class TokenService:
             self._cache.pop(token, None)
         if len(token) > 8192:
             raise _refused("too long")
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -20,9 +20,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from dockyard.errors import Invalid
 
 ALLOWED_SCHEMES = ("http", "https", "ssh", "git")
@@ -65,6 +62,9 @@ def validate_git_url(url: str) -> str:
 
 def new_deploy_key(comment: str) -> tuple[str, str]:
     """A fresh ed25519 key pair for an SSH link: (private key in OpenSSH PEM, public key line)."""
+    from cryptography.hazmat.primitives import serialization  # not loaded by a server until a link needs a key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()

@@ -156,6 +156,9 @@ def serve(
     tls_key: Path | None,
 ) -> None:
     """Run the registry server (migrating the DB first); HTTPS with ``--tls-cert`` and ``--tls-key``."""
+    from dockyard.cli.lean_imports import skip_unused_imports
+
+    skip_unused_imports()  # before uvicorn and httpx are imported
     from dockyard.cli.serve import run_server, startup_warnings, tls_context
 
     settings = _settings(

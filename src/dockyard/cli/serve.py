@@ -25,11 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import uvicorn
-from uvicorn._types import ASGIApplication
-from uvicorn.config import STARTUP_FAILURE
 
-from dockyard.http.server import PROTOCOL as HTTP_PROTOCOL
+from dockyard.cli.supervisor import STARTUP_FAILURE
 from dockyard.http.tls import ReloadingContext
 from dockyard.settings import (
     Settings,
@@ -40,7 +37,9 @@ from dockyard.settings import (
 )
 
 if TYPE_CHECKING:
+    import uvicorn
     from prometheus_client import CollectorRegistry
+    from uvicorn._types import ASGIApplication
 
     from dockyard.app import DockyardApp
     from dockyard.http.metrics_listener import MetricsListener
@@ -98,6 +97,12 @@ def tls_context(settings: Settings) -> ReloadingContext | None:
 
 
 def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str, *, workers: int = 1) -> uvicorn.Config:
+    """The uvicorn configuration of a server process. (uvicorn is imported here, not by ``dockyard serve`` before it
+    becomes the supervisor: that would only lengthen the start.)"""
+    import uvicorn
+
+    from dockyard.http.server import PROTOCOL as HTTP_PROTOCOL
+
     tls = tls_context(settings)
     return uvicorn.Config(
         app,
@@ -109,6 +114,7 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
         log_config=None,  # uvicorn's records go to dockyard.logs' JSON handler (configure_logging), not its own
         access_log=False,
         loop="uvloop",
+        ws="none",  # no WebSocket routes: the websockets library stays unloaded
         http=HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
@@ -152,6 +158,8 @@ def run_server(settings: Settings, sock: socket.socket) -> None:
     """Serve on ``sock`` until stopped: in this process (one worker), or by becoming the supervisor of several."""
     if settings.effective_workers > 1:
         exec_supervisor(settings, sock)
+    import uvicorn
+
     from dockyard.app import create_app
 
     app = create_app(settings)

@@ -21,9 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import uvicorn
-
-from dockyard.cli.serve import uvicorn_config
+from dockyard.cli.lean_imports import skip_unused_imports
 from dockyard.cli.supervisor import STARTED, STARTING, STARTUP_FAILURE
 
 if TYPE_CHECKING:
@@ -38,6 +36,11 @@ def _answer_pings(control: socket.socket, started: Callable[[], bool]) -> None:
 
 def main(argv: list[str]) -> None:
     listen_fd, control_fd = (int(value) for value in argv)
+    skip_unused_imports()  # before uvicorn, httpx and the application are imported
+    import uvicorn
+
+    from dockyard.cli.serve import uvicorn_config
+
     control = socket.socket(fileno=control_fd)
     servers: list[uvicorn.Server] = []
     # Answered from the first moment: importing the application takes seconds on a loaded machine.

@@ -1,15 +1,29 @@
-"""Portable statement helpers for the dialects Dockyard runs on (SQLite, PostgreSQL)."""
+"""Portable statement helpers for the dialects Dockyard runs on (SQLite, PostgreSQL). A dialect's own constructs
+are imported when a connection of that dialect first needs them: a process loads only the dialect it talks to."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Executable, Insert
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+
+def dialect_insert(conn: AsyncConnection | Connection) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
+    """The ``insert`` of ``conn``'s dialect, whose statements have ``on_conflict_do_nothing`` / ``_do_update``."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def insert_or_nothing(conn: AsyncConnection | Connection, model: type[DeclarativeBase]) -> Insert:
@@ -18,9 +32,7 @@ def insert_or_nothing(conn: AsyncConnection | Connection, model: type[Declarativ
     With RETURNING, no row comes back if the row existed. On PostgreSQL an insert racing another transaction's
     uncommitted insert of the same key waits for it and then does nothing, instead of failing the transaction.
     """
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    return sqlite.insert(model).on_conflict_do_nothing()
+    return dialect_insert(conn)(model).on_conflict_do_nothing()
 
 
 async def insert_ignore(conn: AsyncConnection, model: type[DeclarativeBase], values: dict[str, Any]) -> bool:
@@ -70,8 +82,13 @@ def prepared(conn: AsyncConnection | Connection, build: Callable[[str], S]) -> S
     return cast(S, statement)
 
 
-def dialect_insert(dialect: str, model: type[DeclarativeBase]) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's own ``INSERT`` into ``model``'s table (with ``on_conflict_do_…``), for ``prepared`` builders."""
+def dialect_insert_for(dialect: str, model: type[DeclarativeBase]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's own ``INSERT`` into ``model``'s table (with ``on_conflict_do_…``), for ``prepared`` builders
+    (which get the dialect's name, not a connection)."""
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(model)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(model)

@@ -9,9 +9,7 @@ only packages whose ``Status`` says ``installed`` count (a distroless ``status.d
 from __future__ import annotations
 
 import re
-from typing import IO
-
-from debian.deb822 import Deb822
+from typing import IO, TYPE_CHECKING
 
 from dockyard.inventory.records import (
     MAX_FIELD,
@@ -23,6 +21,9 @@ from dockyard.inventory.records import (
     check_version,
     read_capped,
 )
+
+if TYPE_CHECKING:
+    from debian.deb822 import Deb822
 
 MAX_OS_RELEASE = 64 * 1024
 MAX_DB = 64 * 1024 * 1024  # a package database larger than this is refused
@@ -96,6 +97,8 @@ def read_dpkg(content: IO[bytes]) -> list[PackageRecord]:
     """The installed packages of a dpkg ``status`` file or a distroless ``status.d`` file."""
     text = _text(read_capped(content, MAX_DB, "dpkg status"), "dpkg status")
     records: list[PackageRecord] = []
+    from debian.deb822 import Deb822  # python-debian (~3 MiB with its imports): on the first dpkg database
+
     try:
         paragraphs = list(Deb822.iter_paragraphs(text.splitlines(), use_apt_pkg=False))
     except (ValueError, UnicodeError) as exc:

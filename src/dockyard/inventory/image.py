@@ -13,7 +13,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from packageurl import PackageURL
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -91,6 +90,8 @@ def _purl_parts(name: str) -> tuple[str | None, str]:
 
 def installed(record: PackageRecord, os: OsRelease | None, layer: str, path: str) -> InstalledPackage:
     """The ``InstalledPackage`` a layer record stands for in an image whose distribution is ``os``."""
+    from packageurl import PackageURL  # on the first inventory, not in every server process
+
     release: str | None = None
     qualifiers: dict[str, str] = {}
     if record.arch:

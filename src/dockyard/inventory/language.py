@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import IO
 
 from dockyard.inventory.records import PackageDBError, PackageRecord, RecordType, check_name, check_version
@@ -37,6 +35,9 @@ def read_python(content: IO[bytes]) -> list[PackageRecord]:
     headers = head if header_end < 0 else head[: header_end + 1]
     if b"\x00" in headers:
         return []
+    from email.parser import BytesHeaderParser  # the email package: on the first Python package found
+    from email.policy import compat32
+
     message = BytesHeaderParser(policy=compat32).parsebytes(headers)
     try:
         name = check_name(str(message.get("Name", "")).strip(), "python metadata")

@@ -16,41 +16,50 @@ resources (``JobEnvironment``) once, when the runner starts, and returns the han
 
         return handle
 
-``HANDLER_MODULES`` lists Dockyard's own task modules and the ``jobs_handler_modules`` setting adds more
-(plugins; the tests' handlers). ``running_jobs(db, store, settings)`` imports them, builds every handler and runs
-a ``JobRunner`` while the context is open — the one way ``dockyard serve`` and ``dockyard worker`` start jobs, so
-both run the same handlers. Modules are named as strings because registration is the plugin edge: the
-composition root decides what is loaded, and this layer never imports the domain packages above it.
+``HANDLER_KINDS`` names Dockyard's own job kinds and the task module that registers each, and the
+``jobs_handler_modules`` setting adds more modules (plugins; the tests' handlers). ``running_jobs(db, store,
+settings)`` imports the plugins and builds their handlers at once, but Dockyard's own modules only when the first
+job of one of their kinds runs (``LazyHandler``): most kinds never run in most processes, and their modules pull in
+libraries a server does not otherwise load (SBOM writers, the OSV matcher, mail). It runs a ``JobRunner`` while the
+context is open — the one way ``dockyard serve`` and ``dockyard worker`` start jobs, so both run the same handlers.
+Modules are named as strings because registration is the plugin edge: the composition root decides what is
+loaded, and this layer never imports the domain packages above it.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from dockyard.db.engine import Database
-from dockyard.jobs.handlers import Handler
+from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.runner import JobRunner, OutcomeObserver
 from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore
 
-# Dockyard's own modules that register handlers when imported (each domain package's ``tasks.py``).
-HANDLER_MODULES: tuple[str, ...] = (
-    "dockyard.webhooks.tasks",
-    "dockyard.trust.tasks",
-    "dockyard.layers.tasks",
-    "dockyard.vulns.tasks",
-    "dockyard.inventory.tasks",
-    "dockyard.builds.tasks",
-    "dockyard.provenance.tasks",
-    "dockyard.replication.tasks",
-    "dockyard.accounts.tasks",
-    "dockyard.registry.tasks",
-)
+# Dockyard's own job kinds, each with the module whose ``@register`` builds its handler (each domain package's
+# ``tasks.py``); tests/unit/jobs/test_registry.py checks that importing the modules registers exactly these kinds.
+HANDLER_KINDS: Mapping[str, str] = {
+    "webhooks.deliver": "dockyard.webhooks.tasks",
+    "trust.verify": "dockyard.trust.tasks",
+    "trust.reverify": "dockyard.trust.tasks",
+    "layers.index": "dockyard.layers.tasks",
+    "vulns.scan": "dockyard.vulns.tasks",
+    "inventory.compute": "dockyard.inventory.tasks",
+    "builds.run": "dockyard.builds.tasks",
+    "builds.archive_log": "dockyard.builds.tasks",
+    "builds.poll": "dockyard.builds.tasks",
+    "builds.attest": "dockyard.provenance.tasks",
+    "replication.run": "dockyard.replication.tasks",
+    "invites.send": "dockyard.accounts.tasks",
+    "gc.run": "dockyard.registry.tasks",
+}
+# The modules of ``HANDLER_KINDS``, once each.
+HANDLER_MODULES: tuple[str, ...] = tuple(dict.fromkeys(HANDLER_KINDS.values()))
 
 
 @dataclass
@@ -97,8 +106,16 @@ class HandlerRegistry:
     def kinds(self) -> list[str]:
         return sorted(self._factories)
 
+    def module_of(self, kind: str) -> str:
+        """The module that registered ``kind``'s factory; ``KeyError`` when none did."""
+        return self._factories[kind].__module__
+
     def build(self, env: JobEnvironment) -> dict[str, Handler]:
         return {kind: factory(env) for kind, factory in self._factories.items()}
+
+    def build_one(self, kind: str, env: JobEnvironment) -> Handler:
+        """The handler of ``kind``; ``KeyError`` when no factory is registered for it."""
+        return self._factories[kind](env)
 
 
 HANDLERS = HandlerRegistry()
@@ -117,6 +134,26 @@ def import_handler_modules(names: Iterable[str]) -> None:
             raise ValueError(f"job handler module {name!r} cannot be imported: {exc}") from exc
 
 
+class LazyHandler:
+    """The handler of one of Dockyard's own kinds, built on its first job: the module is imported (its
+    ``@register`` runs) and the factory called then, once per runner. Import and factory are synchronous, so two
+    jobs of the kind starting together cannot build it twice. A module that cannot be imported fails the job
+    (``ValueError``) as a handler's own error would: the job is retried."""
+
+    def __init__(self, kind: str, module: str, env: JobEnvironment, registry: HandlerRegistry) -> None:
+        self.kind = kind
+        self.module = module
+        self._env = env
+        self._registry = registry
+        self._handler: Handler | None = None
+
+    async def __call__(self, job: JobContext) -> None:
+        if self._handler is None:
+            import_handler_modules([self.module])
+            self._handler = self._registry.build_one(self.kind, self._env)
+        await self._handler(job)
+
+
 @asynccontextmanager
 async def running_jobs(
     db: Database,
@@ -130,14 +167,21 @@ async def running_jobs(
     periodic: Sequence[PeriodicJob] = (),
     kinds: Collection[str] | None = None,
 ) -> AsyncIterator[JobRunner]:
-    """Load ``HANDLER_MODULES`` and ``settings.jobs_handler_modules``, build the handlers, and run a
-    ``JobRunner`` in the background until the context exits (then ``stop(stop_grace)`` and close what the
-    factories opened), with the ``periodic`` jobs. ``kinds``: run only the handlers of these job kinds (``dockyard
-    builder`` runs builds only). Yields the runner, whose ``wake()`` in-process enqueuers may call after commit."""
-    import_handler_modules([*HANDLER_MODULES, *settings.jobs_handler_modules])
+    """Load ``settings.jobs_handler_modules`` and build their handlers (``HANDLER_KINDS``' are built on first use:
+    ``LazyHandler``), and run a ``JobRunner`` in the background until the context exits (then ``stop(stop_grace)``
+    and close what the factories opened), with the ``periodic`` jobs. ``kinds``: run only the handlers of these job
+    kinds (``dockyard builder`` runs builds only). Yields the runner, whose ``wake()`` in-process enqueuers may
+    call after commit."""
+    import_handler_modules(settings.jobs_handler_modules)
     async with AsyncExitStack() as resources:
         env = JobEnvironment(db, settings, store, resources)
-        handlers = registry.build(env)
+        own = HANDLER_KINDS if registry is HANDLERS else {}
+        # Plugins' factories (registered by the import above) are built now; Dockyard's own kinds on their first
+        # job, even when the process has imported their module for other reasons.
+        handlers: dict[str, Handler] = {
+            kind: registry.build_one(kind, env) for kind in registry.kinds() if kind not in own
+        }
+        handlers.update({kind: LazyHandler(kind, module, env, registry) for kind, module in own.items()})
         if kinds is not None:
             handlers = {kind: handler for kind, handler in handlers.items() if kind in kinds}
         runner = JobRunner(db, settings, handlers, owner=owner, on_finished=on_finished, periodic=periodic)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, utcnow
+from dockyard.models.base import Base, BigId, UTCDateTime, ascii_string, partial_index, utcnow
 
 _QUEUED = text("state = 'queued'")
 
@@ -94,7 +94,7 @@ class Build(Base):
 
     __table_args__ = (
         Index("ix_builds_repository", "repository", "id"),
-        Index("uq_builds_queued", "coalesce_key", unique=True, sqlite_where=_QUEUED, postgresql_where=_QUEUED),
+        partial_index("uq_builds_queued", "coalesce_key", unique=True, where=_QUEUED),
         Index("ix_builds_log_digest", "log_digest"),
     )
 

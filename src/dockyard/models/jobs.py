@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dockyard.models.base import Base, BigId, UTCDateTime, utcnow
+from dockyard.models.base import Base, BigId, UTCDateTime, partial_index, utcnow
 
 # Literal SQL for the partial indexes: both engines accept it, and the claim query repeats the same predicate
 # (the planners use a partial index only when the query implies its WHERE clause).
@@ -44,21 +44,9 @@ class Job(Base):
         # Claiming: due queued jobs in (run_at, id) order, and running jobs whose lease ran out.
         Index("ix_jobs_state_run_at", "state", "run_at", "id"),
         # "Is an earlier job with my ordering key unfinished?" — one index probe.
-        Index(
-            "ix_jobs_ordering_key",
-            "ordering_key",
-            "id",
-            sqlite_where=_UNFINISHED,
-            postgresql_where=_UNFINISHED,
-        ),
+        partial_index("ix_jobs_ordering_key", "ordering_key", "id", where=_UNFINISHED),
         # A dedupe key is unique among unfinished jobs; finished ones keep theirs as history.
-        Index(
-            "uq_jobs_dedupe_key",
-            "dedupe_key",
-            unique=True,
-            sqlite_where=_UNFINISHED,
-            postgresql_where=_UNFINISHED,
-        ),
+        partial_index("uq_jobs_dedupe_key", "dedupe_key", unique=True, where=_UNFINISHED),
         # Retention deletes finished jobs oldest first.
         Index("ix_jobs_finished_at", "finished_at"),
         # Ids are never reused on SQLite (deliveries and logs may name a job by id after it was purged).

@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.db.engine import Database
+from dockyard.db.statements import dialect_insert
 from dockyard.models import ProxyTagCheck
 from dockyard.models.base import utcnow
 
@@ -44,7 +44,7 @@ class TagChecks:
     async def confirm(self, repository: str, tag: str) -> None:
         now = utcnow()
         async with self.db.write() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            insert = dialect_insert(conn)
             statement = insert(ProxyTagCheck).values(repository=repository, tag=tag, checked_at=now)
             await conn.execute(
                 statement.on_conflict_do_update(

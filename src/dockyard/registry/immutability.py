@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-import re2  # type: ignore[import-untyped]
 from sqlalchemy import bindparam, delete, exists, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -75,6 +74,8 @@ class Rule:
 def _matcher(pattern: str, syntax: Syntax) -> Any:
     if syntax == "glob":
         return lambda tag: fnmatch.fnmatchcase(tag, pattern)
+    import re2  # type: ignore[import-untyped]  # (google-re2: on the first regular-expression rule)
+
     compiled = re2.compile(pattern)
     return lambda tag: compiled.fullmatch(tag) is not None
 
@@ -91,6 +92,8 @@ def check_pattern(pattern: str, syntax: str, field: str = "rules") -> str:
             {"field": field, "rule": pattern[:MAX_PATTERN]},
         )
     if syntax == "regex":
+        import re2
+
         try:
             re2.compile(pattern)
         except re2.error as exc:

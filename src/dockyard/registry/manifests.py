@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.core.digest import Digest
 from dockyard.core.manifest import ParsedManifest, parse_manifest
 from dockyard.core.names import namespace_of
-from dockyard.db.statements import dialect_insert, prepared
+from dockyard.db.statements import dialect_insert_for, prepared
 from dockyard.errors import Conflict, Invalid, NotFound, QuotaExceeded
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import (
@@ -89,7 +89,7 @@ _PUSHED = (
 
 def _insert_manifest_statement(dialect: str) -> Insert:
     return (
-        dialect_insert(dialect, Manifest)
+        dialect_insert_for(dialect, Manifest)
         .on_conflict_do_nothing()
         .values(
             repository_id=bindparam("p_repo_id"),
@@ -107,7 +107,7 @@ def _insert_manifest_statement(dialect: str) -> Insert:
 
 
 def _set_tag_statement(dialect: str) -> Insert:
-    upsert = dialect_insert(dialect, Tag).values(
+    upsert = dialect_insert_for(dialect, Tag).values(
         repository_id=bindparam("p_repo_id"),
         name=bindparam("p_tag"),
         manifest_id=bindparam("p_manifest_id"),

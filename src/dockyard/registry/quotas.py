@@ -21,12 +21,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import BigInteger, Insert, bindparam, case, delete, false, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
-from dockyard.db.statements import dialect_insert, prepared
+from dockyard.db.statements import dialect_insert, dialect_insert_for, prepared
 from dockyard.errors import Invalid, QuotaExceeded
 from dockyard.events.outbox import QUOTA_EXCEEDED, QUOTA_WARNING, event_row, record_event, record_events
 from dockyard.models import Account, Blob, NamespaceBlob, NamespaceUsage, Repository, RepositoryBlob
@@ -61,7 +60,7 @@ class Usage:
 
 
 def _upsert(conn: Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(conn)
 
 
 def _over_soft(used: Any, limit: Any, percent: Any) -> Any:
@@ -78,7 +77,7 @@ _LIMITS = (
 
 def _count_ref_statement(dialect: str) -> Insert:
     return (
-        dialect_insert(dialect, NamespaceBlob)
+        dialect_insert_for(dialect, NamespaceBlob)
         .values(namespace=bindparam("p_ns"), digest=bindparam("p_digest"), refs=1, size=bindparam("p_size"))
         .on_conflict_do_update(
             index_elements=[NamespaceBlob.namespace, NamespaceBlob.digest], set_={"refs": NamespaceBlob.refs + 1}
@@ -89,7 +88,7 @@ def _count_ref_statement(dialect: str) -> Insert:
 
 def _add_usage_statement(dialect: str) -> Insert:
     return (
-        dialect_insert(dialect, NamespaceUsage)
+        dialect_insert_for(dialect, NamespaceUsage)
         .values(namespace=bindparam("p_ns"), storage_bytes=bindparam("p_size"))
         .on_conflict_do_update(
             index_elements=[NamespaceUsage.namespace],
@@ -279,7 +278,7 @@ async def set_limits(
         if not 1 <= soft_percent <= 100:
             raise Invalid("quota", "soft_percent must be between 1 and 100", {"field": "soft_percent"})
         values["soft_percent"] = soft_percent
-    dialect = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    dialect = dialect_insert(conn)
     statement = dialect(NamespaceUsage).values(namespace=namespace, **values)
     if values:
         statement = statement.on_conflict_do_update(index_elements=[NamespaceUsage.namespace], set_=values)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.names import namespace_of
-from dockyard.db.statements import dialect_insert, prepared
+from dockyard.db.statements import dialect_insert_for, prepared
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import audit_row, record_audit, record_audits
 from dockyard.events.outbox import REPOSITORY_CREATED, REPOSITORY_DELETED, event_row, record_event, record_events
@@ -83,7 +83,7 @@ _DEFAULT_PRIVATE = select(Account.default_private).where(Account.name == bindpar
 
 def _insert_repository_statement(dialect: str) -> Insert:
     return (
-        dialect_insert(dialect, Repository)
+        dialect_insert_for(dialect, Repository)
         .on_conflict_do_nothing()
         .values(
             name=bindparam("p_name"),

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database
+from dockyard.db.statements import dialect_insert
 from dockyard.models import Account, OrgMember, PullRateCount
 from dockyard.models.accounts import ORG, ROBOT
 from dockyard.settings import Settings
@@ -260,7 +260,7 @@ class PullRateLimiter:
 
 async def _add(conn: AsyncConnection, batch: dict[Key, int], *, cleanup: int | None) -> None:
     """Add the batch's counts (one upsert per subject, in key order so that replicas never deadlock)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(conn)
     statement = insert(PullRateCount).values(
         subject=bindparam("b_subject"), window_start=bindparam("b_start"), count=bindparam("b_count")
     )

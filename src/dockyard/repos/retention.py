@@ -22,13 +22,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.authorizer import NamespaceResource, Permission, require
 from dockyard.authz.permissions import Level
 from dockyard.authz.principal import Principal
 from dockyard.core.names import namespace_of
+from dockyard.db.statements import dialect_insert
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
 from dockyard.models import Blob, Manifest, ManifestReference, Repository, RetentionPolicy, RetentionRun, Tag
@@ -201,7 +201,7 @@ class RetentionService:
         }
         async with self.ctx.db.write() as conn:
             name = await self._authorize(conn, actor, namespace, repo)
-            dialect = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            dialect = dialect_insert(conn)
             upsert = dialect(RetentionPolicy).values(namespace=namespace, repository=name or "", **values)
             await conn.execute(
                 upsert.on_conflict_do_update(

@@ -4,6 +4,9 @@ per process, so a key revoked on one replica stops counting on every replica wit
 
 ``Anchors.version`` names the whole set (key ids, identity ids, the trusted root's SHA-256): verification results
 are cached under it, so any change — a key added or revoked, an identity, a new trusted root — gives fresh checks.
+
+``dockyard.signing`` (cryptography, PyNaCl) is imported on the first look-up: a server without trust policies
+never loads it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from sqlalchemy import select
 
 from dockyard.db.engine import Database
 from dockyard.models import TrustedIdentity, TrustedKey
-from dockyard.signing.keyless import KeylessTrust, load_trusted_root
-from dockyard.signing.keyless import TrustedIdentity as Identity
-from dockyard.signing.keys import PublicKey, load_public_key
 
 if TYPE_CHECKING:
     from sigstore.models import TrustedRoot
+
+    from dockyard.signing.keyless import KeylessTrust
+    from dockyard.signing.keyless import TrustedIdentity as Identity
+    from dockyard.signing.keys import PublicKey
 
 log = logging.getLogger("dockyard.trust")
 CACHE_SECONDS = 2.0
@@ -68,6 +72,8 @@ class AnchorCache:
         except OSError:
             current = None
         if current != stamp or checked == 0.0:
+            from dockyard.signing.keyless import load_trusted_root
+
             try:
                 loaded = load_trusted_root(self.trusted_root)
             except ValueError as exc:  # logged once per change of the file, not per request
@@ -81,6 +87,10 @@ class AnchorCache:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
+        from dockyard.signing.keyless import KeylessTrust
+        from dockyard.signing.keyless import TrustedIdentity as Identity
+        from dockyard.signing.keys import load_public_key
+
         async with self.db.read() as conn:
             key_rows = (
                 await conn.execute(

@@ -40,7 +40,6 @@ from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, is_signature_artifact, signature_tag
-from dockyard.signing.verify import verify_signature_manifest
 from dockyard.trust.anchors import CACHE_SECONDS, AnchorCache, Anchors, set_version
 
 log = logging.getLogger("dockyard.trust")
@@ -175,6 +174,8 @@ class TrustChecker:
                 cached: list[dict[str, Any]] = json.loads(stored.results)
                 return cached
         results: list[dict[str, Any]] = []
+        from dockyard.signing.verify import verify_signature_manifest  # (cryptography: on the first verification)
+
         for _, media_type, content in signatures[:MAX_SIGNATURES]:
             blobs = await self._blobs(content, linked)
             reader = _reader(blobs)

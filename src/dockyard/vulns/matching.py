@@ -3,7 +3,8 @@
 A package is looked up by ``(osv_ecosystem, match_name)`` — the ecosystem with its distro release, so a
 ``Debian:12`` advisory never applies to a Debian 11 package, and the name advisories use (Debian, Ubuntu and Alpine
 advisories name source packages: ``InstalledPackage.match_name``/``match_version``) — and evaluated with
-``dockyard.vulns.versions``. Withdrawn advisories match nothing.
+``dockyard.vulns.versions`` (univers), which is loaded on the first match, not in every server process.
+Withdrawn advisories match nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 from dockyard.inventory.model import InstalledPackage
 from dockyard.vulns.osv import normalise_package, severity_rank
-from dockyard.vulns.versions import evaluate
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,8 @@ class Finding:
 def match(packages: Iterable[IndexedPackage], affected: Mapping[PackageKey, Sequence[AffectedRow]]) -> list[Finding]:
     """Every (advisory, package) pair where the package's version is affected, one finding each (an advisory with
     several entries for one package counts once), ordered by severity (worst first), then id and package."""
+    from dockyard.vulns.versions import evaluate
+
     found: dict[tuple[str, str, str], Finding] = {}
     for pkg in packages:
         for row in affected.get(pkg.key, ()):

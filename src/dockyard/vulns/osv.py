@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cvss import CVSS3, CVSS4
-
 SEVERITIES = ("unknown", "low", "medium", "high", "critical")
 """In rising order; ``unknown`` ranks lowest (a policy at ``low`` does not count it)."""
 
@@ -109,6 +107,8 @@ def parse_time(value: object) -> datetime | None:
 
 def score_vector(kind: str, vector: str) -> float | None:
     """The CVSS base score of ``vector`` (v3.0/3.1 or v4.0), None when it does not parse."""
+    from cvss import CVSS3, CVSS4  # loaded when advisories are imported, not in every server process
+
     try:
         if kind == "CVSS_V3" or vector.startswith("CVSS:3"):
             return float(CVSS3(vector).base_score)

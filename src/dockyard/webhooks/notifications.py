@@ -9,7 +9,7 @@ import json
 import secrets
 import uuid
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 
 from dockyard.auth.secrets import SecretBox
 from dockyard.db.engine import Database
@@ -19,6 +19,10 @@ from dockyard.models.base import utcnow
 from dockyard.settings import NotificationEndpoint, Settings
 
 _NAMESPACE = uuid.UUID("5f0c7a52-4d8e-4d53-9d8a-2f3c1b7f6e10")
+
+
+def _settings_webhooks() -> Select[str]:
+    return select(Webhook.uuid).where(Webhook.namespace.is_(None), Webhook.created_by == "settings")
 
 
 def endpoint_uuid(name: str) -> str:
@@ -36,6 +40,10 @@ async def sync_endpoints(db: Database, settings: Settings) -> None:
     box = SecretBox(settings.secret_key)
     wanted = {endpoint_uuid(e.name): e for e in settings.notifications_endpoints}
     now = utcnow()
+    if not wanted:  # the usual case: a read, so that workers starting side by side do not queue for the writer
+        async with db.read() as conn:
+            if (await conn.execute(_settings_webhooks().limit(1))).first() is None:
+                return
     async with db.write() as conn:
         for webhook_uuid, endpoint in wanted.items():
             header = _headers(endpoint)
@@ -65,15 +73,7 @@ async def sync_endpoints(db: Database, settings: Settings) -> None:
             )
             if not inserted:
                 await conn.execute(update(Webhook).where(Webhook.uuid == webhook_uuid).values(**values))
-        stale = (
-            (
-                await conn.execute(
-                    select(Webhook.uuid).where(Webhook.namespace.is_(None), Webhook.created_by == "settings")
-                )
-            )
-            .scalars()
-            .all()
-        )
+        stale = (await conn.execute(_settings_webhooks())).scalars().all()
         gone = [u for u in stale if u not in wanted]
         if gone:
             await conn.execute(delete(Webhook).where(Webhook.uuid.in_(gone)))

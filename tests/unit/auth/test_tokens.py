@@ -163,3 +163,33 @@ async def test_private_keys_are_sealed_with_the_server_secret(db: Database) -> N
     ring = KeyRing(db, SecretBox("a-different-secret-0123456789"), timedelta(days=1))
     with pytest.raises(ValueError, match="server secret"):
         await ring.reload()
+
+
+async def test_a_server_loads_the_key_ring_once_on_the_first_tokens(db: Database) -> None:
+    """The lifespan no longer loads the ring: the first tokens do, once however many arrive together, and a
+    ring that only had its key created at start (``create_if_missing``) signs and verifies."""
+    import asyncio
+
+    issuer = await service(db)
+    issued = await issuer.issue_registry(ALICE, "registry.test", PULL)
+    ring = KeyRing(db, SecretBox(SECRET), timedelta(days=30))
+    assert await ring.create_if_missing() is False  # the key exists: nothing created, nothing loaded
+    assert ring.cached_public_key(jwt.get_unverified_header(issued.token)["kid"]) is None
+    reloads = 0
+    reload = ring.reload
+
+    async def counted() -> None:
+        nonlocal reloads
+        reloads += 1
+        await reload()
+
+    ring.reload = counted  # type: ignore[method-assign]
+    tokens = TokenService(ring, Settings(secret_key=SECRET))
+    verified = await asyncio.gather(
+        *(tokens.verify(issued.token, audience="registry.test", use="registry") for _ in range(20))
+    )
+    assert {v.subject for v in verified} == {"alice"}
+    assert reloads == 1
+    mine = await tokens.issue_registry(ALICE, "registry.test", PULL)
+    assert (await issuer.verify(mine.token, audience="registry.test", use="registry")).subject == "alice"
+    assert reloads == 1
