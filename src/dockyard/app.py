@@ -17,7 +17,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -38,7 +38,6 @@ from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
 from dockyard.auth.credentials import Authenticator
-from dockyard.auth.oidc import OidcClient
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox, configure_password_hashing_from
 from dockyard.auth.tokens import TokenService
@@ -109,7 +108,22 @@ from dockyard.vulns.vexrefs import ReferrerVex
 from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
 
+if TYPE_CHECKING:
+    from dockyard.auth.oidc import OidcClient
+    from dockyard.trust.manage import TrustService
+
 log = logging.getLogger("dockyard")
+
+
+def oidc_client(db: Database, settings: Settings) -> OidcClient | None:
+    """The single sign-on client when an OpenID provider is configured (its libraries load only then), else None."""
+    if not settings.oidc_enabled:
+        return None
+    from dockyard.auth.oidc import OidcClient
+
+    return OidcClient(db, settings, SecretBox(settings.secret_key))
+
+
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -321,9 +335,13 @@ def create_app(settings: Settings) -> DockyardApp:
         robots, audit_log = RobotService(db, settings), AuditLogService(ctx)
         quota_service, retention_service = QuotaService(db), RetentionService(ctx)
         immutability = ImmutabilityService(ctx)
-        from dockyard.trust.manage import TrustService  # the Hub API's and the web hub's (cryptography on first use)
 
-        trust = TrustService(db, SecretBox(settings.secret_key))
+        def trust_service() -> TrustService:
+            # Trusted keys and managed signing keys: cryptography, loaded with the Hub API or the web hub.
+            from dockyard.trust.manage import TrustService
+
+            return TrustService(db, SecretBox(settings.secret_key))
+
         replication = ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs)
 
         def hub_api() -> ASGIApp:
@@ -347,7 +365,7 @@ def create_app(settings: Settings) -> DockyardApp:
                     invites=invites,
                     access_tokens=access_tokens,
                     webhooks=webhooks,
-                    trust=trust,
+                    trust=trust_service(),
                     checker=checker,
                     repositories=repositories,
                     tags=tags,
@@ -403,8 +421,8 @@ def create_app(settings: Settings) -> DockyardApp:
                     two_factor=two_factor,
                     invites=invites,
                     oidc_accounts=OidcAccounts(db, settings, SecretBox(settings.secret_key)),
-                    oidc=OidcClient(db, settings, SecretBox(settings.secret_key)) if settings.oidc_enabled else None,
-                    trust=trust,
+                    oidc=oidc_client(db, settings),
+                    trust=trust_service(),
                     proxies=proxies,
                     replication=replication,
                     build_settings=build_settings,

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.accounts.names import ACCOUNT_NAME_RE
 from dockyard.accounts.scim_attributes import account_names
 from dockyard.accounts.snapshots import MEMBER
-from dockyard.auth.oidc import OidcRefused, OidcSignIn
+from dockyard.auth.oidc_results import OidcRefused, OidcSignIn
 from dockyard.auth.secrets import CLI_PREFIX, SecretBox, fingerprint, new_token
 from dockyard.authz.principal import Principal
 from dockyard.db.engine import Database

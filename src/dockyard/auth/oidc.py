@@ -42,6 +42,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete, insert, select
 
+from dockyard.auth.oidc_results import OidcRefused, OidcSignIn, OidcUnavailable
 from dockyard.auth.secrets import SecretBox, fingerprint
 from dockyard.db.engine import Database
 from dockyard.models import OidcLogin
@@ -55,30 +56,6 @@ _LEEWAY = 60
 _MAX_DOCUMENT = 512 * 1024
 # Asymmetric signatures only: an HS256 ID token would be signed with the client secret, which Dockyard holds too.
 _ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-
-
-class OidcUnavailable(Exception):
-    """The provider could not be reached, or its answer was unusable (discovery, keys, token endpoint)."""
-
-
-class OidcRefused(Exception):
-    """This sign-in is not valid: the message says why, in words a user may read. ``account`` names the Dockyard
-    account it was refused for, when there is one (its audit log records the refusal)."""
-
-    def __init__(self, message: str, account: str | None = None) -> None:
-        super().__init__(message)
-        self.account = account
-
-
-@dataclass(frozen=True, slots=True)
-class OidcSignIn:
-    """A verified sign-in: the provider's issuer and subject, the claims (ID token, completed by UserInfo), and
-    the same-site path the user set out from."""
-
-    issuer: str
-    subject: str
-    claims: dict[str, Any]
-    next_path: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,6 @@ from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 from dockyard.inventory.model import InstalledPackage
 from dockyard.inventory.records import OsRelease
 
-SPDX_MEDIA_TYPE = "application/spdx+json"
 CYCLONEDX_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 TOOL = "dockyard"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+SPDX_MEDIA_TYPE = "application/spdx+json"  # an SPDX 2.3 JSON document (the SBOM referrers' artifact type)
+
 
 @dataclass(frozen=True, slots=True)
 class InstalledPackage:

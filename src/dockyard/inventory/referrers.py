@@ -33,7 +33,7 @@ from dockyard.core import mediatypes as mt
 from dockyard.core.digest import Digest
 from dockyard.core.names import namespace_of
 from dockyard.errors import DomainError, Invalid, NotFound, QuotaExceeded
-from dockyard.inventory.documents import SPDX_MEDIA_TYPE, SbomSubject, spdx_json
+from dockyard.inventory.model import SPDX_MEDIA_TYPE
 from dockyard.inventory.service import READY, InventoryService
 from dockyard.models import Proxy
 from dockyard.registry.quotas import usage
@@ -120,6 +120,8 @@ async def sbom_document(
     if state is None or packages is None:
         why = state.error if state is not None else "not an image"
         raise Invalid("manifest", f"no SBOM of {digest}: its inventory failed ({why})")
+    from dockyard.inventory.documents import SbomSubject, spdx_json  # the SBOM libraries: on the first document
+
     subject = SbomSubject(
         repository=repository,
         digest=digest,

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from dockyard.inventory.documents import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE, SbomSubject, cyclonedx_json, spdx_json
+from dockyard.inventory.documents import CYCLONEDX_MEDIA_TYPE, SbomSubject, cyclonedx_json, spdx_json
+from dockyard.inventory.model import SPDX_MEDIA_TYPE
 from dockyard.inventory.service import FAILED, READY, ImageTarget, InventoryService, InventoryState
 from dockyard.layers.images import ImagePlatform
 

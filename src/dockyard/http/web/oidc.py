@@ -18,7 +18,7 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from dockyard.auth.oidc import OidcRefused, OidcUnavailable
+from dockyard.auth.oidc_results import OidcRefused, OidcUnavailable
 from dockyard.errors import NotFound, Unauthorized
 from dockyard.http.credentials import client_ip
 from dockyard.http.web.context import safe_next, services_of, visit_of

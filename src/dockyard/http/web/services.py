@@ -4,6 +4,7 @@ the Hub API uses)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
@@ -14,7 +15,6 @@ from dockyard.accounts.robots import RobotService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
-from dockyard.auth.oidc import OidcClient
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.builds.manage import BuildSettingsService
 from dockyard.builds.service import BuildService
@@ -37,6 +37,9 @@ from dockyard.trust.checker import TrustChecker
 from dockyard.trust.manage import TrustService
 from dockyard.vulns.reports import VulnerabilityReports
 from dockyard.webhooks.manage import WebhookService
+
+if TYPE_CHECKING:
+    from dockyard.auth.oidc import OidcClient  # the JOSE and OAuth libraries: loaded only with single sign-on
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ from dockyard.http.api.deps import ApiServices, Caller, Services
 from dockyard.http.api.problems import problem
 from dockyard.http.api.routing import api_router
 from dockyard.http.api.schemas.common import PRINTABLE, NsPath, RepoPath, error_responses
-from dockyard.inventory.documents import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
+from dockyard.inventory.documents import CYCLONEDX_MEDIA_TYPE
+from dockyard.inventory.model import SPDX_MEDIA_TYPE
 from dockyard.inventory.sbom import SbomFormat, image_sbom, render_sbom
 
 router = api_router(prefix="/api/v2", tags=["sbom"])
