@@ -18,6 +18,9 @@ and ``scan`` on request:
 - ``scan``: SBOM and vulnerability-matching costs, in process (``bench.scan``): the SBOM of a Debian-like image
   cold and of another sharing its base layer, matching against a generated 100,000-advisory OSV database, and the
   re-match after an import touching 1 % of packages. Table in ``bench/results/latest-scan.md``.
+- ``proxy`` (not part of ``all``): a big blob pulled directly from the reference and through a Dockyard proxy of
+  it, first (miss) and second (hit) pull, against a local pull (``bench.proxy``). Table in
+  ``bench/results/latest-proxy.md``.
 
 The tables go to stdout and, as Markdown with the machine facts, to those files. The exit status is 1 if any
 measurement failed.
@@ -63,6 +66,8 @@ DEFAULT_BUILDS_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-builds.md"
 DEFAULT_WEB_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-web.md"
 WEB_SIZES = {"full": (5000, 50_000, 10), "quick": (200, 2000, 3)}  # tags, files, warm repeats
 DEFAULT_SCAN_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-scan.md"
+DEFAULT_PROXY_OUTPUT = REPO_ROOT / "bench" / "results" / "latest-proxy.md"
+PROXY_ROUNDS = {"full": 2, "quick": 1}  # blobs pulled in the proxy section (each: direct, miss, hit, local)
 STARTUP_ROUNDS = {"full": 5, "quick": 2}  # measured starts per server in the start-up section
 
 # Full run (the issue's sizes) and --quick (a smoke run of a few seconds per server).
@@ -133,15 +138,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--config",
-        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "web", "scan", "all"],
+        choices=["embedded", "scaleout", "startup", "ratelimits", "builds", "web", "scan", "proxy", "all"],
         default="all",
         help="embedded (SQLite + files), scaleout (PostgreSQL + S3, 1 and --replicas replicas), startup (start "
         "time and idle memory), ratelimits (manifest GET with pull rate limits off and on), builds (git push to "
         "pullable image, builds per minute), web (the web hub's heavy pages), or all of them; scan (SBOM and "
-        "vulnerability matching, in process) only when asked",
+        "vulnerability matching, in process) and proxy (a big blob through the pull-through cache, miss and hit, "
+        "against direct and local pulls) only when asked",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and 1 s wrk runs: proves the harness works")
-    parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded section (1024)")
+    parser.add_argument("--size-mib", type=int, help="big blob size in MiB, embedded and proxy sections (1024)")
     parser.add_argument("--chunk-mib", type=int, help="PATCH chunk size for the chunked push in MiB (16)")
     parser.add_argument("--rounds", type=int, help="rounds of the big-blob pushes and pulls, embedded section (3)")
     parser.add_argument("--small-images", type=int, help="small images to push and pull (512)")
@@ -180,6 +186,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--builds-output", type=Path, default=DEFAULT_BUILDS_OUTPUT, help="Markdown results file, builds"
     )
+    parser.add_argument("--proxy-rounds", type=int, help="blobs pulled in the proxy section, one per round (2)")
+    parser.add_argument("--proxy-output", type=Path, default=DEFAULT_PROXY_OUTPUT, help="Markdown results, proxy")
     parser.add_argument("--workdir", type=Path, default=None, help="parent directory for temp data (system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (data and server logs)")
     args = parser.parse_args(argv)
@@ -200,11 +208,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.web_repeats = args.web_repeats or web_repeats
     if args.startup_rounds is None:
         args.startup_rounds = STARTUP_ROUNDS["quick" if args.quick else "full"]
+    if args.proxy_rounds is None:
+        args.proxy_rounds = PROXY_ROUNDS["quick" if args.quick else "full"]
     base = QUICK if args.quick else FULL
     for key, value in base.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if min(args.size_mib, args.chunk_mib, args.rounds, scaleout["size_mib"], scaleout["rounds"]) < 1:
+    if min(args.size_mib, args.chunk_mib, args.rounds, scaleout["size_mib"], scaleout["rounds"], args.proxy_rounds) < 1:
         parser.error("sizes and rounds must be at least 1")
     if args.replicas < 2:
         parser.error("--replicas must be at least 2 (one replica always runs)")
@@ -595,6 +605,49 @@ def web_section(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 1 if errors else 0
 
 
+def proxy_section(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """A big blob through a Dockyard proxy of the reference registry, miss and hit, against a direct pull from
+    the reference and a local pull (``bench.proxy``); writes ``args.proxy_output``."""
+    from bench.proxy import HEADER, cpu_notes, run_proxy, table
+
+    started = dt.datetime.now(dt.UTC)
+    load_start = load_average()
+    clock = time.perf_counter()
+    workdir = _workdir(args, "dockyard-bench-proxy-")
+    try:
+        log(f"test data in {workdir}: {args.size_mib} MiB x {args.proxy_rounds} blobs (one file)")
+        big = make_big_data(workdir, args.size_mib * MiB, args.proxy_rounds)
+        try:
+            results = run_proxy(workdir, big)
+        except Exception as exc:
+            results = Results("dockyard-proxy", errors=[f"could not run: {exc}"])
+            log(f"proxy: {exc}")
+    finally:
+        _finish_workdir(args, workdir)
+    facts = [
+        f"date: {started:%Y-%m-%d %H:%M} UTC; wall time {time.perf_counter() - clock:.0f} s; load average "
+        f"{load_start} at start, {load_average()} at end",
+        *machine_facts(),
+        *([results.version] if results.version else []),
+        f"{args.size_mib} MiB blobs, {args.proxy_rounds} round(s): each a blob of its own, pulled directly, "
+        "through the proxy twice, then pushed to a local repository and pulled from there",
+        f"Dockyard source: commit {source_revision()}",
+        f"command: `{_command(argv)}`",
+    ]
+    _publish(
+        args.proxy_output,
+        "Pull-through cache: a big blob through the proxy vs directly from the upstream",
+        text_table(table(results), HEADER),
+        markdown_table(table(results), HEADER),
+        "Budget (issue 19): the miss within 80 % of the direct pull's throughput, the hit at least the local pull's.",
+        [],
+        facts,
+        [*results.notes, *cpu_notes(results)],
+        results.errors,
+    )
+    return 1 if results.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wanted = ["dockyard", "reference"] if args.servers == "both" else [args.servers]
@@ -602,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = all_sections if args.config == "all" else [args.config]
     tools = [
         *(["wrk"] if "embedded" in sections or "ratelimits" in sections else []),
-        *(["docker-registry"] if "reference" in wanted else []),
+        *(["docker-registry"] if "reference" in wanted or "proxy" in sections else []),
     ]
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
@@ -630,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
         status |= web_section(args, argv)
     if "scan" in sections:
         status |= scan_section(args, argv)
+    if "proxy" in sections:
+        status |= proxy_section(args, argv)
     if "scaleout" in sections:
         if unavailable is None:
             status |= scaleout_section(args, wanted, argv)

@@ -81,6 +81,43 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def pull_blob(conn: SyncConnection, target: str, blob: BigBlob, verify: bool) -> None:
+    """GET ``target`` (the blob). With ``verify``, a second thread hashes filled buffers while the next ones
+    arrive, and a digest other than the blob's is an ``HTTPError``."""
+    buffer_size = 4 * 1024 * 1024
+    free: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(4 if verify else 1):
+        free.put(bytearray(buffer_size))
+    filled: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+    hasher = hashlib.sha256()
+
+    def hash_loop() -> None:
+        while (item := filled.get()) is not None:
+            buf, n = item
+            hasher.update(memoryview(buf)[:n])
+            free.put(buf)
+
+    def deliver(buf: bytearray, n: int) -> None:
+        if verify:
+            filled.put((buf, n))
+        else:
+            free.put(buf)
+
+    thread = threading.Thread(target=hash_loop, daemon=True)
+    if verify:
+        thread.start()
+    try:
+        status, _, total = conn.download(target, {}, free.get, deliver)
+    finally:
+        if verify:
+            filled.put(None)
+            thread.join()
+    if status != 200 or total != blob.size:
+        raise HTTPError(f"pull: HTTP {status}, {total} of {blob.size} bytes")
+    if verify and f"sha256:{hasher.hexdigest()}" != blob.digest:
+        raise HTTPError("pull: digest mismatch")
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
@@ -269,39 +306,7 @@ class Workload:
         expect(response, 201, what="closing PUT")
 
     def pull(self, conn: SyncConnection, repo: str, blob: BigBlob, verify: bool) -> None:
-        """GET the blob. With ``verify``, a second thread hashes filled buffers while the next ones arrive."""
-        buffer_size = 4 * 1024 * 1024
-        free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(4 if verify else 1):
-            free.put(bytearray(buffer_size))
-        filled: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-        hasher = hashlib.sha256()
-
-        def hash_loop() -> None:
-            while (item := filled.get()) is not None:
-                buf, n = item
-                hasher.update(memoryview(buf)[:n])
-                free.put(buf)
-
-        def deliver(buf: bytearray, n: int) -> None:
-            if verify:
-                filled.put((buf, n))
-            else:
-                free.put(buf)
-
-        thread = threading.Thread(target=hash_loop, daemon=True)
-        if verify:
-            thread.start()
-        try:
-            status, _, total = conn.download(f"/v2/{repo}/blobs/{blob.digest}", {}, free.get, deliver)
-        finally:
-            if verify:
-                filled.put(None)
-                thread.join()
-        if status != 200 or total != blob.size:
-            raise HTTPError(f"pull: HTTP {status}, {total} of {blob.size} bytes")
-        if verify and f"sha256:{hasher.hexdigest()}" != blob.digest:
-            raise HTTPError("pull: digest mismatch")
+        pull_blob(conn, f"/v2/{repo}/blobs/{blob.digest}", blob, verify)
 
     def _timed(self, key: str, nbytes: int, action: Callable[[], None]) -> tuple[float, float]:
         """Run ``action``; return (MB/s, server CPU seconds per GiB)."""

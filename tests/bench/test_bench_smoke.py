@@ -189,3 +189,21 @@ def test_quick_scan_benchmark_measures_sboms_matching_and_rematching(tmp_path: P
     assert values["advisories imported"] == "2,000"
     assert int(values["packages found"]) == 65  # 60 dpkg packages and 5 Python distributions
     assert 0 < int(values["images re-matched"]) < int(values["images in the index"])  # the index narrows it
+
+
+@pytest.mark.embedded_only
+def test_quick_proxy_benchmark_pulls_through_the_cache(tmp_path: Path) -> None:
+    require_tool("docker-registry")
+    output = tmp_path / "latest-proxy.md"
+    _run_bench(tmp_path, "--config", "proxy", "--proxy-output", str(output))
+    text = output.read_text()
+    rows = _table_rows(text)
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "direct from the upstream (docker-registry)",
+        "local pull from Dockyard (a pushed repository)",
+        "through the proxy, first pull (miss)",
+        "through the proxy, second pull (hit)",
+    ]
+    rates = [float(row.split("|")[2].replace(",", "")) for row in rows]  # a "—" (a failed pull) fails here
+    assert all(rate > 0 for rate in rates), rows
+    assert "ERROR" not in text

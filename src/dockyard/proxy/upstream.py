@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -60,11 +60,12 @@ class UpstreamClient:
     """Requests to upstream registries over one httpx client (connection pooling across proxies), made on first
     use: a worker that never proxies pays nothing for it."""
 
-    def __init__(self, timeout: float, *, check: Callable[[httpx.Request], Awaitable[None]] | None = None) -> None:
-        """``check`` sees every request before it is sent, each redirect hop included, and may refuse it by
-        raising (replication checks each address with the SSRF guard: a remote must not redirect it inward)."""
+    def __init__(self, timeout: float, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """``transport`` carries every request, each redirect hop and token request included (replication's
+        resolves each host once, checks the addresses with the SSRF guard and connects to a checked one: a remote
+        must not send it inward); httpx's own by default."""
         self.timeout = timeout
-        self._check = check
+        self._transport = transport
         self._http: httpx.AsyncClient | None = None
         # (upstream, whose credentials, scope) → (expiry, token): a token is never reused for other credentials
         self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
@@ -72,8 +73,9 @@ class UpstreamClient:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            hooks = {"request": [self._check]} if self._check is not None else {}
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), trust_env=False, event_hooks=hooks)
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout), trust_env=False, transport=self._transport
+            )
         return self._http
 
     async def aclose(self) -> None:

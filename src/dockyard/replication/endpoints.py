@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -29,8 +29,15 @@ from dockyard.registry.services import Registry
 from dockyard.registry.uploads import ChunkSpec
 
 PAGE = 1000
+HUB_PAGE = 100
+REFUSALS = frozenset({401, 403, 404, 405})  # a catalog the remote will not show the rule's account
 MAX_PAGES = 100
 WRITE = "pull,push"
+
+
+class ListingRefused(UpstreamDown):
+    """The remote does not list its repositories (no catalog for the rule's account, nor a Hub API list): a run
+    whose rule names no repositories cannot know what to copy, and trying again does not change that."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +184,17 @@ class RemoteRegistry:
         self.client = client
         self.upstream = upstream
 
-    async def _list(self, path: str, key: str, scope: str | None = None) -> list[str]:
+    async def _list(self, path: str, key: str, scope: str | None = None, *, refusals: bool = False) -> list[str]:
+        """Every page of a ``/v2`` list; a 404 is an empty list, unless ``refusals`` (the catalog): then a 404,
+        401, 403 or 405 raises ``ListingRefused``."""
         found: list[str] = []
         next_path: str | None = path
         for _ in range(MAX_PAGES):
             if next_path is None:
                 break
             response = await self.client.send(self.upstream, "GET", next_path, scope=scope)
+            if refusals and response.status_code in REFUSALS:
+                raise ListingRefused(f"GET {urlsplit(path).path} answered {response.status_code}")
             if response.status_code == 404:
                 return found
             self.client.check(response, path)
@@ -197,8 +208,54 @@ class RemoteRegistry:
         return found
 
     async def repositories(self, prefix: str) -> list[str]:
-        names = await self._list(f"/v2/_catalog?n={PAGE}", "repositories", scope="registry:catalog:*")
+        """The remote's repositories starting with ``prefix`` (``ns/``): its ``/v2/_catalog``, or, when it refuses
+        that (Docker Hub does; a registry may keep it to accounts with rights the rule's account lacks), the Hub
+        API's list of the namespace's repositories where the remote has one (``/api/v2/namespaces/<ns>/
+        repositories``, as Dockyard serves it). Raises ``ListingRefused`` when neither answers."""
+        try:
+            names = await self._list(f"/v2/_catalog?n={PAGE}", "repositories", "registry:catalog:*", refusals=True)
+        except ListingRefused as refused:
+            listed = await self._hub_repositories(prefix.rstrip("/"))
+            if listed is None:
+                raise ListingRefused(
+                    f"the remote does not list its repositories ({refused}; no Hub API list of "
+                    f"{prefix.rstrip('/') or 'its namespace'} either): name the repositories in the rule's "
+                    "repository filter instead of a pattern"
+                ) from refused
+            names = listed
         return sorted(name for name in names if name.startswith(prefix))
+
+    async def _hub_repositories(self, namespace: str) -> list[str] | None:
+        """The repositories of ``namespace`` by the remote's Hub API (Docker Hub's list envelope: ``results``
+        with ``name``, ``next`` an absolute URL), with the rule's credentials as Basic auth; None when the remote
+        has no such API or refuses it. Only pages on the remote's own URL are followed (the credentials go
+        nowhere else)."""
+        if not namespace or "/" in namespace:
+            return None
+        url = f"{self.upstream.url}/api/v2/namespaces/{quote(namespace)}/repositories?page_size={HUB_PAGE}"
+        auth = None
+        if self.upstream.username is not None and self.upstream.password is not None:
+            auth = httpx.BasicAuth(self.upstream.username, self.upstream.password)
+        found: list[str] = []
+        for _ in range(MAX_PAGES):
+            try:
+                response = await self.client.http.get(url, auth=auth, follow_redirects=False)
+                doc = response.json() if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError):
+                return None
+            results = doc.get("results") if isinstance(doc, dict) else None
+            if not isinstance(doc, dict) or not isinstance(results, list):
+                return None
+            found.extend(
+                f"{namespace}/{item['name']}"
+                for item in results
+                if isinstance(item, dict) and isinstance(item.get("name"), str)
+            )
+            following = doc.get("next")
+            if not isinstance(following, str) or not following.startswith(f"{self.upstream.url}/"):
+                break
+            url = following
+        return found
 
     async def tags(self, repository: str) -> list[str]:
         return await self._list(f"/v2/{repository}/tags/list?n={PAGE}", "tags")
@@ -314,4 +371,4 @@ class RemoteRegistry:
             raise UpstreamDown(f"the remote answered {response.status_code} to deleting {digest}")
 
 
-__all__ = ["MANIFEST_ACCEPT", "Endpoint", "LocalRegistry", "ManifestCopy", "RemoteRegistry"]
+__all__ = ["MANIFEST_ACCEPT", "Endpoint", "ListingRefused", "LocalRegistry", "ManifestCopy", "RemoteRegistry"]

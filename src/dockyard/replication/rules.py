@@ -12,12 +12,11 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-import httpx
 from sqlalchemy import Row, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,9 +30,9 @@ from dockyard.jobs.queue import enqueue
 from dockyard.models import ReplicationResult, ReplicationRule, ReplicationRun
 from dockyard.models.base import utcnow
 from dockyard.proxy.manage import Upstream, normalize_url
-from dockyard.proxy.upstream import UpstreamDown
+from dockyard.replication.transport import PinnedTransport
 from dockyard.settings import Settings
-from dockyard.webhooks.ssrf import AddressPolicy, DeliveryRefused, ResolutionFailed, check_url
+from dockyard.webhooks.ssrf import AddressPolicy, DeliveryRefused, ResolutionFailed, Resolver, check_url
 
 RUN_JOB: Final = "replication.run"
 PUSH, PULL = "push", "pull"
@@ -179,19 +178,12 @@ async def check_remote(url: str, settings: Settings) -> None:
         raise Invalid("replication", f"the remote registry's host cannot be resolved: {exc}") from exc
 
 
-def address_check(settings: Settings) -> Callable[[httpx.Request], Awaitable[None]]:
-    """What the upstream client runs before every request of a replication, each redirect hop included: the
-    SSRF guard on its host, so that a remote cannot send Dockyard to an address a rule could not name itself.
-    (The host is resolved again to connect: unlike webhook deliveries, the address is not pinned.)"""
-    policy = AddressPolicy(settings.replication_allowed_hosts)
-
-    async def check(request: httpx.Request) -> None:
-        try:
-            await check_url(str(request.url), policy)
-        except (DeliveryRefused, ResolutionFailed) as exc:
-            raise UpstreamDown(f"refused to send a request to {request.url.host}: {exc}") from exc
-
-    return check
+def pinned_transport(settings: Settings, resolver: Resolver | None = None) -> PinnedTransport:
+    """The connections of a replication's requests, each redirect hop included: the host resolved once, every
+    address checked with the SSRF guard, and the connection made to a checked address (pinned: a DNS answer that
+    changes after the check is never used), so that a remote cannot send Dockyard to an address a rule could not
+    name itself."""
+    return PinnedTransport(AddressPolicy(settings.replication_allowed_hosts), resolver=resolver)
 
 
 def _validate(spec: RuleInput) -> None:

@@ -31,7 +31,7 @@ from dockyard.models.base import utcnow
 from dockyard.proxy.upstream import UpstreamClient
 from dockyard.registry.services import Registry
 from dockyard.replication.copier import COPIED, DELETED, FAILED, SKIPPED, Copier, Outcome, signature_subject
-from dockyard.replication.endpoints import Endpoint, LocalRegistry, RemoteRegistry
+from dockyard.replication.endpoints import Endpoint, ListingRefused, LocalRegistry, RemoteRegistry
 from dockyard.replication.rules import FAILED as RUN_FAILED
 from dockyard.replication.rules import (
     PUSH,
@@ -102,10 +102,19 @@ async def plan_repository(
                 await record(await copier.delete_tag(source_repo, destination, tag))
 
 
+def named(repository_filter: str) -> bool:
+    """Whether a rule's repository filter names one repository (no pattern characters)."""
+    return bool(repository_filter) and not any(c in repository_filter for c in "*?[")
+
+
 async def replicate(copier: Copier, names: Names, rule: Row[Any], scope: dict[str, Any], record: Record) -> None:
-    """Every repository the rule and scope select; a repository that cannot be listed is a failed artifact."""
+    """Every repository the rule and scope select; a repository whose tags cannot be listed is a failed artifact.
+    A rule that names its repository lists only that repository's tags; a pattern lists the source's repositories
+    first (``ListingRefused`` when the source does not list them)."""
     if scope.get("repository"):
         repositories = [str(scope["repository"])]
+    elif named(rule.repository_filter):  # one repository, named: its tags are listed, no catalog is needed
+        repositories = [names.source_prefix + rule.repository_filter]
     else:
         found = await copier.source.repositories(names.source_prefix)
         repositories = [name for name in found if matches(rule.repository_filter, names.path(name))]
@@ -179,13 +188,15 @@ class RunExecutor:
                 )
 
         error: str | None = None
+        final = False  # an error that another attempt would meet again
         try:
             await check_remote(rule.remote_url, self.settings)
             await replicate(self._copier(rule), self._names(rule), rule, json.loads(row.scope or "{}"), record)
         except Exception as exc:  # the listing of the source failed, or the remote may not be reached
             error = (getattr(exc, "message", None) or str(exc) or type(exc).__name__)[:1000]
+            final = isinstance(exc, ListingRefused)
             log.info("replication run %s (rule %s) attempt %s: %s", run_id, rule.name, attempt, error)
-        over = last or (error is None and counts[FAILED] == 0)
+        over = last or final or (error is None and counts[FAILED] == 0)
         await self._finish(row, rule, counts, sent, error, over, touched[0] if touched else None)
         return over
 

@@ -29,14 +29,14 @@ from dockyard.proxy.upstream import UpstreamClient
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.replication.copier import signature_subject
-from dockyard.replication.rules import EVENT, PUSH, RUN_JOB, SCHEDULE, address_check, enqueue_run, matches
+from dockyard.replication.rules import EVENT, PUSH, RUN_JOB, SCHEDULE, enqueue_run, matches, pinned_transport
 from dockyard.replication.runs import RunExecutor
 from dockyard.settings import Settings
 
 
 @register(RUN_JOB)
 def run_replication(env: JobEnvironment) -> Handler:
-    client = UpstreamClient(env.settings.proxy_upstream_timeout_seconds, check=address_check(env.settings))
+    client = UpstreamClient(env.settings.proxy_upstream_timeout_seconds, transport=pinned_transport(env.settings))
     env.resources.push_async_callback(client.aclose)
     registry = Registry.build(RegistryContext(db=env.db, store=env.store, settings=env.settings))
     executor = RunExecutor(env.db, registry, client, env.settings)
