@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from dockyard.cli.common import Operator, jsonable, opened_store, operator_command, print_fields, print_table
+from dockyard.cli.progress import phase_progress
 from dockyard.db.engine import Database
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.quotas import Usage
@@ -118,8 +119,16 @@ def set_(op: Operator, namespace: str, storage: str | None, repositories: str | 
 @operator_command(quota, "recount")
 @click.argument("namespace", required=False)
 def recount(op: Operator, namespace: str | None) -> None:
-    """Recompute usage from the stored links (NAMESPACE, or every namespace)."""
-    counted = op.run(lambda db: QuotaService(db).recount(namespace))
+    """Recompute usage from the stored links (NAMESPACE, or every namespace); on a terminal a progress display
+    runs meanwhile."""
+
+    async def work(db: Database) -> int:
+        with phase_progress("recounting namespace usage", unit="namespaces", quiet=op.as_json) as tell:
+            if tell is not None:
+                tell("counting every repository's blob links")
+            return await QuotaService(db).recount(namespace)
+
+    counted = op.run(work)
     click.echo(json.dumps({"namespaces": counted}) if op.as_json else f"recounted {counted} namespace(s)")
 
 
