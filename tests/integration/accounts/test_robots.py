@@ -45,7 +45,7 @@ async def test_create_robot_and_sign_in_with_its_secret(db: Database, settings: 
         assert await repository_level(conn, principal, "acme/other") == Level.NONE
     entry = (await audit(db, "acme"))[-1]
     assert (entry["action"], entry["target"]) == ("robot.create", "acme+ci")
-    assert entry["data"] == {"permissions": {"acme/app": "read", "acme/cache": "write"}}
+    assert entry["data"] == {"permissions": {"acme/app": "read", "acme/cache": "write"}, "expires_at": None}
 
 
 async def test_robot_rules(db: Database, svc: Services) -> None:
