@@ -69,7 +69,9 @@ def test_one_namespace_runs_one_build_at_a_time(people: People, gitserver: GitSe
     watcher.start()
     try:
         for repo, build in builds:
-            assert repo.finished(build, timeout=120)["state"] == "succeeded"
+            done = repo.finished(build, timeout=120)
+            log = repo.owner.api.get(f"{repo.base}/builds/{build}/logs").text
+            assert done["state"] == "succeeded", f"{done}\n{log[-3000:]}"
     finally:
         stop.set()
         watcher.join()

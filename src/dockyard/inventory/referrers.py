@@ -34,7 +34,7 @@ from dockyard.core.digest import Digest
 from dockyard.core.names import namespace_of
 from dockyard.errors import DomainError, Invalid, NotFound, QuotaExceeded
 from dockyard.inventory.model import SPDX_MEDIA_TYPE
-from dockyard.inventory.service import READY, InventoryService
+from dockyard.inventory.service import FAILED, READY, InventoryBusy, InventoryService
 from dockyard.models import Proxy
 from dockyard.registry.quotas import usage
 from dockyard.registry.services import Registry
@@ -117,6 +117,9 @@ async def sbom_document(
     inventory failed or the manifest is not an image."""
     state = await inventory.compute(repository, digest)
     packages = await inventory.packages(digest) if state is not None else None
+    if state is not None and packages is None and state.state != FAILED:
+        # Pending again: the push's inventory job (or another attestation) is computing it right now.
+        raise InventoryBusy(f"the inventory of {digest} is being computed; try again shortly")
     if state is None or packages is None:
         why = state.error if state is not None else "not an image"
         raise Invalid("manifest", f"no SBOM of {digest}: its inventory failed ({why})")

@@ -41,6 +41,13 @@ log = logging.getLogger("dockyard.inventory")
 
 COMPUTE = "inventory.compute"
 PENDING, READY, FAILED = "pending", "ready", "failed"
+
+
+class InventoryBusy(Exception):
+    """Another computation of this image's inventory is under way (it marked the image pending after this one
+    finished): not a failure — try again shortly (a job raising it is retried)."""
+
+
 MAX_ERROR = 1000
 
 
