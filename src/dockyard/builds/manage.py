@@ -284,19 +284,10 @@ class BuildSettingsService:
         network: bool = False,
         source_ip: str = "",
     ) -> RuleView:
-        validate_rule(source_type, source_name, tag)
-        values = {
-            "source_type": source_type,
-            "source_name": source_name,
-            "tag": tag,
-            "dockerfile": _clean_path(dockerfile, "dockerfile"),
-            "context": _clean_path(build_context, "build_context"),
-            "build_args": self._build_args(build_args),
-            "autobuild": autobuild,
-            "build_cache": build_cache,
-            "also_latest": also_latest,
-            "network": network,
-        }
+        values = _rule_values(
+            source_type, source_name, tag, dockerfile, build_context, autobuild, build_cache, also_latest, network
+        )
+        values["build_args"] = self._build_args(build_args)
         async with self.db.write() as conn:
             record = await self._repository(conn, actor, namespace, name, Level.ADMIN)
             link = await self._link_row(conn, record.name)
@@ -340,18 +331,9 @@ class BuildSettingsService:
     ) -> RuleView:
         """Replace a rule's settings, keeping its id (``build_args`` None: the stored ones, secret values
         included, stay). Builds already queued keep what they were queued with."""
-        validate_rule(source_type, source_name, tag)
-        values = {
-            "source_type": source_type,
-            "source_name": source_name,
-            "tag": tag,
-            "dockerfile": _clean_path(dockerfile, "dockerfile"),
-            "context": _clean_path(build_context, "build_context"),
-            "autobuild": autobuild,
-            "build_cache": build_cache,
-            "also_latest": also_latest,
-            "network": network,
-        }
+        values = _rule_values(
+            source_type, source_name, tag, dockerfile, build_context, autobuild, build_cache, also_latest, network
+        )
         if build_args is not None:
             values["build_args"] = self._build_args(build_args)
         async with self.db.write() as conn:
@@ -416,3 +398,30 @@ def git_ref(source_type: str, source_name: str) -> GitRef:
     if not source_name or len(source_name) > 255 or any(ord(c) < 33 for c in source_name):
         raise Invalid("build", "source_name must be a branch or tag name")
     return GitRef("Branch" if source_type == "Branch" else "Tag", source_name)
+
+
+def _rule_values(
+    source_type: str,
+    source_name: str,
+    tag: str,
+    dockerfile: str,
+    build_context: str,
+    autobuild: bool,
+    build_cache: bool,
+    also_latest: bool,
+    network: bool,
+) -> dict[str, Any]:
+    """A rule's columns but its build args, checked (``validate_rule``, clean paths): what adding and changing a
+    rule both store."""
+    validate_rule(source_type, source_name, tag)
+    return {
+        "source_type": source_type,
+        "source_name": source_name,
+        "tag": tag,
+        "dockerfile": _clean_path(dockerfile, "dockerfile"),
+        "context": _clean_path(build_context, "build_context"),
+        "autobuild": autobuild,
+        "build_cache": build_cache,
+        "also_latest": also_latest,
+        "network": network,
+    }
