@@ -35,4 +35,6 @@ def write_inventory(data_dir: Path, images: dict[str, list[InstalledPackage]]) -
     path.parent.mkdir(parents=True, exist_ok=True)  # a scale-out server keeps nothing there of its own
     current: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     current.update({digest: [asdict(p) for p in packages] for digest, packages in images.items()})
-    path.write_text(json.dumps(current))
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(current))
+    partial.replace(path)  # a scan job reading it meanwhile sees the old file or the new one, never half of one

@@ -38,6 +38,7 @@ from dockyard.models import (
 from dockyard.models.base import utcnow
 from dockyard.vulns.matching import AffectedRow, Finding, IndexedPackage, PackageKey, match
 from dockyard.vulns.osv import SEVERITIES, severity_rank
+from dockyard.vulns.vulndb import hold_advisories
 
 log = logging.getLogger("dockyard.vulns")
 
@@ -135,10 +136,12 @@ class Scanner:
             await self._failed(manifest_digest, error)
             return ScanResult(manifest_digest, 0, [], error)
         packages = list({IndexedPackage.of(p): None for p in installed})
-        async with self.db.read() as conn:
-            affected = await affected_rows(conn, (p.key for p in packages))
-        findings = match(packages, affected)
         async with self.db.write() as conn:
+            # The advisories are read in the transaction that stores the packages, under the import's lock: an
+            # import either finished before (and is read here) or re-matches these packages after.
+            await hold_advisories(conn, exclusive=False)
+            affected = await affected_rows(conn, (p.key for p in packages))
+            findings = match(packages, affected)
             await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
             if packages:
                 await conn.execute(

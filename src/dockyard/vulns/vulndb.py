@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
@@ -123,6 +123,16 @@ def _take(documents: Iterator[object], n: int) -> list[object]:
     return out
 
 
+async def hold_advisories(conn: AsyncConnection, *, exclusive: bool) -> None:
+    """Serialise a transaction that changes advisories (``exclusive``) against the scans matching against them
+    (shared), until it ends: a scan that read the advisories before an import committed must have stored its
+    packages before that import's re-match reads them, or the image would miss the new advisories. SQLite's write
+    transactions are serial already; PostgreSQL takes a transaction-level advisory lock."""
+    if conn.dialect.name == "postgresql":
+        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        await conn.execute(text(f"SELECT {lock}(hashtext('dockyard.vulndb'))"))
+
+
 class VulnDatabase:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -165,6 +175,7 @@ class VulnDatabase:
         started = time.monotonic()
         try:
             async with self.db.write() as conn:
+                await hold_advisories(conn, exclusive=True)
                 while batch := await asyncio.to_thread(_take, documents, BATCH):
                     if progress is not None:
                         progress(len(batch))
