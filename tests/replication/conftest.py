@@ -24,7 +24,7 @@ from tests.support.server import DockyardServer
 REPLICATION_ENV = {
     "DOCKYARD_REPLICATION_ALLOWED_HOSTS": "127.0.0.1",
     "DOCKYARD_REPLICATION_RETRY_SECONDS": "1",
-    "DOCKYARD_REPLICATION_MAX_ATTEMPTS": "6",
+    "DOCKYARD_REPLICATION_MAX_ATTEMPTS": "10",  # room for a restarted destination on a loaded machine
     "DOCKYARD_REPLICATION_SCHEDULE_CHECK_SECONDS": "1",
 }
 

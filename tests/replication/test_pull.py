@@ -94,5 +94,5 @@ def test_unreachable_source_fails_the_run_after_its_attempts(
     reference.stop()
     run = wait_run(admin, org, start_run(admin, org, rule["name"])["id"], timeout=120)
     assert run["state"] == "failed"
-    assert run["attempts"] == 6  # DOCKYARD_REPLICATION_MAX_ATTEMPTS
+    assert run["attempts"] == 10  # DOCKYARD_REPLICATION_MAX_ATTEMPTS
     assert "unreachable" in (run["error"] or ""), run
