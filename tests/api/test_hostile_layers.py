@@ -2,9 +2,9 @@
 megabyte), a 10 GiB file that is only a tar header, malformed package databases (dpkg ``status``, apk
 ``installed``, ``rpmdb.sqlite``), corrupt gzip and zstd streams — each ends that image's inventory and scan with
 the error recorded and visible in the API (the SBOM answers 422, the vulnerability report ``error``), in bounded
-time and memory, and the server keeps serving. Path traversal entries (``../``, absolute) and symlink loops are not
-errors: names are kept under the image root and links are followed one hop, so the image is inventoried; nothing
-is ever written outside the data directory."""
+time and memory, and the server keeps serving. So do names that climb above the image root (``../``: a runtime
+refuses to unpack such a layer) and a symlink loop on a path the inventory reads (``/etc/os-release``); absolute
+names and loops elsewhere are no error. Nothing is ever written outside the data directory."""
 
 from __future__ import annotations
 
@@ -178,8 +178,19 @@ def test_a_hostile_layer_ends_that_image_s_scan_with_a_recorded_error(
     assert not spool.exists() or list(spool.iterdir()) == []
 
 
-def test_traversal_names_and_symlink_loops_stay_inside_the_image(
-    client: httpx.Client, server: DockyardServer, tmp_path: Path
+def _refused(client: httpx.Client, repo: str, blob: bytes, expected: str) -> None:
+    response = sbom(client, repo, "v1")
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert f"layer {sha256(blob)}" in detail, detail
+    assert expected in detail, detail
+    report = vulnerabilities(client, repo, "v1")
+    assert report["scanned"] is False
+    assert expected in report["error"], report
+
+
+def test_names_climbing_out_of_the_root_end_the_scan_and_nothing_is_written_outside(
+    client: httpx.Client, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -187,20 +198,51 @@ def test_traversal_names_and_symlink_loops_stay_inside_the_image(
     status = dpkg_status(("bash", "5.2.15-2", None))
     blob = layer(
         [
+            E("etc/os-release", data=DEBIAN_12_OS_RELEASE),
             E(f"{climb}{str(outside).lstrip('/')}/escaped", data=b"pwned"),
-            E(f"{outside}/absolute", data=b"pwned"),
-            E("/etc/os-release", kind="symlink", link="../etc/os-loop-a"),
-            E("etc/os-loop-a", kind="symlink", link="os-loop-b"),
-            E("etc/os-loop-b", kind="symlink", link="os-loop-a"),
-            E("usr/lib/os-release", kind="symlink", link="../../usr/lib/os-release"),
             E(f"{climb}var/lib/dpkg/status", data=status),
-            E("app/node_modules/loop", kind="symlink", link="../node_modules/loop"),
+            E("etc/passwd-link", kind="hardlink", link=f"{climb}etc/passwd"),
         ]
     )
     push_layers(client, "hostile/traversal", "v1", [blob])
-    response = sbom(client, "hostile/traversal", "v1")
+    _refused(client, "hostile/traversal", blob, f"3 entries name a path outside the image root (the first: '{climb}")
+    assert list(outside.iterdir()) == []
+
+
+def test_a_symlink_loop_on_a_path_the_inventory_reads_ends_the_scan(client: httpx.Client) -> None:
+    status = dpkg_status(("bash", "5.2.15-2", None))
+    blob = layer(
+        [
+            E("etc/os-release", kind="symlink", link="../etc/os-loop-a"),
+            E("etc/os-loop-a", kind="symlink", link="os-loop-b"),
+            E("etc/os-loop-b", kind="symlink", link="/etc/os-loop-a"),
+            E("usr/lib/os-release", kind="symlink", link="../../usr/lib/os-release"),
+            E("var/lib/dpkg/status", data=status),
+        ]
+    )
+    push_layers(client, "hostile/loop", "v1", [blob])
+    _refused(client, "hostile/loop", blob, "too many levels of symbolic links")
+
+
+def test_absolute_names_and_loops_the_inventory_never_follows_are_no_error(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    status = dpkg_status(("bash", "5.2.15-2", None))
+    blob = layer(
+        [
+            E("/usr/lib/os-release", data=DEBIAN_12_OS_RELEASE),
+            E("/etc/os-release", kind="symlink", link="../usr/lib/os-release"),
+            E(f"{outside}/absolute", data=b"pwned"),
+            E("/var/lib/dpkg/status", data=status),
+            E("app/node_modules/loop", kind="symlink", link="../node_modules/loop"),
+        ]
+    )
+    push_layers(client, "hostile/absolute", "v1", [blob])
+    response = sbom(client, "hostile/absolute", "v1")
     assert response.status_code == 200, response.text
     names = {p["name"] for p in response.json()["packages"]}
-    assert "bash" in names  # found at /var/lib/dpkg/status: the name is kept under the image root
+    assert "bash" in names  # found at /var/lib/dpkg/status: the name is taken under the image root
     assert list(outside.iterdir()) == []
-    assert vulnerabilities(client, "hostile/traversal", "v1")["error"] is None
+    assert vulnerabilities(client, "hostile/absolute", "v1")["error"] is None

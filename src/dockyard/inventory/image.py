@@ -150,12 +150,17 @@ def _visible(root: Node, path: str) -> IndexedEntry | None:
     return node.entry if node is not None else None
 
 
+class SymlinkLoop(Exception):
+    """A path the inventory reads leads round a loop of symbolic links (the image's inventory fails)."""
+
+
 async def _os_file(
     conn: AsyncConnection, layers: Sequence[str], paths: set[str], root: Node
 ) -> tuple[Node, tuple[str, str] | None]:
-    """The (layer, path) of the regular file the image's ``os-release`` is, following symlinks."""
+    """The (layer, path) of the regular file the image's ``os-release`` is, following symlinks. Raises
+    ``SymlinkLoop`` after ``MAX_SYMLINK_HOPS`` links."""
     for start in OS_RELEASE_PATHS:
-        path = start
+        path, link_layer = start, ""
         for _ in range(MAX_SYMLINK_HOPS):
             if path not in paths:
                 paths.add(path)
@@ -164,17 +169,20 @@ async def _os_file(
             if entry is None:
                 break
             if entry.kind == Kind.SYMLINK and entry.link:
-                link = entry.link
+                link, link_layer = entry.link, entry.layer
                 path = normalise(link if link.startswith("/") else f"{parent_of(path)}/{link}")
                 continue
             if entry.kind in (Kind.FILE, Kind.HARDLINK):
                 return root, (entry.layer, path)
             break
+        else:
+            raise SymlinkLoop(f"layer {link_layer}: /{start}: too many levels of symbolic links (a loop, at /{path})")
     return root, None
 
 
 async def merge_image(conn: AsyncConnection, layers: Sequence[str], records: list[LayerRecord]) -> ImageInventoryResult:
-    """The packages of the image made of ``layers`` (bottom first) from its layers' ``records``."""
+    """The packages of the image made of ``layers`` (bottom first) from its layers' ``records``. Raises
+    ``SymlinkLoop``."""
     by_file: dict[tuple[str, str], list[LayerRecord]] = {}
     for record in records:
         by_file.setdefault((record.layer, record.path), []).append(record)

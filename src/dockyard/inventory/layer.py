@@ -31,7 +31,7 @@ from dockyard.inventory import distro, gobinary, jars, language, rpmdb
 from dockyard.inventory.records import OsRelease, PackageDBError, PackageRecord, RecordType
 from dockyard.layers.bridge import through_thread
 from dockyard.layers.tarstream import Kind, LayerFormatError, base_of, read_members
-from dockyard.models import LayerFile, LayerInventory, LayerPackage
+from dockyard.models import LayerFile, LayerIndex, LayerInventory, LayerPackage
 from dockyard.registry.blobs import BlobService
 
 log = logging.getLogger("dockyard.inventory")
@@ -205,24 +205,36 @@ class LayerInventories:
                     )
                 )
             ).first()
+            escape: tuple[int, str | None] | None = None
             if row is None or row.version < VERSION:
                 candidates = await _candidates(conn, digest, self.tmp_dir)
+                escape = (
+                    await conn.execute(
+                        select(LayerIndex.escapes, LayerIndex.escape_sample).where(LayerIndex.digest == digest)
+                    )
+                ).first()
             else:
                 candidates = {}
         if row is not None and row.version >= VERSION:
             if row.state == FAILED:
-                raise Invalid("layer", f"the layer's packages cannot be read: {row.error}", {"digest": digest})
+                raise Invalid("layer", f"the layer cannot be inventoried: {row.error}", {"digest": digest})
             return
         error: str | None = None
         found: list[tuple[str, PackageRecord | OsRelease]] = []
-        try:
-            found = await self._read(digest, candidates)
-        except (PackageDBError, LayerFormatError) as exc:
-            error = str(exc)[:MAX_ERROR]
+        if escape is not None and escape[0] > 0:
+            error = (
+                f"{escape[0]} entries name a path outside the image root (the first: {escape[1]!r}); "
+                "a container runtime refuses to unpack this layer"
+            )[:MAX_ERROR]
+        else:
+            try:
+                found = await self._read(digest, candidates)
+            except (PackageDBError, LayerFormatError) as exc:
+                error = str(exc)[:MAX_ERROR]
         await self._store(digest, found, error, replace=row is not None)
         if error is not None:
             log.info("layer %s: inventory failed: %s", digest, error)
-            raise Invalid("layer", f"the layer's packages cannot be read: {error}", {"digest": digest})
+            raise Invalid("layer", f"the layer cannot be inventoried: {error}", {"digest": digest})
 
     async def _read(
         self, digest: str, candidates: dict[int, tuple[Reader, list[str]]]

@@ -26,7 +26,7 @@ from dockyard.core.manifest import parse_manifest
 from dockyard.db.engine import Database
 from dockyard.db.statements import insert_ignore, insert_or_nothing
 from dockyard.errors import DomainError, Invalid, NotFound
-from dockyard.inventory.image import merge_image
+from dockyard.inventory.image import SymlinkLoop, merge_image
 from dockyard.inventory.layer import VERSION, LayerInventories
 from dockyard.inventory.model import InstalledPackage
 from dockyard.inventory.records import OsRelease
@@ -216,12 +216,16 @@ class InventoryService:
             except (Invalid, NotFound) as exc:
                 error = f"layer {layer}: {exc.message}"[:MAX_ERROR]
                 break
+        if error is None:
+            try:
+                async with self.db.read(consistent=True) as conn:
+                    records = await self.layers.records(conn, list(target.layers))
+                    result = await merge_image(conn, target.layers, records)
+            except SymlinkLoop as exc:
+                error = str(exc)[:MAX_ERROR]
         if error is not None:
             await self._finish(target, error=error)
         else:
-            async with self.db.read(consistent=True) as conn:
-                records = await self.layers.records(conn, list(target.layers))
-                result = await merge_image(conn, target.layers, records)
             await self._finish(target, os=result.os, packages=result.packages)
         return await self.state(digest)
 

@@ -242,6 +242,8 @@ class LayerIndexer:
                 state=READY if error is None else FAILED,
                 entries=stats.entries,
                 skipped=stats.skipped,
+                escapes=stats.escapes,
+                escape_sample=stats.escape_sample,
                 error=error,
                 finished_at=utcnow(),
             )

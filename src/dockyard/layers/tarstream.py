@@ -5,7 +5,8 @@ whiteouts and opaque markers), and the content of one entry found again by its p
 Nothing is unpacked to disk and nothing is held whole in memory: ``tarfile`` runs in stream mode (``r|``) over a
 file-like object, each regular file is hashed in ``READ_CHUNK`` pieces, and the members ``tarfile`` would keep are
 dropped as the stream advances. Names are untrusted: ``normalise`` makes every path relative to the image root
-(``../../etc/passwd`` and ``/etc/passwd`` are ``etc/passwd``), so no name escapes the root.
+(``../../etc/passwd`` and ``/etc/passwd`` are ``etc/passwd``), so no name escapes the root; names that try to
+climb above it are counted (``ScanStats.escapes``: the inventory refuses such a layer, as a runtime would).
 
 The functions here are blocking; ``dockyard.layers.bridge`` runs them in a worker thread over a blob stream.
 """
@@ -92,6 +93,8 @@ class ScanStats:
 
     entries: int = 0
     skipped: int = 0
+    escapes: int = 0  # entries whose name (or hard link target) climbs above the root with ``..``
+    escape_sample: str | None = None  # the first of them, as the tar names it
     hashed_bytes: int = 0
     files: dict[str, tuple[str | None, int]] = field(default_factory=dict)  # path -> (sha256, size), for hard links
     dirs: set[str] = field(default_factory=set)  # directories the layer has entries (or implicit ones) for
@@ -115,6 +118,20 @@ def normalise(name: str) -> str:
             continue
         parts.append(part)
     return "/".join(parts)
+
+
+def escapes_root(name: str) -> bool:
+    """Whether ``name`` climbs above the root with ``..`` (``../etc``, ``a/../../etc``): a container runtime
+    refuses to unpack such a layer (Docker's ``breakoutError``); ``normalise`` keeps it under the root."""
+    depth = 0
+    for part in name.split("/"):
+        if part == "..":
+            if depth == 0:
+                return True
+            depth -= 1
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 def parent_of(path: str) -> str:
@@ -229,6 +246,10 @@ def _hash(tar: tarfile.TarFile, member: tarfile.TarInfo, stats: ScanStats) -> st
 
 def _entry(position: int, member: tarfile.TarInfo, tar: tarfile.TarFile, stats: ScanStats) -> TarEntry | None:
     path = normalise(member.name)
+    if escapes_root(member.name) or (member.islnk() and escapes_root(member.linkname)):
+        stats.escapes += 1
+        if stats.escape_sample is None:
+            stats.escape_sample = _clean_text(member.name if escapes_root(member.name) else member.linkname)[:300]
     kind = _kind(member)
     link: str | None = None
     sha256: str | None = None

@@ -11,7 +11,16 @@ from collections.abc import Sequence
 import pytest
 
 from dockyard.layers import tarstream
-from dockyard.layers.tarstream import Kind, LayerFormatError, ScanStats, TarEntry, member_content, normalise, scan
+from dockyard.layers.tarstream import (
+    Kind,
+    LayerFormatError,
+    ScanStats,
+    TarEntry,
+    escapes_root,
+    member_content,
+    normalise,
+    scan,
+)
 from tests.support.layers import E, compress, layer, tar_of
 
 
@@ -93,6 +102,41 @@ def test_hostile_entries_stay_inside_the_root() -> None:
     assert all(not p.startswith(("/", "..")) and "/../" not in p for p in paths)
     # "/" as a regular file cannot be the root: skipped; ".." as a directory is the root
     assert {(e.path, e.kind) for e in found if e.path == ""} == {("", Kind.DIR)}
+
+
+@pytest.mark.parametrize(
+    ("name", "escapes"),
+    [
+        ("../etc/passwd", True),
+        ("a/../../b", True),
+        ("./../x", True),
+        ("..", True),
+        ("/etc/passwd", False),
+        ("a/../b", False),
+        ("a/b/../../c", False),
+        ("./x/..", False),
+        ("..foo/bar", False),
+    ],
+)
+def test_names_climbing_above_the_root_are_recognised(name: str, escapes: bool) -> None:
+    assert escapes_root(name) is escapes
+
+
+def test_climbing_names_and_hard_links_are_counted_with_the_first_kept() -> None:
+    stats = ScanStats()
+    data = layer(
+        [
+            E("ok/file", data=b"x"),
+            E("/abs/file", data=b"y"),
+            E("a/../../etc/evil", data=b"z"),
+            E("ok/link", kind="hardlink", link="../../outside"),
+            E("../x", data=b"w"),
+        ]
+    )
+    paths = {e.path for e in scan(io.BytesIO(data), stats)}
+    assert {"ok/file", "abs/file", "etc/evil", "x"} <= paths  # still indexed, under the root
+    assert stats.escapes == 3
+    assert stats.escape_sample == "a/../../etc/evil"
 
 
 def test_parents_without_entries_become_implicit_directories_first() -> None:
