@@ -2,7 +2,7 @@
 hub's pages ask for them. Every call authorizes as a pull does (``layers.images.resolve_image``), makes sure the
 image's layers are indexed (``layers.index.LayerIndexer``), then answers from the index: a listing or a stat reads
 only the index rows on the path and in the directory; a file's content is streamed from its layer blob, read
-again up to that entry; a diff merges the two images' whole indexes.
+again up to that entry; a diff merges what the two images' indexes can differ in (``layers.diff_trees``).
 """
 
 from __future__ import annotations
@@ -26,19 +26,17 @@ from dockyard.layers.diff import (
     file_changes,
     layer_changes,
 )
+from dockyard.layers.diff_trees import diff_trees
 from dockyard.layers.images import ImagePlatform, resolve_image
 from dockyard.layers.index import LayerIndexer
 from dockyard.layers.merged import (
     COLUMNS,
     FileEntry,
-    IndexedEntry,
-    all_rows,
     entry_view,
     find,
     from_row,
     merge,
     rows_for,
-    tree_of,
 )
 from dockyard.layers.tarstream import Kind, LayerFormatError, member_content, normalise
 from dockyard.models import LayerFile
@@ -201,8 +199,7 @@ class ImageFiles:
         new = await self.image(actor, namespace, name, after, platform=platform)
         await self.ensure_indexed(old)
         await self.ensure_indexed(new)
-        old_tree = await self._tree(old)
-        new_tree = await self._tree(new)
+        old_tree, new_tree = await diff_trees(self.ctx.db, old.layer_digests, new.layer_digests)
         files, added, removed, changed = file_changes(old_tree, new_tree, limit=limit)
         shared, layers_removed, layers_added = layer_changes(old, new)
         return ImageDiff(
@@ -218,13 +215,6 @@ class ImageFiles:
             changed=changed,
             truncated=added + removed + changed > len(files),
         )
-
-    async def _tree(self, image: ImagePlatform) -> dict[str, IndexedEntry]:
-        rows: list[tuple[str, list[IndexedEntry]]] = []
-        for digest in dict.fromkeys(image.layer_digests):
-            async with self.ctx.db.read() as conn:
-                rows.append((digest, await all_rows(conn, digest)))
-        return tree_of(image.layer_digests, rows)
 
     async def _config(self, image: ImagePlatform) -> dict[str, Any]:
         cached = self._configs.get(image.config_digest)
