@@ -320,3 +320,52 @@ def test_enforce_applies_to_manifests_fetched_as_blobs(admin: httpx.Client) -> N
     assert admin.get(f"/v2/{repo}/blobs/{sha256(unsigned.config)}").status_code == 200
     policy(admin, "off", repo)
     wait_for(lambda: admin.get(f"/v2/{repo}/blobs/{unsigned.digest}").status_code == 200)
+
+
+def test_the_tag_listing_shows_each_tag_s_signatures_as_its_own_view_does(admin: httpx.Client) -> None:
+    """The listing reads the stored checks of a page of tags at once (``TrustChecker.signatures_of``): the same
+    results as each tag's own view, and fresh ones after a key is trusted or revoked."""
+    repo = unique_name("admin")
+    name = repo.split("/", 1)[1]
+    trusted, stranger = new_key(), new_key()
+    images = {tag: push_image(admin, repo, tag) for tag in ("good", "wrong", "unsigned", "twice")}
+    sign(admin, repo, images["good"].digest, trusted)
+    sign(admin, repo, images["wrong"].digest, stranger)
+    sign(admin, repo, images["twice"].digest, stranger)
+    twice = images["twice"]
+    subject = {"mediaType": OCI_MANIFEST, "digest": twice.digest, "size": len(twice.manifest)}
+    referrer = signature_manifest(admin, repo, twice.digest, trusted, subject=subject)
+    headers = {"Content-Type": OCI_MANIFEST}
+    put = admin.put(f"/v2/{repo}/manifests/{sha256(referrer)}", content=referrer, headers=headers)
+    assert put.status_code == 201, put.text
+
+    def listed() -> dict[str, list[tuple[Any, ...]]]:
+        response = admin.get(f"/api/v2/namespaces/admin/repositories/{name}/tags", params={"page_size": 100})
+        assert response.status_code == 200, response.text
+        return {
+            t["name"]: sorted(((s["key_id"], s["verified"], s["format"]) for s in t["signatures"]), key=repr)
+            for t in response.json()["results"]
+            if t["name"] in images
+        }
+
+    def own(tag: str) -> list[tuple[Any, ...]]:
+        shown = admin.get(f"/api/v2/namespaces/admin/repositories/{name}/tags/{tag}").json()
+        return sorted(((s["key_id"], s["verified"], s["format"]) for s in shown["signatures"]), key=repr)
+
+    before = listed()  # nothing trusted yet: every signature unverified
+    assert before == {tag: own(tag) for tag in images}
+    assert not any(verified for found in before.values() for _, verified, _ in found)
+    assert before["unsigned"] == []
+    assert len(before["twice"]) == 2
+
+    key_id = trust(admin, trusted)
+    wait_for(lambda: any(verified for _, verified, _ in listed()["good"]))
+    after = listed()
+    assert after == {tag: own(tag) for tag in images}
+    assert [verified for _, verified, _ in after["good"]] == [True]
+    assert sorted(verified for _, verified, _ in after["twice"]) == [False, True]
+    assert [verified for _, verified, _ in after["wrong"]] == [False]
+
+    assert admin.delete(f"/api/v2/namespaces/admin/trusted-keys/{key_id}").status_code == 204
+    wait_for(lambda: not any(verified for found in listed().values() for _, verified, _ in found))
+    assert listed() == {tag: own(tag) for tag in images}

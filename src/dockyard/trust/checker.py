@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
@@ -151,6 +151,58 @@ class TrustChecker:
         """Each signature of ``digest`` and whether it verifies with a key or keyless identity the namespace trusts
         (for the tag views of the Hub API); recorded in ``signature_checks``."""
         return await self.check(repository, digest, await self.anchors.get(namespace_of(repository)))
+
+    async def signatures_of(self, repository: str, digests: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """``signatures`` of several manifests of one repository (a page of tags) in a few statements: the stored
+        results stand for every manifest whose signatures, linked blobs and anchors are unchanged (what ``check``
+        compares); the others are checked one by one."""
+        anchors = await self.anchors.get(namespace_of(repository))
+        wanted = sorted(set(digests))
+        found: dict[str, list[dict[str, Any]]] = {digest: [] for digest in wanted}
+        stale: list[str] = []
+        async with self.ctx.db.read(consistent=True) as conn:
+            repo_id = (
+                await conn.execute(select(Repository.id).where(Repository.name == repository))
+            ).scalar_one_or_none()
+            if repo_id is None or not wanted:
+                return found
+            ids = await _manifest_ids(conn, repo_id, wanted)
+            signatures = await _signature_manifests_of(conn, repo_id, wanted)
+            payloads = {d: {b for _, _, c in sigs for b, _ in _layers(c)} for d, sigs in signatures.items()}
+            linked = await _linked_blobs(conn, repository, set().union(*payloads.values()))
+            stored = dict(
+                (
+                    await conn.execute(
+                        select(SignatureCheck.manifest_id, SignatureCheck.keys_version).where(
+                            SignatureCheck.manifest_id.in_(sorted(ids.values()))
+                        )
+                    )
+                ).all()
+            )
+            current: dict[int, str] = {}
+            for digest, manifest_id in ids.items():
+                version = set_version(
+                    [
+                        anchors.version,
+                        *(sig_digest for sig_digest, _, _ in signatures[digest]),
+                        *(f"blob:{d}" for d in payloads[digest] & linked),
+                    ]
+                )
+                if stored.get(manifest_id) == version:
+                    current[manifest_id] = digest
+                else:
+                    stale.append(digest)
+            if current:
+                rows = await conn.execute(
+                    select(SignatureCheck.manifest_id, SignatureCheck.results).where(
+                        SignatureCheck.manifest_id.in_(sorted(current))
+                    )
+                )
+                for manifest_id, results in rows:
+                    found[current[manifest_id]] = json.loads(results)
+        for digest in stale:
+            found[digest] = await self.check(repository, digest, anchors)
+        return found
 
     async def check(self, repository: str, digest: str, anchors: Anchors) -> list[dict[str, Any]]:
         """Every signature of ``digest`` in ``repository``, verified against ``anchors`` (cached in the DB per
@@ -333,6 +385,44 @@ async def _manifest_id(conn: AsyncConnection, repository: str, digest: str) -> i
             .where(Repository.name == repository, Manifest.digest == digest)
         )
     ).scalar_one_or_none()
+
+
+async def _manifest_ids(conn: AsyncConnection, repo_id: int, digests: list[str]) -> dict[str, int]:
+    rows = await conn.execute(
+        select(Manifest.digest, Manifest.id).where(Manifest.repository_id == repo_id, Manifest.digest.in_(digests))
+    )
+    return {str(row.digest): int(row.id) for row in rows}
+
+
+async def _signature_manifests_of(
+    conn: AsyncConnection, repo_id: int, digests: list[str]
+) -> dict[str, list[tuple[str, str, bytes]]]:
+    """``_signature_manifests`` of each of ``digests`` (one repository's), in two statements."""
+    found: dict[str, list[tuple[str, str, bytes]]] = {digest: [] for digest in digests}
+    tags = {signature_tag(digest): digest for digest in digests}
+    tagged = await conn.execute(
+        select(Tag.name, Manifest.digest, Manifest.media_type, Manifest.content)
+        .join(Tag, Tag.manifest_id == Manifest.id)
+        .where(Tag.repository_id == repo_id, Tag.name.in_(sorted(tags)))
+    )
+    for tag_row in tagged:
+        found[tags[tag_row.name]].append((tag_row.digest, tag_row.media_type, tag_row.content))
+    referrers = await conn.execute(
+        select(Manifest.subject_digest, Manifest.digest, Manifest.media_type, Manifest.content)
+        .where(
+            Manifest.repository_id == repo_id,
+            Manifest.subject_digest.in_(digests),
+            Manifest.artifact_type.in_(IMAGE_SIGNATURE_ARTIFACT_TYPES),
+        )
+        .order_by(Manifest.id)
+    )
+    counted: dict[str, int] = {}
+    for row in referrers:
+        subject = str(row.subject_digest)
+        counted[subject] = counted.get(subject, 0) + 1
+        if counted[subject] <= MAX_SIGNATURES:
+            found[subject].append((row.digest, row.media_type, row.content))
+    return found
 
 
 async def _signature_manifests(conn: AsyncConnection, repository: str, digest: str) -> list[tuple[str, str, bytes]]:

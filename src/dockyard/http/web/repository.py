@@ -99,9 +99,8 @@ def _sort_key(order: str, row: TagRow) -> Any:
 
 
 async def _rows(services: WebServices, view: RepositoryView, tags: list[TagView]) -> list[TagRow]:
-    return [
-        TagRow(tag, _signature_state(await services.checker.signatures(view.full_name, tag.digest))) for tag in tags
-    ]
+    signatures = await services.checker.signatures_of(view.full_name, [tag.digest for tag in tags])
+    return [TagRow(tag, _signature_state(signatures.get(tag.digest, []))) for tag in tags]
 
 
 async def _tag_rows(

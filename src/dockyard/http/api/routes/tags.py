@@ -111,7 +111,8 @@ def tag_model(view: TagView, signatures: list[dict[str, object]] | None = None) 
 
 async def with_signatures(svc: ApiServices, ns: str, repo: str, views: list[TagView]) -> list[TagModel]:
     name = full_name(ns, repo)
-    return [tag_model(view, await svc.checker.signatures(name, view.digest)) for view in views]
+    signatures = await svc.checker.signatures_of(name, [view.digest for view in views])
+    return [tag_model(view, signatures.get(view.digest, [])) for view in views]
 
 
 async def _list(
