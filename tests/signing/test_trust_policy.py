@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -362,6 +363,14 @@ def test_the_tag_listing_shows_each_tag_s_signatures_as_its_own_view_does(admin:
     wait_for(lambda: any(verified for _, verified, _ in listed()["good"]))
     after = listed()
     assert after == {tag: own(tag) for tag in images}
+    with httpx.Client(base_url=str(admin.base_url), timeout=30) as web:  # the web hub's tags tab: one badge a tag
+        token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/login").text)
+        assert token is not None
+        login = {"username": "admin", "password": DockyardServer.ADMIN_PASSWORD, "csrf_token": token.group(1)}
+        assert web.post("/login", data=login).status_code == 303
+        html = web.get(f"/r/{repo}/tags", params={"ordering": "signature"}).text
+        badges = re.findall(r'href="/r/[^"]+/tags/([a-z]+)".*?class="badge sig-([a-z]+)"', html, re.S)
+        assert dict(badges) == {"good": "verified", "twice": "verified", "wrong": "signed", "unsigned": "unsigned"}
     assert [verified for _, verified, _ in after["good"]] == [True]
     assert sorted(verified for _, verified, _ in after["twice"]) == [False, True]
     assert [verified for _, verified, _ in after["wrong"]] == [False]
