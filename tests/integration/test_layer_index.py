@@ -41,7 +41,7 @@ class FakeBlobs:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await migrated_database(database_url(tmp_path))
+    database = await migrated_database(database_url(tmp_path, migrated=True))
     try:
         yield database
     finally:

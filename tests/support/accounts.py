@@ -25,22 +25,26 @@ from dockyard.models.accounts import ORG, USER
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
 from tests.support import backend
+from tests.support.schema import seed_sqlite
 
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = hash_password_sync(PASSWORD)
 
 
-def database_url(tmp_path: Path) -> str:
+def database_url(tmp_path: Path, *, migrated: bool = False) -> str:
+    """A new database on the test backend: empty, or ``migrated`` (a copy of a template, tests/support/schema.py)."""
     if backend.is_scaleout():
         from tests.support.postgres import shared_cluster
 
-        return shared_cluster().create_database("accounts")
+        return shared_cluster().create_database("accounts", migrated=migrated)
+    if migrated:
+        seed_sqlite(tmp_path / "dockyard.db")
     return f"sqlite+aiosqlite:///{tmp_path / 'dockyard.db'}"
 
 
 async def migrated_database(tmp_path: Path) -> Database:
-    db = Database(database_url(tmp_path))
-    await upgrade(db)
+    db = Database(database_url(tmp_path, migrated=True))
+    await upgrade(db)  # nothing to do: a check that the copy is current
     return db
 
 

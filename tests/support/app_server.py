@@ -68,6 +68,7 @@ class AppServer(Server):
         """Prepare the deployment, start serving and wait until the app's lifespan has started."""
         if self._thread is not None:
             raise RuntimeError("already started")
+        self.seed_database()
         settings = self.settings()
         self._failure = None
         self._thread = threading.Thread(target=self._serve, args=(settings,), name=f"dockyard-{self.port}", daemon=True)

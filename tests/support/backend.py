@@ -79,7 +79,7 @@ def server_env(data_dir: Path) -> dict[str, str]:
             from tests.support.postgres import shared_cluster
 
             env = {
-                "DOCKYARD_DATABASE_URL": shared_cluster().create_database(key.parent.name),
+                "DOCKYARD_DATABASE_URL": shared_cluster().create_database(key.parent.name, migrated=True),
                 # Replicas of one deployment share the server secret (it seals the token-signing keys in the DB).
                 "DOCKYARD_SECRET_KEY": "test-secret-" + key.parent.name.ljust(16, "x"),
             }

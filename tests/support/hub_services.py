@@ -31,6 +31,7 @@ from dockyard.settings import Settings
 from dockyard.storage.filesystem import FilesystemBlobStore
 from tests.support import backend
 from tests.support.checks import unique
+from tests.support.schema import seed_sqlite
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -215,8 +216,9 @@ async def hub_env(tmp_path: Path, **settings: Any) -> AsyncIterator[HubEnv]:
     if backend.is_scaleout():
         from tests.support.postgres import shared_cluster
 
-        url = shared_cluster().create_database("hub")
+        url = shared_cluster().create_database("hub", migrated=True)
     else:
+        seed_sqlite(tmp_path / "hub.db")
         url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
     db = Database(url)
     store = FilesystemBlobStore(tmp_path / "storage", fsync=False)

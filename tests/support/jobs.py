@@ -20,14 +20,18 @@ from dockyard.migrations.runner import upgrade
 from dockyard.models import Job
 from dockyard.settings import Settings
 from tests.support import backend
+from tests.support.schema import seed_sqlite
 
 
-def database_url(tmp_path: Path) -> str:
-    """A new, empty database on the test backend (a PostgreSQL database of its own, or a SQLite file)."""
+def database_url(tmp_path: Path, *, migrated: bool = False) -> str:
+    """A new database on the test backend (a PostgreSQL database of its own, or a SQLite file): empty, or
+    ``migrated`` to the head revision (a copy of a template, ``tests/support/schema.py``)."""
     if backend.is_scaleout():
         from tests.support.postgres import shared_cluster
 
-        return shared_cluster().create_database("jobs")
+        return shared_cluster().create_database("jobs", migrated=migrated)
+    if migrated:
+        seed_sqlite(tmp_path / "dockyard.db")
     return f"sqlite+aiosqlite:///{tmp_path / 'dockyard.db'}"
 
 

@@ -99,6 +99,8 @@ class PostgresCluster:
         self._user: str | None = None
         self._names = itertools.count(1)
         self._lock = threading.Lock()
+        self._template_lock = threading.Lock()
+        self._migrated_template: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -204,14 +206,28 @@ class PostgresCluster:
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, hint: str = "") -> str:
-        """A new empty database; returns its ``postgresql+asyncpg://`` URL."""
+    def create_database(self, hint: str = "", *, migrated: bool = False) -> str:
+        """A new database, empty or (``migrated``) a copy of one migrated to the head revision (made once, see
+        ``tests/support/schema.py``); returns its ``postgresql+asyncpg://`` URL."""
+        template = self._template() if migrated else None
         with self._lock:
             number = next(self._names)
         label = re.sub(r"[^a-z0-9]+", "_", hint.lower()).strip("_")[:24]
         name = f"dy{number}_{label}_{uuid.uuid4().hex[:6]}" if label else f"dy{number}_{uuid.uuid4().hex[:6]}"
-        self.psql(f'CREATE DATABASE "{name}"')
+        self.psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return self.url(name)
+
+    def _template(self) -> str:
+        with self._template_lock:
+            if self._migrated_template is None:
+                from dockyard.migrations.runner import upgrade_sync
+                from tests.support.schema import in_thread
+
+                name = f"dy_template_{uuid.uuid4().hex[:6]}"
+                self.psql(f'CREATE DATABASE "{name}"')
+                in_thread(lambda: upgrade_sync(self.url(name)))
+                self._migrated_template = name
+            return self._migrated_template
 
     def stop(self) -> None:
         """Stop the cluster (immediately: nothing in it is worth a checkpoint) and delete its directory."""

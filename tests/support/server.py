@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from tests.support import backend
+from tests.support.schema import seed_sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,12 @@ class Server(abc.ABC):
         """Run one SELECT on this server's database (either engine); returns its rows."""
         return backend.query_sql(self.database_url, statement, **params)
 
+    def seed_database(self) -> None:
+        """Give a new embedded deployment its database already migrated, a copy of a template (as the scale-out
+        one gets from ``backend.server_env``; see ``tests/support/schema.py``); an existing one is left alone."""
+        if "DOCKYARD_DATABASE_URL" not in self.env:
+            seed_sqlite(self.data_dir / "dockyard.db")
+
     @abc.abstractmethod
     def start(self, timeout: float = 60.0) -> None:
         """Start and wait until the server is ready."""
@@ -134,6 +141,7 @@ class DockyardServer(Server):
 
     def start(self, timeout: float = 60.0) -> None:
         """Start and wait until every worker process has finished its start-up and the server is ready."""
+        self.seed_database()
         env = {**os.environ, "DOCKYARD_DATA_DIR": str(self.data_dir), **self.env}
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:

@@ -47,7 +47,7 @@ class OneImage:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await migrated_database(database_url(tmp_path))
+    database = await migrated_database(database_url(tmp_path, migrated=True))
     try:
         yield database
     finally:

@@ -15,7 +15,7 @@ from tests.support.jobs import database_url, job_settings, migrated_database
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return database_url(tmp_path)
+    return database_url(tmp_path, migrated=True)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ class Deployment(Dockyard):
         if backend.is_scaleout():
             from tests.support.postgres import shared_cluster
 
-            self.env["DOCKYARD_DATABASE_URL"] = shared_cluster().create_database("trust_cli")
+            self.env["DOCKYARD_DATABASE_URL"] = shared_cluster().create_database("trust_cli", migrated=True)
         self("user", "create", "alice")
         self("org", "create", "acme", "--owner", "alice")
 

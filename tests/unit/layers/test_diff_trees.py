@@ -29,7 +29,7 @@ NAMES = ["x", "y", "A"]
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await migrated_database(database_url(tmp_path))
+    database = await migrated_database(database_url(tmp_path, migrated=True))
     try:
         yield database
     finally:
