@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from dockyard.authz.permissions import Level
 from dockyard.cli.access import parse_expiry, parse_grants
 from dockyard.cli.main import main
+from tests.support.schema import seed_sqlite
 
 
 class Dockyard:
@@ -22,7 +23,9 @@ class Dockyard:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        # A fresh data directory: the database is created on request only (--init).
+        # A fresh data directory: the database is created on request only (--init); it is a copy of a migrated
+        # template (tests/support/schema.py), which `db upgrade` finds current.
+        seed_sqlite(data_dir / "dockyard.db")
         created = CliRunner().invoke(main, ["db", "upgrade", "--init", "--data-dir", str(data_dir)])
         assert created.exit_code == 0, created.output
 
