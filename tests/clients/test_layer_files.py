@@ -104,3 +104,11 @@ def test_browse_read_and_diff_pushed_tags(
     assert changes["/etc/new"]["change"] == "added"
     assert d["counts"] == {"added": 1, "removed": 0, "changed": 1}
     assert [c["field"] for c in d["config"]] == ["labels"]
+    # The same two images named otherwise (the second answer is the server's remembered diff): each side shows
+    # the reference it was asked by, the rest is the same.
+    again = client.get(f"{base}/diff", params={"from": v1, "to": v2}).json()
+    assert (again["from"]["reference"], again["to"]["reference"]) == (v1, v2)
+    assert d["from"]["reference"] == "v1"
+    assert {k: v for k, v in again.items() if k not in ("from", "to")} == {
+        k: v for k, v in d.items() if k not in ("from", "to")
+    }

@@ -2,7 +2,8 @@
 hub's pages ask for them. Every call authorizes as a pull does (``layers.images.resolve_image``), makes sure the
 image's layers are indexed (``layers.index.LayerIndexer``), then answers from the index: a listing or a stat reads
 only the index rows on the path and in the directory; a file's content is streamed from its layer blob, read
-again up to that entry; a diff merges what the two images' indexes can differ in (``layers.diff_trees``).
+again up to that entry; a diff merges what the two images' indexes can differ in (``layers.diff_trees``), and
+the last few diffs are kept (two image manifests always differ the same way).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -44,6 +45,7 @@ from dockyard.registry.blobs import SMALL_BLOB_LIMIT, BlobService
 from dockyard.registry.context import RegistryContext
 
 CONFIG_CACHE_SIZE = 512
+DIFF_CACHE_SIZE = 8  # recent diffs (each at most MAX_FILE_CHANGES file changes) kept per process
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,7 @@ class ImageFiles:
         self.blobs = BlobService(ctx)
         self.indexer = indexer or LayerIndexer(ctx.db, self.blobs)
         self._configs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._diffs: OrderedDict[tuple[str, str, int], ImageDiff] = OrderedDict()
 
     async def image(
         self, actor: Principal, namespace: str, name: str, reference: str, *, platform: str | None = None
@@ -197,12 +200,19 @@ class ImageFiles:
         """How image ``after`` differs from image ``before`` (tags or digests of one repository)."""
         old = await self.image(actor, namespace, name, before, platform=platform)
         new = await self.image(actor, namespace, name, after, platform=platform)
+        # Two image manifests differ the same way whoever asks and whatever names them: a recent answer is kept
+        # (authorization above runs every time).
+        key = (old.digest, new.digest, limit)
+        known = self._diffs.get(key)
+        if known is not None:
+            self._diffs.move_to_end(key)
+            return replace(known, before=old, after=new)
         await self.ensure_indexed(old)
         await self.ensure_indexed(new)
         old_tree, new_tree = await diff_trees(self.ctx.db, old.layer_digests, new.layer_digests)
         files, added, removed, changed = file_changes(old_tree, new_tree, limit=limit)
         shared, layers_removed, layers_added = layer_changes(old, new)
-        return ImageDiff(
+        found = ImageDiff(
             before=old,
             after=new,
             config=config_changes(await self._config(old), await self._config(new)),
@@ -215,6 +225,10 @@ class ImageFiles:
             changed=changed,
             truncated=added + removed + changed > len(files),
         )
+        self._diffs[key] = found
+        while len(self._diffs) > DIFF_CACHE_SIZE:
+            self._diffs.popitem(last=False)
+        return found
 
     async def _config(self, image: ImagePlatform) -> dict[str, Any]:
         cached = self._configs.get(image.config_digest)
