@@ -304,7 +304,6 @@ row(
     {p: 303 if p == OWNER else 403 if p in SIGNED_IN else 401 for p in PRINCIPALS},
 )
 row("GET", "/namespaces/{ns}/audit", _get(lambda w: f"/namespaces/{w.org}/audit"), _ORG_OWNER)
-row("GET", "/admin/audit", _get(lambda w: "/admin/audit"), _signed_in(403, 303))
 # Robots (issue 14): the organization's owners; a new robot without permissions is shown with its secret (200).
 row("GET", "/orgs/{org}/robots", _get(lambda w: f"/orgs/{w.org}/robots"), _ORG_OWNER)
 row(
@@ -349,7 +348,7 @@ for _rest in ("settings", "webhooks", "access", "lifecycle", "trust"):
 # The site-admin area: site administrators only (none among the principals). Every other signed-in user finds
 # nothing there (404); visitors are sent to sign in (GET) or refused (a form). The forms would change something
 # for an administrator: a user to disable, a dead job, a collection.
-for _path in ("/admin/users", "/admin/storage", "/admin/jobs", "/admin/gc"):
+for _path in ("/admin/users", "/admin/storage", "/admin/jobs", "/admin/gc", "/admin/audit"):
     row("GET", _path, _get(lambda w, p=_path: p), _signed_in(404, 303))
 row(
     "POST",

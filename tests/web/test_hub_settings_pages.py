@@ -146,6 +146,25 @@ def test_trust_pages_refuse_outsiders_and_forms_without_their_token(secure_serve
         assert no_token.status_code == 403
     with httpx.Client(base_url=secure_server.url, auth=(owner, password), timeout=30) as api:
         assert api.get(f"/api/v2/namespaces/{org}/trust-policy").json()["mode"] == "off"
+        # A repository administrator who does not own the namespace: the repository's settings tabs, not its Trust
+        # tab (the policy is the namespace owners').
+        assert api.post(f"/api/v2/orgs/{org}/members", json={"member": outsider}).status_code == 201
+        team = api.post(f"/api/v2/orgs/{org}/groups", json={"name": "repo-admins"})
+        assert team.status_code == 201, team.text
+        joined = api.post(f"/api/v2/orgs/{org}/groups/repo-admins/members", json={"member": outsider})
+        assert joined.status_code in (200, 201), joined.text
+        granted = api.post(
+            f"/api/v2/repositories/{org}/hidden/groups", json={"group_name": "repo-admins", "permission": "admin"}
+        )
+        assert granted.status_code in (200, 201), granted.text
+    trust_tab = f'href="/r/{org}/hidden/trust"'
+    with signed_in_client(secure_server, outsider, outsider_pw) as client:
+        html = client.get(f"/r/{org}/hidden").text
+        assert f'href="/r/{org}/hidden/settings"' in html
+        assert trust_tab not in html
+        assert client.get(f"/r/{org}/hidden/trust").status_code == 403
+    with signed_in_client(secure_server, owner, password) as client:
+        assert trust_tab in client.get(f"/r/{org}/hidden").text
 
 
 def test_replication_rule_added_and_run_on_the_page(

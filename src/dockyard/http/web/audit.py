@@ -4,7 +4,7 @@ Newest first, a page at a time, filtered by action and actor (and, site-wide, by
 
 Both read through ``AuditLogService`` — the Hub API's ``/v2/auditlogs`` — which decides: the namespace's log is the
 authorizer's owner check (403 to other signed-in users, 404 for an unknown namespace), the site-wide one the
-service's site-administrator check (403 to everyone else).
+service's site-administrator check; the page, like the whole site-admin area, is a 404 to other signed-in users.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from dockyard.core.paging import PageRequest
 from dockyard.events.audit import ACTION_DESCRIPTIONS
+from dockyard.http.web.admin import require_site_admin
 from dockyard.http.web.context import services_of, visit_of
 from dockyard.http.web.forms import require_signed_in
 from dockyard.http.web.paging import page_number, pager
@@ -64,7 +65,7 @@ async def namespace_audit(request: Request) -> Response:
 async def site_audit(request: Request) -> Response:
     services = services_of(request)
     current = await visit_of(request)
-    require_signed_in(current)
+    require_site_admin(current)  # like every page of the site-admin area: nothing there for other users
     filters = _filters(request, "namespace", "action", "actor")
     entries = await services.audit.list_everything(
         current.principal,
