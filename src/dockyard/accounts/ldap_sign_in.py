@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.accounts.common import require_name_free
+from dockyard.accounts.creation import insert_user
 from dockyard.accounts.names import validate_username
 from dockyard.accounts.snapshots import MEMBER
 from dockyard.auth.ldap import DirectoryUser, LdapDirectory
@@ -90,31 +91,15 @@ class LdapSignIn:
         except (Invalid, Conflict) as exc:
             log.warning("LDAP user %r cannot have an account: %s", username, exc.message)
             return None
-        now = utcnow()
-        created: int = (
-            await conn.execute(
-                insert(Account)
-                .values(
-                    name=username,
-                    kind=USER,
-                    email=user.email[:320] if user.email else None,
-                    password_hash=None,
-                    auth_source=SOURCE,
-                    created_at=now,
-                )
-                .returning(Account.id)
-            )
-        ).scalar_one()
-        await record_audit(
+        return await insert_user(
             conn,
             username,
-            "account.create",
             actor=ACTOR,
-            target=username,
             source_ip=source_ip,
-            data={"kind": USER, "is_admin": False, "auth_source": SOURCE},
+            email=user.email[:320] if user.email else None,
+            auth_source=SOURCE,
+            audit={"auth_source": SOURCE},
         )
-        return created
 
     async def _sync_teams(
         self, conn: AsyncConnection, user_id: int, username: str, groups: frozenset[str], source_ip: str

@@ -32,6 +32,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.accounts.creation import insert_user
 from dockyard.accounts.names import ACCOUNT_NAME_RE
 from dockyard.accounts.scim_attributes import account_names
 from dockyard.accounts.snapshots import MEMBER
@@ -130,28 +131,14 @@ class OidcAccounts:
         name = await _free_name(conn, wanted)
         email = signed.claims.get("email")
         full_name = signed.claims.get("name")
-        account_id = (
-            await conn.execute(
-                insert(Account)
-                .values(
-                    name=name,
-                    kind=USER,
-                    email=email[:320] if isinstance(email, str) and "@" in email else None,
-                    password_hash=None,
-                    full_name=full_name[:255] if isinstance(full_name, str) else "",
-                    created_at=utcnow(),
-                )
-                .returning(Account.id)
-            )
-        ).scalar_one()
-        await record_audit(
+        account_id = await insert_user(
             conn,
             name,
-            "account.create",
             actor=ACTOR,
-            target=name,
             source_ip=source_ip,
-            data={"kind": USER, "is_admin": False, "oidc": signed.issuer},
+            email=email[:320] if isinstance(email, str) and "@" in email else None,
+            full_name=full_name[:255] if isinstance(full_name, str) else "",
+            audit={"oidc": signed.issuer},
         )
         await self._link(conn, account_id, name, signed, "oidc.user.create", source_ip)
         return (await conn.execute(select(Account).where(Account.id == account_id))).one()

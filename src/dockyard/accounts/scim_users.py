@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from dockyard.accounts.common import delete_account
+from dockyard.accounts.creation import insert_user
 from dockyard.accounts.names import ACCOUNT_NAME_RE
 from dockyard.accounts.scim_attributes import ScimUserFields, account_names, apply_patch, parse_filter, scim_invalid
 from dockyard.accounts.scim_tokens import ScimOrg
@@ -37,7 +38,6 @@ from dockyard.db.statements import insert_ignore
 from dockyard.errors import Conflict, NotFound
 from dockyard.events.audit import record_audit
 from dockyard.models import Account, OrgMember, ScimUser, Team, TeamMember
-from dockyard.models.accounts import USER
 from dockyard.models.base import utcnow
 from dockyard.registry.namespaces import forget_reservation, name_use
 from dockyard.registry.repositories import drop_upload_objects
@@ -110,29 +110,15 @@ class ScimUserService:
                 await _require_user_name_free(conn, fields.user_name, None)
                 name = await _free_account_name(conn, fields.user_name)
                 now = utcnow()
-                account_id = (
-                    await conn.execute(
-                        insert(Account)
-                        .values(
-                            name=name,
-                            kind=USER,
-                            email=fields.email,
-                            password_hash=None,
-                            full_name=fields.full_name,
-                            disabled=not fields.active,
-                            created_at=now,
-                        )
-                        .returning(Account.id)
-                    )
-                ).scalar_one()
-                await record_audit(
+                account_id = await insert_user(
                     conn,
                     name,
-                    "account.create",
                     actor=ACTOR,
-                    target=name,
                     source_ip=source_ip,
-                    data={"kind": USER, "is_admin": False, "scim": org.name},
+                    email=fields.email,
+                    full_name=fields.full_name,
+                    disabled=not fields.active,
+                    audit={"scim": org.name},
                 )
                 scim_id = str(uuid.uuid4())
                 await conn.execute(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, insert, or_, select, true, update
+from sqlalchemy import and_, exists, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -30,6 +30,7 @@ from dockyard.accounts.common import (
     require_user,
     user_info,
 )
+from dockyard.accounts.creation import insert_user
 from dockyard.accounts.names import (
     validate_email,
     validate_password,
@@ -411,29 +412,13 @@ async def _insert_account(
     *,
     via: str | None = None,
 ) -> int:
-    now = utcnow()
-    account_id: int = (
-        await conn.execute(
-            insert(Account)
-            .values(
-                name=name,
-                kind=USER,
-                email=email,
-                password_hash=password_hash,
-                password_changed_at=now,
-                is_admin=is_admin,
-                created_at=now,
-            )
-            .returning(Account.id)
-        )
-    ).scalar_one()
-    await record_audit(
+    return await insert_user(
         conn,
         name,
-        "account.create",
         actor=actor,
-        target=name,
         source_ip=source_ip,
-        data={"kind": USER, "is_admin": is_admin, **({"via": via} if via else {})},
+        email=email,
+        password_hash=password_hash,
+        is_admin=is_admin,
+        audit={"via": via} if via else None,
     )
-    return account_id
