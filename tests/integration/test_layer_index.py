@@ -19,7 +19,7 @@ from dockyard.layers.index import READY, LayerIndexer
 from dockyard.models import Blob, LayerFile, LayerIndex
 from dockyard.models.base import utcnow
 from tests.support.blobstore import digest_of
-from tests.support.jobs import database_url, migrated_database
+from tests.support.jobs import new_database
 from tests.support.layers import E, chunked, layer
 
 
@@ -41,11 +41,8 @@ class FakeBlobs:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await migrated_database(database_url(tmp_path, migrated=True))
-    try:
+    async with new_database(tmp_path) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def stored(db: Database, blobs: FakeBlobs, data: bytes) -> str:

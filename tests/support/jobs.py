@@ -41,6 +41,16 @@ async def migrated_database(url: str) -> Database:
     return db
 
 
+@asynccontextmanager
+async def new_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A database of its own on the test backend, migrated, closed after the block."""
+    database = await migrated_database(database_url(tmp_path, migrated=True))
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
 def job_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Runner settings with timings short enough for tests (override any of them)."""
     values: dict[str, Any] = {

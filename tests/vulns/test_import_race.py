@@ -19,7 +19,7 @@ from dockyard.vulns import scanner as scanner_module
 from dockyard.vulns.matching import AffectedRow, PackageKey
 from dockyard.vulns.scanner import Scanner
 from dockyard.vulns.vulndb import VulnDatabase
-from tests.support.jobs import database_url, migrated_database
+from tests.support.jobs import new_database
 from tests.vulns.osv_fixture import database_v1, write_zip
 
 DIGEST = "sha256:" + "a" * 64
@@ -47,11 +47,8 @@ class OneImage:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await migrated_database(database_url(tmp_path, migrated=True))
-    try:
+    async with new_database(tmp_path) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def test_an_import_committed_while_a_scan_matches_is_not_lost(

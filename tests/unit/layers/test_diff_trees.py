@@ -19,7 +19,7 @@ from dockyard.layers.index import READY, entry_values
 from dockyard.layers.merged import IndexedEntry, all_rows, tree_of
 from dockyard.layers.tarstream import scan
 from dockyard.models import Blob, LayerFile, LayerIndex
-from tests.support.jobs import database_url, migrated_database
+from tests.support.jobs import new_database
 from tests.support.layers import E, layer
 from tests.support.oci import sha256
 
@@ -29,11 +29,8 @@ NAMES = ["x", "y", "A"]
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await migrated_database(database_url(tmp_path, migrated=True))
-    try:
+    async with new_database(tmp_path) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def stored(db: Database, entries: list[E], known: set[str] | None = None) -> str:
