@@ -569,13 +569,14 @@ def builds_section(args: argparse.Namespace, argv: list[str] | None) -> int:
 
 def web_section(args: argparse.Namespace, argv: list[str] | None) -> int:
     """The web hub's heavy pages on Dockyard (``bench.web``); writes ``args.web_output``."""
-    from bench.web import WEB_HEADER, WEB_METHOD, run_web, web_rows
+    from bench.web import WEB_HEADER, WEB_METHOD, PageTiming, run_web, web_rows
 
     started = dt.datetime.now(dt.UTC)
     load_start = load_average()
     workdir = _workdir(args, "dockyard-bench-web-")
     errors: list[str] = []
-    timings, made = [], []
+    timings: list[PageTiming] = []
+    made: list[str] = []
     try:
         timings, made = run_web(workdir, tags=args.web_tags, files=args.files, repeats=args.web_repeats)
     except Exception as exc:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import Executable
 from tests.support.postgres import PostgresCluster, require_postgres
@@ -43,7 +43,7 @@ def sql_of(statement: Executable, params: dict[str, Any] | None = None) -> str:
     """The statement as PostgreSQL receives it, with its bound parameters inlined."""
     if params:
         statement = statement.params(**params)  # type: ignore[attr-defined]
-    compiled = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})  # type: ignore[attr-defined]
+    compiled = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})  # type: ignore[attr-defined,no-untyped-call]
     return str(compiled)
 
 

@@ -19,7 +19,8 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from bench.data import OCI_MANIFEST, make_manifest, make_small_images
 from bench.http import AsyncConnection, expect, path_of, with_query
@@ -56,7 +57,9 @@ async def _drive(host: str, port: int, clients: int, seconds: float, op: Op) -> 
     return done
 
 
-def _phase(name: str, host: str, port: int, run_id: str, images: int) -> tuple[Callable[[], Awaitable[None]], Op]:
+def _phase(
+    name: str, host: str, port: int, run_id: str, images: int
+) -> tuple[Callable[[], Coroutine[Any, Any, None]], Op]:
     source = make_small_images(1, prefix=f"w{run_id}/src")[0]
     manifest = make_manifest(source.config, source.layer)
 
