@@ -18,8 +18,8 @@ import shlex
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from dockyard.core.urls import split_url
 from dockyard.errors import Invalid
 
 ALLOWED_SCHEMES = ("http", "https", "ssh", "git")
@@ -52,8 +52,8 @@ def validate_git_url(url: str) -> str:
         raise Invalid("build_link", "url must be a git URL of at most 2048 characters without spaces")
     if _SCP_LIKE.match(url) and "://" not in url:
         return url
-    parts = urlsplit(url)
-    if parts.scheme not in ALLOWED_SCHEMES or not parts.hostname:
+    parts = split_url(url)
+    if parts is None or parts.scheme not in ALLOWED_SCHEMES or not parts.hostname:
         raise Invalid("build_link", f"url must be a {', '.join(ALLOWED_SCHEMES)} URL with a host, or user@host:path")
     if parts.password or (parts.username and parts.scheme in ("http", "https")):
         raise Invalid("build_link", "put credentials in https_username/https_token, not in the URL")

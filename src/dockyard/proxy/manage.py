@@ -20,6 +20,7 @@ from sqlalchemy import Row, delete, insert, select, update
 from dockyard.accounts.common import require_superuser
 from dockyard.auth.secrets import SecretBox
 from dockyard.authz.principal import Principal
+from dockyard.core.urls import split_url
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.events.audit import record_audit
@@ -74,8 +75,8 @@ def normalize_url(url: str) -> str:
     url = url.strip().rstrip("/")
     if "://" not in url:
         url = f"https://{url}"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    parts = split_url(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise Invalid("request", "the upstream must be an http(s) URL without query or fragment", {"url": url[:300]})
     if parts.username or parts.password:
         raise Invalid("request", "give upstream credentials with username/password, not in the URL")

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import delete, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
@@ -140,6 +140,7 @@ class Scanner:
             # The advisories are read in the transaction that stores the packages, under the import's lock: an
             # import either finished before (and is read here) or re-matches these packages after.
             await hold_advisories(conn, exclusive=False)
+            await _hold_image(conn, manifest_digest)
             affected = await affected_rows(conn, (p.key for p in packages))
             findings = match(packages, affected)
             await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
@@ -177,6 +178,7 @@ class Scanner:
 
     async def _failed(self, manifest_digest: str, error: str) -> None:
         async with self.db.write() as conn:
+            await _hold_image(conn, manifest_digest)
             await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
             await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == manifest_digest))
             values = {"state": FAILED, "packages": 0, "findings": 0, "error": error[:1000], "scanned_at": utcnow()}
@@ -221,6 +223,7 @@ class Scanner:
         findings = match(packages, affected)
         names = sorted({(p.ecosystem, p.name[:512]) for p in packages})
         async with self.db.write() as conn:
+            await _hold_image(conn, digest)
             mine = tuple_(VulnFinding.ecosystem, VulnFinding.package).in_(names)
             before = {
                 (r.advisory_id, r.package, r.installed)
@@ -258,6 +261,14 @@ class Scanner:
                         digest=digest,
                         payload={"vulnerabilities": listed, "summary": summarise(every)},
                     )
+
+
+async def _hold_image(conn: AsyncConnection, digest: str) -> None:
+    """One writer of an image's scan at a time (a scan job, a report scanning on demand, a re-match): each replaces
+    rows the other would insert too. SQLite's write transactions are serial already; PostgreSQL takes a
+    transaction-level advisory lock on the digest."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"vulnscan:{digest}"})
 
 
 def summarise(findings: Iterable[Finding]) -> dict[str, int]:

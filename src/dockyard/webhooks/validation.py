@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from urllib.parse import urlsplit
 
+from dockyard.core.urls import split_url
 from dockyard.errors import Invalid
 from dockyard.webhooks.events import WEBHOOK_EVENTS
 from dockyard.webhooks.snapshots import PAYLOAD_FORMATS
@@ -19,8 +19,8 @@ def validate_webhook_name(name: str) -> str:
 
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
+    parts = split_url(url)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
         raise Invalid("webhook", "url must be an http(s) URL with a host, at most 2048 characters", {"url": url[:200]})
     if parts.username or parts.password:
         raise Invalid("webhook", "put credentials in auth_header, not in the URL")
