@@ -17,6 +17,11 @@ from tests.webhooks.conftest import FAST, Hooks, admin_client
 
 pytestmark = pytest.mark.clients
 
+# No layer index or inventory on push: after a SIGKILL the dead process's claim on a layer's index stands until it
+# is stale (60 s), the restarted server's index job waits for it, and its graceful stop then waits 30 s for that
+# job — half a minute of nothing for tests about webhooks.
+CRASH = {**FAST, "DOCKYARD_LAYER_INDEX_ON_PUSH": "false", "DOCKYARD_INVENTORY_ON_PUSH": "false"}
+
 
 def tags_of(receiver: WebhookReceiver, path: str, repo: str) -> list[str]:
     bodies = [json.loads(r.body) for r in receiver.requests_to(path)]
@@ -26,7 +31,7 @@ def tags_of(receiver: WebhookReceiver, path: str, repo: str) -> list[str]:
 def test_events_committed_before_a_crash_are_delivered_after_restart(tmp_path: Path) -> None:
     with WebhookReceiver() as receiver:
         # No job runner: pushes commit their events, nothing is dispatched or sent yet.
-        server = DockyardServer(tmp_path / "data", secure=True, env={**FAST, "DOCKYARD_JOBS_ENABLED": "false"})
+        server = DockyardServer(tmp_path / "data", secure=True, env={**CRASH, "DOCKYARD_JOBS_ENABLED": "false"})
         server.start()
         repo = unique_name("admin")
         try:
@@ -55,7 +60,7 @@ def test_events_committed_before_a_crash_are_delivered_after_restart(tmp_path: P
 def test_a_crash_mid_delivery_redelivers_with_the_same_delivery_id(tmp_path: Path) -> None:
     with WebhookReceiver() as receiver:
         receiver.script("/mid", Reply(200, delay=8), Reply(200))
-        server = DockyardServer(tmp_path / "data", secure=True, env=FAST)
+        server = DockyardServer(tmp_path / "data", secure=True, env=CRASH)
         server.start()
         repo = unique_name("admin")
         try:
@@ -81,7 +86,7 @@ def test_a_crash_mid_delivery_redelivers_with_the_same_delivery_id(tmp_path: Pat
 
 
 def test_a_receiver_that_is_down_for_a_while_gets_everything(tmp_path: Path) -> None:
-    server = DockyardServer(tmp_path / "data", secure=True, env=FAST)
+    server = DockyardServer(tmp_path / "data", secure=True, env=CRASH)
     server.start()
     port = free_port()
     repo = unique_name("admin")
