@@ -445,6 +445,7 @@ def create_app(settings: Settings) -> DockyardApp:
                             db,
                             store,
                             settings,
+                            stop_grace=settings.jobs_stop_grace_seconds,
                             on_gc=metrics.record_gc,
                             vulns_observer=metrics,
                             on_job_finished=metrics.job_finished,

@@ -167,6 +167,9 @@ class Settings(LdapSettings, BaseSettings):
     jobs_concurrency: int = Field(default=8, ge=1, le=256)  # handlers running at once per process
     jobs_poll_seconds: float = Field(default=1.0, gt=0, le=60)  # how often an idle runner looks for due jobs
     jobs_lease_seconds: int = Field(default=60, ge=1, le=3600)  # a dead runner's jobs are picked up after this
+    # A stopping server lets its running jobs finish for this long, then hands them back to the queue (their next
+    # attempt runs elsewhere or after the restart); within the supervisor's stop timeout.
+    jobs_stop_grace_seconds: float = Field(default=30.0, ge=0, le=60)
     jobs_retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)  # finished jobs are kept this long
     jobs_backoff_base_seconds: float = Field(default=2.0, gt=0)  # retry delay: full jitter over base·2^(n-1)…
     jobs_backoff_cap_seconds: float = Field(default=3600.0, gt=0)  # …capped here

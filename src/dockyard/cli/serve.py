@@ -47,8 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dockyard")
 
 GRACEFUL_SECONDS = 30  # in-flight requests finish within this after SIGTERM (docs/deploy.md)
-JOBS_GRACE_SECONDS = 30  # then running background jobs (dockyard.jobs.registry.running_jobs)
-STOP_TIMEOUT = GRACEFUL_SECONDS + JOBS_GRACE_SECONDS + 15  # a worker still running after this is killed
+STOP_MARGIN = 15  # a worker still running this long after its requests' and jobs' grace (jobs_stop_grace_seconds)
 HEALTHCHECK_SECONDS = 30  # a worker that does not answer the supervisor's ping for this long is replaced
 
 
@@ -188,7 +187,7 @@ def exec_supervisor(settings: Settings, sock: socket.socket) -> None:
         "dockyard.cli.supervisor",
         f"--fd={sock.fileno()}",
         f"--workers={settings.effective_workers}",
-        f"--stop-timeout={STOP_TIMEOUT}",
+        f"--stop-timeout={GRACEFUL_SECONDS + settings.jobs_stop_grace_seconds + STOP_MARGIN}",  # …is killed
         f"--healthcheck={HEALTHCHECK_SECONDS}",
         f"--log-level={settings.log_level}",
         f"--remove-on-exit={metrics_dir}",
