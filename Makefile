@@ -20,6 +20,9 @@ $(UV):
 
 venv: $(UV) ## Create .venv and install Dockyard from the lock file
 	$(UV) sync --frozen --inexact --no-dev --python $(VENV)/bin/python
+	@# Dockyard itself is installed editable (uv compiles only the packages it copies): its bytecode too, so that
+	@# a start with PYTHONDONTWRITEBYTECODE set reads it instead of compiling every module (~1.3 s a start here).
+	$(VENV)/bin/python -m compileall -q src
 
 run: venv ## Install and start Dockyard on http://127.0.0.1:5000 (SQLite + files under ./data)
 	$(VENV)/bin/dockyard serve
