@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.builds.rules import GitRef
-from dockyard.db.statements import insert_or_nothing
+from dockyard.db.statements import hold_lock, insert_or_nothing
 from dockyard.events import outbox
 from dockyard.events.outbox import record_event
 from dockyard.jobs.queue import enqueue
@@ -236,8 +236,7 @@ async def namespace_slot_free(conn: AsyncConnection, build_id: int, namespace: s
     advisory lock, so two builders cannot both take the last slot (SQLite's writers are serialised already)."""
     if limit <= 0:
         return True
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"builds:{namespace}"})
+    await hold_lock(conn, f"builds:{namespace}")
     running = (
         await conn.execute(
             select(func.count())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Executable, Insert
+from sqlalchemy import Executable, Insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase
@@ -92,3 +92,11 @@ def dialect_insert_for(dialect: str, model: type[DeclarativeBase]) -> postgresql
     from sqlalchemy.dialects import sqlite
 
     return sqlite.insert(model)
+
+
+async def hold_lock(conn: AsyncConnection, key: str, *, shared: bool = False) -> None:
+    """Hold the lock named ``key`` until the transaction ends (``shared`` holders exclude only exclusive ones). On
+    PostgreSQL a transaction-level advisory lock; SQLite's write transactions are serial already, so nothing."""
+    if conn.dialect.name == "postgresql":
+        lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        await conn.execute(text(f"SELECT {lock}(hashtext(:key))"), {"key": key})

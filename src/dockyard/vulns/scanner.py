@@ -19,10 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, func, insert, select, text, tuple_, update
+from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
+from dockyard.db.statements import hold_lock
 from dockyard.events.outbox import SCAN_COMPLETED, VULNERABILITY_FOUND, record_event
 from dockyard.inventory.model import InstalledPackage
 from dockyard.models import (
@@ -267,8 +268,7 @@ async def _hold_image(conn: AsyncConnection, digest: str) -> None:
     """One writer of an image's scan at a time (a scan job, a report scanning on demand, a re-match): each replaces
     rows the other would insert too. SQLite's write transactions are serial already; PostgreSQL takes a
     transaction-level advisory lock on the digest."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"vulnscan:{digest}"})
+    await hold_lock(conn, f"vulnscan:{digest}")
 
 
 def summarise(findings: Iterable[Finding]) -> dict[str, int]:

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
+from dockyard.db.statements import hold_lock
 from dockyard.errors import Invalid
 from dockyard.models import VulnAdvisory, VulnAffected, VulnSource
 from dockyard.models.base import utcnow
@@ -128,9 +129,7 @@ async def hold_advisories(conn: AsyncConnection, *, exclusive: bool) -> None:
     (shared), until it ends: a scan that read the advisories before an import committed must have stored its
     packages before that import's re-match reads them, or the image would miss the new advisories. SQLite's write
     transactions are serial already; PostgreSQL takes a transaction-level advisory lock."""
-    if conn.dialect.name == "postgresql":
-        lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        await conn.execute(text(f"SELECT {lock}(hashtext('dockyard.vulndb'))"))
+    await hold_lock(conn, "dockyard.vulndb", shared=not exclusive)
 
 
 class VulnDatabase:
