@@ -161,9 +161,7 @@ class TrustChecker:
         found: dict[str, list[dict[str, Any]]] = {digest: [] for digest in wanted}
         stale: list[str] = []
         async with self.ctx.db.read(consistent=True) as conn:
-            repo_id = (
-                await conn.execute(select(Repository.id).where(Repository.name == repository))
-            ).scalar_one_or_none()
+            repo_id = await _repository_id(conn, repository)
             if repo_id is None or not wanted:
                 return found
             ids = await _manifest_ids(conn, repo_id, wanted)
@@ -181,14 +179,7 @@ class TrustChecker:
             )
             current: dict[int, str] = {}
             for digest, manifest_id in ids.items():
-                version = set_version(
-                    [
-                        anchors.version,
-                        *(sig_digest for sig_digest, _, _ in signatures[digest]),
-                        *(f"blob:{d}" for d in payloads[digest] & linked),
-                    ]
-                )
-                if stored.get(manifest_id) == version:
+                if stored.get(manifest_id) == _check_version(anchors, signatures[digest], payloads[digest] & linked):
                     current[manifest_id] = digest
                 else:
                     stale.append(digest)
@@ -208,17 +199,15 @@ class TrustChecker:
         """Every signature of ``digest`` in ``repository``, verified against ``anchors`` (cached in the DB per
         anchor set: a new or revoked key or identity gives a new version and a fresh check)."""
         async with self.ctx.db.read(consistent=True) as conn:
-            manifest_id = await _manifest_id(conn, repository, digest)
-            if manifest_id is None:
+            repo_id = await _repository_id(conn, repository)
+            manifest_id = None if repo_id is None else (await _manifest_ids(conn, repo_id, [digest])).get(digest)
+            if repo_id is None or manifest_id is None:
                 return []
-            signatures = await _signature_manifests(conn, repository, digest)
+            signatures = (await _signature_manifests_of(conn, repo_id, [digest]))[digest]
             # Only blobs the repository still links are read: a signature whose payload was deleted is one no
             # client can fetch to verify.
             linked = await _linked_blobs(conn, repository, {d for _, _, c in signatures for d, _ in _layers(c)})
-            # The cached result stands while the anchors, the signatures and their linked blobs are the same.
-            version = set_version(
-                [anchors.version, *(sig_digest for sig_digest, _, _ in signatures), *(f"blob:{d}" for d in linked)]
-            )
+            version = _check_version(anchors, signatures, linked)
             stored = (
                 await conn.execute(select(SignatureCheck).where(SignatureCheck.manifest_id == manifest_id))
             ).first()
@@ -377,14 +366,14 @@ def _artifact_type(content: bytes) -> tuple[str | None, list[str]]:
     return None, layer_types
 
 
-async def _manifest_id(conn: AsyncConnection, repository: str, digest: str) -> int | None:
-    return (
-        await conn.execute(
-            select(Manifest.id)
-            .join(Repository, Repository.id == Manifest.repository_id)
-            .where(Repository.name == repository, Manifest.digest == digest)
-        )
-    ).scalar_one_or_none()
+async def _repository_id(conn: AsyncConnection, repository: str) -> int | None:
+    return (await conn.execute(select(Repository.id).where(Repository.name == repository))).scalar_one_or_none()
+
+
+def _check_version(anchors: Anchors, signatures: list[tuple[str, str, bytes]], linked: set[str]) -> str:
+    """What a stored check is valid for: it stands while the anchors, the signature manifests and the payload
+    blobs the repository links are the same."""
+    return set_version([anchors.version, *(digest for digest, _, _ in signatures), *(f"blob:{d}" for d in linked)])
 
 
 async def _manifest_ids(conn: AsyncConnection, repo_id: int, digests: list[str]) -> dict[str, int]:
@@ -397,7 +386,8 @@ async def _manifest_ids(conn: AsyncConnection, repo_id: int, digests: list[str])
 async def _signature_manifests_of(
     conn: AsyncConnection, repo_id: int, digests: list[str]
 ) -> dict[str, list[tuple[str, str, bytes]]]:
-    """``_signature_manifests`` of each of ``digests`` (one repository's), in two statements."""
+    """(digest, media type, content) of the signature manifests of each of ``digests`` (one repository's): its
+    ``.sig`` tag, then up to ``MAX_SIGNATURES`` referrers; in two statements."""
     found: dict[str, list[tuple[str, str, bytes]]] = {digest: [] for digest in digests}
     tags = {signature_tag(digest): digest for digest in digests}
     tagged = await conn.execute(
@@ -422,33 +412,4 @@ async def _signature_manifests_of(
         counted[subject] = counted.get(subject, 0) + 1
         if counted[subject] <= MAX_SIGNATURES:
             found[subject].append((row.digest, row.media_type, row.content))
-    return found
-
-
-async def _signature_manifests(conn: AsyncConnection, repository: str, digest: str) -> list[tuple[str, str, bytes]]:
-    """(digest, media type, content) of the signature manifests of ``digest``: its ``.sig`` tag, then referrers."""
-    repo_id = select(Repository.id).where(Repository.name == repository).scalar_subquery()
-    found: list[tuple[str, str, bytes]] = []
-    tagged = (
-        await conn.execute(
-            select(Manifest.digest, Manifest.media_type, Manifest.content)
-            .join(Tag, Tag.manifest_id == Manifest.id)
-            .where(Tag.repository_id == repo_id, Tag.name == signature_tag(digest))
-        )
-    ).first()
-    if tagged is not None:
-        found.append((tagged.digest, tagged.media_type, tagged.content))
-    referrers = (
-        await conn.execute(
-            select(Manifest.digest, Manifest.media_type, Manifest.content)
-            .where(
-                Manifest.repository_id == repo_id,
-                Manifest.subject_digest == digest,
-                Manifest.artifact_type.in_(IMAGE_SIGNATURE_ARTIFACT_TYPES),
-            )
-            .order_by(Manifest.id)
-            .limit(MAX_SIGNATURES)
-        )
-    ).all()
-    found.extend((row.digest, row.media_type, row.content) for row in referrers)
     return found
