@@ -13,18 +13,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.inventory.layer import OS_RELEASE_PATHS, LayerRecord
 from dockyard.inventory.model import InstalledPackage
 from dockyard.inventory.records import OsRelease, PackageRecord, RecordType
-from dockyard.layers.merged import COLUMNS, IndexedEntry, Node, chain_of, find, from_row, merge
+from dockyard.layers.merged import IndexedEntry, Node, chain_of, find, merge, rows_at
 from dockyard.layers.tarstream import Kind, normalise, parent_of
-from dockyard.models import LayerFile
 
 MAX_SYMLINK_HOPS = 8
-PATHS_PER_QUERY = 500
 
 # os-release ID → OSV ecosystem (https://ossf.github.io/osv-schema/#defined-ecosystems) and Package URL namespace.
 _DISTROS: dict[str, tuple[str, str]] = {
@@ -129,20 +126,8 @@ def installed(record: PackageRecord, os: OsRelease | None, layer: str, path: str
 
 
 async def _rows(conn: AsyncConnection, layers: Sequence[str], paths: set[str]) -> dict[str, list[IndexedEntry]]:
-    chains = sorted({part for path in paths for part in chain_of(path)})
-    found: dict[str, list[IndexedEntry]] = {digest: [] for digest in layers}
-    for start in range(0, len(chains), PATHS_PER_QUERY):
-        rows = await conn.execute(
-            select(*COLUMNS).where(
-                LayerFile.layer_digest.in_(sorted(set(layers))),
-                LayerFile.path.in_(chains[start : start + PATHS_PER_QUERY]),
-            )
-        )
-        for row in rows:
-            found[row.layer_digest].append(from_row(row))
-    for entries in found.values():
-        entries.sort(key=lambda entry: entry.seq)
-    return found
+    """The rows at ``paths`` and at their ancestors (what ``merge`` needs to place them)."""
+    return await rows_at(conn, layers, {part for path in paths for part in chain_of(path)})
 
 
 def _visible(root: Node, path: str) -> IndexedEntry | None:

@@ -17,11 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
-from dockyard.layers.merged import COLUMNS, IndexedEntry, all_rows, chain_of, from_row, tree_of
+from dockyard.layers.merged import COLUMNS, IndexedEntry, all_rows, chain_of, from_row, rows_at, tree_of
 from dockyard.layers.tarstream import Kind
 from dockyard.models import LayerFile
 
-PATHS_PER_QUERY = 500
 MAX_SUBTREES = 64  # prefix directories hidden by the top layers read one by one; more: merge the images whole
 Tree = dict[str, IndexedEntry]
 
@@ -39,20 +38,6 @@ def shared_prefix(before: Sequence[str], after: Sequence[str]) -> int:
 def _hides(entry: IndexedEntry) -> bool:
     """Whether ``entry`` hides what lower layers have below its path."""
     return entry.kind in (Kind.WHITEOUT, Kind.OPAQUE) or not entry.is_dir
-
-
-async def _rows_at(conn: AsyncConnection, layers: Sequence[str], paths: Iterable[str]) -> list[IndexedEntry]:
-    wanted = sorted(set(paths))
-    found: list[IndexedEntry] = []
-    for start in range(0, len(wanted), PATHS_PER_QUERY):
-        rows = await conn.execute(
-            select(*COLUMNS).where(
-                LayerFile.layer_digest.in_(sorted(set(layers))),
-                LayerFile.path.in_(wanted[start : start + PATHS_PER_QUERY]),
-            )
-        )
-        found.extend(from_row(row) for row in rows)
-    return found
 
 
 async def _subtree(conn: AsyncConnection, layers: Sequence[str], path: str) -> list[IndexedEntry]:
@@ -88,7 +73,8 @@ async def diff_trees(db: Database, before: Sequence[str], after: Sequence[str]) 
             # an opaque marker at the root empties the whole prefix: nothing is left to skip
             return (await _whole(conn, before), await _whole(conn, after))
         named = {entry.path for entry in top}
-        lower = await _rows_at(conn, prefix, {part for path in named for part in chain_of(path)})
+        at = await rows_at(conn, prefix, {part for path in named for part in chain_of(path)})
+        lower = [entry for entries in at.values() for entry in entries]
         hidden = {entry.path for entry in lower if entry.is_dir} & {entry.path for entry in top if _hides(entry)}
         if len(hidden) > MAX_SUBTREES:
             return (await _whole(conn, before), await _whole(conn, after))

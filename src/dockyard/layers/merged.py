@@ -21,6 +21,7 @@ from dockyard.layers.tarstream import Kind, base_of, parent_of
 from dockyard.models import LayerFile
 
 _MARKERS = (Kind.WHITEOUT, Kind.OPAQUE)
+PATHS_PER_QUERY = 500  # paths in one IN (…) of ``rows_at``
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,25 @@ async def rows_for(
     found: dict[str, list[IndexedEntry]] = {digest: [] for digest in layers}
     for row in rows:
         found[row.layer_digest].append(from_row(row))
+    return found
+
+
+async def rows_at(conn: AsyncConnection, layers: Sequence[str], paths: Iterable[str]) -> dict[str, list[IndexedEntry]]:
+    """The rows of ``layers`` at exactly ``paths`` (``PATHS_PER_QUERY`` paths a statement), by layer, in ``seq``
+    order."""
+    wanted = sorted(set(paths))
+    found: dict[str, list[IndexedEntry]] = {digest: [] for digest in layers}
+    for start in range(0, len(wanted), PATHS_PER_QUERY):
+        rows = await conn.execute(
+            select(*COLUMNS).where(
+                LayerFile.layer_digest.in_(sorted(set(layers))),
+                LayerFile.path.in_(wanted[start : start + PATHS_PER_QUERY]),
+            )
+        )
+        for row in rows:
+            found[row.layer_digest].append(from_row(row))
+    for entries in found.values():
+        entries.sort(key=lambda entry: entry.seq)
     return found
 
 
