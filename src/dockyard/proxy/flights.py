@@ -39,8 +39,7 @@ from dockyard.registry.uploads import ChunkSpec, UploadService
 
 log = logging.getLogger("dockyard.proxy")
 
-CHUNK_BYTES = 256 * 1024
-QUEUE_CHUNKS = 64
+QUEUE_CHUNKS = 16  # of up to a MiB (proxy.blob_stream.CHUNK_BYTES)
 SLOW_CLIENT_SECONDS = 30.0
 POLL_SECONDS = 0.2
 
@@ -192,18 +191,17 @@ class BlobFlights:
     async def _run(self, flight: Flight, upstream: Upstream, repository: str) -> None:
         renew = asyncio.create_task(self._renew(flight.digest))
         try:
-            async with self.client.blob(upstream, repository, flight.digest) as response:
-                declared = response.headers.get("content-length")
-                size = int(declared) if declared is not None and declared.isdigit() else None
-                flight.ready.set_result(size)
+            async with self.client.blob_stream(upstream, repository, flight.digest) as stream:
+                flight.ready.set_result(stream.size)
 
                 async def body() -> AsyncIterator[bytes]:
-                    async for chunk in response.aiter_raw(CHUNK_BYTES):
+                    async for chunk in stream.chunks:
                         if chunk:
                             await self._broadcast(flight, chunk)
                             yield chunk
 
-                await self.uploads.monolithic(flight.name, Digest.parse(flight.digest), body(), ChunkSpec(length=size))
+                spec = ChunkSpec(length=stream.size)
+                await self.uploads.monolithic(flight.name, Digest.parse(flight.digest), body(), spec)
             flight.done.set_result(None)
         except BaseException as exc:
             if not isinstance(exc, UpstreamMissing):

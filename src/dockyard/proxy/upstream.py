@@ -13,10 +13,12 @@ the cache serve what it holds, marked stale.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,13 +28,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from dockyard import __version__
 from dockyard.core import mediatypes as mt
+from dockyard.proxy import blob_stream
+from dockyard.proxy.blob_stream import BlobStream
 from dockyard.proxy.manage import Upstream
 
 MANIFEST_ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST])
 _TOKEN_MARGIN = 10.0
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+USER_AGENT = f"Dockyard/{__version__}"
 
 
 class UpstreamMissing(Exception):
@@ -67,14 +73,25 @@ class UpstreamClient:
         self.timeout = timeout
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         # (upstream, whose credentials, scope) → (expiry, token): a token is never reused for other credentials
         self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The CA bundle and TLS settings of the httpx client, for the blob bodies read by ``http.client``."""
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context(trust_env=False)
+        return self._ssl_context
 
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout), trust_env=False, transport=self._transport
+                timeout=httpx.Timeout(self.timeout),
+                trust_env=False,
+                transport=self._transport,
+                headers={"User-Agent": USER_AGENT},
             )
         return self._http
 
@@ -132,10 +149,7 @@ class UpstreamClient:
         scope = scope or f"repository:{_repository_of(path)}:{actions}"
         url = path if path.startswith(("http://", "https://")) else f"{upstream.url}{path}"
         base_headers = dict(headers or {})
-        cached = self._tokens.get(_token_key(upstream, scope))
-        auth_header: str | None = None
-        if cached is not None and cached[0] > time.monotonic():
-            auth_header = f"Bearer {cached[1]}"
+        auth_header = self._cached_authorization(upstream, scope)
         for attempt in range(2):
             sent = dict(base_headers)
             if auth_header is not None:
@@ -147,16 +161,27 @@ class UpstreamClient:
                 raise UpstreamDown(f"{upstream.url} unreachable: {exc}") from exc
             if response.status_code != 401 or attempt == 1:
                 return response
-            challenge = response.headers.get("www-authenticate", "")
             await response.aclose()
-            scheme, params = _challenge(challenge)
-            if scheme == "bearer":
-                auth_header = f"Bearer {await self._token(upstream, params, scope)}"
-            elif scheme == "basic" and self._basic(upstream) is not None:
-                auth_header = self._basic_header(upstream)
-            else:
+            auth_header = await self._answer(upstream, response.headers.get("www-authenticate", ""), scope)
+            if auth_header is None:
                 return response
         raise AssertionError("unreachable")
+
+    def _cached_authorization(self, upstream: Upstream, scope: str) -> str | None:
+        cached = self._tokens.get(_token_key(upstream, scope))
+        if cached is not None and cached[0] > time.monotonic():
+            return f"Bearer {cached[1]}"
+        return None
+
+    async def _answer(self, upstream: Upstream, challenge: str, scope: str) -> str | None:
+        """The ``Authorization`` value that answers a ``401``'s challenge (a token fetched from a Bearer realm, or
+        the Basic credentials), or None if there is nothing to answer it with."""
+        scheme, params = _challenge(challenge)
+        if scheme == "bearer":
+            return f"Bearer {await self._token(upstream, params, scope)}"
+        if scheme == "basic" and self._basic(upstream) is not None:
+            return self._basic_header(upstream)
+        return None
 
     @staticmethod
     def _basic_header(upstream: Upstream) -> str:
@@ -165,7 +190,10 @@ class UpstreamClient:
 
     @staticmethod
     def check(response: httpx.Response, what: str) -> None:
-        status = response.status_code
+        UpstreamClient._check_status(response.status_code, what)
+
+    @staticmethod
+    def _check_status(status: int, what: str) -> None:
         if status in (401, 403, 404):
             raise UpstreamMissing(f"upstream has no {what} ({status})")
         if status == 429 or status >= 500:
@@ -198,6 +226,44 @@ class UpstreamClient:
         finally:
             await response.aclose()
 
+    @asynccontextmanager
+    async def blob_stream(self, upstream: Upstream, repository: str, digest: str) -> AsyncIterator[BlobStream]:
+        """A blob streaming from upstream for the cache's miss path: read by ``http.client`` in worker threads
+        (``proxy.blob_stream``), authenticated as ``send`` does. A client made with a transport of its own
+        (replication's SSRF guard carries every request) reads through httpx instead."""
+        if self._transport is not None:
+            async with self.blob(upstream, repository, digest) as response:
+                declared = response.headers.get("content-length")
+                size = int(declared) if declared is not None and declared.isdigit() else None
+                yield BlobStream(size, response.aiter_raw())
+            return
+        path = f"/v2/{repository}/blobs/{digest}"
+        scope = f"repository:{repository}:pull"
+        authorization = self._cached_authorization(upstream, scope)
+        for attempt in range(2):
+            headers = {"User-Agent": USER_AGENT}
+            if authorization is not None:
+                headers["Authorization"] = authorization
+            try:
+                context = await asyncio.to_thread(lambda: self.ssl_context)  # the first loads the CA bundle
+                answer = await asyncio.to_thread(
+                    blob_stream.get, f"{upstream.url}{path}", headers, self.timeout, context
+                )
+            except blob_stream.StreamFailed as exc:
+                raise UpstreamDown(f"{upstream.url} unreachable: {exc}") from exc
+            if answer.status != 401 or attempt == 1:
+                break
+            challenge = answer.header("www-authenticate") or ""
+            answer.close()
+            authorization = await self._answer(upstream, challenge, scope)
+            if authorization is None:
+                break
+        try:
+            self._check_status(answer.status, f"blob {digest}")
+            yield BlobStream(answer.size, _upstream_down_on_failure(answer.chunks()))
+        finally:
+            answer.close()
+
     async def has_blob(self, upstream: Upstream, repository: str, digest: str) -> bool:
         response = await self.send(upstream, "HEAD", f"/v2/{repository}/blobs/{digest}")
         if response.status_code in (401, 403, 404):
@@ -218,6 +284,14 @@ class UpstreamClient:
             return []
         manifests = doc.get("manifests") if isinstance(doc, dict) else None
         return [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+
+
+async def _upstream_down_on_failure(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except blob_stream.StreamFailed as exc:
+        raise UpstreamDown(str(exc)) from exc
 
 
 def _token_key(upstream: Upstream, scope: str) -> tuple[str, str, str]:
