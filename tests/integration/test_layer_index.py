@@ -19,6 +19,7 @@ from dockyard.layers.index import READY, LayerIndexer
 from dockyard.models import Blob, LayerFile, LayerIndex
 from dockyard.models.base import utcnow
 from tests.support.blobstore import digest_of
+from tests.support.holders import dead_holder
 from tests.support.jobs import new_database
 from tests.support.layers import E, chunked, layer
 
@@ -145,6 +146,22 @@ async def test_a_dead_builders_claim_is_taken_over(db: Database) -> None:
     state = await asyncio.wait_for(waiting, 10)
 
     assert (state.state, state.entries) == (READY, 2)
+
+
+async def test_a_builder_that_died_on_this_machine_is_not_waited_for(db: Database) -> None:
+    blobs = FakeBlobs()
+    digest = await stored(db, blobs, layer([E("a", data=b"1")]))
+    async with db.write() as conn:  # claimed a moment ago by a process that has exited since
+        await conn.execute(
+            insert(LayerIndex).values(
+                digest=digest, state="building", builder=dead_holder(), heartbeat_at=utcnow(), created_at=utcnow()
+            )
+        )
+    indexer = LayerIndexer(db, blobs, stale_after=600, poll_seconds=0.05)  # type: ignore[arg-type]
+
+    state = await asyncio.wait_for(indexer.ensure(digest), 10)
+
+    assert (state.state, state.entries) == (READY, 1)
 
 
 async def test_a_layer_of_50000_files_indexes_in_one_pass(db: Database) -> None:

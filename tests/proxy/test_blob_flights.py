@@ -1,18 +1,21 @@
 """Single-flight blob fetches through a proxy namespace, against a real upstream (docker-registry): sixteen
 clients missing one big blob at once make exactly one upstream fetch and all get its exact bytes, streamed
-while it is stored; a client that disconnects mid-blob leaves the cache whole."""
+while it is stored; a client that disconnects mid-blob leaves the cache whole; the fetch lease of a process that
+died on this machine is taken over at once."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.proxy.conftest import MakeProxy, ReferenceRegistry
+from tests.support.holders import dead_holder
 from tests.support.server import DockyardServer
 
 pytestmark = pytest.mark.slow
@@ -109,3 +112,23 @@ def test_client_disconnecting_mid_blob_does_not_corrupt_the_cache(
     assert _fetch(url) == (200, digest, size)
     # The fetch went on without the client that started it: the upstream sent the blob once.
     assert len(reference.requests("GET", f"/blobs/{digest}")) == 1
+
+
+def test_a_fetcher_that_died_on_this_machine_is_not_waited_for(
+    reference: ReferenceRegistry, dockyard: DockyardServer, make_proxy: MakeProxy, tmp_path: Path
+) -> None:
+    size = 4 * MiB
+    digest = _random_blob(tmp_path / "blob", size)
+    _upload(reference, "orphan/blob", tmp_path / "blob", digest)
+    ns = make_proxy(reference.url)
+    # The fetch lease of a server process of this machine that was killed mid-fetch: it runs for centuries.
+    dockyard.execute_sql(
+        "INSERT INTO proxy_fetches (digest, holder, lease_until) VALUES (:d, :h, '2999-01-01 00:00:00.000000')",
+        d=digest,
+        h=dead_holder(),
+    )
+    started = time.monotonic()
+    assert _fetch(f"{dockyard.url}/v2/{ns}/orphan/blob/blobs/{digest}") == (200, digest, size)
+    assert time.monotonic() - started < 30
+    assert len(reference.requests("GET", f"/blobs/{digest}")) == 1
+    assert dockyard.query_sql("SELECT count(*) FROM proxy_fetches WHERE digest = :d", d=digest) == [(0,)]

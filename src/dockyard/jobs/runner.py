@@ -12,7 +12,8 @@ replicas) share one queue safely.
 - **Leases**: a background task renews the leases of running jobs every third of the lease. A job whose lease
   could not be renewed (another runner took it over, or the DB was unreachable until the lease ran out) has
   its handler cancelled; its outcome is never written over the new holder's. A runner that dies holds its jobs
-  until their leases run out; then any runner claims them again.
+  until their leases run out; then any runner claims them again — at once, for a runner that starts on the
+  machine where the dead one ran (``store.expire_dead_owners``: a restart after ``kill -9`` does not wait).
 - **Outcomes**: see ``dockyard.jobs.handlers`` (return, ``Retry``, ``Fail``, other exceptions). Retries wait
   ``Retry.after`` seconds or ``backoff_delay`` (``jobs_backoff_base_seconds``, ``jobs_backoff_cap_seconds``).
 - **Stopping**: ``stop(grace)`` stops claiming, lets running handlers finish for up to ``grace`` seconds,
@@ -29,15 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from dockyard.core.holders import new_holder
 from dockyard.db.engine import Database
 from dockyard.jobs import store
 from dockyard.jobs.handlers import Fail, Handler, JobContext, LeaseLost, Retry, backoff_delay
@@ -57,8 +56,8 @@ PURGE_BATCH = 1000
 
 
 def default_owner() -> str:
-    """A lease owner name unique to this runner: host, process id and a random suffix (≤ 64 characters)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A lease owner name unique to this runner (``core.holders``: host, machine, process id, a random suffix)."""
+    return new_holder()
 
 
 @dataclass
@@ -174,6 +173,13 @@ class JobRunner:
             self._stopped.set()
 
     async def _claim_loop(self) -> None:
+        try:
+            async with self.db.write() as conn:
+                freed = await store.expire_dead_owners(conn, utcnow())
+            if freed:
+                log.info("%d job(s) of runners that died on this machine are claimable again", freed)
+        except Exception:
+            log.warning("looking for jobs of dead runners failed", exc_info=True)
         failures = 0
         while not self._stopping:
             self._wake.clear()

@@ -9,7 +9,8 @@ process share one build (an in-process future per digest).
 
 Concurrency: the claim row's ``builder`` and ``heartbeat_at`` are a lease. The builder renews it while it works
 (every batch, and on a timer while it hashes a large file); a builder that stopped renewing for ``stale_after``
-seconds is presumed dead and the next caller takes the claim over with a conditional UPDATE. Entry rows are keyed
+seconds is presumed dead — at once if it ran on this machine and its process is gone (``core.holders``) — and
+the next caller takes the claim over with a conditional UPDATE. Entry rows are keyed
 by (layer digest, seq) and are the same whoever computes them, and are inserted with ``ON CONFLICT DO NOTHING``:
 a builder that lost its claim and a new one writing the same rows never duplicate one. Every write of a builder
 checks it still holds the claim, so only the holder marks the index ready or failed.
@@ -24,16 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.core.holders import is_dead, new_holder
 from dockyard.db.engine import Database
 from dockyard.db.statements import insert_ignore, insert_or_nothing
 from dockyard.errors import Invalid, NotFound
@@ -141,7 +142,7 @@ class LayerIndexer:
             done.exception()  # retrieved: every waiter has seen it already
 
     async def _ensure(self, digest: str) -> IndexState:
-        token = uuid.uuid4().hex
+        token = new_holder()
         while True:
             known = await self.state(digest)
             if known is None:
@@ -169,13 +170,18 @@ class LayerIndexer:
             raise NotFound("blob", "blob unknown to registry", {"digest": digest}) from None
 
     async def _take_over(self, digest: str, token: str) -> bool:
-        """Claim a build whose builder stopped renewing its lease."""
+        """Claim a build whose builder stopped renewing its lease, or is known dead (``core.holders``)."""
         cutoff = utcnow() - timedelta(seconds=self.stale_after)
         async with self.db.write() as conn:
+            building = and_(LayerIndex.digest == digest, LayerIndex.state == BUILDING)
+            builder = (await conn.execute(select(LayerIndex.builder).where(building))).scalar_one_or_none()
+            if builder is None:
+                return False
+            gone = LayerIndex.heartbeat_at < cutoff
+            if is_dead(builder):
+                gone = or_(gone, LayerIndex.builder == builder)
             result = await conn.execute(
-                update(LayerIndex)
-                .where(LayerIndex.digest == digest, LayerIndex.state == BUILDING, LayerIndex.heartbeat_at < cutoff)
-                .values(builder=token, heartbeat_at=utcnow())
+                update(LayerIndex).where(building, gone).values(builder=token, heartbeat_at=utcnow())
             )
             return bool(result.rowcount == 1)
 

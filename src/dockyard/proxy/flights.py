@@ -2,8 +2,9 @@
 
 Across processes and replicas the fetcher is whoever takes the blob's row in ``proxy_fetches`` (an insert, or
 the update of a lease that ran out); it renews the lease while it streams and deletes the row when done. The
-others poll until the blob is stored (then serve it from storage) or the lease runs out (then one of them takes
-over: a fetcher that died leaves nothing half-stored, since the upload commits only after the digest checked).
+others poll until the blob is stored (then serve it from storage) or the lease runs out or its holder is known
+dead (``core.holders``: a process of this machine that exited) — then one of them takes over: a fetcher that died
+leaves nothing half-stored, since the upload commits only after the digest checked.
 
 Within the fetching process the bytes are teed: every client that asked before the first byte arrived gets them
 as they come from upstream, while the same bytes stream into an upload object (``UploadService.monolithic``:
@@ -19,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from dockyard.core.digest import Digest
+from dockyard.core.holders import is_dead, new_holder
 from dockyard.db.engine import Database
 from dockyard.db.statements import insert_ignore
 from dockyard.errors import NotFound, Unavailable
@@ -96,7 +97,7 @@ class BlobFlights:
         self.uploads = uploads
         self.client = client
         self.lease = timedelta(seconds=lease_seconds)
-        self.holder = uuid.uuid4().hex
+        self.holder = new_holder()
         self._flights: dict[str, Flight] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -226,9 +227,15 @@ class BlobFlights:
             values = {"digest": digest, "holder": self.holder, "lease_until": now + self.lease}
             if await insert_ignore(conn, ProxyFetch, values):
                 return True
+            holder = (
+                await conn.execute(select(ProxyFetch.holder).where(ProxyFetch.digest == digest))
+            ).scalar_one_or_none()
+            gone = ProxyFetch.lease_until < now
+            if is_dead(holder):  # a fetcher of this machine that died (core.holders): no need to wait for its lease
+                gone = or_(gone, ProxyFetch.holder == holder)
             result = await conn.execute(
                 update(ProxyFetch)
-                .where(ProxyFetch.digest == digest, ProxyFetch.lease_until < now)
+                .where(ProxyFetch.digest == digest, gone)
                 .values(holder=self.holder, lease_until=now + self.lease)
             )
             return bool(result.rowcount == 1)
@@ -265,9 +272,11 @@ class BlobFlights:
             if await self.stored(digest):
                 return True
             async with self.db.read() as conn:
-                until = (
-                    await conn.execute(select(ProxyFetch.lease_until).where(ProxyFetch.digest == digest))
-                ).scalar_one_or_none()
-            if until is None or until < utcnow():
+                lease = (
+                    await conn.execute(
+                        select(ProxyFetch.lease_until, ProxyFetch.holder).where(ProxyFetch.digest == digest)
+                    )
+                ).first()
+            if lease is None or lease.lease_until < utcnow() or is_dead(lease.holder):
                 return await self.stored(digest)
             await asyncio.sleep(POLL_SECONDS)

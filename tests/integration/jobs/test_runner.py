@@ -19,6 +19,7 @@ from dockyard.jobs.handlers import Fail, Handler, JobContext, Retry
 from dockyard.jobs.queue import DEAD, FAILED, QUEUED, RUNNING, SUCCEEDED
 from dockyard.models.base import utcnow
 from dockyard.settings import Settings
+from tests.support.holders import dead_holder
 from tests.support.jobs import (
     add_job,
     eventually,
@@ -297,6 +298,26 @@ async def test_a_dead_runners_jobs_are_picked_up_after_the_lease(db: Database, t
         for job_id in ids:
             await until_state(db, job_id, SUCCEEDED)
     assert time.monotonic() - started >= 0.7
+    assert sorted(attempts) == [(job_id, 2) for job_id in ids]
+
+
+async def test_a_runner_that_died_on_this_machine_is_not_waited_for(db: Database, tmp_path: Path) -> None:
+    settings = job_settings(tmp_path, jobs_lease_seconds=600)
+    attempts: list[tuple[int, int]] = []
+
+    async def handle(job: JobContext) -> None:
+        attempts.append((job.job_id, job.attempt))
+
+    ids = [await add_job(db, "test.orphan", {"n": n}) for n in range(2)]
+    other = await add_job(db, "test.orphan", {"n": "live"})
+    crashed = make_runner(db, settings, {"test.orphan": handle}, owner=dead_holder())  # its process has exited
+    assert [job.id for job in await crashed.claim(2)] == ids
+    alive = make_runner(db, settings, {"test.orphan": handle}, owner=f"elsewhere:{'0' * 10}:1:00000000")
+    assert [job.id for job in await alive.claim(1)] == [other]  # a runner of another machine: not known dead
+    async with running(make_runner(db, settings, {"test.orphan": handle}, owner="survivor")):
+        for job_id in ids:
+            await until_state(db, job_id, SUCCEEDED, within=10)  # long before the 600 s lease
+        assert (await job_row(db, other)).state == RUNNING
     assert sorted(attempts) == [(job_id, 2) for job_id in ids]
 
 
