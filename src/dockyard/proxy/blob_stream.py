@@ -20,6 +20,7 @@ import contextlib
 import http.client
 import ssl
 from collections.abc import AsyncIterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -50,9 +51,12 @@ def _connect(url: str, timeout: float, context: ssl.SSLContext) -> tuple[http.cl
 class BlobResponse:
     """One GET's answer: status and headers at hand, the body read in chunks off the event loop."""
 
-    def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+    def __init__(
+        self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse, readers: Executor
+    ) -> None:
         self._connection = connection
         self._response = response
+        self._readers = readers
         self.status = response.status
 
     def header(self, name: str) -> str | None:
@@ -73,7 +77,7 @@ class BlobResponse:
         """The body, in chunks of up to ``CHUNK_BYTES``; the next one is read while the caller handles this one.
         Ends early (``StreamFailed``) if the upstream closes before the declared length."""
         loop = asyncio.get_running_loop()
-        pending: asyncio.Future[bytes] = loop.run_in_executor(None, self._read)
+        pending: asyncio.Future[bytes] = loop.run_in_executor(self._readers, self._read)
         try:
             while True:
                 chunk = await pending
@@ -81,7 +85,7 @@ class BlobResponse:
                     if self._response.length:  # http.client counts down the declared length
                         raise StreamFailed("the upstream closed the connection before the end of the blob")
                     return
-                pending = loop.run_in_executor(None, self._read)
+                pending = loop.run_in_executor(self._readers, self._read)
                 yield chunk
         finally:
             if not pending.done():
@@ -102,9 +106,10 @@ class BlobResponse:
         self._connection.close()
 
 
-def get(url: str, headers: dict[str, str], timeout: float, context: ssl.SSLContext) -> BlobResponse:
-    """Send a GET (blocking: call it in a worker thread) and follow redirects; the answer's body is not read yet.
-    Raises ``StreamFailed`` when no answer came."""
+def get(url: str, headers: dict[str, str], timeout: float, context: ssl.SSLContext, readers: Executor) -> BlobResponse:
+    """Send a GET (blocking: call it in a worker thread) and follow redirects; the answer's body is not read yet,
+    and will be read in threads of ``readers`` (a pool of their own: a read waits on the upstream's pace, and must
+    not hold up the threads that write and hash uploads). Raises ``StreamFailed`` when no answer came."""
     sent = dict(headers)
     for _ in range(MAX_REDIRECTS + 1):
         connection, target = _connect(url, timeout, context)
@@ -116,7 +121,7 @@ def get(url: str, headers: dict[str, str], timeout: float, context: ssl.SSLConte
             raise StreamFailed(f"{_origin(url)[1]} unreachable: {exc}") from exc
         location = response.getheader("location")
         if response.status not in _REDIRECTS or not location:
-            return BlobResponse(connection, response)
+            return BlobResponse(connection, response, readers)
         response.close()
         connection.close()
         following = urljoin(url, location)

@@ -21,6 +21,7 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ _TOKEN_MARGIN = 10.0
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 USER_AGENT = f"Dockyard/{__version__}"
+READER_THREADS = 64  # blob bodies read from upstreams at once, per process (more wait for a thread)
 
 
 class UpstreamMissing(Exception):
@@ -74,6 +76,7 @@ class UpstreamClient:
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._ssl_context: ssl.SSLContext | None = None
+        self._readers: ThreadPoolExecutor | None = None
         # (upstream, whose credentials, scope) → (expiry, token): a token is never reused for other credentials
         self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
 
@@ -83,6 +86,13 @@ class UpstreamClient:
         if self._ssl_context is None:
             self._ssl_context = httpx.create_ssl_context(trust_env=False)
         return self._ssl_context
+
+    @property
+    def readers(self) -> ThreadPoolExecutor:
+        """The threads that wait on upstream blob bodies (``proxy.blob_stream``), apart from the default pool."""
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="upstream-read")
+        return self._readers
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -99,6 +109,9 @@ class UpstreamClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=False, cancel_futures=True)
+            self._readers = None
 
     def _basic(self, upstream: Upstream) -> httpx.BasicAuth | None:
         if upstream.username is None or upstream.password is None:
@@ -246,8 +259,9 @@ class UpstreamClient:
                 headers["Authorization"] = authorization
             try:
                 context = await asyncio.to_thread(lambda: self.ssl_context)  # the first loads the CA bundle
-                answer = await asyncio.to_thread(
-                    blob_stream.get, f"{upstream.url}{path}", headers, self.timeout, context
+                url = f"{upstream.url}{path}"
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    self.readers, blob_stream.get, url, headers, self.timeout, context, self.readers
                 )
             except blob_stream.StreamFailed as exc:
                 raise UpstreamDown(f"{upstream.url} unreachable: {exc}") from exc

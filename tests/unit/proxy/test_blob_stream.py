@@ -5,6 +5,7 @@ the bytes intact across chunk boundaries."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -202,4 +203,47 @@ async def test_leaving_early_stops_the_read(sites: Callable[[], Site]) -> None:
             assert chunk == BODY[: len(chunk)]
             break
     assert await read(client, upstream) == (len(BODY), BODY)  # and the next fetch works
+    await client.aclose()
+
+
+async def test_slow_upstreams_do_not_hold_up_the_default_threads(sites: Callable[[], Site]) -> None:
+    site = sites()
+    release = threading.Event()
+    loop = asyncio.get_running_loop()
+    default_threads = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor
+    count = default_threads + 2
+    answered: list[None] = []
+    all_waiting = asyncio.Event()
+
+    def one_more() -> None:
+        answered.append(None)
+        if len(answered) == count:
+            all_waiting.set()
+
+    def slow(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "4")
+        handler.end_headers()
+        handler.wfile.flush()
+        loop.call_soon_threadsafe(one_more)
+        release.wait(20)
+        handler.wfile.write(b"abcd")
+
+    site.routes[f"/v2/team/app/blobs/{DIGEST}"] = slow
+    client = UpstreamClient(30.0)
+    upstream = Upstream("cache", site.url, None, None, 60)
+
+    async def fetch() -> bytes:
+        async with client.blob_stream(upstream, "team/app", DIGEST) as stream:
+            return b"".join([chunk async for chunk in stream.chunks])
+
+    fetches = [asyncio.create_task(fetch()) for _ in range(count)]
+    try:
+        await asyncio.wait_for(all_waiting.wait(), 10)  # every fetch now waits for its body
+        await asyncio.sleep(0.2)
+        # Uploads write and hash in the default threads: they are not held up by reads at the upstream's pace.
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 5) == 42
+    finally:
+        release.set()
+    assert await asyncio.gather(*fetches) == [b"abcd"] * count
     await client.aclose()
