@@ -10,11 +10,13 @@ server_worker``), as replicas starting together do: migrations and the first sta
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import stat
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockyard.settings import Settings, SettingsError
@@ -38,11 +40,31 @@ def resolve_secret_key(settings: Settings) -> Settings:
         )
     path = settings.secret_key_path
     if not path.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_secret_key(path)
+    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+
+
+def _create_secret_key(path: Path) -> None:
+    """Write a new secret to ``path`` unless another process (a replica or worker starting at the same moment)
+    does first: the key is written whole to a file of this process's own, then linked into place — never over
+    an existing key, and never seen half-written."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
-    return settings.model_copy(update={"secret_key": path.read_text().strip()})
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: its key is the key
+            os.link(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)  # the name survives a power cut too
+    finally:
+        os.close(directory)
 
 
 def prepare_data_dir(settings: Settings) -> None:
