@@ -157,7 +157,7 @@ def test_multi_tag_pushes_in_opposite_orders_and_deletes(server: DockyardServer,
 
 def test_replicas_starting_together_on_an_empty_database(tmp_path: Path) -> None:
     """Each replica migrates on start; started at the same instant over one (new) database, all come up."""
-    replicas = [DockyardServer(tmp_path / "shared") for _ in range(2)]
+    replicas = [DockyardServer(tmp_path / "shared", migrated=False) for _ in range(2)]
     errors: list[BaseException] = []
 
     def start(srv: DockyardServer) -> None:

@@ -64,11 +64,13 @@ _deployments: dict[Path, dict[str, str]] = {}
 _deployments_lock = threading.Lock()
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
+def server_env(data_dir: Path, *, migrated: bool = True) -> dict[str, str]:
     """Settings (as ``DOCKYARD_*`` environment variables) for a server over ``data_dir``.
 
     One data directory is one deployment: servers started over the same directory (restarts, replicas) share
-    its database and blob store, as they share the SQLite file and the files in the embedded run.
+    its database and blob store, as they share the SQLite file and the files in the embedded run. The database is
+    a copy of a migrated template unless ``migrated`` is False (for the first server of a deployment: then it is
+    empty, and the server migrates it).
     """
     if current() == EMBEDDED:
         return {}
@@ -79,7 +81,7 @@ def server_env(data_dir: Path) -> dict[str, str]:
             from tests.support.postgres import shared_cluster
 
             env = {
-                "DOCKYARD_DATABASE_URL": shared_cluster().create_database(key.parent.name, migrated=True),
+                "DOCKYARD_DATABASE_URL": shared_cluster().create_database(key.parent.name, migrated=migrated),
                 # Replicas of one deployment share the server secret (it seals the token-signing keys in the DB).
                 "DOCKYARD_SECRET_KEY": "test-secret-" + key.parent.name.ljust(16, "x"),
             }

@@ -13,6 +13,7 @@ and ``test_startup_imports.py`` (``dockyard serve`` on a new data directory), an
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -64,7 +65,11 @@ def seed_sqlite(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    shutil.copyfile(sqlite_template(), partial)
-    os.chmod(partial, 0o600)
-    partial.replace(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        shutil.copyfile(sqlite_template(), partial)
+        os.chmod(partial, 0o600)
+        with contextlib.suppress(FileExistsError):  # servers seeding one directory at once: the first one wins
+            os.link(partial, path)  # never over a database a server may have opened already
+    finally:
+        partial.unlink(missing_ok=True)

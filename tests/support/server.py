@@ -43,7 +43,8 @@ class Server(abc.ABC):
     ``env`` adds or overrides settings on top of the backend's (``backend.server_env``: servers over one data
     directory share one database); ``embedded=True`` runs this server embedded whatever the backend.
     ``secure=True`` runs with authentication on (the default server is ``--open``); its administrator is
-    ``admin`` / ``ADMIN_PASSWORD``.
+    ``admin`` / ``ADMIN_PASSWORD``. A new deployment's database is a copy of a migrated template unless
+    ``migrated=False``: then it starts empty and the server's own start migrates it.
     """
 
     ADMIN_PASSWORD = "admin-password-for-tests"
@@ -59,12 +60,14 @@ class Server(abc.ABC):
         env: dict[str, str] | None = None,
         embedded: bool = False,
         secure: bool = False,
+        migrated: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.secure = secure
+        self.migrated = migrated
         self.port = port or free_port()
         self.env = {
-            **({} if embedded else backend.server_env(data_dir)),
+            **({} if embedded else backend.server_env(data_dir, migrated=migrated)),
             "DOCKYARD_ADMIN_PASSWORD": self.ADMIN_PASSWORD,
             **(env or {}),
         }
@@ -92,7 +95,7 @@ class Server(abc.ABC):
     def seed_database(self) -> None:
         """Give a new embedded deployment its database already migrated, a copy of a template (as the scale-out
         one gets from ``backend.server_env``; see ``tests/support/schema.py``); an existing one is left alone."""
-        if "DOCKYARD_DATABASE_URL" not in self.env:
+        if self.migrated and "DOCKYARD_DATABASE_URL" not in self.env:
             seed_sqlite(self.data_dir / "dockyard.db")
 
     @abc.abstractmethod
@@ -117,8 +120,9 @@ class DockyardServer(Server):
         log_path: Path | None = None,
         embedded: bool = False,
         secure: bool = False,
+        migrated: bool = True,
     ) -> None:
-        super().__init__(data_dir, port=port, env=env, embedded=embedded, secure=secure)
+        super().__init__(data_dir, port=port, env=env, embedded=embedded, secure=secure, migrated=migrated)
         # One worker unless a test asks for more: a second worker process doubles the start (~3 s → ~6 s on this
         # 2-core kind of machine) and the suite starts well over a hundred servers. The session-wide `server` the
         # real clients use, the replicas and the shutdown tests run several.
