@@ -2,20 +2,22 @@
 on a real database of the test backend and a filesystem store: an SPDX 2.3 artifact whose subject is the image,
 listed by the referrers query; attaching again adds nothing; a referrer made from an older inventory is replaced;
 a namespace with a storage limit and a pull-through cache get none; the referrer itself is neither inventoried nor
-scanned."""
+scanned; a repository deleted meanwhile is not made again by it."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import delete, insert, select
 
 from dockyard.core import mediatypes as mt
+from dockyard.errors import NotFound
 from dockyard.events.bus import OutboxEvent
 from dockyard.inventory.referrers import SBOM_ANNOTATION, SbomReferrers, push_referrer, referrer_manifest
 from dockyard.inventory.tasks import inventory_service
-from dockyard.models import Proxy
+from dockyard.models import Proxy, Repository
 from dockyard.models.base import utcnow
 from dockyard.registry.quotas import set_limits, usage
 from dockyard.repos.access import new_image_pushed
@@ -178,3 +180,28 @@ async def test_none_in_a_namespace_with_a_storage_limit_or_a_pull_through_cache(
 async def _used(env: HubEnv, namespace: str) -> int:
     async with env.db.read() as conn:
         return (await usage(conn, namespace)).storage_bytes
+
+
+async def test_what_the_server_attaches_never_brings_a_deleted_repository_back(tmp_path: Path) -> None:
+    async with hub_env(tmp_path, open=True) as env:
+        repo = "acme/gone"
+        digest, body = await _image(env, repo)
+        inventory = inventory_service(env.ctx)
+        await inventory.compute(repo, digest)
+        payload = b'{"spdxVersion": "SPDX-2.3"}'
+        manifest = referrer_manifest(
+            {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body)}, SPDX, SPDX, payload
+        )
+        async with env.db.write() as conn:  # deleted (as by the Hub API) after the SBOM job looked it up
+            await conn.execute(delete(Repository).where(Repository.name == repo))
+
+        with pytest.raises(NotFound):
+            await push_referrer(env.registry, repo, manifest, payload, actor="dockyard")
+        with pytest.raises(NotFound):
+            await env.registry.manifests.put(repo, "v2", body, OCI_MANIFEST, create=False)
+        async with env.db.read() as conn:
+            assert (await conn.execute(select(Repository.id).where(Repository.name == repo))).first() is None
+        # A client's push still makes the repository, as ever.
+        await env.registry.manifests.put(repo, "v1", body, OCI_MANIFEST, require_references=False)
+        async with env.db.read() as conn:
+            assert (await conn.execute(select(Repository.id).where(Repository.name == repo))).first() is not None

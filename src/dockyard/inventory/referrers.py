@@ -96,16 +96,17 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 async def _put_blob(registry: Registry, repository: str, data: bytes, actor: str) -> None:
     digest = Digest.of(data)
-    await registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), actor)
+    await registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), actor, create=False)
 
 
 async def push_referrer(registry: Registry, repository: str, manifest: bytes, payload: bytes, *, actor: str) -> str:
     """Push the empty config, ``payload`` and the artifact ``manifest`` (from :func:`referrer_manifest`) into
-    ``repository``; the manifest's digest. Domain errors (a quota reached, the subject gone) propagate."""
+    ``repository``, which must exist (a repository deleted meanwhile is not made again); the manifest's digest.
+    Domain errors (a quota reached, the repository or the subject gone) propagate."""
     await _put_blob(registry, repository, EMPTY_CONFIG, actor)
     await _put_blob(registry, repository, payload, actor)
     digest = str(Digest.of(manifest))
-    await registry.manifests.put(repository, digest, manifest, mt.OCI_MANIFEST, actor=actor)
+    await registry.manifests.put(repository, digest, manifest, mt.OCI_MANIFEST, actor=actor, create=False)
     return digest
 
 
@@ -175,7 +176,7 @@ class SbomReferrers:
             return wanted
         try:
             attached = await push_referrer(self.registry, repository, body, payload, actor=ACTOR)
-        except QuotaExceeded as exc:
+        except (QuotaExceeded, NotFound) as exc:  # a quota reached, or the repository deleted meanwhile
             log.info("no SBOM referrer for %s@%s: %s", repository, digest, exc.message)
             return None
         for stale in ours:  # made from an older inventory of the same image

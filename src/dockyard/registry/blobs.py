@@ -25,7 +25,12 @@ from dockyard.models import Blob, Manifest, ManifestReference, Repository, Repos
 from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.quotas import count_link, record_refusal, record_warnings, release_links
-from dockyard.registry.repositories import ensure_repository_sync, find_repository, find_repository_sync
+from dockyard.registry.repositories import (
+    ensure_repository_sync,
+    find_repository,
+    find_repository_sync,
+    repository_for_write_sync,
+)
 from dockyard.storage.base import ObjectMissing, StorageError
 
 log = logging.getLogger("dockyard.registry")
@@ -195,10 +200,12 @@ class BlobService:
         *,
         session: bool,
         source_ip: str = "",
+        create: bool = True,
     ) -> None:
         """Turn a verified upload into a blob of ``name``: hold the blob row, move the bytes into place, link it,
         record the event and (``session``) drop the upload session — one transaction, so garbage collection
-        can never delete the bytes between the move and the link."""
+        can never delete the bytes between the move and the link. ``create=False``: only into an existing
+        repository (``repository_for_write_sync``)."""
         store = self.ctx.store
         await self._land(
             name,
@@ -208,6 +215,7 @@ class BlobService:
             lambda: await_in_unit(store.commit_upload(upload_id, digest, size)),
             upload_id if session else None,
             source_ip,
+            create,
         )
 
     async def put_small(
@@ -219,13 +227,13 @@ class BlobService:
         *,
         session: str | None = None,
         source_ip: str = "",
+        create: bool = True,
     ) -> None:
         """Store a small verified blob of ``name`` in one storage write (``BlobStore.put_blob``), with the same
         transaction and effects as ``commit``; ``session`` is the upload session to drop, if any."""
         store = self.ctx.store
-        await self._land(
-            name, digest, len(data), actor, lambda: await_in_unit(store.put_blob(digest, data)), session, source_ip
-        )
+        place = lambda: await_in_unit(store.put_blob(digest, data))  # noqa: E731
+        await self._land(name, digest, len(data), actor, place, session, source_ip, create)
 
     async def keep(self, data: bytes) -> str:
         """Store small ``data`` as a blob that no repository links and return its digest (``sha256:…``). Garbage
@@ -250,14 +258,16 @@ class BlobService:
         place: Callable[[], None],
         session: str | None,
         source_ip: str,
+        create: bool = True,
     ) -> None:
         settings = self.ctx.settings
 
         def work(conn: Connection) -> None:
-            repo_id = ensure_repository_sync(
+            repo_id = repository_for_write_sync(
                 conn,
                 name,
                 actor,
+                create=create,
                 default_private=settings.default_private,
                 open_server=settings.open,
                 source_ip=source_ip,

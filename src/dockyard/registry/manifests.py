@@ -29,7 +29,7 @@ from dockyard.models.base import utcnow
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.immutability import GUARD, claim_tag_sync, guard, guard_from_row, refusal
 from dockyard.registry.quotas import check_storage, record_refusal
-from dockyard.registry.repositories import ensure_repository_sync, find_repository
+from dockyard.registry.repositories import find_repository, repository_for_write_sync
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +220,12 @@ class ManifestService:
         source_ip: str = "",
         *,
         require_references: bool = True,
+        create: bool = True,
     ) -> PushResult:
         """Validate and store a manifest; tag it with ``reference`` (if a tag) and ``tags``. A pull-through cache
         stores what its upstream served without ``require_references``: the blobs and child manifests a cached
-        manifest names are fetched when they are first pulled."""
+        manifest names are fetched when they are first pulled. ``create=False``: only into an existing repository
+        (what the server attaches of its own accord)."""
         parsed = parse_manifest(body, content_type)
         if ":" in reference:
             wanted = Digest.parse(reference)
@@ -247,10 +249,11 @@ class ManifestService:
             row = conn.execute(GUARD, {"name": name}).first()
             guarded = None if row is None else guard_from_row(conn, name, row)
             if row is None:  # a new repository has no tags yet, so no tag of it can be moved
-                repo_id = ensure_repository_sync(
+                repo_id = repository_for_write_sync(
                     conn,
                     name,
                     actor,
+                    create=create,
                     default_private=settings.default_private,
                     open_server=settings.open,
                     source_ip=source_ip,

@@ -234,6 +234,30 @@ def ensure_repository_sync(
     return found
 
 
+def repository_for_write_sync(
+    conn: Connection,
+    name: str,
+    actor: str | None,
+    *,
+    create: bool,
+    default_private: bool,
+    open_server: bool,
+    source_ip: str = "",
+) -> int:
+    """The id of the repository a write goes to: created by the write (``ensure_repository_sync``) when ``create``,
+    as a client's push does; else it must exist (``NotFound("repository")``) — what the server writes of its own
+    accord (an SBOM, a signature, a provenance attached in the background) never brings back a repository that
+    was deleted meanwhile."""
+    if create:
+        return ensure_repository_sync(
+            conn, name, actor, default_private=default_private, open_server=open_server, source_ip=source_ip
+        )
+    found = find_repository_sync(conn, name)
+    if found is None:
+        raise NotFound("repository", "repository name not known to registry", {"name": name})
+    return found
+
+
 async def ensure_repository(
     conn: AsyncConnection,
     name: str,

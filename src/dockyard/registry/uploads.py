@@ -443,12 +443,14 @@ class UploadService:
         spec: ChunkSpec,
         actor: str | None = None,
         source_ip: str = "",
+        *,
+        create: bool = True,
     ) -> int:
         """Single-POST upload (``POST …/uploads/?digest=``): no session row, the upload object is private (a small
-        blob has none: it is stored with one write)."""
+        blob has none: it is stored with one write). ``create=False``: only into an existing repository."""
         if _is_small(0, spec) and spec.length is not None:
             data = await _receive_small(body, spec.length, digest)
-            await self.blobs.put_small(name, str(digest), data, actor, source_ip=source_ip)
+            await self.blobs.put_small(name, str(digest), data, actor, source_ip=source_ip, create=create)
             return len(data)
         upload_id = uuid.uuid4().hex
         await self.ctx.store.create_upload(upload_id)
@@ -459,7 +461,9 @@ class UploadService:
             actual = hasher.hexdigest()
             if actual != digest.hex:
                 raise _digest_mismatch(digest, actual)
-            await self.blobs.commit(name, upload_id, str(digest), size, actor, session=False, source_ip=source_ip)
+            await self.blobs.commit(
+                name, upload_id, str(digest), size, actor, session=False, source_ip=source_ip, create=create
+            )
             committed = True
             return size
         finally:

@@ -40,7 +40,7 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 
 async def _put_blob(registry: Registry, repository: str, data: bytes, actor: str) -> dict[str, object]:
     digest = Digest.of(data)
-    await registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), actor)
+    await registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), actor, create=False)
     return {"digest": str(digest), "size": len(data)}
 
 
@@ -54,7 +54,7 @@ async def sign_image(
     actor: str = "dockyard",
 ) -> tuple[str, str]:
     """Sign the manifest ``reference`` (tag or digest) of ``repository``. Returns (signed digest, signature
-    tag). Raises NotFound when there is no such manifest."""
+    tag). Raises NotFound when there is no such manifest (or repository: it is never created here)."""
     manifest = await registry.manifests.get(repository, reference)
     payload = simple_signing_payload(identity, manifest.digest)
     signature = base64.b64encode(signing_keys.sign(private_key, payload)).decode()
@@ -79,5 +79,6 @@ async def sign_image(
         pass
     document = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": config, "layers": [*layers, layer]}
     body = json.dumps(document, separators=(",", ":")).encode()
-    await registry.manifests.put(repository, tag, body, mt.OCI_MANIFEST, actor=actor)
+    # Into the repository as it is: one deleted since the look-up above is not made again (NotFound).
+    await registry.manifests.put(repository, tag, body, mt.OCI_MANIFEST, actor=actor, create=False)
     return manifest.digest, tag
