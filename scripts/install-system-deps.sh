@@ -36,6 +36,15 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "missing system tools (run as root to install): ${missing[*]}" >&2
   exit 0
 fi
+# A Node.js that is there already stays (the machine's may be NodeSource's, whose nodejs package carries npm and
+# conflicts with Debian's npm package: asking for both then fails the whole install).
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  kept=()
+  for package in "${PACKAGES[@]}"; do
+    [[ $package == nodejs || $package == npm ]] || kept+=("$package")
+  done
+  PACKAGES=("${kept[@]}")
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # slapd asks debconf for a directory of its own: none (the tests build theirs).
