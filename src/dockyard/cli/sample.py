@@ -4,7 +4,6 @@ the server's registry as the operator."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
@@ -42,10 +41,8 @@ def parse_target(target: str) -> tuple[str, str]:
 async def push(op: Operator, db: Database, image: SampleImage, name: str, tag: str) -> None:
     """Store ``image`` in repository ``name`` under ``tag`` through the registry services (events, audit and
     webhooks as for any push), as the site operator."""
-    from dockyard.core.digest import Digest
     from dockyard.registry.context import RegistryContext
     from dockyard.registry.services import Registry
-    from dockyard.registry.uploads import ChunkSpec
     from dockyard.storage.factory import open_blob_store
 
     store = open_blob_store(op.settings.effective_storage_url, fsync=op.settings.fsync)
@@ -53,13 +50,8 @@ async def push(op: Operator, db: Database, image: SampleImage, name: str, tag: s
         registry = Registry.build(RegistryContext(db=db, store=store, settings=op.settings))
         actor = op.settings.admin_username
         for digest, data in image.blobs.items():
-            if digest in image.manifests:
-                continue
-
-            async def body(data: bytes = data) -> AsyncIterator[bytes]:
-                yield data
-
-            await registry.uploads.monolithic(name, Digest.parse(digest), body(), ChunkSpec(0, len(data)), actor)
+            if digest not in image.manifests:
+                await registry.uploads.put_bytes(name, data, actor)
         for digest in image.manifests:
             await registry.manifests.put(name, digest, image.blobs[digest], MANIFEST_MEDIA_TYPE, actor=actor)
         await registry.manifests.put(name, tag, image.index, INDEX_MEDIA_TYPE, actor=actor)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -38,7 +37,6 @@ from dockyard.inventory.service import FAILED, READY, InventoryBusy, InventorySe
 from dockyard.models import Proxy
 from dockyard.registry.quotas import usage
 from dockyard.registry.services import Registry
-from dockyard.registry.uploads import ChunkSpec
 from dockyard.settings import Settings
 
 log = logging.getLogger("dockyard.inventory")
@@ -90,21 +88,12 @@ def referrer_manifest(
     return _compact(manifest)
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-async def _put_blob(registry: Registry, repository: str, data: bytes, actor: str) -> None:
-    digest = Digest.of(data)
-    await registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), actor, create=False)
-
-
 async def push_referrer(registry: Registry, repository: str, manifest: bytes, payload: bytes, *, actor: str) -> str:
     """Push the empty config, ``payload`` and the artifact ``manifest`` (from :func:`referrer_manifest`) into
     ``repository``, which must exist (a repository deleted meanwhile is not made again); the manifest's digest.
     Domain errors (a quota reached, the repository or the subject gone) propagate."""
-    await _put_blob(registry, repository, EMPTY_CONFIG, actor)
-    await _put_blob(registry, repository, payload, actor)
+    await registry.uploads.put_bytes(repository, EMPTY_CONFIG, actor, create=False)
+    await registry.uploads.put_bytes(repository, payload, actor, create=False)
     digest = str(Digest.of(manifest))
     await registry.manifests.put(repository, digest, manifest, mt.OCI_MANIFEST, actor=actor, create=False)
     return digest

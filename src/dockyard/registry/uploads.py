@@ -469,3 +469,14 @@ class UploadService:
         finally:
             if not committed:
                 await asyncio.shield(self.ctx.store.delete_upload(upload_id))
+
+    async def put_bytes(self, name: str, data: bytes, actor: str | None = None, *, create: bool = True) -> Digest:
+        """Store ``data``, small and already in memory (a signature payload, an SBOM, a sample image's layer), as
+        a blob of ``name`` exactly as a monolithic upload of it would; returns its digest."""
+        digest = Digest.of(data)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield data
+
+        await self.monolithic(name, digest, body(), ChunkSpec(None, len(data)), actor, create=create)
+        return digest

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 
 from dockyard.core import mediatypes as mt
-from dockyard.core.digest import Digest
 from dockyard.errors import NotFound
 from dockyard.registry.services import Registry
-from dockyard.registry.uploads import ChunkSpec
 from dockyard.signing import keys as signing_keys
 from dockyard.signing.formats import ANNOTATION_SIGNATURE, SIMPLE_SIGNING, SIMPLE_SIGNING_TYPE, signature_tag
 
@@ -34,13 +31,8 @@ def simple_signing_payload(identity: str, digest: str) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 async def _put_blob(registry: Registry, repository: str, data: bytes, actor: str) -> dict[str, object]:
-    digest = Digest.of(data)
-    await registry.uploads.monolithic(repository, digest, _one(data), ChunkSpec(None, len(data)), actor, create=False)
+    digest = await registry.uploads.put_bytes(repository, data, actor, create=False)
     return {"digest": str(digest), "size": len(data)}
 
 
