@@ -29,6 +29,11 @@ MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
+def declared_size(content_length: str | None) -> int | None:
+    """A response's ``Content-Length`` as a size, or None when it has none that is a plain number."""
+    return int(content_length) if content_length is not None and content_length.isdigit() else None
+
+
 class StreamFailed(Exception):
     """No answer came from the upstream (connection, TLS, time-out, a malformed response, too many redirects)."""
 
@@ -64,8 +69,7 @@ class BlobResponse:
 
     @property
     def size(self) -> int | None:
-        declared = self.header("content-length")
-        return int(declared) if declared is not None and declared.isdigit() else None
+        return declared_size(self.header("content-length"))
 
     def _read(self) -> bytes:
         try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from dockyard.core.digest import Digest
 from dockyard.core.names import namespace_of
 from dockyard.errors import Invalid, NotFound, Unavailable
+from dockyard.proxy.blob_stream import declared_size
 from dockyard.proxy.flights import BlobFlights, Teed
 from dockyard.proxy.manage import ProxyDirectory, Upstream
 from dockyard.proxy.policy import TagChecks, is_fresh
@@ -172,10 +173,10 @@ class ProxyCache:
     async def _upstream_size(self, upstream: Upstream, repository: str, digest: str) -> int:
         response = await self.client.send(upstream, "HEAD", f"/v2/{repository}/blobs/{digest}")
         self.client.check(response, f"blob {digest}")
-        declared = response.headers.get("content-length", "")
-        if not declared.isdigit():
+        size = declared_size(response.headers.get("content-length"))
+        if size is None:
             raise UpstreamDown("the upstream did not say the blob's size")
-        return int(declared)
+        return size
 
     async def _confirm_and_link(self, upstream: Upstream, name: str, repository: str, digest: Digest) -> BlobInfo:
         if not await self.client.has_blob(upstream, repository, str(digest)):

@@ -246,19 +246,18 @@ class UpstreamClient:
         (replication's SSRF guard carries every request) reads through httpx instead."""
         if self._transport is not None:
             async with self.blob(upstream, repository, digest) as response:
-                declared = response.headers.get("content-length")
-                size = int(declared) if declared is not None and declared.isdigit() else None
+                size = blob_stream.declared_size(response.headers.get("content-length"))
                 yield BlobStream(size, response.aiter_raw())
             return
         path = f"/v2/{repository}/blobs/{digest}"
         scope = f"repository:{repository}:pull"
         authorization = self._cached_authorization(upstream, scope)
+        context = await asyncio.to_thread(lambda: self.ssl_context)  # the first loads the CA bundle
         for attempt in range(2):
             headers = {"User-Agent": USER_AGENT}
             if authorization is not None:
                 headers["Authorization"] = authorization
             try:
-                context = await asyncio.to_thread(lambda: self.ssl_context)  # the first loads the CA bundle
                 url = f"{upstream.url}{path}"
                 answer = await asyncio.get_running_loop().run_in_executor(
                     self.readers, blob_stream.get, url, headers, self.timeout, context, self.readers
