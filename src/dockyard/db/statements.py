@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Executable, Insert, text
+from sqlalchemy import ColumnElement, Executable, Insert, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
@@ -100,3 +100,25 @@ async def hold_lock(conn: AsyncConnection, key: str, *, shared: bool = False) ->
     if conn.dialect.name == "postgresql":
         lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await conn.execute(text(f"SELECT {lock}(hashtext(:key))"), {"key": key})
+
+
+async def take_over(
+    conn: AsyncConnection,
+    model: type[DeclarativeBase],
+    where: ColumnElement[bool],
+    holder: InstrumentedAttribute[str],
+    lapsed: ColumnElement[bool],
+    values: dict[str, Any],
+    *,
+    dead: Callable[[str], bool],
+) -> bool:
+    """Take over the lease row ``where`` of ``model`` from its holder when the lease ``lapsed`` or the holder is
+    ``dead`` (``core.holders.is_dead``: a process of this machine that has gone), setting ``values`` (the new
+    holder and lease); True if this transaction took it. One conditional UPDATE decides, so that of two takers
+    exactly one wins, and a holder that renewed meanwhile keeps its lease."""
+    current = (await conn.execute(select(holder).where(where))).scalar_one_or_none()
+    if current is None:
+        return False
+    gone = or_(lapsed, holder == current) if dead(current) else lapsed
+    result = await conn.execute(update(model).where(where, gone).values(**values))
+    return bool(result.rowcount == 1)

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.holders import is_dead, new_holder
 from dockyard.db.engine import Database
-from dockyard.db.statements import insert_ignore, insert_or_nothing
+from dockyard.db.statements import insert_ignore, insert_or_nothing, take_over
 from dockyard.errors import Invalid, NotFound
 from dockyard.layers.bridge import through_thread
 from dockyard.layers.tarstream import LayerFormatError, ScanStats, TarEntry, batches, scan
@@ -171,19 +171,12 @@ class LayerIndexer:
 
     async def _take_over(self, digest: str, token: str) -> bool:
         """Claim a build whose builder stopped renewing its lease, or is known dead (``core.holders``)."""
-        cutoff = utcnow() - timedelta(seconds=self.stale_after)
+        building = and_(LayerIndex.digest == digest, LayerIndex.state == BUILDING)
+        lapsed = LayerIndex.heartbeat_at < utcnow() - timedelta(seconds=self.stale_after)
         async with self.db.write() as conn:
-            building = and_(LayerIndex.digest == digest, LayerIndex.state == BUILDING)
-            builder = (await conn.execute(select(LayerIndex.builder).where(building))).scalar_one_or_none()
-            if builder is None:
-                return False
-            gone = LayerIndex.heartbeat_at < cutoff
-            if is_dead(builder):
-                gone = or_(gone, LayerIndex.builder == builder)
-            result = await conn.execute(
-                update(LayerIndex).where(building, gone).values(builder=token, heartbeat_at=utcnow())
-            )
-            return bool(result.rowcount == 1)
+            # the heartbeat is stamped once the write lock is held: stamped before a wait, it could be stale at once
+            values = {"builder": token, "heartbeat_at": utcnow()}
+            return await take_over(conn, LayerIndex, building, LayerIndex.builder, lapsed, values, dead=is_dead)
 
     async def _renew(self, conn: AsyncConnection, digest: str, token: str, **values: Any) -> None:
         result = await conn.execute(

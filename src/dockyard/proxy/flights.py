@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 
 from dockyard.core.digest import Digest
 from dockyard.core.holders import is_dead, new_holder
 from dockyard.db.engine import Database
-from dockyard.db.statements import insert_ignore
+from dockyard.db.statements import insert_ignore, take_over
 from dockyard.errors import NotFound, Unavailable
 from dockyard.models import Blob, ProxyFetch
 from dockyard.models.base import utcnow
@@ -227,18 +227,9 @@ class BlobFlights:
             values = {"digest": digest, "holder": self.holder, "lease_until": now + self.lease}
             if await insert_ignore(conn, ProxyFetch, values):
                 return True
-            holder = (
-                await conn.execute(select(ProxyFetch.holder).where(ProxyFetch.digest == digest))
-            ).scalar_one_or_none()
-            gone = ProxyFetch.lease_until < now
-            if is_dead(holder):  # a fetcher of this machine that died (core.holders): no need to wait for its lease
-                gone = or_(gone, ProxyFetch.holder == holder)
-            result = await conn.execute(
-                update(ProxyFetch)
-                .where(ProxyFetch.digest == digest, gone)
-                .values(holder=self.holder, lease_until=now + self.lease)
-            )
-            return bool(result.rowcount == 1)
+            lapsed, mine = ProxyFetch.lease_until < now, {"holder": self.holder, "lease_until": now + self.lease}
+            key = ProxyFetch.digest == digest
+            return await take_over(conn, ProxyFetch, key, ProxyFetch.holder, lapsed, mine, dead=is_dead)
 
     async def _renew(self, digest: str) -> None:
         while True:
