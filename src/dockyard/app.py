@@ -345,10 +345,10 @@ def create_app(settings: Settings) -> DockyardApp:
         replication = ReplicationService(db, SecretBox(settings.secret_key), settings, wake_jobs)
 
         def hub_api() -> ASGIApp:
-            from dockyard.http.api.app import api_app
+            from dockyard.http.api.app import served_api
             from dockyard.http.api.deps import ApiServices
 
-            return api_app(
+            return served_api(
                 ApiServices(
                     settings,
                     registry,

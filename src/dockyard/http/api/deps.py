@@ -98,8 +98,12 @@ class ApiServices:
     replication: ReplicationService
 
 
+SERVICES = "dockyard.api"
+"""The key of the request state under which ``app.served_api`` puts the server's ``ApiServices``."""
+
+
 def services(request: Request) -> ApiServices:
-    value: ApiServices = request.app.state.api
+    value: ApiServices = request.scope["state"][SERVICES]
     return value
 
 
