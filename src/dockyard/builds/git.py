@@ -57,6 +57,9 @@ def validate_git_url(url: str) -> str:
         raise Invalid("build_link", f"url must be a {', '.join(ALLOWED_SCHEMES)} URL with a host, or user@host:path")
     if parts.password or (parts.username and parts.scheme in ("http", "https")):
         raise Invalid("build_link", "put credentials in https_username/https_token, not in the URL")
+    if parts.hostname.startswith("-") or (parts.username or "").startswith("-"):
+        # ssh would read ``-oProxyCommand=…`` as an option (git refuses such hosts too: defence in depth)
+        raise Invalid("build_link", "url's host and user must not start with '-'")
     return url
 
 
@@ -137,14 +140,22 @@ async def ls_remote(url: str, auth: GitAuth, *patterns: str) -> dict[str, str]:
             await process.wait()
             raise GitError(f"git ls-remote timed out after {LS_REMOTE_TIMEOUT:.0f} s") from None
     if process.returncode != 0:
-        last = (err.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
-        raise GitError(f"git ls-remote: {redact(last, auth)[:300]}")
+        raise GitError(f"git ls-remote: {redact(_reason(err), auth)[:300]}")
     refs: dict[str, str] = {}
     for line in out.decode(errors="replace").splitlines():
         sha, _, ref = line.partition("\t")
         if ref and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
             refs[ref] = sha
     return refs
+
+
+def _reason(stderr: bytes) -> str:
+    """The line of git's error output that says what went wrong: its last ``fatal:`` line (after it git may add
+    hints, such as "Please make sure you have the correct access rights and the repository exists."), or else
+    the last line."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    fatal = [line for line in lines if line.startswith("fatal:")]
+    return (fatal or lines or ["failed"])[-1]
 
 
 def redact(text: str, auth: GitAuth, extra: Mapping[str, str] | None = None) -> str:

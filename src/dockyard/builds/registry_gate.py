@@ -20,11 +20,14 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from types import TracebackType
 
 import httpx
+
+log = logging.getLogger("dockyard.builds")
 
 _HOP_BY_HOP = {
     "connection",
@@ -116,7 +119,13 @@ class RegistryGate:
         else:
             content = b""
         request = self._client.build_request(method, self.base_url + target, headers=forward, content=content)
-        response = await self._client.send(request, stream=True)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TransportError as exc:  # the registry is unreachable, or stopped answering
+            log.warning("build registry gate: %s %s: %s", method, target.split("?", 1)[0], exc)
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            return
         try:
             status_line = f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n"
             out = [status_line]
