@@ -62,11 +62,13 @@ def _translate(exc: Exception, scope: Scope) -> OCIError:
     if isinstance(exc, DomainError):
         return from_domain(exc)
     if isinstance(exc, HTTPException):
+        headers = dict(exc.headers or {})  # a 405's Allow (RFC 9110 §15.5.6)
         if exc.status_code == 405:
-            return OCIError("UNSUPPORTED", "method not allowed on this endpoint", status=405)
+            return OCIError("UNSUPPORTED", "method not allowed on this endpoint", status=405, headers=headers)
         if exc.status_code == 404:
-            return OCIError("UNSUPPORTED", "no such endpoint", {"path": scope.get("path", "")[:200]}, status=404)
-        return OCIError("UNSUPPORTED", exc.detail, status=exc.status_code)
+            path = {"path": scope.get("path", "")[:200]}
+            return OCIError("UNSUPPORTED", "no such endpoint", path, status=404, headers=headers)
+        return OCIError("UNSUPPORTED", exc.detail, status=exc.status_code, headers=headers)
     request_id = scope.get("state", {}).get("request_id")
     log.error("unhandled error (request %s)", request_id, exc_info=exc)
     return OCIError("UNKNOWN", "internal server error", {"request_id": request_id})
