@@ -125,10 +125,14 @@ class ProxyCache:
         """Store the upstream's referrers of ``digest`` (signatures, SBOMs) with the image; best effort."""
         try:
             descriptors = await self.client.referrers(upstream, upstream.repository(name), digest)
-            for descriptor in descriptors[:MAX_REFERRERS]:
-                referrer = str(descriptor.get("digest", ""))
-                if ":" not in referrer:
-                    continue
+        except Exception as exc:  # the image is served whatever happens to its referrers
+            log.info("proxy: referrers of %s@%s not fetched: %s", name, digest, exc)
+            return
+        for descriptor in descriptors[:MAX_REFERRERS]:
+            referrer = str(descriptor.get("digest", ""))
+            if ":" not in referrer:
+                continue
+            try:
                 try:
                     await self.registry.manifests.get(name, referrer)
                     continue
@@ -136,8 +140,11 @@ class ProxyCache:
                     pass
                 fetched = await self.client.manifest(upstream, upstream.repository(name), referrer)
                 await self._store(upstream, name, referrer, fetched)
-        except Exception as exc:  # the image is served whatever happens to its referrers
-            log.info("proxy: referrers of %s@%s not fetched: %s", name, digest, exc)
+            except UpstreamDown as exc:  # the rest would fail alike
+                log.info("proxy: referrers of %s@%s not fetched: %s", name, digest, exc)
+                return
+            except Exception as exc:  # one referrer that cannot be had does not keep the others out
+                log.info("proxy: referrer %s of %s@%s not fetched: %s", referrer, name, digest, exc)
 
     # -- blobs --------------------------------------------------------------------------------------------
 
