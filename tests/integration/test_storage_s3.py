@@ -1,18 +1,22 @@
 """S3 driver specifics against a real S3-protocol server (moto): multi-request uploads around S3's 5 MiB minimum
-part size, truncation of a failed request's bytes, continuing on another replica, presigned redirects, the URL."""
+part size, truncation of a failed request's bytes, continuing on another replica, commits that fail or are cancelled
+half-way (their multipart upload aborted), presigned redirects, the URL."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
 import resource
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from dockyard.core.digest import Digest
 from dockyard.db.engine import Database
@@ -24,6 +28,8 @@ from dockyard.settings import Settings
 from dockyard.storage.base import BlobStore, ObjectMissing, StorageError, UploadMissing
 from dockyard.storage.factory import open_blob_store
 from dockyard.storage.s3 import MIN_PART, S3BlobStore
+from dockyard.storage.s3.assemble import assemble
+from dockyard.storage.s3.segments import MAX_PARTS, Piece
 from tests.support.blobstore import collect, digest_of, new_id
 from tests.support.s3 import MotoServer, moto_server
 
@@ -240,6 +246,149 @@ async def test_commit_truncates_to_size(store: S3BlobStore) -> None:
     await request(store, upload_id, 0, b"short")
     with pytest.raises(StorageError):
         await store.commit_upload(upload_id, digest_of(b"short and more"), 14)
+
+
+# -- a commit failing half-way ---------------------------------------------------------------------------------------
+
+
+def pending_multipart_uploads(moto: MotoServer, bucket: str, prefix: str) -> list[str]:
+    """The keys of the unfinished multipart uploads under ``prefix`` (S3 keeps, and bills, their parts)."""
+    uploads = moto.client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return [upload["Key"] for upload in uploads if upload["Key"].startswith(f"{prefix}/")]
+
+
+async def two_part_upload(store: S3BlobStore, moto: MotoServer, bucket: str, prefix: str) -> tuple[str, bytes]:
+    """An upload whose commit is a multipart upload of two parts: a server-side copy of its 8 MiB segment (part 1)
+    and its trailing 2 MiB piece, read back and sent (part 2)."""
+    data = payload(10 * MiB + 5, seed=12)
+    upload_id = new_id()
+    await store.create_upload(upload_id)
+    await request(store, upload_id, 0, data)
+    assert segment_sizes(moto, bucket, prefix, upload_id) == [8 * MiB, 2 * MiB + 5]
+    return upload_id, data
+
+
+class PartTwoFails:
+    """Hooks on the store's S3 client: part 2 of a commit starts only once part 1 (the copy) is done, then fails as
+    S3 answers an internal error — or, with ``hang``, never ends (to be cancelled there). ``abort_fails`` makes the
+    abort of the multipart upload fail too. ``remove()`` takes the hooks off."""
+
+    def __init__(self, client: Any, *, hang: bool = False, abort_fails: bool = False) -> None:
+        self.client = client
+        self.hang = hang
+        self.copied = asyncio.Event()  # part 1 is stored
+        self.reached = asyncio.Event()  # part 2 was sent off
+        self.hooks: list[tuple[str, Callable[..., Awaitable[None]]]] = [
+            ("after-call.s3.UploadPartCopy", self._after_copy),
+            ("before-parameter-build.s3.UploadPart", self._before_part),
+        ]
+        if abort_fails:
+            self.hooks.append(("before-parameter-build.s3.AbortMultipartUpload", self._before_abort))
+        for event, hook in self.hooks:
+            client.meta.events.register(event, hook)
+
+    def remove(self) -> None:
+        for event, hook in self.hooks:
+            self.client.meta.events.unregister(event, hook)
+
+    async def _after_copy(self, http_response: Any, **_: Any) -> None:
+        if http_response.status_code == 200:
+            self.copied.set()
+
+    async def _before_part(self, params: dict[str, Any], **_: Any) -> None:
+        assert params["PartNumber"] == 2
+        self.reached.set()
+        await self.copied.wait()
+        if self.hang:
+            await asyncio.Event().wait()
+        raise ClientError(
+            {"Error": {"Code": "InternalError", "Message": "We encountered an internal error"}}, "UploadPart"
+        )
+
+    async def _before_abort(self, **_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ServiceUnavailable", "Message": "Please reduce your request rate"}},
+            "AbortMultipartUpload",
+        )
+
+
+async def test_a_commit_failing_half_way_is_aborted_and_can_be_done_again(
+    store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str
+) -> None:
+    upload_id, data = await two_part_upload(store, moto_server, bucket, prefix)
+    digest = digest_of(data)
+    failing = PartTwoFails(await store._objects.client())
+    try:
+        with pytest.raises(StorageError, match=r"^uploading part 2 of \S+ failed: InternalError: We encountered"):
+            await store.commit_upload(upload_id, digest, len(data))
+    finally:
+        failing.remove()
+    assert failing.copied.is_set()  # failed half-way: after S3 had stored part 1
+    assert pending_multipart_uploads(moto_server, bucket, prefix) == []  # aborted: no parts left behind
+    assert await store.stat(digest) is None
+    assert await collect(store.read_upload(upload_id)) == data  # the upload is intact: the commit can be retried
+    await store.commit_upload(upload_id, digest, len(data))
+    assert await collect(store.read(digest)) == data
+    assert pending_multipart_uploads(moto_server, bucket, prefix) == []
+    assert upload_keys(moto_server, bucket, prefix, upload_id) == []
+
+
+async def test_a_commit_cancelled_half_way_is_aborted(
+    store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str
+) -> None:
+    """A commit cancelled while its parts are sent (the request's client went away, the server stops): the
+    multipart upload is aborted all the same, and the cancellation goes on."""
+    upload_id, data = await two_part_upload(store, moto_server, bucket, prefix)
+    digest = digest_of(data)
+    hanging = PartTwoFails(await store._objects.client(), hang=True)
+    try:
+        commit = asyncio.create_task(store.commit_upload(upload_id, digest, len(data)))
+        await asyncio.wait_for(asyncio.gather(hanging.copied.wait(), hanging.reached.wait()), 60)
+        assert len(pending_multipart_uploads(moto_server, bucket, prefix)) == 1  # under way
+        commit.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await commit
+    finally:
+        hanging.remove()
+    assert pending_multipart_uploads(moto_server, bucket, prefix) == []
+    assert await store.stat(digest) is None
+    assert await collect(store.read_upload(upload_id)) == data
+
+
+async def test_a_commit_whose_abort_fails_too_reports_the_first_failure(
+    store: S3BlobStore, moto_server: MotoServer, bucket: str, prefix: str
+) -> None:
+    """The abort is best effort: when it fails as well, the caller learns why the commit failed, and the multipart
+    upload is left to the bucket's lifecycle rule (the deployment docs ask for one)."""
+    upload_id, data = await two_part_upload(store, moto_server, bucket, prefix)
+    digest = digest_of(data)
+    failing = PartTwoFails(await store._objects.client(), abort_fails=True)
+    try:
+        with pytest.raises(StorageError, match=r"^uploading part 2 of \S+ failed: InternalError"):
+            await store.commit_upload(upload_id, digest, len(data))
+    finally:
+        failing.remove()
+    left = pending_multipart_uploads(moto_server, bucket, prefix)
+    assert left == [store._blob(digest)]
+    for upload in moto_server.client.list_multipart_uploads(Bucket=bucket)["Uploads"]:
+        if upload["Key"] in left:
+            moto_server.client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    assert await store.stat(digest) is None
+    assert await collect(store.read_upload(upload_id)) == data
+
+
+async def test_a_blob_that_would_need_more_than_s3s_parts_is_refused_before_any_request() -> None:
+    store = S3BlobStore("some-bucket", endpoint="http://127.0.0.1:9", max_attempts=1, connect_timeout=1)
+    sent: list[str] = []
+    try:
+        client = await store._objects.client()
+        client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.method))
+        pieces = [Piece(f"s/{n}", n * MIN_PART, MIN_PART, MIN_PART) for n in range(MAX_PARTS + 1)]
+        with pytest.raises(StorageError, match=f"would need {MAX_PARTS + 1} parts, more than S3's {MAX_PARTS}"):
+            await assemble(store._objects, "blobs/target", pieces)
+        assert sent == []
+    finally:
+        await store.close()
 
 
 # -- serving --------------------------------------------------------------------------------------------------------
