@@ -62,14 +62,14 @@ class Tool:
     env: dict[str, str]
     cwd: Path
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True, timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [self.path, *args],
             env=self.env,
             cwd=self.cwd,
             capture_output=True,
             text=True,
-            timeout=TOOL_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
         if check and proc.returncode != 0:

@@ -22,6 +22,7 @@ from tests.support.tools import require_tool
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
 
 
+@pytest.mark.timeout(900)
 def test_containerfile_builds_and_pushes_into_dockyard(
     buildah: Tool, server: DockyardServer, client: httpx.Client, tmp_path: Path
 ) -> None:
@@ -30,7 +31,12 @@ def test_containerfile_builds_and_pushes_into_dockyard(
     mmdebstrap = require_tool("mmdebstrap")
     rootfs = tmp_path / "bookworm-python.tar"
     Tool(mmdebstrap, buildah.env, tmp_path).run(
-        "--variant=apt", "--include=python3,python3-venv,ca-certificates", "--format=tar", "bookworm", str(rootfs)
+        "--variant=apt",
+        "--include=python3,python3-venv,ca-certificates",
+        "--format=tar",
+        "bookworm",
+        str(rootfs),
+        timeout=600,  # ~40 MB from the Debian mirror, unpacked and configured: 120 s was not enough on a busy machine
     )
     base = "localhost/dockyard-test-base:bookworm"
     ctr = buildah.out("from", "scratch").strip()

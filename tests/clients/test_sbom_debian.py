@@ -1,14 +1,17 @@
 """The SBOM of a real Debian image: a bookworm rootfs made with mmdebstrap (``--variant=essential``, once per
-session) as the base layer, a Python layer made with ``uv pip install --target`` (offline, from the uv cache) on
-top, pushed with skopeo. The SBOM lists exactly the packages ``dpkg-query -W`` lists for that rootfs, plus the
+session) as the base layer, a Python layer holding one distribution as pip installs it (the files of
+packageurl-python, a dependency of Dockyard's, copied from this environment: nothing is downloaded) on top,
+pushed with skopeo. The SBOM lists exactly the packages ``dpkg-query -W`` lists for that rootfs, plus the
 Python distribution."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -25,7 +28,7 @@ from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
 PLAIN_LAYER = "application/vnd.oci.image.layer.v1.tar"
-WHEEL = "packageurl-python==0.17.6"  # in the lock file, so in the uv cache
+DISTRIBUTION = importlib.metadata.distribution("packageurl-python")  # in the lock file, so installed here
 
 
 @pytest.fixture(scope="session")
@@ -53,14 +56,16 @@ def debian_rootfs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 
 
 def _python_layer(tmp_path: Path) -> bytes:
+    """A layer with ``DISTRIBUTION`` in ``/usr/local/lib/python3.11/site-packages``, as ``pip install`` left it: its
+    modules and its ``.dist-info`` (with ``RECORD``), copied from this environment's site-packages."""
     target = tmp_path / "site"
-    uv = Path(sys.executable).parent / "uv"
-    subprocess.run(
-        [str(uv), "pip", "install", "--offline", "--no-deps", "--target", str(target), WHEEL],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    for file in DISTRIBUTION.files or ():
+        source = Path(str(DISTRIBUTION.locate_file(file)))
+        if ".." in file.parts or "__pycache__" in file.parts or not source.is_file():
+            continue  # scripts outside site-packages, bytecode
+        (target / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target / file)
+    assert any(target.glob("*.dist-info/METADATA")), "the distribution's metadata was not found"
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         tar.add(target, arcname="usr/local/lib/python3.11/site-packages")
@@ -139,7 +144,7 @@ def test_sbom_of_a_debian_image_lists_what_dpkg_lists(
         elif purl.startswith("pkg:pypi/"):
             pypi.add(purl)
     assert debs == expected
-    assert pypi == {"pkg:pypi/packageurl-python@0.17.6"}
+    assert pypi == {f"pkg:pypi/packageurl-python@{DISTRIBUTION.version}"}
     os_component = next(c for c in bom["components"] if c["type"] == "operating-system")
     assert (os_component["name"], os_component["version"]) == ("debian", "12")
 
