@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from dockyard.core.holders import MACHINE
+from tests.support.holders import dead_holder
 from tests.support.oci import error_codes, push_blob, sha256, sha512, unique_name
+from tests.support.server import DockyardServer
 
 
 def start(client: httpx.Client, repo: str, **params: str) -> httpx.Response:
@@ -179,3 +183,29 @@ def test_blob_head_range_and_delete(client: httpx.Client) -> None:
     assert client.delete(f"/v2/{repo}/blobs/{digest}").status_code == 202
     assert client.head(f"/v2/{repo}/blobs/{digest}").status_code == 404
     assert error_codes(client.delete(f"/v2/{repo}/blobs/{digest}")) == ["BLOB_UNKNOWN"]
+
+
+def test_a_lease_held_by_a_dead_process_is_taken_at_once_a_live_ones_is_not(
+    server: DockyardServer, client: httpx.Client
+) -> None:
+    """A request's lease on an upload names its process (``core.holders``): after a crash, a process of this machine
+    that is gone is not waited for; a live holder (here: the test process itself) still gets 409."""
+    repo = unique_name()
+    data = os.urandom(200_000)
+    location = start(client, repo).headers["location"]
+    upload_id = location.rsplit("/", 1)[1]
+    assert client.patch(location, content=data[:100_000]).status_code == 202
+    until = datetime.now(UTC) + timedelta(hours=1)
+    hold = "UPDATE uploads SET lease_token = :token, lease_until = :until WHERE id = :id"
+
+    live = f"-:{MACHINE}:{os.getpid()}:00000000"  # a process of this machine that is running
+    server.execute_sql(hold, token=live, until=until, id=upload_id)
+    busy = client.patch(location, content=data[100_000:], headers={"Content-Range": f"100000-{len(data) - 1}"})
+    assert busy.status_code == 409, busy.text
+    assert error_codes(busy) == ["BLOB_UPLOAD_INVALID"]
+
+    server.execute_sql(hold, token="-:" + dead_holder().split(":", 1)[1], until=until, id=upload_id)
+    taken = client.patch(location, content=data[100_000:], headers={"Content-Range": f"100000-{len(data) - 1}"})
+    assert taken.status_code == 202, taken.text
+    assert client.put(location, params={"digest": sha256(data)}).status_code == 201
+    assert client.get(f"/v2/{repo}/blobs/{sha256(data)}").content == data

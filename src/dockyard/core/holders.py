@@ -37,6 +37,11 @@ def new_holder() -> str:
     return f"{socket.gethostname()[:32]}:{MACHINE}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def new_short_holder() -> str:
+    """A holder name without the host, for a column of 32 characters (an upload's lease token)."""
+    return f"-:{MACHINE}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def is_dead(holder: str | None) -> bool:
     """Whether ``holder`` was made by a process of this machine and PID namespace that has exited."""
     if not holder:

@@ -4,7 +4,9 @@ Bytes stream from the request through a hasher and into the storage driver in ba
 in worker threads side by side while the next batch is received. The DB records how many bytes are durably
 stored; a request's partial tail is discarded. The running hash lives in this process's memory, keyed by
 (upload, offset); after a restart, or when another replica took the previous chunk, it is recomputed from the
-stored bytes — correct first, fast in the common case.
+stored bytes — correct first, fast in the common case. A request writing to a session holds a lease on it (others
+get 409); the lease names the request's process (``core.holders``), so after a crash a retry on this machine
+takes it at once instead of waiting for it to run out (``upload_lease_seconds``).
 
 Sessions are a resource a client can hold without sending anything, so they are bounded: at most
 ``upload_sessions_per_account`` open sessions per account and ``upload_sessions_per_repository`` per repository
@@ -27,6 +29,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from dockyard.core.digest import Digest, Hasher, check_algorithm, new_hasher
+from dockyard.core.holders import is_dead, new_short_holder
 from dockyard.core.names import namespace_of
 from dockyard.errors import Conflict, Invalid, NotFound, RangeNotSatisfiable, RateLimited
 from dockyard.models import Account, Upload
@@ -169,7 +172,13 @@ _CLAIM = (
     .values(lease_token=bindparam("token"), lease_until=bindparam("until"))
     .returning(Upload.size, Upload.algorithm)
 )
-_UPLOAD_EXISTS = select(Upload.id).where(*_THIS_UPLOAD)
+_TAKE_OVER = (
+    update(Upload)
+    .where(*_THIS_UPLOAD, Upload.lease_token == bindparam("dead"))
+    .values(lease_token=bindparam("token"), lease_until=bindparam("until"))
+    .returning(Upload.size, Upload.algorithm)
+)
+_UPLOAD_EXISTS = select(Upload.id, Upload.lease_token).where(*_THIS_UPLOAD)
 _LEASED = (Upload.id == bindparam("upload_id"), Upload.lease_token == bindparam("token"))
 _RELEASE = update(Upload).where(*_LEASED).values(lease_token=None, lease_until=None)
 _RELEASE_AT = (
@@ -276,7 +285,7 @@ class UploadService:
     # -- leases ---------------------------------------------------------------------------------------------
 
     async def _claim(self, name: str, upload_id: str) -> tuple[UploadState, str]:
-        token = uuid.uuid4().hex
+        token = new_short_holder()  # a request of a process that dies is not waited for (core.holders)
         now = utcnow()
         lease = self._lease
 
@@ -292,6 +301,10 @@ class UploadService:
             exists = conn.execute(_UPLOAD_EXISTS, params).first()
             if exists is None:
                 raise _upload_unknown(upload_id)
+            if is_dead(exists.lease_token):  # its request's process is gone (a crash, kill -9): taken at once
+                row = conn.execute(_TAKE_OVER, {**params, "dead": exists.lease_token}).first()
+                if row is not None:
+                    return UploadState(upload_id, name, row[0], row[1])
             raise Conflict("upload", "another request is writing to this upload", {"upload": upload_id})
 
         return await self.ctx.db.run_unit(work), token

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from dockyard.core.holders import MACHINE, is_dead, new_holder
+from dockyard.core.holders import MACHINE, is_dead, new_holder, new_short_holder
 from tests.support.holders import dead_holder
 
 
@@ -41,3 +41,12 @@ def test_other_machines_and_other_formats_are_never_known_dead() -> None:
     assert not is_dead(f"host:{MACHINE}:0:{suffix}")
     assert not is_dead(None)
     assert not is_dead("")
+
+
+def test_a_short_holder_fits_an_upload_lease_token_and_is_known_dead_the_same_way() -> None:
+    short = new_short_holder()
+    assert len(short) <= 32  # uploads.lease_token
+    assert short != new_short_holder()
+    assert not is_dead(short)
+    gone = dead_holder()
+    assert is_dead("-:" + gone.split(":", 1)[1])
