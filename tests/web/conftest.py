@@ -34,11 +34,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser_context_factory() -> Iterator[Any]:
-    """Makes isolated browser contexts (own cookies) on one persistent-profile-free chromium. One per module, not
-    per session: Playwright's sync API keeps an event loop running in the main thread while it lives, which would
-    make every asyncio test collected after the web tests fail."""
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    """One chromium for the web tests (each launch is a Node driver and a browser: ~2 s of CPU). Package-scoped,
+    not session-scoped: Playwright's sync API keeps an event loop running in the main thread while it lives, which
+    would make every asyncio test collected after the web tests fail (there are none in this package)."""
     if not CHROMIUM.exists():
         missing("chromium is not installed (make test installs Debian's chromium when run as root)")
     try:
@@ -47,20 +47,29 @@ def browser_context_factory() -> Iterator[Any]:
         missing("playwright (the Python package) is not installed; run make dev")
     with sync_playwright() as playwright:
         # launch() gives chromium a fresh temporary profile (user-data-dir) of its own, removed at close.
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        contexts: list[Any] = []
-
-        def make(**options: Any) -> Any:
-            context = browser.new_context(viewport=DESKTOP, **options)
-            contexts.append(context)
-            return context
-
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            yield make
+            yield launched
         finally:
-            for context in contexts:
-                context.close()
-            browser.close()
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context_factory(browser: Any) -> Iterator[Any]:
+    """Makes isolated browser contexts (own cookies, no shared state) on the one chromium; closed with the
+    module."""
+    contexts: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        context = browser.new_context(viewport=DESKTOP, **options)
+        contexts.append(context)
+        return context
+
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
 
 
 @pytest.fixture(scope="module")
