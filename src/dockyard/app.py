@@ -27,7 +27,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dockyard.accounts.access_tokens import AccessTokenService
 from dockyard.accounts.collaborators import CollaboratorService
 from dockyard.accounts.invites import InviteService
-from dockyard.accounts.ldap_sign_in import LdapSignIn
 from dockyard.accounts.oidc_users import OidcAccounts
 from dockyard.accounts.org_tokens import OrgTokenService
 from dockyard.accounts.orgs import OrgService
@@ -292,7 +291,11 @@ def create_app(settings: Settings) -> DockyardApp:
         app.state.ratelimits = limiter
         keys = key_ring(settings, db)  # loaded on the first token signed or verified (first_start created one)
         # LDAP, when configured, checks the passwords of the accounts it owns (dockyard.accounts.ldap_sign_in)
-        directory = LdapSignIn(db, settings) if settings.ldap_enabled else None
+        directory = None
+        if settings.ldap_enabled:  # ldap3 is loaded only then (a few MiB per worker)
+            from dockyard.accounts.ldap_sign_in import LdapSignIn
+
+            directory = LdapSignIn(db, settings)
         authenticator = Authenticator(db, settings, metrics, directory)
         tokens = TokenService(keys, settings)
         refresh = RefreshTokens(db, tokens, authenticator, settings)

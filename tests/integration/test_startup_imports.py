@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 # Each loads on first use: tokens and sealed secrets, signature checks, SBOM documents, vulnerability matching,
-# the inventory's detectors, 2FA, regular-expression rules, the Hub API and web hub, migrations, PostgreSQL.
+# the inventory's detectors, 2FA, regular-expression rules, the Hub API and web hub, migrations, PostgreSQL, LDAP
+# (only when configured).
 LAZY = (
     "alembic",
     "cryptography",
@@ -21,6 +22,7 @@ LAZY = (
     "fastapi",
     "jinja2",
     "jwt",
+    "ldap3",
     "nacl",
     "packageurl",
     "pyotp",
