@@ -451,6 +451,11 @@ class _Build:
             if oom:
                 await self.log(f"memory limit reached ({spec.limits.memory_bytes} bytes): {oom} process(es) killed")
                 raise BuildFailed("memory limit reached", "building")
+            if self.confinement is not None and self.confinement.pids_refused():
+                # A RUN whose fork was refused may fail at once, before the watchdog's next look: the limit is
+                # still why the build failed.
+                await self.stop(f"pids limit reached ({spec.limits.pids} processes): a fork was refused")
+                self.check()
             raise BuildFailed(f"buildah build exited with status {status}", "building")
 
     async def push(self, client: httpx.AsyncClient, mount_from: Sequence[str]) -> tuple[str, str, int]:

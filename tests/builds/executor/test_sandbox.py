@@ -117,6 +117,24 @@ def test_fork_bomb_stopped_by_pids_limit(
     TIMINGS.info(f"fork bomb stopped after {outcome.seconds:.1f} s")
 
 
+def test_a_run_that_fails_at_once_on_a_refused_fork_names_the_pids_limit(
+    executor: BuildahExecutor, registry: DockyardServer, git_server: GitServer
+) -> None:
+    """The RUN exits the moment its forks are refused, before the watchdog's next look (every 0.25 s): the pids
+    limit is still the reason given, not the RUN's exit status."""
+    outcome = build(
+        executor,
+        registry,
+        git_server,
+        "for i in $(seq 64); do sleep 60 & done; exit 7",
+        limits=BuildLimits(pids=16, wall_seconds=120),
+    )
+    assert outcome.failure is not None, outcome.text
+    assert outcome.failure.reason.startswith("pids limit reached (16 processes)"), outcome.text
+    assert "build stopped: pids limit reached" in outcome.text
+    assert outcome.seconds < 60
+
+
 def test_disk_fill_stopped(executor: BuildahExecutor, registry: DockyardServer, git_server: GitServer) -> None:
     run = "i=0; while dd if=/dev/zero of=/fill$i bs=1M count=16 2>/dev/null; do i=$((i+1)); done; sleep 600"
     outcome = build(executor, registry, git_server, run, limits=BuildLimits(disk_bytes=256 * 1024**2))
