@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import errno
 import os
 import uuid
@@ -28,7 +27,9 @@ _SYNC_FILE_RANGE_WRITE = 2
 
 def _load_sync_file_range() -> object | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols include libc's: no ctypes.util.find_library("c"), which runs `ldconfig -p` in a
+        # subprocess (a fork of the whole server, on every start).
+        libc = ctypes.CDLL(None, use_errno=True)
         fn = libc.sync_file_range
     except (OSError, AttributeError):
         return None
