@@ -23,9 +23,9 @@ have_postgres() {
   .venv/bin/python -c 'from tests.support.postgres import find_bin_dir; raise SystemExit(find_bin_dir() is None)'
 }
 
-# The passes run side by side when there are two (each pytest mostly waits on its servers and clients: one pass
-# keeps about 1.2 of the 2 cores busy), each with its own --basetemp and log; the logs are printed when both have
-# finished, embedded first. DOCKYARD_TEST_SERIAL=1 runs them one after the other, printing as they go.
+# The passes run side by side when there are two (each pytest mostly waits on its servers and clients), each with
+# its own --basetemp and log, and each on DOCKYARD_TEST_WORKERS pytest-xdist workers (below); the logs are printed
+# when both have finished, embedded first. DOCKYARD_TEST_SERIAL=1 runs them one after the other, printing as they go.
 runnable=()
 summary=()
 for backend in "${backends[@]}"; do
@@ -50,7 +50,16 @@ run_pass() {  # backend [pytest args…]; exit status: pytest's, with 5 ("no tes
     # subprocess` in pyproject.toml); `make coverage` combines the data files and prints the report.
     runner=(.venv/bin/python -m coverage run -m pytest)
   fi
-  DOCKYARD_TEST_BACKEND=$backend "${runner[@]}" -p no:cacheprovider --durations=30 --basetemp="$workdir/$backend" "$@"
+  # Each pass spreads its test files over DOCKYARD_TEST_WORKERS pytest-xdist workers (default 2; 1: no xdist). A
+  # file's tests stay on one worker, in order, so its module-scoped servers start once. Two single-process passes
+  # kept 1.66 of the 2 cores busy (sampled over a whole run): each pytest waits on its servers and clients.
+  local workers=${DOCKYARD_TEST_WORKERS:-2}
+  local spread=()
+  if [ "$workers" -gt 1 ]; then
+    spread=(-n "$workers" --dist loadfile)
+  fi
+  DOCKYARD_TEST_BACKEND=$backend "${runner[@]}" -p no:cacheprovider "${spread[@]}" --durations=30 \
+    --basetemp="$workdir/$backend" "$@"
   local status=$?
   if [ $status -eq 5 ]; then
     echo "pytest collected no tests (${backend} backend)" >&2

@@ -88,6 +88,8 @@ PURE = tuple(
 # supervision, the metrics listener, the compose file — run in the embedded pass only.
 ONE_PASS = (
     "tests/web/",
+    "tests/clients/test_sbom_debian.py",  # what dpkg lists in a Debian rootfs: the SBOM, not the storage under it
+    "tests/builds/test_pipeline.py",  # git, triggers and the test executor; builds' storage is tested both ways
     "tests/clients/test_tls.py",
     "tests/clients/test_nginx_recipe.py",
     "tests/integration/test_compose.py",
