@@ -94,6 +94,7 @@ ONE_PASS = (
     "tests/clients/test_nginx_recipe.py",
     "tests/integration/test_compose.py",
     "tests/integration/test_supervisor.py",
+    "tests/integration/test_forkserver.py",
     "tests/api/test_metrics_access.py",
 )
 

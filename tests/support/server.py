@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import backend
+from tests.support import backend, forkserver
 from tests.support.schema import seed_sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +128,7 @@ class DockyardServer(Server):
         # real clients use, the replicas and the shutdown tests run several.
         self.env = {"DOCKYARD_WORKERS": "1", **self.env}
         self.log_path = log_path or data_dir.parent / f"dockyard-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
 
     @property
     def workers(self) -> int:
@@ -148,23 +148,21 @@ class DockyardServer(Server):
         self.seed_database()
         env = {**os.environ, "DOCKYARD_DATA_DIR": str(self.data_dir), **self.env}
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dockyard.cli.main",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    *([] if self.secure else ["--open"]),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-                start_new_session=True,  # its own process group: kill() takes the worker processes too
-            )
+        args = ["serve", "--port", str(self.port), *([] if self.secure else ["--open"])]
+        if forkserver.enabled():
+            # Forked from a process that has imported the app (tests/support/forkserver.py), in a session of its
+            # own as below.
+            self.process = forkserver.shared(REPO_ROOT).spawn(args, env=env, cwd=REPO_ROOT, log_path=self.log_path)
+        else:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "dockyard.cli.main", *args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO_ROOT,
+                    start_new_session=True,  # its own process group: kill() takes the worker processes too
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,0 +1,274 @@
+"""A fork server for ``DockyardServer``: one process per test process that has imported what ``dockyard serve``
+imports to start (the application, SQLAlchemy, Starlette, Pydantic: about a second of CPU and most of a start's
+wall time on this 2-core machine kind) and forks each test server from there, instead of a new interpreter
+importing it all again. The suite starts a couple of hundred servers.
+
+The forked child then runs what ``python -m dockyard.cli.main serve …`` runs: the same module as ``__main__``,
+with the request's arguments, environment (all of it: ``os.environ`` is replaced), working directory and output
+file, in a session of its own (``start_new_session``), stdin on ``/dev/null`` — and exits as that process would
+(atexit handlers, exit status). Its imports were made once, before the request's environment existed: nothing
+Dockyard imports reads the environment at import time, and the fork server leaves out ``DOCKYARD_*`` and
+``PROMETHEUS_MULTIPROC_DIR`` (which ``prometheus_client`` does read at import) when it starts. A server with
+several workers ``execv``\\ s its supervisor as before, and the workers are new interpreters as before.
+
+A forked server is not a child of the test process: ``ForkedProcess`` offers what tests use of ``subprocess.Popen``
+(``pid``, ``poll``, ``wait``, ``send_signal``, ``terminate``, ``kill``, ``returncode``) with the exit status
+reported by the fork server, which reaps its children.
+
+``DOCKYARD_TEST_FORKSERVER=0`` starts every server as a subprocess of its own, and so does a run under coverage
+(``make coverage``): a forked child would not be measured.
+
+Run as ``python -m tests.support.forkserver``: the fork server itself (standard library only until it preloads).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+# What a one-worker `dockyard serve` imports before it answers (tests/integration/test_startup_imports.py lists
+# what it must not). The scale-out backend's database driver and S3 client are added for that backend.
+MAIN = "dockyard.cli.main"
+PRELOAD = (
+    MAIN,
+    "dockyard.cli.serve",
+    "dockyard.startup",
+    "dockyard.migrations.runner",
+    "dockyard.accounts.users",
+    "dockyard.webhooks.notifications",
+    "dockyard.app",
+)
+PRELOAD_SCALEOUT = ("sqlalchemy.dialects.postgresql.asyncpg", "asyncpg", "dockyard.storage.s3.store")
+_LEFT_OUT_OF_THE_FORK_SERVER = ("PROMETHEUS_MULTIPROC_DIR",)
+_REAP_EVERY = 0.05
+
+
+def enabled() -> bool:
+    if os.environ.get("DOCKYARD_TEST_FORKSERVER", "1") == "0":
+        return False
+    return os.environ.get("DOCKYARD_COVERAGE") != "1" and "COVERAGE_PROCESS_START" not in os.environ
+
+
+class ForkedProcess:
+    """A server process the fork server started: what tests use of ``subprocess.Popen``."""
+
+    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
+        self._server = server
+        self.pid = pid
+        self.args = args
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self._server.status(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            time.sleep(0.02)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:  # not reaped yet: the PID is still this process's (a zombie at worst)
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """The test process's side: starts the fork server and asks it for processes and their exit statuses."""
+
+    def __init__(self, repo_root: Path, log_path: Path) -> None:
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("DOCKYARD_") or name == "DOCKYARD_TEST_BACKEND"
+        }
+        for name in _LEFT_OUT_OF_THE_FORK_SERVER:
+            env.pop(name, None)
+        with log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.forkserver"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=repo_root,
+                env=env,
+            )
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._requests: IO[bytes] = self._process.stdin
+        self._answers: IO[bytes] = self._process.stdout
+        self._lock = threading.Lock()
+        ready = self._answers.readline()
+        if json.loads(ready or b"null") != {"ready": True}:
+            self._process.kill()
+            raise RuntimeError(f"the test fork server did not start (see {log_path})")
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._requests.write(json.dumps(request).encode() + b"\n")
+            self._requests.flush()
+            line = self._answers.readline()
+        if not line:
+            raise RuntimeError("the test fork server has exited")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the test fork server could not start a process: {answer['error']}")
+        return answer
+
+    def spawn(self, args: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ForkedProcess:
+        """Fork ``python -m dockyard.cli.main *args`` with exactly ``env``, output appended to ``log_path``."""
+        answer = self._call({"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(log_path)})
+        return ForkedProcess(self, int(answer["pid"]), [sys.executable, "-m", "dockyard.cli.main", *args])
+
+    def status(self, pid: int) -> int | None:
+        """The exit status of a process it forked, as ``Popen.returncode`` (None while it runs)."""
+        code = self._call({"op": "status", "pid": pid})["code"]
+        return None if code is None else int(code)
+
+    def close(self) -> None:
+        with self._lock:
+            self._requests.close()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._answers.close()
+
+
+_shared: ForkServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared(repo_root: Path) -> ForkServer:
+    """The test process's fork server, started on first use, stopped at exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"dockyard-forkserver-{os.getpid()}.log"
+            _shared = ForkServer(repo_root, log_path)
+            atexit.register(_shared.close)
+        return _shared
+
+
+# --- the fork server process -------------------------------------------------------------------------------------
+
+
+def _preload() -> None:
+    from dockyard.cli.lean_imports import skip_unused_imports
+
+    skip_unused_imports()  # as `dockyard serve` does before it imports uvicorn and httpx
+    import importlib
+
+    names = PRELOAD + (PRELOAD_SCALEOUT if os.environ.get("DOCKYARD_TEST_BACKEND") == "scaleout" else ())
+    for name in names:
+        importlib.import_module(name)
+    # The CLI's own module runs as __main__ in each child, as with `python -m`: keep what it imported, not it.
+    del sys.modules[MAIN]
+    delattr(sys.modules[MAIN.rpartition(".")[0]], MAIN.rpartition(".")[2])
+    if threading.active_count() != 1:  # forking a process with threads would copy their locks mid-use
+        raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
+
+
+def _become(request: dict[str, Any], requests: int, answers: int) -> None:
+    """In the forked child: take the request's session, output, directory, environment and arguments."""
+    os.setsid()
+    os.close(requests)
+    os.close(answers)
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.argv = [sys.argv[0], *request["args"]]
+
+
+def _serve() -> dict[str, Any] | None:
+    """Answer requests until the test process closes the pipe (returns None); in a forked child, return its
+    request."""
+    requests, answers = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(2, 1)  # nothing the preloaded modules print may reach the protocol
+    os.close(null)
+    _preload()
+    codes: dict[int, int] = {}
+    pending = b""
+
+    def answer(message: dict[str, Any]) -> None:
+        os.write(answers, json.dumps(message).encode() + b"\n")
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            codes[pid] = os.waitstatus_to_exitcode(status)
+
+    answer({"ready": True})
+    while True:
+        readable, _, _ = select.select([requests], [], [], _REAP_EVERY)
+        reap()
+        if not readable:
+            continue
+        chunk = os.read(requests, 1 << 16)
+        if not chunk:
+            return None
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request: dict[str, Any] = json.loads(line)
+            if request["op"] == "status":
+                reap()
+                answer({"code": codes.get(int(request["pid"]))})
+                continue
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                answer({"error": str(exc)})
+                continue
+            if pid == 0:
+                _become(request, requests, answers)
+                return request
+            answer({"pid": pid})
+
+
+def main() -> None:
+    if _serve() is None:
+        return
+    import runpy
+
+    # What `python -m dockyard.cli.main` runs; its SystemExit (or exception) ends this process as it would that one.
+    runpy.run_module(MAIN, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
