@@ -7,8 +7,9 @@ The forked child then runs what ``python -m dockyard.cli.main serve …`` runs: 
 with the request's arguments, environment (all of it: ``os.environ`` is replaced), working directory and output
 file, in a session of its own (``start_new_session``), stdin on ``/dev/null`` — and exits as that process would
 (atexit handlers, exit status). Its imports were made once, before the request's environment existed: nothing
-Dockyard imports reads the environment at import time, and the fork server leaves out ``DOCKYARD_*`` and
-``PROMETHEUS_MULTIPROC_DIR`` (which ``prometheus_client`` does read at import) when it starts. A server with
+Dockyard imports reads the environment at import time, and the fork server leaves out ``DOCKYARD_*`` (but for
+``DOCKYARD_TEST_BACKEND``, which picks what it preloads) and ``PROMETHEUS_MULTIPROC_DIR`` (which
+``prometheus_client`` does read at import) when it starts. A server with
 several workers ``execv``\\ s its supervisor as before, and the workers are new interpreters as before.
 
 A forked server is not a child of the test process: ``ForkedProcess`` offers what tests use of ``subprocess.Popen``
