@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.proxy.conftest import MakeProxy, ReferenceRegistry
+from tests.proxy.conftest import MakeProxy, ReferenceRegistry, Request
+from tests.support.checks import wait_for
 from tests.support.holders import dead_holder
 from tests.support.server import DockyardServer
 
@@ -42,6 +43,13 @@ def _random_blob(path: Path, size: int) -> str:
             hasher.update(chunk)
             out.write(chunk)
     return f"sha256:{hasher.hexdigest()}"
+
+
+def _fetches(reference: ReferenceRegistry, digest: str) -> list[Request]:
+    """The upstream's GETs of ``digest``, once it logged one: a client can have the last byte before the
+    upstream wrote its access-log line (it logs after the response is sent)."""
+    wait_for(lambda: reference.requests("GET", f"/blobs/{digest}"), what=f"the upstream's log of GET {digest}")
+    return reference.requests("GET", f"/blobs/{digest}")
 
 
 def _fetch(url: str) -> tuple[int, str, int]:
@@ -82,10 +90,10 @@ def test_sixteen_concurrent_misses_fetch_once(
     for thread in threads:
         thread.join(timeout=120)
     assert results == [(200, digest, size)] * 16
-    assert len(reference.requests("GET", f"/blobs/{digest}")) == 1
+    assert len(_fetches(reference, digest)) == 1
     # Stored: the next pull is served from the cache.
     assert _fetch(url) == (200, digest, size)
-    assert len(reference.requests("GET", f"/blobs/{digest}")) == 1
+    assert len(_fetches(reference, digest)) == 1
 
 
 def test_client_disconnecting_mid_blob_does_not_corrupt_the_cache(
@@ -111,7 +119,7 @@ def test_client_disconnecting_mid_blob_does_not_corrupt_the_cache(
     assert _fetch(url) == (200, digest, size)
     assert _fetch(url) == (200, digest, size)
     # The fetch went on without the client that started it: the upstream sent the blob once.
-    assert len(reference.requests("GET", f"/blobs/{digest}")) == 1
+    assert len(_fetches(reference, digest)) == 1
 
 
 def test_a_fetcher_that_died_on_this_machine_is_not_waited_for(
@@ -130,5 +138,9 @@ def test_a_fetcher_that_died_on_this_machine_is_not_waited_for(
     started = time.monotonic()
     assert _fetch(f"{dockyard.url}/v2/{ns}/orphan/blob/blobs/{digest}") == (200, digest, size)
     assert time.monotonic() - started < 30
-    assert len(reference.requests("GET", f"/blobs/{digest}")) == 1
-    assert dockyard.query_sql("SELECT count(*) FROM proxy_fetches WHERE digest = :d", d=digest) == [(0,)]
+    assert len(_fetches(reference, digest)) == 1
+    # The lease is released after the last bytes went out (they wait for the blob to be stored, not for that).
+    wait_for(
+        lambda: dockyard.query_sql("SELECT count(*) FROM proxy_fetches WHERE digest = :d", d=digest) == [(0,)],
+        what="the lease released",
+    )

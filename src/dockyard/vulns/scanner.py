@@ -4,9 +4,10 @@ advisories, the findings and the package index written in one transaction, and r
 The package index (``vuln_image_packages``: (ecosystem, package) → image manifest) is what makes re-matching
 cheap: an import touching a few packages re-matches only the images that hold one of them, and in each only those
 packages (its other findings stand), from the stored packages, without reading any layer again.
-``scan.completed`` is recorded for each scan and ``vulnerability.found`` when a re-match finds a new critical or
-high finding in an image that was scanned before (one event per repository holding the image; webhooks turn them
-into ``scan_completed``/``vulnerability_found``).
+``scan.completed`` is recorded for each scan and ``vulnerability.found`` when a re-match or a new scan finds a new
+critical or high finding in an image that was scanned before (one event per repository holding the image; webhooks
+turn them into ``scan_completed``/``vulnerability_found``). A scan job retried after a report scanned the image on
+demand may run between an import and its re-match and find the new advisory first: it records the event then.
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class Scanner:
             await _hold_image(conn, manifest_digest)
             affected = await affected_rows(conn, (p.key for p in packages))
             findings = match(packages, affected)
+            before = await _scanned_findings(conn, manifest_digest)
             await conn.execute(delete(VulnImagePackage).where(VulnImagePackage.manifest_digest == manifest_digest))
             if packages:
                 await conn.execute(
@@ -163,6 +165,8 @@ class Scanner:
                     ],
                 )
             await _store_findings(conn, manifest_digest, findings, len(packages))
+            if before is not None:
+                await _record_found(conn, manifest_digest, [f for f in findings if f.identity not in before])
             summary = summarise(findings)
             for repository, tag in await _holders(conn, manifest_digest):
                 await record_event(
@@ -244,24 +248,42 @@ class Scanner:
             await conn.execute(
                 update(VulnScan).where(VulnScan.manifest_digest == digest).values(findings=total, scanned_at=utcnow())
             )
-            new = [f for f in findings if f.identity not in before and severity_rank(f.severity) >= NOTIFY_AT]
-            if new:
-                every = [
-                    Finding(r.advisory_id, r.ecosystem, r.package, r.installed, r.fixed, r.severity, r.score, "", "")
-                    for r in await conn.execute(select(VulnFinding).where(VulnFinding.manifest_digest == digest))
-                ]
-                listed = [
-                    {"id": f.advisory_id, "package": f.package, "severity": f.severity, "fixed": f.fixed} for f in new
-                ][:50]
-                for repository, tag in await _holders(conn, digest):
-                    await record_event(
-                        conn,
-                        VULNERABILITY_FOUND,
-                        repository=repository,
-                        tag=tag,
-                        digest=digest,
-                        payload={"vulnerabilities": listed, "summary": summarise(every)},
-                    )
+            await _record_found(conn, digest, [f for f in findings if f.identity not in before])
+
+
+async def _scanned_findings(conn: AsyncConnection, digest: str) -> set[tuple[str, str, str]] | None:
+    """The identities of image ``digest``'s findings, or None when it was never scanned (or its scan failed)."""
+    state = (await conn.execute(select(VulnScan.state).where(VulnScan.manifest_digest == digest))).scalar_one_or_none()
+    if state != SCANNED:
+        return None
+    rows = await conn.execute(
+        select(VulnFinding.advisory_id, VulnFinding.package, VulnFinding.installed).where(
+            VulnFinding.manifest_digest == digest
+        )
+    )
+    return {(r.advisory_id, r.package, r.installed) for r in rows}
+
+
+async def _record_found(conn: AsyncConnection, digest: str, fresh: Sequence[Finding]) -> None:
+    """Record ``vulnerability.found`` for each repository holding image ``digest`` when ``fresh`` (its findings
+    that were not there before) has one at or above ``NOTIFY_AT``; the summary counts all its stored findings."""
+    new = [f for f in fresh if severity_rank(f.severity) >= NOTIFY_AT]
+    if not new:
+        return
+    every = [
+        Finding(r.advisory_id, r.ecosystem, r.package, r.installed, r.fixed, r.severity, r.score, "", "")
+        for r in await conn.execute(select(VulnFinding).where(VulnFinding.manifest_digest == digest))
+    ]
+    listed = [{"id": f.advisory_id, "package": f.package, "severity": f.severity, "fixed": f.fixed} for f in new][:50]
+    for repository, tag in await _holders(conn, digest):
+        await record_event(
+            conn,
+            VULNERABILITY_FOUND,
+            repository=repository,
+            tag=tag,
+            digest=digest,
+            payload={"vulnerabilities": listed, "summary": summarise(every)},
+        )
 
 
 async def _hold_image(conn: AsyncConnection, digest: str) -> None:
