@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from tests.clients.conftest import ContainersEnv, Tool, make_containers_env
-from tests.support.checks import unique
+from tests.support.checks import unique, wait_for
 from tests.support.hub import HubAdmin
 from tests.support.server import DockyardServer, free_port
 from tests.support.tools import require_tool
@@ -36,6 +37,9 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """
+
+
+_MARKER = "log-marker="  # the query of the requests that ``ReferenceRegistry.requests`` sends itself
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,17 @@ class ReferenceRegistry:
         self.process = None
 
     def requests(self, method: str | None = None, contains: str = "") -> list[Request]:
-        """The requests it answered (from its log), optionally of one method and with ``contains`` in the URI."""
+        """The requests it answered (from its log), optionally of one method and with ``contains`` in the URI.
+
+        The registry writes a request's line after the response went out, so its client can be done before the
+        line is: on a running registry a marker request is sent first and its line awaited, by which time the
+        lines of what was answered before are written too (they were due first)."""
+        if self.process is not None and self.process.poll() is None:
+            marker = f"/v2/?{_MARKER}{uuid.uuid4().hex}"
+            httpx.get(f"{self.url}{marker}", timeout=30)
+            wait_for(
+                lambda: marker in self.log_path.read_text(errors="replace"), what=f"the registry's log of {marker}"
+            )
         found: list[Request] = []
         for line in self.log_path.read_text(errors="replace").splitlines():
             try:
@@ -95,7 +109,7 @@ class ReferenceRegistry:
             except ValueError:
                 continue
             uri = doc.get("http.request.uri")
-            if not isinstance(uri, str) or "http.response.status" not in doc:
+            if not isinstance(uri, str) or "http.response.status" not in doc or _MARKER in uri:
                 continue
             if (method is None or doc.get("http.request.method") == method) and contains in uri:
                 found.append(Request(doc["http.request.method"], uri, int(doc["http.response.status"])))
