@@ -49,6 +49,18 @@ PRELOAD = (
     "dockyard.app",
 )
 PRELOAD_SCALEOUT = ("sqlalchemy.dialects.postgresql.asyncpg", "asyncpg", "dockyard.storage.s3.store")
+# What a server loads on first use, which most test servers reach and each paid again: the Hub API on the first
+# `/api/` request (FastAPI and its models), PyJWT and cryptography on the first token or sealed secret, and each
+# job kind's task module on its first job (``dockyard.jobs.registry.HANDLER_MODULES``: the SBOM writers, the OSV
+# matcher, mail, builds …).
+PRELOAD_ON_FIRST_USE = (
+    "dockyard.http.api.app",
+    "jwt",
+    "cryptography.fernet",
+    "cryptography.hazmat.primitives.asymmetric.ec",
+    "cryptography.hazmat.primitives.kdf.hkdf",
+    "cryptography.hazmat.primitives.serialization",
+)
 _LEFT_OUT_OF_THE_FORK_SERVER = ("PROMETHEUS_MULTIPROC_DIR",)
 _REAP_EVERY = 0.05
 
@@ -181,6 +193,10 @@ def _preload() -> None:
 
     names = PRELOAD + (PRELOAD_SCALEOUT if os.environ.get("DOCKYARD_TEST_BACKEND") == "scaleout" else ())
     for name in names:
+        importlib.import_module(name)
+    from dockyard.jobs.registry import HANDLER_MODULES
+
+    for name in (*PRELOAD_ON_FIRST_USE, *HANDLER_MODULES):
         importlib.import_module(name)
     # The CLI's own module runs as __main__ in each child, as with `python -m`: keep what it imported, not it.
     del sys.modules[MAIN]
