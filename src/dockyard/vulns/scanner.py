@@ -167,16 +167,8 @@ class Scanner:
             await _store_findings(conn, manifest_digest, findings, len(packages))
             if before is not None:
                 await _record_found(conn, manifest_digest, [f for f in findings if f.identity not in before])
-            summary = summarise(findings)
-            for repository, tag in await _holders(conn, manifest_digest):
-                await record_event(
-                    conn,
-                    SCAN_COMPLETED,
-                    repository=repository,
-                    tag=tag,
-                    digest=manifest_digest,
-                    payload={"summary": summary, "packages": len(packages)},
-                )
+            payload = {"summary": summarise(findings), "packages": len(packages)}
+            await _record_for_holders(conn, SCAN_COMPLETED, manifest_digest, payload)
         if self.observer is not None:
             self.observer.scan_finished(time.monotonic() - started, findings)
         return ScanResult(manifest_digest, len(packages), findings)
@@ -275,15 +267,15 @@ async def _record_found(conn: AsyncConnection, digest: str, fresh: Sequence[Find
         for r in await conn.execute(select(VulnFinding).where(VulnFinding.manifest_digest == digest))
     ]
     listed = [{"id": f.advisory_id, "package": f.package, "severity": f.severity, "fixed": f.fixed} for f in new][:50]
+    await _record_for_holders(
+        conn, VULNERABILITY_FOUND, digest, {"vulnerabilities": listed, "summary": summarise(every)}
+    )
+
+
+async def _record_for_holders(conn: AsyncConnection, event: str, digest: str, payload: dict[str, object]) -> None:
+    """Record ``event`` about image ``digest`` once for each repository holding it (with one of its tags there)."""
     for repository, tag in await _holders(conn, digest):
-        await record_event(
-            conn,
-            VULNERABILITY_FOUND,
-            repository=repository,
-            tag=tag,
-            digest=digest,
-            payload={"vulnerabilities": listed, "summary": summarise(every)},
-        )
+        await record_event(conn, event, repository=repository, tag=tag, digest=digest, payload=payload)
 
 
 async def _hold_image(conn: AsyncConnection, digest: str) -> None:
