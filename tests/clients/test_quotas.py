@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,10 @@ import httpx
 import pytest
 
 from tests.clients.conftest import Tool, docker_ref, make_containers_env
+from tests.support.cli import dockyard_cli
 from tests.support.images import Layout, build_image_layout
 from tests.support.oci import sha256, unique_name
-from tests.support.server import REPO_ROOT, DockyardServer, Server
+from tests.support.server import DockyardServer, Server
 
 pytestmark = pytest.mark.clients
 
@@ -116,15 +116,7 @@ def test_fits_then_warns_once_then_refused_at_the_hard_limit(
 
 def _gc(server: DockyardServer) -> None:
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env}
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", "gc", "--grace-seconds", "0"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = dockyard_cli("gc", "--grace-seconds", "0", env=env)
     assert result.returncode == 0, result.stderr
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli import dockyard_cli
 from tests.support.oci import push_image, sha256, unique_name
-from tests.support.server import REPO_ROOT, DockyardServer
+from tests.support.server import DockyardServer
 
 PUSHERS = 4
 
@@ -36,15 +36,7 @@ class Pushed:
 
 def dockyard(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DOCKYARD_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = dockyard_cli(*args, env=env, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"dockyard {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -274,14 +266,6 @@ def make_url_database(url: str) -> str:
 
 def dockyard_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith("DOCKYARD_")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", *args],
-        env={**clean, **env},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = dockyard_cli(*args, env={**clean, **env}, timeout=300)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     return proc

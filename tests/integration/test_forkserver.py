@@ -1,12 +1,16 @@
 """The test fork server (``tests/support/forkserver.py``) runs a command as ``python -m dockyard.cli.main`` would:
 the request's environment and nothing of the test process's settings, its output in the log, its exit status
-(signals as ``Popen`` reports them), a session of its own."""
+(signals as ``Popen`` reports them), a session of its own; a command run to its end (``ForkServer.run``) gives what
+``subprocess.run`` would, reads its input and is killed at its timeout."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +51,41 @@ def test_exit_statuses_are_reported_as_popen_does(forks: forkserver.ForkServer, 
     assert serving.wait(timeout=30) == -signal.SIGKILL
     assert serving.poll() == -signal.SIGKILL
     assert "RuntimeWarning" not in (tmp_path / "serve.log").read_text()  # the CLI ran as __main__, once
+
+
+def test_a_command_run_to_its_end_is_what_subprocess_run_gives(forks: forkserver.ForkServer, tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "DOCKYARD_DATA_DIR": str(tmp_path / "data")}
+    for args in (["whoami"], ["no-such-command"]):
+        forked = forks.run(args, env=env, cwd=REPO_ROOT, input=None, timeout=60)
+        fresh = subprocess.run(
+            [sys.executable, "-m", "dockyard.cli.main", *args],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (forked.returncode, forked.stdout, forked.stderr) == (fresh.returncode, fresh.stdout, fresh.stderr)
+    assert forked.returncode == 2
+    assert forked.stdout == ""
+    assert "No such command" in forked.stderr
+
+
+def test_a_command_reads_its_input_and_is_killed_at_its_timeout(forks: forkserver.ForkServer, tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "DOCKYARD_DATA_DIR": str(tmp_path / "data")}
+    prefix = tmp_path / "ops"
+    made = forks.run(
+        ["key", "generate", "--output-prefix", str(prefix), "--password-stdin", "--json"],
+        env=env,
+        cwd=REPO_ROOT,
+        input="s3cret\n",
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["public_key"] == str(prefix) + ".pub"
+    assert b"ENCRYPTED SIGSTORE PRIVATE KEY" in (tmp_path / "ops.key").read_bytes()
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        forks.run(["serve", "--port", str(free_port()), "--open"], env=env, cwd=REPO_ROOT, input=None, timeout=1)
+    assert time.monotonic() - started < 30

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 import httpx
 
+from tests.support.cli import dockyard_cli
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -22,21 +21,13 @@ from tests.support.oci import (
     sha256,
     unique_name,
 )
-from tests.support.server import REPO_ROOT, DockyardServer
+from tests.support.server import DockyardServer
 from tests.support.storage_view import StorageView
 
 
 def gc(server: DockyardServer, *args: str) -> tuple[dict[str, Any], list[str]]:
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env}
-    result = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", "gc", "--verbose", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = dockyard_cli("gc", "--verbose", *args, env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     return json.loads(lines[-1]), lines[:-1]

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dockyard.models import Manifest, Repository, Tag, metadata
 from dockyard.models.base import utcnow
+from tests.support.cli import dockyard_cli
 from tests.support.postgres import shared_cluster
 from tests.support.server import REPO_ROOT
 
@@ -41,15 +42,7 @@ _PG_TYPE_NAMES = {
 
 
 def dockyard(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", *args],
-        env={**os.environ, "DOCKYARD_DATABASE_URL": database_url},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return dockyard_cli(*args, env={**os.environ, "DOCKYARD_DATABASE_URL": database_url})
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +17,10 @@ import httpx
 import pytest
 
 from tests.support.app_server import AppServer
+from tests.support.cli import dockyard_cli
 from tests.support.hub import HubAdmin, pat
 from tests.support.hub_accounts import SIGN_IN_OFTEN
-from tests.support.server import REPO_ROOT, Server
+from tests.support.server import Server
 
 CLIENT_ID = "docker"
 
@@ -89,16 +89,7 @@ def refused_grant(response: httpx.Response) -> dict[str, Any]:
 def cli(server: Server, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """``dockyard …`` as the operator runs it on the server's host (same data directory and database)."""
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env}
-    done = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", *args],
-        input=stdin,
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = dockyard_cli(*args, env=env, input=stdin)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.signing.helpers import VERIFIED, get, new_key, policy, trust
 from tests.support.checks import wait_for
+from tests.support.cli import dockyard_cli
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -31,7 +31,7 @@ from tests.support.oci import (
     sha256,
     unique_name,
 )
-from tests.support.server import REPO_ROOT, DockyardServer
+from tests.support.server import DockyardServer
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -226,16 +226,7 @@ def test_dockyard_sign_from_the_server(admin: httpx.Client, server: DockyardServ
 
     def dockyard(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env}
-        return subprocess.run(
-            [sys.executable, "-m", "dockyard.cli.main", *args],
-            input=stdin,
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return dockyard_cli(*args, env=env, input=stdin)
 
     made = dockyard("key", "generate", "--output-prefix", str(prefix), "--password-stdin", stdin="s3cret\n")
     assert made.returncode == 0, made.stderr
@@ -269,15 +260,7 @@ def test_managed_namespace_key_signs_on_the_server(admin: httpx.Client, server: 
     repo = unique_name("admin")
     push_image(admin, repo, "built")
     env = {**os.environ, "DOCKYARD_DATA_DIR": str(server.data_dir), **server.env}
-    signed = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", "sign", f"{repo}:built", "--namespace-key"],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    signed = dockyard_cli("sign", f"{repo}:built", "--namespace-key", env=env)
     assert signed.returncode == 0, signed.stderr
     assert signed.stdout.startswith(f"signed {repo}@sha256:")  # without --json: a line for people
     policy(admin, "enforce", repo)

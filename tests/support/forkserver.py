@@ -12,6 +12,10 @@ Dockyard imports reads the environment at import time, and the fork server leave
 ``prometheus_client`` does read at import) when it starts. A server with
 several workers ``execv``\\ s its supervisor as before, and the workers are new interpreters as before.
 
+CLI commands that tests run as the operator would (``dockyard gc``, ``backup``, ``vulndb`` …) are forked the same
+way (``ForkServer.run``, used by ``tests.support.cli.dockyard_cli``), with stdin, stdout and stderr on files of
+their own; the CLI's command modules are preloaded too.
+
 A forked server is not a child of the test process: ``ForkedProcess`` offers what tests use of ``subprocess.Popen``
 (``pid``, ``poll``, ``wait``, ``send_signal``, ``terminate``, ``kill``, ``returncode``) with the exit status
 reported by the fork server, which reaps its children.
@@ -31,6 +35,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -55,6 +60,12 @@ PRELOAD_SCALEOUT = ("sqlalchemy.dialects.postgresql.asyncpg", "asyncpg", "dockya
 # matcher, mail, builds …).
 PRELOAD_ON_FIRST_USE = (
     "dockyard.http.api.app",
+    # The administration commands tests run (``dockyard.cli.main`` imports each on first use).
+    "dockyard.cli.accounts",
+    "dockyard.cli.backups",
+    "dockyard.cli.keygen",
+    "dockyard.cli.sign",
+    "dockyard.cli.vulns",
     "jwt",
     "cryptography.fernet",
     "cryptography.hazmat.primitives.asymmetric.ec",
@@ -151,6 +162,27 @@ class ForkServer:
         answer = self._call({"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(log_path)})
         return ForkedProcess(self, int(answer["pid"]), [sys.executable, "-m", "dockyard.cli.main", *args])
 
+    def run(
+        self, args: list[str], *, env: dict[str, str], cwd: Path, input: str | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m dockyard.cli.main *args`` to its end, as ``subprocess.run(…, capture_output=True,
+        text=True)`` would: ``input`` on its stdin, its stdout and stderr apart. Kills it after ``timeout`` s
+        (raising ``TimeoutExpired``)."""
+        argv = [sys.executable, "-m", "dockyard.cli.main", *args]
+        with tempfile.TemporaryDirectory(prefix="dockyard-cli-") as scratch:
+            stdin, stdout, stderr = (Path(scratch, name) for name in ("stdin", "stdout", "stderr"))
+            stdin.write_text(input or "")
+            request = {"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(stderr)}
+            answer = self._call({**request, "stdin": str(stdin), "stdout": str(stdout)})
+            process = ForkedProcess(self, int(answer["pid"]), argv)
+            try:
+                code = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+            return subprocess.CompletedProcess(argv, code, stdout.read_text(), stderr.read_text())
+
     def status(self, pid: int) -> int | None:
         """The exit status of a process it forked, as ``Popen.returncode`` (None while it runs)."""
         code = self._call({"op": "status", "pid": pid})["code"]
@@ -206,17 +238,19 @@ def _preload() -> None:
 
 
 def _become(request: dict[str, Any], requests: int, answers: int) -> None:
-    """In the forked child: take the request's session, output, directory, environment and arguments."""
+    """In the forked child: take the request's session, input and output (``stdin`` or ``/dev/null``; ``stdout``
+    or the log; the log), directory, environment and arguments."""
     os.setsid()
     os.close(requests)
     os.close(answers)
-    null = os.open(os.devnull, os.O_RDONLY)
+    stdin = os.open(request.get("stdin", os.devnull), os.O_RDONLY)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
+    stdout = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if "stdout" in request else log
+    os.dup2(stdin, 0)
+    os.dup2(stdout, 1)
     os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
+    for fd in {stdin, stdout, log}:
+        os.close(fd)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 
 from dockyard.inventory.model import InstalledPackage
 from tests.support.app_server import AppServer
+from tests.support.cli import dockyard_cli
 from tests.support.oci import OCI_MANIFEST, canonical, descriptor, error_codes, push_blob, push_image, sha256
 from tests.support.vuln_inventory import write_inventory
 from tests.vulns.osv_fixture import database_v1, database_v2, write_zip
@@ -64,14 +63,7 @@ def lang(ecosystem: str, name: str, version: str, layer: str) -> InstalledPackag
 
 def vulndb(server: AppServer, *args: str) -> dict[str, object]:
     env = {**os.environ, **server.env}
-    done = subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", "vulndb", *args, "--data-dir", str(server.data_dir), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = dockyard_cli("vulndb", *args, "--data-dir", str(server.data_dir), "--json", env=env)
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
 
