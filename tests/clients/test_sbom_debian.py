@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from tests.api.test_sbom import sbom
 from tests.clients.conftest import Tool, docker_ref
+from tests.support.cli import dockyard_cli
 from tests.support.images import AMD64, OCI_CONFIG, OCI_MANIFEST, LayoutWriter
 from tests.support.server import DockyardServer
 from tests.support.tools import require_tool
@@ -176,22 +176,8 @@ def test_sbom_of_a_debian_image_lists_what_dpkg_lists(
                 }
             )
         )
-    imported = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dockyard.cli.main",
-            "vulndb",
-            "import",
-            str(advisories),
-            "--data-dir",
-            str(server.data_dir),
-        ],
-        env={**os.environ, **server.env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    imported = dockyard_cli(
+        "vulndb", "import", str(advisories), "--data-dir", str(server.data_dir), env={**os.environ, **server.env}
     )
     assert imported.returncode == 0, imported.stderr
     ns, name = repo.split("/", 1)

@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +28,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.clients.conftest import ContainersEnv, Tool, docker_ref
+from tests.support.cli import dockyard_cli
 from tests.support.images import Layout, build_image_layout
 from tests.support.oci import OCI_MANIFEST, sha256
-from tests.support.server import REPO_ROOT, DockyardServer
+from tests.support.server import DockyardServer
 from tests.support.tools import missing, require_tool
 
 pytestmark = pytest.mark.clients
@@ -94,24 +94,10 @@ def _run(tool: Tool, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 def generate_key(prefix: Path, password: str = PASSWORD) -> None:
     """``dockyard key generate`` as a user runs it (password on standard input)."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dockyard.cli.main",
-            "key",
-            "generate",
-            "--output-prefix",
-            str(prefix),
-            "--password-stdin",
-        ],
-        input=password,
-        text=True,
-        capture_output=True,
-        check=True,
-        cwd=REPO_ROOT,
-        timeout=60,
+    made = dockyard_cli(
+        "key", "generate", "--output-prefix", str(prefix), "--password-stdin", env=os.environ, input=password
     )
+    assert made.returncode == 0, made.stderr
 
 
 @dataclass
