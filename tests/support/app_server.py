@@ -58,7 +58,9 @@ class AppServer(Server):
             # tests/support/s3.py) must already be this process's, as a subprocess would inherit it.
             if not name.startswith(_PREFIX) and os.environ.get(name) != value:
                 raise ValueError(f"{name}: an in-process server cannot have an environment of its own")
-        fields = {name[len(_PREFIX) :].lower(): value for name, value in self.env.items() if name.startswith(_PREFIX)}
+        fields: dict[str, object] = {
+            name[len(_PREFIX) :].lower(): value for name, value in self.env.items() if name.startswith(_PREFIX)
+        }
         if unsupported := sorted(_PROCESS_SETTINGS & fields.keys()):
             raise ValueError(f"{', '.join(unsupported)}: acted on by `dockyard serve` itself; use DockyardServer")
         fields.update(data_dir=self.data_dir, host="127.0.0.1", port=self.port, open=None if self.secure else True)
