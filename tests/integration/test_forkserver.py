@@ -89,3 +89,29 @@ def test_a_command_reads_its_input_and_is_killed_at_its_timeout(forks: forkserve
     with pytest.raises(subprocess.TimeoutExpired):
         forks.run(["serve", "--port", str(free_port()), "--open"], env=env, cwd=REPO_ROOT, input=None, timeout=1)
     assert time.monotonic() - started < 30
+
+
+def test_a_child_on_a_reaped_childs_pid_is_not_taken_for_it(forks: forkserver.ForkServer, tmp_path: Path) -> None:
+    """The system gives the PID of a reaped child to a later process (pid_max is 32768 here; a suite run starts
+    more): the fork server's statuses are per child it started, not per PID. The test has the kernel hand the old
+    PID out again (``ns_last_pid``, root only) to a server the fork server starts next."""
+    last_pid = Path("/proc/sys/kernel/ns_last_pid")
+    if not os.access(last_pid, os.W_OK):
+        pytest.skip("setting the next PID takes root")
+    env = {"PATH": os.environ["PATH"], "DOCKYARD_DATA_DIR": str(tmp_path / "data")}
+    first = forks.spawn(["whoami"], env=env, cwd=REPO_ROOT, log_path=tmp_path / "first.log")
+    assert first.wait(timeout=60) == 0
+    for attempt in range(50):  # another process of the machine may take the PID first: try again
+        last_pid.write_text(str(first.pid - 1))
+        args = ["serve", "--port", str(free_port()), "--open"]
+        second = forks.spawn(args, env=env, cwd=REPO_ROOT, log_path=tmp_path / f"second-{attempt}.log")
+        if second.pid == first.pid:
+            break
+        second.kill()
+        second.wait(timeout=30)
+    else:
+        pytest.fail(f"the kernel never handed out PID {first.pid} again")
+    assert second.poll() is None  # running: not the status the first child left under that PID
+    assert first.poll() == 0
+    second.kill()
+    assert second.wait(timeout=30) == -signal.SIGKILL

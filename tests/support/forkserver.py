@@ -85,15 +85,16 @@ def enabled() -> bool:
 class ForkedProcess:
     """A server process the fork server started: what tests use of ``subprocess.Popen``."""
 
-    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
+    def __init__(self, server: ForkServer, pid: int, spawn: int, args: list[str]) -> None:
         self._server = server
         self.pid = pid
+        self._spawn = spawn  # the fork server's number for this child: its PID may be a later child's, once reaped
         self.args = args
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            self.returncode = self._server.status(self.pid)
+            self.returncode = self._server.status(self._spawn)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -160,7 +161,8 @@ class ForkServer:
     def spawn(self, args: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ForkedProcess:
         """Fork ``python -m dockyard.cli.main *args`` with exactly ``env``, output appended to ``log_path``."""
         answer = self._call({"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(log_path)})
-        return ForkedProcess(self, int(answer["pid"]), [sys.executable, "-m", "dockyard.cli.main", *args])
+        argv = [sys.executable, "-m", "dockyard.cli.main", *args]
+        return ForkedProcess(self, int(answer["pid"]), int(answer["spawn"]), argv)
 
     def run(
         self, args: list[str], *, env: dict[str, str], cwd: Path, input: str | None, timeout: float
@@ -174,7 +176,7 @@ class ForkServer:
             stdin.write_text(input or "")
             request = {"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(stderr)}
             answer = self._call({**request, "stdin": str(stdin), "stdout": str(stdout)})
-            process = ForkedProcess(self, int(answer["pid"]), argv)
+            process = ForkedProcess(self, int(answer["pid"]), int(answer["spawn"]), argv)
             try:
                 code = process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -183,9 +185,11 @@ class ForkServer:
                 raise
             return subprocess.CompletedProcess(argv, code, stdout.read_text(), stderr.read_text())
 
-    def status(self, pid: int) -> int | None:
-        """The exit status of a process it forked, as ``Popen.returncode`` (None while it runs)."""
-        code = self._call({"op": "status", "pid": pid})["code"]
+    def status(self, spawn: int) -> int | None:
+        """The exit status of the process it forked as number ``spawn``, as ``Popen.returncode`` (None while it
+        runs). Not by PID: the system reuses the PID of a reaped child (pid_max is 32768 here, and a suite run
+        starts far more processes), and a new child must not inherit an old one's status."""
+        code = self._call({"op": "status", "spawn": spawn})["code"]
         return None if code is None else int(code)
 
     def close(self) -> None:
@@ -266,7 +270,9 @@ def _serve() -> dict[str, Any] | None:
     os.dup2(2, 1)  # nothing the preloaded modules print may reach the protocol
     os.close(null)
     _preload()
-    codes: dict[int, int] = {}
+    running: dict[int, int] = {}  # PID → spawn number, while the child runs
+    codes: dict[int, int] = {}  # spawn number → exit status, once reaped
+    spawned = 0
     pending = b""
 
     def answer(message: dict[str, Any]) -> None:
@@ -280,7 +286,8 @@ def _serve() -> dict[str, Any] | None:
                 return
             if pid == 0:
                 return
-            codes[pid] = os.waitstatus_to_exitcode(status)
+            if pid in running:
+                codes[running.pop(pid)] = os.waitstatus_to_exitcode(status)
 
     answer({"ready": True})
     while True:
@@ -297,7 +304,7 @@ def _serve() -> dict[str, Any] | None:
             request: dict[str, Any] = json.loads(line)
             if request["op"] == "status":
                 reap()
-                answer({"code": codes.get(int(request["pid"]))})
+                answer({"code": codes.get(int(request["spawn"]))})
                 continue
             sys.stdout.flush()
             sys.stderr.flush()
@@ -309,7 +316,9 @@ def _serve() -> dict[str, Any] | None:
             if pid == 0:
                 _become(request, requests, answers)
                 return request
-            answer({"pid": pid})
+            spawned += 1
+            running[pid] = spawned
+            answer({"pid": pid, "spawn": spawned})
 
 
 def main() -> None:
