@@ -83,7 +83,7 @@ def enabled() -> bool:
 
 
 class ForkedProcess:
-    """A server process the fork server started: what tests use of ``subprocess.Popen``."""
+    """A process the fork server started (a server, or a CLI command): what tests use of ``subprocess.Popen``."""
 
     def __init__(self, server: ForkServer, pid: int, spawn: int, args: list[str]) -> None:
         self._server = server
