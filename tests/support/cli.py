@@ -6,7 +6,6 @@ and stderr captured apart as text. The process is forked from the test process's
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Mapping
 
 from tests.support import forkserver
@@ -20,7 +19,7 @@ def dockyard_cli(
     if forkserver.enabled():
         return forkserver.shared(REPO_ROOT).run(list(args), env=dict(env), cwd=REPO_ROOT, input=input, timeout=timeout)
     return subprocess.run(
-        [sys.executable, "-m", "dockyard.cli.main", *args],
+        forkserver.command(list(args)),
         input=input,
         env=dict(env),
         cwd=REPO_ROOT,

@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from tests.support.processes import wait_or_kill
+
 # What a one-worker `dockyard serve` imports before it answers (tests/integration/test_startup_imports.py lists
 # what it must not). The scale-out backend's database driver and S3 client are added for that backend.
 MAIN = "dockyard.cli.main"
@@ -72,6 +74,8 @@ PRELOAD_ON_FIRST_USE = (
     "cryptography.hazmat.primitives.kdf.hkdf",
     "cryptography.hazmat.primitives.serialization",
 )
+
+
 _LEFT_OUT_OF_THE_FORK_SERVER = ("PROMETHEUS_MULTIPROC_DIR",)
 _REAP_EVERY = 0.05
 
@@ -80,6 +84,11 @@ def enabled() -> bool:
     if os.environ.get("DOCKYARD_TEST_FORKSERVER", "1") == "0":
         return False
     return os.environ.get("DOCKYARD_COVERAGE") != "1" and "COVERAGE_PROCESS_START" not in os.environ
+
+
+def command(args: list[str]) -> list[str]:
+    """The command line of ``python -m dockyard.cli.main *args`` in this interpreter."""
+    return [sys.executable, "-m", MAIN, *args]
 
 
 class ForkedProcess:
@@ -158,11 +167,22 @@ class ForkServer:
             raise RuntimeError(f"the test fork server could not start a process: {answer['error']}")
         return answer
 
-    def spawn(self, args: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> ForkedProcess:
-        """Fork ``python -m dockyard.cli.main *args`` with exactly ``env``, output appended to ``log_path``."""
-        answer = self._call({"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(log_path)})
-        argv = [sys.executable, "-m", "dockyard.cli.main", *args]
-        return ForkedProcess(self, int(answer["pid"]), int(answer["spawn"]), argv)
+    def spawn(
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        log_path: Path,
+        stdin: Path | None = None,
+        stdout: Path | None = None,
+    ) -> ForkedProcess:
+        """Fork ``python -m dockyard.cli.main *args`` with exactly ``env``, output appended to ``log_path`` (its
+        stdout written to ``stdout`` instead when given; its stdin read from ``stdin``, else ``/dev/null``)."""
+        request: dict[str, Any] = {"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(log_path)}
+        request.update({name: str(path) for name, path in (("stdin", stdin), ("stdout", stdout)) if path is not None})
+        answer = self._call(request)
+        return ForkedProcess(self, int(answer["pid"]), int(answer["spawn"]), command(args))
 
     def run(
         self, args: list[str], *, env: dict[str, str], cwd: Path, input: str | None, timeout: float
@@ -170,20 +190,14 @@ class ForkServer:
         """Run ``python -m dockyard.cli.main *args`` to its end, as ``subprocess.run(…, capture_output=True,
         text=True)`` would: ``input`` on its stdin, its stdout and stderr apart. Kills it after ``timeout`` s
         (raising ``TimeoutExpired``)."""
-        argv = [sys.executable, "-m", "dockyard.cli.main", *args]
         with tempfile.TemporaryDirectory(prefix="dockyard-cli-") as scratch:
             stdin, stdout, stderr = (Path(scratch, name) for name in ("stdin", "stdout", "stderr"))
             stdin.write_text(input or "")
-            request = {"op": "spawn", "args": args, "env": env, "cwd": str(cwd), "log": str(stderr)}
-            answer = self._call({**request, "stdin": str(stdin), "stdout": str(stdout)})
-            process = ForkedProcess(self, int(answer["pid"]), int(answer["spawn"]), argv)
-            try:
-                code = process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise
-            return subprocess.CompletedProcess(argv, code, stdout.read_text(), stderr.read_text())
+            process = self.spawn(args, env=env, cwd=cwd, log_path=stderr, stdin=stdin, stdout=stdout)
+            if not wait_or_kill(process, timeout):
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            code = process.wait()
+            return subprocess.CompletedProcess(process.args, code, stdout.read_text(), stderr.read_text())
 
     def status(self, spawn: int) -> int | None:
         """The exit status of the process it forked as number ``spawn``, as ``Popen.returncode`` (None while it
@@ -195,11 +209,7 @@ class ForkServer:
     def close(self) -> None:
         with self._lock:
             self._requests.close()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        wait_or_kill(self._process, 10)
         self._answers.close()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.processes import stop
 from tests.support.server import free_port
 from tests.support.tools import missing, require_tool
 
@@ -86,12 +87,7 @@ class OidcProvider:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop(self._process)
         self._process = None
 
     def settings_env(self, **extra: str) -> dict[str, str]:

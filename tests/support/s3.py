@@ -29,6 +29,7 @@ import httpx
 import pytest
 from botocore.config import Config
 
+from tests.support.processes import stop
 from tests.support.server import free_port
 
 
@@ -90,12 +91,7 @@ class MotoServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop(self.process)
         self.process = None
 
     def log_tail(self, lines: int = 40) -> str:

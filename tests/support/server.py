@@ -17,7 +17,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -156,7 +155,7 @@ class DockyardServer(Server):
         else:
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-m", "dockyard.cli.main", *args],
+                    forkserver.command(args),
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
