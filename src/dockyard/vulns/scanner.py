@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
@@ -222,14 +222,7 @@ class Scanner:
         async with self.db.write() as conn:
             await _hold_image(conn, digest)
             mine = tuple_(VulnFinding.ecosystem, VulnFinding.package).in_(names)
-            before = {
-                (r.advisory_id, r.package, r.installed)
-                for r in await conn.execute(
-                    select(VulnFinding.advisory_id, VulnFinding.package, VulnFinding.installed).where(
-                        VulnFinding.manifest_digest == digest, mine
-                    )
-                )
-            }
+            before = await _identities(conn, digest, mine)
             await conn.execute(delete(VulnFinding).where(VulnFinding.manifest_digest == digest, mine))
             await _insert_findings(conn, digest, findings)
             total = (
@@ -246,11 +239,14 @@ class Scanner:
 async def _scanned_findings(conn: AsyncConnection, digest: str) -> set[tuple[str, str, str]] | None:
     """The identities of image ``digest``'s findings, or None when it was never scanned (or its scan failed)."""
     state = (await conn.execute(select(VulnScan.state).where(VulnScan.manifest_digest == digest))).scalar_one_or_none()
-    if state != SCANNED:
-        return None
+    return await _identities(conn, digest) if state == SCANNED else None
+
+
+async def _identities(conn: AsyncConnection, digest: str, *where: ColumnElement[bool]) -> set[tuple[str, str, str]]:
+    """The identities (``Finding.identity``) of image ``digest``'s stored findings that match ``where``."""
     rows = await conn.execute(
         select(VulnFinding.advisory_id, VulnFinding.package, VulnFinding.installed).where(
-            VulnFinding.manifest_digest == digest
+            VulnFinding.manifest_digest == digest, *where
         )
     )
     return {(r.advisory_id, r.package, r.installed) for r in rows}
