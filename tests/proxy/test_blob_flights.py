@@ -48,8 +48,7 @@ def _random_blob(path: Path, size: int) -> str:
 def _fetches(reference: ReferenceRegistry, digest: str) -> list[Request]:
     """The upstream's GETs of ``digest``, once it logged one: a client can have the last byte before the
     upstream wrote its access-log line (it logs after the response is sent)."""
-    wait_for(lambda: reference.requests("GET", f"/blobs/{digest}"), what=f"the upstream's log of GET {digest}")
-    return reference.requests("GET", f"/blobs/{digest}")
+    return wait_for(lambda: reference.requests("GET", f"/blobs/{digest}"), what=f"the upstream's log of GET {digest}")
 
 
 def _fetch(url: str) -> tuple[int, str, int]:
