@@ -233,7 +233,8 @@ def test_signatures_are_verified_before_anyone_pulls(admin: httpx.Client, server
 
     wait_for(lambda: server.execute_sql(VERIFIED_CHECKS, repo=repo, digest=image.digest, yes=True) == 1, timeout=8)
     verify_job = {"kind": "trust.verify", "key": f"trust.verify:{repo}@{image.digest}"}
-    assert server.execute_sql(SUCCEEDED_JOBS, **verify_job) == 1
+    # The job is marked succeeded in a transaction of its own, after the handler's (which wrote the check).
+    wait_for(lambda: server.execute_sql(SUCCEEDED_JOBS, **verify_job) == 1, timeout=8)
     assert server.execute_sql(CHECKS, repo=repo, digest=unsigned.digest) == 0  # only signed images are checked ahead
 
     # A new trusted key re-verifies the namespace's signed images: the row is written again, with the new key set.
