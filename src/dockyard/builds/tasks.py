@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Final
 
@@ -158,8 +159,8 @@ class BuildSubscriber:
     """The event bus's builds subscriber: a new image pushed under a tag that a rule's last build used as its base
     queues that rule again (once: coalescing keeps one queued build per rule and ref)."""
 
-    async def prepare(self, event: OutboxEvent) -> None:
-        return None
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
+        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

@@ -1,13 +1,16 @@
 """The event bus: the one consumer of the outbox. ``OutboxDispatcher`` reads the events no one has dispatched yet,
-in id order, and hands each to every registered subscriber in one transaction per event.
+in id order, a batch at a time, and hands each to every registered subscriber in one transaction per batch.
 
-A subscriber (``Subscriber``) works in two steps. ``prepare(event)`` runs outside any transaction and reads what
-it needs (which webhooks want the event, the pushed image's platforms), so that no write lock is held while it
-reads. Then, in the event's transaction, the dispatcher claims the event — a conditional UPDATE of
-``dispatched_at`` — and calls ``on_event(conn, event, prepared)`` of every subscriber, which may write rows and
-enqueue jobs in that transaction (``dockyard.jobs.queue.enqueue``). Replicas dispatching at once never dispatch
-one event twice (only one claim succeeds), and a crash or an error before the commit leaves the event to be
-dispatched again: a subscriber may be called more than once for an event, but what it writes commits once.
+A subscriber (``Subscriber``) works in two steps. ``prepare(events)`` runs outside any transaction and reads what
+it needs for a whole batch (which webhooks want each event, the pushed images' platforms) — one query for the
+batch rather than one per event —, so that no write lock is held while it reads. Then, in the batch's transaction,
+the dispatcher claims the events — one conditional UPDATE of ``dispatched_at`` — and calls ``on_event(conn, event,
+prepared)`` of every subscriber for each event it claimed, in id order; these may write rows and enqueue jobs in
+that transaction (``dockyard.jobs.queue.enqueue``). Replicas dispatching at once never dispatch one event twice
+(only one claim of a row succeeds), and a crash or an error before the commit leaves the events to be dispatched
+again: a subscriber may be called more than once for an event, but what it writes commits once. When a batch's
+transaction fails, its events are dispatched again one per transaction, so that the events before a failing one
+go through and the failing one (and those after it) wait, as if each had been dispatched alone.
 
 The composition root registers the subscribers (webhooks: deliveries; trust: verification of pushed signatures)
 and runs the dispatcher next to the job runner, passing the runner's ``wake`` so that enqueued jobs start at once.
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,6 +41,15 @@ log = logging.getLogger("dockyard.events")
 
 BATCH = 100
 PRUNE_BATCH = 5000
+
+# Built once: the statements of every batch (a statement built anew costs its cache-key walk each time).
+_PENDING = select(Event.__table__).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(bindparam("limit"))
+_CLAIM = (
+    update(Event)
+    .where(Event.id.in_(bindparam("ids", expanding=True)), Event.dispatched_at.is_(None))
+    .values(dispatched_at=bindparam("now"))
+    .returning(Event.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +92,12 @@ P = TypeVar("P")
 
 
 class Subscriber(Protocol[P]):
-    """Something the outbox's events are handed to. ``prepare`` reads (no transaction is open); ``on_event`` writes
-    in the event's claim transaction, given what ``prepare`` returned. Both may be called again for one event
-    after a crash or an error, so what ``on_event`` writes must be what a first call would have written."""
+    """Something the outbox's events are handed to. ``prepare`` reads (no transaction is open) for a batch of
+    events and returns one value per event, in order; ``on_event`` writes in the claim transaction, given what
+    ``prepare`` returned for that event. Both may be called again for an event after a crash or an error, so what
+    ``on_event`` writes must be what a first call would have written."""
 
-    async def prepare(self, event: OutboxEvent) -> P: ...
+    async def prepare(self, events: Sequence[OutboxEvent]) -> Sequence[P]: ...
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: P) -> None: ...
 
@@ -127,12 +140,19 @@ class OutboxDispatcher:
     async def run_once(self, limit: int = BATCH) -> int:
         """Dispatch up to ``limit`` pending events; returns how many were looked at."""
         async with self.db.read() as conn:
-            rows = (
-                await conn.execute(select(Event).where(Event.dispatched_at.is_(None)).order_by(Event.id).limit(limit))
-            ).all()
-        dispatched = False
-        for row in rows:
-            dispatched = await self.dispatch(OutboxEvent.from_row(row)) or dispatched
+            rows = (await conn.execute(_PENDING, {"limit": limit})).all()
+        if not rows:
+            return 0
+        events = [OutboxEvent.from_row(row) for row in rows]
+        try:
+            dispatched = await self._dispatch(events)
+        except Exception:
+            if len(events) == 1:
+                raise
+            log.debug("a batch of %d events failed; dispatching them one at a time", len(events), exc_info=True)
+            dispatched = False
+            for event in events:  # the failing event raises here, after the ones before it went through
+                dispatched = await self.dispatch(event) or dispatched
         if dispatched and self._wake is not None:
             self._wake()
         return len(rows)
@@ -140,16 +160,22 @@ class OutboxDispatcher:
     async def dispatch(self, event: OutboxEvent) -> bool:
         """Hand one event to every subscriber and mark it dispatched, in one transaction. Returns False when
         another dispatcher had claimed it first."""
-        prepared = [await subscriber.prepare(event) for subscriber in self.subscribers]
+        return await self._dispatch([event])
+
+    async def _dispatch(self, events: Sequence[OutboxEvent]) -> bool:
+        """Claim ``events`` and hand each claimed one to every subscriber, in one transaction; whether any was
+        claimed (the others had been claimed by another dispatcher)."""
+        prepared = [await subscriber.prepare(events) for subscriber in self.subscribers]
         async with self.db.write() as conn:
-            claimed = await conn.execute(
-                update(Event).where(Event.id == event.id, Event.dispatched_at.is_(None)).values(dispatched_at=utcnow())
+            claimed = set(
+                (await conn.execute(_CLAIM, {"ids": [event.id for event in events], "now": utcnow()})).scalars()
             )
-            if claimed.rowcount != 1:
-                return False
-            for subscriber, state in zip(self.subscribers, prepared, strict=True):
-                await subscriber.on_event(conn, event, state)
-            return True
+            for index, event in enumerate(events):
+                if event.id not in claimed:
+                    continue
+                for subscriber, states in zip(self.subscribers, prepared, strict=True):
+                    await subscriber.on_event(conn, event, states[index])
+            return bool(claimed)
 
 
 async def prune_dispatched(db: Database, retention: timedelta, batch: int = PRUNE_BATCH) -> int:

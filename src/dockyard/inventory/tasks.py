@@ -8,6 +8,7 @@ error retries the job; every other failure is recorded on the image's inventory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,8 +29,8 @@ from dockyard.settings import Settings
 class InventorySubscriber:
     """The event bus's inventory subscriber (``dockyard.events.bus.Subscriber``)."""
 
-    async def prepare(self, event: OutboxEvent) -> None:
-        return None
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
+        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

@@ -7,6 +7,7 @@ storage error retries it."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,8 +39,8 @@ async def enqueue_index(conn: AsyncConnection, repository: str, digest: str) -> 
 class LayerIndexSubscriber:
     """The event bus's layer-index subscriber (``dockyard.events.bus.Subscriber``)."""
 
-    async def prepare(self, event: OutboxEvent) -> None:
-        return None
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
+        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

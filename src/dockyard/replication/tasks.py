@@ -10,6 +10,7 @@ failure in its history.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -86,22 +87,37 @@ class ReplicationSubscriber:
         self.db = db
         self.settings = settings
 
-    async def prepare(self, event: OutboxEvent) -> list[_Start]:
-        if event.type not in (MANIFEST_PUSHED, TAG_DELETED) or not event.repository:
-            return []
-        namespace = namespace_of(event.repository)
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[list[_Start]]:
+        """For each event, the runs it starts; the rules of the whole batch are read in one query."""
+        kinds = (MANIFEST_PUSHED, TAG_DELETED)
+        wanted = [namespace_of(e.repository) if e.repository and e.type in kinds else None for e in events]
+        namespaces = sorted({namespace for namespace in wanted if namespace is not None})
+        if not namespaces:
+            return [[] for _ in events]
         async with self.db.read() as conn:
             rules = (
                 await conn.execute(
-                    select(ReplicationRule.__table__).where(
-                        ReplicationRule.namespace == namespace,
+                    select(ReplicationRule.__table__)
+                    .where(
+                        ReplicationRule.namespace.in_(namespaces),
                         ReplicationRule.direction == PUSH,
                         ReplicationRule.trigger == EVENT,
                         ReplicationRule.enabled == true(),
                     )
+                    .order_by(ReplicationRule.id)
                 )
             ).all()
-        return [_Start(rule.id, namespace, scope) for rule in rules for scope in event_scopes(rule, event)]
+        return [
+            [
+                _Start(rule.id, namespace, scope)
+                for rule in rules
+                if rule.namespace == namespace
+                for scope in event_scopes(rule, event)
+            ]
+            if namespace is not None
+            else []
+            for event, namespace in zip(events, wanted, strict=True)
+        ]
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: list[_Start]) -> None:
         for start in prepared:

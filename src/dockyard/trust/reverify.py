@@ -12,7 +12,7 @@ computed from are unchanged, so these jobs make pulls and tag views cheaper and 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,8 +58,8 @@ class SignatureSubscriber:
     """The event bus's trust subscriber (``dockyard.events.bus.Subscriber``): a pushed signature enqueues the
     verification of the image it signs, so that it is verified now rather than at its first pull."""
 
-    async def prepare(self, event: OutboxEvent) -> None:
-        return None
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
+        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if event.type != MANIFEST_PUSHED or not event.repository:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -60,8 +61,8 @@ async def enqueue_scan(conn: AsyncConnection, digest: str) -> None:
 class ScanSubscriber:
     """The event bus's scanning subscriber (``dockyard.events.bus.Subscriber``)."""
 
-    async def prepare(self, event: OutboxEvent) -> None:
-        return None
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
+        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

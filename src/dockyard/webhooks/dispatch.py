@@ -23,7 +23,7 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import or_, select, true
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -124,37 +124,42 @@ class WebhookSubscriber:
         self.settings = settings
         self.images = ImageResolver(blobs)
 
-    async def _hooks(self, repository: str) -> list[Row[Any]]:
-        namespace = namespace_of(repository)
+    async def _hooks(self, namespaces: set[str]) -> list[Row[Any]]:
+        """The active webhooks of ``namespaces`` (whole-namespace and per-repository ones) and the site-wide ones."""
         async with self.db.read() as conn:
             return list(
                 (
                     await conn.execute(
                         select(Webhook).where(
                             Webhook.active == true(),
-                            or_(
-                                and_(
-                                    Webhook.namespace == namespace,
-                                    or_(Webhook.repository.is_(None), Webhook.repository == repository),
-                                ),
-                                Webhook.namespace.is_(None),
-                            ),
+                            or_(Webhook.namespace.in_(sorted(namespaces)), Webhook.namespace.is_(None)),
                         )
                     )
                 ).all()
             )
 
-    async def prepare(self, event: OutboxEvent) -> _Plan | None:
-        """The webhooks that want ``event`` and its view, or None when none does."""
-        name = webhook_event_of(event)
-        if name is None or not event.repository:
-            return None
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[_Plan | None]:
+        """For each event, the webhooks that want it and its view, or None when none does. The webhooks of the
+        whole batch are read in one query."""
+        named = [(event, webhook_event_of(event) if event.repository else None) for event in events]
+        namespaces = {namespace_of(event.repository) for event, name in named if name and event.repository}
+        hooks = await self._hooks(namespaces) if namespaces else []
+        return [await self._plan(event, name, hooks) if name else None for event, name in named]
+
+    async def _plan(self, event: OutboxEvent, name: str, hooks: list[Row[Any]]) -> _Plan | None:
+        repository = event.repository or ""
+        namespace = namespace_of(repository)
         tags = event.tags
         tag = tags[0] if tags else None
-        hooks = [hook for hook in await self._hooks(event.repository) if wants(hook, name, tag)]
-        if not hooks:
+        wanting = [
+            hook
+            for hook in hooks
+            if (hook.namespace is None or (hook.namespace == namespace and hook.repository in (None, repository)))
+            and wants(hook, name, tag)
+        ]
+        if not wanting:
             return None
-        return _Plan(chain_order(hooks), await self.view(event, name, tags))
+        return _Plan(chain_order(wanting), await self.view(event, name, tags))
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, plan: _Plan | None) -> None:
         """Write the deliveries of ``plan`` and enqueue their jobs, in the event's claim transaction."""

@@ -1,10 +1,13 @@
 """The event bus (``dockyard.events.bus``) against a real database: every subscriber sees each outbox event once, in
-id order, in the transaction that claims it; a failing subscriber leaves the event (and what the others wrote) to
-be dispatched again; racing dispatchers never dispatch one event twice; old dispatched events are pruned."""
+id order, in the transaction that claims it, prepared a batch at a time; a failing subscriber leaves the event (and
+what the others wrote for it) to be dispatched again while the events before it go through; racing dispatchers
+never dispatch one event twice; old dispatched events are pruned."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,13 +28,13 @@ class Recorder:
     """Records the events it is handed and enqueues one job per event in the claim transaction."""
 
     def __init__(self, *, fail_on: str | None = None) -> None:
-        self.prepared: list[int] = []
+        self.batches: list[list[int]] = []
         self.seen: list[tuple[int, str]] = []
         self.fail_on = fail_on
 
-    async def prepare(self, event: OutboxEvent) -> str:
-        self.prepared.append(event.id)
-        return f"prepared:{event.event_id}"
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[str]:
+        self.batches.append([event.id for event in events])
+        return [f"prepared:{event.event_id}" for event in events]
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: str) -> None:
         assert prepared == f"prepared:{event.event_id}"
@@ -54,6 +57,14 @@ async def count(db: Database, statement: Any) -> int:
         return int((await conn.execute(statement)).scalar_one())
 
 
+async def job_tags(db: Database) -> list[str]:
+    """The tag of the event behind each test job, in job order."""
+    async with db.read() as conn:
+        tags = {row.event_id: row.tag for row in await conn.execute(select(Event.event_id, Event.tag))}
+        payloads = (await conn.execute(select(Job.payload).where(Job.kind == "test.bus").order_by(Job.id))).scalars()
+        return [str(tags[json.loads(payload)["event"]]) for payload in payloads]
+
+
 UNDISPATCHED = select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None))
 JOBS = select(func.count()).select_from(Job).where(Job.kind == "test.bus")
 
@@ -71,6 +82,7 @@ async def test_every_subscriber_sees_each_event_once_in_order(db: Database) -> N
     assert await count(db, UNDISPATCHED) == 0
     assert await count(db, JOBS) == 10
     assert woken == [True]
+    assert first.batches == second.batches == [[event_id for event_id, _ in first.seen]]  # one read for all five
     assert await bus.run_once() == 0  # nothing is dispatched twice
     assert len(first.seen) == 5
 
@@ -82,13 +94,18 @@ async def test_a_failing_subscriber_leaves_the_event_to_dispatch_again(db: Datab
     bus = OutboxDispatcher(db, [other, failing], poll_seconds=0.05)
     with pytest.raises(RuntimeError, match="subscriber failed"):
         await bus.run_once()
-    assert len(failing.seen) == 1  # t0 went through; t1 failed, and t2 waits behind it
-    assert await count(db, UNDISPATCHED) == 2
-    assert await count(db, JOBS) == 2  # t0's two jobs; t1's enqueue went with its transaction
+    # The batch's transaction failed at t1; dispatched again one at a time, t0 went through, t1 failed again, and
+    # t2 waits behind it. (Subscribers were called for t0 twice: only the second call's writes committed.)
+    async with db.read() as conn:
+        left = set((await conn.execute(select(Event.tag).where(Event.dispatched_at.is_(None)))).scalars())
+    assert left == {"t1", "t2"}
+    assert await count(db, JOBS) == 2  # t0's two jobs, once; t1's enqueues went with its transactions
+    assert await job_tags(db) == ["t0", "t0"]
     failing.fail_on = None
     assert await bus.run_once() == 2
     assert await count(db, UNDISPATCHED) == 0
     assert await count(db, JOBS) == 6
+    assert sorted(await job_tags(db)) == ["t0", "t0", "t1", "t1", "t2", "t2"]
 
 
 async def test_racing_dispatchers_dispatch_each_event_once(db: Database) -> None:
