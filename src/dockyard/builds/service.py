@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -100,29 +100,31 @@ async def enqueue_listing(conn: AsyncConnection, link_id: int, *, trigger: str, 
     )
 
 
+# The rules last built FROM a repository's tags (built once: every pushed image asks).
+_DEPENDENTS = (
+    select(
+        BuildBase.rule_id,
+        BuildBase.ref,
+        BuildBase.commit,
+        BuildRule.uuid,
+        BuildRule.source_type,
+        BuildRule.autobuild,
+        BuildRule.link_id,
+        BuildLink.repository.label("target"),
+    )
+    .join(BuildRule, BuildRule.id == BuildBase.rule_id)
+    .join(BuildLink, BuildLink.id == BuildRule.link_id)
+    .where(BuildBase.repository == bindparam("repository"), BuildBase.tag.in_(bindparam("tags", expanding=True)))
+    .order_by(BuildBase.rule_id)
+)
+
+
 async def queue_dependents(conn: AsyncConnection, repository: str, tags: Sequence[str]) -> list[Queued]:
     """A new image was pushed to ``repository`` under ``tags``: queue every rule last built ``FROM`` one of them
     (base-image links), at the ref and commit it last built. A repository's own rules are not its dependents."""
     if not tags:
         return []
-    rows = (
-        await conn.execute(
-            select(
-                BuildBase.rule_id,
-                BuildBase.ref,
-                BuildBase.commit,
-                BuildRule.uuid,
-                BuildRule.source_type,
-                BuildRule.autobuild,
-                BuildRule.link_id,
-                BuildLink.repository.label("target"),
-            )
-            .join(BuildRule, BuildRule.id == BuildBase.rule_id)
-            .join(BuildLink, BuildLink.id == BuildRule.link_id)
-            .where(BuildBase.repository == repository, BuildBase.tag.in_(list(tags)))
-            .order_by(BuildBase.rule_id)
-        )
-    ).all()
+    rows = (await conn.execute(_DEPENDENTS, {"repository": repository, "tags": list(tags)})).all()
     out: list[Queued] = []
     seen: set[int] = set()
     for row in rows:

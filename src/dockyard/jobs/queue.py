@@ -28,7 +28,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.db.statements import insert_or_nothing
+from dockyard.db.statements import dialect_insert_for, prepared
 from dockyard.models import Job
 from dockyard.models.base import utcnow
 
@@ -75,7 +75,7 @@ async def enqueue(
             {"space": _ORDERING_LOCK_SPACE, "key": ordering_key},
         )
     now = utcnow()
-    statement = insert_or_nothing(conn, Job).returning(Job.id)
+    statement = prepared(conn, _insert_job)
     result = await conn.execute(
         statement,
         {
@@ -93,6 +93,12 @@ async def enqueue(
     )
     job_id = result.scalar_one_or_none()
     return None if job_id is None else int(job_id)
+
+
+def _insert_job(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` into the jobs (a queued duplicate of an unfinished job's
+    ``dedupe_key`` inserts nothing), built once per dialect."""
+    return dialect_insert_for(dialect, Job).on_conflict_do_nothing().returning(Job.id)
 
 
 def encode_payload(payload: dict[str, Any]) -> str:

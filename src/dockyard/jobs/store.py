@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, delete, exists, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, delete, exists, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -49,47 +49,68 @@ class ClaimedJob:
 _Candidate = Row[int, str, str, int, int, datetime | None]  # id, kind, payload, attempts, max_attempts, expires_at
 
 
-def _due_queued(now: datetime) -> ColumnElement[bool]:
-    return and_(Job.state == QUEUED, Job.run_at <= now)
+# The claim's statements, built once with bound parameters (``now``, ``kinds``, ``limit``): a runner claims after
+# every job it finishes, and a statement built anew costs its construction and cache-key walk each time — with
+# the aliased ordering check, more than the query itself.
+_DUE_QUEUED = and_(Job.state == QUEUED, Job.run_at <= bindparam("now"))
+_LEASE_EXPIRED = and_(Job.state == RUNNING, Job.lease_until < bindparam("now"))
+_EARLIER = aliased(Job)
+_IN_ORDER = or_(
+    Job.ordering_key.is_(None),
+    ~exists().where(
+        _EARLIER.ordering_key == Job.ordering_key,
+        _EARLIER.id < Job.id,
+        _EARLIER.state.in_(_UNFINISHED_LITERALS),
+    ),
+)
+_OF_KINDS = Job.kind.in_(bindparam("kinds", expanding=True))
+_ANY_DUE = select(Job.id).where(or_(_DUE_QUEUED, _LEASE_EXPIRED), _OF_KINDS, _IN_ORDER).limit(1)
 
 
-def _lease_expired(now: datetime) -> ColumnElement[bool]:
-    return and_(Job.state == RUNNING, Job.lease_until < now)
-
-
-def _claimable(due: ColumnElement[bool], kinds: Collection[str]) -> list[ColumnElement[bool]]:
-    earlier = aliased(Job)
-    blocked = exists().where(
-        earlier.ordering_key == Job.ordering_key,
-        earlier.id < Job.id,
-        earlier.state.in_(_UNFINISHED_LITERALS),
+def _candidates_of(due: ColumnElement[bool], *, locking: bool) -> Select[int, str, str, int, int, datetime | None]:
+    # One state per query, ordered as the (state, run_at, id) index is: the scan walks the index in order and
+    # stops at ``limit``, however long the backlog.
+    statement = (
+        select(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.expires_at)
+        .where(due, _OF_KINDS, _IN_ORDER)
+        .order_by(Job.run_at, Job.id)
+        .limit(bindparam("limit"))
     )
-    return [due, Job.kind.in_(list(kinds)), or_(Job.ordering_key.is_(None), ~blocked)]
+    return statement.with_for_update(skip_locked=True, of=Job) if locking else statement
+
+
+# (lease ran out, queued and due) × (SQLite, PostgreSQL: FOR UPDATE SKIP LOCKED)
+_CANDIDATES = {
+    (due_name, locking): _candidates_of(due, locking=locking)
+    for due_name, due in (("expired", _LEASE_EXPIRED), ("queued", _DUE_QUEUED))
+    for locking in (False, True)
+}
+_TAKE = (
+    update(Job)
+    .where(Job.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=RUNNING,
+        lease_owner=bindparam("owner"),
+        lease_until=bindparam("until"),
+        attempts=Job.attempts + 1,
+        started_at=bindparam("started"),
+    )
+)
 
 
 async def any_due(conn: AsyncConnection, kinds: Collection[str], now: datetime) -> bool:
     """Whether a claim would find something: a cheap read that spares idle runners a write transaction."""
     if not kinds:
         return False
-    due = or_(_due_queued(now), _lease_expired(now))
-    row = await conn.execute(select(Job.id).where(*_claimable(due, kinds)).limit(1))
+    row = await conn.execute(_ANY_DUE, {"now": now, "kinds": list(kinds)})
     return row.first() is not None
 
 
 async def _candidates(
-    conn: AsyncConnection, due: ColumnElement[bool], kinds: Collection[str], limit: int
+    conn: AsyncConnection, due: str, kinds: Collection[str], now: datetime, limit: int
 ) -> list[_Candidate]:
-    # One state per query, ordered as the (state, run_at, id) index is: the scan walks the index in order and
-    # stops at ``limit``, however long the backlog.
-    statement = (
-        select(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.expires_at)
-        .where(*_claimable(due, kinds))
-        .order_by(Job.run_at, Job.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        statement = statement.with_for_update(skip_locked=True, of=Job)
-    return list((await conn.execute(statement)).all())
+    statement = _CANDIDATES[due, conn.dialect.name == "postgresql"]
+    return list((await conn.execute(statement, {"now": now, "kinds": list(kinds), "limit": limit})).all())
 
 
 async def expire_dead_owners(conn: AsyncConnection, now: datetime) -> int:
@@ -118,9 +139,9 @@ async def claim(
     runner died during their last attempt, become ``dead`` here instead of being returned."""
     if not kinds or limit < 1:
         return []
-    rows = await _candidates(conn, _lease_expired(now), kinds, limit)
+    rows = await _candidates(conn, "expired", kinds, now, limit)
     if len(rows) < limit:
-        rows += await _candidates(conn, _due_queued(now), kinds, limit - len(rows))
+        rows += await _candidates(conn, "queued", kinds, now, limit - len(rows))
     claimed: list[ClaimedJob] = []
     for row in rows:
         reason = None
@@ -148,11 +169,7 @@ async def claim(
         )
     if claimed:
         await conn.execute(
-            update(Job)
-            .where(Job.id.in_([job.id for job in claimed]))
-            .values(
-                state=RUNNING, lease_owner=owner, lease_until=now + lease, attempts=Job.attempts + 1, started_at=now
-            )
+            _TAKE, {"ids": [job.id for job in claimed], "owner": owner, "until": now + lease, "started": now}
         )
     return claimed
 
