@@ -73,12 +73,18 @@ class ImageTarget:
     layers: tuple[str, ...]
 
 
+def image_order(digest: str) -> str:
+    """The job ordering key of the work on one image's contents: its inventory's computation, then what reads the
+    inventory (the vulnerability scan) — a job with this key runs after those queued before it finish."""
+    return f"image:{digest}"
+
+
 async def enqueue_compute(conn: AsyncConnection, repository: str, digest: str) -> None:
     """Compute the inventory of image manifest ``repository@digest`` soon (once per repository and digest while
     queued: the job also attaches the SBOM referrer in that repository; the inventory itself is computed once)."""
     payload = {"repository": repository, "digest": digest}
     where = hashlib.sha256(repository.encode()).hexdigest()[:32]  # a name may be 255 characters, the key too
-    await enqueue(conn, COMPUTE, payload, dedupe_key=f"{COMPUTE}:{digest}:{where}")
+    await enqueue(conn, COMPUTE, payload, dedupe_key=f"{COMPUTE}:{digest}:{where}", ordering_key=image_order(digest))
 
 
 _STATE_COLUMNS = (

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
 from dockyard.events.bus import OutboxEvent
+from dockyard.inventory.service import image_order
 from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
@@ -55,7 +56,16 @@ def inventory_source(settings: Settings, db: Database, registry: RegistryContext
 
 
 async def enqueue_scan(conn: AsyncConnection, digest: str) -> None:
-    await enqueue(conn, SCAN, {"digest": digest}, dedupe_key=f"{SCAN}:{digest}", max_attempts=SCAN_ATTEMPTS)
+    """Scan image ``digest`` soon: after the computation of its inventory when one is queued before (the push's
+    subscribers queue that first), so that the scan does not run, find no inventory and wait its retry."""
+    await enqueue(
+        conn,
+        SCAN,
+        {"digest": digest},
+        dedupe_key=f"{SCAN}:{digest}",
+        ordering_key=image_order(digest),
+        max_attempts=SCAN_ATTEMPTS,
+    )
 
 
 class ScanSubscriber:
