@@ -31,7 +31,9 @@ from tests.support.tools import require_tool
 
 BASE_REPO = "builds/base"
 BASE_TAG = "1"
-CGROUP_PARENT = "dockyard-test-builds"
+# One parent per test process: the test files of this folder may run side by side (two pytest-xdist workers, two
+# backend passes), and each checks that no build cgroup is left under its parent.
+CGROUP_PARENT = f"dockyard-test-builds-{os.getpid()}"
 # Measured durations (build times, how fast a limit stopped a build): `-o log_cli=true --log-cli-level=INFO`.
 TIMINGS = logging.getLogger("tests.builds.timings")
 
