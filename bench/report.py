@@ -20,7 +20,8 @@ METHOD_NOTES = [
     "manifest HEAD uses bench.loadgen (closed loop, same connections, processes and duration as the wrk run) "
     "because wrk 4.1 never completes a HEAD response that carries Content-Length (wg/wrk#198); GET is shown "
     "with both tools so the two can be compared.",
-    "server CPU and RSS: utime+stime and VmRSS/VmHWM from /proc, summed over the server's process tree.",
+    "server CPU and RSS: utime+stime and VmRSS/VmHWM from /proc, summed over the server's process tree; the CPU of "
+    "a write phase is read once the server is idle again (the events and jobs its writes set off included).",
 ]
 
 
