@@ -32,6 +32,7 @@ from dockyard.inventory.model import InstalledPackage
 from dockyard.inventory.records import OsRelease
 from dockyard.jobs.queue import enqueue
 from dockyard.layers.index import LayerIndexer
+from dockyard.layers.tasks import image_order
 from dockyard.models import ImageInventory, ImagePackage, Manifest, Repository
 from dockyard.models.base import utcnow
 from dockyard.registry.blobs import BlobService
@@ -71,12 +72,6 @@ class ImageTarget:
     digest: str
     config_digest: str
     layers: tuple[str, ...]
-
-
-def image_order(digest: str) -> str:
-    """The job ordering key of the work on one image's contents: its inventory's computation, then what reads the
-    inventory (the vulnerability scan) — a job with this key runs after those queued before it finish."""
-    return f"image:{digest}"
 
 
 async def enqueue_compute(conn: AsyncConnection, repository: str, digest: str) -> None:

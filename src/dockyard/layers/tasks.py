@@ -29,10 +29,22 @@ log = logging.getLogger("dockyard.layers")
 INDEX = "layers.index"
 
 
+def image_order(digest: str) -> str:
+    """The job ordering key of the work a push queues on one image's contents — the index of its layers, then the
+    inventory computed from that index, then the vulnerability scan of that inventory (the subscribers queue them
+    in that order): a job with this key runs once those queued before it have finished, instead of running beside
+    them and polling for what they make."""
+    return f"image:{digest}"
+
+
 async def enqueue_index(conn: AsyncConnection, repository: str, digest: str) -> None:
     """Index the layers of image manifest ``repository@digest`` soon."""
     await enqueue(
-        conn, INDEX, {"repository": repository, "digest": digest}, dedupe_key=f"{INDEX}:{repository}@{digest}"
+        conn,
+        INDEX,
+        {"repository": repository, "digest": digest},
+        dedupe_key=f"{INDEX}:{repository}@{digest}",
+        ordering_key=image_order(digest),
     )
 
 

@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
 from dockyard.events.bus import OutboxEvent
-from dockyard.inventory.service import image_order
 from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
+from dockyard.layers.tasks import image_order
 from dockyard.registry.context import RegistryContext
 from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings, SettingsError
