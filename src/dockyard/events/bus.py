@@ -119,6 +119,7 @@ class OutboxDispatcher:
         self.poll_seconds = poll_seconds
         self._wake = wake
         self._poke = asyncio.Event()
+        self._failing: int | None = None  # the event whose dispatch failed last
 
     def poke(self) -> None:
         """Look for new events now (in-process writers may call it after commit)."""
@@ -144,18 +145,33 @@ class OutboxDispatcher:
         if not rows:
             return 0
         events = [OutboxEvent.from_row(row) for row in rows]
-        try:
-            dispatched = await self._dispatch(events)
-        except Exception:
-            if len(events) == 1:
-                raise
-            log.debug("a batch of %d events failed; dispatching them one at a time", len(events), exc_info=True)
-            dispatched = False
-            for event in events:  # the failing event raises here, after the ones before it went through
-                dispatched = await self.dispatch(event) or dispatched
+        if events[0].id == self._failing:
+            dispatched = await self._one_by_one(events)  # it failed last time: try it alone, not its whole batch
+        else:
+            try:
+                dispatched = await self._dispatch(events)
+            except Exception:
+                if len(events) == 1:
+                    self._failing = events[0].id
+                    raise
+                log.debug("a batch of %d events failed; dispatching them one at a time", len(events), exc_info=True)
+                dispatched = await self._one_by_one(events)
         if dispatched and self._wake is not None:
             self._wake()
         return len(rows)
+
+    async def _one_by_one(self, events: Sequence[OutboxEvent]) -> bool:
+        """Dispatch ``events`` one per transaction; the failing one raises (remembered, so that the next attempt
+        starts with it alone), after the ones before it went through."""
+        dispatched = False
+        for event in events:
+            try:
+                dispatched = await self.dispatch(event) or dispatched
+            except Exception:
+                self._failing = event.id
+                raise
+        self._failing = None
+        return dispatched
 
     async def dispatch(self, event: OutboxEvent) -> bool:
         """Hand one event to every subscriber and mark it dispatched, in one transaction. Returns False when

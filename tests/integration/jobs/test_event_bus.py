@@ -101,11 +101,19 @@ async def test_a_failing_subscriber_leaves_the_event_to_dispatch_again(db: Datab
     assert left == {"t1", "t2"}
     assert await count(db, JOBS) == 2  # t0's two jobs, once; t1's enqueues went with its transactions
     assert await job_tags(db) == ["t0", "t0"]
+    failing.batches.clear()
+    with pytest.raises(RuntimeError, match="subscriber failed"):
+        await bus.run_once()  # still failing: tried alone, not with the batch behind it
+    assert [len(batch) for batch in failing.batches] == [1]
     failing.fail_on = None
     assert await bus.run_once() == 2
     assert await count(db, UNDISPATCHED) == 0
     assert await count(db, JOBS) == 6
     assert sorted(await job_tags(db)) == ["t0", "t0", "t1", "t1", "t2", "t2"]
+    failing.batches.clear()
+    await record(db, 3)
+    assert await bus.run_once() == 3
+    assert [len(batch) for batch in failing.batches] == [3]  # batches again once it went through
 
 
 async def test_racing_dispatchers_dispatch_each_event_once(db: Database) -> None:
