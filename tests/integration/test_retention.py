@@ -1,7 +1,8 @@
 """Retention against a running server (SQLite and PostgreSQL: ``DOCKYARD_TEST_BACKEND``): a repository of 200 tags
 whose push and pull times the test sets, a policy whose outcome is worked out by hand below, a dry run that lists
 exactly those tags and deletes nothing, a real run that deletes them through the registry (``tag.deleted`` events),
-keeps the protected ones (a keep pattern, a signed image) and deletes an old untagged manifest, and the history."""
+keeps the protected ones (a keep pattern, a signed image) and deletes an old untagged manifest, and the history;
+an untagged multi-platform image goes in one run, its platforms with its index."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.oci import OCI_MANIFEST, push_image, unique_name
+from tests.support.oci import OCI_INDEX, OCI_MANIFEST, canonical, descriptor, push_image, sha256, unique_name
 from tests.support.server import DockyardServer
 
 V_TAGS = 190  # v0 … v189, and keep-0 … keep-9: 200 tags
@@ -188,3 +189,40 @@ def test_a_repository_follows_its_namespace_policy_and_no_rules_keep_everything(
 
     bad = client.put(base, json={"rules": [{"pattern": "*", "template": "keepEverything"}]})
     assert bad.status_code == 422
+
+
+def test_an_untagged_multi_platform_image_goes_in_one_run_with_its_platforms(
+    server: DockyardServer, client: httpx.Client
+) -> None:
+    ns = unique_name("retidx").split("/")[1]
+    repo = f"{ns}/multi"
+    platforms = [push_image(client, repo, None, seed=f"{ns}-{arch}") for arch in ("amd64", "arm64")]
+    index = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                descriptor(OCI_MANIFEST, p.manifest, platform={"os": "linux", "architecture": arch})
+                for p, arch in zip(platforms, ("amd64", "arm64"), strict=True)
+            ],
+        }
+    )
+    pushed = client.put(f"/v2/{repo}/manifests/{sha256(index)}", content=index, headers={"Content-Type": OCI_INDEX})
+    assert pushed.status_code == 201, pushed.text
+    kept = push_image(client, repo, "latest", seed=f"{ns}-kept")
+    month_ago = _at(server, datetime.now(UTC) - timedelta(days=30))
+    for digest in [sha256(index), kept.digest, *(p.digest for p in platforms)]:
+        server.execute_sql("UPDATE manifests SET created_at = :t WHERE digest = :d", t=month_ago, d=digest)
+
+    base = f"/api/v2/namespaces/{ns}/repositories/multi/retention"
+    assert client.put(base, json={"rules": [], "untagged_days": 10}).status_code == 200
+    expected = [sha256(index), *(p.digest for p in platforms)]  # the index first, then what only it listed
+    plan = client.post(f"{base}/runs", json={"dry_run": True}).json()
+    assert plan["manifests"] == expected
+    done = client.post(f"{base}/runs", json={}).json()
+    assert (done["manifests"], done["manifests_deleted"]) == (expected, 3)
+    for digest in expected:
+        assert client.get(f"/v2/{repo}/manifests/{digest}").status_code == 404
+    assert client.get(f"/v2/{repo}/manifests/latest").status_code == 200
+    again = client.post(f"{base}/runs", json={}).json()
+    assert again["manifests_deleted"] == 0

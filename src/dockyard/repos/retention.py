@@ -4,7 +4,8 @@ runs — on demand, as a dry run, or on the ``retention`` schedule — and the h
 A run plans first, from one consistent read: the tags no rule keeps (``retention_rules``), minus protected ones —
 tags an immutability rule covers (``immutability.guard``), with ``keep_signed`` tags of signed images — and, with
 ``untagged_days``, the repository's untagged manifests older than that which no index of it lists and whose
-subject is gone (garbage collection's rule, for one repository). Tag-scheme attachments (``sha256-<hex>.sig``,
+subject is gone (garbage collection's rule, for one repository), with what only they keep (``repos.orphans``: an
+untagged index's platforms, a deleted image's referrers). Tag-scheme attachments (``sha256-<hex>.sig``,
 ``.att``, ``.sbom``, the referrers fallback tag) are never candidates: they belong to the image they attach to. A
 real run deletes through the registry's manifest service (``ManifestService.delete``), one tag at a time, each
 only if the tag still points at the planned manifest: the events (``tag.deleted`` → webhooks ``tag_deleted``,
@@ -23,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from dockyard.authz.authorizer import NamespaceResource, Permission, require
 from dockyard.authz.permissions import Level
@@ -38,6 +40,7 @@ from dockyard.registry.gc import manifest_candidates
 from dockyard.registry.manifests import ManifestService
 from dockyard.repos.access import resolve
 from dockyard.repos.immutability import guard
+from dockyard.repos.orphans import ManifestFacts, going_with
 from dockyard.repos.retention_rules import Rule, TagFacts, doomed, parse_rules
 from dockyard.signing.formats import IMAGE_SIGNATURE_ARTIFACT_TYPES, signed_digest_of_tag
 
@@ -402,7 +405,29 @@ class RetentionService:
             cutoff = now - timedelta(days=policy.untagged_days)
             found = await conn.execute(manifest_candidates(cutoff).where(Manifest.repository_id == repo_id))
             untagged = [r[1] for r in found]
+            if untagged:  # …and what only they keep: an untagged index's platforms, a deleted image's signatures
+                untagged += await self._going_with(conn, repo_id, untagged, cutoff)
         return _Plan(tags, untagged, await self._freed(conn, repo_id, every, tags, untagged))
+
+    @staticmethod
+    async def _going_with(conn: AsyncConnection, repo_id: int, deleted: list[str], cutoff: datetime) -> list[str]:
+        """The untagged manifests that go with ``deleted`` (``repos.orphans.going_with``)."""
+        tagged = select(Tag.manifest_id).where(Tag.repository_id == repo_id)
+        rows = await conn.execute(
+            select(Manifest.digest, Manifest.created_at, Manifest.subject_digest, Manifest.id.in_(tagged)).where(
+                Manifest.repository_id == repo_id
+            )
+        )
+        manifests = {row[0]: ManifestFacts(row[0], row[1], row[2], bool(row[3])) for row in rows}
+        parent = aliased(Manifest)
+        listed_by: dict[str, set[str]] = {}
+        for parent_digest, child in await conn.execute(
+            select(parent.digest, ManifestReference.digest)
+            .join(ManifestReference, ManifestReference.manifest_id == parent.id)
+            .where(parent.repository_id == repo_id, ManifestReference.kind == "manifest")
+        ):
+            listed_by.setdefault(child, set()).add(parent_digest)
+        return going_with(deleted, manifests, listed_by, cutoff)
 
     @staticmethod
     async def _freed(
