@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Final
 
@@ -27,7 +26,7 @@ from dockyard.builds.pipeline import Pipeline
 from dockyard.builds.rules import changed_refs
 from dockyard.builds.service import POLL, queue_dependents, queue_for_ref
 from dockyard.db.engine import Database
-from dockyard.events.bus import OutboxEvent
+from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.jobs.handlers import Fail, Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
@@ -155,12 +154,9 @@ async def enqueue_due_polls(db: Database) -> int:
     return due
 
 
-class BuildSubscriber:
+class BuildSubscriber(Unprepared):
     """The event bus's builds subscriber: a new image pushed under a tag that a rule's last build used as its base
     queues that rule again (once: coalescing keeps one queued build per rule and ref)."""
-
-    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
-        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

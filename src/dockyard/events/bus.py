@@ -102,6 +102,13 @@ class Subscriber(Protocol[P]):
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: P) -> None: ...
 
 
+class Unprepared:
+    """For a subscriber whose ``on_event`` needs nothing read beforehand: ``prepare`` gives None for each event."""
+
+    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
+        return [None] * len(events)
+
+
 class OutboxDispatcher:
     """Hands the outbox's events, in id order, to ``subscribers`` (in their order). ``wake`` is called after a
     batch that dispatched events (the job runner's ``wake``: subscribers may have enqueued jobs)."""
@@ -145,15 +152,12 @@ class OutboxDispatcher:
         if not rows:
             return 0
         events = [OutboxEvent.from_row(row) for row in rows]
-        if events[0].id == self._failing:
-            dispatched = await self._one_by_one(events)  # it failed last time: try it alone, not its whole batch
+        if len(events) == 1 or events[0].id == self._failing:
+            dispatched = await self._one_by_one(events)  # (the first failed last time: try it alone, not its batch)
         else:
             try:
                 dispatched = await self._dispatch(events)
             except Exception:
-                if len(events) == 1:
-                    self._failing = events[0].id
-                    raise
                 log.debug("a batch of %d events failed; dispatching them one at a time", len(events), exc_info=True)
                 dispatched = await self._one_by_one(events)
         if dispatched and self._wake is not None:

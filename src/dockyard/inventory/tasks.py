@@ -8,12 +8,11 @@ error retries the job; every other failure is recorded on the image's inventory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.events.bus import OutboxEvent
+from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.inventory.referrers import SbomReferrers, server_url
 from dockyard.inventory.service import COMPUTE, READY, InventoryService, enqueue_compute
 from dockyard.jobs.handlers import Handler, JobContext
@@ -26,11 +25,8 @@ from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings
 
 
-class InventorySubscriber:
+class InventorySubscriber(Unprepared):
     """The event bus's inventory subscriber (``dockyard.events.bus.Subscriber``)."""
-
-    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
-        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

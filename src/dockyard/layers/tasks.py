@@ -7,14 +7,13 @@ storage error retries it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.manifest import parse_manifest
 from dockyard.errors import DomainError, Invalid, NotFound
-from dockyard.events.bus import OutboxEvent
+from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
@@ -48,11 +47,8 @@ async def enqueue_index(conn: AsyncConnection, repository: str, digest: str) -> 
     )
 
 
-class LayerIndexSubscriber:
+class LayerIndexSubscriber(Unprepared):
     """The event bus's layer-index subscriber (``dockyard.events.bus.Subscriber``)."""
-
-    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
-        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:

@@ -12,12 +12,12 @@ computed from are unchanged, so these jobs make pulls and tag views cheaper and 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.events.bus import OutboxEvent
+from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.events.outbox import MANIFEST_PUSHED
 from dockyard.jobs.queue import enqueue
 from dockyard.models import Manifest, Repository, Tag
@@ -54,12 +54,9 @@ async def enqueue_reverify(conn: AsyncConnection, namespace: str) -> None:
     await enqueue(conn, REVERIFY, {"namespace": namespace}, ordering_key=f"{REVERIFY}:{namespace}")
 
 
-class SignatureSubscriber:
+class SignatureSubscriber(Unprepared):
     """The event bus's trust subscriber (``dockyard.events.bus.Subscriber``): a pushed signature enqueues the
     verification of the image it signs, so that it is verified now rather than at its first pull."""
-
-    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
-        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if event.type != MANIFEST_PUSHED or not event.repository:

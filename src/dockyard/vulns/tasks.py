@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
-from dockyard.events.bus import OutboxEvent
+from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
@@ -68,11 +67,8 @@ async def enqueue_scan(conn: AsyncConnection, digest: str) -> None:
     )
 
 
-class ScanSubscriber:
+class ScanSubscriber(Unprepared):
     """The event bus's scanning subscriber (``dockyard.events.bus.Subscriber``)."""
-
-    async def prepare(self, events: Sequence[OutboxEvent]) -> list[None]:
-        return [None] * len(events)
 
     async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
         if (pushed := new_image_pushed(event)) is not None:
