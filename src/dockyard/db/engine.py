@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from dockyard.db import inline
 from dockyard.db.writer import GroupCommit, WriterGate
 from dockyard.db.writer import await_in_unit as await_in_unit
 
@@ -117,6 +118,10 @@ class Database:
                 pool_pre_ping=True,
                 connect_args={"server_settings": {"statement_timeout": "30000"}},
             )
+        if self.is_sqlite and db_path:
+            # Connections that run each call on the loop's thread but COMMIT (dockyard.db.inline): the writer gate
+            # below keeps a write from ever waiting for SQLite's lock there.
+            kwargs["connect_args"] = {"async_creator_fn": inline.connect}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine.sync_engine, sqlite_synchronous)
