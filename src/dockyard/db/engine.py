@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,10 +119,12 @@ class Database:
                 pool_pre_ping=True,
                 connect_args={"server_settings": {"statement_timeout": "30000"}},
             )
+        self._committer: ThreadPoolExecutor | None = None
         if self.is_sqlite and db_path:
             # Connections that run each call on the loop's thread but COMMIT (dockyard.db.inline): the writer gate
             # below keeps a write from ever waiting for SQLite's lock there.
-            kwargs["connect_args"] = {"async_creator_fn": inline.connect}
+            self._committer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dockyard-commit")
+            kwargs["connect_args"] = {"async_creator_fn": partial(inline.connect, committer=self._committer)}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine.sync_engine, sqlite_synchronous)
@@ -223,6 +226,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._committer is not None:
+            self._committer.shutdown()
         if self._group is not None:
             await self._group.close()
         if self._writer_gate is not None:

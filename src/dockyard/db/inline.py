@@ -12,7 +12,10 @@ Nothing they run waits on the loop's thread: in WAL mode a reader never waits fo
 transaction begins (``BEGIN IMMEDIATE``) only once its process holds the writer gate
 (``dockyard.db.writer.WriterGate``), so SQLite's lock is free and its busy handler never sleeps. A COMMIT may
 fsync the WAL (``synchronous=FULL``) or run a checkpoint: it alone goes to a thread (one hop per write
-transaction). A statement's own SQLite time is spent on the loop, as SQLAlchemy's processing of its rows is.
+transaction) — of an executor of its own (``Database`` gives one per engine), not the loop's default one, where
+threads can all be held by work that waits for the loop (``layers.bridge.through_thread``) and a COMMIT holding
+the writer gate would wait behind them. A statement's own SQLite time is spent on the loop, as SQLAlchemy's
+processing of its rows is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Generator
+from concurrent.futures import Executor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -49,9 +53,12 @@ class _RunAtOnce:
 class InlineConnection(aiosqlite.Connection):
     """An ``aiosqlite.Connection`` without its thread: each call runs on the caller's thread when awaited."""
 
-    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+    def __init__(
+        self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int, committer: Executor | None
+    ) -> None:
         super().__init__(connector, iter_chunk_size)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
+        self._committer = committer
 
     async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if not self._running or self._connection is None:
@@ -67,13 +74,13 @@ class InlineConnection(aiosqlite.Connection):
         return self._connect().__await__()
 
     async def commit(self) -> None:
-        """COMMIT in a thread of the loop's default executor: it may fsync the WAL (``synchronous=FULL``) or run
-        a checkpoint, which must not stop the loop. Outside a transaction (a read in autocommit mode) there is
-        nothing to commit and no thread hop."""
+        """COMMIT in a thread of ``committer`` (the loop's default executor if None): it may fsync the WAL
+        (``synchronous=FULL``) or run a checkpoint, which must not stop the loop. Outside a transaction (a read in
+        autocommit mode) there is nothing to commit and no thread hop."""
         connection = self._conn
         if not connection.in_transaction:
             return
-        committed = asyncio.get_running_loop().run_in_executor(None, connection.commit)
+        committed = asyncio.get_running_loop().run_in_executor(self._committer, connection.commit)
         try:
             await asyncio.shield(committed)
         except asyncio.CancelledError:
@@ -94,8 +101,11 @@ class InlineConnection(aiosqlite.Connection):
         self.stop()
 
 
-def connect(database: str, iter_chunk_size: int = 64, **kwargs: Any) -> InlineConnection:
-    """``aiosqlite.connect``'s signature, for SQLAlchemy's ``async_creator_fn`` connect argument. The connection
-    may be closed from another thread than the one that opened it (a pool disposed at shutdown)."""
+def connect(
+    database: str, iter_chunk_size: int = 64, *, committer: Executor | None = None, **kwargs: Any
+) -> InlineConnection:
+    """``aiosqlite.connect``'s signature, for SQLAlchemy's ``async_creator_fn`` connect argument (with
+    ``committer`` bound by ``functools.partial``). The connection may be closed from another thread than the one
+    that opened it (a pool disposed at shutdown)."""
     kwargs["check_same_thread"] = False
-    return InlineConnection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size)
+    return InlineConnection(partial(sqlite3.connect, database, **kwargs), iter_chunk_size, committer)

@@ -57,6 +57,23 @@ async def test_reads_and_writes_start_no_connection_thread(db: Database) -> None
     assert not [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
 
 
+async def test_a_commit_does_not_wait_for_the_loops_default_executor(db: Database) -> None:
+    """Work that holds every thread of the default executor while it waits for the loop (a layer scan reading its
+    blob through ``layers.bridge``) must not hold up a COMMIT, which holds the writer gate."""
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    blockers = [loop.run_in_executor(None, release.wait, 5) for _ in range(32)]  # the default has ≤ 32 threads
+    try:
+        async with asyncio.timeout(3):
+            async with db.write() as conn:
+                await conn.execute(text("INSERT INTO t (k, v) VALUES (1, 'x')"))
+        async with db.read() as conn:
+            assert (await conn.execute(text("SELECT v FROM t WHERE k = 1"))).scalar_one() == "x"
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
+
+
 async def test_a_statement_runs_on_the_loop_thread_and_commit_on_another(tmp_path: Path) -> None:
     _RecordingConnection.commits = []
     connection = await inline.connect(str(tmp_path / "y.db"), factory=_RecordingConnection, isolation_level=None)
