@@ -8,6 +8,12 @@ bounded by ``depth`` chunks in the queue plus what the reader buffers; the blob 
 If the consumer stops early (an error, a client gone), the pump is cancelled and the reader is told to give up
 (``StreamAborted``), so no worker thread is left waiting for a chunk that will never come. A storage error met
 by the pump is raised to the consumer as itself, not as whatever the reader made of it.
+
+The readers run in threads of their own (``READER_THREADS`` per process), not in the loop's default executor: a
+reader blocks its thread until the pump brings a chunk, and the pump reads the blob through that default executor
+(``asyncio.to_thread`` in the filesystem store). Readers there could hold all of its threads — a few layer scans
+and file views at once — and wait for reads that no thread was left to run, which stopped every ``to_thread``
+user of the process with them. Streams beyond ``READER_THREADS`` wait their turn, holding no thread.
 """
 
 from __future__ import annotations
@@ -15,12 +21,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TypeVar, cast
 
 T = TypeVar("T")
 
 DEFAULT_DEPTH = 4
+READER_THREADS = 4
+
+_readers: tuple[int, ThreadPoolExecutor] | None = None  # (the process it belongs to, the executor)
+
+
+def _reader_threads() -> ThreadPoolExecutor:
+    """This process's executor for readers (made on first use, and again in a forked child)."""
+    global _readers
+    if _readers is None or _readers[0] != os.getpid():
+        _readers = (os.getpid(), ThreadPoolExecutor(READER_THREADS, thread_name_prefix="dockyard-reader"))
+    return _readers[1]
 
 
 class StreamAborted(OSError):
@@ -99,7 +118,7 @@ async def through_thread(
         iterator = work(cast("IO[bytes]", reader))
         while True:
             try:
-                item = await asyncio.to_thread(_next, iterator)
+                item = await loop.run_in_executor(_reader_threads(), _next, iterator)
             except Exception:
                 if failure:
                     raise failure[0] from None

@@ -77,6 +77,23 @@ async def test_a_consumer_that_goes_away_releases_the_blocked_reader_thread() ->
     assert await asyncio.to_thread(released.wait, 5)
 
 
+async def test_more_streams_than_the_default_executor_has_threads_all_finish() -> None:
+    """Each chunk is read through the default executor, as the filesystem store reads a blob: readers that held
+    its threads while they waited for a chunk left no thread to read one."""
+    data = bytes(range(256)) * 400
+
+    async def from_threads() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 4096):
+            yield await asyncio.to_thread(lambda at=start: data[at : at + 4096])
+
+    async def one() -> bytes:
+        return b"".join([chunk async for chunk in through_thread(from_threads(), read_all, depth=1)])
+
+    async with asyncio.timeout(30):
+        results = await asyncio.gather(*(one() for _ in range(40)))  # the default executor has at most 32 threads
+    assert results == [data] * 40
+
+
 async def test_a_stream_failure_is_raised_as_itself() -> None:
     class Boom(Exception):
         pass
