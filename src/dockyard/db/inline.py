@@ -53,9 +53,7 @@ class _RunAtOnce:
 class InlineConnection(aiosqlite.Connection):
     """An ``aiosqlite.Connection`` without its thread: each call runs on the caller's thread when awaited."""
 
-    def __init__(
-        self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int, committer: Executor | None
-    ) -> None:
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int, committer: Executor) -> None:
         super().__init__(connector, iter_chunk_size)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
         self._committer = committer
@@ -74,9 +72,9 @@ class InlineConnection(aiosqlite.Connection):
         return self._connect().__await__()
 
     async def commit(self) -> None:
-        """COMMIT in a thread of ``committer`` (the loop's default executor if None): it may fsync the WAL
-        (``synchronous=FULL``) or run a checkpoint, which must not stop the loop. Outside a transaction (a read in
-        autocommit mode) there is nothing to commit and no thread hop."""
+        """COMMIT in a thread of ``committer``: it may fsync the WAL (``synchronous=FULL``) or run a checkpoint,
+        which must not stop the loop. Outside a transaction (a read in autocommit mode) there is nothing to commit
+        and no thread hop."""
         connection = self._conn
         if not connection.in_transaction:
             return
@@ -101,9 +99,7 @@ class InlineConnection(aiosqlite.Connection):
         self.stop()
 
 
-def connect(
-    database: str, iter_chunk_size: int = 64, *, committer: Executor | None = None, **kwargs: Any
-) -> InlineConnection:
+def connect(database: str, iter_chunk_size: int = 64, *, committer: Executor, **kwargs: Any) -> InlineConnection:
     """``aiosqlite.connect``'s signature, for SQLAlchemy's ``async_creator_fn`` connect argument (with
     ``committer`` bound by ``functools.partial``). The connection may be closed from another thread than the one
     that opened it (a pool disposed at shutdown)."""

@@ -8,7 +8,8 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +31,13 @@ class _RecordingConnection(sqlite3.Connection):
         time.sleep(self.delay)
         super().commit()
         type(self).commits.append((threading.get_ident(), started, time.monotonic()))
+
+
+@pytest.fixture
+def committer() -> Iterator[ThreadPoolExecutor]:
+    executor = ThreadPoolExecutor(1, thread_name_prefix="test-commit")
+    yield executor
+    executor.shutdown()
 
 
 @pytest.fixture
@@ -74,9 +82,13 @@ async def test_a_commit_does_not_wait_for_the_loops_default_executor(db: Databas
         await asyncio.gather(*blockers)
 
 
-async def test_a_statement_runs_on_the_loop_thread_and_commit_on_another(tmp_path: Path) -> None:
+async def test_a_statement_runs_on_the_loop_thread_and_commit_on_another(
+    tmp_path: Path, committer: ThreadPoolExecutor
+) -> None:
     _RecordingConnection.commits = []
-    connection = await inline.connect(str(tmp_path / "y.db"), factory=_RecordingConnection, isolation_level=None)
+    connection = await inline.connect(
+        str(tmp_path / "y.db"), committer=committer, factory=_RecordingConnection, isolation_level=None
+    )
     try:
         cursor = await connection.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
         await cursor.close()
@@ -93,10 +105,14 @@ async def test_a_statement_runs_on_the_loop_thread_and_commit_on_another(tmp_pat
         await connection.close()
 
 
-async def test_a_caller_cancelled_during_commit_returns_once_the_commit_has_ended(tmp_path: Path) -> None:
+async def test_a_caller_cancelled_during_commit_returns_once_the_commit_has_ended(
+    tmp_path: Path, committer: ThreadPoolExecutor
+) -> None:
     _RecordingConnection.commits = []
     _RecordingConnection.delay = 0.3
-    connection = await inline.connect(str(tmp_path / "z.db"), factory=_RecordingConnection, isolation_level=None)
+    connection = await inline.connect(
+        str(tmp_path / "z.db"), committer=committer, factory=_RecordingConnection, isolation_level=None
+    )
     try:
         await (await connection.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")).close()
         await (await connection.execute("BEGIN IMMEDIATE")).close()
@@ -117,8 +133,8 @@ async def test_a_caller_cancelled_during_commit_returns_once_the_commit_has_ende
         await connection.close()
 
 
-async def test_a_closed_connection_refuses_calls(tmp_path: Path) -> None:
-    connection = await inline.connect(str(tmp_path / "w.db"))
+async def test_a_closed_connection_refuses_calls(tmp_path: Path, committer: ThreadPoolExecutor) -> None:
+    connection = await inline.connect(str(tmp_path / "w.db"), committer=committer)
     await connection.close()
     with pytest.raises(ValueError, match=r"no active connection|closed"):
         await connection.execute("SELECT 1")
