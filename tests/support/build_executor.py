@@ -26,6 +26,7 @@ import httpx
 
 from dockyard.builds.executor import BuildFailed, BuildResult, BuildSpec, LogSink, StageSink
 from dockyard.builds.git import GitAuth, git_environment
+from dockyard.core.subprocesses import spawn
 from dockyard.settings import Settings
 
 # The settings of a server whose builds run here, fast: jobs and events looked for often, build_* webhook deliveries
@@ -48,9 +49,7 @@ def _digest(data: bytes) -> str:
 
 async def _git(auth: GitAuth, *args: str, cwd: Path) -> str:
     with git_environment(auth) as env:
-        process = await asyncio.create_subprocess_exec(
-            "git", *args, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
+        process = await spawn(["git", *args], cwd=cwd, env=env)
         out, err = await process.communicate()
     if process.returncode != 0:
         raise BuildFailed(f"git {args[0]} failed: {err.decode(errors='replace').strip()[-200:]}", "cloning")

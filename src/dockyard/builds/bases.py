@@ -24,6 +24,7 @@ from sqlalchemy import select
 from dockyard.authz.permissions import Level, repository_levels
 from dockyard.authz.principal import ANONYMOUS, OPEN, Principal, PrincipalKind
 from dockyard.builds.git import GitAuth, git_environment
+from dockyard.core.subprocesses import DEVNULL, spawn
 from dockyard.db.engine import Database
 from dockyard.models import Account
 
@@ -79,15 +80,7 @@ def repository_of(reference: str, registry_host: str) -> tuple[str, str] | None:
 
 
 async def _git(env: dict[str, str], cwd: str, *args: str) -> tuple[int, bytes]:
-    process = await asyncio.create_subprocess_exec(
-        "git",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    process = await spawn(["git", *args], cwd=cwd, env=env, stderr=DEVNULL)
     try:
         out, _ = await asyncio.wait_for(process.communicate(), FETCH_TIMEOUT)
     except TimeoutError:

@@ -45,6 +45,7 @@ from dockyard.builds.executor import BuildFailed, BuildLimits, BuildResult, Buil
 from dockyard.builds.oci_push import push_layout
 from dockyard.builds.registry_gate import RegistryGate
 from dockyard.builds.sandbox import Confinement, Sandbox, tree_bytes
+from dockyard.core.subprocesses import PIPE, STDOUT, Child, spawn
 from dockyard.settings import Settings
 
 _MANIFEST_ACCEPT = ", ".join(
@@ -78,7 +79,7 @@ class _Build:
         self.src = self.dir / "src"
         self.started = time.monotonic()
         self.stopped: str | None = None
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: Child | None = None
         self.confinement: Confinement | None = None
         self.cache_dir: Path | None = None
         self.cache_lock: int | None = None
@@ -176,15 +177,8 @@ class _Build:
         if isolate_network:
             ns.append("--net")
         full = self.confinement.wrap([*ns, "--", *argv])
-        self.process = await asyncio.create_subprocess_exec(
-            *full,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            limit=1024 * 1024,
+        self.process = await spawn(
+            full, stdout=PIPE, stderr=STDOUT, env=env, cwd=cwd, start_new_session=True, limit=1024 * 1024
         )
         assert self.process.stdout is not None
         try:
@@ -306,7 +300,7 @@ class _Build:
         if self.cache_lock is not None:
             os.close(self.cache_lock)
         for point in self.mounted_under():
-            proc = await asyncio.create_subprocess_exec("umount", "-l", point)
+            proc = await spawn(["umount", "-l", point], stdout=None, stderr=None)
             await proc.wait()
         if self.mounted_under():
             await self.log(f"cleanup: {self.dir} still has mounts; left in place")

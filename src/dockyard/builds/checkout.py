@@ -23,9 +23,9 @@ import stat
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import DEVNULL, PIPE
 
 from dockyard.builds.executor import SourceCheckout
+from dockyard.core.subprocesses import DEVNULL, spawn
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # Network remotes only: http(s)://, ssh://, git://, or scp-like user@host:path. Never a local path, file:// or
@@ -141,9 +141,7 @@ async def checkout(
             raise CheckoutFailed(f"cannot fetch from {redact_url(source.url)}")
     if await git("checkout", "-q", "--detach", commit) != 0:
         raise CheckoutFailed(f"commit {commit} not found in {redact_url(source.url)}")
-    proc = await asyncio.create_subprocess_exec(
-        "git", "log", "-1", "--format=%ct", "HEAD", cwd=directory, env=env, stdout=PIPE, stderr=DEVNULL
-    )
+    proc = await spawn(["git", "log", "-1", "--format=%ct", "HEAD"], cwd=directory, env=env, stderr=DEVNULL)
     out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise CheckoutFailed("cannot read the commit time")

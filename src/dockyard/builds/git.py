@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from dockyard.core.subprocesses import spawn
 from dockyard.core.urls import split_url
 from dockyard.errors import Invalid
 
@@ -120,19 +121,7 @@ async def ls_remote(url: str, auth: GitAuth, *patterns: str) -> dict[str, str]:
     """``git ls-remote --heads --tags URL [patterns]`` as {full ref: sha} (annotated tags also as ``ref^{}``).
     Raises ``GitError``."""
     with git_environment(auth) as env:
-        process = await asyncio.create_subprocess_exec(
-            "git",
-            "ls-remote",
-            "--heads",
-            "--tags",
-            "--",
-            url,
-            *patterns,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await spawn(["git", "ls-remote", "--heads", "--tags", "--", url, *patterns], env=env)
         try:
             out, err = await asyncio.wait_for(process.communicate(), LS_REMOTE_TIMEOUT)
         except TimeoutError:

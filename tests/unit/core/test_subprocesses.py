@@ -1,0 +1,136 @@
+"""``dockyard.core.subprocesses``: children whose output and exit reach the event loop — asyncio's or uvloop's —
+and in which no Python code runs between the fork and the exec."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import uvloop
+
+from dockyard.core.subprocesses import DEVNULL, PIPE, STDOUT, spawn
+
+T = TypeVar("T")
+LOOPS = ["asyncio", "uvloop"]
+
+
+def run(kind: str, main: Callable[[], Awaitable[T]]) -> T:
+    async def wrapped() -> T:
+        return await main()
+
+    if kind == "uvloop":
+        return uvloop.run(wrapped())
+    return asyncio.run(wrapped())
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_output_of_both_streams_and_the_exit_status(kind: str) -> None:
+    async def main() -> tuple[bytes, bytes, int | None]:
+        child = await spawn(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        out, err = await child.communicate()
+        return out, err, child.returncode
+
+    assert run(kind, main) == (b"out\n", b"err\n", 3)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_stderr_into_stdout_read_by_lines_in_the_given_environment_and_directory(kind: str, tmp_path: Path) -> None:
+    async def main() -> tuple[list[bytes], int]:
+        child = await spawn(
+            ["sh", "-c", 'echo "$GREETING"; pwd >&2; echo last'],
+            stdout=PIPE,
+            stderr=STDOUT,
+            env={"GREETING": "hello", "PATH": "/usr/bin:/bin"},
+            cwd=tmp_path,
+        )
+        assert child.stdout is not None
+        assert child.stderr is None
+        lines = [line async for line in child.stdout]
+        return lines, await child.wait()
+
+    assert run(kind, main) == ([b"hello\n", f"{tmp_path}\n".encode(), b"last\n"], 0)
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_a_killed_child_reports_the_signal_and_a_cancelled_wait_leaves_it_running(kind: str) -> None:
+    async def main() -> tuple[int | None, int]:
+        child = await spawn(["sleep", "30"], stdout=DEVNULL, stderr=DEVNULL, start_new_session=True)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(child.wait(), 0.2)
+        still = child.returncode
+        assert os.getpgid(child.pid) == child.pid  # a session (and process group) of its own
+        child.kill()
+        return still, await child.wait()
+
+    assert run(kind, main) == (None, -signal.SIGKILL)
+
+
+def test_a_missing_program_raises_as_popen_does() -> None:
+    async def main() -> None:
+        await spawn(["/nonexistent/program"])
+
+    with pytest.raises(FileNotFoundError):
+        asyncio.run(main())
+
+
+def test_stdin_cannot_be_a_pipe() -> None:
+    async def main() -> None:
+        await spawn(["true"], stdin=PIPE)
+
+    with pytest.raises(ValueError, match="stdin"):
+        asyncio.run(main())
+
+
+# -- no Python in the child --------------------------------------------------------------------------------------
+
+_armed: list[str] = []  # while a test holds a path here, every forked child that runs Python appends its pid to it
+
+
+def _after_fork_in_child() -> None:
+    if _armed:
+        with open(_armed[0], "a") as marks:
+            marks.write(f"{os.getpid()}\n")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@pytest.fixture
+def python_in_children(tmp_path: Path) -> Iterator[Path]:
+    """A file that lists the children in which Python's at-fork handlers ran."""
+    marks = tmp_path / "ran-python"
+    marks.touch()
+    _armed.append(str(marks))
+    try:
+        yield marks
+    finally:
+        _armed.clear()
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_no_python_runs_in_the_child(kind: str, python_in_children: Path) -> None:
+    async def main() -> int:
+        child = await spawn(["true"])
+        await child.communicate()
+        return child.pid
+
+    run(kind, main)
+    assert python_in_children.read_text() == ""
+
+
+def test_uvloops_own_subprocesses_do_run_python_in_the_child(python_in_children: Path) -> None:
+    """What the module is for: the at-fork handlers run in a child of ``asyncio.create_subprocess_exec`` on uvloop
+    (where a lock held by another thread at the fork can hang the child before its exec)."""
+
+    async def main() -> int:
+        child = await asyncio.create_subprocess_exec("true")
+        await child.wait()
+        return child.pid
+
+    pid = run("uvloop", main)
+    assert python_in_children.read_text() == f"{pid}\n"
