@@ -46,9 +46,8 @@ lint: dev ## ruff (lint and format check) and the import-layer contracts
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
 
-typecheck: dev ## mypy --strict on src/ and bench/
+typecheck: dev ## mypy --strict on src/, tests/ and bench/ (pyproject.toml: [tool.mypy])
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --strict bench
 
 api-docs: dev ## Regenerate the Docker Hub compatibility table of docs/api.md from tests/api/data
 	$(VENV)/bin/python -m tests.support.hub_parity

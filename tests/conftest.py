@@ -39,9 +39,9 @@ def _share_the_default_ssl_context() -> None:
     ``SSL_CERT_FILE``/``SSL_CERT_DIR``, which httpx reads on each call); anything else is built as before."""
     import ssl
 
+    from httpx._config import create_ssl_context as create  # what the transports' module imported, unpatched
     from httpx._transports import default as transport
 
-    create = transport.create_ssl_context
     shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 
     def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True) -> ssl.SSLContext:
@@ -52,7 +52,8 @@ def _share_the_default_ssl_context() -> None:
             shared[source] = create(trust_env=trust_env)
         return shared[source]
 
-    transport.create_ssl_context = create_ssl_context  # type: ignore[assignment]
+    # The name the transports call, which their module imports without re-exporting it: set in its namespace.
+    vars(transport)["create_ssl_context"] = create_ssl_context
 
 
 _share_the_default_ssl_context()

@@ -26,7 +26,7 @@ def test_security_schemes_are_declared_and_applied(secure_server: AppServer) -> 
     assert schemes["basic"]["scheme"] == "basic"
     assert schemes["personalAccessToken"]["scheme"] == "bearer"
     paths = document["paths"]
-    named = [{"bearerJWT": []}, {"personalAccessToken": []}, {"basic": []}]
+    named: list[dict[str, list[str]]] = [{"bearerJWT": []}, {"personalAccessToken": []}, {"basic": []}]
     assert paths["/api/v2/user"]["get"]["security"] == named  # signed in only
     assert paths["/api/v2/namespaces/{ns}/repositories"]["get"]["security"] == [*named, {}]  # anonymous too
     assert paths["/api/v2/auth/token"]["post"]["security"] == []  # credentials in the body

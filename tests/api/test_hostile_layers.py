@@ -12,7 +12,7 @@ import io
 import tarfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ def _tree_peak_rss_kib(pid: int) -> int:
     return total
 
 
-HOSTILE = {
+HOSTILE: dict[str, tuple[Callable[[], bytes], str]] = {
     "gzip-bomb": (lambda: gzip_bomb(GIB), "decompression bomb"),
     "zstd-bomb": (lambda: zstd_bomb(GIB), "decompression bomb"),
     "10-gib-file-header-only": (lambda: header_only("usr/bin/huge", 10 * GIB), "corrupt layer"),

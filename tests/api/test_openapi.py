@@ -6,12 +6,14 @@ schema (RFC 7644 §3.12), which is what SCIM clients read."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
 
 from dockyard.http.api.app import api_app, served_routes
 from tests.support import backend
@@ -69,6 +71,7 @@ def _fuzz(schema: schemathesis.BaseSchema, examples: int = MAX_EXAMPLES) -> int:
     """Run every operation's generated cases (positive and negative) through ``_check``; returns how many."""
     calls = 0
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
 
         @settings(
@@ -84,7 +87,7 @@ def _fuzz(schema: schemathesis.BaseSchema, examples: int = MAX_EXAMPLES) -> int:
             case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
             | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
         )
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case[Any]) -> None:  # as_strategy's own type: SearchStrategy[Case]
             nonlocal calls
             calls += 1
             try:

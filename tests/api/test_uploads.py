@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -77,7 +78,7 @@ def test_streamed_patch_and_last_chunk_in_put(client: httpx.Client) -> None:
     data = os.urandom(50_000)
     location = start(client, repo).headers["location"]
 
-    def stream() -> object:
+    def stream() -> Iterator[bytes]:
         for i in range(0, 40_000, 7_000):
             yield data[i : min(i + 7_000, 40_000)]
 

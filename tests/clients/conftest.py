@@ -225,7 +225,7 @@ def image_layout(tmp_path: Path, seed: str, busybox: Path) -> Layout:
     return build_image_layout(tmp_path / "image-layout", seed, busybox=busybox)
 
 
-def docker_ref(server: DockyardServer, repo: str, reference: str = "latest") -> str:
+def docker_ref(server: Server, repo: str, reference: str = "latest") -> str:
     sep = "@" if ":" in reference else ":"
     return f"docker://{server.host}/{repo}{sep}{reference}"
 

@@ -12,7 +12,8 @@ import pytest
 
 from tests.clients.conftest import Tool, docker_ref
 from tests.support.checks import wait_for
-from tests.support.images import AMD64, OCI_MANIFEST, LayoutWriter
+from tests.support.images import AMD64, LayoutWriter
+from tests.support.oci import OCI_MANIFEST
 from tests.support.server import DockyardServer
 
 pytestmark = pytest.mark.clients

@@ -22,7 +22,8 @@ import pytest
 from tests.api.test_sbom import sbom
 from tests.clients.conftest import Tool, docker_ref
 from tests.support.cli import dockyard_cli
-from tests.support.images import AMD64, OCI_CONFIG, OCI_MANIFEST, LayoutWriter
+from tests.support.images import AMD64, LayoutWriter
+from tests.support.oci import OCI_CONFIG, OCI_MANIFEST
 from tests.support.server import DockyardServer
 from tests.support.tools import require_tool
 

@@ -13,7 +13,8 @@ from dockyard.authz.principal import ANONYMOUS
 from dockyard.core.paging import PageRequest
 from dockyard.errors import Denied, NotFound
 from dockyard.models.base import utcnow
-from tests.support.hub_services import HubEnv, hub_env, unique
+from tests.support.checks import unique
+from tests.support.hub_services import HubEnv, hub_env
 
 P1 = PageRequest(1, 100)
 

@@ -15,7 +15,8 @@ from dockyard.core.paging import PageRequest
 from dockyard.errors import Conflict, Denied, Invalid, NotFound, Unauthorized
 from dockyard.models import AuditEntry, Event, Manifest, Repository, Tag, Upload
 from dockyard.models.base import utcnow
-from tests.support.hub_services import OCI_INDEX, OCI_MANIFEST, HubEnv, hub_env, sha256, unique
+from tests.support.checks import unique
+from tests.support.hub_services import OCI_INDEX, OCI_MANIFEST, HubEnv, hub_env, sha256
 
 P1 = PageRequest(1, 100)
 

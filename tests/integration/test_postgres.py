@@ -117,7 +117,9 @@ async def test_tags_and_repositories_sort_byte_wise(engine: AsyncEngine) -> None
         repo_ids = []
         for name in ("sort/a-b", "sort/a.b", "sort/a_b", "sort/a/b", "sort/ab", "sort/a0"):
             result = await conn.execute(insert(Repository).values(name=name, created_at=utcnow()))
-            repo_ids.append(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            repo_ids.append(key[0])
         manifest = await conn.execute(
             insert(Manifest)
             .values(

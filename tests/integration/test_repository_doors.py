@@ -24,7 +24,8 @@ from dockyard.core.digest import Digest
 from dockyard.models import AuditEntry, Event, Repository, Upload
 from dockyard.models.base import utcnow
 from dockyard.registry.uploads import ChunkSpec
-from tests.support.hub_services import HubEnv, hub_env, sha256, unique
+from tests.support.checks import unique
+from tests.support.hub_services import HubEnv, hub_env, sha256
 
 LONG_AGO = datetime(2020, 1, 1, tzinfo=utcnow().tzinfo)
 

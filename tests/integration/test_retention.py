@@ -93,7 +93,7 @@ def test_retention_dry_run_then_run_deletes_exactly_the_predicted_tags(
     for tag in keep_tags:
         _set_times(server, repo, tag, now - timedelta(days=500), None)
 
-    policy = {
+    policy: dict[str, Any] = {
         "rules": [
             {"pattern": "v*", "template": "latestPushedK", "value": 10},
             {"pattern": "v*", "template": "latestPulledN", "value": 5},

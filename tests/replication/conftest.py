@@ -158,7 +158,7 @@ class TwoStepUploads(httpx.Client):
     """An ``httpx.Client`` for registries without single-POST uploads (distribution answers them 202): a POST with
     ``?digest=`` becomes POST (open) + PUT (close with the bytes), so ``tests.support.oci.push_image`` works."""
 
-    def post(self, url: Any, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    def post(self, url: Any, **kwargs: Any) -> httpx.Response:
         params = kwargs.get("params") or {}
         if "/blobs/uploads/" not in str(url) or "digest" not in params or "mount" in params:
             return super().post(url, **kwargs)

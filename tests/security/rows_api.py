@@ -27,7 +27,7 @@ from tests.security.world import (
     WRITER,
     World,
 )
-from tests.support.hub import unique
+from tests.support.checks import unique
 
 USERS = {OWNER, READER, WRITER, TEAM_ADMIN, STRANGER}  # signed in with their own password
 MEMBERS = {OWNER, READER, WRITER, TEAM_ADMIN, PAT_READ}  # of the organization (PAT_READ is the owner)
@@ -64,6 +64,11 @@ def repo_level(need: int, ok: int, *, anon: int | None = None) -> Expect:
         if level < need:
             out[principal] = DENIED if level >= 1 else HIDDEN
     return out
+
+
+def bound(template: str, path: Callable[[World, str, str], str]) -> Callable[[World, str], str]:
+    """``path`` given ``template`` as it is now (a loop's current one) as its last argument, when the row runs."""
+    return lambda w, p: path(w, p, template)
 
 
 def api(
@@ -238,7 +243,7 @@ row(
 # Repositories of a namespace.
 for base in ("/api/v2/namespaces/{ns}/repositories", "/api/v2/repositories/{ns}"):
     prefix = base.replace("{ns}", "{org}")
-    row("GET", base, api("GET", lambda w, p, b=prefix: b.format(org=w.org)), everyone(200))
+    row("GET", base, api("GET", bound(prefix, lambda w, p, b: b.format(org=w.org))), everyone(200))
 row(
     "POST",
     "/api/v2/namespaces/{ns}/repositories",
@@ -247,17 +252,17 @@ row(
 )
 for base in ("/api/v2/namespaces/{ns}/repositories/{repo}", "/api/v2/repositories/{ns}/{repo}"):
     single = base.replace("{ns}", "{org}").replace("{repo}", APP)
-    row("GET", base, api("GET", lambda w, p, b=single: b.format(org=w.org)), repo_level(1, 200))
+    row("GET", base, api("GET", bound(single, lambda w, p, b: b.format(org=w.org))), repo_level(1, 200))
     row(
         "PATCH",
         base,
-        api("PATCH", lambda w, p, b=single: b.format(org=w.org), lambda w, p: {"description": f"by {p}"}),
+        api("PATCH", bound(single, lambda w, p, b: b.format(org=w.org)), lambda w, p: {"description": f"by {p}"}),
         repo_level(3, 200),
     )
     row(
         "DELETE",
         base,
-        api("DELETE", lambda w, p, b=base: b.format(ns=w.org, repo=fresh_grant(w))),
+        api("DELETE", bound(base, lambda w, p, b: b.format(ns=w.org, repo=fresh_grant(w)))),
         # The fresh repository is granted to the readers' team only: they see it; other members do not.
         {**by({OWNER}, 202, denied=HIDDEN), READER: DENIED, PAT_READ: DENIED},
     )
@@ -273,19 +278,19 @@ for base in ("/api/v2/namespaces/{ns}/repositories/{repo}", "/api/v2/repositorie
     row(
         "GET",
         f"{base}/tags",
-        api("GET", lambda w, p, b=base: b.format(ns=w.org, repo=APP) + "/tags"),
+        api("GET", bound(base, lambda w, p, b: b.format(ns=w.org, repo=APP) + "/tags")),
         repo_level(1, 200),
     )
     row(
         "GET",
         f"{base}/tags/{{tag}}",
-        api("GET", lambda w, p, b=base: b.format(ns=w.org, repo=APP) + "/tags/latest"),
+        api("GET", bound(base, lambda w, p, b: b.format(ns=w.org, repo=APP) + "/tags/latest")),
         repo_level(1, 200),
     )
     row(
         "DELETE",
         f"{base}/tags/{{tag}}",
-        api("DELETE", lambda w, p, b=base: b.format(ns=w.org, repo=APP) + f"/tags/{fresh_tag(w)}"),
+        api("DELETE", bound(base, lambda w, p, b: b.format(ns=w.org, repo=APP) + f"/tags/{fresh_tag(w)}")),
         repo_level(3, 204),
     )
 row(

@@ -11,7 +11,7 @@ import secrets
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.security.rows_api import DENIED, api, by
+from tests.security.rows_api import DENIED, api, bound, by
 from tests.security.rows_oci import Call, Expect
 from tests.security.world import OWNER, World
 
@@ -94,11 +94,11 @@ for template, path in (
         "/api/v2/namespaces/{org}/repositories/app/trust-policy",
     ),
 ):
-    row("GET", template, api("GET", lambda w, p, t=path: t.format(org=w.org)), by(OWNERS, 200, denied=DENIED))
+    row("GET", template, api("GET", bound(path, lambda w, p, t: t.format(org=w.org))), by(OWNERS, 200, denied=DENIED))
     row(
         "PUT",
         template,
-        api("PUT", lambda w, p, t=path: t.format(org=w.org), lambda w, p: {"mode": "off", "exempt": []}),
+        api("PUT", bound(path, lambda w, p, t: t.format(org=w.org)), lambda w, p: {"mode": "off", "exempt": []}),
         by(OWNERS, 200, denied=DENIED),
     )
 

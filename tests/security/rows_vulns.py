@@ -9,7 +9,7 @@ import secrets
 
 import httpx
 
-from tests.security.rows_api import DENIED, api, by, repo_level
+from tests.security.rows_api import DENIED, api, bound, by, repo_level
 from tests.security.rows_files import TAG, _get, _repo_path
 from tests.security.rows_oci import Call, Expect
 from tests.security.world import OWNER, World
@@ -34,11 +34,11 @@ for template, path in (
         "/api/v2/namespaces/{org}/repositories/app/vulnerability-policy",
     ),
 ):
-    row("GET", template, api("GET", lambda w, p, t=path: t.format(org=w.org)), by(OWNERS, 200, denied=DENIED))
+    row("GET", template, api("GET", bound(path, lambda w, p, t: t.format(org=w.org))), by(OWNERS, 200, denied=DENIED))
     row(
         "PUT",
         template,
-        api("PUT", lambda w, p, t=path: t.format(org=w.org), lambda w, p: {"mode": "off", "severity": "high"}),
+        api("PUT", bound(path, lambda w, p, t: t.format(org=w.org)), lambda w, p: {"mode": "off", "severity": "high"}),
         by(OWNERS, 200, denied=DENIED),
     )
 

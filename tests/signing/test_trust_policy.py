@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,18 +121,20 @@ def test_enforce_warn_revoke_and_exempt(admin: httpx.Client, server: DockyardSer
     wait_for(lambda: get(admin, repo, "unsigned").status_code == 200)
     warned = get(admin, repo, "unsigned")
     assert warned.headers[VERIFIED] == "false"
-    for mode in ("enforce", "warn"):  # the refused pulls above, and the served one
-        wait_for(
-            lambda mode=mode: (
-                server.execute_sql(
-                    "UPDATE events SET actor = actor WHERE type = 'policy.violated' AND repository = :repo"
-                    " AND payload LIKE :mode",
-                    repo=repo,
-                    mode=f'%"mode":"{mode}"%',
-                )
-                >= 1
+
+    def violation_recorded(mode: str) -> bool:
+        return (
+            server.execute_sql(
+                "UPDATE events SET actor = actor WHERE type = 'policy.violated' AND repository = :repo"
+                " AND payload LIKE :mode",
+                repo=repo,
+                mode=f'%"mode":"{mode}"%',
             )
+            >= 1
         )
+
+    for mode in ("enforce", "warn"):  # the refused pulls above, and the served one
+        wait_for(partial(violation_recorded, mode))
 
     policy(admin, "enforce", repo, exempt=[f"{repo}:unsig*"])
     wait_for(lambda: get(admin, repo, "unsigned").status_code == 200)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -35,9 +35,15 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> T:
+def wait_for(
+    probe: Callable[[], T | Literal[False] | None],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll ``probe`` until it returns something truthy, and return that (fail after ``timeout`` seconds, naming
-    ``what`` was awaited)."""
+    ``what`` was awaited): never the ``False`` or ``None`` a probe answers while it waits."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()

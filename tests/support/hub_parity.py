@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no types-jsonschema in the env
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "api" / "data"
@@ -138,7 +138,7 @@ def _json_schema(node: Any, nullable: frozenset[str] = frozenset()) -> Any:
 
 def _components() -> dict[str, Any]:
     """Hub's component schemas, with the properties ``component_errata`` corrects replaced."""
-    schemas = copy.deepcopy(hub_document()["components"]["schemas"])
+    schemas: dict[str, Any] = copy.deepcopy(hub_document()["components"]["schemas"])
     for name, errata in parity_notes().get("component_errata", {}).items():
         schemas[name]["properties"].update(errata["properties"])
     return schemas

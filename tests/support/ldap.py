@@ -244,7 +244,8 @@ class SlapdServer:
         """One change as the root DN (a bound ldap3 connection used as a context manager is left open: unbind)."""
         conn = Connection(Server(self.url), user=ROOT_DN, password=ROOT_PASSWORD, auto_bind=True)
         try:
-            assert conn.modify(group_dn(group), change), conn.result
+            # types-ldap3 leaves Connection.modify unannotated.
+            assert conn.modify(group_dn(group), change), conn.result  # type: ignore[no-untyped-call]
         finally:
             conn.unbind()
 

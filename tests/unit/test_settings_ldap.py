@@ -27,7 +27,7 @@ def test_the_mapping_splits_at_the_last_equals_sign() -> None:
 
 def test_ldap_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not load_settings().ldap_enabled
-    settings = load_settings(**BASE)
+    settings = load_settings(None, **BASE)
     assert settings.ldap_enabled
     assert settings.effective_ldap_user_filter == "(uid={username})"
     for bad, match in (
@@ -39,14 +39,14 @@ def test_ldap_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"ldap_group_teams": ["devs"]}, "GROUP=ORG/TEAM"),
     ):
         with pytest.raises(SettingsError, match=match):
-            load_settings(**{**BASE, **bad})
+            load_settings(None, **{**BASE, **bad})
     # From the environment, entries are separated by ";" (DNs have commas).
     monkeypatch.setenv("DOCKYARD_LDAP_GROUP_TEAMS", "cn=a,dc=x=org1/t1; b=org2/t2")
-    assert [entry.team for entry in load_settings(**BASE).ldap_team_mapping] == ["t1", "t2"]
+    assert [entry.team for entry in load_settings(None, **BASE).ldap_team_mapping] == ["t1", "t2"]
 
 
 def test_the_bind_password_comes_sealed_from_a_file_or_plain(tmp_path: Path) -> None:
-    settings = load_settings(**BASE, secret_key=SECRET, ldap_bind_dn="cn=search", ldap_bind_password="plain")
+    settings = load_settings(None, **BASE, secret_key=SECRET, ldap_bind_dn="cn=search", ldap_bind_password="plain")
     assert bind_password(settings) == "plain"
     secret_file = tmp_path / "bind-password"
     secret_file.write_text("from-a-file\n")

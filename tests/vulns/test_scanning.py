@@ -75,7 +75,7 @@ def report(admin: httpx.Client, repo: str, tag: str) -> dict[str, object]:
     return dict(response.json())
 
 
-def ids(body: dict[str, object], *, suppressed: bool | None = None) -> dict[str, object]:
+def ids(body: dict[str, object], *, suppressed: bool | None = None) -> dict[str, tuple[str, str, str | None, str]]:
     findings = body["findings"]
     assert isinstance(findings, list)
     return {
@@ -164,7 +164,9 @@ def test_import_match_suppress_and_enforce(server: AppServer, admin: httpx.Clien
     shown = report(admin, repo, "vuln")
     assert set(ids(shown, suppressed=True)) == {"DSA-0001-1", "DEBIAN-CVE-2024-0003"}
     assert set(ids(shown, suppressed=False)) == {"GHSA-aaaa-bbbb-cccc", "GHSA-dddd-eeee-ffff"}
-    reasons = {f["id"]: f["suppressed"] for f in shown["findings"]}  # type: ignore[union-attr]
+    findings = shown["findings"]
+    assert isinstance(findings, list)
+    reasons = {f["id"]: f["suppressed"] for f in findings}
     assert reasons["DSA-0001-1"]["kind"] == "vex"
     assert "not_affected" in reasons["DSA-0001-1"]["reason"]
     assert reasons["DEBIAN-CVE-2024-0003"] == {"kind": "allowlist", "reason": "no network use"}
@@ -320,7 +322,9 @@ def test_vex_attached_to_an_image_suppresses_its_findings_only(
         layer_type="application/json",
     )
     shown = report(admin, repo, "attached")
-    reasons = {f["id"]: f["suppressed"] for f in shown["findings"]}  # type: ignore[union-attr]
+    findings = shown["findings"]
+    assert isinstance(findings, list)
+    reasons = {f["id"]: f["suppressed"] for f in findings}
     assert reasons["DSA-0001-1"]["kind"] == "vex"
     assert reasons["DSA-0001-1"]["reason"] == (
         "not_affected: vulnerable_code_not_in_execute_path (OpenVEX https://vex.example/vexed-1 attached to the image)"

@@ -126,7 +126,9 @@ def test_sources_are_synced_at_start_and_on_schedule(tmp_path: Path, mirror: Osv
             assert mirror.hits > hits + 1
         status = vulndb(server, "status")
         assert status["sync"] == "every 1 s from 1 sources"
-        assert [s["source"] for s in status["sources"]] == [mirror.url]  # type: ignore[union-attr]
+        sources = status["sources"]
+        assert isinstance(sources, list)
+        assert [s["source"] for s in sources] == [mirror.url]
     finally:
         server.stop()
 

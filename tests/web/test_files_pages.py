@@ -18,7 +18,8 @@ import pytest
 from tests.clients.conftest import make_containers_env
 from tests.support.app_server import AppServer
 from tests.support.hub import HubAdmin
-from tests.support.images import AMD64, OCI_MANIFEST, LayoutWriter, build_multiarch_layout
+from tests.support.images import AMD64, LayoutWriter, build_multiarch_layout
+from tests.support.oci import OCI_MANIFEST
 from tests.support.tools import require_tool
 from tests.web.conftest import shot
 from tests.web.pages import XSS, assert_inert, check_accessibility, sign_in, signed_in_client, watch_scripts

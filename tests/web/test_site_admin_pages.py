@@ -198,7 +198,8 @@ def test_storage_jobs_and_garbage_collection_pages(
 
     def runs() -> int:
         page.reload()
-        return page.locator("[data-testid=gc-run]").count()
+        count: int = page.locator("[data-testid=gc-run]").count()
+        return count
 
     _until(lambda: runs() >= 1, "the retried dry run finished")
     shot(page, "admin-gc")

@@ -14,15 +14,16 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import httpx
 import pytest
 
 from dockyard.builds.buildah import BuildahExecutor
-from dockyard.builds.executor import BuildFailed, BuildResult, BuildSpec, RegistryTarget, SourceCheckout
+from dockyard.builds.executor import BuildFailed, BuildLimits, BuildResult, BuildSpec, RegistryTarget, SourceCheckout
 from dockyard.settings import Settings
 from tests.clients.conftest import make_containers_env
 from tests.support.gitrepo import GitServer
@@ -135,17 +136,31 @@ class Outcome:
         return "\n".join(self.log)
 
 
+class SpecOptions(TypedDict, total=False):
+    """What a test may set of a ``BuildSpec`` beyond its source and target (the fields with a default)."""
+
+    dockerfile: str
+    context: str
+    build_args: Mapping[str, str]
+    secret_build_args: frozenset[str]
+    network: bool
+    use_cache: bool
+    cache_key: str
+    timestamp: int | None
+    limits: BuildLimits
+
+
 def spec_for(
     registry: DockyardServer,
     url: str,
     commit: str,
     repository: str,
     tags: tuple[str, ...] = ("latest",),
-    **kwargs: object,
+    **kwargs: Unpack[SpecOptions],
 ) -> BuildSpec:
     token = mint_token(registry, f"repository:{repository}:pull,push", f"repository:{BASE_REPO}:pull")
     target = RegistryTarget(registry.url, repository, tags, token, tls_verify=False)
-    return BuildSpec(f"b-{commit[:8]}", SourceCheckout(url, commit, ref="main"), target, **kwargs)  # type: ignore[arg-type]
+    return BuildSpec(f"b-{commit[:8]}", SourceCheckout(url, commit, ref="main"), target, **kwargs)
 
 
 def run_build(

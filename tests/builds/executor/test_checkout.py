@@ -42,7 +42,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def auth_server() -> Iterator[tuple[str, list[str]]]:
-    seen: ClassVar[list[str]] = []
+    seen: list[str] = []
     handler = type("Recorder", (_Recorder,), {"seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.builds.executor.conftest import (
     BASE_TAG,
     TIMINGS,
     Outcome,
+    SpecOptions,
     assert_nothing_left,
     run_build,
     spec_for,
@@ -34,7 +36,7 @@ def build(
     run: str,
     files: dict[str, str] | None = None,
     cancel_when: str | None = None,
-    **kwargs: object,
+    **kwargs: Unpack[SpecOptions],
 ) -> Outcome:
     """Build ``FROM`` the busybox base with one ``RUN`` step (after COPYing ``files``)."""
     work = git_server.repository(unique_name("sbx").replace("/", "-"))

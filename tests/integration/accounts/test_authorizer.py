@@ -15,7 +15,8 @@ from dockyard.db.engine import Database
 from dockyard.errors import Denied, DomainError, NotFound
 from tests.support.accounts import make_org, make_repo, make_user, with_token
 
-Outcome = Level | tuple[type[DomainError], str, str, Any]
+Refusal = tuple[type[DomainError], str, str, Any]
+Outcome = Level | Refusal
 
 
 async def _outcome(
@@ -27,6 +28,15 @@ async def _outcome(
             return (await require(conn, who, permission, resource)).level
         except DomainError as exc:
             return (type(exc), exc.subject, exc.message, exc.detail)
+
+
+async def _refusal(
+    db: Database, who: Principal, permission: Permission, resource: RepositoryResource | NamespaceResource
+) -> Refusal:
+    """The error raised as (class, subject, message, detail); access granted fails the test."""
+    outcome = await _outcome(db, who, permission, resource)
+    assert isinstance(outcome, tuple), outcome
+    return outcome
 
 
 async def test_a_repository_is_hidden_from_who_may_not_read_it_and_denied_to_who_may(db: Database) -> None:
@@ -43,12 +53,12 @@ async def test_a_repository_is_hidden_from_who_may_not_read_it_and_denied_to_who
         for permission in (Permission.REPOSITORY_READ, Permission.REPOSITORY_ADMIN):
             hidden = await _outcome(db, who, permission, RepositoryResource("acme/app"))
             assert hidden == (NotFound, "repository", "repository not found", {"name": "acme/app"})
-    denied = await _outcome(db, reader, Permission.REPOSITORY_ADMIN, RepositoryResource("acme/app"))
+    denied = await _refusal(db, reader, Permission.REPOSITORY_ADMIN, RepositoryResource("acme/app"))
     assert denied[0] is Denied
     assert await _outcome(db, reader, Permission.REPOSITORY_READ, RepositoryResource("acme/app")) == Level.READ
     assert await _outcome(db, owner, Permission.REPOSITORY_ADMIN, RepositoryResource("acme/app")) == Level.ADMIN
     # A public repository is seen by everyone: changing it is denied, not hidden.
-    assert (await _outcome(db, ANONYMOUS, Permission.REPOSITORY_WRITE, RepositoryResource("acme/pub")))[0] is Denied
+    assert (await _refusal(db, ANONYMOUS, Permission.REPOSITORY_WRITE, RepositoryResource("acme/pub")))[0] is Denied
     # The hidden answer carries the caller's detail, like the missing one.
     detail = {"namespace": "acme", "name": "app"}
     hidden = await _outcome(db, stranger, Permission.REPOSITORY_READ, RepositoryResource("acme/app", detail))
@@ -63,17 +73,17 @@ async def test_a_namespace_is_public_so_non_owners_are_denied(db: Database) -> N
     unknown = await _outcome(db, owner, Permission.NAMESPACE_ADMIN, NamespaceResource("nobody"))
     assert unknown == (NotFound, "account", "namespace not found", {"name": "nobody"})
     for who in (member, stranger, ANONYMOUS, with_token(owner, REPO_READ)):
-        refused = await _outcome(db, who, Permission.NAMESPACE_ADMIN, admin_ns)
+        refused = await _refusal(db, who, Permission.NAMESPACE_ADMIN, admin_ns)
         assert refused[0] is Denied, who
     for who in (stranger, ANONYMOUS):
-        refused = await _outcome(db, who, Permission.NAMESPACE_MEMBER, NamespaceResource("acme", "organization"))
+        refused = await _refusal(db, who, Permission.NAMESPACE_MEMBER, NamespaceResource("acme", "organization"))
         assert refused[:2] == (Denied, "organization")
     assert await _outcome(db, member, Permission.NAMESPACE_MEMBER, admin_ns) == Level.READ
     assert await _outcome(db, owner, Permission.NAMESPACE_ADMIN, admin_ns) == Level.ADMIN
     assert await _outcome(db, owner, Permission.NAMESPACE_ADMIN, NamespaceResource("owner")) == Level.ADMIN
     # ``library`` exists before its first push makes it an organization: only administrators own it.
     assert await _outcome(db, OPEN, Permission.NAMESPACE_ADMIN, NamespaceResource("library")) == Level.ADMIN
-    assert (await _outcome(db, owner, Permission.NAMESPACE_ADMIN, NamespaceResource("library")))[0] is Denied
+    assert (await _refusal(db, owner, Permission.NAMESPACE_ADMIN, NamespaceResource("library")))[0] is Denied
 
 
 async def test_a_namespace_permission_on_a_repository_is_a_programming_error(db: Database) -> None:

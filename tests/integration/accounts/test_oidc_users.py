@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from dockyard.accounts.oidc_users import OidcAccounts
 from dockyard.auth.credentials import Authenticator
-from dockyard.auth.oidc import OidcRefused, OidcSignIn
+from dockyard.auth.oidc_results import OidcRefused, OidcSignIn
 from dockyard.auth.secrets import SecretBox
 from dockyard.auth.web_sessions import WebSessions
 from dockyard.db.engine import Database
@@ -98,7 +98,7 @@ async def test_existing_users_are_linked_but_never_an_administrator(db: Database
     failures = [e for e in await audit(db, "root", logins=True) if e["action"] == "login.failure"]
     assert [(e["actor"], e["data"]["via"], e["data"]["subject"]) for e in failures] == [("root", "oidc", "s-4")]
     async with db.write() as conn:  # a linked account disabled later
-        await conn.execute(Account.__table__.update().where(Account.id == bob.account_id).values(disabled=True))
+        await conn.execute(update(Account).where(Account.id == bob.account_id).values(disabled=True))
     with pytest.raises(OidcRefused, match="disabled"):
         await accounts.sign_in(signed("s-2", preferred_username="bobby"))
 

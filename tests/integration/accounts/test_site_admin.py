@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from dockyard.core.paging import PageRequest
 from dockyard.db.engine import Database
@@ -95,7 +95,7 @@ async def test_storage_jobs_and_collections_for_administrators_only(db: Database
         await enqueue(conn, "webhooks.deliver", {"delivery_id": 1})
         dead = await enqueue(conn, "webhooks.deliver", {"delivery_id": 2}, dedupe_key="webhooks.deliver:2")
         await conn.execute(
-            Job.__table__.update()
+            update(Job)
             .where(Job.id == dead)
             .values(state=DEAD, attempts=3, max_attempts=3, finished_at=now, last_error="boom", expires_at=now)
         )
@@ -165,7 +165,7 @@ async def test_a_collection_from_the_page_takes_the_gc_lease_and_a_dry_run_keeps
         assert [(r.dry_run, r.trigger) for r in await recent_gc_runs(db)] == [(False, MANUAL), (True, MANUAL)]
         assert await try_lease(db, GC_LEASE, timedelta(minutes=5))  # another holder now…
         async with db.write() as conn:  # …that is not this process
-            await conn.execute(MaintenanceLease.__table__.update().values(holder="elsewhere"))
+            await conn.execute(update(MaintenanceLease).values(holder="elsewhere"))
         with pytest.raises(CollectionBusy):
             await collect(env.ctx, dry_run=True, trigger=MANUAL)
 

@@ -243,7 +243,11 @@ async def test_runners_never_run_one_job_at_once(db: Database, url: str, setting
             async with db.write() as conn:
                 from dockyard.jobs.queue import enqueue
 
-                ids = [await enqueue(conn, "test.once", {"n": n}) for n in range(150)]
+                ids: list[int] = []
+                for n in range(150):
+                    job_id = await enqueue(conn, "test.once", {"n": n})
+                    assert job_id is not None  # no dedupe key: always queued
+                    ids.append(job_id)
             for runner in runners:
                 runner.wake()
 

@@ -18,7 +18,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from dockyard.auth.oidc import OidcClient, OidcRefused, OidcUnavailable
+from dockyard.auth.oidc import OidcClient
+from dockyard.auth.oidc_results import OidcRefused, OidcUnavailable
 from dockyard.auth.secrets import SecretBox
 from dockyard.db.engine import Database
 from dockyard.migrations.runner import upgrade
@@ -153,6 +154,11 @@ def _other_rsa() -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": "k1"})
 
 
+def _hs256_with_the_client_secret(p: FakeProvider) -> None:
+    p.header = {"alg": "HS256", "kid": "k1"}
+    p.signing_key = OctKey.import_key(b"s3cret:/+" * 4)
+
+
 BAD_TOKENS: dict[str, Callable[[FakeProvider], None]] = {
     "wrong nonce": lambda p: p.claims.update(nonce="another"),
     "no nonce": lambda p: p.claims.update(nonce=None),
@@ -162,10 +168,7 @@ BAD_TOKENS: dict[str, Callable[[FakeProvider], None]] = {
     "expired": lambda p: p.claims.update(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200),
     "no subject": lambda p: p.claims.update(sub=None),
     "signed by another key": lambda p: setattr(p, "signing_key", _other_rsa()),
-    "HS256 with the client secret": lambda p: (
-        setattr(p, "header", {"alg": "HS256", "kid": "k1"}),
-        setattr(p, "signing_key", OctKey.import_key(b"s3cret:/+" * 4)),
-    ),
+    "HS256 with the client secret": _hs256_with_the_client_secret,
 }
 
 

@@ -99,6 +99,7 @@ async def test_expired_token_is_refused(db: Database) -> None:
     claims = json.loads(base64.urlsafe_b64decode(payload_b64 + "=="))
     claims["exp"] = int(time.time()) - 120
     key = (await tokens.keys.signing_key()).private
+    assert key is not None  # the signing key is this server's own: its private half is loaded
     expired = jwt.encode(claims, key, algorithm="ES256", headers=jwt.get_unverified_header(issued.token))
     with pytest.raises(Unauthorized, match="expired"):
         await tokens.verify(expired, audience="registry.test", use="registry")
@@ -131,9 +132,9 @@ async def test_tampered_payload_alg_none_hmac_confusion_and_unknown_kid(db: Data
         .decode()
     )
     confused = f"{hs_header}.{hs_body}.{hs_sig}"
-    unknown_kid = jwt.encode(
-        claims, (await tokens.keys.signing_key()).private, algorithm="ES256", headers={"kid": "not-a-key"}
-    )
+    private = (await tokens.keys.signing_key()).private
+    assert private is not None
+    unknown_kid = jwt.encode(claims, private, algorithm="ES256", headers={"kid": "not-a-key"})
     truncated = issued.token[:-10]
     for bad in (tampered, none, confused, unknown_kid, truncated, "garbage", ""):
         with pytest.raises(Unauthorized):

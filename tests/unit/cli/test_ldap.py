@@ -25,7 +25,7 @@ def test_the_sealed_bind_password_opens_with_the_servers_secret(tmp_path: Path) 
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output)["ldap_bind_password_sealed"].startswith("gAAAA")
     ldap = {"ldap_url": "ldap://x", "ldap_user_search_base": "dc=x", "ldap_bind_dn": "cn=x"}
-    settings = resolve_secret_key(load_settings(data_dir=data, ldap_bind_password_sealed=sealed, **ldap))
+    settings = resolve_secret_key(load_settings(None, data_dir=data, ldap_bind_password_sealed=sealed, **ldap))
     assert bind_password(settings) == "bind-secret"
     with pytest.raises(ValueError, match="server secret differs"):
         bind_password(settings.model_copy(update={"secret_key": "another-secret-of-enough-length"}))

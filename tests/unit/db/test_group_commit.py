@@ -85,7 +85,7 @@ async def test_a_failing_unit_takes_nothing_of_the_others_with_it(db: Database) 
 
     def half_then_fail(conn: Connection) -> None:
         conn.execute(text("INSERT INTO t (k, v) VALUES (100, 'half')"))
-        raise Conflict("thing", "refused after a write")
+        raise Conflict("operation", "refused after a write")
 
     def duplicate(conn: Connection) -> None:  # the database refuses it: a constraint violation
         conn.execute(text("INSERT INTO t (k, v) VALUES (1, 'again')"))
@@ -128,7 +128,7 @@ async def test_a_unit_alone_runs_in_its_own_transaction(db: Database) -> None:
 
     def write_then_fail(conn: Connection) -> None:
         _insert(9)(conn)
-        raise Conflict("thing", "refused after a write")
+        raise Conflict("operation", "refused after a write")
 
     with pytest.raises(Conflict):
         await db.run_unit(write_then_fail)

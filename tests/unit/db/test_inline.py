@@ -100,7 +100,7 @@ async def test_a_statement_runs_on_the_loop_thread_and_commit_on_another(
         [(thread, _, _)] = _RecordingConnection.commits
         assert thread != threading.get_ident()
         async with connection.execute("SELECT k FROM t") as rows:
-            assert await rows.fetchall() == [(1,)]
+            assert list(await rows.fetchall()) == [(1,)]
     finally:
         await connection.close()
 
@@ -127,7 +127,7 @@ async def test_a_caller_cancelled_during_commit_returns_once_the_commit_has_ende
         assert ended <= cancelled_at  # the connection was free again before the caller saw its cancellation
         assert not connection._conn.in_transaction
         async with connection.execute("SELECT k FROM t") as rows:
-            assert await rows.fetchall() == [(1,)]
+            assert list(await rows.fetchall()) == [(1,)]
     finally:
         _RecordingConnection.delay = 0.0
         await connection.close()

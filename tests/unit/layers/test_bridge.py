@@ -82,9 +82,12 @@ async def test_more_streams_than_the_default_executor_has_threads_all_finish() -
     its threads while they waited for a chunk left no thread to read one."""
     data = bytes(range(256)) * 400
 
+    def read_chunk(at: int) -> bytes:
+        return data[at : at + 4096]
+
     async def from_threads() -> AsyncIterator[bytes]:
         for start in range(0, len(data), 4096):
-            yield await asyncio.to_thread(lambda at=start: data[at : at + 4096])
+            yield await asyncio.to_thread(read_chunk, start)
 
     async def one() -> bytes:
         return b"".join([chunk async for chunk in through_thread(from_threads(), read_all, depth=1)])

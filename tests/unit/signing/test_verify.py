@@ -134,7 +134,7 @@ def test_message_signature_over_the_manifest_digest() -> None:
         else:
             assert isinstance(signer.key, rsa.RSAPrivateKey)
             signature = signer.key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-        bundle = {
+        bundle: dict[str, Any] = {
             "mediaType": f.SIGSTORE_BUNDLE_V03,
             "verificationMaterial": {"publicKey": {"hint": hint(signer)}},
             "messageSignature": {

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from dockyard.core.names import namespace_of, short_name_of
 from dockyard.events import outbox
 from dockyard.webhooks import events as ev
 from dockyard.webhooks.events import EventView, Platform, RepositoryInfo, from_outbox, sample_push
@@ -64,8 +65,8 @@ def test_event_name_sets() -> None:
     [("acme/app", "acme", "app"), ("alpine", "library", "alpine"), ("acme/team/app", "acme", "team/app")],
 )
 def test_names(repository: str, namespace: str, name: str) -> None:
-    assert ev.namespace_of(repository) == namespace
-    assert ev.short_name_of(repository) == name
+    assert namespace_of(repository) == namespace
+    assert short_name_of(repository) == name
 
 
 def test_from_outbox_push() -> None:
