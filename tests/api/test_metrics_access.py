@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import DockyardServer, free_port
+from tests.support.ports import free_port
+from tests.support.server import DockyardServer
 
 TOKEN = "metrics-token-for-tests"
 BASE_COUNT = 'dockyard_http_requests_total{method="GET",route="base",status="200"}'

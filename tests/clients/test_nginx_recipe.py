@@ -20,7 +20,8 @@ import pytest
 
 from tests.clients.conftest import make_containers_env
 from tests.support.images import Layout, index_entry
-from tests.support.server import REPO_ROOT, DockyardServer, free_port
+from tests.support.ports import free_port
+from tests.support.server import REPO_ROOT, DockyardServer
 from tests.support.tls import TestCA
 from tests.support.tools import require_tool
 

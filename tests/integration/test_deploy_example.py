@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.support import backend
-from tests.support.server import REPO_ROOT, DockyardServer, free_port
+from tests.support.ports import free_port
+from tests.support.server import REPO_ROOT, DockyardServer
 
 EXAMPLE = REPO_ROOT / "deploy" / "systemd" / "dockyard.env.example"
 SITE_SPECIFIC = ("DOCKYARD_DATABASE_URL", "DOCKYARD_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import forkserver
-from tests.support.server import REPO_ROOT, free_port
+from tests.support.ports import free_port
+from tests.support.server import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

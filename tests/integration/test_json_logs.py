@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.support.oci import push_image, unique_name
-from tests.support.server import REPO_ROOT, Server, free_port
+from tests.support.ports import free_port
+from tests.support.server import REPO_ROOT, Server
 
 pytestmark = pytest.mark.embedded_only  # logging is the same on both backends
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import REPO_ROOT, free_port
+from tests.support.ports import free_port
+from tests.support.server import REPO_ROOT
 from tests.support.tools import require_tool
 
 # `make run` is the embedded deployment by definition (no settings: SQLite and files under ./data); the

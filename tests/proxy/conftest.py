@@ -19,7 +19,8 @@ import pytest
 from tests.clients.conftest import ContainersEnv, Tool, make_containers_env
 from tests.support.checks import unique, wait_for
 from tests.support.hub import HubAdmin
-from tests.support.server import DockyardServer, free_port
+from tests.support.ports import free_port
+from tests.support.server import DockyardServer
 from tests.support.tools import require_tool
 
 CONFIG = """\

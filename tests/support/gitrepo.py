@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from tests.support.server import free_port
+from tests.support.ports import free_port
 from tests.support.tools import require_tool
 
 _GIT_ENV = {

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.support.server import free_port
+from tests.support.ports import free_port
 
 
 class RoundRobinBalancer:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection, Server
 
-from tests.support.server import free_port
+from tests.support.ports import free_port
 from tests.support.tls import TestCA
 from tests.support.tools import missing
 

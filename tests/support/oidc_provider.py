@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.ports import free_port
 from tests.support.processes import stop
-from tests.support.server import free_port
 from tests.support.tools import missing, require_tool
 
 PACKAGE = Path(__file__).resolve().parent / "oidc"

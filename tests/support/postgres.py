@@ -28,6 +28,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from tests.support.ports import free_port
 from tests.support.tools import missing
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -75,15 +76,6 @@ def require_postgres() -> Path:
     if bin_dir is None:
         missing("PostgreSQL server binaries not found (package postgresql; make test installs it when run as root)")
     return bin_dir
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class PostgresCluster:
@@ -173,7 +165,7 @@ class PostgresCluster:
             fh.write("\n# dockyard test cluster\n")
             fh.writelines(f"{key} = {value}\n" for key, value in config.items())
         for attempt in range(5):
-            port = _free_port()
+            port = free_port()
             try:
                 self._run(
                     "pg_ctl", "start", "--pgdata", str(self.data_dir), "--log", str(self.log_path),

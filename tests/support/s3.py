@@ -29,8 +29,8 @@ import httpx
 import pytest
 from botocore.config import Config
 
+from tests.support.ports import free_port
 from tests.support.processes import stop
-from tests.support.server import free_port
 
 
 class MotoServer:

@@ -14,7 +14,6 @@ import abc
 import contextlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -24,16 +23,10 @@ from typing import Any
 import httpx
 
 from tests.support import backend, forkserver
+from tests.support.ports import free_port
 from tests.support.schema import seed_sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Server(abc.ABC):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from tests.support.checks import wait_for
+from tests.support.ports import free_port
 
 LINK = re.compile(r"https?://\S+/invites/(dy_inv_[A-Za-z0-9_-]+)")
 
@@ -83,17 +83,10 @@ class SmtpSink:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink()
-    sink.port = _free_port()
+    sink.port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
     controller.start()
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.oci import push_image, unique_name
-from tests.support.server import DockyardServer, free_port
+from tests.support.ports import free_port
+from tests.support.server import DockyardServer
 from tests.support.webhook_receiver import Reply, WebhookReceiver
 from tests.webhooks.conftest import FAST, Hooks, admin_client
 
