@@ -73,9 +73,6 @@ class Child:
         """Signal the child, unless it has been reaped (then its pid may be someone else's)."""
         self._popen.send_signal(sig)
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
 

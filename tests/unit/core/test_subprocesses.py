@@ -134,3 +134,20 @@ def test_uvloops_own_subprocesses_do_run_python_in_the_child(python_in_children:
 
     pid = run("uvloop", main)
     assert python_in_children.read_text() == f"{pid}\n"
+
+
+@pytest.mark.parametrize("kind", LOOPS)
+def test_without_pidfds_a_thread_waits_for_the_exit(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux before 5.3 has no ``pidfd_open``: the exit is then awaited in a thread of the loop's executor."""
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def main() -> tuple[bytes, int]:
+        child = await spawn(["sh", "-c", "sleep 0.2; echo done; exit 4"])
+        out, _ = await child.communicate()
+        return out, await child.wait()
+
+    assert run(kind, main) == (b"done\n", 4)
