@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.http import HTTPError, SyncConnection
+from bench.ports import free_port
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _children() -> dict[int, list[int]]:
