@@ -36,6 +36,7 @@ from dockyard.accounts.scim_users import ScimUserService
 from dockyard.accounts.teams import TeamService
 from dockyard.accounts.two_factor import TwoFactorService
 from dockyard.accounts.users import UserService
+from dockyard.analysis.tasks import AnalysisSubscriber
 from dockyard.auth.credentials import Authenticator
 from dockyard.auth.refresh import RefreshTokens
 from dockyard.auth.secrets import SecretBox, configure_password_hashing_from
@@ -57,12 +58,11 @@ from dockyard.http.oci.errors import OCIError
 from dockyard.http.oci.errors import render as render_oci_error
 from dockyard.http.oci.routes import failure_response, oci_app
 from dockyard.http.proxies import TrustedProxies, resolve_client
-from dockyard.inventory.tasks import InventorySubscriber, inventory_service
+from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.periodic import PeriodicJob
 from dockyard.jobs.registry import running_jobs
 from dockyard.jobs.runner import JobRunner, OutcomeObserver
 from dockyard.layers.service import ImageFiles
-from dockyard.layers.tasks import LayerIndexSubscriber
 from dockyard.logs import configure_logging
 from dockyard.models.base import utcnow
 from dockyard.proxy.cache import ProxyCache
@@ -102,7 +102,7 @@ from dockyard.vulns.gate import VulnerabilityGate
 from dockyard.vulns.manage import VulnSettingsService
 from dockyard.vulns.reports import VulnerabilityReports
 from dockyard.vulns.scanner import Scanner, ScanObserver
-from dockyard.vulns.tasks import ScanSubscriber, inventory_source, sync_sources
+from dockyard.vulns.tasks import inventory_source, sync_sources
 from dockyard.vulns.vexrefs import ReferrerVex
 from dockyard.webhooks.dispatch import WebhookSubscriber
 from dockyard.webhooks.manage import WebhookService
@@ -134,11 +134,7 @@ def event_subscribers(db: Database, store: BlobStore, settings: Settings) -> lis
             db, BlobService(RegistryContext(db=db, store=store, settings=settings)), settings
         ),  # deliveries and their webhooks.deliver jobs
     ]
-    if settings.layer_index_on_push:
-        subscribers.append(LayerIndexSubscriber())  # a pushed image: index its layers (layers.index)
-    if settings.inventory_on_push:
-        subscribers.append(InventorySubscriber())  # a pushed image: its SBOM inventory (inventory.compute)
-    subscribers.append(ScanSubscriber())  # a pushed image: scan it for vulnerabilities (vulns.scan)
+    subscribers.append(AnalysisSubscriber())  # a pushed image: index, inventory and SBOM, scan (analysis.image)
     subscribers.append(BuildSubscriber())  # a pushed base image: queue the builds built FROM it (builds.run)
     subscribers.append(ReplicationSubscriber(db, settings))  # push rules on events: their runs (replication.run)
     return subscribers

@@ -1,37 +1,24 @@
-"""Inventory on push: ``InventorySubscriber`` (a subscriber of the event bus) enqueues ``inventory.compute`` for
-every pushed image manifest, in the transaction that dispatches its ``manifest.pushed`` event, next to the
-``layers.index`` job of the same image; the job computes the image's inventory (waiting for, or building, the
-layer indexes it needs), then (``sbom_referrers``, on by default) attaches its SPDX document to the image in the
-pushed repository as an OCI referrer (``dockyard.inventory.referrers``). Deduplicated per image digest and
-repository while queued; idempotent (a current inventory is a look-up, an attached SBOM is found again). A storage
-error retries the job; every other failure is recorded on the image's inventory."""
+"""The ``inventory.compute`` job — queued when a request asks for an inventory never computed (or by older
+detectors), and on push before a pushed image's analysis (``dockyard.analysis.tasks``) did it: computes the image's
+inventory (building the layer indexes it needs), then (``sbom_referrers``, on by default) attaches its SPDX document
+to the image in the repository as an OCI referrer (``dockyard.inventory.referrers``). Deduplicated per image digest
+and repository while queued; idempotent (a current inventory is a look-up, an attached SBOM is found again). A
+storage error retries the job; every other failure is recorded on the image's inventory. Also the process's
+``inventory_service``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.inventory.referrers import SbomReferrers, server_url
-from dockyard.inventory.service import COMPUTE, READY, InventoryService, enqueue_compute
+from dockyard.inventory.service import COMPUTE, READY, InventoryService
 from dockyard.jobs.handlers import Handler, JobContext
 from dockyard.jobs.registry import JobEnvironment, register
 from dockyard.layers.index import LayerIndexer
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
-from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings
-
-
-class InventorySubscriber(Unprepared):
-    """The event bus's inventory subscriber (``dockyard.events.bus.Subscriber``)."""
-
-    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
-        if (pushed := new_image_pushed(event)) is not None:
-            repository, digest = pushed
-            await enqueue_compute(conn, repository, digest)
 
 
 def inventory_service(ctx: RegistryContext, indexer: LayerIndexer | None = None) -> InventoryService:

@@ -47,6 +47,7 @@ HANDLER_KINDS: Mapping[str, str] = {
     "webhooks.deliver": "dockyard.webhooks.tasks",
     "trust.verify": "dockyard.trust.tasks",
     "trust.reverify": "dockyard.trust.tasks",
+    "analysis.image": "dockyard.analysis.tasks",
     "layers.index": "dockyard.layers.tasks",
     "vulns.scan": "dockyard.vulns.tasks",
     "inventory.compute": "dockyard.inventory.tasks",

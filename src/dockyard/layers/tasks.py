@@ -1,27 +1,23 @@
-"""Indexing on push: ``LayerIndexSubscriber`` (a subscriber of the event bus) enqueues ``layers.index`` for every
-pushed image manifest, in the transaction that dispatches its ``manifest.pushed`` event; the job indexes the
-image's layers that are not indexed yet. Deduplicated per image while queued; idempotent (a ready index is a
-look-up). A layer that is not a readable tar is recorded as failed by the indexer and ends the job normally; a
-storage error retries it."""
+"""Indexing an image's layers: ``index_image`` indexes those not indexed yet — the first step of a pushed image's
+analysis (``dockyard.analysis.tasks``), and the ``layers.index`` job that did it on push before that job existed
+(run for jobs queued then). Idempotent (a ready index is a look-up). A layer that is not a readable tar is recorded
+as failed by the indexer and the others go on; a storage error retries the job. ``image_order`` is the ordering key
+of the work queued on one image's contents."""
 
 from __future__ import annotations
 
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.core.manifest import parse_manifest
 from dockyard.errors import DomainError, Invalid, NotFound
-from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.jobs.handlers import Handler, JobContext
-from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
 from dockyard.layers.index import LayerIndexer
 from dockyard.models import Manifest, Repository
 from dockyard.registry.blobs import BlobService
 from dockyard.registry.context import RegistryContext
-from dockyard.repos.access import new_image_pushed
 
 log = logging.getLogger("dockyard.layers")
 
@@ -29,31 +25,10 @@ INDEX = "layers.index"
 
 
 def image_order(digest: str) -> str:
-    """The job ordering key of the work a push queues on one image's contents — the index of its layers, then the
-    inventory computed from that index, then the vulnerability scan of that inventory (the subscribers queue them
-    in that order): a job with this key runs once those queued before it have finished, instead of running beside
-    them and polling for what they make."""
+    """The job ordering key of the work queued on one image's contents — its analysis after a push (one job per
+    repository it was pushed to), the inventory a request asks for: a job with this key runs once those queued
+    before it have finished, instead of running beside them and computing the same rows twice."""
     return f"image:{digest}"
-
-
-async def enqueue_index(conn: AsyncConnection, repository: str, digest: str) -> None:
-    """Index the layers of image manifest ``repository@digest`` soon."""
-    await enqueue(
-        conn,
-        INDEX,
-        {"repository": repository, "digest": digest},
-        dedupe_key=f"{INDEX}:{repository}@{digest}",
-        ordering_key=image_order(digest),
-    )
-
-
-class LayerIndexSubscriber(Unprepared):
-    """The event bus's layer-index subscriber (``dockyard.events.bus.Subscriber``)."""
-
-    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
-        if (pushed := new_image_pushed(event)) is not None:
-            repository, digest = pushed
-            await enqueue_index(conn, repository, digest)
 
 
 async def index_image(indexer: LayerIndexer, repository: str, digest: str) -> int:

@@ -1,8 +1,8 @@
 """Scanning in the background and the scheduled sync of vulnerability data.
 
-- ``ScanSubscriber`` (a subscriber of the event bus) enqueues ``vulns.scan`` for every pushed image manifest, in
-  the transaction that dispatches its ``manifest.pushed``; the job scans it when its inventory is available and
-  retries (with backoff, for a while) when it is not yet.
+- The ``vulns.scan`` job scans an image when its inventory is available and retries (with backoff, for a while)
+  when it is not yet: how a push scanned an image before a pushed image's analysis (``dockyard.analysis.tasks``,
+  whose last step is the scan) did it; run for jobs queued then.
 - ``sync_sources`` is the periodic job ``vulndb.sync`` (only when ``vulndb_sources`` is set): each URL imported in
   its own transaction, then the images holding changed packages re-matched.
 - ``inventory_source(settings, db, registry)`` builds the ``InventorySource``: the SBOM inventory, or the one
@@ -16,18 +16,13 @@ import logging
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.db.engine import Database
 from dockyard.errors import DomainError
-from dockyard.events.bus import OutboxEvent, Unprepared
 from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
-from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
-from dockyard.layers.tasks import image_order
 from dockyard.registry.context import RegistryContext
-from dockyard.repos.access import new_image_pushed
 from dockyard.settings import Settings, SettingsError
 from dockyard.vulns.scanner import InventorySource, NoInventory, Scanner, ScanObserver
 from dockyard.vulns.vulndb import VulnDatabase
@@ -35,7 +30,7 @@ from dockyard.vulns.vulndb import VulnDatabase
 log = logging.getLogger("dockyard.vulns")
 
 SCAN = "vulns.scan"
-SCAN_ATTEMPTS = 12  # the inventory may take a while after a push
+SCAN_ATTEMPTS = 12  # runs of a scan (or an analysis) while the image's inventory is not available
 
 
 def inventory_source(settings: Settings, db: Database, registry: RegistryContext | None = None) -> InventorySource:
@@ -52,27 +47,6 @@ def inventory_source(settings: Settings, db: Database, registry: RegistryContext
         raise SettingsError(f"vulns_inventory_source: cannot load {spec!r}: {exc}") from exc
     source: InventorySource = factory(settings, db)
     return source
-
-
-async def enqueue_scan(conn: AsyncConnection, digest: str) -> None:
-    """Scan image ``digest`` soon: after the computation of its inventory when one is queued before (the push's
-    subscribers queue that first), so that the scan does not run, find no inventory and wait its retry."""
-    await enqueue(
-        conn,
-        SCAN,
-        {"digest": digest},
-        dedupe_key=f"{SCAN}:{digest}",
-        ordering_key=image_order(digest),
-        max_attempts=SCAN_ATTEMPTS,
-    )
-
-
-class ScanSubscriber(Unprepared):
-    """The event bus's scanning subscriber (``dockyard.events.bus.Subscriber``)."""
-
-    async def on_event(self, conn: AsyncConnection, event: OutboxEvent, prepared: None) -> None:
-        if (pushed := new_image_pushed(event)) is not None:
-            await enqueue_scan(conn, pushed[1])
 
 
 @register(SCAN)

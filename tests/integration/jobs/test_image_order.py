@@ -1,23 +1,23 @@
-"""The jobs a push queues on one image's contents run one after another: the layer index (``layers.index``), then
-the inventory computed from it (``inventory.compute``), then the vulnerability scan of that inventory
-(``vulns.scan``) share one ordering key (``layers.tasks.image_order``), so each is claimable only once those queued
-before it have finished, however they ended — instead of running beside them, polling for the index (a write
-transaction every 0.2 s) or finding no inventory and waiting out a retry."""
+"""Work queued on one image's contents runs one job at a time, in the order it was queued: the analysis of a pushed
+image in each repository it was pushed to (``analysis.image``: index, inventory and SBOM, scan) and an inventory a
+request asked for (``inventory.compute``) share one ordering key (``layers.tasks.image_order``), so each is
+claimable only once those queued before it have finished, however they ended — instead of computing the same rows
+side by side. Work on another image is not held up."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from dockyard.analysis.tasks import ANALYZE, enqueue_analysis
 from dockyard.db.engine import Database
 from dockyard.inventory.service import COMPUTE, enqueue_compute
 from dockyard.jobs import store
 from dockyard.jobs.queue import FAILED, SUCCEEDED
-from dockyard.layers.tasks import INDEX, enqueue_index
 from dockyard.models.base import utcnow
-from dockyard.vulns.tasks import SCAN, enqueue_scan
 
 DIGEST = "sha256:" + "ab" * 32
-KINDS = (INDEX, COMPUTE, SCAN)
+OTHER = "sha256:" + "cd" * 32
+KINDS = (ANALYZE, COMPUTE)
 
 
 async def claim(db: Database, owner: str) -> list[store.ClaimedJob]:
@@ -30,24 +30,25 @@ async def finish(db: Database, job: store.ClaimedJob, owner: str, state: str) ->
         assert await store.finish(conn, job, owner, state=state, now=utcnow())
 
 
-async def test_the_index_inventory_and_scan_of_a_pushed_image_run_one_after_another(db: Database) -> None:
-    async with db.write() as conn:  # what a push's subscribers queue, in their order
-        await enqueue_index(conn, "acme/app", DIGEST)
-        await enqueue_compute(conn, "acme/app", DIGEST)
-        await enqueue_compute(conn, "acme/mirror", DIGEST)  # the same image pushed to a second repository
-        await enqueue_scan(conn, DIGEST)
-    expected = [(INDEX, "acme/app"), (COMPUTE, "acme/app"), (COMPUTE, "acme/mirror")]
+async def test_the_work_queued_on_one_image_runs_one_job_after_another(db: Database) -> None:
+    async with db.write() as conn:
+        await enqueue_analysis(conn, "acme/app", DIGEST)
+        await enqueue_compute(conn, "acme/other", DIGEST)  # a request for an inventory
+        await enqueue_analysis(conn, "acme/mirror", DIGEST)  # the same image pushed to a second repository
+        await enqueue_analysis(conn, "acme/app", DIGEST)  # queued again while queued: the same job
+    expected = [(ANALYZE, "acme/app"), (COMPUTE, "acme/other"), (ANALYZE, "acme/mirror")]
     outcomes = [SUCCEEDED, FAILED, SUCCEEDED]  # a job that failed for good frees the next one too
     for (kind, repository), outcome in zip(expected, outcomes, strict=True):
         [job] = await claim(db, "runner-a")
-        assert (job.kind, job.payload["repository"]) == (kind, repository)
+        assert (job.kind, job.payload["repository"], job.attempt) == (kind, repository, 1)
         assert await claim(db, "runner-b") == []  # the next one waits while this one runs
         await finish(db, job, "runner-a", outcome)
-    [scan] = await claim(db, "runner-b")
-    assert (scan.kind, scan.payload, scan.attempt) == (SCAN, {"digest": DIGEST}, 1)
+    assert await claim(db, "runner-b") == []
 
 
-async def test_a_scan_of_an_image_with_no_inventory_queued_runs_at_once(db: Database) -> None:
+async def test_the_analyses_of_two_images_run_side_by_side(db: Database) -> None:
     async with db.write() as conn:
-        await enqueue_scan(conn, DIGEST)
-    assert [job.kind for job in await claim(db, "runner-a")] == [SCAN]
+        await enqueue_analysis(conn, "acme/app", DIGEST)
+        await enqueue_analysis(conn, "acme/app", OTHER)
+    jobs = await claim(db, "runner-a")
+    assert sorted(job.payload["digest"] for job in jobs) == [DIGEST, OTHER]
