@@ -25,7 +25,7 @@ from dockyard.jobs.registry import JobEnvironment
 from dockyard.models import Job
 from dockyard.models.layers import LayerIndex
 from dockyard.models.vulns import VulnScan
-from tests.support.hub_services import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, HubEnv, canonical, hub_env, sha256
+from tests.support.hub_services import HubEnv, hub_env, sha256
 from tests.support.layers import DEBIAN_12_OS_RELEASE, E, dpkg_status, layer
 
 SPDX = "application/spdx+json"
@@ -38,19 +38,7 @@ BASE = layer(
 
 
 async def _push(env: HubEnv, repo: str) -> str:
-    config = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
-    await env.blob(repo, config)
-    await env.blob(repo, BASE)
-    body = canonical(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(BASE), "size": len(BASE)}],
-        }
-    )
-    await env.registry.manifests.put(repo, "v1", body, OCI_MANIFEST)
-    return sha256(body)
+    return (await env.push_image(repo, "v1", layer_blobs=[BASE])).digest
 
 
 async def _dispatch(env: HubEnv) -> list[tuple[str, dict[str, Any]]]:
@@ -93,7 +81,8 @@ async def test_a_push_queues_one_analysis_that_indexes_inventories_attaches_and_
         assert index == READY
         inventory = inventory_service(env.ctx)
         state = await inventory.state(digest)
-        assert state is not None and state.state == READY
+        assert state is not None
+        assert state.state == READY
         packages = await inventory.packages(digest)
         assert packages is not None
         assert {(p.name, p.version) for p in packages} == {("libc6", "2.36-9"), ("bash", "5.2.15-2")}

@@ -35,21 +35,12 @@ BASE = layer(  # built once: gzip stamps the time, and the same image must have 
 )
 
 
+CONFIG = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+
+
 async def _image(env: HubEnv, repo: str) -> tuple[str, bytes]:
-    blob = BASE
-    config = canonical({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
-    await env.blob(repo, config)
-    await env.blob(repo, blob)
-    body = canonical(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": sha256(blob), "size": len(blob)}],
-        }
-    )
-    await env.registry.manifests.put(repo, "v1", body, OCI_MANIFEST)
-    return sha256(body), body
+    pushed = await env.push_image(repo, "v1", config=CONFIG, layer_blobs=[BASE])
+    return pushed.digest, pushed.body
 
 
 async def test_the_sbom_is_attached_once_and_replaced_when_stale(tmp_path: Path) -> None:

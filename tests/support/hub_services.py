@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -167,6 +167,7 @@ class HubEnv:
         variant: str | None = None,
         history: list[dict[str, Any]] | None = None,
         layers: int = 1,
+        layer_blobs: Sequence[bytes] | None = None,
         config: bytes | None = None,
         config_type: str = OCI_CONFIG,
         artifact_type: str | None = None,
@@ -180,7 +181,11 @@ class HubEnv:
             if history is not None:
                 doc["history"] = history
             config = canonical(doc)
-        blobs = [f"layer-{seed}-{i}".encode() * (i + 1) for i in range(layers)]
+        blobs = (
+            list(layer_blobs)
+            if layer_blobs is not None
+            else [f"layer-{seed}-{i}".encode() * (i + 1) for i in range(layers)]
+        )
         await self.blob(repo, config)
         for layer in blobs:
             await self.blob(repo, layer)
