@@ -2,8 +2,8 @@
 ``analysis.image`` job for every image manifest a push stored anew (``repos.access.new_image_pushed``), in the
 transaction that dispatches its ``manifest.pushed`` event. The job, in order:
 
-1. indexes the image's layers (``layer_index_on_push``; ``layers.tasks.index_image``: a layer that is not a readable
-   tar is recorded as failed and the rest go on);
+1. indexes the image's layers (``layer_index_on_push``; ``layers.tasks.index_layers``: a layer that is not a
+   readable tar is recorded as failed and the rest go on);
 2. computes its inventory (``inventory_on_push``) and, once ready, attaches its SPDX document to the image in the
    pushed repository as an OCI referrer (``sbom_referrers``); an image gone or no longer an image ends the job;
 3. scans it for vulnerabilities, or retries (with backoff, ``SCAN_ATTEMPTS`` runs in all) while its inventory is not
@@ -15,7 +15,8 @@ order they need each other without the job runner ordering three rows, and no sc
 before its turn. Each step is idempotent (a ready index or a current inventory is a look-up, an attached SBOM is
 found again), so a retry repeats only what is left. Deduplicated per repository and image while queued; the
 ordering key ``layers.tasks.image_order`` keeps it apart from other work on the same image (the same image pushed
-to a second repository, an inventory a request queued). A storage error retries the job.
+to a second repository, an inventory a request queued). The manifest is read once, for all the steps; an image
+deleted before the job's turn ends it. A storage error retries the job.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dockyard.inventory.tasks import inventory_service
 from dockyard.jobs.handlers import Handler, JobContext, Retry
 from dockyard.jobs.queue import enqueue
 from dockyard.jobs.registry import JobEnvironment, register
-from dockyard.layers.tasks import image_order, index_image
+from dockyard.layers.tasks import image_order, index_layers
 from dockyard.registry.context import RegistryContext
 from dockyard.registry.services import Registry
 from dockyard.repos.access import new_image_pushed
@@ -69,12 +70,15 @@ def analyze(env: JobEnvironment) -> Handler:
 
     async def handle(job: JobContext) -> None:
         repository, digest = str(job.payload["repository"]), str(job.payload["digest"])
+        target = await inventory.target(repository, digest)  # the manifest, read once for the steps
+        if target is None:
+            return  # deleted since: nothing to analyse
         if settings.layer_index_on_push:
-            await index_image(inventory.indexer, repository, digest)
+            await index_layers(inventory.indexer, dict.fromkeys(target.layers), f"{repository}@{digest}")
         if settings.inventory_on_push:
-            state = await inventory.compute(repository, digest)
+            state = await inventory.compute_target(target)
             if state is None:
-                return  # deleted since, or not an image: nothing to scan
+                return  # gone meanwhile: nothing to scan
             if state.state == READY and settings.sbom_referrers:
                 await sboms.attach(repository, digest)
         if await scanner.scan(digest) is None:

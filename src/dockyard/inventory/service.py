@@ -201,6 +201,11 @@ class InventoryService:
         target = await self.target(repository, digest)
         if target is None:
             return None
+        return await self.compute_target(target)
+
+    async def compute_target(self, target: ImageTarget) -> InventoryState | None:
+        """``compute`` for an image platform already looked up (``target``); None if it is gone meanwhile."""
+        digest = target.digest
         known = await self.state(digest)
         if known is not None and known.state in (READY, FAILED) and await self._current(digest):
             return known

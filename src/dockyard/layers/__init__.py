@@ -11,7 +11,7 @@ authorized as a pull), ``diff``, ``service`` and ``tasks`` (indexing on push).
 When an index is built — both, on purpose:
 
 - **On push, in the background**: the first step of a pushed image's analysis (``dockyard.analysis.tasks``, one
-  job per image; ``tasks.index_image``). By the time someone opens the image its layers are usually indexed, and
+  job per image; ``tasks.index_layers``). By the time someone opens the image its layers are usually indexed, and
   the inventory (SBOMs) finds them indexed too. Layers are shared, so a base layer is indexed once.
 - **Lazily, on the first request** that needs a layer not indexed yet (pushed before this feature, the job still
   queued, or ``layer_index_on_push`` off): the request builds it itself — one streaming pass, a few seconds for

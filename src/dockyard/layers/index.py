@@ -130,7 +130,7 @@ class LayerIndexer:
             raise _failed(known)
         build = self._builds.get(digest)
         if build is None:
-            build = asyncio.ensure_future(self._ensure(digest))
+            build = asyncio.ensure_future(self._ensure(digest, known))
             self._builds[digest] = build
             build.add_done_callback(lambda done: self._forget(digest, done))
         # Shielded: a caller that goes away (a closed connection) does not abandon the build for the others.
@@ -141,10 +141,10 @@ class LayerIndexer:
         if not done.cancelled():
             done.exception()  # retrieved: every waiter has seen it already
 
-    async def _ensure(self, digest: str) -> IndexState:
+    async def _ensure(self, digest: str, known: IndexState | None) -> IndexState:
+        """Build or wait for the index; ``known`` is the row as ``ensure`` just read it (read again each round)."""
         token = new_holder()
         while True:
-            known = await self.state(digest)
             if known is None:
                 claimed = await self._claim(digest, token)
             elif known.state == READY:
@@ -159,6 +159,7 @@ class LayerIndexer:
                 except _LostClaim:
                     log.info("layer %s: another builder took over the index", digest)
             await asyncio.sleep(self.poll_seconds)
+            known = await self.state(digest)
 
     async def _claim(self, digest: str, token: str) -> bool:
         now = utcnow()
@@ -231,6 +232,8 @@ class LayerIndexer:
             await conn.execute(insert_or_nothing(conn, LayerFile), [entry_values(digest, e) for e in batch])
 
     async def _finish(self, digest: str, token: str, stats: ScanStats, *, error: str | None) -> IndexState:
+        # the row as this update leaves it (the claim is ours: no one else writes it meanwhile)
+        state = IndexState(digest, READY if error is None else FAILED, stats.entries, stats.skipped, error, utcnow())
         async with self.db.write() as conn:
             if error is not None:  # partial entries of an unreadable layer are useless
                 await conn.execute(delete(LayerFile).where(LayerFile.layer_digest == digest))
@@ -238,16 +241,14 @@ class LayerIndexer:
                 conn,
                 digest,
                 token,
-                state=READY if error is None else FAILED,
-                entries=stats.entries,
-                skipped=stats.skipped,
+                state=state.state,
+                entries=state.entries,
+                skipped=state.skipped,
                 escapes=stats.escapes,
                 escape_sample=stats.escape_sample,
                 error=error,
-                finished_at=utcnow(),
+                finished_at=state.finished_at,
             )
-            state = await self._state(conn, digest)
-        assert state is not None
         if error is not None:
             log.info("layer %s cannot be indexed: %s", digest, error)
             raise _failed(state)

@@ -1,12 +1,14 @@
-"""Indexing an image's layers: ``index_image`` indexes those not indexed yet — the first step of a pushed image's
-analysis (``dockyard.analysis.tasks``), and the ``layers.index`` job that did it on push before that job existed
-(run for jobs queued then). Idempotent (a ready index is a look-up). A layer that is not a readable tar is recorded
-as failed by the indexer and the others go on; a storage error retries the job. ``image_order`` is the ordering key
-of the work queued on one image's contents."""
+"""Indexing an image's layers: ``index_layers`` indexes those not indexed yet — the first step of a pushed image's
+analysis (``dockyard.analysis.tasks``) —, ``index_image`` looks them up in the manifest first, for the
+``layers.index`` job that did it on push before the analysis existed (run for jobs queued then). Idempotent (a
+ready index is a look-up). A layer that is not a readable tar is recorded as failed by the indexer and the others
+go on; a storage error retries the job. ``image_order`` is the ordering key of the work queued on one image's
+contents."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from sqlalchemy import select
 
@@ -47,17 +49,22 @@ async def index_image(indexer: LayerIndexer, repository: str, digest: str) -> in
         parsed = parse_manifest(row.content, row.media_type)
     except DomainError:
         return 0
+    layers = [str(layer.digest) for layer in parsed.layers if not layer.is_foreign]
+    return await index_layers(indexer, layers, f"{repository}@{digest}")
+
+
+async def index_layers(indexer: LayerIndexer, layers: Iterable[str], image: str) -> int:
+    """Index the layers ``layers`` of ``image`` (``repository@digest``, for the log); returns how many are indexed
+    (failed ones not counted)."""
     done = 0
-    for layer in parsed.layers:
-        if layer.is_foreign:
-            continue
+    for layer in layers:
         try:
-            await indexer.ensure(str(layer.digest))
+            await indexer.ensure(layer)
             done += 1
         except Invalid as exc:
-            log.info("layer %s of %s@%s: %s", layer.digest, repository, digest, exc.message)
+            log.info("layer %s of %s: %s", layer, image, exc.message)
         except NotFound:
-            log.info("layer %s of %s@%s is gone", layer.digest, repository, digest)
+            log.info("layer %s of %s is gone", layer, image)
     return done
 
 
