@@ -68,6 +68,10 @@ class Settings(LdapSettings, BaseSettings):
     upload_sessions_per_repository: int = Field(default=20, ge=1)  # …and one repository (more: 429)
     max_request_body_bytes: int = Field(default=MiB, ge=1024)  # every route but blob uploads and manifests (413)
     max_request_header_bytes: int = Field(default=64 * 1024, ge=8 * 1024)  # request line and headers (431)
+    # An idle keep-alive connection is closed after this long. Not uvicorn's 5 s: a client that sends its next request
+    # just as the server closes the connection sees it drop unanswered (and may not resend a POST or PATCH), and
+    # clients keep idle connections far longer (Go's default transport: 90 s). 75 s is nginx's default.
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
     catalog_max_entries: int = Field(default=1000, ge=1)
     tags_max_entries: int = Field(default=10000, ge=1)
     db_pool_size: int = Field(default=8, ge=1)

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.app_server import AppServer
 from tests.support.hub import HubAdmin
 from tests.support.oci import OCI_MANIFEST, error_codes, push_blob, push_image, sha256, unique_name
 from tests.support.server import DockyardServer
@@ -192,6 +193,29 @@ def test_a_huge_header_is_refused_and_the_server_keeps_serving(server: DockyardS
     assert response.status == 431
     assert response.getheader("content-type", "").startswith(PROBLEM)
     assert httpx.get(f"{server.url}/v2/", timeout=10).status_code == 200
+
+
+def test_an_idle_connection_is_kept_open_for_the_keep_alive_time(tmp_path: Path) -> None:
+    srv = AppServer(tmp_path / "data", embedded=True, env={"DOCKYARD_KEEP_ALIVE_SECONDS": "2"})
+    srv.start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+            conn.sock = sock
+            for _ in range(2):  # the second request goes over the same connection, after a pause
+                conn.request("GET", "/v2/")
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200
+                answered = time.monotonic()
+                time.sleep(0.5)
+            # Then the server closes the idle connection, once its keep-alive time has passed.
+            readable, _, _ = select.select([sock], [], [], 15)
+            assert readable, "the server kept the idle connection open"
+            assert sock.recv(1) == b""
+            assert 1.5 <= time.monotonic() - answered < 4.5  # 2 s, not uvicorn's 5 s
+    finally:
+        srv.stop()
 
 
 def test_api_body_over_the_limit_is_refused_by_its_length(server: DockyardServer) -> None:

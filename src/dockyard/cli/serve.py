@@ -116,6 +116,7 @@ def uvicorn_config(settings: Settings, app: ASGIApplication | DockyardApp | str,
         ws="none",  # no WebSocket routes: the websockets library stays unloaded
         http=HTTP_PROTOCOL,  # httptools, with the request head bounded (uvicorn's own has no bound)
         h11_max_incomplete_event_size=settings.max_request_header_bytes,
+        timeout_keep_alive=settings.keep_alive_seconds,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
         server_header=False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.cli.serve import is_loopback, startup_warnings
+from dockyard.cli.serve import is_loopback, startup_warnings, uvicorn_config
 from dockyard.settings import Settings, load_settings
 
 
@@ -57,3 +57,9 @@ def test_metrics_address_is_host_and_port(value: str, ok: bool) -> None:
     else:
         with pytest.raises(SettingsError, match="metrics_address"):
             _settings(metrics_address=value)
+
+
+def test_idle_connections_outlive_uvicorns_default_keep_alive() -> None:
+    # uvicorn closes an idle connection after 5 s; a client reusing it just then sees it drop unanswered.
+    assert uvicorn_config(_settings(), "dockyard.app:create_app").timeout_keep_alive == 75
+    assert uvicorn_config(_settings(keep_alive_seconds=9), "dockyard.app:create_app").timeout_keep_alive == 9
