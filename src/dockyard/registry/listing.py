@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.authz.permissions import load_facts, visible_repositories
 from dockyard.authz.principal import Principal
@@ -27,6 +28,24 @@ def tags_query(repo_id: int, limit: int, last: str | None) -> Select[str]:
     if last is not None:
         query = query.where(Tag.name > last)
     return query.order_by(Tag.name).limit(limit + 1)
+
+
+# In no tag or repository name (their grammars: dockyard.core.names), so it can join a page of them.
+_SEPARATOR = "\n"
+
+
+async def names_page(conn: AsyncConnection, query: Select[str]) -> list[str]:
+    """The names ``query`` selects (one column, ordered by it, as ``tags_query`` and ``catalog_query`` do), fetched as
+    one joined string: SQLAlchemy's processing costs ~1.2 µs per row, so a full list of 5,000 tags spent 7.6 ms in
+    it against 1.3 ms this way. An aggregate's order is not guaranteed, so the names are sorted here again (byte
+    order: the names are ASCII, compared with the C collation on PostgreSQL)."""
+    page = query.subquery()
+    column = page.c[0]
+    joined = (
+        func.group_concat(column, _SEPARATOR) if conn.dialect.name == "sqlite" else func.string_agg(column, _SEPARATOR)
+    )
+    text = (await conn.execute(select(joined))).scalar_one()
+    return sorted(text.split(_SEPARATOR)) if text else []
 
 
 def catalog_query(limit: int, last: str | None, visible: ColumnElement[bool] | None = None) -> Select[str]:
@@ -60,8 +79,8 @@ class ListingService:
             repo_id = await require_repository(conn, name)
             if limit == 0:
                 return Page([], False)
-            rows = (await conn.execute(tags_query(repo_id, limit, last))).scalars().all()
-        return Page(list(rows[:limit]), len(rows) > limit)
+            rows = await names_page(conn, tags_query(repo_id, limit, last))
+        return Page(rows[:limit], len(rows) > limit)
 
     async def catalog(self, limit: int, last: str | None, caller: Principal | None = None) -> Page:
         """Repository names after ``last`` in byte order, limited to what ``caller`` may see (``None``: all)."""
@@ -71,8 +90,8 @@ class ListingService:
             visible = None
             if caller is not None and not caller.superuser:
                 visible = visible_repositories(caller, await load_facts(conn, caller))
-            rows = (await conn.execute(catalog_query(limit, last, visible))).scalars().all()
-        return Page(list(rows[:limit]), len(rows) > limit)
+            rows = await names_page(conn, catalog_query(limit, last, visible))
+        return Page(rows[:limit], len(rows) > limit)
 
     async def referrers(self, name: str, digest: str, artifact_type: str | None) -> list[dict[str, Any]]:
         """Descriptors of manifests in ``name`` whose subject is ``digest`` (empty if none or no repository)."""
