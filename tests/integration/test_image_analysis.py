@@ -1,8 +1,8 @@
 """A pushed image's analysis (``dockyard.analysis.tasks``) on a real database of the test backend and a filesystem
 store: the push queues one ``analysis.image`` job, none of the three per-step kinds; the job leaves the layer
-index, the inventory with its packages, the SBOM referrer and the scan; its steps read the manifest once and a
-layer's index row once each; an image deleted before its turn ends the job without a retry; with ``inventory_on_push``
-off the scan waits (retries) until an inventory exists."""
+index, the inventory with its packages, the SBOM referrer and the scan; its steps read the manifest once, and a
+layer's index row and the image's inventory row once each; an image deleted before its turn ends the job without a
+retry; with ``inventory_on_push`` off the scan waits (retries) until an inventory exists."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ async def test_a_push_queues_one_analysis_that_indexes_inventories_attaches_and_
         assert [kind for kind, _ in await _dispatch(env)] == [ANALYZE]
 
 
-async def test_the_steps_read_the_manifest_once_and_the_index_row_once_each(tmp_path: Path) -> None:
+async def test_the_steps_read_the_manifest_once_and_the_index_and_inventory_rows_once_each(tmp_path: Path) -> None:
     async with hub_env(tmp_path, open=True, sbom_referrers=False) as env:
         digest = await _push(env, "acme/app")
         [(_, payload)] = await _dispatch(env)
@@ -115,6 +115,8 @@ async def test_the_steps_read_the_manifest_once_and_the_index_row_once_each(tmp_
         assert len([r for r in reads if r.startswith("SELECT manifests.media_type, manifests.content FROM")]) == 1
         # the index step's look-up before its claim; the inventory step's look-up of the index the first one built
         assert len([r for r in reads if r.startswith("SELECT layer_indexes.state")]) == 2
+        # the inventory step's look-up of the image's inventory (with its detectors' version), not read back after
+        assert len([r for r in reads if r.startswith("SELECT image_inventories.digest, image_inventories.state")]) == 1
 
 
 async def test_an_image_deleted_before_its_analysis_ends_the_job_without_a_retry(tmp_path: Path) -> None:

@@ -123,9 +123,17 @@ class InventoryService:
 
     async def state(self, digest: str) -> InventoryState | None:
         """The inventory of image manifest ``digest``, or None if none was ever requested."""
+        return (await self._known(digest))[0]
+
+    async def _known(self, digest: str) -> tuple[InventoryState | None, bool]:
+        """``state(digest)``, and whether the current detectors made it (one read)."""
         async with self.db.read() as conn:
-            row = (await conn.execute(select(*_STATE_COLUMNS).where(ImageInventory.digest == digest))).first()
-        return _state(row)
+            row = (
+                await conn.execute(
+                    select(*_STATE_COLUMNS, ImageInventory.version).where(ImageInventory.digest == digest)
+                )
+            ).first()
+        return _state(row), row is not None and row.version is not None and row.version >= VERSION
 
     async def packages(self, digest: str) -> list[InstalledPackage] | None:
         """The packages of image manifest ``digest`` (an image platform, not an index), in (ecosystem, name,
@@ -149,20 +157,13 @@ class InventoryService:
     async def request(self, repository: str, target: ImageTarget) -> InventoryState:
         """The inventory of ``target`` (in ``repository``), queueing its computation if it was never computed
         (pushed before this feature) or by older detectors."""
-        known = await self.state(target.digest)
-        if known is not None and (known.state == PENDING or await self._current(target.digest)):
+        known, current = await self._known(target.digest)
+        if known is not None and (known.state == PENDING or current):
             return known
         async with self.db.write() as conn:
             await self._pending(conn, target)
             await enqueue_compute(conn, repository, target.digest)
         return InventoryState(target.digest, PENDING, None, None, 0, None)
-
-    async def _current(self, digest: str) -> bool:
-        async with self.db.read() as conn:
-            version = (
-                await conn.execute(select(ImageInventory.version).where(ImageInventory.digest == digest))
-            ).scalar_one_or_none()
-        return version is not None and version >= VERSION
 
     async def _pending(self, conn: AsyncConnection, target: ImageTarget) -> None:
         values = {"state": PENDING, "error": None, "version": VERSION, "finished_at": None}
@@ -206,8 +207,8 @@ class InventoryService:
     async def compute_target(self, target: ImageTarget) -> InventoryState | None:
         """``compute`` for an image platform already looked up (``target``); None if it is gone meanwhile."""
         digest = target.digest
-        known = await self.state(digest)
-        if known is not None and known.state in (READY, FAILED) and await self._current(digest):
+        known, current = await self._known(digest)
+        if known is not None and known.state in (READY, FAILED) and current:
             return known
         try:
             async with self.db.write() as conn:
@@ -230,10 +231,8 @@ class InventoryService:
             except SymlinkLoop as exc:
                 error = str(exc)[:MAX_ERROR]
         if error is not None:
-            await self._finish(target, error=error)
-        else:
-            await self._finish(target, os=result.os, packages=result.packages)
-        return await self.state(digest)
+            return await self._finish(target, error=error)
+        return await self._finish(target, os=result.os, packages=result.packages)
 
     async def _finish(
         self,
@@ -242,8 +241,16 @@ class InventoryService:
         error: str | None = None,
         os: OsRelease | None = None,
         packages: list[InstalledPackage] | None = None,
-    ) -> None:
+    ) -> InventoryState:
+        """Record the inventory's outcome; returns the state recorded (built here, not read back)."""
         found = packages or []
+        os_id = os.id[:64] if os else None
+        os_version = (os.version_id or "")[:64] or None if os else None
+        os_name = os.pretty_name if os else None
+        recorded_os = OsRelease(os_id, os_version, None, os_name) if os_id else None  # as ``state`` reads it
+        finished = InventoryState(
+            target.digest, FAILED if error is not None else READY, error, recorded_os, len(found), utcnow()
+        )
         async with self.db.write() as conn:
             await conn.execute(delete(ImagePackage).where(ImagePackage.image_digest == target.digest))
             if found:
@@ -270,15 +277,16 @@ class InventoryService:
                 update(ImageInventory)
                 .where(ImageInventory.digest == target.digest)
                 .values(
-                    state=FAILED if error is not None else READY,
+                    state=finished.state,
                     error=error,
                     version=VERSION,
-                    os_id=os.id[:64] if os else None,
-                    os_version=(os.version_id or "")[:64] or None if os else None,
-                    os_name=os.pretty_name if os else None,
-                    packages=len(found),
-                    finished_at=utcnow(),
+                    os_id=os_id,
+                    os_version=os_version,
+                    os_name=os_name,
+                    packages=finished.packages,
+                    finished_at=finished.finished_at,
                 )
             )
         if error is not None:
             log.info("inventory of %s failed: %s", target.digest, error)
+        return finished
