@@ -95,8 +95,11 @@ async def test_a_push_queues_one_analysis_that_indexes_inventories_attaches_and_
         assert [kind for kind, _ in await _dispatch(env)] == [ANALYZE]
 
 
-async def test_the_steps_read_the_manifest_once_and_the_index_and_inventory_rows_once_each(tmp_path: Path) -> None:
-    async with hub_env(tmp_path, open=True, sbom_referrers=False) as env:
+@pytest.mark.parametrize("sbom_referrers", [False, True], ids=["without-sbom", "with-sbom"])
+async def test_the_steps_read_the_manifest_once_and_the_index_and_inventory_rows_once_each(
+    tmp_path: Path, sbom_referrers: bool
+) -> None:
+    async with hub_env(tmp_path, open=True, sbom_referrers=sbom_referrers) as env:
         digest = await _push(env, "acme/app")
         [(_, payload)] = await _dispatch(env)
         reads: list[str] = []
@@ -112,6 +115,9 @@ async def test_the_steps_read_the_manifest_once_and_the_index_and_inventory_rows
         finally:
             event.remove(env.db.engine.sync_engine, "before_cursor_execute", read)
         assert await _scan_state(env, digest) == "scanned"
+        attached = await env.registry.listing.referrers("acme/app", digest, SPDX)
+        assert len(attached) == (1 if sbom_referrers else 0)
+        # the image's look-up (attaching the SBOM reads its subject's descriptor apart, by another statement)
         assert len([r for r in reads if r.startswith("SELECT manifests.media_type, manifests.content FROM")]) == 1
         # the index step's look-up before its claim; the inventory step's look-up of the index the first one built
         assert len([r for r in reads if r.startswith("SELECT layer_indexes.state")]) == 2

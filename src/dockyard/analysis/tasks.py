@@ -80,7 +80,7 @@ def analyze(env: JobEnvironment) -> Handler:
             if state is None:
                 return  # gone meanwhile: nothing to scan
             if state.state == READY and settings.sbom_referrers:
-                await sboms.attach(repository, digest)
+                await sboms.attach(repository, digest, state)
         if await scanner.scan(digest) is None:
             raise Retry(None, "the image's inventory is not available yet")
 

@@ -33,7 +33,7 @@ from dockyard.core.digest import Digest
 from dockyard.core.names import namespace_of
 from dockyard.errors import DomainError, Invalid, NotFound, QuotaExceeded
 from dockyard.inventory.model import SPDX_MEDIA_TYPE
-from dockyard.inventory.service import FAILED, READY, InventoryBusy, InventoryService
+from dockyard.inventory.service import FAILED, READY, InventoryBusy, InventoryService, InventoryState
 from dockyard.models import Proxy
 from dockyard.registry.quotas import usage
 from dockyard.registry.services import Registry
@@ -100,12 +100,19 @@ async def push_referrer(registry: Registry, repository: str, manifest: bytes, pa
 
 
 async def sbom_document(
-    inventory: InventoryService, repository: str, digest: str, platform: str, base_url: str
+    inventory: InventoryService,
+    repository: str,
+    digest: str,
+    platform: str,
+    base_url: str,
+    *,
+    ready: InventoryState | None = None,
 ) -> dict[str, Any]:
     """The SPDX 2.3 document of image platform ``repository@digest`` (computing its inventory now if the push's
-    job has not yet); its namespace is ``<base_url>/spdx/<repository>/<digest>``. Raises ``Invalid`` when the
-    inventory failed or the manifest is not an image."""
-    state = await inventory.compute(repository, digest)
+    job has not yet, unless the caller has just seen it ``ready``); its namespace is
+    ``<base_url>/spdx/<repository>/<digest>``. Raises ``Invalid`` when the inventory failed or the manifest is not
+    an image."""
+    state = ready if ready is not None and ready.state == READY else await inventory.compute(repository, digest)
     packages = await inventory.packages(digest) if state is not None else None
     if state is not None and packages is None and state.state != FAILED:
         # Pending again: the push's inventory job (or another attestation) is computing it right now.
@@ -135,15 +142,17 @@ class SbomReferrers:
         self.inventory = inventory
         self.base_url = base_url
 
-    async def attach(self, repository: str, digest: str) -> str | None:
+    async def attach(self, repository: str, digest: str, state: InventoryState | None = None) -> str | None:
         """Attach the SBOM of image platform ``repository@digest``; the referrer's digest, or None when there is
-        none to attach (not an image, its inventory failed or pending, the image gone, a quota reached)."""
-        state = await self.inventory.state(digest)
-        if state is None or state.state != READY or not await self._may_add(repository):
+        none to attach (not an image, its inventory failed or pending, the image gone, a quota reached). ``state``:
+        its inventory's, when the caller has just computed it (else it is read, and computed again if older
+        detectors made it)."""
+        known = state if state is not None else await self.inventory.state(digest)
+        if known is None or known.state != READY or not await self._may_add(repository):
             return None
         try:
             subject = await self.registry.manifests.get(repository, digest)
-            document = await sbom_document(self.inventory, repository, digest, "", self.base_url)
+            document = await sbom_document(self.inventory, repository, digest, "", self.base_url, ready=state)
         except (Invalid, NotFound):
             return None
         payload = _compact(document)

@@ -44,6 +44,6 @@ def compute(env: JobEnvironment) -> Handler:
         repository, digest = str(job.payload["repository"]), str(job.payload["digest"])
         state = await service.compute(repository, digest)
         if state is not None and state.state == READY and env.settings.sbom_referrers:
-            await sboms.attach(repository, digest)
+            await sboms.attach(repository, digest, state)
 
     return handle
