@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from dockyard.analysis.tasks import ANALYZE, analyze
+from dockyard.analysis.tasks import ANALYZE, INDEX, analyze, index
 from dockyard.app import event_subscribers
 from dockyard.events.bus import OutboxDispatcher
 from dockyard.inventory.referrers import SBOM_ANNOTATION
@@ -57,11 +57,11 @@ async def _handler(env: HubEnv) -> AsyncIterator[Handler]:
         yield analyze(JobEnvironment(db=env.db, settings=env.ctx.settings, store=env.ctx.store, resources=resources))
 
 
-def _job(payload: dict[str, Any], attempt: int = 1) -> JobContext:
+def _job(payload: dict[str, Any], attempt: int = 1, kind: str = ANALYZE) -> JobContext:
     async def renew() -> bool:
         return True
 
-    return JobContext(1, ANALYZE, payload, attempt, 12, None, renew)
+    return JobContext(1, kind, payload, attempt, 12, None, renew)
 
 
 async def _scan_state(env: HubEnv, digest: str) -> str | None:
@@ -152,3 +152,18 @@ async def test_without_inventory_on_push_the_scan_waits_for_an_inventory(tmp_pat
             await inventory_service(env.ctx).compute("acme/app", digest)  # e.g. a request asked for it
             await handle(_job(payload, attempt=2))
         assert await _scan_state(env, digest) == "scanned"
+
+
+async def test_a_layers_index_job_queued_before_the_analysis_existed_indexes_the_layers(tmp_path: Path) -> None:
+    async with hub_env(tmp_path, open=True) as env:
+        digest = await _push(env, "acme/app")
+        async with AsyncExitStack() as resources:
+            handle = index(
+                JobEnvironment(db=env.db, settings=env.ctx.settings, store=env.ctx.store, resources=resources)
+            )
+            await handle(_job({"repository": "acme/app", "digest": digest}, kind=INDEX))
+            # an image gone since (or never there) ends the job
+            await handle(_job({"repository": "acme/gone", "digest": digest}, kind=INDEX))
+        async with env.db.read() as conn:
+            state = (await conn.execute(select(LayerIndex.state).where(LayerIndex.digest == sha256(BASE)))).scalar()
+        assert state == READY

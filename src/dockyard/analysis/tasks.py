@@ -10,13 +10,14 @@ transaction that dispatches its ``manifest.pushed`` event. The job, in order:
    available — which happens only when ``inventory_on_push`` is off and something else computes it.
 
 One job instead of the three that each step was (``layers.index``, ``inventory.compute``, ``vulns.scan``, kept for
-jobs queued before and for the inventory a request asks for): one claim and one record per image, the steps in the
-order they need each other without the job runner ordering three rows, and no scan retried for an image deleted
-before its turn. Each step is idempotent (a ready index or a current inventory is a look-up, an attached SBOM is
-found again), so a retry repeats only what is left. Deduplicated per repository and image while queued; the
-ordering key ``layers.tasks.image_order`` keeps it apart from other work on the same image (the same image pushed
-to a second repository, an inventory a request queued). The manifest is read once, for all the steps; an image
-deleted before the job's turn ends it. A storage error retries the job.
+jobs queued before and for the inventory a request asks for; this module runs ``layers.index``'s): one claim and
+one record per image, the steps in the order they need each other without the job runner ordering three rows, and
+no scan retried for an image deleted before its turn. Each step is idempotent (a ready index or a current
+inventory is a look-up, an attached SBOM is found again), so a retry repeats only what is left. Deduplicated per
+repository and image while queued; the ordering key ``layers.tasks.image_order`` keeps it apart from other work on
+the same image (the same image pushed to a second repository, an inventory a request queued). The manifest is read
+once, for all the steps (attaching the SBOM takes the inventory just computed); an image deleted before the job's
+turn ends it. A storage error retries the job.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dockyard.vulns.scanner import Scanner
 from dockyard.vulns.tasks import SCAN_ATTEMPTS, inventory_source
 
 ANALYZE = "analysis.image"
+INDEX = "layers.index"  # the first step's own job before the analysis existed: run for jobs queued then
 
 
 async def enqueue_analysis(conn: AsyncConnection, repository: str, digest: str) -> None:
@@ -83,5 +85,19 @@ def analyze(env: JobEnvironment) -> Handler:
                 await sboms.attach(repository, digest, state)
         if await scanner.scan(digest) is None:
             raise Retry(None, "the image's inventory is not available yet")
+
+    return handle
+
+
+@register(INDEX)
+def index(env: JobEnvironment) -> Handler:
+    """A ``layers.index`` job queued before an upgrade: the image's layers, indexed (the analysis' first step)."""
+    inventory = inventory_service(RegistryContext(db=env.db, store=env.store, settings=env.settings))
+
+    async def handle(job: JobContext) -> None:
+        repository, digest = str(job.payload["repository"]), str(job.payload["digest"])
+        target = await inventory.target(repository, digest)
+        if target is not None:  # else deleted since, or not an image
+            await index_layers(inventory.indexer, dict.fromkeys(target.layers), f"{repository}@{digest}")
 
     return handle

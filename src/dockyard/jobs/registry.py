@@ -48,7 +48,7 @@ HANDLER_KINDS: Mapping[str, str] = {
     "trust.verify": "dockyard.trust.tasks",
     "trust.reverify": "dockyard.trust.tasks",
     "analysis.image": "dockyard.analysis.tasks",
-    "layers.index": "dockyard.layers.tasks",
+    "layers.index": "dockyard.analysis.tasks",
     "vulns.scan": "dockyard.vulns.tasks",
     "inventory.compute": "dockyard.inventory.tasks",
     "builds.run": "dockyard.builds.tasks",
