@@ -3,7 +3,7 @@
 # As root it uses apt-get; otherwise it only reports what is missing (the tests then skip, except under CI=true).
 set -euo pipefail
 
-PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus nodejs npm slapd ldap-utils golang-go)
+PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uidmap fuse-overlayfs crun postgresql mmdebstrap chromium chromium-driver nginx prometheus nodejs npm slapd ldap-utils golang-go strace)
 # git: the build executor checks source out with it (its tests serve repositories with `git daemon`); the executor
 # also needs unshare and prlimit, from util-linux (essential on Debian, so never missing there).
 # chromium: the web hub's browser tests (tests/web) drive Debian's browser through Playwright.
@@ -15,7 +15,8 @@ PACKAGES=(git skopeo podman buildah umoci busybox-static docker-registry wrk uid
 # prometheus: its promtool checks /metrics (tests/api/test_metrics_routes.py).
 # nodejs, npm: the single sign-on tests run an OpenID provider (the npm package oidc-provider, installed by
 # scripts/install-node-deps.sh from tests/support/oidc/package-lock.json).
-TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool node npm slapadd go)
+# strace: a test counts the close(2) calls of child processes' pipes (tests/unit/core/test_subprocesses.py).
+TOOLS=(git unshare prlimit skopeo podman buildah umoci busybox docker-registry wrk mmdebstrap chromium chromedriver nginx promtool node npm slapadd go strace)
 
 missing=()
 for tool in "${TOOLS[@]}"; do

@@ -11,6 +11,13 @@ another thread was ending at the moment of the fork. The standard library's ``su
 ``spawn`` starts a child that way and hands its pipes and its exit to the running event loop, whichever loop it
 is: the pipes as ``asyncio.StreamReader``\\ s, the exit through a pidfd (``os.pidfd_open``) watched by the loop,
 so that waiting holds no thread. ``Child`` offers what callers used of ``asyncio.subprocess.Process``.
+
+The pipes are read by ``_Pipe`` (the loop's ``add_reader``), not through ``loop.connect_read_pipe``: uvloop's pipe
+transport closes the descriptor twice at the end — libuv closes it, then uvloop closes the file object it was
+given and ignores the EBADF it expects. Between the two, another thread may have been given the same number, and
+the second close then closes that thread's file: the suite caught a build's ``git`` child closing a test thread's
+SQLite database and event-loop pipe this way. ``_Pipe`` owns its descriptor (a duplicate; ``Popen``'s own is
+closed at once) and closes it once.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 STDOUT = subprocess.STDOUT
 _STREAM_LIMIT = 64 * 1024  # asyncio's default line limit
+_READ_SIZE = 64 * 1024
 
 
 class Child:
@@ -77,18 +85,65 @@ class Child:
         self.send_signal(signal.SIGKILL)
 
 
-class _PipeProtocol(asyncio.StreamReaderProtocol):
-    def eof_received(self) -> bool:
-        super().eof_received()
-        return False  # the pipe has ended: close its transport (uvloop keeps a pipe open when this says True)
+class _Pipe(asyncio.ReadTransport):
+    """A child's output pipe, read by the loop into a ``StreamReader`` (which pauses it while its buffer is full)
+    until its end; the descriptor is closed once, here (module docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, reader: asyncio.StreamReader) -> None:
+        super().__init__()
+        self._loop = loop
+        self._fd = fd
+        self._reader = reader
+        self._reading = False
+        os.set_blocking(fd, False)
+        reader.set_transport(self)
+        self.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._reading
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def resume_reading(self) -> None:
+        if not self._reading and self._fd >= 0:
+            self._loop.add_reader(self._fd, self._read)
+            self._reading = True
+
+    def is_closing(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.pause_reading()
+            os.close(self._fd)
+            self._fd = -1
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self._reader.set_exception(exc)
+            return
+        if data:
+            self._reader.feed_data(data)
+        else:
+            self.close()
+            self._reader.feed_eof()
 
 
-async def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None, limit: int) -> asyncio.StreamReader | None:
+def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None, limit: int) -> asyncio.StreamReader | None:
     if pipe is None:
         return None
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = _PipeProtocol(reader, loop=loop)
-    await loop.connect_read_pipe(lambda: protocol, pipe)  # the transport closes the pipe at its end
+    fd = os.dup(pipe.fileno())  # non-inheritable, like the original
+    pipe.close()  # Popen's file object lets go of its descriptor now, not when it is collected
+    _Pipe(loop, fd, reader)
     return reader
 
 
@@ -144,8 +199,8 @@ async def spawn(
         bufsize=0,
     )
     try:
-        out = await _reader(loop, popen.stdout, limit)
-        err = await _reader(loop, popen.stderr, limit)
+        out = _reader(loop, popen.stdout, limit)
+        err = _reader(loop, popen.stderr, limit)
         exited = _watch_exit(loop, popen)
     except BaseException:
         with contextlib.suppress(OSError):
