@@ -105,10 +105,15 @@ _PACKAGE_COLUMNS = (
 )
 
 
+def _recorded_os(os_id: str | None, os_version: str | None, os_name: str | None) -> OsRelease | None:
+    """The distribution as an inventory's row records it (no codename)."""
+    return OsRelease(os_id, os_version, None, os_name) if os_id else None
+
+
 def _state(row: Any) -> InventoryState | None:
     if row is None:
         return None
-    os = OsRelease(row.os_id, row.os_version, None, row.os_name) if row.os_id else None
+    os = _recorded_os(row.os_id, row.os_version, row.os_name)
     return InventoryState(row.digest, row.state, row.error, os, row.packages, row.finished_at)
 
 
@@ -247,9 +252,9 @@ class InventoryService:
         os_id = os.id[:64] if os else None
         os_version = (os.version_id or "")[:64] or None if os else None
         os_name = os.pretty_name if os else None
-        recorded_os = OsRelease(os_id, os_version, None, os_name) if os_id else None  # as ``state`` reads it
+        recorded = _recorded_os(os_id, os_version, os_name)  # as ``state`` would read it back
         finished = InventoryState(
-            target.digest, FAILED if error is not None else READY, error, recorded_os, len(found), utcnow()
+            target.digest, FAILED if error is not None else READY, error, recorded, len(found), utcnow()
         )
         async with self.db.write() as conn:
             await conn.execute(delete(ImagePackage).where(ImagePackage.image_digest == target.digest))
