@@ -12,7 +12,6 @@ server (``dockyard.cli.supervisor``): a replacement would fail the same way.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import socket
@@ -39,7 +38,7 @@ def main(argv: list[str]) -> None:
     skip_unused_imports()  # before uvicorn, httpx and the application are imported
     import uvicorn
 
-    from dockyard.cli.serve import uvicorn_config
+    from dockyard.cli.serve import built_then_frozen, uvicorn_config
 
     control = socket.socket(fileno=control_fd)
     servers: list[uvicorn.Server] = []
@@ -52,16 +51,11 @@ def main(argv: list[str]) -> None:
     ).start()
 
     listener = socket.socket(fileno=listen_fd)
-    # No cyclic collections while the application is imported and built (~5 % of the start); then everything
-    # made so far goes to the permanent generation, which later collections do not scan again.
-    gc.disable()
     try:
-        app = _prepared_app()
+        app = built_then_frozen(_prepared_app)  # the application imported and built, then frozen
     except Exception:
         logging.getLogger("dockyard").exception("worker process %s could not start", os.getpid())
         sys.exit(STARTUP_FAILURE)
-    gc.freeze()
-    gc.enable()
     servers.append(uvicorn.Server(uvicorn_config(app.state.settings, app)))
     servers[0].run(sockets=[listener])
 
