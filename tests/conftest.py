@@ -6,6 +6,7 @@ Servers run on the backend named by ``DOCKYARD_TEST_BACKEND`` (``embedded`` or `
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,8 @@ PURE = tuple(
         "test_credentials.py",
         "test_error_subjects.py",
         "test_proxies.py",
+        "test_secret_key.py",  # the embedded data directory's key file (the scale-out run sets the key)
+        "cli/test_keygen.py",  # cosign key files, no database
     )
 )
 
@@ -105,6 +108,15 @@ IN_SCALEOUT_PASS = (
     "tests/integration/test_storage_s3.py",
     "tests/builds/test_pipeline.py",  # git, triggers and the test executor; builds' records and queue: both passes
 )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What is imported and collected now (the application, every test module, pytest's own) lives for the whole
+    session: into the permanent generation with it, as ``dockyard serve`` does with its application
+    (``dockyard.cli.serve.built_then_frozen``), so that the full garbage collections of a long session do not scan
+    it again and again (measured on two API test files: 1.6 → 1.0 s of garbage collection)."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

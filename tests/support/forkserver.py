@@ -29,6 +29,7 @@ Run as ``python -m tests.support.forkserver``: the fork server itself (standard 
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import select
@@ -249,6 +250,9 @@ def _preload() -> None:
     delattr(sys.modules[MAIN.rpartition(".")[0]], MAIN.rpartition(".")[2])
     if threading.active_count() != 1:  # forking a process with threads would copy their locks mid-use
         raise RuntimeError(f"preloading started threads: {threading.enumerate()}")
+    # What every child inherits goes to the permanent generation: a child's full collections skip it.
+    gc.collect()
+    gc.freeze()
 
 
 def _become(request: dict[str, Any], requests: int, answers: int) -> None:
